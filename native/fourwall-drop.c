@@ -1,0 +1,147 @@
+/*
+ * fourwall-drop: the root-mode launcher of a fourwall box.
+ *
+ * When fourwall runs as root, the box must not run as host uid 0 (a uid-0 box with no capabilities
+ * still owns every root-owned file). This helper, started as root, does the few things only root
+ * can do and that Node cannot do itself, then becomes an unprivileged uid and execs bubblewrap:
+ *
+ *   1. a private mount namespace for itself (so nothing it mounts is seen by the host);
+ *   2. for each writable path owned by someone else than the box's uid, an idmapped bind mount
+ *      over that path, so the box's uid writes there as the path's owner (files it creates land
+ *      on disk owned by the owner, as if the owner had written them);
+ *   3. drops supplementary groups, gid and uid (all three ids) to the box's uid and gid;
+ *   4. sets a parent-death signal (credentials changes clear it, so it is set after the drop);
+ *   5. execs the rest of its argv (bwrap ...).
+ *
+ * usage: fourwall-drop UID GID [--idmap OWNER_UID:OWNER_GID:PATH]... -- PROGRAM [ARGS...]
+ * Exit status 125 with a message on stderr when any step fails: nothing is run then.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/mount.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef MOUNT_ATTR_IDMAP
+#define MOUNT_ATTR_IDMAP 0x00100000
+#endif
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
+
+static void die(const char *what, const char *arg) {
+  fprintf(stderr, "fourwall-drop: %s%s%s: %s\n", what, arg ? " " : "", arg ? arg : "", strerror(errno));
+  exit(125);
+}
+
+static void write_file(const char *path, const char *text) {
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) die("open", path);
+  ssize_t n = write(fd, text, strlen(text));
+  if (n != (ssize_t)strlen(text)) die("write", path);
+  close(fd);
+}
+
+/* A user namespace whose only mapping is OWNER (outside) <-> BOX (inside), for uid and gid.
+ * The kernel maps on-disk ids "down" through a mount idmap (inside = on disk, outside = seen),
+ * so the line is "OWNER BOX 1": on-disk OWNER appears as BOX, and BOX writes as OWNER. */
+static int idmap_userns(unsigned box_uid, unsigned box_gid, unsigned owner_uid, unsigned owner_gid) {
+  int sync_pipe[2];
+  if (pipe2(sync_pipe, O_CLOEXEC) < 0) die("pipe", NULL);
+  pid_t child = fork();
+  if (child < 0) die("fork", NULL);
+  if (child == 0) {
+    char c;
+    if (unshare(CLONE_NEWUSER) < 0) _exit(1);
+    close(sync_pipe[1]);
+    (void)read(sync_pipe[0], &c, 1); /* wait until the parent has taken the namespace */
+    _exit(0);
+  }
+  close(sync_pipe[0]);
+  char path[64], map[96];
+  /* Wait until the child has unshared: poll its user namespace link until it differs from ours. */
+  char self_ns[64] = {0}, child_ns[64] = {0};
+  if (readlink("/proc/self/ns/user", self_ns, sizeof self_ns - 1) < 0) die("readlink", "/proc/self/ns/user");
+  snprintf(path, sizeof path, "/proc/%d/ns/user", child);
+  for (int tries = 0;; tries++) {
+    memset(child_ns, 0, sizeof child_ns);
+    if (readlink(path, child_ns, sizeof child_ns - 1) < 0) die("readlink", path);
+    if (strcmp(self_ns, child_ns) != 0) break;
+    if (tries > 20000) { errno = ETIMEDOUT; die("user namespace for idmap", NULL); }
+    usleep(50);
+  }
+  snprintf(path, sizeof path, "/proc/%d/uid_map", child);
+  snprintf(map, sizeof map, "%u %u 1\n", owner_uid, box_uid);
+  write_file(path, map);
+  snprintf(path, sizeof path, "/proc/%d/setgroups", child);
+  write_file(path, "deny\n");
+  snprintf(path, sizeof path, "/proc/%d/gid_map", child);
+  snprintf(map, sizeof map, "%u %u 1\n", owner_gid, box_gid);
+  write_file(path, map);
+  snprintf(path, sizeof path, "/proc/%d/ns/user", child);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) die("open", path);
+  close(sync_pipe[1]);
+  waitpid(child, NULL, 0);
+  return fd;
+}
+
+static void idmap_mount(const char *target, unsigned box_uid, unsigned box_gid, unsigned owner_uid,
+                        unsigned owner_gid) {
+  int userns = idmap_userns(box_uid, box_gid, owner_uid, owner_gid);
+  int tree = (int)syscall(SYS_open_tree, AT_FDCWD, target, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+  if (tree < 0) die("open_tree", target);
+  struct mount_attr attr = {.attr_set = MOUNT_ATTR_IDMAP, .userns_fd = (unsigned long long)userns};
+  if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH, &attr, sizeof attr) < 0)
+    die("idmapped mount (mount_setattr) of", target);
+  if (syscall(SYS_move_mount, tree, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) < 0) die("move_mount", target);
+  close(tree);
+  close(userns);
+}
+
+int main(int argc, char **argv) {
+  if (argc < 5) {
+    fprintf(stderr, "usage: fourwall-drop UID GID [--idmap OWNER_UID:OWNER_GID:PATH]... -- PROGRAM [ARGS...]\n");
+    return 125;
+  }
+  unsigned uid = (unsigned)strtoul(argv[1], NULL, 10), gid = (unsigned)strtoul(argv[2], NULL, 10);
+  if (uid == 0 || gid == 0) { errno = EINVAL; die("refusing to run the box as uid or gid 0", NULL); }
+  int i = 3;
+  int unshared = 0;
+  for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
+    if (strcmp(argv[i], "--idmap") != 0 || i + 1 >= argc) { errno = EINVAL; die("bad argument", argv[i]); }
+    char *spec = argv[++i];
+    unsigned owner_uid, owner_gid;
+    int offset = 0;
+    if (sscanf(spec, "%u:%u:%n", &owner_uid, &owner_gid, &offset) != 2 || offset == 0) {
+      errno = EINVAL;
+      die("bad --idmap", spec);
+    }
+    if (!unshared) {
+      if (unshare(CLONE_NEWNS) < 0) die("unshare(CLONE_NEWNS)", NULL);
+      if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) die("make / private", NULL);
+      unshared = 1;
+    }
+    idmap_mount(spec + offset, uid, gid, owner_uid, owner_gid);
+  }
+  if (i >= argc - 1) { errno = EINVAL; die("no program after --", NULL); }
+  if (setgroups(0, NULL) < 0) die("setgroups", NULL);
+  if (setresgid(gid, gid, gid) < 0) die("setresgid", NULL);
+  if (setresuid(uid, uid, uid) < 0) die("setresuid", NULL);
+  if (setresuid(0, 0, 0) == 0) { errno = EPERM; die("uid drop did not stick", NULL); }
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) die("prctl(PR_SET_PDEATHSIG)", NULL);
+  if (getppid() == 1) { errno = ESRCH; die("parent already gone", NULL); }
+  execvp(argv[i + 1], &argv[i + 1]);
+  die("exec", argv[i + 1]);
+  return 125;
+}

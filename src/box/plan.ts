@@ -1,0 +1,85 @@
+import { randomBytes } from "node:crypto";
+import type { Policy } from "../policy/schema.js";
+import { planEnvironment } from "../walls/filesystem/env.js";
+import type { HostView } from "../walls/filesystem/host.js";
+import type { FilesystemPlan } from "../walls/filesystem/mounts.js";
+import { FilesystemPlanError, planFilesystem } from "../walls/filesystem/plan.js";
+import { type Identity, IdentityError, planIdentity } from "../walls/isolation/identity.js";
+import { planRlimits, type Rlimit } from "../walls/isolation/limits.js";
+import type { RuntimeName } from "../walls/isolation/schema.js";
+import { buildSeccompFilter } from "../walls/isolation/seccomp.js";
+import { WallError } from "./errors.js";
+
+/** Everything a runtime needs to build one box: the walls' plans, made concrete. */
+export interface BoxPlan {
+  id: string;
+  runtime: RuntimeName;
+  command: string[];
+  filesystem: FilesystemPlan;
+  env: Record<string, string>;
+  identity: Identity;
+  rlimits: Rlimit[];
+  /** A classic BPF program (struct sock_filter[]), as `bwrap --seccomp` reads it. */
+  seccomp: Buffer;
+  hostname: string;
+}
+
+export interface BoxContext {
+  command: string[];
+  workdir: string;
+  home: string;
+  hostUid: number;
+  hostGid: number;
+  hostEnv: Record<string, string | undefined>;
+  host: HostView;
+  id?: string;
+}
+
+/** Policy + context → BoxPlan. Pure apart from questions to `host`; throws WallError. */
+export function planBox(policy: Policy, ctx: BoxContext): BoxPlan {
+  const id = ctx.id ?? randomBytes(4).toString("hex");
+  let filesystem: FilesystemPlan;
+  try {
+    filesystem = planFilesystem(policy.filesystem, {
+      workdir: ctx.workdir,
+      home: ctx.home,
+      host: ctx.host,
+      runtimeDir: ctx.hostEnv.XDG_RUNTIME_DIR,
+    });
+  } catch (error) {
+    if (error instanceof FilesystemPlanError) {
+      throw new WallError("filesystem", error.message, "change the policy entry (see `fourwall policy check`)");
+    }
+    throw error;
+  }
+  let identity: Identity;
+  try {
+    identity = planIdentity({
+      hostUid: ctx.hostUid,
+      hostGid: ctx.hostGid,
+      boxUid: policy.isolation.rootModeUid,
+      home: ctx.home,
+      writable: filesystem.writable,
+      host: ctx.host,
+    });
+  } catch (error) {
+    if (error instanceof IdentityError) throw new WallError("isolation", error.message, "run fourwall as the owner of the workdir");
+    throw error;
+  }
+  const env = planEnvironment(policy.env, ctx.hostEnv, {
+    HOME: filesystem.home,
+    FOURWALL: "1",
+    FOURWALL_BOX: id,
+  });
+  return {
+    id,
+    runtime: policy.isolation.runtime,
+    command: ctx.command,
+    filesystem,
+    env,
+    identity,
+    rlimits: planRlimits(policy.isolation.limits),
+    seccomp: buildSeccompFilter(),
+    hostname: "fourwall",
+  };
+}

@@ -1,0 +1,115 @@
+import { spawn } from "node:child_process";
+import { chmodSync, mkdtempSync, rmSync, rmdirSync, readFileSync, writeFileSync, mkdirSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import type { AuditLog } from "../audit/log.js";
+import type { BoxSession, Runtime } from "../runtimes/runtime.js";
+import type { Placeholder } from "../walls/filesystem/mounts.js";
+import type { BoxPlan } from "./plan.js";
+
+const FORWARDED: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"];
+
+/**
+ * The reaper: a tiny shell, in its own session, that waits on a pipe from fourwall. If fourwall
+ * ends normally it says "ok" and the reaper leaves. If fourwall is killed (even by SIGKILL) the
+ * pipe closes unread, and the reaper removes what fourwall had made: the run dir and the
+ * placeholders (each only if still what fourwall put there).
+ */
+const REAPER_SCRIPT = `
+trap '' INT TERM HUP QUIT
+IFS= read -r line
+[ "$line" = ok ] && exit 0
+run_dir=$1; shift
+sleep 0.2
+while [ $# -gt 0 ]; do
+  kind=$1; p=$2; shift 2
+  if [ "$kind" = dir ]; then rmdir -- "$p" 2>/dev/null
+  elif [ ! -s "$p" ] || [ "$(cat -- "$p")" = "{}" ]; then rm -f -- "$p"; fi
+done
+rm -rf -- "$run_dir"
+`;
+
+function startReaper(runDir: string, placeholders: Placeholder[]): { release(): void } {
+  const args = placeholders.flatMap((p) => [p.kind, p.path]);
+  const reaper = spawn("/bin/sh", ["-c", REAPER_SCRIPT, "fourwall-reaper", runDir, ...args], {
+    detached: true,
+    stdio: ["pipe", "ignore", "ignore"],
+  });
+  reaper.unref();
+  reaper.stdin?.on("error", () => {});
+  (reaper.stdin as unknown as { unref?: () => void }).unref?.();
+  return {
+    release() {
+      reaper.stdin?.end("ok\n");
+    },
+  };
+}
+
+/** Creates the placeholders, recording each in `made` as soon as it exists (for cleanup on failure). */
+function makePlaceholders(placeholders: Placeholder[], made: Placeholder[]): void {
+  for (const p of placeholders) {
+    if (p.kind === "dir") mkdirSync(p.path, { mode: 0o755 });
+    else writeFileSync(p.path, p.content, { flag: "wx", mode: 0o644 });
+    made.push(p);
+  }
+}
+
+function removePlaceholders(placeholders: Placeholder[]): void {
+  for (const p of [...placeholders].reverse()) {
+    try {
+      if (p.kind === "dir") rmdirSync(p.path);
+      else if (readFileSync(p.path, "utf8") === p.content) rmSync(p.path);
+    } catch {
+      // changed by someone outside the box since: theirs now, leave it
+    }
+  }
+}
+
+export interface SuperviseOptions {
+  audit: AuditLog;
+  /** Called once the command runs (for progress output). */
+  onStarted?: () => void;
+}
+
+/**
+ * Runs one box to completion: makes the run dir and placeholders, arms the reaper, launches the
+ * runtime, forwards signals to the command, and removes everything on every exit path.
+ * Returns the command's exit status; throws WallError (nothing ran) when a wall cannot be built.
+ */
+export async function superviseBox(plan: BoxPlan, runtime: Runtime, options: SuperviseOptions): Promise<number> {
+  const runDir = mkdtempSync(path.join(os.tmpdir(), `fourwall-${plan.id}-`));
+  chmodSync(runDir, 0o711); // the box's uid (root mode) must reach the empty file
+  const emptyFile = path.join(runDir, "empty");
+  writeFileSync(emptyFile, "", { mode: 0o444 });
+  const session: BoxSession = { runDir, emptyFile };
+  const placeholders: Placeholder[] = [];
+  const reaper = startReaper(runDir, plan.filesystem.placeholders);
+  const handlers = new Map<NodeJS.Signals, () => void>();
+  const cleanup = () => {
+    for (const [sig, handler] of handlers) process.off(sig, handler);
+    removePlaceholders(placeholders);
+    rmSync(runDir, { recursive: true, force: true });
+    reaper.release();
+  };
+  try {
+    makePlaceholders(plan.filesystem.placeholders, placeholders);
+    options.audit.write({ box: plan.id, wall: "isolation", event: "box-start", runtime: runtime.name, command: plan.command, identity: plan.identity.mode });
+    const box = await runtime.launch(plan, session);
+    options.onStarted?.();
+    const interactive = process.stdin.isTTY === true;
+    for (const sig of FORWARDED) {
+      // On a terminal, Ctrl-C and friends already reach the box (same process group): only keep
+      // fourwall alive. Otherwise pass the signal on to the command.
+      const handler = () => {
+        if (!(interactive && (sig === "SIGINT" || sig === "SIGQUIT"))) box.signal(sig);
+      };
+      handlers.set(sig, handler);
+      process.on(sig, handler);
+    }
+    const { code } = await box.exit;
+    options.audit.write({ box: plan.id, wall: "isolation", event: "box-exit", code });
+    return code;
+  } finally {
+    cleanup();
+  }
+}

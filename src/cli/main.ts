@@ -1,0 +1,68 @@
+import { Command, Option } from "@commander-js/extra-typings";
+import { RUNTIME_NAMES } from "../runtimes/names.js";
+
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+const program = new Command()
+  .name("fourwall")
+  .description("Run an AI agent behind four walls, and prove the walls hold.")
+  .version("0.1.0")
+  .enablePositionalOptions()
+  .showHelpAfterError();
+
+program
+  .command("run")
+  .description("run a command inside a box")
+  .option("-w, --workdir <dir>", "the one writable directory (default: the current directory)")
+  .option("-p, --policy <file>", "policy file, YAML or JSON (default: ./fourwall.yaml if present)")
+  .option("--preset <name>", "add a built-in preset: claude-code | codex | node-dev | python-dev", collect, [] as string[])
+  .option("-a, --allow <rule>", "add an egress allow rule: example.com | *.example.com | example.com:8443", collect, [] as string[])
+  .option("--resolve <host=ip>", "pin a host name to an address at the proxy (repeatable)", collect, [] as string[])
+  .addOption(new Option("-r, --runtime <name>", "isolation runtime").choices(RUNTIME_NAMES))
+  .option("--audit <file>", "append every decision as JSON Lines to this file")
+  .option("--dry-run", "print the plan instead of running it")
+  .option("--json", "with --dry-run: the plan as JSON")
+  .option("-v, --verbose", "say what the box is made of before running")
+  .argument("<command...>", "the command and its arguments")
+  .passThroughOptions()
+  .action(async (command, options) => {
+    const { runCommand } = await import("./run.js");
+    process.exitCode = await runCommand(command, options);
+  });
+
+program
+  .command("doctor")
+  .description("what this host supports, runtime by runtime, and how to fix what is missing")
+  .option("--json", "machine-readable output")
+  .action(async (options) => {
+    const { doctorCommand } = await import("./doctor.js");
+    process.exitCode = await doctorCommand(options);
+  });
+
+const policy = program.command("policy").description("check or describe the policy format");
+policy
+  .command("check")
+  .description("validate a policy; errors name the file, line and field")
+  .argument("<file>")
+  .option("--json", "machine-readable output")
+  .action(async (file, options) => {
+    const { policyCheckCommand } = await import("./policy.js");
+    process.exitCode = policyCheckCommand(file, options);
+  });
+policy
+  .command("schema")
+  .description("print the JSON Schema of the policy format (for editors)")
+  .action(async () => {
+    const { policySchemaCommand } = await import("./policy.js");
+    process.exitCode = policySchemaCommand();
+  });
+
+program
+  .command("demo")
+  .description("an agent does real work in a box, then, hijacked, tries to steal ~/.ssh and phone home")
+  .action(async () => {
+    const { demoCommand } = await import("./demo.js");
+    process.exitCode = await demoCommand();
+  });
+
+await program.parseAsync(process.argv);

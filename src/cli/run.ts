@@ -1,0 +1,82 @@
+import { statSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import pc from "picocolors";
+import { AuditLog } from "../audit/log.js";
+import { EXIT_BOX_FAILED, WallError } from "../box/errors.js";
+import { planBox } from "../box/plan.js";
+import { superviseBox } from "../box/supervisor.js";
+import { PolicyError } from "../policy/errors.js";
+import { loadPolicy } from "../policy/load.js";
+import { runtimeFor } from "../runtimes/index.js";
+import { realHost } from "../walls/filesystem/host.js";
+
+export interface RunOptions {
+  workdir?: string;
+  policy?: string;
+  preset: string[];
+  allow: string[];
+  resolve: string[];
+  runtime?: string;
+  audit?: string;
+  dryRun?: true;
+  json?: true;
+  verbose?: true;
+}
+
+const fail = (message: string) => {
+  process.stderr.write(`${pc.red(message)}\n`);
+  return EXIT_BOX_FAILED;
+};
+
+/** `fourwall run`: the command's own exit status, or 125 when the box could not be built. */
+export async function runCommand(command: string[], options: RunOptions): Promise<number> {
+  const cwd = process.cwd();
+  const workdir = path.resolve(cwd, options.workdir ?? ".");
+  if (!statSync(workdir, { throwIfNoEntry: false })?.isDirectory()) {
+    return fail(`fourwall: the filesystem wall could not be built: workdir ${workdir} is not an existing directory\n  fix: create it, or pass -w DIR`);
+  }
+  const flags: Record<string, unknown> = {};
+  if (options.runtime) flags.isolation = { runtime: options.runtime };
+  if (options.allow.length > 0 || options.resolve.length > 0) flags.egress = { allow: options.allow, resolve: options.resolve };
+  let audit: AuditLog | undefined;
+  try {
+    const { policy, source } = loadPolicy({ file: options.policy, cwd, flags, presets: options.preset });
+    const plan = planBox(policy, {
+      command,
+      workdir,
+      home: os.homedir(),
+      hostUid: process.getuid!(),
+      hostGid: process.getgid!(),
+      hostEnv: process.env,
+      host: realHost,
+    });
+    if (options.dryRun) {
+      const shown = { ...plan, seccomp: `${plan.seccomp.length / 8} BPF instructions`, policySource: source };
+      process.stdout.write(options.json ? `${JSON.stringify(shown, null, 2)}\n` : describePlan(plan, source));
+      return 0;
+    }
+    if (options.verbose) process.stderr.write(describePlan(plan, source));
+    audit = new AuditLog(options.audit);
+    return await superviseBox(plan, runtimeFor(plan.runtime), { audit });
+  } catch (error) {
+    if (error instanceof PolicyError) return fail(`${error.message}\nfourwall: the policy is not valid: nothing was run`);
+    if (error instanceof WallError) return fail(error.describe());
+    throw error;
+  } finally {
+    audit?.close();
+  }
+}
+
+function describePlan(plan: ReturnType<typeof planBox>, source: string): string {
+  const fs = plan.filesystem;
+  const hidden = fs.mounts.filter((m) => m.type !== "bind" && m.type !== "symlink" && "why" in m && m.why === "secret hidden");
+  return [
+    `${pc.bold("fourwall")} box ${plan.id} · runtime ${plan.runtime} · policy ${source}`,
+    `  isolation  ${plan.identity.mode === "root" ? `root mode: box runs as uid ${plan.identity.uid}` : `uid ${plan.identity.uid}`}, no capabilities, seccomp (${plan.seccomp.length / 8} BPF instructions), limits ${plan.rlimits.map((r) => `${r.name}=${r.value}`).join(" ")}`,
+    `  filesystem writable: ${fs.writable.join(", ")}; ${hidden.length} secrets covered; ${fs.placeholders.length} placeholders; ${fs.mounts.length} mounts`,
+    `  egress     no network interface but loopback`,
+    ...fs.notes.map((n) => `  note       ${n}`),
+    "",
+  ].join("\n");
+}

@@ -1,0 +1,27 @@
+import { existsSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+let root: string | undefined;
+
+/** The installed package's root (where package.json is), from source or from the bundle. */
+export function packageRoot(): string {
+  if (root) return root;
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(path.join(dir, "package.json")) && dir !== "/") dir = path.dirname(dir);
+  root = dir;
+  return dir;
+}
+
+/** The root-mode launcher compiled from native/fourwall-drop.c by scripts/setup.sh. */
+export const dropHelperPath = () => path.join(packageRoot(), "native", "build", "fourwall-drop");
+
+/** The first executable named `name` on PATH, or undefined. */
+export function which(name: string, searchPath = process.env.PATH ?? "/usr/bin:/bin"): string | undefined {
+  for (const dir of searchPath.split(":")) {
+    if (!dir) continue;
+    const candidate = path.join(dir, name);
+    if (existsSync(candidate)) return candidate;
+  }
+  return undefined;
+}

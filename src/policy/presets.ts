@@ -1,0 +1,41 @@
+/**
+ * Built-in presets: data, reviewed like code. A preset lists what one agent needs to work and
+ * nothing more; the user's policy is merged over it (lists add up, scalars override).
+ */
+export const PRESET_NAMES = ["claude-code", "codex", "node-dev", "python-dev"] as const;
+export type PresetName = (typeof PRESET_NAMES)[number];
+
+type PresetData = {
+  egress?: { allow?: string[] };
+  filesystem?: { writable?: string[]; scratch?: string[]; readOnly?: string[] };
+  env?: { pass?: string[]; set?: Record<string, string> };
+};
+
+export const PRESETS: Record<PresetName, PresetData> = {
+  "claude-code": {
+    egress: { allow: ["api.anthropic.com", "statsig.anthropic.com", "claude.ai", "console.anthropic.com"] },
+    // Claude Code keeps its sessions and login here; it needs to write them.
+    filesystem: {
+      writable: ["~/.claude", "~/.claude.json"],
+      // ...but not its settings: they hold the hooks, and a hook the model could rewrite is no gate.
+      readOnly: ["~/.claude/settings.json", "~/.claude/settings.local.json"],
+      scratch: ["~/.cache", "~/.npm"],
+    },
+    env: { pass: ["ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "CLAUDE_CODE_*", "COLORTERM"] },
+  },
+  codex: {
+    egress: { allow: ["api.openai.com", "chatgpt.com", "auth.openai.com"] },
+    filesystem: { writable: ["~/.codex"], readOnly: ["~/.codex/config.toml"], scratch: ["~/.cache"] },
+    env: { pass: ["OPENAI_API_KEY", "OPENAI_BASE_URL", "CODEX_*", "COLORTERM"] },
+  },
+  "node-dev": {
+    egress: { allow: ["registry.npmjs.org", "registry.yarnpkg.com"] },
+    filesystem: { scratch: ["~/.npm", "~/.cache", "~/.yarn", "~/.local/share/pnpm"] },
+    env: { pass: ["NODE_ENV", "NODE_OPTIONS"] },
+  },
+  "python-dev": {
+    egress: { allow: ["pypi.org", "files.pythonhosted.org"] },
+    filesystem: { scratch: ["~/.cache", "~/.local"] },
+    env: { pass: ["VIRTUAL_ENV", "PYTHONPATH"], set: { PIP_DISABLE_PIP_VERSION_CHECK: "1" } },
+  },
+};

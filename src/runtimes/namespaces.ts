@@ -1,0 +1,192 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import os from "node:os";
+import type { Readable, Writable } from "node:stream";
+import { WallError } from "../box/errors.js";
+import type { BoxPlan } from "../box/plan.js";
+import { dropHelperPath, which } from "../paths.js";
+import type { Mount } from "../walls/filesystem/mounts.js";
+import { prlimitArgs } from "../walls/isolation/limits.js";
+import type { BoxExit, BoxSession, Runtime, RuntimeCheck, RunningBox } from "./runtime.js";
+
+const SECCOMP_FD = 3;
+const STATUS_FD = 4;
+
+function mountArgs(mount: Mount, session: BoxSession): string[] {
+  switch (mount.type) {
+    case "bind":
+      return [mount.writable ? "--bind" : "--ro-bind", mount.source, mount.target];
+    case "tmpfs": {
+      const size = mount.sizeBytes === undefined ? [] : ["--size", String(mount.sizeBytes)];
+      const ro = mount.readOnly ? ["--remount-ro", mount.target] : [];
+      return [...size, "--tmpfs", mount.target, ...ro];
+    }
+    case "empty-file":
+      return ["--ro-bind", session.emptyFile, mount.target];
+    case "symlink":
+      return ["--symlink", mount.linkTo, mount.target];
+    case "proc":
+      return ["--proc", "/proc"];
+    case "dev":
+      return ["--dev", "/dev"];
+  }
+}
+
+/**
+ * bwrap's argument list for a plan (pure). Every namespace is new; the box keeps no capability,
+ * cannot make user namespaces, dies with its parent, and gets fourwall's seccomp filter on fd 3.
+ * Inside, prlimit sets the rlimits (in the box's own user namespace, where NPROC counts the box)
+ * and execs the command.
+ */
+export function bwrapArgs(plan: BoxPlan, session: BoxSession): string[] {
+  return [
+    "--unshare-user",
+    "--unshare-ipc",
+    "--unshare-pid",
+    "--unshare-net",
+    "--unshare-uts",
+    "--unshare-cgroup-try",
+    "--disable-userns",
+    "--die-with-parent",
+    "--cap-drop",
+    "ALL",
+    "--hostname",
+    plan.hostname,
+    "--seccomp",
+    String(SECCOMP_FD),
+    "--json-status-fd",
+    String(STATUS_FD),
+    ...plan.filesystem.mounts.flatMap((m) => mountArgs(m, session)),
+    "--chdir",
+    plan.filesystem.cwd,
+    "--",
+    "/usr/bin/prlimit",
+    ...prlimitArgs(plan.rlimits),
+    "--",
+    ...plan.command,
+  ];
+}
+
+/** The program and arguments that start bwrap: directly, or through the root-mode launcher. */
+export function launcherCommand(plan: BoxPlan, session: BoxSession, bwrap = "bwrap"): string[] {
+  const args = bwrapArgs(plan, session);
+  if (plan.identity.mode === "user") return [bwrap, ...args];
+  const idmaps = plan.identity.idmaps.flatMap((m) => ["--idmap", `${m.ownerUid}:${m.ownerGid}:${m.path}`]);
+  return [dropHelperPath(), String(plan.identity.uid), String(plan.identity.gid), ...idmaps, "--", bwrap, ...args];
+}
+
+/** Reads bwrap's JSON status stream: the box's pid 1 when it starts, its exit code at the end. */
+function watchStatus(stream: Readable): { childPid: Promise<number | undefined>; exitCode: Promise<number | undefined> } {
+  let text = "";
+  let resolvePid: (pid: number | undefined) => void = () => {};
+  let resolveExit: (code: number | undefined) => void = () => {};
+  const childPid = new Promise<number | undefined>((r) => (resolvePid = r));
+  const exitCode = new Promise<number | undefined>((r) => (resolveExit = r));
+  stream.setEncoding("utf8");
+  stream.on("data", (chunk: string) => {
+    text += chunk;
+    for (const match of text.matchAll(/"child-pid"\s*:\s*(\d+)/g)) resolvePid(Number(match[1]));
+    for (const match of text.matchAll(/"exit-code"\s*:\s*(\d+)/g)) resolveExit(Number(match[1]));
+  });
+  stream.on("close", () => {
+    resolvePid(undefined);
+    resolveExit(undefined);
+  });
+  stream.on("error", () => {});
+  return { childPid, exitCode };
+}
+
+export class NamespacesRuntime implements Runtime {
+  readonly name = "namespaces" as const;
+
+  check(): RuntimeCheck {
+    const bwrap = which("bwrap");
+    if (!bwrap) {
+      return {
+        runtime: this.name,
+        available: false,
+        detail: "bubblewrap (bwrap) is not installed",
+        fix: "apt-get install bubblewrap (or: npm run setup)",
+      };
+    }
+    if (!which("prlimit")) {
+      return { runtime: this.name, available: false, detail: "prlimit is missing", fix: "apt-get install util-linux" };
+    }
+    if (process.getuid?.() === 0 && !existsSync(dropHelperPath())) {
+      return {
+        runtime: this.name,
+        available: false,
+        detail: `the root-mode launcher ${dropHelperPath()} is not built`,
+        fix: "npm run setup (compiles native/fourwall-drop.c with gcc)",
+      };
+    }
+    const max = readFileSync("/proc/sys/user/max_user_namespaces", "utf8").trim();
+    if (max === "0") {
+      return {
+        runtime: this.name,
+        available: false,
+        detail: "user namespaces are disabled (user.max_user_namespaces = 0)",
+        fix: "sysctl -w user.max_user_namespaces=15000",
+      };
+    }
+    return { runtime: this.name, available: true, detail: `bubblewrap at ${bwrap}, seccomp, user namespaces` };
+  }
+
+  async launch(plan: BoxPlan, session: BoxSession): Promise<RunningBox> {
+    const check = this.check();
+    if (!check.available) throw new WallError("isolation", check.detail, check.fix ?? "run fourwall doctor");
+    const [program, ...args] = launcherCommand(plan, session);
+    const child: ChildProcess = spawn(program!, args, {
+      stdio: ["inherit", "inherit", "inherit", "pipe", "pipe"],
+      env: plan.env,
+    });
+    const spawnError = new Promise<Error>((resolve) => child.once("error", resolve));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+      child.once("exit", (code, signal) => resolve({ code, signal })),
+    );
+    const seccompPipe = child.stdio[SECCOMP_FD] as Writable;
+    seccompPipe.on("error", () => {}); // bwrap gone early: the exit path reports it
+    seccompPipe.end(plan.seccomp);
+    const status = watchStatus(child.stdio[STATUS_FD] as Readable);
+
+    const childPid = await Promise.race([status.childPid, spawnError.then(() => undefined)]);
+    if (childPid === undefined) {
+      const error = await Promise.race([spawnError, exited.then(() => undefined)]);
+      throw new WallError(
+        "isolation",
+        error ? `cannot start ${program}: ${error.message}` : "bubblewrap could not build the box (its message is above)",
+        "run `fourwall doctor`; check that every path in the policy exists",
+      );
+    }
+
+    const exit = (async (): Promise<BoxExit> => {
+      const { code, signal } = await exited;
+      const reported = await status.exitCode;
+      if (reported !== undefined) return { code: reported };
+      if (code !== null) return { code };
+      return { code: 128 + (signal ? os.constants.signals[signal] : 9) };
+    })();
+
+    return {
+      exit,
+      signal(sig) {
+        // bwrap does not forward signals: deliver to the command (the box's pid 1 is bwrap's reaper).
+        for (const pid of commandPids(childPid)) {
+          try {
+            process.kill(pid, sig);
+          } catch {}
+        }
+      },
+    };
+  }
+}
+
+function commandPids(boxInit: number): number[] {
+  try {
+    const children = readFileSync(`/proc/${boxInit}/task/${boxInit}/children`, "utf8").trim();
+    const pids = children ? children.split(/\s+/).map(Number) : [];
+    return pids.length > 0 ? pids : [boxInit];
+  } catch {
+    return [];
+  }
+}

@@ -1,0 +1,52 @@
+import { z } from "zod";
+
+// Owned by the egress wall. Rule strings are validated (and parsed) by compileEgressPlan in rules.ts;
+// this slice only fixes their shape so the policy file, the CLI flags and the JSON Schema agree.
+
+const METHOD = /^[A-Z][A-Z0-9!#$%&'*+.^_`|~-]*$/;
+
+export const egressSchema = z
+  .strictObject({
+    allow: z
+      .array(z.string().min(1))
+      .default([])
+      .describe(
+        "hosts the box may reach: example.com | *.example.com (subdomains only) | example.com:8443 | example.com:8000-8100 | " +
+          "10.0.0.0/8 | [::1]:8080 | example.com/v2/ (path prefix, plain HTTP only). Ports 80 and 443 unless a port is named",
+      ),
+    deny: z
+      .array(z.string().min(1))
+      .default([])
+      .describe("hosts the box may never reach, same syntax as allow (all ports unless one is named); deny wins over allow"),
+    resolve: z
+      .array(z.string().regex(/^[^=\s]+=[^=\s]+$/, "HOST=ADDRESS"))
+      .default([])
+      .describe(
+        "pin a host name to an address at the proxy, like curl --resolve (HOST=ADDRESS); a pinned address passes the " +
+          "internal-address guard, but the name must still be allowed",
+      ),
+    methods: z
+      .record(z.string().min(1), z.array(z.string().regex(METHOD, "an HTTP method in capitals, e.g. GET")).min(1))
+      .default({})
+      .describe(
+        'per-host method limits, e.g. {"api.example.com": ["GET", "HEAD"], "*": ["GET", "HEAD", "OPTIONS"]}. Keys use the ' +
+          "allow syntax without port or path, or * for every host. Every matching key must list the method. HTTPS tunnels " +
+          "cannot be inspected, so a tunnel to a limited host is refused unless its list names CONNECT",
+      ),
+    unknown: z
+      .enum(["deny", "ask"])
+      .default("deny")
+      .describe("what happens to a host that no rule allows: deny, or ask the human through the approval gate"),
+    transparent: z
+      .boolean()
+      .default(false)
+      .describe("also capture tools that ignore proxy settings: a stub resolver answers only allowed names and TCP to them goes to the proxy"),
+    proxy: z
+      .enum(["builtin", "squid"])
+      .default("builtin")
+      .describe("which proxy enforces the policy: fourwall's own (builtin) or a generated Debian squid 5 config"),
+  })
+  .describe("the egress wall: default deny, the allowlisting proxy is the only way out");
+
+export type EgressPolicy = z.output<typeof egressSchema>;
+export type EgressPolicyInput = z.input<typeof egressSchema>;

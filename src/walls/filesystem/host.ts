@@ -1,0 +1,52 @@
+import { lstatSync, readdirSync, readlinkSync, statSync } from "node:fs";
+
+export type EntryKind = "file" | "dir" | "symlink" | "socket" | "other" | "missing";
+
+/**
+ * What the planners may ask about the host's filesystem. The real one reads the disk; unit tests
+ * give a fake tree, so planning stays pure and testable without root.
+ */
+export interface HostView {
+  /** The kind of the entry itself (a symlink is "symlink"). */
+  kind(path: string): EntryKind;
+  /** The kind of what the path leads to, following symlinks. */
+  targetKind(path: string): EntryKind;
+  readdir(path: string): string[];
+  readlink(path: string): string;
+  owner(path: string): { uid: number; gid: number } | undefined;
+}
+
+function kindOf(stat: { isFile(): boolean; isDirectory(): boolean; isSymbolicLink(): boolean; isSocket(): boolean }): EntryKind {
+  if (stat.isSymbolicLink()) return "symlink";
+  if (stat.isDirectory()) return "dir";
+  if (stat.isFile()) return "file";
+  if (stat.isSocket()) return "socket";
+  return "other";
+}
+
+export const realHost: HostView = {
+  kind(path) {
+    const stat = lstatSync(path, { throwIfNoEntry: false });
+    return stat ? kindOf(stat) : "missing";
+  },
+  targetKind(path) {
+    try {
+      const stat = statSync(path, { throwIfNoEntry: false });
+      return stat ? kindOf(stat) : "missing";
+    } catch {
+      return "missing";
+    }
+  },
+  readdir(path) {
+    try {
+      return readdirSync(path).sort();
+    } catch {
+      return [];
+    }
+  },
+  readlink: (path) => readlinkSync(path),
+  owner(path) {
+    const stat = statSync(path, { throwIfNoEntry: false });
+    return stat ? { uid: stat.uid, gid: stat.gid } : undefined;
+  },
+};

@@ -1,0 +1,202 @@
+import path from "node:path";
+import { expandGlob } from "./glob.js";
+import type { HostView } from "./host.js";
+import { HOME_SECRETS, PERSISTENCE_PATHS, SOCKET_DIRS, SYSTEM_SECRETS, WORKDIR_SECRETS } from "./lists.js";
+import type { FilesystemPlan, Mount, Placeholder } from "./mounts.js";
+import type { FilesystemPolicy } from "./schema.js";
+
+export interface FilesystemContext {
+  workdir: string;
+  home: string;
+  host: HostView;
+  /** The user's XDG_RUNTIME_DIR (ssh-agent, D-Bus and docker sockets live there). */
+  runtimeDir?: string | undefined;
+}
+
+/** A policy entry the wall cannot enforce: an error, never a silent no-op. */
+export class FilesystemPlanError extends Error {
+  constructor(
+    readonly field: string,
+    reason: string,
+  ) {
+    super(`${field}: ${reason}`);
+    this.name = "FilesystemPlanError";
+  }
+}
+
+const isUnder = (child: string, parent: string) =>
+  parent === "/" || child === parent || child.startsWith(`${parent}/`);
+
+/** Placeholder content that keeps a config parser happy while the real file does not exist. */
+const placeholderContent = (p: string) => (p.endsWith(".json") ? "{}\n" : "");
+
+/**
+ * Turns the filesystem policy into a mount plan. Pure apart from the questions it asks `host`.
+ * Layers, in order (later ones cover earlier ones):
+ *   1. the root read-only, the box's own /proc and /dev, empty tmpfs over every socket directory;
+ *   2. HOME rebuilt: a private tmpfs with the host's entries bound back read-only, except secrets
+ *      (so a top-level secret does not exist at all in the box);
+ *   3. scratch tmpfs, then the writable binds (the workdir first);
+ *   4. read-only binds inside writable places: the policy's, then the persistence paths;
+ *   5. covers over every secret still visible (empty tmpfs or empty file).
+ */
+export function planFilesystem(policy: FilesystemPolicy, ctx: FilesystemContext): FilesystemPlan {
+  const { host } = ctx;
+  const workdir = path.resolve(ctx.workdir);
+  const home = path.resolve(ctx.home);
+  const expand = (p: string, field: string) => expandPath(p, { home, workdir, field });
+  const notes: string[] = [];
+  const mounts: Mount[] = [];
+  const placeholders: Placeholder[] = [];
+  const hostRoot = policy.root;
+  const onHost = (p: string) => (hostRoot === "/" ? p : path.join(hostRoot, p));
+
+  if (workdir === "/") throw new FilesystemPlanError("workdir", "the whole filesystem cannot be the workdir");
+  if (host.targetKind(workdir) !== "dir") throw new FilesystemPlanError("workdir", `${workdir} is not a directory`);
+
+  // 1. base
+  mounts.push({ type: "bind", source: hostRoot, target: "/", writable: false, why: "the host, read-only" });
+  mounts.push({ type: "proc", target: "/proc" }, { type: "dev", target: "/dev" });
+  const socketDirs = new Set<string>(SOCKET_DIRS);
+  if (ctx.runtimeDir) socketDirs.add(path.resolve(ctx.runtimeDir));
+  const hiddenSocketDirs: string[] = [];
+  for (const dir of socketDirs) {
+    if (hiddenSocketDirs.some((done) => isUnder(dir, done))) continue;
+    if (dir !== "/dev/shm" && host.kind(onHost(dir)) !== "dir") continue; // /var/run -> /run: covered at its target
+    hiddenSocketDirs.push(dir);
+    if (dir === "/tmp" && policy.tmp !== false) {
+      mounts.push({ type: "tmpfs", target: dir, sizeBytes: policy.tmp.size, why: "private /tmp, gone at exit" });
+    } else {
+      mounts.push({ type: "tmpfs", target: dir, readOnly: dir === "/tmp", why: "private and empty: hides host sockets" });
+    }
+  }
+
+  // secrets: expand now, so the home rebuild can leave top-level ones out
+  const secretPatterns = [
+    ...HOME_SECRETS.map((s) => ({ pattern: path.join(home, s), field: "filesystem.hide (built-in)" })),
+    ...SYSTEM_SECRETS.map((s) => ({ pattern: s, field: "filesystem.hide (built-in)" })),
+    ...(policy.allowDotEnv ? [] : WORKDIR_SECRETS).map((s) => ({ pattern: path.join(workdir, s), field: "filesystem.hide (.env)" })),
+    ...policy.hide.map((s, i) => ({ pattern: expand(s, `filesystem.hide[${i}]`), field: `filesystem.hide[${i}]` })),
+  ];
+  const secrets: string[] = [];
+  for (const { pattern, field } of secretPatterns) {
+    if (pattern === "/" || isUnder(workdir, pattern)) {
+      throw new FilesystemPlanError(field, `hiding ${pattern} would hide the workdir ${workdir}`);
+    }
+    for (const match of expandGlob(pattern, host)) secrets.push(match);
+  }
+
+  // 2. HOME rebuilt from the host's entries, secrets left out
+  const rebuildHome = hostRoot === "/" && home !== "/" && host.kind(home) === "dir" && !isUnder(home, workdir);
+  const leftOut = new Set<string>();
+  if (rebuildHome) {
+    mounts.push({ type: "tmpfs", target: home, why: "private HOME: host entries bound back read-only, secrets left out" });
+    const scratch = new Set(policy.scratch.map((s, i) => expand(s, `filesystem.scratch[${i}]`)));
+    for (const name of host.readdir(home)) {
+      const entry = path.join(home, name);
+      if (secrets.includes(entry)) {
+        leftOut.add(entry);
+        continue;
+      }
+      if (scratch.has(entry)) continue;
+      const kind = host.kind(entry);
+      if (kind === "socket") {
+        notes.push(`home socket ${entry} left out`);
+        continue;
+      }
+      if (kind === "symlink") {
+        mounts.push({ type: "symlink", target: entry, linkTo: host.readlink(entry), why: "home entry" });
+      } else {
+        mounts.push({ type: "bind", source: entry, target: entry, writable: false, why: "home entry" });
+      }
+    }
+  } else if (hostRoot !== "/") {
+    mounts.push({ type: "tmpfs", target: home, why: "private HOME in a custom root" });
+  }
+
+  // 3. scratch and writable
+  policy.scratch.forEach((s, i) => {
+    const target = expand(s, `filesystem.scratch[${i}]`);
+    if (rebuildHome && isUnder(target, home)) {
+      mounts.push({ type: "tmpfs", target, why: "scratch" });
+    } else if (host.kind(onHost(target)) === "dir") {
+      mounts.push({ type: "tmpfs", target, why: "scratch" });
+    } else {
+      notes.push(`scratch ${target} skipped: it does not exist on the read-only host`);
+    }
+  });
+  const writable = [workdir];
+  mounts.push({ type: "bind", source: workdir, target: workdir, writable: true, why: "the workdir" });
+  policy.writable.forEach((w, i) => {
+    const target = expand(w, `filesystem.writable[${i}]`);
+    if (target === "/") throw new FilesystemPlanError(`filesystem.writable[${i}]`, "the whole filesystem cannot be writable");
+    if (host.kind(target) === "missing") {
+      notes.push(`writable ${target} skipped: it does not exist`);
+      return;
+    }
+    if (writable.some((done) => isUnder(target, done))) return;
+    writable.push(target);
+    mounts.push({ type: "bind", source: target, target, writable: true, why: "writable by policy" });
+  });
+  const inWritable = (p: string) => writable.some((w) => isUnder(p, w));
+
+  // 4. read-only islands inside writable places
+  const protect = (relOrAbs: string, kind: "file" | "dir", field: string, why: string) => {
+    const target = path.isAbsolute(relOrAbs) ? relOrAbs : path.join(workdir, relOrAbs);
+    if (!inWritable(target)) return; // already read-only
+    const existing = host.kind(target);
+    if (existing !== "missing") {
+      mounts.push({ type: "bind", source: target, target, writable: false, why });
+      return;
+    }
+    // Not there yet: stand a placeholder on the first missing component, so nothing can be created.
+    let first = target;
+    while (host.kind(path.dirname(first)) === "missing") first = path.dirname(first);
+    if (!inWritable(path.dirname(first)) || first === workdir) {
+      throw new FilesystemPlanError(field, `cannot protect ${target}`);
+    }
+    if (placeholders.some((p) => p.path === first)) return; // one placeholder already guards it
+    const placeholderKind = first === target ? kind : "dir";
+    placeholders.push({ path: first, kind: placeholderKind, content: placeholderContent(first) });
+    mounts.push({ type: "bind", source: first, target: first, writable: false, why });
+  };
+  policy.readOnly.forEach((r, i) => {
+    const target = expand(r, `filesystem.readOnly[${i}]`);
+    protect(target, r.endsWith("/") ? "dir" : "file", `filesystem.readOnly[${i}]`, "read-only by policy");
+  });
+  const gitKind = host.kind(path.join(workdir, ".git"));
+  if (gitKind === "file" && !policy.allowPersistence.includes(".git")) {
+    protect(".git", "file", "filesystem (persistence)", "a .git file points git at another repository");
+  }
+  for (const entry of PERSISTENCE_PATHS) {
+    if (policy.allowPersistence.includes(entry.path)) continue;
+    if (entry.gitOnly && gitKind !== "dir") continue; // no repository: nothing to hook
+    protect(entry.path, entry.kind, "filesystem (persistence)", entry.why);
+  }
+
+  // 5. covers over secrets that would still be visible
+  for (const secret of new Set(secrets)) {
+    if (leftOut.has(secret) && !inWritable(secret)) continue; // not in the box at all
+    let target = secret;
+    let kind = host.kind(onHost(secret));
+    if (kind === "symlink") {
+      kind = host.targetKind(onHost(secret));
+      target = secret; // bwrap resolves the symlink at mount time: the cover lands on its target
+    }
+    if (kind === "missing") continue;
+    if (kind === "dir") mounts.push({ type: "tmpfs", target, readOnly: true, why: "secret hidden" });
+    else mounts.push({ type: "empty-file", target, why: "secret hidden" });
+  }
+
+  return { mounts, placeholders, writable, home, cwd: workdir, notes };
+}
+
+/** `~` and `~/x` → home; relative → the workdir; `..` and `**` refused. */
+export function expandPath(p: string, where: { home: string; workdir: string; field: string }): string {
+  if (p.includes("**")) throw new FilesystemPlanError(where.field, `"**" is not supported in ${JSON.stringify(p)}`);
+  if (p.split("/").includes("..")) throw new FilesystemPlanError(where.field, `".." is not allowed in ${JSON.stringify(p)}`);
+  if (p === "~") return where.home;
+  if (p.startsWith("~/")) return path.join(where.home, p.slice(2));
+  if (p.startsWith("~")) throw new FilesystemPlanError(where.field, `only the current user's home (~/) is supported: ${p}`);
+  return path.isAbsolute(p) ? path.normalize(p) : path.join(where.workdir, p);
+}

@@ -1,0 +1,39 @@
+import { z } from "zod";
+import { sizeSchema } from "../../policy/units.js";
+
+const pathList = (what: string) => z.array(z.string().min(1)).default([]).describe(what);
+
+export const filesystemSchema = z
+  .strictObject({
+    root: z.string().startsWith("/").default("/").describe("the read-only root the box sees: the host's / or a rootfs directory"),
+    hide: pathList(
+      "more secrets to make invisible inside the box, on top of the built-in list (~ and * globs allowed; a path that cannot be hidden is an error)",
+    ),
+    writable: pathList("more host paths the box may write (e.g. an agent's own config dir); each must exist"),
+    readOnly: pathList("more paths inside the workdir that stay read-only (relative to the workdir, or absolute)"),
+    scratch: pathList("more paths that get an empty private tmpfs that vanishes at exit (e.g. ~/.cache)"),
+    tmp: z
+      .union([z.literal(false), z.strictObject({ size: sizeSchema.default(1024 ** 3) })])
+      .default({ size: 1024 ** 3 })
+      .describe("the private /tmp: false to leave the box without a writable /tmp, or its size"),
+    allowDotEnv: z.boolean().default(false).describe("let the box read .env* files in the workdir (masked by default)"),
+    allowPersistence: z
+      .array(z.string())
+      .default([])
+      .describe("names from the persistence list (e.g. .vscode, .git/hooks) the box may write after all"),
+  })
+  .describe("the filesystem wall: host read-only, one writable workdir, secrets invisible");
+
+export type FilesystemPolicy = z.output<typeof filesystemSchema>;
+
+export const envSchema = z
+  .strictObject({
+    pass: z
+      .array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*\*?$/, "a variable name, optionally ending in *"))
+      .default([])
+      .describe("host variables that pass into the box, on top of PATH, HOME, LANG, TERM, TZ, USER (NAME or PREFIX*)"),
+    set: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string()).default({}).describe("variables set inside the box"),
+  })
+  .describe("the box's environment: scrubbed to an allowlist");
+
+export type EnvPolicy = z.output<typeof envSchema>;

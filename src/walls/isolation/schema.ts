@@ -1,0 +1,34 @@
+import { z } from "zod";
+import { sizeSchema } from "../../policy/units.js";
+
+import { RUNTIME_NAMES } from "../../runtimes/names.js";
+
+export { RUNTIME_NAMES, type RuntimeName } from "../../runtimes/names.js";
+
+/** Resource limits applied to every process in the box (rlimits; a cgroup as well where fourwall can make one). */
+export const limitsSchema = z
+  .strictObject({
+    memory: sizeSchema.default(4 * 1024 ** 3).describe("address space a process may allocate (RLIMIT_DATA), and the box's cgroup memory cap where one can be made"),
+    pids: z.number().int().min(8).max(1_000_000).default(1024).describe("processes and threads in the box (RLIMIT_NPROC, counted per box)"),
+    cpuSeconds: z.number().int().positive().nullable().default(null).describe("CPU seconds per process (RLIMIT_CPU); null = unlimited"),
+    fileSize: sizeSchema.default(16 * 1024 ** 3).describe("largest file a process may write (RLIMIT_FSIZE)"),
+    openFiles: z.number().int().min(64).max(1_048_576).default(8192).describe("open files per process (RLIMIT_NOFILE)"),
+  })
+  .describe("resource limits, so a fork bomb or a runaway agent cannot take the host down");
+
+export const isolationSchema = z
+  .strictObject({
+    runtime: z.enum(RUNTIME_NAMES).default("namespaces").describe("the isolation runtime"),
+    limits: limitsSchema.prefault({}),
+    rootModeUid: z
+      .number()
+      .int()
+      .min(1000)
+      .max(2 ** 31)
+      .default(70000)
+      .describe("host uid (and gid) the box runs as when fourwall itself runs as root; never 0"),
+  })
+  .describe("the isolation wall: runtime, identity and resource limits");
+
+export type IsolationPolicy = z.output<typeof isolationSchema>;
+export type Limits = z.output<typeof limitsSchema>;
