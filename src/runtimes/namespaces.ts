@@ -96,8 +96,18 @@ function watchStatus(stream: Readable): { childPid: Promise<number | undefined>;
   return { childPid, exitCode };
 }
 
+export interface NamespacesRuntimeOptions {
+  /**
+   * Rewrites the launcher's argument list. Only the test suite's deliberately broken boxes use it
+   * (to show each test catches the hole); the CLI never sets it.
+   */
+  transformArgs?: (args: string[]) => string[];
+}
+
 export class NamespacesRuntime implements Runtime {
   readonly name = "namespaces" as const;
+
+  constructor(private readonly options: NamespacesRuntimeOptions = {}) {}
 
   check(): RuntimeCheck {
     const bwrap = which("bwrap");
@@ -135,7 +145,8 @@ export class NamespacesRuntime implements Runtime {
   async launch(plan: BoxPlan, session: BoxSession): Promise<RunningBox> {
     const check = this.check();
     if (!check.available) throw new WallError("isolation", check.detail, check.fix ?? "run fourwall doctor");
-    const [program, ...args] = launcherCommand(plan, session);
+    const command = launcherCommand(plan, session);
+    const [program, ...args] = this.options.transformArgs ? this.options.transformArgs(command) : command;
     const child: ChildProcess = spawn(program!, args, {
       stdio: ["inherit", "inherit", "inherit", "pipe", "pipe"],
       env: plan.env,

@@ -26,8 +26,12 @@ function kindOf(stat: { isFile(): boolean; isDirectory(): boolean; isSymbolicLin
 
 export const realHost: HostView = {
   kind(path) {
-    const stat = lstatSync(path, { throwIfNoEntry: false });
-    return stat ? kindOf(stat) : "missing";
+    try {
+      const stat = lstatSync(path, { throwIfNoEntry: false });
+      return stat ? kindOf(stat) : "missing";
+    } catch {
+      return "missing"; // not searchable by us: not reachable from the box either (same uid or less)
+    }
   },
   targetKind(path) {
     try {
@@ -46,7 +50,11 @@ export const realHost: HostView = {
   },
   readlink: (path) => readlinkSync(path),
   owner(path) {
-    const stat = statSync(path, { throwIfNoEntry: false });
-    return stat ? { uid: stat.uid, gid: stat.gid } : undefined;
+    try {
+      const stat = statSync(path, { throwIfNoEntry: false });
+      return stat ? { uid: stat.uid, gid: stat.gid } : undefined;
+    } catch {
+      return undefined;
+    }
   },
 };

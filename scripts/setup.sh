@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Idempotent set-up on a fresh Debian machine (run as root): installs the system packages fourwall
+# and its tests use, the npm dependencies, builds the bundle and the root-mode launcher.
+# A second run does nothing but check.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# bubblewrap: the namespaces runtime · util-linux: prlimit, setpriv · gcc/libc6-dev: the root-mode
+# launcher · socat, nftables, iproute2: the egress wall · curl, git, python3, openssl, tmux,
+# bsdutils (script): real clients and terminals in the tests · ripgrep: the peer srt in bench.
+PACKAGES=(bubblewrap util-linux bsdutils gcc libc6-dev socat nftables iproute2 curl git python3 openssl tmux procps psmisc ripgrep)
+
+say() { printf '\033[36msetup:\033[0m %s\n' "$*" >&2; }
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    say "missing system packages: ${missing[*]} — run this script as root once (apt-get install ${missing[*]})"
+    exit 1
+  fi
+  say "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# npm dependencies: install when missing or older than the lock file.
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  say "installing npm dependencies"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+# The root-mode launcher (native/fourwall-drop.c): rebuilt when the source changes.
+mkdir -p native/build
+if [ ! -x native/build/fourwall-drop ] || [ native/fourwall-drop.c -nt native/build/fourwall-drop ]; then
+  say "compiling the root-mode launcher"
+  gcc -O2 -Wall -Wextra -Werror -o native/build/fourwall-drop native/fourwall-drop.c
+fi
+
+# The bundle: rebuilt when any source is newer than it.
+if [ ! -f dist/fourwall.js ] || [ -n "$(find src -newer dist/fourwall.js -name '*.ts' -print -quit)" ]; then
+  say "building"
+  node scripts/build.mjs
+fi

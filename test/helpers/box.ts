@@ -1,0 +1,106 @@
+import { spawn, spawnSync } from "node:child_process";
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { pathToFileURL } from "node:url";
+
+export const ROOT = path.resolve(import.meta.dirname, "../..");
+export const FOURWALL = path.join(ROOT, "bin", "fourwall.js");
+export const WEAK_BOX = path.join(ROOT, "test", "helpers", "weak-box.ts");
+const TSX_LOADER = pathToFileURL(path.join(ROOT, "node_modules", "tsx", "dist", "loader.mjs")).href;
+
+/** The two ways fourwall is launched: as root (CI, servers) and as an ordinary user (laptops). */
+export type Mode = "root" | "user";
+export const MODES: Mode[] = ["root", "user"];
+export const USER_UID = 65534;
+
+export const SECRET = "FOURWALL-TEST-SECRET-7f3a";
+
+export interface Fixture {
+  mode: Mode;
+  base: string;
+  home: string;
+  workdir: string;
+  /** A file outside the workdir (in HOME) that no box may change. */
+  outside: string;
+  env: Record<string, string>;
+}
+
+/** A fake user: HOME with planted secrets, a git workdir, owned by the mode's uid. */
+export function makeFixture(mode: Mode): Fixture {
+  const base = mkdtempSync(path.join(os.tmpdir(), `fourwall-it-${mode}-`));
+  chmodSync(base, 0o755);
+  const home = path.join(base, "home");
+  const workdir = path.join(home, "proj");
+  mkdirSync(path.join(home, ".ssh"), { recursive: true });
+  mkdirSync(path.join(home, ".aws"), { recursive: true });
+  mkdirSync(path.join(home, ".config", "gcloud"), { recursive: true });
+  mkdirSync(workdir, { recursive: true });
+  writeFileSync(path.join(home, ".ssh", "id_ed25519"), `${SECRET} ssh\n`, { mode: 0o600 });
+  writeFileSync(path.join(home, ".aws", "credentials"), `${SECRET} aws\n`);
+  writeFileSync(path.join(home, ".config", "gcloud", "credentials.db"), `${SECRET} gcloud\n`);
+  writeFileSync(path.join(home, ".netrc"), `${SECRET} netrc\n`);
+  writeFileSync(path.join(home, ".bashrc"), "# the user's bashrc\n");
+  const outside = path.join(home, "notes.txt");
+  writeFileSync(outside, "outside the workdir\n");
+  writeFileSync(path.join(workdir, "README.md"), "# project\n");
+  writeFileSync(path.join(workdir, ".env"), `API_KEY=${SECRET}\n`);
+  spawnSync("git", ["init", "-q", workdir]);
+  if (mode === "user") spawnSync("chown", ["-R", `${USER_UID}:${USER_UID}`, home]);
+  const env: Record<string, string> = {
+    PATH: "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+    HOME: home,
+    LANG: "C.UTF-8",
+    // planted secrets that must not pass into the box
+    AWS_SECRET_ACCESS_KEY: SECRET,
+    GITHUB_TOKEN: SECRET,
+    SSH_AUTH_SOCK: "/tmp/ssh-agent.sock",
+  };
+  return { mode, base, home, workdir, outside, env };
+}
+
+export interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function asMode(mode: Mode, argv: string[]): string[] {
+  return mode === "root" ? argv : ["setpriv", `--reuid=${USER_UID}`, `--regid=${USER_UID}`, "--clear-groups", ...argv];
+}
+
+/** Runs `fourwall run` (or, with `weaken`, the deliberately broken box) the way a user would. */
+export function runInBox(
+  fx: Fixture,
+  command: string[],
+  options: { weaken?: string[]; flags?: string[]; timeoutMs?: number; cwd?: string; env?: Record<string, string> } = {},
+): Promise<Result> {
+  const entry = options.weaken
+    ? [process.execPath, "--import", TSX_LOADER, WEAK_BOX, "--weaken", options.weaken.join(","), "--"]
+    : [process.execPath, FOURWALL, "run", ...(options.flags ?? []), "--"];
+  const [program, ...args] = asMode(fx.mode, [...entry, ...command]);
+  return new Promise((resolve) => {
+    const child = spawn(program!, args, {
+      cwd: options.cwd ?? fx.workdir,
+      env: { ...fx.env, ...options.env, NODE_PATH: path.join(ROOT, "node_modules") },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 20_000);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** Runs a shell script in the box. */
+export const sh = (fx: Fixture, script: string, options: Parameters<typeof runInBox>[2] = {}) =>
+  runInBox(fx, ["/bin/sh", "-c", script], options);
+
+export const chownToMode = (fx: Fixture, p: string) => {
+  if (fx.mode === "user") chownSync(p, USER_UID, USER_UID);
+};

@@ -1,0 +1,91 @@
+/**
+ * A deliberately broken box, for tests only: builds the plan exactly as `fourwall run` does, then
+ * removes the named protections. Each security test runs against it to show that it catches the
+ * hole. Usage: weak-box.ts --weaken a,b [-w DIR] -- command...
+ */
+import os from "node:os";
+import path from "node:path";
+import { AuditLog } from "../../src/audit/log.js";
+import type { BoxPlan } from "../../src/box/plan.js";
+import { planBox } from "../../src/box/plan.js";
+import { superviseBox } from "../../src/box/supervisor.js";
+import { loadPolicy } from "../../src/policy/load.js";
+import { NamespacesRuntime } from "../../src/runtimes/namespaces.js";
+import { realHost } from "../../src/walls/filesystem/host.js";
+import { PERSISTENCE_PATHS } from "../../src/walls/filesystem/lists.js";
+
+export const WEAKENINGS = [
+  "secrets", // the host's home bound whole: no secret left out or covered
+  "home-writable", // the home writable
+  "seccomp", // no seccomp filter
+  "proc", // the host's /proc instead of the box's own
+  "identity", // root mode: the box stays uid 0
+  "caps", // root mode: uid 0 and capabilities kept
+  "rlimits", // no resource limits
+  "env", // the host's environment passes whole
+  "sockets", // host socket directories not covered
+  "persistence", // no read-only persistence paths, no placeholders
+  "die-with-parent", // the box outlives fourwall
+  "net", // the host's network namespace
+  "userns", // user namespaces allowed inside
+] as const;
+type Weakening = (typeof WEAKENINGS)[number];
+
+const args = process.argv.slice(2);
+const dash = args.indexOf("--");
+const opts = args.slice(0, dash);
+const command = args.slice(dash + 1);
+const optValue = (name: string) => {
+  const i = opts.indexOf(name);
+  return i >= 0 ? opts[i + 1] : undefined;
+};
+const weaken = new Set((optValue("--weaken") ?? "").split(",").filter(Boolean) as Weakening[]);
+for (const w of weaken) if (!(WEAKENINGS as readonly string[]).includes(w)) throw new Error(`unknown weakening ${w}`);
+
+const cwd = process.cwd();
+const { policy } = loadPolicy({ file: optValue("--policy"), cwd });
+const home = os.homedir();
+const plan: BoxPlan = planBox(policy, {
+  command,
+  workdir: path.resolve(cwd, optValue("-w") ?? "."),
+  home,
+  hostUid: process.getuid!(),
+  hostGid: process.getgid!(),
+  hostEnv: process.env,
+  host: realHost,
+});
+const fs = plan.filesystem;
+if (weaken.has("secrets")) {
+  const homeAt = fs.mounts.findIndex((m) => m.target === home);
+  fs.mounts = fs.mounts.filter((m) => !("why" in m) || (m.why !== "secret hidden" && m.why !== "home entry"));
+  fs.mounts.splice(homeAt, 1, { type: "bind", source: home, target: home, writable: false, why: "weak" });
+}
+if (weaken.has("home-writable")) fs.mounts.push({ type: "bind", source: home, target: home, writable: true, why: "weak" });
+if (weaken.has("proc")) fs.mounts = fs.mounts.filter((m) => m.type !== "proc");
+if (weaken.has("sockets")) fs.mounts = fs.mounts.filter((m) => !(m.type === "tmpfs" && ["/run", "/tmp", "/var/tmp"].includes(m.target)));
+if (weaken.has("persistence")) {
+  const whys = new Set(PERSISTENCE_PATHS.map((p) => p.why));
+  fs.mounts = fs.mounts.filter((m) => !("why" in m) || !whys.has(m.why));
+  fs.placeholders = [];
+}
+if (weaken.has("identity") || weaken.has("caps")) plan.identity = { mode: "user", uid: 0, gid: 0 };
+if (weaken.has("rlimits")) plan.rlimits = [];
+if (weaken.has("env")) plan.env = { ...(process.env as Record<string, string>), ...plan.env };
+
+const drop = (list: string[], flag: string, count: number) => {
+  const i = list.indexOf(flag);
+  if (i >= 0) list.splice(i, count);
+  return list;
+};
+const runtime = new NamespacesRuntime({
+  transformArgs(argv) {
+    const out = [...argv];
+    if (weaken.has("seccomp")) drop(out, "--seccomp", 2);
+    if (weaken.has("caps")) drop(out, "--cap-drop", 2);
+    if (weaken.has("die-with-parent")) drop(out, "--die-with-parent", 1);
+    if (weaken.has("net")) drop(out, "--unshare-net", 1);
+    if (weaken.has("userns")) drop(out, "--disable-userns", 1);
+    return out;
+  },
+});
+process.exitCode = await superviseBox(plan, runtime, { audit: new AuditLog(undefined) });
