@@ -1,0 +1,112 @@
+/**
+ * The box's life: exit status, signals, terminals, a broken policy, a fork bomb, and what is left
+ * after fourwall is killed with SIGKILL (nothing). Both launch modes.
+ */
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, readdirSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { FOURWALL, MODES, USER_UID, makeFixture, runInBox, sh } from "../helpers/box.js";
+
+const pgrep = (pattern: string) => spawnSync("pgrep", ["-f", pattern], { encoding: "utf8" }).stdout.trim();
+const runDirs = () => readdirSync(os.tmpdir()).filter((n) => /^fourwall-[0-9a-f]{8}-/.test(n));
+const userArgs = (mode: string) => (mode === "root" ? [] : ["setpriv", `--reuid=${USER_UID}`, `--regid=${USER_UID}`, "--clear-groups"]);
+
+async function waitFor(pred: () => boolean, ms: number): Promise<boolean> {
+  for (const end = Date.now() + ms; Date.now() < end; await sleep(50)) if (pred()) return true;
+  return pred();
+}
+
+for (const mode of MODES) {
+  describe(`box lifecycle (${mode})`, () => {
+    it("returns the command's own exit status", async () => {
+      const fx = makeFixture(mode);
+      assert.equal((await sh(fx, "exit 7")).code, 7);
+      assert.equal((await sh(fx, "true")).code, 0);
+      assert.equal((await runInBox(fx, ["/no/such/program"])).code, 127);
+    });
+
+    it("passes stdin and stdout through", async () => {
+      const fx = makeFixture(mode);
+      const [program, ...args] = [...userArgs(mode), process.execPath, FOURWALL, "run", "--", "tr", "a-z", "A-Z"];
+      const r = spawnSync(program!, args, { cwd: fx.workdir, env: fx.env, input: "hello box\n", encoding: "utf8" });
+      assert.equal(r.stdout, "HELLO BOX\n", r.stderr);
+    });
+
+    it("gives the box the terminal when there is one", () => {
+      const fx = makeFixture(mode);
+      const inner = [...userArgs(mode), process.execPath, FOURWALL, "run", "--", "sh", "-c", "test -t 0 && test -t 1 && echo IS-A-TTY; stty size"];
+      const r = spawnSync("script", ["-qec", inner.map((a) => `'${a}'`).join(" "), "/dev/null"], {
+        cwd: fx.workdir,
+        env: { ...fx.env, TERM: "xterm" },
+        encoding: "utf8",
+        timeout: 20_000,
+      });
+      assert.match(r.stdout, /IS-A-TTY/, r.stdout + r.stderr);
+    });
+
+    it("forwards SIGTERM to the command and reports its status", async () => {
+      const fx = makeFixture(mode);
+      const [program, ...args] = [...userArgs(mode), process.execPath, FOURWALL, "run", "--", "sh", "-c", "trap 'echo got-term; exit 42' TERM; echo ready; sleep 30 & wait"];
+      const child = spawn(program!, args, { cwd: fx.workdir, env: fx.env, stdio: ["ignore", "pipe", "pipe"] });
+      let out = "";
+      child.stdout.on("data", (d) => (out += d));
+      assert.ok(await waitFor(() => out.includes("ready"), 10_000), "box started");
+      child.kill("SIGTERM");
+      const code = await new Promise((r) => child.on("close", r));
+      assert.match(out, /got-term/);
+      assert.equal(code, 42);
+    });
+
+    it("leaves nothing behind after fourwall is killed with SIGKILL", async () => {
+      const fx = makeFixture(mode);
+      const marker = String(3000 + Math.floor(Math.random() * 5000));
+      const before = new Set(runDirs());
+      const [program, ...args] = [...userArgs(mode), process.execPath, FOURWALL, "run", "--", "sleep", marker];
+      const child = spawn(program!, args, { cwd: fx.workdir, env: fx.env, stdio: "ignore" });
+      assert.ok(await waitFor(() => pgrep(`^sleep ${marker}$`) !== "", 10_000), "box started");
+      assert.ok(existsSync(path.join(fx.workdir, ".mcp.json")), "placeholders stand while the box runs");
+      child.kill("SIGKILL");
+      assert.ok(await waitFor(() => pgrep(`^sleep ${marker}$`) === "", 5_000), "the box's processes are gone");
+      assert.ok(await waitFor(() => !existsSync(path.join(fx.workdir, ".mcp.json")), 5_000), "placeholders are gone");
+      assert.ok(await waitFor(() => runDirs().every((d) => before.has(d)), 5_000), "the run dir is gone");
+      assert.equal(pgrep("fourwall-reaper"), "", "the reaper has finished");
+    });
+
+    it("refuses a broken policy with file:line: field: reason and exit 125, running nothing", async () => {
+      const fx = makeFixture(mode);
+      writeFileSync(path.join(fx.workdir, "bad.yaml"), "filesystem:\n  hide: []\n  writeable: [/etc]\n");
+      const r = await runInBox(fx, ["touch", "ran"], { flags: ["--policy", "bad.yaml"] });
+      assert.equal(r.code, 125);
+      assert.match(r.stderr, /bad\.yaml:3: filesystem\.writeable: unknown key "writeable"/);
+      assert.equal(existsSync(path.join(fx.workdir, "ran")), false);
+    });
+
+    it("refuses a missing workdir with exit 125 naming the wall", async () => {
+      const fx = makeFixture(mode);
+      const r = await runInBox(fx, ["true"], { flags: ["-w", "/no/such/dir"] });
+      assert.equal(r.code, 125);
+      assert.match(r.stderr, /filesystem wall/);
+    });
+
+    it("contains a real fork bomb; the host stays responsive and nothing remains", async () => {
+      const fx = makeFixture(mode);
+      writeFileSync(path.join(fx.workdir, "fourwall.yaml"), "isolation:\n  limits:\n    pids: 128\n");
+      const bomb = sh(fx, "bomb() { bomb | bomb & }; bomb; sleep 3; echo survived", { timeoutMs: 30_000 });
+      await sleep(1000);
+      const times: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        const t0 = performance.now();
+        spawnSync("true");
+        times.push(performance.now() - t0);
+      }
+      const r = await bomb;
+      assert.ok(Math.max(...times) < 1000, `host spawn took ${Math.max(...times).toFixed(0)} ms during the bomb`);
+      assert.match(r.stdout, /survived/, r.stderr.slice(0, 500));
+      assert.equal(pgrep(fx.workdir), "", "no process of the box remains");
+    });
+  });
+}
