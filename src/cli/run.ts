@@ -7,7 +7,7 @@ import { EXIT_BOX_FAILED, WallError } from "../box/errors.js";
 import { planBox } from "../box/plan.js";
 import { superviseBox } from "../box/supervisor.js";
 import { PolicyError } from "../policy/errors.js";
-import { loadPolicy } from "../policy/load.js";
+import { loadPolicyCached } from "../policy/cached.js";
 import { runtimeFor } from "../runtimes/index.js";
 import { realHost } from "../walls/filesystem/host.js";
 
@@ -41,7 +41,7 @@ export async function runCommand(command: string[], options: RunOptions): Promis
   if (options.allow.length > 0 || options.resolve.length > 0) flags.egress = { allow: options.allow, resolve: options.resolve };
   let audit: AuditLog | undefined;
   try {
-    const { policy, source } = loadPolicy({ file: options.policy, cwd, flags, presets: options.preset });
+    const { policy, source } = await loadPolicyCached({ file: options.policy, cwd, flags, presets: options.preset });
     const plan = planBox(policy, {
       command,
       workdir,

@@ -61,6 +61,7 @@ export const HOME_SECRETS = [
   // fourwall's own state (approvals, boxes)
   ".config/fourwall",
   ".local/state/fourwall",
+  ".cache/fourwall",
 ] as const;
 
 /** Secrets outside any home. */
