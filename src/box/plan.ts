@@ -8,6 +8,8 @@ import { type Identity, IdentityError, planIdentity } from "../walls/isolation/i
 import { planRlimits, type Rlimit } from "../walls/isolation/limits.js";
 import type { RuntimeName } from "../walls/isolation/schema.js";
 import { buildSeccompFilter } from "../walls/isolation/seccomp.js";
+import { type BoxNetworkPlan, planBoxNetwork, proxyEnvironment } from "../walls/egress/network.js";
+import { compileEgressPlan, type EgressPlan, RuleError } from "../walls/egress/rules.js";
 import { WallError } from "./errors.js";
 
 /** Everything a runtime needs to build one box: the walls' plans, made concrete. */
@@ -22,6 +24,9 @@ export interface BoxPlan {
   /** A classic BPF program (struct sock_filter[]), as `bwrap --seccomp` reads it. */
   seccomp: Buffer;
   hostname: string;
+  /** The proxy's rules (the egress wall) and how the box reaches the proxy. */
+  egress: EgressPlan;
+  network: BoxNetworkPlan;
 }
 
 export interface BoxContext {
@@ -66,7 +71,16 @@ export function planBox(policy: Policy, ctx: BoxContext): BoxPlan {
     if (error instanceof IdentityError) throw new WallError("isolation", error.message, "run fourwall as the owner of the workdir");
     throw error;
   }
+  let egress: EgressPlan;
+  try {
+    egress = compileEgressPlan(policy.egress);
+  } catch (error) {
+    if (error instanceof RuleError) throw new WallError("egress", error.message, "fix the rule in the policy or the -a flag");
+    throw error;
+  }
+  const network = planBoxNetwork();
   const env = planEnvironment(policy.env, ctx.hostEnv, {
+    ...proxyEnvironment(network),
     HOME: filesystem.home,
     FOURWALL: "1",
     FOURWALL_BOX: id,
@@ -81,5 +95,7 @@ export function planBox(policy: Policy, ctx: BoxContext): BoxPlan {
     rlimits: planRlimits(policy.isolation.limits),
     seccomp: buildSeccompFilter(),
     hostname: "fourwall",
+    egress,
+    network,
   };
 }

@@ -1,11 +1,30 @@
 import { spawn } from "node:child_process";
-import { chmodSync, mkdtempSync, rmSync, rmdirSync, readFileSync, writeFileSync, mkdirSync } from "node:fs";
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import type { AuditLog } from "../audit/log.js";
 import type { BoxSession, Runtime } from "../runtimes/runtime.js";
 import type { Placeholder } from "../walls/filesystem/mounts.js";
 import type { BoxPlan } from "./plan.js";
+import { WallError } from "./errors.js";
+import type { EgressEvent, ProxyHandle } from "../walls/egress/proxy.js";
+
+async function startEgressProxy(plan: BoxPlan, socketPath: string, onDecision: (e: EgressEvent) => void): Promise<ProxyHandle> {
+  const { startProxy } = await import("../walls/egress/proxy.js");
+  try {
+    return await startProxy({ plan: plan.egress, box: plan.id, listen: [{ path: socketPath, mode: 0o666 }], onDecision });
+  } catch (error) {
+    throw new WallError("egress", `the proxy could not start: ${(error as Error).message}`, "run `fourwall doctor`");
+  }
+}
+
+/** One screen at most: what the box tried to reach and was refused, most frequent first. */
+function blockedSummary(blocked: Map<string, number>): string {
+  const rows = [...blocked.entries()].sort((a, b) => b[1] - a[1]);
+  const shown = rows.slice(0, 15).map(([what, n]) => `  ${n > 1 ? `${n}× ` : ""}${what}`);
+  const more = rows.length > 15 ? [`  … and ${rows.length - 15} more (see --audit)`] : [];
+  return `fourwall: egress blocked ${rows.reduce((t, [, n]) => t + n, 0)} request(s):\n${[...shown, ...more].join("\n")}\n`;
+}
 
 const FORWARDED: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"];
 
@@ -67,6 +86,8 @@ function removePlaceholders(placeholders: Placeholder[]): void {
 
 export interface SuperviseOptions {
   audit: AuditLog;
+  /** No summary of blocked requests at exit. */
+  quiet?: boolean;
   /** Called once the command runs (for progress output). */
   onStarted?: () => void;
 }
@@ -81,12 +102,19 @@ export async function superviseBox(plan: BoxPlan, runtime: Runtime, options: Sup
   chmodSync(runDir, 0o711); // the box's uid (root mode) must reach the empty file
   const emptyFile = path.join(runDir, "empty");
   writeFileSync(emptyFile, "", { mode: 0o444 });
-  const session: BoxSession = { runDir, emptyFile };
+  const netDir = path.join(runDir, "net");
+  mkdirSync(netDir, { mode: 0o700 });
+  // Only the box's uid (and root) may reach the proxy socket: other local users cannot borrow it.
+  if (plan.identity.mode === "root") chownSync(netDir, plan.identity.uid, plan.identity.gid);
+  const session: BoxSession = { runDir, emptyFile, netDir };
+  const blocked = new Map<string, number>();
   const placeholders: Placeholder[] = [];
   const reaper = startReaper(runDir, plan.filesystem.placeholders);
   const handlers = new Map<NodeJS.Signals, () => void>();
+  let proxy: ProxyHandle | undefined;
   const cleanup = () => {
     for (const [sig, handler] of handlers) process.off(sig, handler);
+    void proxy?.close();
     removePlaceholders(placeholders);
     rmSync(runDir, { recursive: true, force: true });
     reaper.release();
@@ -94,6 +122,13 @@ export async function superviseBox(plan: BoxPlan, runtime: Runtime, options: Sup
   try {
     makePlaceholders(plan.filesystem.placeholders, placeholders);
     options.audit.write({ box: plan.id, wall: "isolation", event: "box-start", runtime: runtime.name, command: plan.command, identity: plan.identity.mode });
+    proxy = await startEgressProxy(plan, path.join(netDir, "proxy.sock"), (event) => {
+      options.audit.write({ wall: "egress", event: "decision", ...event });
+      if (event.decision === "deny") {
+        const key = `${event.host}:${event.port} (${event.reason})`;
+        blocked.set(key, (blocked.get(key) ?? 0) + 1);
+      }
+    });
     const box = await runtime.launch(plan, session);
     options.onStarted?.();
     const interactive = process.stdin.isTTY === true;
@@ -108,6 +143,7 @@ export async function superviseBox(plan: BoxPlan, runtime: Runtime, options: Sup
     }
     const { code } = await box.exit;
     options.audit.write({ box: plan.id, wall: "isolation", event: "box-exit", code });
+    if (blocked.size > 0 && !options.quiet) process.stderr.write(blockedSummary(blocked));
     return code;
   } finally {
     cleanup();

@@ -57,7 +57,11 @@ export async function runCommand(command: string[], options: RunOptions): Promis
       return 0;
     }
     if (options.verbose) process.stderr.write(describePlan(plan, source));
-    audit = new AuditLog(options.audit);
+    try {
+      audit = new AuditLog(options.audit);
+    } catch (error) {
+      throw new WallError("policy", `cannot open the audit log ${options.audit}: ${(error as Error).message}`, "pass a writable --audit path");
+    }
     return await superviseBox(plan, runtimeFor(plan.runtime), { audit });
   } catch (error) {
     if (error instanceof PolicyError) return fail(`${error.message}\nfourwall: the policy is not valid: nothing was run`);

@@ -6,6 +6,7 @@ import { WallError } from "../box/errors.js";
 import type { BoxPlan } from "../box/plan.js";
 import { dropHelperPath, which } from "../paths.js";
 import type { Mount } from "../walls/filesystem/mounts.js";
+import { BOX_NET_DIR, bridgeScript } from "../walls/egress/network.js";
 import { prlimitArgs } from "../walls/isolation/limits.js";
 import type { BoxExit, BoxSession, Runtime, RuntimeCheck, RunningBox } from "./runtime.js";
 
@@ -35,8 +36,8 @@ function mountArgs(mount: Mount, session: BoxSession): string[] {
 /**
  * bwrap's argument list for a plan (pure). Every namespace is new; the box keeps no capability,
  * cannot make user namespaces, dies with its parent, and gets fourwall's seccomp filter on fd 3.
- * Inside, prlimit sets the rlimits (in the box's own user namespace, where NPROC counts the box)
- * and execs the command.
+ * Inside, a shell starts the egress bridge and execs prlimit, which sets the rlimits (in the box's
+ * own user namespace, where NPROC counts the box) and execs the command.
  */
 export function bwrapArgs(plan: BoxPlan, session: BoxSession): string[] {
   return [
@@ -57,9 +58,16 @@ export function bwrapArgs(plan: BoxPlan, session: BoxSession): string[] {
     "--json-status-fd",
     String(STATUS_FD),
     ...plan.filesystem.mounts.flatMap((m) => mountArgs(m, session)),
+    "--ro-bind",
+    session.netDir,
+    BOX_NET_DIR,
     "--chdir",
     plan.filesystem.cwd,
     "--",
+    "/bin/sh",
+    "-c",
+    bridgeScript(plan.network),
+    "fourwall-bridge",
     "/usr/bin/prlimit",
     ...prlimitArgs(plan.rlimits),
     "--",
@@ -192,10 +200,18 @@ export class NamespacesRuntime implements Runtime {
   }
 }
 
+/** The command's pid(s): the children of the box's pid 1, except the egress bridge. */
 function commandPids(boxInit: number): number[] {
+  const comm = (pid: number) => {
+    try {
+      return readFileSync(`/proc/${pid}/comm`, "utf8").trim();
+    } catch {
+      return "";
+    }
+  };
   try {
     const children = readFileSync(`/proc/${boxInit}/task/${boxInit}/children`, "utf8").trim();
-    const pids = children ? children.split(/\s+/).map(Number) : [];
+    const pids = children ? children.split(/\s+/).map(Number).filter((pid) => comm(pid) !== "socat") : [];
     return pids.length > 0 ? pids : [boxInit];
   } catch {
     return [];

@@ -16,6 +16,8 @@ export interface BoxSession {
   runDir: string;
   /** An empty read-only file, bound over secret files. */
   emptyFile: string;
+  /** The directory holding the proxy's unix socket, bound into the box at BOX_NET_DIR. */
+  netDir: string;
 }
 
 export interface BoxExit {

@@ -17,7 +17,9 @@ export const egressSchema = z
     deny: z
       .array(z.string().min(1))
       .default([])
-      .describe("hosts the box may never reach, same syntax as allow (all ports unless one is named); deny wins over allow"),
+      .describe(
+        "hosts the box may never reach, same syntax as allow (all ports unless one is named); deny wins over allow",
+      ),
     resolve: z
       .array(z.string().regex(/^[^=\s]+=[^=\s]+$/, "HOST=ADDRESS"))
       .default([])
@@ -26,7 +28,10 @@ export const egressSchema = z
           "internal-address guard, but the name must still be allowed",
       ),
     methods: z
-      .record(z.string().min(1), z.array(z.string().regex(METHOD, "an HTTP method in capitals, e.g. GET")).min(1))
+      .record(
+        z.string().min(1),
+        z.array(z.string().regex(METHOD, "an HTTP method in capitals, e.g. GET")).min(1),
+      )
       .default({})
       .describe(
         'per-host method limits, e.g. {"api.example.com": ["GET", "HEAD"], "*": ["GET", "HEAD", "OPTIONS"]}. Keys use the ' +
@@ -36,15 +41,21 @@ export const egressSchema = z
     unknown: z
       .enum(["deny", "ask"])
       .default("deny")
-      .describe("what happens to a host that no rule allows: deny, or ask the human through the approval gate"),
+      .describe(
+        "what happens to a host that no rule allows: deny, or ask the human through the approval gate",
+      ),
     transparent: z
       .boolean()
       .default(false)
-      .describe("also capture tools that ignore proxy settings: a stub resolver answers only allowed names and TCP to them goes to the proxy"),
+      .describe(
+        "also capture tools that ignore proxy settings: a stub resolver answers only allowed names and TCP to them goes to the proxy",
+      ),
     proxy: z
       .enum(["builtin", "squid"])
       .default("builtin")
-      .describe("which proxy enforces the policy: fourwall's own (builtin) or a generated Debian squid 5 config"),
+      .describe(
+        "which proxy enforces the policy: fourwall's own (builtin) or a generated Debian squid 5 config",
+      ),
   })
   .describe("the egress wall: default deny, the allowlisting proxy is the only way out");
 

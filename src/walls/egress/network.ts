@@ -1,0 +1,70 @@
+/**
+ * The kernel side of the egress wall (namespaces runtime): the box gets a network namespace of
+ * its own with nothing but `lo`, so the kernel has no route anywhere. The one way out is the
+ * proxy's unix socket, bind-mounted into the box; a bridge inside the box (socat) listens on
+ * 127.0.0.1:3128 and carries each connection to it. No resolver is reachable: proxy-aware clients
+ * hand names to the proxy, and DNS tunnelling carries nothing. The agent holds no CAP_NET_ADMIN
+ * over the namespace, so it cannot add a route or an interface; if the proxy dies, nothing leaves.
+ */
+
+/** Where the proxy's socket appears inside the box. */
+export const BOX_NET_DIR = "/run/fourwall";
+export const BOX_PROXY_SOCKET = `${BOX_NET_DIR}/proxy.sock`;
+export const BOX_PROXY_PORT = 3128;
+
+export interface BoxNetworkPlan {
+  /** The in-box address proxy-aware clients use. */
+  proxyUrl: string;
+  port: number;
+  socketInBox: string;
+}
+
+export function planBoxNetwork(): BoxNetworkPlan {
+  return { proxyUrl: `http://127.0.0.1:${BOX_PROXY_PORT}`, port: BOX_PROXY_PORT, socketInBox: BOX_PROXY_SOCKET };
+}
+
+/** The variables that point proxy-aware tools at the bridge (both spellings, per-tool ones too). */
+export function proxyEnvironment(net: BoxNetworkPlan): Record<string, string> {
+  const url = net.proxyUrl;
+  const socks = `socks5h://127.0.0.1:${net.port}`;
+  const noProxy = "localhost,127.0.0.1,::1";
+  const host = "127.0.0.1";
+  const port = String(net.port);
+  return {
+    HTTP_PROXY: url,
+    HTTPS_PROXY: url,
+    ALL_PROXY: socks,
+    NO_PROXY: noProxy,
+    http_proxy: url,
+    https_proxy: url,
+    all_proxy: socks,
+    no_proxy: noProxy,
+    // npm, yarn, pip, gRPC, the JVM (Gradle, Maven): each has its own spelling
+    npm_config_proxy: url,
+    npm_config_https_proxy: url,
+    YARN_HTTP_PROXY: url,
+    YARN_HTTPS_PROXY: url,
+    PIP_PROXY: url,
+    grpc_proxy: url,
+    JAVA_TOOL_OPTIONS: `-Dhttp.proxyHost=${host} -Dhttp.proxyPort=${port} -Dhttps.proxyHost=${host} -Dhttps.proxyPort=${port} -Dhttp.nonProxyHosts=localhost|127.0.0.1`,
+  };
+}
+
+/**
+ * The box's first process: start the bridge, wait until it listens (a client that starts at once
+ * must not race it), then exec the command. Arguments: the rest of argv is the command.
+ * Written for /bin/sh; reads /proc/net/tcp rather than trying a connection, which would cost
+ * one connection to the proxy per box.
+ */
+export function bridgeScript(net: BoxNetworkPlan): string {
+  const portHex = net.port.toString(16).toUpperCase().padStart(4, "0");
+  return [
+    `socat TCP-LISTEN:${net.port},bind=127.0.0.1,fork,reuseaddr UNIX-CONNECT:${net.socketInBox} </dev/null >/dev/null 2>&1 &`,
+    "i=0",
+    `while ! grep -q ':${portHex} 00000000:0000 0A' /proc/net/tcp 2>/dev/null; do`,
+    '  i=$((i+1)); [ "$i" -gt 2000 ] && { echo "fourwall: the egress bridge did not start" >&2; exit 125; }',
+    "  sleep 0.001",
+    "done",
+    'exec "$@"',
+  ].join("\n");
+}
