@@ -3,6 +3,7 @@
  * removes the named protections. Each security test runs against it to show that it catches the
  * hole. Usage: weak-box.ts --weaken a,b [-w DIR] -- command...
  */
+import { readdirSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { AuditLog } from "../../src/audit/log.js";
@@ -62,7 +63,14 @@ if (weaken.has("secrets")) {
 }
 if (weaken.has("home-writable")) fs.mounts.push({ type: "bind", source: home, target: home, writable: true, why: "weak" });
 if (weaken.has("proc")) fs.mounts = fs.mounts.filter((m) => m.type !== "proc");
-if (weaken.has("sockets")) fs.mounts = fs.mounts.filter((m) => !(m.type === "tmpfs" && ["/run", "/tmp", "/var/tmp"].includes(m.target)));
+if (weaken.has("sockets")) {
+  // /tmp and /var/tmp straight from the host; /run stays a tmpfs (the proxy socket is mounted in
+  // it) but gets the host's entries bound back, sockets included.
+  fs.mounts = fs.mounts.filter((m) => !(m.type === "tmpfs" && ["/tmp", "/var/tmp"].includes(m.target)));
+  const runAt = fs.mounts.findIndex((m) => m.type === "tmpfs" && m.target === "/run");
+  const hostRun = readdirSync("/run").map((name) => `/run/${name}`);
+  fs.mounts.splice(runAt + 1, 0, ...hostRun.map((p) => ({ type: "bind" as const, source: p, target: p, writable: false, why: "weak" })));
+}
 if (weaken.has("persistence")) {
   const whys = new Set(PERSISTENCE_PATHS.map((p) => p.why));
   fs.mounts = fs.mounts.filter((m) => !("why" in m) || !whys.has(m.why));
