@@ -1,5 +1,8 @@
 // Bundles the CLI into one ESM file (fewer module loads = faster cold start).
+import { rmSync } from "node:fs";
 import { build } from "esbuild";
+
+rmSync("dist", { recursive: true, force: true }); // no stale chunks from earlier builds
 
 await build({
   entryPoints: { fourwall: "src/cli/main.ts" },

@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from "node:child_process";
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
@@ -26,9 +26,16 @@ export interface Fixture {
   env: Record<string, string>;
 }
 
+const made: string[] = [];
+// Leave nothing behind: every fixture goes when the test process ends.
+process.on("exit", () => {
+  for (const dir of made) rmSync(dir, { recursive: true, force: true });
+});
+
 /** A fake user: HOME with planted secrets, a git workdir, owned by the mode's uid. */
 export function makeFixture(mode: Mode): Fixture {
   const base = mkdtempSync(path.join(os.tmpdir(), `fourwall-it-${mode}-`));
+  made.push(base);
   chmodSync(base, 0o755);
   const home = path.join(base, "home");
   const workdir = path.join(home, "proj");

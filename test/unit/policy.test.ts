@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { describe, it } from "node:test";
+import { after, describe, it } from "node:test";
 import { PolicyError } from "../../src/policy/errors.js";
 import { loadPolicy } from "../../src/policy/load.js";
 import { mergeLayers } from "../../src/policy/merge.js";
@@ -10,6 +10,7 @@ import { policyJsonSchema } from "../../src/policy/schema.js";
 import { parseSize } from "../../src/policy/units.js";
 
 const dir = mkdtempSync(path.join(os.tmpdir(), "fourwall-policy-test-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
 const file = (name: string, text: string) => {
   writeFileSync(path.join(dir, name), text);
   return name;
