@@ -11,6 +11,7 @@ import { type EgressPolicyInput, egressSchema } from "../../src/walls/egress/sch
 import type { AskRequest } from "../../src/walls/egress/types.js";
 import {
   type Certs,
+  curlSocks,
   curlVia,
   makeCerts,
   type Origin,
@@ -319,6 +320,50 @@ describe("protocol edges", () => {
     assert.match(c.stderr, /X-Fourwall-Error: connect-refused/i);
     await waitFor(() => p.events.length === 2);
     assert.ok(p.events.every((e) => e.decision === "allow" && e.error === "connect-refused"));
+  });
+
+  test("slow headers are cut off by the header timeout, silent connections too", async () => {
+    const p = await proxy({ allow: [`allowed.test:${http.port}`] }, { limits: { headerTimeoutMs: 300 } });
+    const t0 = Date.now();
+    const closedAfter = await new Promise<number>((resolve) => {
+      const s = netConnect(p.port, "127.0.0.1");
+      s.on("error", () => {});
+      const text = `GET http://allowed.test:${http.port}/ HTTP/1.1\r\nX-Slow: ${"a".repeat(200)}`;
+      let i = 0;
+      const drip = setInterval(() => {
+        if (!s.destroyed && i < text.length) s.write(text[i++]!);
+      }, 20);
+      s.on("close", () => {
+        clearInterval(drip);
+        resolve(Date.now() - t0);
+      });
+    });
+    assert.ok(closedAfter < 2500, `slow client kept for ${closedAfter} ms`);
+    const silent = Date.now();
+    await new Promise<void>((resolve) => {
+      const s = netConnect(p.port, "127.0.0.1");
+      s.on("error", () => {});
+      s.on("close", () => resolve());
+    });
+    assert.ok(Date.now() - silent < 1500);
+    assert.ok(p.events.some((e) => e.reason === "header-timeout"));
+  });
+
+  test("an ask that takes longer than the header timeout still completes a CONNECT and a SOCKS request", async () => {
+    const p = await proxy(
+      { allow: [], unknown: "ask" },
+      {
+        ask: () => new Promise<boolean>((r) => setTimeout(() => r(true), 500)),
+        limits: { headerTimeoutMs: 200 },
+      },
+    );
+    const c = await curlVia(p.url, `https://allowed.test:${https.port}/slow-ask`, ["--cacert", certs.cert]);
+    assert.match(c.body, /origin=https .*url=\/slow-ask/);
+    const s = await curlSocks(`127.0.0.1:${p.port}`, `https://allowed.test:${https.port}/slow-ask`, [
+      "--cacert",
+      certs.cert,
+    ]);
+    assert.match(s.body, /origin=https/);
   });
 
   test("a name that does not resolve is refused with resolve-failed", async () => {

@@ -130,6 +130,8 @@ describe("parseRule", () => {
     ],
     ["example.com:8080/v2", { path: "/v2", ports: [[8080, 8080]] }],
     ["example.com/a/../b/", { path: "/b/" }],
+    ["example.com//x/", { path: "//x/" }],
+    ["example.com/%2e%2e/x", { path: "/x" }],
     ["10.0.0.0/8", { host: { kind: "cidr", family: 4, network: "10.0.0.0", prefix: 8 } }],
     ["127.0.0.1", { host: { kind: "cidr", family: 4, network: "127.0.0.1", prefix: 32 } }],
     [

@@ -25,6 +25,8 @@ function reply(
     "Connection: close",
   );
   socket.end(`${lines.join("\r\n")}\r\n\r\n${body}`);
+  // The socket is half-open after end(); a client that never closes its side is cut off.
+  setTimeout(() => socket.destroy(), 2000).unref();
 }
 
 const STATUS_TEXT: Record<number, string> = {
@@ -42,7 +44,9 @@ export async function handleConnect(
 ): Promise<void> {
   const started = Date.now();
   client.on("error", () => client.destroy());
-  client.setTimeout(ctx.limits.headerTimeoutMs, () => client.destroy());
+  // No timer here: the request line is complete, and authorize() and openUpstream() bound their own
+  // waits (lookup, ask, connect), so a held "ask" is not cut short by a header timeout.
+  client.setTimeout(0);
   const m = TARGET.exec(req.url ?? "");
   const target: Target = {
     kind: "connect",

@@ -5,11 +5,12 @@
  * connection and looks at its first byte: 0x05 is SOCKS5 (socks.ts); anything else is handed to one
  * internal node:http server, which serves plain HTTP in absolute form (http.ts) and CONNECT (connect.ts).
  * All three turn the request into a Target and call authorize() (authorize.ts): normalise the host
- * (host.ts), apply deny/allow/port/path/method rules from the compiled EgressPlan (rules.ts), ask the
- * human if the policy says so, resolve the name here (pins first) and refuse internal addresses
- * (addresses.ts). The proxy then connects to exactly the vetted address. Tunnels peek at the client's
- * first flight for a TLS ClientHello and close when its SNI names another host (sni.ts, tunnel.ts), then
- * pipe() both ways untouched. Every decision becomes one EgressEvent through options.onDecision.
+ * (host.ts), apply deny/allow/port/path/method rules from the compiled EgressPlan (rules.ts,
+ * match.ts), ask the human if the policy says so, resolve the name here (pins first) and refuse
+ * internal addresses (addresses.ts). The proxy then connects to exactly the vetted address.
+ * Tunnels peek at the client's first flight for a TLS ClientHello and close when its SNI names
+ * another host (sni.ts, tunnel.ts), then pipe() both ways untouched. Every decision becomes one
+ * EgressEvent through options.onDecision.
  */
 import { chmodSync, lstatSync, unlinkSync } from "node:fs";
 import { Agent, createServer as createHttpServer } from "node:http";
@@ -65,11 +66,12 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     agent: new Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64, timeout: limits.idleTimeoutMs }),
     track,
   };
-  ctx.agent.on("free", (socket: Socket) => socket.on("error", () => socket.destroy()));
 
   const http = createHttpServer({
     maxHeaderSize: limits.maxHeaderBytes,
     headersTimeout: limits.headerTimeoutMs,
+    // node checks header deadlines on this interval (30 s by default): make slow-header clients go soon.
+    connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(limits.headerTimeoutMs / 2))),
     requestTimeout: 0, // uploads may be long; idleness is bounded by the socket timeout below
     keepAliveTimeout: 5_000,
     // A missing Host is judged by http.ts (the target is in the request line); node's own 400 would

@@ -25,6 +25,7 @@ const MAX_HANDSHAKE = 1024;
 function replyCode(socket: Socket, code: number): void {
   // BND.ADDR/PORT are meaningless through this proxy: always 0.0.0.0:0.
   socket.end(Buffer.from([0x05, code, 0x00, 0x01, 0, 0, 0, 0, 0, 0]));
+  setTimeout(() => socket.destroy(), 2000).unref();
 }
 
 type Parsed = { need: true } | { error: number } | { host: string; port: number; used: number };
@@ -71,6 +72,7 @@ export function handleSocks(ctx: ProxyContext, client: Socket, first: Buffer): v
       buf = buf.subarray(2 + n);
       if (!methods.includes(0x00)) {
         client.end(Buffer.from([0x05, 0xff]));
+        setTimeout(() => client.destroy(), 2000).unref();
         stage = "busy";
         return;
       }
@@ -83,6 +85,8 @@ export function handleSocks(ctx: ProxyContext, client: Socket, first: Buffer): v
     stage = "busy";
     client.removeListener("data", onData);
     client.pause();
+    // The handshake is complete; what follows (lookup, ask, connect) has its own time limits.
+    client.setTimeout(0);
     if ("error" in parsed) {
       replyCode(client, parsed.error);
       return;
