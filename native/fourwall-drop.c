@@ -13,7 +13,10 @@
  *   4. sets a parent-death signal (credentials changes clear it, so it is set after the drop);
  *   5. execs the rest of its argv (bwrap ...).
  *
- * usage: fourwall-drop UID GID [--idmap OWNER_UID:OWNER_GID:PATH]... -- PROGRAM [ARGS...]
+ * Before dropping, it also moves itself into the box's cgroup(s) (--cgroup DIR), so that every
+ * process of the box is counted against the box's memory and pids caps from the start.
+ *
+ * usage: fourwall-drop UID GID [--idmap OWNER_UID:OWNER_GID:PATH]... [--cgroup DIR]... -- PROGRAM [ARGS...]
  * Exit status 125 with a message on stderr when any step fails: nothing is run then.
  */
 #define _GNU_SOURCE
@@ -111,7 +114,7 @@ static void idmap_mount(const char *target, unsigned box_uid, unsigned box_gid, 
 
 int main(int argc, char **argv) {
   if (argc < 5) {
-    fprintf(stderr, "usage: fourwall-drop UID GID [--idmap OWNER_UID:OWNER_GID:PATH]... -- PROGRAM [ARGS...]\n");
+    fprintf(stderr, "usage: fourwall-drop UID GID [--idmap OWNER_UID:OWNER_GID:PATH]... [--cgroup DIR]... -- PROGRAM [ARGS...]\n");
     return 125;
   }
   unsigned uid = (unsigned)strtoul(argv[1], NULL, 10), gid = (unsigned)strtoul(argv[2], NULL, 10);
@@ -119,6 +122,13 @@ int main(int argc, char **argv) {
   int i = 3;
   int unshared = 0;
   for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
+    if (strcmp(argv[i], "--cgroup") == 0 && i + 1 < argc) {
+      char procs[4096], pid[32];
+      snprintf(procs, sizeof procs, "%s/cgroup.procs", argv[++i]);
+      snprintf(pid, sizeof pid, "%d\n", getpid());
+      write_file(procs, pid);
+      continue;
+    }
     if (strcmp(argv[i], "--idmap") != 0 || i + 1 >= argc) { errno = EINVAL; die("bad argument", argv[i]); }
     char *spec = argv[++i];
     unsigned owner_uid, owner_gid;

@@ -21,6 +21,8 @@ export interface BoxPlan {
   env: Record<string, string>;
   identity: Identity;
   rlimits: Rlimit[];
+  /** Caps on the whole box, applied through a cgroup where fourwall can make one (root mode). */
+  boxLimits: { memoryBytes: number; pids: number };
   /** A classic BPF program (struct sock_filter[]), as `bwrap --seccomp` reads it. */
   seccomp: Buffer;
   hostname: string;
@@ -93,6 +95,7 @@ export function planBox(policy: Policy, ctx: BoxContext): BoxPlan {
     env,
     identity,
     rlimits: planRlimits(policy.isolation.limits),
+    boxLimits: { memoryBytes: policy.isolation.limits.memory, pids: policy.isolation.limits.pids },
     seccomp: buildSeccompFilter(),
     hostname: "fourwall",
     egress,

@@ -5,6 +5,7 @@ import path from "node:path";
 import type { AuditLog } from "../audit/log.js";
 import type { BoxSession, Runtime } from "../runtimes/runtime.js";
 import type { Placeholder } from "../walls/filesystem/mounts.js";
+import { createBoxCgroup, removeBoxCgroup } from "../walls/isolation/cgroups.js";
 import type { BoxPlan } from "./plan.js";
 import { WallError } from "./errors.js";
 import type { EgressEvent, ProxyHandle } from "../walls/egress/proxy.js";
@@ -31,8 +32,8 @@ const FORWARDED: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "
 /**
  * The reaper: a tiny shell, in its own session, that waits on a pipe from fourwall. If fourwall
  * ends normally it says "ok" and the reaper leaves. If fourwall is killed (even by SIGKILL) the
- * pipe closes unread, and the reaper removes what fourwall had made: the run dir and the
- * placeholders (each only if still what fourwall put there).
+ * pipe closes unread, and the reaper removes what fourwall had made: the run dir, the
+ * placeholders (each only if still what fourwall put there) and the box's cgroups.
  */
 const REAPER_SCRIPT = `
 trap '' INT TERM HUP QUIT
@@ -42,14 +43,15 @@ run_dir=$1; shift
 sleep 0.2
 while [ $# -gt 0 ]; do
   kind=$1; p=$2; shift 2
-  if [ "$kind" = dir ]; then rmdir -- "$p" 2>/dev/null
+  if [ "$kind" = cgroup ]; then for t in 1 2 3 4 5 6 7 8 9 10; do rmdir -- "$p" 2>/dev/null && break; sleep 0.2; done
+  elif [ "$kind" = dir ]; then rmdir -- "$p" 2>/dev/null
   elif [ ! -s "$p" ] || [ "$(cat -- "$p")" = "{}" ]; then rm -f -- "$p"; fi
 done
 rm -rf -- "$run_dir"
 `;
 
-function startReaper(runDir: string, placeholders: Placeholder[]): { release(): void } {
-  const args = placeholders.flatMap((p) => [p.kind, p.path]);
+function startReaper(runDir: string, placeholders: Placeholder[], cgroupDirs: string[]): { release(): void } {
+  const args = [...placeholders.flatMap((p) => [p.kind, p.path]), ...cgroupDirs.flatMap((d) => ["cgroup", d])];
   const reaper = spawn("/bin/sh", ["-c", REAPER_SCRIPT, "fourwall-reaper", runDir, ...args], {
     detached: true,
     stdio: ["pipe", "ignore", "ignore"],
@@ -106,16 +108,18 @@ export async function superviseBox(plan: BoxPlan, runtime: Runtime, options: Sup
   mkdirSync(netDir, { mode: 0o700 });
   // Only the box's uid (and root) may reach the proxy socket: other local users cannot borrow it.
   if (plan.identity.mode === "root") chownSync(netDir, plan.identity.uid, plan.identity.gid);
-  const session: BoxSession = { runDir, emptyFile, netDir };
+  const cgroup = plan.identity.mode === "root" ? createBoxCgroup(plan.id, plan.boxLimits) : undefined;
+  const session: BoxSession = { runDir, emptyFile, netDir, cgroupDirs: cgroup?.dirs ?? [] };
   const blocked = new Map<string, number>();
   const placeholders: Placeholder[] = [];
-  const reaper = startReaper(runDir, plan.filesystem.placeholders);
+  const reaper = startReaper(runDir, plan.filesystem.placeholders, session.cgroupDirs);
   const handlers = new Map<NodeJS.Signals, () => void>();
   let proxy: ProxyHandle | undefined;
   const cleanup = () => {
     for (const [sig, handler] of handlers) process.off(sig, handler);
     void proxy?.close();
     removePlaceholders(placeholders);
+    removeBoxCgroup(cgroup);
     rmSync(runDir, { recursive: true, force: true });
     reaper.release();
   };

@@ -80,7 +80,8 @@ export function launcherCommand(plan: BoxPlan, session: BoxSession, bwrap = "bwr
   const args = bwrapArgs(plan, session);
   if (plan.identity.mode === "user") return [bwrap, ...args];
   const idmaps = plan.identity.idmaps.flatMap((m) => ["--idmap", `${m.ownerUid}:${m.ownerGid}:${m.path}`]);
-  return [dropHelperPath(), String(plan.identity.uid), String(plan.identity.gid), ...idmaps, "--", bwrap, ...args];
+  const cgroups = session.cgroupDirs.flatMap((dir) => ["--cgroup", dir]);
+  return [dropHelperPath(), String(plan.identity.uid), String(plan.identity.gid), ...idmaps, ...cgroups, "--", bwrap, ...args];
 }
 
 /** Reads bwrap's JSON status stream: the box's pid 1 when it starts, its exit code at the end. */

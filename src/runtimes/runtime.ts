@@ -18,6 +18,8 @@ export interface BoxSession {
   emptyFile: string;
   /** The directory holding the proxy's unix socket, bound into the box at BOX_NET_DIR. */
   netDir: string;
+  /** The box's cgroup directories (root mode, where the host has controllers), joined at launch. */
+  cgroupDirs: string[];
 }
 
 export interface BoxExit {

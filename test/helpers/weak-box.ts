@@ -29,6 +29,7 @@ export const WEAKENINGS = [
   "die-with-parent", // the box outlives fourwall
   "net", // the host's network namespace
   "userns", // user namespaces allowed inside
+  "cgroup", // no cap on the whole box's memory and processes
 ] as const;
 type Weakening = (typeof WEAKENINGS)[number];
 
@@ -78,6 +79,7 @@ if (weaken.has("persistence")) {
 }
 if (weaken.has("identity") || weaken.has("caps")) plan.identity = { mode: "user", uid: 0, gid: 0 };
 if (weaken.has("rlimits")) plan.rlimits = [];
+if (weaken.has("cgroup")) plan.boxLimits = { memoryBytes: 64 * 1024 ** 3, pids: 1_000_000 };
 if (weaken.has("env")) plan.env = { ...(process.env as Record<string, string>), ...plan.env };
 
 const drop = (list: string[], flag: string, count: number) => {

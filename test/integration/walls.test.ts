@@ -19,6 +19,8 @@ interface Check {
   /** Given the box's result and the host afterwards: undefined when the wall held, else the hole. */
   hole: (r: Result, fx: Fixture) => string | undefined;
   prepare?: (fx: Fixture) => void;
+  /** Launch modes where the wall applies (default: both), with the reason it does not elsewhere. */
+  onlyIn?: { modes: Mode[]; why: string };
 }
 
 const both = (w: string[]) => ({ root: w, user: w });
@@ -170,6 +172,18 @@ print("forked", n)
       return !(n < 100) ? `forked ${n} processes past a limit of 64` : undefined;
     },
   },
+  {
+    name: "memory across many processes is capped for the whole box (cgroup, root mode)",
+    weaken: { root: ["cgroup"] },
+    onlyIn: { modes: ["root"], why: "an unprivileged launcher gets no cgroup on this host (no delegation): rlimits only" },
+    prepare: (fx) => writeFileSync(path.join(fx.workdir, "fourwall.yaml"), "isolation:\n  limits:\n    memory: 300MiB\n"),
+    script: () =>
+      "for i in 1 2 3 4; do /usr/bin/python3 -c 'import time; b = b\"x\" * (200 << 20); time.sleep(1.5); print(\"held\")' & done; wait",
+    hole: (r) => {
+      const held = (r.stdout.match(/held/g) ?? []).length;
+      return held === 4 ? "four processes held 800 MiB under a 300 MiB cap" : undefined;
+    },
+  },
 ];
 
 before(async () => {
@@ -195,6 +209,10 @@ after(() => {
 for (const mode of MODES) {
   describe(`walls hold (${mode === "root" ? "launched as root" : `launched as uid ${USER_UID}`})`, () => {
     for (const check of checks) {
+      if (check.onlyIn && !check.onlyIn.modes.includes(mode)) {
+        it(check.name, (t) => t.skip(check.onlyIn!.why));
+        continue;
+      }
       it(check.name, async () => {
         const fx = makeFixture(mode);
         check.prepare?.(fx);
