@@ -20,12 +20,21 @@ function read(path: string): string | undefined {
 function hostFacts(): HostFact[] {
   const userns = read("/proc/sys/user/max_user_namespaces");
   const seccomp = read("/proc/self/status")?.match(/^Seccomp:\s*(\d)/m);
-  const cgroup2 = existsSync("/sys/fs/cgroup/cgroup.controllers") || existsSync("/sys/fs/cgroup/unified/cgroup.controllers");
+  const root = process.getuid?.() === 0;
+  const v2 = /\bmemory\b/.test(read("/sys/fs/cgroup/cgroup.controllers") ?? "");
+  const v1 = existsSync("/sys/fs/cgroup/memory/cgroup.procs") && existsSync("/sys/fs/cgroup/pids/cgroup.procs");
+  const cgroupDetail = !root
+    ? "not as an ordinary user on this host: per-process rlimits only (run as root, or delegate a cgroup)"
+    : v2
+      ? "cgroup v2: memory and pids capped for the whole box"
+      : v1
+        ? "cgroup v1 (hybrid host): memory and pids capped for the whole box"
+        : "no memory/pids controllers: per-process rlimits only";
   return [
     { name: "user namespaces", ok: userns !== undefined && userns !== "0", detail: `user.max_user_namespaces = ${userns ?? "?"}` },
     { name: "seccomp", ok: seccomp !== null && seccomp !== undefined, detail: seccomp ? "available" : "no Seccomp line in /proc/self/status" },
     { name: "running as", ok: true, detail: process.getuid?.() === 0 ? "root (the box runs as an unprivileged uid)" : `uid ${process.getuid?.()}` },
-    { name: "cgroup v2", ok: cgroup2, detail: cgroup2 ? "present" : "absent: limits are rlimits only" },
+    { name: "box-wide limits", ok: root && (v1 || v2), detail: cgroupDetail },
   ];
 }
 

@@ -57,6 +57,14 @@ policy
     process.exitCode = policySchemaCommand();
   });
 
+policy
+  .command("docs")
+  .description("print the policy reference (markdown), generated from the schema")
+  .action(async () => {
+    const { policyDocsMarkdown } = await import("../policy/docs.js");
+    process.stdout.write(policyDocsMarkdown());
+  });
+
 program
   .command("demo")
   .description("an agent does real work in a box, then, hijacked, tries to steal ~/.ssh and phone home")

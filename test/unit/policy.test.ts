@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, describe, it } from "node:test";
@@ -92,5 +92,13 @@ describe("policy", () => {
     const schema = policyJsonSchema() as { properties: Record<string, unknown>; additionalProperties: boolean };
     for (const key of ["isolation", "filesystem", "env", "egress", "preset"]) assert.ok(key in schema.properties, key);
     assert.equal(schema.additionalProperties, false);
+  });
+});
+
+describe("policy docs", () => {
+  it("docs/POLICY.md is the reference generated from the schema (regenerate: fourwall policy docs > docs/POLICY.md)", async () => {
+    const { policyDocsMarkdown } = await import("../../src/policy/docs.js");
+    const committed = readFileSync(path.join(import.meta.dirname, "../../docs/POLICY.md"), "utf8");
+    assert.equal(committed, policyDocsMarkdown());
   });
 });

@@ -18,6 +18,7 @@ import { createServer, type Server, type Socket } from "node:net";
 import { systemLookup } from "./authorize.js";
 import { handleConnect } from "./connect.js";
 import { handleHttp } from "./http.js";
+import { IdleSweeper } from "./idle.js";
 import { handleSocks } from "./socks.js";
 import type { EgressEvent, ProxyContext, ProxyHandle, ProxyLimits, ProxyOptions } from "./types.js";
 
@@ -64,6 +65,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     lookup: options.lookup ?? systemLookup,
     unsafe: options.unsafeForTests ?? {},
     agent: new Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64, timeout: limits.idleTimeoutMs }),
+    idle: new IdleSweeper(limits.idleTimeoutMs),
     track,
   };
 
@@ -188,6 +190,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
         for (const socket of sockets) socket.destroy();
         await Promise.all(stopped);
         ctx.agent.destroy();
+        ctx.idle.stop();
         http.close(() => {});
         for (const p of unixPaths) removeStaleSocket(p);
       })();

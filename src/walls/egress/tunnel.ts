@@ -80,6 +80,7 @@ export function runTunnel(
   const finish = (error?: string) => {
     if (finished) return;
     finished = true;
+    unwatch();
     client.destroy();
     upstream.destroy();
     if (denied) return;
@@ -89,9 +90,7 @@ export function runTunnel(
     if (error) event.error = error;
     ctx.emit(event);
   };
-  const idle = () => finish("idle-timeout");
-  client.setTimeout(ctx.limits.idleTimeoutMs, idle);
-  upstream.setTimeout(ctx.limits.idleTimeoutMs, idle);
+  const unwatch = ctx.idle.watch([client, upstream], () => finish("idle-timeout"));
   // A reset is how many clients and servers end a connection; only other errors are worth recording.
   const quiet = (err: NodeJS.ErrnoException) => err.code === "ECONNRESET" || err.code === "EPIPE";
   client.on("error", (err: NodeJS.ErrnoException) => finish(quiet(err) ? undefined : "client-error"));
@@ -157,7 +156,12 @@ export function runTunnel(
     }
     client.resume();
   };
+  // A client that half-closes before its first byte has nothing to say; don't hold the upstream for it.
+  const onEnd = () => {
+    if (client.listeners("data").includes(onData)) finish();
+  };
   client.on("data", onData);
+  client.once("end", onEnd);
   client.resume();
 }
 

@@ -1,5 +1,6 @@
 import type { Agent } from "node:http";
 import type { Socket } from "node:net";
+import type { IdleSweeper } from "./idle.js";
 import type { EgressPlan } from "./rules.js";
 
 /** One audit record per decision: a denial at once, an allowed connection when it ends (with byte counts). */
@@ -104,5 +105,6 @@ export interface ProxyContext {
   lookup: (name: string) => Promise<string[]>;
   unsafe: UnsafeTestSwitches;
   agent: Agent;
+  idle: IdleSweeper;
   track: (socket: Socket) => void;
 }

@@ -9,12 +9,12 @@ export const filesystemSchema = z
     hide: pathList(
       "more secrets to make invisible inside the box, on top of the built-in list (~ and * globs allowed; a path that cannot be hidden is an error)",
     ),
-    writable: pathList("more host paths the box may write (e.g. an agent's own config dir); each must exist"),
+    writable: pathList("more host paths the box may write (e.g. an agent's own config dir); one that does not exist is skipped with a note"),
     readOnly: pathList("more paths inside the workdir that stay read-only (relative to the workdir, or absolute)"),
     scratch: pathList("more paths that get an empty private tmpfs that vanishes at exit (e.g. ~/.cache)"),
     tmp: z
-      .union([z.literal(false), z.strictObject({ size: sizeSchema.default(1024 ** 3) })])
-      .default({ size: 1024 ** 3 })
+      .union([z.literal(false), z.strictObject({ size: sizeSchema.prefault("1GiB") })])
+      .prefault({ size: "1GiB" })
       .describe("the private /tmp: false to leave the box without a writable /tmp, or its size"),
     allowDotEnv: z.boolean().default(false).describe("let the box read .env* files in the workdir (masked by default)"),
     allowPersistence: z

@@ -8,10 +8,10 @@ export { RUNTIME_NAMES, type RuntimeName } from "../../runtimes/names.js";
 /** Resource limits applied to every process in the box (rlimits; a cgroup as well where fourwall can make one). */
 export const limitsSchema = z
   .strictObject({
-    memory: sizeSchema.default(4 * 1024 ** 3).describe("address space a process may allocate (RLIMIT_DATA), and the box's cgroup memory cap where one can be made"),
+    memory: sizeSchema.prefault("4GiB").describe("address space a process may allocate (RLIMIT_DATA), and the box's cgroup memory cap where one can be made"),
     pids: z.number().int().min(8).max(1_000_000).default(1024).describe("processes and threads in the box (RLIMIT_NPROC, counted per box)"),
     cpuSeconds: z.number().int().positive().nullable().default(null).describe("CPU seconds per process (RLIMIT_CPU); null = unlimited"),
-    fileSize: sizeSchema.default(16 * 1024 ** 3).describe("largest file a process may write (RLIMIT_FSIZE)"),
+    fileSize: sizeSchema.prefault("16GiB").describe("largest file a process may write (RLIMIT_FSIZE)"),
     openFiles: z.number().int().min(64).max(1_048_576).default(8192).describe("open files per process (RLIMIT_NOFILE)"),
   })
   .describe("resource limits, so a fork bomb or a runaway agent cannot take the host down");
