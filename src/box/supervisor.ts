@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import type { AuditLog } from "../audit/log.js";
@@ -99,7 +99,22 @@ export interface SuperviseOptions {
  * runtime, forwards signals to the command, and removes everything on every exit path.
  * Returns the command's exit status; throws WallError (nothing ran) when a wall cannot be built.
  */
+/**
+ * Hooks of a repository that did not exist before the run are not guarded (the box made it): say
+ * so at exit when it left any, before a human runs git there.
+ */
+function newRepositoryHooks(workdir: string, hadGit: boolean): string[] {
+  if (hadGit) return [];
+  const hooks = path.join(workdir, ".git", "hooks");
+  try {
+    return readdirSync(hooks).filter((name) => !name.endsWith(".sample")).map((name) => path.join(hooks, name));
+  } catch {
+    return [];
+  }
+}
+
 export async function superviseBox(plan: BoxPlan, runtime: Runtime, options: SuperviseOptions): Promise<number> {
+  const hadGit = existsSync(path.join(plan.filesystem.cwd, ".git"));
   const runDir = mkdtempSync(path.join(os.tmpdir(), `fourwall-${plan.id}-`));
   chmodSync(runDir, 0o711); // the box's uid (root mode) must reach the empty file
   const emptyFile = path.join(runDir, "empty");
@@ -147,6 +162,11 @@ export async function superviseBox(plan: BoxPlan, runtime: Runtime, options: Sup
     }
     const { code } = await box.exit;
     options.audit.write({ box: plan.id, wall: "isolation", event: "box-exit", code });
+    const hooks = newRepositoryHooks(plan.filesystem.cwd, hadGit);
+    if (hooks.length > 0) {
+      options.audit.write({ box: plan.id, wall: "filesystem", event: "new-repository-hooks", hooks });
+      process.stderr.write(`fourwall: the box created a git repository with hooks; review them before running git here:\n${hooks.map((h) => `  ${h}`).join("\n")}\n`);
+    }
     if (blocked.size > 0 && !options.quiet) process.stderr.write(blockedSummary(blocked));
     return code;
   } finally {

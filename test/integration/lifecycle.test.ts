@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { describe, it } from "node:test";
@@ -83,6 +83,14 @@ for (const mode of MODES) {
       assert.equal(r.code, 125);
       assert.match(r.stderr, /bad\.yaml:3: filesystem\.writeable: unknown key "writeable"/);
       assert.equal(existsSync(path.join(fx.workdir, "ran")), false);
+    });
+
+    it("warns at exit about hooks in a git repository the box created", async () => {
+      const fx = makeFixture(mode);
+      rmSync(path.join(fx.workdir, ".git"), { recursive: true, force: true });
+      const r = await sh(fx, "git init -q . && echo 'echo evil' > .git/hooks/pre-commit");
+      assert.match(r.stderr, /created a git repository with hooks/);
+      assert.match(r.stderr, /pre-commit/);
     });
 
     it("refuses a missing workdir with exit 125 naming the wall", async () => {
