@@ -33,12 +33,15 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund --loglevel=error
 fi
 
-# The root-mode launcher (native/fourwall-drop.c): rebuilt when the source changes.
+# The native helpers (native/*.c: the root-mode launcher, the fast `exec` path): rebuilt when the source changes.
 mkdir -p native/build
-if [ ! -x native/build/fourwall-drop ] || [ native/fourwall-drop.c -nt native/build/fourwall-drop ]; then
-  say "compiling the root-mode launcher"
-  gcc -O2 -Wall -Wextra -Werror -o native/build/fourwall-drop native/fourwall-drop.c
-fi
+for src in native/*.c; do
+  bin="native/build/$(basename "$src" .c)"
+  if [ ! -x "$bin" ] || [ "$src" -nt "$bin" ]; then
+    say "compiling $src"
+    gcc -O2 -Wall -Wextra -Werror -o "$bin" "$src"
+  fi
+done
 
 # The bundle: rebuilt when any source is newer than it.
 if [ ! -f dist/fourwall.js ] || [ -n "$(find src -newer dist/fourwall.js -name '*.ts' -print -quit)" ]; then

@@ -16,6 +16,9 @@ export function packageRoot(): string {
 /** The root-mode launcher compiled from native/fourwall-drop.c by scripts/setup.sh. */
 export const dropHelperPath = () => path.join(packageRoot(), "native", "build", "fourwall-drop");
 
+/** The fast path of `fourwall exec`, compiled from native/fourwall-enter.c. */
+export const enterHelperPath = () => path.join(packageRoot(), "native", "build", "fourwall-enter");
+
 /** The first executable named `name` on PATH, or undefined. */
 export function which(name: string, searchPath = process.env.PATH ?? "/usr/bin:/bin"): string | undefined {
   for (const dir of searchPath.split(":")) {

@@ -3,7 +3,7 @@ import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, mkdtempSync, 
 import os from "node:os";
 import path from "node:path";
 import type { AuditLog } from "../audit/log.js";
-import type { BoxSession, Runtime } from "../runtimes/runtime.js";
+import type { BoxSession, RunningBox, Runtime } from "../runtimes/runtime.js";
 import type { Placeholder } from "../walls/filesystem/mounts.js";
 import { createBoxCgroup, removeBoxCgroup } from "../walls/isolation/cgroups.js";
 import type { BoxPlan } from "./plan.js";
@@ -90,8 +90,10 @@ export interface SuperviseOptions {
   audit: AuditLog;
   /** No summary of blocked requests at exit. */
   quiet?: boolean;
-  /** Called once the command runs (for progress output). */
-  onStarted?: () => void;
+  /** Called once the command runs (persistent boxes record how to enter it). */
+  onStarted?: (box: RunningBox, session: BoxSession) => void;
+  /** Called once the box has ended, before cleanup. */
+  onExit?: () => void;
 }
 
 /**
@@ -149,7 +151,7 @@ export async function superviseBox(plan: BoxPlan, runtime: Runtime, options: Sup
       }
     });
     const box = await runtime.launch(plan, session);
-    options.onStarted?.();
+    options.onStarted?.(box, session);
     const interactive = process.stdin.isTTY === true;
     for (const sig of FORWARDED) {
       // On a terminal, Ctrl-C and friends already reach the box (same process group): only keep
@@ -161,6 +163,7 @@ export async function superviseBox(plan: BoxPlan, runtime: Runtime, options: Sup
       process.on(sig, handler);
     }
     const { code } = await box.exit;
+    options.onExit?.();
     options.audit.write({ box: plan.id, wall: "isolation", event: "box-exit", code });
     const hooks = newRepositoryHooks(plan.filesystem.cwd, hadGit);
     if (hooks.length > 0) {

@@ -10,16 +10,19 @@ const program = new Command()
   .enablePositionalOptions()
   .showHelpAfterError();
 
-program
-  .command("run")
-  .description("run a command inside a box")
-  .option("-w, --workdir <dir>", "the one writable directory (default: the current directory)")
-  .option("-p, --policy <file>", "policy file, YAML or JSON (default: ./fourwall.yaml if present)")
-  .option("--preset <name>", "add a built-in preset: claude-code | codex | node-dev | python-dev", collect, [] as string[])
-  .option("-a, --allow <rule>", "add an egress allow rule: example.com | *.example.com | example.com:8443", collect, [] as string[])
-  .option("--resolve <host=ip>", "pin a host name to an address at the proxy (repeatable)", collect, [] as string[])
-  .addOption(new Option("-r, --runtime <name>", "isolation runtime").choices(RUNTIME_NAMES))
-  .option("--audit <file>", "append every decision as JSON Lines to this file")
+/** The options that build a box, shared by `run` and `up`. */
+function withBoxOptions(command: Command) {
+  return command
+    .option("-w, --workdir <dir>", "the one writable directory (default: the current directory)")
+    .option("-p, --policy <file>", "policy file, YAML or JSON (default: ./fourwall.yaml if present)")
+    .option("--preset <name>", "add a built-in preset: claude-code | codex | node-dev | python-dev", collect, [] as string[])
+    .option("-a, --allow <rule>", "add an egress allow rule: example.com | *.example.com | example.com:8443", collect, [] as string[])
+    .option("--resolve <host=ip>", "pin a host name to an address at the proxy (repeatable)", collect, [] as string[])
+    .addOption(new Option("-r, --runtime <name>", "isolation runtime").choices(RUNTIME_NAMES))
+    .option("--audit <file>", "append every decision as JSON Lines to this file");
+}
+
+withBoxOptions(program.command("run").description("run a command inside a box"))
   .option("--dry-run", "print the plan instead of running it")
   .option("--json", "with --dry-run: the plan as JSON")
   .option("-v, --verbose", "say what the box is made of before running")
@@ -27,7 +30,50 @@ program
   .passThroughOptions()
   .action(async (command, options) => {
     const { runCommand } = await import("./run.js");
-    process.exitCode = await runCommand(command, options);
+    process.exitCode = await runCommand(command, options as never);
+  });
+
+withBoxOptions(program.command("up").description("start a persistent box (then: fourwall exec NAME -- CMD)"))
+  .requiredOption("-n, --name <name>", "the box's name")
+  .action(async (options) => {
+    const { upCommand } = await import("./box.js");
+    process.exitCode = await upCommand(options as never);
+  });
+
+withBoxOptions(program.command("box-serve", { hidden: true }))
+  .requiredOption("-n, --name <name>", "the box's name")
+  .action(async (options) => {
+    const { serveCommand } = await import("./box.js");
+    process.exitCode = await serveCommand(options as never);
+  });
+
+program
+  .command("exec")
+  .description("run a command inside a persistent box")
+  .argument("<name>", "the box")
+  .argument("<command...>", "the command and its arguments")
+  .passThroughOptions()
+  .action(async (name, command) => {
+    const { execCommand } = await import("./box.js");
+    process.exitCode = await execCommand(name, command);
+  });
+
+program
+  .command("down")
+  .description("stop a persistent box; nothing is left behind")
+  .argument("<name>", "the box")
+  .action(async (name) => {
+    const { downCommand } = await import("./box.js");
+    process.exitCode = await downCommand(name);
+  });
+
+program
+  .command("ls")
+  .description("list your persistent boxes")
+  .option("--json", "machine-readable output")
+  .action(async (options) => {
+    const { lsCommand } = await import("./box.js");
+    process.exitCode = lsCommand(options);
   });
 
 program

@@ -4,7 +4,7 @@ import path from "node:path";
 import pc from "picocolors";
 import { AuditLog } from "../audit/log.js";
 import { EXIT_BOX_FAILED, WallError } from "../box/errors.js";
-import { planBox } from "../box/plan.js";
+import { type BoxPlan, planBox } from "../box/plan.js";
 import { superviseBox } from "../box/supervisor.js";
 import { PolicyError } from "../policy/errors.js";
 import { loadPolicyCached } from "../policy/cached.js";
@@ -29,50 +29,65 @@ const fail = (message: string) => {
   return EXIT_BOX_FAILED;
 };
 
-/** `fourwall run`: the command's own exit status, or 125 when the box could not be built. */
-export async function runCommand(command: string[], options: RunOptions): Promise<number> {
+/** Policy + flags → a plan for `command`, as `run` and `up` build it. Throws PolicyError/WallError. */
+export async function planFromOptions(command: string[], options: RunOptions): Promise<{ plan: BoxPlan; source: string }> {
   const cwd = process.cwd();
   const workdir = path.resolve(cwd, options.workdir ?? ".");
   if (!statSync(workdir, { throwIfNoEntry: false })?.isDirectory()) {
-    return fail(`fourwall: the filesystem wall could not be built: workdir ${workdir} is not an existing directory\n  fix: create it, or pass -w DIR`);
+    throw new WallError("filesystem", `workdir ${workdir} is not an existing directory`, "create it, or pass -w DIR");
   }
   const flags: Record<string, unknown> = {};
   if (options.runtime) flags.isolation = { runtime: options.runtime };
   if (options.allow.length > 0 || options.resolve.length > 0) flags.egress = { allow: options.allow, resolve: options.resolve };
+  const { policy, source } = await loadPolicyCached({ file: options.policy, cwd, flags, presets: options.preset });
+  const plan = planBox(policy, {
+    command,
+    workdir,
+    home: os.homedir(),
+    hostUid: process.getuid!(),
+    hostGid: process.getgid!(),
+    hostEnv: process.env,
+    host: realHost,
+  });
+  return { plan, source };
+}
+
+export function openAudit(file: string | undefined): AuditLog {
+  try {
+    return new AuditLog(file);
+  } catch (error) {
+    throw new WallError("policy", `cannot open the audit log ${file}: ${(error as Error).message}`, "pass a writable --audit path");
+  }
+}
+
+/** PolicyError/WallError → the one clear message and exit 125; anything else is a bug: rethrown. */
+export function failClosed(error: unknown): number {
+  if (error instanceof PolicyError) return fail(`${error.message}\nfourwall: the policy is not valid: nothing was run`);
+  if (error instanceof WallError) return fail(error.describe());
+  throw error;
+}
+
+/** `fourwall run`: the command's own exit status, or 125 when the box could not be built. */
+export async function runCommand(command: string[], options: RunOptions): Promise<number> {
   let audit: AuditLog | undefined;
   try {
-    const { policy, source } = await loadPolicyCached({ file: options.policy, cwd, flags, presets: options.preset });
-    const plan = planBox(policy, {
-      command,
-      workdir,
-      home: os.homedir(),
-      hostUid: process.getuid!(),
-      hostGid: process.getgid!(),
-      hostEnv: process.env,
-      host: realHost,
-    });
+    const { plan, source } = await planFromOptions(command, options);
     if (options.dryRun) {
       const shown = { ...plan, seccomp: `${plan.seccomp.length / 8} BPF instructions`, policySource: source };
       process.stdout.write(options.json ? `${JSON.stringify(shown, null, 2)}\n` : describePlan(plan, source));
       return 0;
     }
     if (options.verbose) process.stderr.write(describePlan(plan, source));
-    try {
-      audit = new AuditLog(options.audit);
-    } catch (error) {
-      throw new WallError("policy", `cannot open the audit log ${options.audit}: ${(error as Error).message}`, "pass a writable --audit path");
-    }
+    audit = openAudit(options.audit);
     return await superviseBox(plan, runtimeFor(plan.runtime), { audit });
   } catch (error) {
-    if (error instanceof PolicyError) return fail(`${error.message}\nfourwall: the policy is not valid: nothing was run`);
-    if (error instanceof WallError) return fail(error.describe());
-    throw error;
+    return failClosed(error);
   } finally {
     audit?.close();
   }
 }
 
-function describePlan(plan: ReturnType<typeof planBox>, source: string): string {
+function describePlan(plan: BoxPlan, source: string): string {
   const fs = plan.filesystem;
   const hidden = fs.mounts.filter((m) => m.type !== "bind" && m.type !== "symlink" && "why" in m && m.why === "secret hidden");
   return [

@@ -188,6 +188,7 @@ export class NamespacesRuntime implements Runtime {
     })();
 
     return {
+      pid: childPid,
       exit,
       signal(sig) {
         // bwrap does not forward signals: deliver to the command (the box's pid 1 is bwrap's reaper).

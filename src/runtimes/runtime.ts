@@ -29,6 +29,8 @@ export interface BoxExit {
 
 /** A box whose command is running. */
 export interface RunningBox {
+  /** The host pid of the box's first process, where a runtime has one (`fourwall exec` joins its namespaces). */
+  pid?: number;
   /** Resolves when the command has ended. */
   exit: Promise<BoxExit>;
   /** Delivers a signal to the command inside the box. */

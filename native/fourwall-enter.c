@@ -1,0 +1,197 @@
+/*
+ * fourwall-enter: runs one command inside a running box (`fourwall exec NAME -- CMD`), as fast as
+ * the kernel allows: no Node on this path.
+ *
+ * It reads the box's enter file (written by `fourwall up`, private to the box's owner), joins the
+ * namespaces of the box's pid 1, becomes the box's uid, drops every capability, sets
+ * no_new_privs, the box's rlimits and the box's seccomp filter, and execs the command with the
+ * box's environment and working directory: the same walls as the box's own first process.
+ * The parent stays outside to relay signals and the exit status.
+ *
+ * usage: fourwall-enter BOXDIR -- PROGRAM [ARGS...]
+ *   BOXDIR/enter     lines: pid=N uid=N gid=N cwd=PATH rlimit=RESOURCE:VALUE cgroup=DIR ...
+ *   BOXDIR/env       the environment, NUL-separated
+ *   BOXDIR/seccomp   the BPF program (struct sock_filter[])
+ * Exit status: the command's (128+N when killed by signal N); 125 when it could not enter.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/nsfs.h>
+#include <sys/ioctl.h>
+#include <linux/seccomp.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static void die(const char *what, const char *arg) {
+  fprintf(stderr, "fourwall exec: %s%s%s: %s\n", what, arg ? " " : "", arg ? arg : "", strerror(errno));
+  exit(125);
+}
+
+static char *slurp(const char *path, size_t *len) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) die("open", path);
+  struct stat st;
+  if (fstat(fd, &st) < 0) die("stat", path);
+  char *buf = malloc((size_t)st.st_size + 1);
+  if (!buf) die("malloc", NULL);
+  size_t got = 0;
+  while (got < (size_t)st.st_size) {
+    ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+    if (n <= 0) die("read", path);
+    got += (size_t)n;
+  }
+  buf[got] = 0;
+  close(fd);
+  *len = got;
+  return buf;
+}
+
+static int resource_of(const char *name) {
+  if (!strcmp(name, "nproc")) return RLIMIT_NPROC;
+  if (!strcmp(name, "data")) return RLIMIT_DATA;
+  if (!strcmp(name, "fsize")) return RLIMIT_FSIZE;
+  if (!strcmp(name, "nofile")) return RLIMIT_NOFILE;
+  if (!strcmp(name, "core")) return RLIMIT_CORE;
+  if (!strcmp(name, "cpu")) return RLIMIT_CPU;
+  return -1;
+}
+
+static pid_t child_pid;
+static void relay(int sig) {
+  if (child_pid > 0) kill(child_pid, sig);
+}
+
+int main(int argc, char **argv) {
+  if (argc < 4 || strcmp(argv[2], "--") != 0) {
+    fprintf(stderr, "usage: fourwall-enter BOXDIR -- PROGRAM [ARGS...]\n");
+    return 125;
+  }
+  char path[4096];
+  size_t len;
+  snprintf(path, sizeof path, "%s/enter", argv[1]);
+  char *conf = slurp(path, &len);
+  long pid = 0;
+  unsigned uid = 0, gid = 0;
+  const char *cwd = "/";
+  struct { int resource; rlim_t value; } limits[16];
+  int nlimits = 0;
+  for (char *line = strtok(conf, "\n"); line; line = strtok(NULL, "\n")) {
+    if (!strncmp(line, "pid=", 4)) pid = strtol(line + 4, NULL, 10);
+    else if (!strncmp(line, "uid=", 4)) uid = (unsigned)strtoul(line + 4, NULL, 10);
+    else if (!strncmp(line, "gid=", 4)) gid = (unsigned)strtoul(line + 4, NULL, 10);
+    else if (!strncmp(line, "cwd=", 4)) cwd = line + 4;
+    else if (!strncmp(line, "cgroup=", 7)) {
+      /* join the box's cgroup (root mode) so its caps count this command too */
+      char procs[4096], self[32];
+      snprintf(procs, sizeof procs, "%s/cgroup.procs", line + 7);
+      snprintf(self, sizeof self, "%d\n", getpid());
+      int fd = open(procs, O_WRONLY | O_CLOEXEC);
+      if (fd < 0 || write(fd, self, strlen(self)) < 0) die("join cgroup", procs);
+      close(fd);
+    }
+    else if (!strncmp(line, "rlimit=", 7) && nlimits < 16) {
+      char *colon = strchr(line + 7, ':');
+      if (!colon) continue;
+      *colon = 0;
+      int r = resource_of(line + 7);
+      if (r < 0) { errno = EINVAL; die("unknown rlimit", line + 7); }
+      limits[nlimits].resource = r;
+      limits[nlimits].value = (rlim_t)strtoull(colon + 1, NULL, 10);
+      nlimits++;
+    }
+  }
+  if (pid <= 1 || uid == 0) { errno = EINVAL; die("bad enter file", path); }
+
+  snprintf(path, sizeof path, "%s/env", argv[1]);
+  size_t envlen;
+  char *envbuf = slurp(path, &envlen);
+  int nenv = 0;
+  for (size_t i = 0; i < envlen; i++) if (envbuf[i] == 0) nenv++;
+  char **envp = calloc((size_t)nenv + 2, sizeof *envp);
+  int e = 0;
+  for (size_t i = 0; i < envlen; i += strlen(envbuf + i) + 1) envp[e++] = envbuf + i;
+  envp[e] = NULL;
+
+  snprintf(path, sizeof path, "%s/seccomp", argv[1]);
+  size_t bpflen;
+  char *bpf = slurp(path, &bpflen);
+  if (bpflen == 0 || bpflen % sizeof(struct sock_filter) != 0) { errno = EINVAL; die("bad seccomp program", path); }
+  struct sock_fprog prog = {.len = (unsigned short)(bpflen / sizeof(struct sock_filter)), .filter = (struct sock_filter *)bpf};
+
+  /* Open every namespace first (pid 1 must not change under us). bwrap's --disable-userns puts
+   * the box in a nested user namespace, while its mount, pid, net... namespaces belong to the
+   * outer one: join the owner of the mount namespace first (NS_GET_USERNS), then the others,
+   * then the box's own user namespace, so the command ends exactly where the box's processes are. */
+  static const char *kinds[] = {"mnt", "pid", "net", "ipc", "uts", "cgroup", "user"};
+  int fds[7];
+  for (int i = 0; i < 7; i++) {
+    snprintf(path, sizeof path, "/proc/%ld/ns/%s", pid, kinds[i]);
+    fds[i] = open(path, O_RDONLY | O_CLOEXEC);
+    if (fds[i] < 0) die("open (is the box running?)", path);
+  }
+  int owner = ioctl(fds[0], NS_GET_USERNS);
+  if (owner < 0) die("NS_GET_USERNS", NULL);
+  if (setns(owner, CLONE_NEWUSER) < 0) die("setns", "user (owner)");
+  close(owner);
+  for (int i = 0; i < 7; i++) {
+    struct stat mine, target;
+    snprintf(path, sizeof path, "/proc/self/ns/%s", kinds[i]);
+    /* joining the user namespace we are already in is EINVAL: skip it (no nesting) */
+    if (!strcmp(kinds[i], "user") && stat(path, &mine) == 0 && fstat(fds[i], &target) == 0 && mine.st_ino == target.st_ino) {
+      close(fds[i]);
+      continue;
+    }
+    if (setns(fds[i], 0) < 0) die("setns", kinds[i]);
+    close(fds[i]);
+  }
+
+  child_pid = fork(); /* the pid namespace applies to children */
+  if (child_pid < 0) die("fork", NULL);
+  if (child_pid == 0) {
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) die("prctl(PR_SET_PDEATHSIG)", NULL);
+    if (setgroups(0, NULL) < 0 && errno != EPERM) die("setgroups", NULL);
+    if (setresgid(gid, gid, gid) < 0) die("setresgid", NULL);
+    if (setresuid(uid, uid, uid) < 0) die("setresuid", NULL);
+    for (int cap = 0; cap <= 63; cap++) prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
+    struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+    struct __user_cap_data_struct data[2];
+    memset(data, 0, sizeof data);
+    if (syscall(SYS_capset, &hdr, data) < 0) die("capset", NULL);
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0) die("clear ambient capabilities", NULL);
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) die("no_new_privs", NULL);
+    for (int i = 0; i < nlimits; i++) {
+      struct rlimit rl = {limits[i].value, limits[i].value};
+      if (setrlimit(limits[i].resource, &rl) < 0) die("setrlimit", NULL);
+    }
+    if (chdir(cwd) < 0) die("chdir", cwd);
+    if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) < 0) die("seccomp", NULL);
+    execvpe(argv[3], &argv[3], envp);
+    fprintf(stderr, "fourwall exec: %s: %s\n", argv[3], strerror(errno));
+    _exit(errno == ENOENT ? 127 : 126);
+  }
+  struct sigaction sa = {0};
+  sa.sa_handler = relay;
+  sigemptyset(&sa.sa_mask);
+  int relayed[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
+  for (size_t i = 0; i < sizeof relayed / sizeof *relayed; i++) sigaction(relayed[i], &sa, NULL);
+  int status;
+  while (waitpid(child_pid, &status, 0) < 0) {
+    if (errno != EINTR) die("waitpid", NULL);
+  }
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return 125;
+}

@@ -1,0 +1,94 @@
+/**
+ * Persistent boxes: `fourwall up`, `exec`, `down`, `ls`. A command entered with `exec` gets the
+ * same walls as the box's own first process; boxes are private to their maker; a box whose
+ * supervisor dies, dies; `down` leaves nothing behind. Both launch modes.
+ */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { existsSync, readdirSync } from "node:fs";
+import path from "node:path";
+import { describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { type Fixture, MODES, type Mode, ROOT, SECRET, USER_UID, makeFixture } from "../helpers/box.js";
+
+const SHIM = path.join(ROOT, "bin", "fourwall");
+const asUser = (mode: Mode, uid = USER_UID) => (mode === "root" ? [] : ["setpriv", `--reuid=${uid}`, `--regid=${uid}`, "--clear-groups"]);
+
+function fw(fx: Fixture, args: string[], options: { input?: string; uid?: number } = {}) {
+  const argv = [...asUser(fx.mode, options.uid), SHIM, ...args];
+  const r = spawnSync(argv[0]!, argv.slice(1), {
+    cwd: fx.workdir,
+    env: fx.env,
+    input: options.input ?? "",
+    encoding: "utf8",
+    timeout: 20_000,
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const pgrepIdle = () => spawnSync("pgrep", ["-f", "^sleep infinity$"], { encoding: "utf8" }).stdout.trim();
+
+for (const mode of MODES) {
+  describe(`persistent box (${mode})`, () => {
+    it("exec gets the box's walls, its exit status and stdin; down leaves nothing", async () => {
+      const fx = makeFixture(mode);
+      const name = `t-${mode}-${process.pid}`;
+      const before = pgrepIdle();
+      assert.equal(fw(fx, ["up", "--name", name]).code, 0);
+      try {
+        assert.match(fw(fx, ["ls"]).stdout, new RegExp(name));
+        const walls = fw(fx, ["exec", name, "--", "sh", "-c", "grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status; cat /proc/1/comm; cat ~/.ssh/id_ed25519 .env 2>&1; env; unshare -U true && echo UNSHARED; curl -s -m 3 -o /dev/null -w 'http=%{http_code}\\n' http://unlisted.test/"]);
+        assert.match(walls.stdout, /CapEff:\s*0+\n/);
+        assert.match(walls.stdout, /NoNewPrivs:\s*1/);
+        assert.match(walls.stdout, /Seccomp:\s*2/);
+        assert.match(walls.stdout, /^bwrap$/m, "joined the box's pid namespace");
+        assert.match(walls.stdout, /http=403/, "egress goes through the box's proxy");
+        assert.doesNotMatch(walls.stdout, new RegExp(SECRET));
+        assert.doesNotMatch(walls.stdout, /UNSHARED/);
+        assert.equal(fw(fx, ["exec", name, "--", "sh", "-c", "exit 5"]).code, 5);
+        assert.equal(fw(fx, ["exec", name, "--", "tr", "a-z", "A-Z"], { input: "piped\n" }).stdout, "PIPED\n");
+        fw(fx, ["exec", name, "--", "sh", "-c", "echo from-exec > made.txt"]);
+        assert.ok(existsSync(path.join(fx.workdir, "made.txt")), "writes in the workdir land on the host");
+      } finally {
+        assert.equal(fw(fx, ["down", name]).code, 0);
+      }
+      assert.doesNotMatch(fw(fx, ["ls"]).stdout, new RegExp(name));
+      assert.equal(pgrepIdle(), before, "the box's processes are gone");
+      assert.ok(!existsSync(path.join(fx.workdir, ".mcp.json")), "placeholders are gone");
+    });
+
+    it("is private to the user who made it", async () => {
+      const fx = makeFixture(mode);
+      const name = `p-${mode}-${process.pid}`;
+      assert.equal(fw(fx, ["up", "--name", name]).code, 0);
+      try {
+        // another unprivileged uid tries to enter it, with the maker's HOME and runtime dir
+        const other = spawnSync("setpriv", ["--reuid=65533", "--regid=65533", "--clear-groups", SHIM, "exec", name, "--", "id"], {
+          cwd: "/",
+          env: fx.env,
+          encoding: "utf8",
+        });
+        assert.notEqual(other.status, 0, other.stdout);
+        assert.doesNotMatch(other.stdout, /uid=/);
+      } finally {
+        fw(fx, ["down", name]);
+      }
+    });
+
+    it("dies with its supervisor (SIGKILL), and ls forgets it", async () => {
+      const fx = makeFixture(mode);
+      const name = `k-${mode}-${process.pid}`;
+      const before = pgrepIdle();
+      assert.equal(fw(fx, ["up", "--name", name]).code, 0);
+      const info = JSON.parse(fw(fx, ["ls", "--json"]).stdout).find((b: { name: string }) => b.name === name);
+      process.kill(info.supervisorPid, "SIGKILL");
+      for (let i = 0; i < 60 && pgrepIdle() !== before; i++) await sleep(50);
+      assert.equal(pgrepIdle(), before, "the box died with its supervisor");
+      assert.doesNotMatch(fw(fx, ["ls"]).stdout, new RegExp(name));
+      assert.notEqual(fw(fx, ["exec", name, "--", "true"]).code, 0);
+      for (let i = 0; i < 40 && existsSync(path.join(fx.workdir, ".mcp.json")); i++) await sleep(50);
+      assert.ok(!existsSync(path.join(fx.workdir, ".mcp.json")), "the reaper removed the placeholders");
+      assert.ok(readdirSync(fx.workdir).every((n) => n !== ".vscode"));
+    });
+  });
+}
