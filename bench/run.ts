@@ -24,11 +24,12 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { coldstart } from "./coldstart.js";
+import { exec } from "./exec.js";
 import type { BenchContext, BenchGroup, GroupResult } from "./lib/group.js";
 import { stopRunning } from "./lib/measure.js";
 import { type BenchReport, type MachineInfo, renderJson, renderMarkdown } from "./lib/report.js";
 
-const GROUPS: BenchGroup[] = [coldstart];
+const GROUPS: BenchGroup[] = [coldstart, exec];
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 

@@ -1,4 +1,5 @@
 import { execFile } from "node:child_process";
+import { lookup as dnsLookup } from "node:dns/promises";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import {
   createServer as createHttpServer,
@@ -100,9 +101,9 @@ export interface Origin {
   close(): Promise<void>;
 }
 
-function listen(server: Server | ReturnType<typeof createTcpServer>): Promise<number> {
+function listen(server: Server | ReturnType<typeof createTcpServer>, host = "127.0.0.1"): Promise<number> {
   return new Promise((resolve) => {
-    server.listen(0, "127.0.0.1", () => {
+    server.listen(0, host, () => {
       const addr = server.address();
       resolve(typeof addr === "object" && addr ? addr.port : 0);
     });
@@ -156,12 +157,12 @@ function answer(kind: string, origin: Origin) {
   };
 }
 
-/** Plain HTTP origin on 127.0.0.1: the body starts with "origin=http". */
-export async function startHttpOrigin(): Promise<Origin> {
+/** Plain HTTP origin on 127.0.0.1 (or ::1): the body starts with "origin=http". */
+export async function startHttpOrigin(host: "127.0.0.1" | "::1" = "127.0.0.1"): Promise<Origin> {
   const origin: Origin = { port: 0, hits: 0, close: async () => {} };
   const server = createHttpServer(answer("http", origin));
   const sockets = trackSockets(server);
-  origin.port = await listen(server);
+  origin.port = await listen(server, host);
   origin.close = closer(server, sockets);
   return origin;
 }
@@ -340,5 +341,44 @@ export async function rawHttp(port: number, request: string): Promise<Outcome> {
     exit: 0,
     stderr: "",
     ...(denied ? { denied } : {}),
+  };
+}
+
+/** openssl s_client through the proxy's CONNECT with a chosen SNI; sends `request` and reads the answer. */
+export async function opensslVia(
+  proxyPort: number,
+  target: string,
+  servername: string,
+  request: string,
+): Promise<Outcome> {
+  const r = await run(
+    "openssl",
+    [
+      "s_client",
+      "-quiet",
+      "-proxy",
+      `127.0.0.1:${proxyPort}`,
+      "-connect",
+      target,
+      "-servername",
+      servername,
+      "-ign_eof",
+    ],
+    { input: request, timeoutMs: 8000 },
+  );
+  return outcome(r);
+}
+
+/**
+ * Name resolution for proxies under test: never asks a real resolver about a test name. Answers from
+ * `stub` first, localhost from /etc/hosts, .invalid with nothing, and refuses everything else.
+ */
+export function testLookup(stub: Record<string, string[]> = {}): (name: string) => Promise<string[]> {
+  return async (name) => {
+    const answer = stub[name];
+    if (answer) return answer;
+    if (name === "localhost") return (await dnsLookup(name, { all: true })).map((a) => a.address);
+    if (name.endsWith(".invalid")) return [];
+    throw new Error(`test lookup of ${name} refused`);
   };
 }

@@ -5,6 +5,7 @@ import { connect as netConnect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { connect as tlsConnect } from "node:tls";
 import { type EgressEvent, type ProxyHandle, startProxy } from "../../src/walls/egress/proxy.js";
 import { compileEgressPlan } from "../../src/walls/egress/rules.js";
 import { type EgressPolicyInput, egressSchema } from "../../src/walls/egress/schema.js";
@@ -19,6 +20,7 @@ import {
   run,
   startHttpOrigin,
   startHttpsOrigin,
+  testLookup,
 } from "../helpers/origins.js";
 
 // The proxy as clients and the box builder meet it: audit events, the unix-socket listener, keep-alive,
@@ -53,6 +55,7 @@ async function proxy(input: EgressPolicyInput, extra: Partial<Parameters<typeof 
     box: "clients",
     listen: [{ port: 0 }],
     onDecision: (e) => events.push(e),
+    lookup: testLookup(),
     ...extra,
   });
   started.push(handle);
@@ -437,6 +440,26 @@ describe("bulk and lifecycle", () => {
     }
   });
 
+  test("an idle tunnel is closed after the idle limit and reported with idle-timeout", async () => {
+    const p = await proxy({ allow: [`allowed.test:${https.port}`] }, { limits: { idleTimeoutMs: 200 } });
+    const s = netConnect(p.port, "127.0.0.1");
+    s.on("error", () => {});
+    s.write(`CONNECT allowed.test:${https.port} HTTP/1.1\r\n\r\n`);
+    await new Promise((r) => s.once("data", r));
+    const t0 = Date.now();
+    await new Promise((r) => s.once("close", r));
+    const waited = Date.now() - t0;
+    assert.ok(waited >= 150 && waited < 1500, `closed after ${waited} ms`);
+    await waitFor(() => p.events.length === 1);
+    assert.equal(p.events[0]!.error, "idle-timeout");
+  });
+
+  test("a tunnel that keeps moving bytes outlives the idle limit", async () => {
+    const p = await proxy({ allow: [`allowed.test:${https.port}`] }, { limits: { idleTimeoutMs: 200 } });
+    const out = await nodeConnectGetSlow(p.port, `allowed.test:${https.port}`);
+    assert.match(out, /origin=https/);
+  });
+
   test("close() ends open tunnels and stops listening", async () => {
     const p = await proxy({ allow: [`allowed.test:${https.port}`] });
     const s = netConnect(p.port, "127.0.0.1");
@@ -459,3 +482,38 @@ describe("bulk and lifecycle", () => {
     assert.notEqual(again.code, 0);
   });
 });
+
+/** A TLS request through CONNECT whose headers trickle in over ~600 ms (longer than a 200 ms idle limit). */
+function nodeConnectGetSlow(proxyPort: number, target: string): Promise<string> {
+  return new Promise((resolve) => {
+    const req = httpRequest({ host: "127.0.0.1", port: proxyPort, method: "CONNECT", path: target });
+    req.on("error", () => resolve(""));
+    req.on("connect", (_res, socket) => {
+      const tls = tlsConnect({ socket, servername: "allowed.test", ca: certs.certPem });
+      let body = "";
+      tls.on("data", (d: Buffer) => {
+        body += d.toString();
+      });
+      tls.on("error", () => resolve(body));
+      tls.on("end", () => resolve(body));
+      tls.on("secureConnect", () => {
+        const lines = [
+          "GET /slow HTTP/1.1",
+          "Host: allowed.test",
+          "X-A: 1",
+          "X-B: 2",
+          "X-C: 3",
+          "Connection: close",
+          "",
+          "",
+        ];
+        let i = 0;
+        const drip = setInterval(() => {
+          tls.write(`${lines[i++]}\r\n`);
+          if (i === lines.length) clearInterval(drip);
+        }, 90);
+      });
+    });
+    req.end();
+  });
+}

@@ -4,7 +4,7 @@ import { after, before, test } from "node:test";
 import { type EgressEvent, type ProxyHandle, startProxy } from "../../src/walls/egress/proxy.js";
 import { compileEgressPlan } from "../../src/walls/egress/rules.js";
 import { egressSchema } from "../../src/walls/egress/schema.js";
-import { curlVia, type Origin, startCanary, startHttpOrigin } from "../helpers/origins.js";
+import { curlVia, type Origin, startCanary, startHttpOrigin, testLookup } from "../helpers/origins.js";
 
 // Thousands of malformed and hostile inputs from a seeded PRNG (FUZZ_SEED=n to replay one run):
 // request lines, headers, CONNECT targets, truncated or corrupted TLS records, SOCKS frames. The proxy
@@ -48,6 +48,7 @@ before(async () => {
       }),
     ),
     box: "fuzz",
+    lookup: testLookup(),
     listen: [{ port: 0 }],
     limits: { headerTimeoutMs: 400, idleTimeoutMs: 1500, connectTimeoutMs: 500, maxHeaderBytes: 8192 },
     onDecision: (e) => {
@@ -293,6 +294,7 @@ test("fuzz control: the same generator against a leaky proxy does reach the cana
   const leaky = await startProxy({
     plan: compileEgressPlan(egressSchema.parse({ resolve: ["canary.test=127.0.0.1"] })),
     listen: [{ port: 0 }],
+    lookup: testLookup(),
     limits: { headerTimeoutMs: 400, idleTimeoutMs: 1500, connectTimeoutMs: 500 },
     unsafeForTests: { allowAll: true, skipAddressGuard: true, skipSniCheck: true, skipHostCheck: true },
   });

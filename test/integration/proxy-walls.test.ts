@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { systemLookup } from "../../src/walls/egress/authorize.js";
 import { type EgressEvent, type ProxyHandle, startProxy } from "../../src/walls/egress/proxy.js";
 import { compileEgressPlan } from "../../src/walls/egress/rules.js";
 import { egressSchema } from "../../src/walls/egress/schema.js";
@@ -12,10 +11,12 @@ import {
   nodeConnectGet,
   type Origin,
   type Outcome,
+  opensslVia,
   pythonVia,
   rawHttp,
   startHttpOrigin,
   startHttpsOrigin,
+  testLookup,
 } from "../helpers/origins.js";
 
 // Every probe runs twice: against the real proxy, where it must be refused with the expected reason and
@@ -27,6 +28,7 @@ let certs: Certs;
 let http: Origin; // the allowed plain-HTTP origin
 let http2: Origin; // another port on the same host, never listed
 let https: Origin;
+let http6: Origin; // plain HTTP on ::1
 const proxies: Record<"strict" | "leaky", { handle: ProxyHandle; events: EgressEvent[] }> = {} as never;
 
 function policy() {
@@ -40,6 +42,8 @@ function policy() {
       `getonly.test:${hp},${sp}`,
       `both.test:${hp},${sp}`,
       `paths.test:${hp}/v2/`,
+      `allowed6.test:${http6.port}`,
+      `rebind6.test:${http6.port}`,
     ],
     deny: ["both.test"],
     resolve: [
@@ -49,18 +53,24 @@ function policy() {
       "getonly.test=127.0.0.1",
       "both.test=127.0.0.1",
       "paths.test=127.0.0.1",
+      "allowed6.test=::1",
+      "other6.test=[::1]",
     ],
     methods: { "getonly.test": ["GET", "HEAD"] },
   });
 }
 
-// rebind.test is allowed by name but "DNS" answers with a loopback address: the guard must refuse it.
-const lookup = (name: string) =>
-  name === "rebind.test" ? Promise.resolve(["127.0.0.1"]) : systemLookup(name);
+// rebind*.test are allowed by name but "DNS" answers with a loopback address: the guard must refuse them.
+const lookup = testLookup({ "rebind.test": ["127.0.0.1"], "rebind6.test": ["::1"] });
 
 before(async () => {
   certs = await makeCerts();
-  [http, http2, https] = await Promise.all([startHttpOrigin(), startHttpOrigin(), startHttpsOrigin(certs)]);
+  [http, http2, https, http6] = await Promise.all([
+    startHttpOrigin(),
+    startHttpOrigin(),
+    startHttpsOrigin(certs),
+    startHttpOrigin("::1"),
+  ]);
   const plan = compileEgressPlan(policy());
   for (const mode of ["strict", "leaky"] as const) {
     const events: EgressEvent[] = [];
@@ -87,6 +97,7 @@ before(async () => {
 
 after(async () => {
   await Promise.all([
+    http6?.close(),
     proxies.strict?.handle.close(),
     proxies.leaky?.handle.close(),
     http?.close(),
@@ -100,6 +111,7 @@ interface Env {
   url: string;
   port: number;
   hp: number;
+  hp6: number;
   hp2: number;
   sp: number;
 }
@@ -195,6 +207,26 @@ const PROBES: Probe[] = [
       ),
   },
   {
+    name: "raw IPv6 loopback target",
+    reason: "not-allowed",
+    run: (e) => curlVia(e.url, `http://[::1]:${e.hp6}/`),
+  },
+  {
+    name: "raw IPv6 loopback target via SOCKS5",
+    reason: "not-allowed",
+    run: (e) => curlSocks(`127.0.0.1:${e.port}`, `http://[::1]:${e.hp6}/`),
+  },
+  {
+    name: "name pinned to ::1 but not allowed",
+    reason: "not-allowed",
+    run: (e) => curlVia(e.url, `http://other6.test:${e.hp6}/`),
+  },
+  {
+    name: "DNS rebinding to IPv6 loopback: allowed name answering ::1",
+    reason: "address-loopback",
+    run: (e) => curlVia(e.url, `http://rebind6.test:${e.hp6}/`),
+  },
+  {
     name: "SNI names another host than the CONNECT target (curl --connect-to)",
     reason: "sni-mismatch",
     run: (e) =>
@@ -235,6 +267,17 @@ const PROBES: Probe[] = [
         "--connect-to",
         `other.test:${e.sp}:allowed.test:${e.sp}`,
       ]),
+  },
+  {
+    name: "SNI names another host (openssl s_client -proxy)",
+    reason: "sni-mismatch",
+    run: (e) =>
+      opensslVia(
+        e.port,
+        `allowed.test:${e.sp}`,
+        "other.test",
+        "GET /openssl HTTP/1.1\r\nHost: other.test\r\nConnection: close\r\n\r\n",
+      ),
   },
   {
     name: "Host header disagrees with the request target",
@@ -329,6 +372,22 @@ const CONTROLS: Array<{ name: string; run(env: Env): Promise<Outcome>; expect: R
     expect: /origin=https .*sni=allowed\.test/,
   },
   {
+    name: "allowed name pinned to ::1 (IPv6 origin)",
+    run: (e) => curlVia(e.url, `http://allowed6.test:${e.hp6}/v6`),
+    expect: /origin=http method=GET url=\/v6 host=allowed6\.test/,
+  },
+  {
+    name: "allowed host (openssl s_client -proxy, matching SNI)",
+    run: (e) =>
+      opensslVia(
+        e.port,
+        `allowed.test:${e.sp}`,
+        "allowed.test",
+        "GET /openssl HTTP/1.1\r\nHost: allowed.test\r\nConnection: close\r\n\r\n",
+      ),
+    expect: /origin=https method=GET url=\/openssl .*sni=allowed\.test/,
+  },
+  {
     name: "GET to a GET/HEAD-only host",
     run: (e) => curlVia(e.url, `http://getonly.test:${e.hp}/`),
     expect: /origin=http method=GET/,
@@ -351,14 +410,14 @@ const CONTROLS: Array<{ name: string; run(env: Env): Promise<Outcome>; expect: R
   },
 ];
 
-const hits = () => http.hits + http2.hits + https.hits;
+const hits = () => http.hits + http2.hits + https.hits + http6.hits;
 
 for (const mode of ["strict", "leaky"] as const) {
   describe(`${mode} proxy`, () => {
     const env = (): Env => {
       const handle = proxies[mode].handle;
       const port = (handle.listeners[0] as { port: number }).port;
-      return { url: handle.url!, port, hp: http.port, hp2: http2.port, sp: https.port };
+      return { url: handle.url!, port, hp: http.port, hp6: http6.port, hp2: http2.port, sp: https.port };
     };
     for (const probe of PROBES) {
       test(`${probe.name}: ${mode === "strict" ? `refused (${probe.reason})` : "gets through (the probe can see a leak)"}`, async () => {

@@ -88,10 +88,32 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     handleConnect(ctx, req, socket, head).catch(() => socket.destroy());
   });
   // Upgrade (WebSocket over plain HTTP) would hand the socket over raw; clients use CONNECT for wss.
-  http.on("upgrade", (_req, socket: Socket) => {
+  http.on("upgrade", (req, socket: Socket) => {
+    socket.on("error", () => socket.destroy());
+    let host = "";
+    let port = 0;
+    try {
+      const url = new URL(req.url ?? "");
+      host = url.hostname;
+      port = Number(url.port || 80);
+    } catch {}
+    ctx.emit({
+      time: new Date().toISOString(),
+      box: ctx.box,
+      kind: "http",
+      host,
+      port,
+      method: req.method ?? "GET",
+      decision: "deny",
+      reason: "upgrade-not-supported",
+      bytesUp: 0,
+      bytesDown: 0,
+      durationMs: 0,
+    });
     socket.end(
       "HTTP/1.1 403 Forbidden\r\nX-Fourwall-Denied: upgrade-not-supported\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
     );
+    setTimeout(() => socket.destroy(), 2000).unref();
   });
   // Requests node's parser refuses never reach a handler: record them here, then answer and close.
   http.on("clientError", (err: NodeJS.ErrnoException, socket: Socket) => {

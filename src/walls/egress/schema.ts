@@ -12,7 +12,8 @@ export const egressSchema = z
       .default([])
       .describe(
         "hosts the box may reach: example.com | *.example.com (subdomains only) | example.com:8443 | example.com:8000-8100 | " +
-          "10.0.0.0/8 | [::1]:8080 | example.com/v2/ (path prefix, plain HTTP only). Ports 80 and 443 unless a port is named",
+          "10.0.0.0/8 | [::1]:8080 | example.com/v2/ (path prefix, plain HTTP only). Ports 80 and 443 unless a port is named. " +
+          "Internal addresses (loopback, private, link-local, metadata, ...) are refused unless pinned in resolve or inside an allowed CIDR",
       ),
     deny: z
       .array(z.string().min(1))
