@@ -9,7 +9,7 @@ import { planRlimits, type Rlimit } from "../walls/isolation/limits.js";
 import type { RuntimeName } from "../walls/isolation/schema.js";
 import { buildSeccompFilter } from "../walls/isolation/seccomp.js";
 import { type BoxNetworkPlan, planBoxNetwork, proxyEnvironment } from "../walls/egress/network.js";
-import { compileEgressPlan, type EgressPlan, RuleError } from "../walls/egress/rules.js";
+import type { EgressPlan } from "../walls/egress/rules.js";
 import { WallError } from "./errors.js";
 
 /** Everything a runtime needs to build one box: the walls' plans, made concrete. */
@@ -39,6 +39,8 @@ export interface BoxContext {
   hostGid: number;
   hostEnv: Record<string, string | undefined>;
   host: HostView;
+  /** The compiled egress rules (compileEgressPlan; cached with the policy, so rules are not recompiled per run). */
+  egress: EgressPlan;
   id?: string;
 }
 
@@ -73,13 +75,7 @@ export function planBox(policy: Policy, ctx: BoxContext): BoxPlan {
     if (error instanceof IdentityError) throw new WallError("isolation", error.message, "run fourwall as the owner of the workdir");
     throw error;
   }
-  let egress: EgressPlan;
-  try {
-    egress = compileEgressPlan(policy.egress);
-  } catch (error) {
-    if (error instanceof RuleError) throw new WallError("egress", error.message, "fix the rule in the policy or the -a flag");
-    throw error;
-  }
+  const egress = ctx.egress;
   const network = planBoxNetwork();
   const env = planEnvironment(policy.env, ctx.hostEnv, {
     ...proxyEnvironment(network),

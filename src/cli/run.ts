@@ -39,7 +39,7 @@ export async function planFromOptions(command: string[], options: RunOptions): P
   const flags: Record<string, unknown> = {};
   if (options.runtime) flags.isolation = { runtime: options.runtime };
   if (options.allow.length > 0 || options.resolve.length > 0) flags.egress = { allow: options.allow, resolve: options.resolve };
-  const { policy, source } = await loadPolicyCached({ file: options.policy, cwd, flags, presets: options.preset });
+  const { policy, source, egress } = await loadPolicyCached({ file: options.policy, cwd, flags, presets: options.preset });
   const plan = planBox(policy, {
     command,
     workdir,
@@ -48,6 +48,7 @@ export async function planFromOptions(command: string[], options: RunOptions): P
     hostGid: process.getgid!(),
     hostEnv: process.env,
     host: realHost,
+    egress,
   });
   return { plan, source };
 }

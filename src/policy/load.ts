@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { isMap, isScalar, LineCounter, parseDocument, type Document } from "yaml";
 import type { z } from "zod";
+import { compileEgressPlan, type EgressPlan, RuleError } from "../walls/egress/rules.js";
 import { PolicyError, type PolicyProblem } from "./errors.js";
 import { mergeLayers } from "./merge.js";
 import { PRESET_NAMES, PRESETS, type PresetName } from "./presets.js";
@@ -21,6 +22,8 @@ export interface LoadOptions {
 
 export interface LoadedPolicy {
   policy: Policy;
+  /** The egress rules, compiled and checked (a rule that cannot be enforced is a policy error). */
+  egress: EgressPlan;
   /** Where the policy came from: a path, or "(built-in default)". */
   source: string;
 }
@@ -41,7 +44,27 @@ export function loadPolicy(options: LoadOptions): LoadedPolicy {
   if (presets.length > 0) merged.preset = presets;
   const result = policySchema.safeParse(merged);
   if (!result.success) throw new PolicyError(result.error.issues.map((issue) => locate(issue, parsed)));
-  return { policy: result.data, source: parsed.source };
+  return { policy: result.data, source: parsed.source, egress: compileEgress(result.data, parsed, options) };
+}
+
+/** Compiles the egress rules; a bad rule is located like any other policy error. */
+function compileEgress(policy: Policy, parsed: ParsedFile, options: LoadOptions): EgressPlan {
+  try {
+    return compileEgressPlan(policy.egress);
+  } catch (error) {
+    if (!(error instanceof RuleError)) throw error;
+    const fileRaw = (parsed.raw ?? {}) as { egress?: Record<string, unknown> };
+    for (const side of ["allow", "deny", "methods", "resolve"] as const) {
+      const list = fileRaw.egress?.[side];
+      const index = Array.isArray(list) ? list.indexOf(error.rule) : -1;
+      if (index >= 0) {
+        const field = ["egress", side, index];
+        throw new PolicyError([{ file: parsed.source, line: lineOf(parsed, field), field: field.join("."), reason: error.message }]);
+      }
+    }
+    const flag = options.flags && JSON.stringify(options.flags).includes(JSON.stringify(error.rule)) ? "--allow/--resolve" : parsed.source;
+    throw new PolicyError([{ file: flag, field: "egress", reason: error.message }]);
+  }
 }
 
 /** Validates one file on its own (for `fourwall policy check`). */

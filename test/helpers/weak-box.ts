@@ -45,7 +45,7 @@ const weaken = new Set((optValue("--weaken") ?? "").split(",").filter(Boolean) a
 for (const w of weaken) if (!(WEAKENINGS as readonly string[]).includes(w)) throw new Error(`unknown weakening ${w}`);
 
 const cwd = process.cwd();
-const { policy } = loadPolicy({ file: optValue("--policy"), cwd });
+const { policy, egress } = loadPolicy({ file: optValue("--policy"), cwd });
 const home = os.homedir();
 const plan: BoxPlan = planBox(policy, {
   command,
@@ -55,6 +55,7 @@ const plan: BoxPlan = planBox(policy, {
   hostGid: process.getgid!(),
   hostEnv: process.env,
   host: realHost,
+  egress,
 });
 const fs = plan.filesystem;
 if (weaken.has("secrets")) {

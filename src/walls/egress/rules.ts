@@ -1,5 +1,5 @@
 import { isIPv4 } from "node:net";
-import { parse as parseDomain } from "tldts";
+import { createRequire } from "node:module";
 import { parseIP } from "./addresses.js";
 import { formatIPv6, type NormalHost, normaliseHost } from "./host.js";
 import type { EgressPolicy } from "./schema.js";
@@ -144,7 +144,7 @@ function parseNamePattern(rule: string, text: string, side: "allow" | "deny"): H
   if (wildcard && side === "allow") {
     // A wildcard on a public suffix (com, co.uk, github.io, ...) would let the box reach anything anybody
     // registers there. Private-section suffixes count too: their subdomains belong to unrelated owners.
-    const parsed = parseDomain(norm.name, { allowPrivateDomains: true });
+    const parsed = publicSuffixList().parse(norm.name, { allowPrivateDomains: true });
     if (parsed.publicSuffix === norm.name || !parsed.domain)
       throw new RuleError(
         rule,
@@ -152,6 +152,16 @@ function parseNamePattern(rule: string, text: string, side: "allow" | "deny"): H
       );
   }
   return { kind: "name", name: norm.name, wildcard };
+}
+
+/**
+ * tldts carries the whole public suffix list (~20 ms to load): only wildcard rules need it, and
+ * compiled plans are cached, so load it on first use rather than on every start.
+ */
+let tldts: typeof import("tldts") | undefined;
+function publicSuffixList(): typeof import("tldts") {
+  tldts ??= createRequire(import.meta.url)("tldts") as typeof import("tldts");
+  return tldts;
 }
 
 /**
