@@ -69,8 +69,16 @@ function startReaper(runDir: string, placeholders: Placeholder[], cgroupDirs: st
 /** Creates the placeholders, recording each in `made` as soon as it exists (for cleanup on failure). */
 function makePlaceholders(placeholders: Placeholder[], made: Placeholder[]): void {
   for (const p of placeholders) {
-    if (p.kind === "dir") mkdirSync(p.path, { mode: 0o755 });
-    else writeFileSync(p.path, p.content, { flag: "wx", mode: 0o644 });
+    try {
+      if (p.kind === "dir") mkdirSync(p.path, { mode: 0o755 });
+      else writeFileSync(p.path, p.content, { flag: "wx", mode: 0o644 });
+    } catch (error) {
+      throw new WallError(
+        "filesystem",
+        `cannot stand the read-only placeholder ${p.path}: ${(error as Error).message}`,
+        "the workdir must be writable by you; if the file appeared just now, run again",
+      );
+    }
     made.push(p);
   }
 }
