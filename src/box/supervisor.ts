@@ -102,6 +102,8 @@ export interface SuperviseOptions {
   onStarted?: (box: RunningBox, session: BoxSession) => void;
   /** Called once the box has ended, before cleanup. */
   onExit?: () => void;
+  /** Pass fourwall's own signals to the box (default). A daemon hosting many boxes says no. */
+  forwardSignals?: boolean;
 }
 
 /**
@@ -161,7 +163,7 @@ export async function superviseBox(plan: BoxPlan, runtime: Runtime, options: Sup
     const box = await runtime.launch(plan, session);
     options.onStarted?.(box, session);
     const interactive = process.stdin.isTTY === true;
-    for (const sig of FORWARDED) {
+    for (const sig of options.forwardSignals === false ? [] : FORWARDED) {
       // On a terminal, Ctrl-C and friends already reach the box (same process group): only keep
       // fourwall alive. Otherwise pass the signal on to the command.
       const handler = () => {

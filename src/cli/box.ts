@@ -1,13 +1,11 @@
 import { spawn } from "node:child_process";
-import { closeSync, existsSync, openSync, writeSync } from "node:fs";
 import path from "node:path";
 import pc from "picocolors";
-import { EXIT_BOX_FAILED, WallError } from "../box/errors.js";
-import { BOX_NAME, boxDir, forgetBox, listBoxes, readBox, recordBox } from "../box/persistent.js";
-import { superviseBox } from "../box/supervisor.js";
+import { WallError } from "../box/errors.js";
+import { askDaemon, runDaemon } from "../box/daemon.js";
+import { BOX_NAME, boxDir, listBoxes, readBox } from "../box/persistent.js";
 import { enterHelperPath } from "../paths.js";
-import { runtimeFor } from "../runtimes/index.js";
-import { failClosed, openAudit, planFromOptions, type RunOptions } from "./run.js";
+import { failClosed, planFromOptions, type RunOptions } from "./run.js";
 
 /** What keeps a persistent box's first process alive: nothing but waiting. */
 const IDLE = ["sleep", "infinity"];
@@ -16,30 +14,33 @@ function checkName(name: string): void {
   if (!BOX_NAME.test(name)) throw new WallError("policy", `bad box name ${JSON.stringify(name)}`, "use letters, digits, . _ - (up to 63)");
 }
 
+/** Starts the user's box daemon unless one answers already. */
+async function ensureDaemon(): Promise<void> {
+  if (await askDaemon({ op: "ping" }, 2000)) return;
+  const child = spawn(process.execPath, [process.argv[1]!, "box-daemon"], { detached: true, stdio: "ignore" });
+  child.unref();
+  for (let i = 0; i < 200; i++) {
+    await new Promise((r) => setTimeout(r, 25));
+    if (await askDaemon({ op: "ping" }, 2000)) return;
+  }
+  throw new WallError("isolation", "the box daemon did not start", "run `fourwall box-daemon` in a terminal to see why");
+}
+
 /**
- * `fourwall up --name N`: starts a supervisor in the background (its own session, so it outlives
- * this command) and returns once the box is ready, or with 125 and the supervisor's message.
+ * `fourwall up --name N`: plans the box here (with this shell's directory and environment), then
+ * hands the plan to the user's box daemon, which supervises it until `fourwall down`.
  */
 export async function upCommand(options: RunOptions & { name: string }): Promise<number> {
   try {
     checkName(options.name);
     if (readBox(options.name)) throw new WallError("policy", `a box named ${options.name} is already up`, `fourwall down ${options.name}`);
-    forgetBox(options.name);
-    const args = process.argv.slice(2).map((a) => (a === "up" ? "box-serve" : a));
-    const log = openSync("/dev/null", "w");
-    const child = spawn(process.execPath, [process.argv[1]!, ...args], { detached: true, stdio: ["ignore", log, "pipe", "pipe"] });
-    let errors = "";
-    child.stderr!.on("data", (d) => (errors += d));
-    const ready = await new Promise<boolean>((resolve) => {
-      child.stdio[3]!.on("data", () => resolve(true));
-      child.once("exit", () => resolve(false));
-    });
-    child.unref();
-    child.stderr!.destroy();
-    (child.stdio[3] as NodeJS.ReadableStream & { destroy(): void }).destroy();
-    if (!ready) {
-      process.stderr.write(errors);
-      return EXIT_BOX_FAILED;
+    const { plan } = await planFromOptions(IDLE, options);
+    await ensureDaemon();
+    const audit = options.audit ? path.resolve(options.audit) : undefined;
+    const reply = await askDaemon({ op: "up", name: options.name, plan, ...(audit ? { audit } : {}) });
+    if (!reply?.ok) {
+      const why = reply && !reply.ok ? reply : { error: "the box daemon went away", wall: undefined, fix: undefined };
+      throw new WallError((why.wall as never) ?? "isolation", why.error, why.fix ?? "fourwall doctor");
     }
     process.stdout.write(`${pc.green("up")} ${options.name}\n`);
     return 0;
@@ -48,29 +49,9 @@ export async function upCommand(options: RunOptions & { name: string }): Promise
   }
 }
 
-/** The background half of `up`: runs the box until `down` (SIGTERM) or until it dies. */
-export async function serveCommand(options: RunOptions & { name: string }): Promise<number> {
-  try {
-    const { plan } = await planFromOptions(IDLE, options);
-    const audit = openAudit(options.audit);
-    const readyPipe = existsSync("/proc/self/fd/3") ? 3 : undefined;
-    const code = await superviseBox(plan, runtimeFor(plan.runtime), {
-      audit,
-      quiet: true,
-      onStarted(box, session) {
-        recordBox(options.name, plan, box, session);
-        if (readyPipe !== undefined) {
-          writeSync(readyPipe, "ready\n");
-          closeSync(readyPipe);
-        }
-      },
-      onExit: () => forgetBox(options.name),
-    });
-    audit.close();
-    return code;
-  } catch (error) {
-    return failClosed(error);
-  }
+export async function daemonCommand(): Promise<number> {
+  await runDaemon();
+  return new Promise(() => {}); // runs until its last box is down
 }
 
 /** `fourwall exec N -- cmd` (the slow path; bin/fourwall calls the native helper directly). */
@@ -81,16 +62,11 @@ export async function execCommand(name: string, command: string[]): Promise<numb
   return new Promise((resolve) => child.on("exit", (code, signal) => resolve(code ?? 128 + (signal === "SIGKILL" ? 9 : 15))));
 }
 
-/** `fourwall down N`: stops the box; waits until it is gone (nothing left behind). */
+/** `fourwall down N`: stops the box; returns once it is gone (nothing left behind). */
 export async function downCommand(name: string): Promise<number> {
-  const info = readBox(name);
-  if (!info) return failClosed(new WallError("isolation", `no box named ${name} is up`, "fourwall ls"));
-  process.kill(info.supervisorPid, "SIGTERM");
-  for (let i = 0; i < 100 && existsSync(path.join(boxDir(name), "info.json")); i++) await new Promise((r) => setTimeout(r, 50));
-  if (existsSync(path.join(boxDir(name), "info.json"))) {
-    process.kill(info.supervisorPid, "SIGKILL");
-    forgetBox(name);
-  }
+  if (!readBox(name)) return failClosed(new WallError("isolation", `no box named ${name} is up`, "fourwall ls"));
+  const reply = await askDaemon({ op: "down", name });
+  if (!reply?.ok) return failClosed(new WallError("isolation", reply && !reply.ok ? reply.error : "the box daemon did not answer", "fourwall ls"));
   process.stdout.write(`${pc.yellow("down")} ${name}\n`);
   return 0;
 }

@@ -40,12 +40,10 @@ withBoxOptions(program.command("up").description("start a persistent box (then: 
     process.exitCode = await upCommand(options as never);
   });
 
-withBoxOptions(program.command("box-serve", { hidden: true }))
-  .requiredOption("-n, --name <name>", "the box's name")
-  .action(async (options) => {
-    const { serveCommand } = await import("./box.js");
-    process.exitCode = await serveCommand(options as never);
-  });
+program.command("box-daemon", { hidden: true }).action(async () => {
+  const { daemonCommand } = await import("./box.js");
+  process.exitCode = await daemonCommand();
+});
 
 program
   .command("exec")
@@ -109,6 +107,21 @@ policy
   .action(async () => {
     const { policyDocsMarkdown } = await import("../policy/docs.js");
     process.stdout.write(policyDocsMarkdown());
+  });
+
+program
+  .command("prove")
+  .description("attack a box from inside with the walls' own canaries, and show which walls hold")
+  .addOption(new Option("-r, --runtime <name>", "isolation runtime").choices(RUNTIME_NAMES))
+  .option("-p, --policy <file>", "policy file, YAML or JSON (default: ./fourwall.yaml if present)")
+  .option("--preset <name>", "add a built-in preset: claude-code | codex | node-dev | python-dev", collect, [] as string[])
+  .option("--only <wall>", "only these walls: isolation | filesystem | egress | gate (repeatable, or a,b)", collect, [] as string[])
+  .option("--against <wrapper>", "run the probes under another wrapper instead of a box, e.g. 'sh -c' or 'srt -s {srt-settings} -c'")
+  .option("--json", "machine-readable result on stdout")
+  .option("--junit <file>", "also write JUnit XML for CI")
+  .action(async (options) => {
+    const { proveCommand } = await import("./prove.js");
+    process.exitCode = await proveCommand(options);
   });
 
 program

@@ -30,8 +30,12 @@ const fail = (message: string) => {
 };
 
 /** Policy + flags → a plan for `command`, as `run` and `up` build it. Throws PolicyError/WallError. */
-export async function planFromOptions(command: string[], options: RunOptions): Promise<{ plan: BoxPlan; source: string }> {
-  const cwd = process.cwd();
+export async function planFromOptions(
+  command: string[],
+  options: RunOptions,
+  caller: { cwd: string; env: NodeJS.ProcessEnv } = { cwd: process.cwd(), env: process.env },
+): Promise<{ plan: BoxPlan; source: string }> {
+  const cwd = caller.cwd;
   const workdir = path.resolve(cwd, options.workdir ?? ".");
   if (!statSync(workdir, { throwIfNoEntry: false })?.isDirectory()) {
     throw new WallError("filesystem", `workdir ${workdir} is not an existing directory`, "create it, or pass -w DIR");
@@ -43,10 +47,10 @@ export async function planFromOptions(command: string[], options: RunOptions): P
   const plan = planBox(policy, {
     command,
     workdir,
-    home: os.homedir(),
+    home: caller.env.HOME ?? os.homedir(),
     hostUid: process.getuid!(),
     hostGid: process.getgid!(),
-    hostEnv: process.env,
+    hostEnv: caller.env,
     host: realHost,
     egress,
   });

@@ -1,0 +1,139 @@
+import { chmodSync, mkdirSync, rmSync } from "node:fs";
+import { createConnection, createServer, type Socket } from "node:net";
+import path from "node:path";
+import { AuditLog } from "../audit/log.js";
+import { runtimeFor } from "../runtimes/index.js";
+import type { RunningBox } from "../runtimes/runtime.js";
+import { boxesRoot, forgetBox, recordBox } from "./persistent.js";
+import { superviseBox } from "./supervisor.js";
+import type { BoxPlan } from "./plan.js";
+
+/**
+ * The box daemon: one process per user that supervises every persistent box of that user, with
+ * every box's proxy in it (50 idle boxes cost one Node process, not 50). It listens on a unix
+ * socket private to the user (0600 in a 0700 directory); it leaves when its last box is down.
+ * Boxes die with it (--die-with-parent), and the reapers clean up after them.
+ */
+
+export const daemonSocket = () => path.join(boxesRoot(), "daemon.sock");
+
+export type DaemonRequest =
+  | { op: "up"; name: string; plan: BoxPlan; audit?: string }
+  | { op: "down"; name: string }
+  | { op: "ping" };
+export type DaemonReply = { ok: true } | { ok: false; error: string; wall?: string; fix?: string };
+
+/** How long an empty daemon waits for another `up` before it leaves. */
+const IDLE_EXIT_MS = 3000;
+
+export async function runDaemon(): Promise<void> {
+  mkdirSync(boxesRoot(), { recursive: true, mode: 0o700 });
+  chmodSync(boxesRoot(), 0o700);
+  rmSync(daemonSocket(), { force: true });
+  const boxes = new Map<string, { box?: RunningBox; done: Promise<number> }>();
+  let idleTimer: NodeJS.Timeout | undefined;
+  const armIdleExit = () => {
+    clearTimeout(idleTimer);
+    if (boxes.size === 0) idleTimer = setTimeout(() => server.close(() => process.exit(0)), IDLE_EXIT_MS);
+  };
+
+  async function up(req: Extract<DaemonRequest, { op: "up" }>): Promise<DaemonReply> {
+    if (boxes.has(req.name)) return { ok: false, error: `a box named ${req.name} is already up` };
+    // JSON turned the BPF program into { type: "Buffer", data: [...] }: make it bytes again.
+    const plan: BoxPlan = { ...req.plan, seccomp: Buffer.from((req.plan.seccomp as unknown as { data: number[] }).data) };
+    const audit = new AuditLog(req.audit);
+    let started: (error?: Error) => void = () => {};
+    const ready = new Promise<Error | undefined>((resolve) => (started = resolve));
+    const entry: { box?: RunningBox; done: Promise<number> } = {
+      done: superviseBox(plan, runtimeFor(plan.runtime), {
+        audit,
+        quiet: true,
+        forwardSignals: false,
+        onStarted(box, session) {
+          entry.box = box;
+          recordBox(req.name, plan, box, session);
+          started();
+        },
+        onExit: () => forgetBox(req.name),
+      })
+        .catch((error: Error) => {
+          started(error);
+          return 125;
+        })
+        .finally(() => {
+          audit.close();
+          boxes.delete(req.name);
+          armIdleExit();
+        }),
+    };
+    boxes.set(req.name, entry);
+    clearTimeout(idleTimer);
+    const error = await ready;
+    if (!error) return { ok: true };
+    const wall = error as Error & { wall?: string; fix?: string };
+    return { ok: false, error: error.message, wall: wall.wall, fix: wall.fix };
+  }
+
+  async function down(name: string): Promise<DaemonReply> {
+    const entry = boxes.get(name);
+    if (!entry) return { ok: false, error: `no box named ${name} is up` };
+    entry.box?.signal("SIGTERM");
+    const kill = setTimeout(() => entry.box?.signal("SIGKILL"), 3000);
+    await entry.done;
+    clearTimeout(kill);
+    return { ok: true };
+  }
+
+  const server = createServer((socket: Socket) => {
+    let text = "";
+    socket.on("error", () => {});
+    socket.on("data", async (chunk) => {
+      text += chunk;
+      const newline = text.indexOf("\n");
+      if (newline < 0) return;
+      let reply: DaemonReply;
+      try {
+        const req = JSON.parse(text.slice(0, newline)) as DaemonRequest;
+        reply = req.op === "up" ? await up(req) : req.op === "down" ? await down(req.name) : { ok: true };
+      } catch (error) {
+        reply = { ok: false, error: `bad request: ${(error as Error).message}` };
+      }
+      socket.end(`${JSON.stringify(reply)}\n`);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(daemonSocket(), resolve));
+  chmodSync(daemonSocket(), 0o600);
+  for (const sig of ["SIGTERM", "SIGINT", "SIGHUP"] as const) {
+    process.on(sig, async () => {
+      await Promise.all([...boxes.keys()].map(down));
+      process.exit(0);
+    });
+  }
+  armIdleExit();
+}
+
+/** Sends one request to the daemon; undefined when no daemon answers. */
+export function askDaemon(req: DaemonRequest, timeoutMs = 30_000): Promise<DaemonReply | undefined> {
+  return new Promise((resolve) => {
+    const socket = createConnection(daemonSocket());
+    let text = "";
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve({ ok: false, error: "the box daemon did not answer in time" });
+    }, timeoutMs);
+    socket.on("connect", () => socket.write(`${JSON.stringify(req)}\n`));
+    socket.on("data", (d) => (text += d));
+    socket.on("error", () => {
+      clearTimeout(timer);
+      resolve(undefined);
+    });
+    socket.on("close", () => {
+      clearTimeout(timer);
+      try {
+        resolve(JSON.parse(text) as DaemonReply);
+      } catch {
+        resolve(undefined);
+      }
+    });
+  });
+}
