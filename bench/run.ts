@@ -25,11 +25,12 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { coldstart } from "./coldstart.js";
 import { exec } from "./exec.js";
+import { scale } from "./scale.js";
 import type { BenchContext, BenchGroup, GroupResult } from "./lib/group.js";
 import { stopRunning } from "./lib/measure.js";
 import { type BenchReport, type MachineInfo, renderJson, renderMarkdown } from "./lib/report.js";
 
-const GROUPS: BenchGroup[] = [coldstart, exec];
+const GROUPS: BenchGroup[] = [coldstart, exec, scale];
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
