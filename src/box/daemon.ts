@@ -29,7 +29,6 @@ const IDLE_EXIT_MS = 3000;
 export async function runDaemon(): Promise<void> {
   mkdirSync(boxesRoot(), { recursive: true, mode: 0o700 });
   chmodSync(boxesRoot(), 0o700);
-  rmSync(daemonSocket(), { force: true });
   const boxes = new Map<string, { box?: RunningBox; done: Promise<number> }>();
   let idleTimer: NodeJS.Timeout | undefined;
   const armIdleExit = () => {
@@ -101,7 +100,18 @@ export async function runDaemon(): Promise<void> {
       socket.end(`${JSON.stringify(reply)}\n`);
     });
   });
-  await new Promise<void>((resolve) => server.listen(daemonSocket(), resolve));
+  // Several `fourwall up` at once may each start a daemon: the first to listen wins, the others
+  // leave. A socket left by a daemon that was killed answers nobody: remove it and try again.
+  for (;;) {
+    const error = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
+      server.once("error", resolve);
+      server.listen(daemonSocket(), () => resolve(undefined));
+    });
+    if (!error) break;
+    if (error.code !== "EADDRINUSE") throw error;
+    if (await askDaemon({ op: "ping" }, 2000)) process.exit(0);
+    rmSync(daemonSocket(), { force: true });
+  }
   chmodSync(daemonSocket(), 0o600);
   for (const sig of ["SIGTERM", "SIGINT", "SIGHUP"] as const) {
     process.on(sig, async () => {

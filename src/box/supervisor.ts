@@ -1,11 +1,10 @@
-import { spawn } from "node:child_process";
-import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import type { AuditLog } from "../audit/log.js";
 import type { BoxSession, RunningBox, Runtime } from "../runtimes/runtime.js";
-import type { Placeholder } from "../walls/filesystem/mounts.js";
 import { createBoxCgroup, removeBoxCgroup } from "../walls/isolation/cgroups.js";
+import { type Reaper, startReaper, standPlaceholders } from "./reaper.js";
 import type { BoxPlan } from "./plan.js";
 import { WallError } from "./errors.js";
 import type { EgressEvent, ProxyHandle } from "../walls/egress/proxy.js";
@@ -28,71 +27,6 @@ function blockedSummary(blocked: Map<string, number>): string {
 }
 
 const FORWARDED: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"];
-
-/**
- * The reaper: a tiny shell, in its own session, that waits on a pipe from fourwall. If fourwall
- * ends normally it says "ok" and the reaper leaves. If fourwall is killed (even by SIGKILL) the
- * pipe closes unread, and the reaper removes what fourwall had made: the run dir, the
- * placeholders (each only if still what fourwall put there) and the box's cgroups.
- */
-const REAPER_SCRIPT = `
-trap '' INT TERM HUP QUIT
-IFS= read -r line
-[ "$line" = ok ] && exit 0
-run_dir=$1; shift
-sleep 0.2
-while [ $# -gt 0 ]; do
-  kind=$1; p=$2; shift 2
-  if [ "$kind" = cgroup ]; then for t in 1 2 3 4 5 6 7 8 9 10; do rmdir -- "$p" 2>/dev/null && break; sleep 0.2; done
-  elif [ "$kind" = dir ]; then rmdir -- "$p" 2>/dev/null
-  elif [ ! -s "$p" ] || [ "$(cat -- "$p")" = "{}" ]; then rm -f -- "$p"; fi
-done
-rm -rf -- "$run_dir"
-`;
-
-function startReaper(runDir: string, placeholders: Placeholder[], cgroupDirs: string[]): { release(): void } {
-  const args = [...placeholders.flatMap((p) => [p.kind, p.path]), ...cgroupDirs.flatMap((d) => ["cgroup", d])];
-  const reaper = spawn("/bin/sh", ["-c", REAPER_SCRIPT, "fourwall-reaper", runDir, ...args], {
-    detached: true,
-    stdio: ["pipe", "ignore", "ignore"],
-  });
-  reaper.unref();
-  reaper.stdin?.on("error", () => {});
-  (reaper.stdin as unknown as { unref?: () => void }).unref?.();
-  return {
-    release() {
-      reaper.stdin?.end("ok\n");
-    },
-  };
-}
-
-/** Creates the placeholders, recording each in `made` as soon as it exists (for cleanup on failure). */
-function makePlaceholders(placeholders: Placeholder[], made: Placeholder[]): void {
-  for (const p of placeholders) {
-    try {
-      if (p.kind === "dir") mkdirSync(p.path, { mode: 0o755 });
-      else writeFileSync(p.path, p.content, { flag: "wx", mode: 0o644 });
-    } catch (error) {
-      throw new WallError(
-        "filesystem",
-        `cannot stand the read-only placeholder ${p.path}: ${(error as Error).message}`,
-        "the workdir must be writable by you; if the file appeared just now, run again",
-      );
-    }
-    made.push(p);
-  }
-}
-
-function removePlaceholders(placeholders: Placeholder[]): void {
-  for (const p of [...placeholders].reverse()) {
-    try {
-      if (p.kind === "dir") rmdirSync(p.path);
-      else if (readFileSync(p.path, "utf8") === p.content) rmSync(p.path);
-    } catch {
-      // changed by someone outside the box since: theirs now, leave it
-    }
-  }
-}
 
 export interface SuperviseOptions {
   audit: AuditLog;
@@ -138,20 +72,20 @@ export async function superviseBox(plan: BoxPlan, runtime: Runtime, options: Sup
   const cgroup = plan.identity.mode === "root" ? createBoxCgroup(plan.id, plan.boxLimits) : undefined;
   const session: BoxSession = { runDir, emptyFile, netDir, cgroupDirs: cgroup?.dirs ?? [] };
   const blocked = new Map<string, number>();
-  const placeholders: Placeholder[] = [];
-  const reaper = startReaper(runDir, plan.filesystem.placeholders, session.cgroupDirs);
   const handlers = new Map<NodeJS.Signals, () => void>();
   let proxy: ProxyHandle | undefined;
-  const cleanup = () => {
+  let reaper: Reaper | undefined;
+  const cleanup = async () => {
     for (const [sig, handler] of handlers) process.off(sig, handler);
     void proxy?.close();
-    removePlaceholders(placeholders);
     removeBoxCgroup(cgroup);
     rmSync(runDir, { recursive: true, force: true });
-    reaper.release();
+    await reaper?.release(); // placeholders: the last box out on this workdir removes them
   };
   try {
-    makePlaceholders(plan.filesystem.placeholders, placeholders);
+    const started = await startReaper(plan.filesystem.cwd, runDir, session.cgroupDirs);
+    reaper = started.reaper;
+    standPlaceholders(plan.filesystem.placeholders, started.list);
     options.audit.write({ box: plan.id, wall: "isolation", event: "box-start", runtime: runtime.name, command: plan.command, identity: plan.identity.mode });
     proxy = await startEgressProxy(plan, path.join(netDir, "proxy.sock"), (event) => {
       options.audit.write({ wall: "egress", event: "decision", ...event });
@@ -183,6 +117,6 @@ export async function superviseBox(plan: BoxPlan, runtime: Runtime, options: Sup
     if (blocked.size > 0 && !options.quiet) process.stderr.write(blockedSummary(blocked));
     return code;
   } finally {
-    cleanup();
+    await cleanup();
   }
 }

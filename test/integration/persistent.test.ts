@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -26,6 +26,7 @@ function fw(fx: Fixture, args: string[], options: { input?: string; uid?: number
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
+const readFileSafe = (p: string) => (existsSync(p) ? readFileSync(p, "utf8") : undefined);
 const pgrepIdle = () => spawnSync("pgrep", ["-f", "^sleep infinity$"], { encoding: "utf8" }).stdout.trim();
 
 for (const mode of MODES) {
@@ -57,6 +58,20 @@ for (const mode of MODES) {
       assert.ok(!existsSync(path.join(fx.workdir, ".mcp.json")), "placeholders are gone");
     });
 
+    it("boxes sharing a workdir keep their read-only placeholders until the last one ends", async () => {
+      const fx = makeFixture(mode);
+      const [a, b] = [`a-${mode}-${process.pid}`, `b-${mode}-${process.pid}`];
+      const ups = await Promise.all([a, b].map((n) => Promise.resolve(fw(fx, ["up", "--name", n]))));
+      assert.deepEqual(ups.map((u) => u.code), [0, 0], ups.map((u) => u.stderr).join(""));
+      assert.equal(fw(fx, ["down", a]).code, 0);
+      const attempt = fw(fx, ["exec", b, "--", "sh", "-c", "echo '{\"mcpServers\":{}}' > .mcp.json; mkdir -p .git/hooks; echo evil > .git/hooks/pre-commit; true"]);
+      assert.equal(attempt.code, 0);
+      assert.notEqual(readFileSafe(path.join(fx.workdir, ".mcp.json")), '{"mcpServers":{}}\n', "the second box could write .mcp.json after the first ended");
+      assert.ok(!existsSync(path.join(fx.workdir, ".git/hooks/pre-commit")));
+      assert.equal(fw(fx, ["down", b]).code, 0);
+      for (const name of [".mcp.json", ".vscode", ".envrc", ".claude"]) assert.ok(!existsSync(path.join(fx.workdir, name)), `${name} left behind`);
+    });
+
     it("is private to the user who made it", async () => {
       const fx = makeFixture(mode);
       const name = `p-${mode}-${process.pid}`;
@@ -86,9 +101,9 @@ for (const mode of MODES) {
       assert.equal(pgrepIdle(), before, "the box died with its supervisor");
       assert.doesNotMatch(fw(fx, ["ls"]).stdout, new RegExp(name));
       assert.notEqual(fw(fx, ["exec", name, "--", "true"]).code, 0);
-      for (let i = 0; i < 40 && existsSync(path.join(fx.workdir, ".mcp.json")); i++) await sleep(50);
-      assert.ok(!existsSync(path.join(fx.workdir, ".mcp.json")), "the reaper removed the placeholders");
-      assert.ok(readdirSync(fx.workdir).every((n) => n !== ".vscode"));
+      const placeholdersLeft = () => [".mcp.json", ".vscode", ".envrc", ".claude"].filter((n) => existsSync(path.join(fx.workdir, n)));
+      for (let i = 0; i < 60 && placeholdersLeft().length > 0; i++) await sleep(50);
+      assert.deepEqual(placeholdersLeft(), [], "the reaper removed the placeholders");
     });
   });
 }

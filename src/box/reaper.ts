@@ -1,0 +1,112 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import { appendFileSync, mkdirSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import type { Placeholder } from "../walls/filesystem/mounts.js";
+import { WallError } from "./errors.js";
+
+/**
+ * Leaving nothing behind, even when fourwall is SIGKILLed, and even with several boxes on one
+ * workdir at once.
+ *
+ * The reaper is a tiny shell in its own session, one per box, that lives as long as the box and
+ * waits on a pipe from fourwall: "ok" when fourwall ends normally, end-of-file when it was killed.
+ * Either way it then removes the run dir and the box's cgroups.
+ *
+ * Placeholders (read-only mount points for persistence files that do not exist yet) are shared by
+ * every box on the same workdir: each reaper holds a shared flock on the workdir's lock file for
+ * its box's whole life; a new placeholder is listed in the workdir's placeholder list; and only a
+ * reaper that can take the lock exclusively — no other box is on this workdir — removes the listed
+ * placeholders (each only if still what fourwall put there). A box never loses a placeholder its
+ * mounts stand on because another box ended.
+ */
+const REAPER_SCRIPT = `
+trap '' INT TERM HUP QUIT
+lock=$1 list=$2 run_dir=$3; shift 3
+exec 9>>"$lock"
+flock -s 9 || exit 1
+echo locked
+IFS= read -r line
+[ "$line" = ok ] || sleep 0.2
+for d in "$@"; do for t in 1 2 3 4 5 6 7 8 9 10; do rmdir -- "$d" 2>/dev/null && break; [ -d "$d" ] || break; sleep 0.2; done; done
+rm -rf -- "$run_dir"
+if flock -x -n 9; then
+  if [ -f "$list" ]; then
+    # newest first: a later placeholder may stand inside an earlier one (.claude/settings.json in .claude)
+    tac -- "$list" | while IFS=' ' read -r kind p; do
+      if [ "$kind" = dir ]; then rmdir -- "$p" 2>/dev/null
+      elif [ -f "$p" ] && { [ ! -s "$p" ] || [ "$(cat -- "$p")" = "{}" ]; }; then rm -f -- "$p"; fi
+    done
+    : > "$list"
+  fi
+fi
+`;
+
+/** Where a user's workdir locks and placeholder lists live (private to the user). */
+function locksDir(): string {
+  return process.getuid?.() === 0 ? "/run/fourwall/locks" : path.join(os.homedir(), ".local", "state", "fourwall", "locks");
+}
+
+export interface Reaper {
+  /** fourwall is done with the box: the reaper cleans up; resolves when it has. */
+  release(): Promise<void>;
+}
+
+/** Starts the box's reaper; resolves once it holds the workdir's shared lock. */
+export async function startReaper(workdir: string, runDir: string, cgroupDirs: string[]): Promise<{ reaper: Reaper; list: string }> {
+  const dir = locksDir();
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const key = createHash("sha256").update(workdir).digest("hex").slice(0, 32);
+  const lock = path.join(dir, `${key}.lock`);
+  const list = path.join(dir, `${key}.placeholders`);
+  const child: ChildProcess = spawn("/bin/sh", ["-c", REAPER_SCRIPT, "fourwall-reaper", lock, list, runDir, ...cgroupDirs], {
+    detached: true,
+    stdio: ["pipe", "pipe", "ignore"],
+  });
+  child.stdin!.on("error", () => {});
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const locked = await new Promise<boolean>((resolve) => {
+    child.stdout!.once("data", () => resolve(true));
+    child.once("exit", () => resolve(false));
+    child.once("error", () => resolve(false));
+  });
+  if (!locked) throw new WallError("filesystem", "the reaper could not take the workdir's lock", "check that flock (util-linux) is installed");
+  child.stdout!.destroy();
+  child.unref();
+  (child.stdin as unknown as { unref?: () => void }).unref?.();
+  return {
+    list,
+    reaper: {
+      async release() {
+        child.ref(); // keep fourwall alive until the reaper has cleaned up
+        child.stdin!.end("ok\n");
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([exited, new Promise((r) => (timer = setTimeout(r, 3000)))]);
+        clearTimeout(timer);
+      },
+    },
+  };
+}
+
+/**
+ * Stands the placeholders (under the workdir's shared lock, held by the reaper). One that another
+ * box made in the meantime is already standing: fine. A new one is added to the list the last
+ * reaper out removes.
+ */
+export function standPlaceholders(placeholders: Placeholder[], list: string): void {
+  for (const p of placeholders) {
+    try {
+      if (p.kind === "dir") mkdirSync(p.path, { mode: 0o755 });
+      else writeFileSync(p.path, p.content, { flag: "wx", mode: 0o644 });
+      appendFileSync(list, `${p.kind} ${p.path}\n`, { mode: 0o600 });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "EEXIST") continue;
+      throw new WallError(
+        "filesystem",
+        `cannot stand the read-only placeholder ${p.path}: ${(error as Error).message}`,
+        "the workdir must be writable by you",
+      );
+    }
+  }
+}
