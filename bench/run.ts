@@ -29,8 +29,9 @@ import { scale } from "./scale.js";
 import type { BenchContext, BenchGroup, GroupResult } from "./lib/group.js";
 import { stopRunning } from "./lib/measure.js";
 import { type BenchReport, type MachineInfo, renderJson, renderMarkdown } from "./lib/report.js";
+import { prove } from "./prove.js";
 
-const GROUPS: BenchGroup[] = [coldstart, exec, scale];
+const GROUPS: BenchGroup[] = [coldstart, exec, scale, prove];
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 

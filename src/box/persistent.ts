@@ -1,8 +1,8 @@
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import type { BoxSession, RunningBox } from "../runtimes/runtime.js";
 import type { BoxPlan } from "./plan.js";
+import { privateStateDir } from "./state-dir.js";
 
 /**
  * Persistent boxes (`fourwall up/exec/down/ls`): a box that stays up so each command pays only
@@ -25,12 +25,8 @@ export interface BoxInfo {
   created: string;
 }
 
-/** Where boxes are recorded: /run/fourwall/boxes for root, else under XDG_RUNTIME_DIR or ~/.local/state. */
-export function boxesRoot(): string {
-  if (process.getuid?.() === 0) return "/run/fourwall/boxes";
-  const runtimeDir = process.env.XDG_RUNTIME_DIR;
-  return runtimeDir ? path.join(runtimeDir, "fourwall", "boxes") : path.join(os.homedir(), ".local", "state", "fourwall", "boxes");
-}
+/** Where boxes are recorded (bin/fourwall looks in the same places, in the same order). */
+export const boxesRoot = () => privateStateDir("boxes");
 
 export const boxDir = (name: string) => path.join(boxesRoot(), name);
 

@@ -1,10 +1,10 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { appendFileSync, mkdirSync, writeFileSync } from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import type { Placeholder } from "../walls/filesystem/mounts.js";
 import { WallError } from "./errors.js";
+import { privateStateDir } from "./state-dir.js";
 
 /**
  * Leaving nothing behind, even when fourwall is SIGKILLed, and even with several boxes on one
@@ -43,11 +43,6 @@ if flock -x -n 9; then
 fi
 `;
 
-/** Where a user's workdir locks and placeholder lists live (private to the user). */
-function locksDir(): string {
-  return process.getuid?.() === 0 ? "/run/fourwall/locks" : path.join(os.homedir(), ".local", "state", "fourwall", "locks");
-}
-
 export interface Reaper {
   /** fourwall is done with the box: the reaper cleans up; resolves when it has. */
   release(): Promise<void>;
@@ -55,8 +50,7 @@ export interface Reaper {
 
 /** Starts the box's reaper; resolves once it holds the workdir's shared lock. */
 export async function startReaper(workdir: string, runDir: string, cgroupDirs: string[]): Promise<{ reaper: Reaper; list: string }> {
-  const dir = locksDir();
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const dir = privateStateDir("locks");
   const key = createHash("sha256").update(workdir).digest("hex").slice(0, 32);
   const lock = path.join(dir, `${key}.lock`);
   const list = path.join(dir, `${key}.placeholders`);

@@ -110,6 +110,21 @@ policy
   });
 
 program
+  .command("prove")
+  .description("attack a box from inside with the walls' own canaries, and show which walls hold")
+  .addOption(new Option("-r, --runtime <name>", "isolation runtime").choices(RUNTIME_NAMES))
+  .option("-p, --policy <file>", "policy file, YAML or JSON (default: ./fourwall.yaml if present)")
+  .option("--preset <name>", "add a built-in preset: claude-code | codex | node-dev | python-dev", collect, [] as string[])
+  .option("--only <wall>", "only these walls: isolation | filesystem | egress | gate (repeatable, or a,b)", collect, [] as string[])
+  .option("--against <wrapper>", "run the probes under another wrapper instead of a box, e.g. 'sh -c' or 'srt -s {srt-settings} -c'")
+  .option("--json", "machine-readable result on stdout")
+  .option("--junit <file>", "also write JUnit XML for CI")
+  .action(async (options) => {
+    const { proveCommand } = await import("./prove.js");
+    process.exitCode = await proveCommand(options);
+  });
+
+program
   .command("demo")
   .description("an agent does real work in a box, then, hijacked, tries to steal ~/.ssh and phone home")
   .action(async () => {

@@ -1,0 +1,235 @@
+/**
+ * Every probe of `fourwall prove`, wall by wall: what it attacks, what the wall must do, and how
+ * the host judges the probe program's report (src/prove/probe.py implements the attacks under the
+ * same ids). Adding a probe: one entry here, one function there.
+ */
+import type { Rlimit } from "../walls/isolation/limits.js";
+import {
+  arrivedNowhere,
+  denied,
+  fail,
+  hole,
+  type Judge,
+  landedNowhere,
+  pass,
+  skip,
+  statusField,
+  text,
+  works,
+} from "./judges.js";
+import type { ProbeSpec, ProveWall } from "./types.js";
+
+/**
+ * How each runtime shows itself from inside: the namespaces runtime by bwrap as the box's pid 1 (it
+ * shares the host's kernel by design); gVisor and a VM by a kernel that is not the host's.
+ */
+const RUNTIME_IDENTITY: Record<string, Judge> = {
+  namespaces: (data) => {
+    const pid1 = text(data.pid1, "?");
+    return pid1 === "bwrap" ? pass("pid 1 is bwrap (namespaces)") : fail(`pid 1 is ${pid1}, expected bwrap`);
+  },
+  gvisor: (data, ctx) => {
+    const kernel = text(data.kernel, "?");
+    return kernel !== ctx.evidence.hostKernel
+      ? pass(`a kernel of its own: ${kernel.slice(0, 40)}`)
+      : fail("the host's own kernel");
+  },
+};
+
+const runtimeIdentity: Judge = (data, ctx) => {
+  const pid1 = text(data.pid1, "?");
+  const isHostInit =
+    pid1 === ctx.evidence.hostInit.comm && text(data.pid1Start) === ctx.evidence.hostInit.start;
+  if (isHostInit) return hole(`pid 1 is the host's own init (${pid1})`);
+  if (ctx.target.kind === "against") return pass(`its own pid namespace (pid 1 is ${pid1})`);
+  const identify = RUNTIME_IDENTITY[ctx.target.runtime];
+  return identify
+    ? identify(data, ctx)
+    : skip(`no known identity for the ${ctx.target.runtime} runtime (pid 1 is ${pid1})`);
+};
+
+/** /proc/self/limits shows "unlimited" or a number; prlimit sets soft = hard. */
+function limitHolds(seen: [string, string] | undefined, want: number): boolean {
+  return seen !== undefined && seen[0] === String(want) && seen[1] === String(want);
+}
+
+const rlimitsInForce: Judge = (data, ctx) => {
+  const limits = (data.limits ?? {}) as Record<string, [string, string] | undefined>;
+  const shown = (name: string) => `${name} ${limits[name]?.[0] ?? "?"}`;
+  if (ctx.target.kind === "box") {
+    const wrong = ctx.target.rlimits.filter((r: Rlimit) => !limitHolds(limits[r.name], r.value));
+    if (wrong.length > 0) return hole(wrong.map((r) => `${shown(r.name)} (policy: ${r.value})`).join(", "));
+    return pass(ctx.target.rlimits.map((r) => shown(r.name)).join(", "));
+  }
+  // Another wrapper has no policy to compare with: at least the process count and memory must be capped.
+  const open = ["nproc", "data"].filter((name) => (limits[name]?.[0] ?? "unlimited") === "unlimited");
+  return open.length > 0
+    ? hole(`${open.map((n) => `${n} unlimited`).join(", ")}`)
+    : pass(["nproc", "data"].map(shown).join(", "));
+};
+
+const notRoot: Judge = (data) => {
+  const uid = typeof data.uid === "number" ? data.uid : -1;
+  if (data.shadow === "read") return hole(`uid ${uid}, and /etc/shadow is readable`);
+  if (uid === 0) return hole("uid 0");
+  return pass(`uid ${uid}; /etc/shadow: ${text(data.shadow, "?")}`);
+};
+
+const workdirWritable: Judge = (data, ctx) => {
+  const content = ctx.evidence.workdirWrite;
+  if (content?.includes("written by fourwall prove")) return pass("written, and on the host");
+  return fail(`expected the write to land in the workdir: ${text(data.detail, "nothing written")}`);
+};
+
+const capEffZero = statusField(
+  "CapEff",
+  (v) => /^0+$/.test(v),
+  (v) => `CapEff ${/^0+$/.test(v) ? "0" : v}`,
+);
+const noNewPrivs = statusField(
+  "NoNewPrivs",
+  (v) => v === "1",
+  (v) => `NoNewPrivs ${v}`,
+);
+const seccompOn = statusField(
+  "Seccomp",
+  (v) => v === "2",
+  (v) => (v === "2" ? "Seccomp 2 (filter)" : `Seccomp ${v}: no filter`),
+);
+
+const spec = (wall: ProveWall, id: string, title: string, expect: string, judge: Judge): ProbeSpec => ({
+  id: `${wall}.${id}`,
+  wall,
+  title,
+  expect,
+  judge,
+});
+
+export const GATE_NOT_BUILT = "approval gate not built yet";
+
+export const PROBES: ProbeSpec[] = [
+  // isolation
+  spec("isolation", "capabilities", "hold capabilities", "CapEff 0", capEffZero),
+  spec("isolation", "no-new-privs", "gain privileges through exec", "NoNewPrivs 1", noNewPrivs),
+  spec("isolation", "seccomp", "call the kernel unfiltered", "Seccomp 2", seccompOn),
+  spec("isolation", "uid", "be root on the host", "not uid 0", notRoot),
+  spec("isolation", "host-pids", "see a host process", "invisible", denied),
+  spec("isolation", "new-namespaces", "unshare user/net/mount namespaces", "EPERM", denied),
+  spec("isolation", "ptrace", "ptrace a process", "EPERM", denied),
+  spec("isolation", "mount", "mount(2)", "EPERM", denied),
+  spec("isolation", "kernel-syscalls", "bpf, perf_event_open, finit_module, io_uring", "EPERM", denied),
+  spec("isolation", "runtime", "runtime identity (pid 1)", "the runtime's init", runtimeIdentity),
+  spec("isolation", "rlimits", "run without resource limits", "limits in force", rlimitsInForce),
+  // filesystem
+  spec("filesystem", "read-secrets", "read ~/.ssh, ~/.aws, ~/.config/gcloud, ~/.netrc", "not found", denied),
+  spec("filesystem", "read-dotenv", "read .env in the workdir", "not found", denied),
+  spec(
+    "filesystem",
+    "write-ssh",
+    "write ~/.ssh/authorized_keys",
+    "absent on the host",
+    landedNowhere("filesystem.write-ssh"),
+  ),
+  spec(
+    "filesystem",
+    "write-home",
+    "write $HOME, append ~/.bashrc",
+    "host unchanged",
+    landedNowhere("filesystem.write-home"),
+  ),
+  spec("filesystem", "write-etc", "write /etc", "denied", landedNowhere("filesystem.write-etc")),
+  spec(
+    "filesystem",
+    "write-usr",
+    "write /usr, /usr/local/bin",
+    "denied",
+    landedNowhere("filesystem.write-usr"),
+  ),
+  spec(
+    "filesystem",
+    "write-outside-workdir",
+    "write another project",
+    "host unchanged",
+    landedNowhere("filesystem.write-outside-workdir"),
+  ),
+  spec(
+    "filesystem",
+    "dotdot-escape",
+    "escape the workdir with ..",
+    "denied",
+    landedNowhere("filesystem.dotdot-escape", denied),
+  ),
+  spec(
+    "filesystem",
+    "symlink-escape",
+    "read/write through symlinks out of the workdir",
+    "denied",
+    landedNowhere("filesystem.symlink-escape", denied),
+  ),
+  spec("filesystem", "proc-root", "reach the host via /proc/*/root, /proc/1/cwd", "denied", denied),
+  spec(
+    "filesystem",
+    "git-hook",
+    "plant .git/hooks/pre-commit, edit .git/config",
+    "denied",
+    landedNowhere("filesystem.git-hook"),
+  ),
+  spec(
+    "filesystem",
+    "persistence",
+    "plant .mcp.json, .envrc, .vscode/tasks.json",
+    "denied",
+    landedNowhere("filesystem.persistence"),
+  ),
+  spec("filesystem", "workdir-write", "write in the workdir", "works", workdirWritable),
+  spec("filesystem", "environment", "find planted secret variables", "none", denied),
+  spec("filesystem", "host-socket", "connect to a host unix socket", "unreachable", denied),
+  spec("filesystem", "abstract-socket", "connect to a host abstract socket", "unreachable", denied),
+  // egress
+  spec("egress", "listed-http", "the listed canary over HTTP (proxy env)", "real answer", works),
+  spec("egress", "listed-https", "the listed canary over HTTPS (proxy env)", "real answer", works),
+  spec("egress", "unlisted-http", "an unlisted host over HTTP", "refused (403)", denied),
+  spec("egress", "unlisted-https", "an unlisted host over HTTPS (CONNECT)", "refused (403)", denied),
+  spec("egress", "ip-via-proxy", "a raw IP through the proxy", "refused", denied),
+  spec("egress", "internal-guard", "an allowed name resolving to loopback", "refused", denied),
+  spec("egress", "sni-mismatch", "TLS SNI other than the CONNECT host", "refused", denied),
+  spec("egress", "host-mismatch", "Host header other than the request's host", "refused", denied),
+  spec("egress", "host-loopback", "host loopback services, no proxy", "unreachable", denied),
+  spec("egress", "ipv6-loopback", "the host's [::1], no proxy", "unreachable", denied),
+  spec(
+    "egress",
+    "udp",
+    "a UDP datagram to a host service",
+    "never arrives",
+    arrivedNowhere((ctx) => ctx.evidence.udpReceived, "the host's UDP canary"),
+  ),
+  spec("egress", "dns-lookup", "resolve a name (getaddrinfo, getent)", "no resolver", denied),
+  spec(
+    "egress",
+    "dns-tunnel",
+    "a DNS query to an outside resolver",
+    "never arrives",
+    arrivedNowhere((ctx) => ctx.evidence.outside?.udp, "the outside host"),
+  ),
+  spec("egress", "outside-host", "TCP to an outside host, no proxy", "unreachable", (data, ctx) => {
+    const tcp = ctx.evidence.outside?.tcp ?? 0;
+    return tcp > 0 ? hole(`the outside host saw ${tcp} connection(s)`) : denied(data, ctx);
+  }),
+  spec("egress", "firewall", "ip link/route, nft, iptables changes", "EPERM", denied),
+  // approval gate (issue 5)
+  {
+    ...spec("gate", "delete-asks", "delete a workdir file", "an approval request", () => fail("not run")),
+    skipAlways: GATE_NOT_BUILT,
+  },
+  {
+    ...spec("gate", "denied-delete-survives", "delete with a denying approver", "the file survives", () =>
+      fail("not run"),
+    ),
+    skipAlways: GATE_NOT_BUILT,
+  },
+];
+
+/** The probes of the given walls (all of them when `only` is empty). */
+export function selectProbes(only: ProveWall[]): ProbeSpec[] {
+  return only.length === 0 ? PROBES : PROBES.filter((p) => only.includes(p.wall));
+}

@@ -1,0 +1,72 @@
+/**
+ * The probe program in a fourwall box, built exactly as `fourwall run` builds one: the same
+ * planFromOptions (policy file, presets, flags, planBox), superviseBox and runtime. The only
+ * additions are the canary rules, passed the way `run -a/--resolve` passes them, and a throwaway
+ * HOME and environment in place of the caller's.
+ */
+import { AuditLog } from "../../audit/log.js";
+import { WallError } from "../../box/errors.js";
+import { superviseBox } from "../../box/supervisor.js";
+import { planFromOptions } from "../../cli/run.js";
+import { PolicyError } from "../../policy/errors.js";
+import { runtimeFor } from "../../runtimes/index.js";
+import type { Rlimit } from "../../walls/isolation/limits.js";
+import type { Canaries } from "../canaries/index.js";
+import type { ProveLayout } from "../layout.js";
+export interface BoxChoice {
+  policy?: string | undefined;
+  presets: string[];
+  runtime?: string | undefined;
+  /** Where `run` would look for ./fourwall.yaml: the user's current directory. */
+  cwd: string;
+}
+
+export type BoxOutcome =
+  | { built: true; exitCode: number; runtime: string; rlimits: Rlimit[]; policySource: string }
+  | { built: false; why: string };
+
+/** The egress rules that make the canaries what they are: listed (allowed, pinned), unlisted (pinned only), guard (allowed only). */
+export function canaryRules(canaries: Canaries): { allow: string[]; resolve: string[] } {
+  const { origins, names } = canaries;
+  if (!origins) return { allow: [], resolve: [] };
+  const allow = [`${names.listed}:${origins.httpPort}`];
+  if (typeof names.guard === "string") allow.push(`${names.guard}:${origins.loopbackPort}`);
+  if (origins.httpsPort !== undefined) allow.push(`${names.listed}:${origins.httpsPort}`);
+  return { allow, resolve: [`${names.listed}=127.0.0.1`, `${names.unlisted}=127.0.0.1`] };
+}
+
+export async function runProbeInBox(
+  choice: BoxChoice,
+  layout: ProveLayout,
+  canaries: Canaries,
+  env: Record<string, string>,
+  command: string[],
+  onPlanned: (runtime: string, policySource: string) => void,
+): Promise<BoxOutcome> {
+  const rules = canaryRules(canaries);
+  const audit = new AuditLog(undefined);
+  try {
+    const { plan, source } = await planFromOptions(
+      command,
+      {
+        workdir: layout.workdir,
+        policy: choice.policy,
+        preset: choice.presets,
+        allow: rules.allow,
+        resolve: rules.resolve,
+        runtime: choice.runtime,
+      },
+      { cwd: choice.cwd, env },
+    );
+    onPlanned(plan.runtime, source);
+    const exitCode = await superviseBox(plan, runtimeFor(plan.runtime), { audit, quiet: true });
+    return { built: true, exitCode, runtime: plan.runtime, rlimits: plan.rlimits, policySource: source };
+  } catch (error) {
+    if (error instanceof PolicyError)
+      return { built: false, why: `the policy is not valid: ${error.message}` };
+    if (error instanceof WallError) return { built: false, why: error.describe() };
+    throw error;
+  } finally {
+    audit.close();
+  }
+}

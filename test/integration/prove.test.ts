@@ -1,0 +1,238 @@
+/**
+ * `fourwall prove` for real, launched as root and as uid 65534: it must pass against fourwall's own
+ * box (default policy and every preset), and every probe must be able to fail: against no box at
+ * all (`sh -c`) it reports holes in every wall, and against deliberately weakened fourwall boxes
+ * (test/helpers/weak-box.ts) it names the hole each weakening opens. Nothing may be left behind.
+ */
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { after, describe, it } from "node:test";
+import { pathToFileURL } from "node:url";
+import type { ProveReport } from "../../src/prove/types.js";
+import { FOURWALL, MODES, type Mode, ROOT, USER_UID, WEAK_BOX } from "../helpers/box.js";
+
+const TSX_LOADER = pathToFileURL(path.join(ROOT, "node_modules", "tsx", "dist", "loader.mjs")).href;
+const PRESETS = ["claude-code", "codex", "node-dev", "python-dev"];
+
+// A neutral place to start from: no fourwall.yaml of the checkout's is picked up, and uid 65534
+// gets a HOME of its own (for its policy cache).
+const scratch = mkdtempSync(path.join(os.tmpdir(), "fwprove-it-"));
+chmodSync(scratch, 0o755);
+const userHome = path.join(scratch, "nobody");
+spawnSync("mkdir", ["-p", userHome]);
+chownSync(userHome, USER_UID, USER_UID);
+after(() => rmSync(scratch, { recursive: true, force: true }));
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function prove(mode: Mode, args: string[]): Promise<Run> {
+  const argv = [process.execPath, FOURWALL, "prove", ...args];
+  const [program, ...rest] =
+    mode === "root"
+      ? argv
+      : ["setpriv", `--reuid=${USER_UID}`, `--regid=${USER_UID}`, "--clear-groups", ...argv];
+  return new Promise((resolve) => {
+    const child = spawn(program!, rest, {
+      cwd: scratch,
+      env: {
+        PATH: process.env.PATH ?? "/usr/bin:/bin",
+        LANG: "C.UTF-8",
+        HOME: mode === "root" ? os.homedir() : userHome,
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+async function proveJson(mode: Mode, args: string[]): Promise<{ run: Run; report: ProveReport }> {
+  const run = await prove(mode, ["--json", ...args]);
+  let report: ProveReport;
+  try {
+    report = JSON.parse(run.stdout) as ProveReport;
+  } catch {
+    assert.fail(`prove printed no JSON (exit ${run.code})\n${run.stdout}\n${run.stderr}`);
+  }
+  return { run, report };
+}
+
+const statusOf = (report: ProveReport, id: string) => report.results.find((r) => r.id === id)?.status;
+const describeRun = (report: ProveReport, run: Run) =>
+  `${report.results
+    .filter((r) => r.status !== "PASS")
+    .map((r) => `${r.status} ${r.id}: ${r.observed}`)
+    .join("\n")}\nnotes: ${report.notes.join("; ")}\n${run.stderr}`;
+
+/** What a prove run could leave behind on the host if its teardown failed (names carry its run id). */
+function leftovers(report: ProveReport): string[] {
+  const id = report.runId;
+  const found = [
+    ...readdirSync(os.tmpdir()).filter((n) => n.startsWith(`fourwall-prove-${id}`)),
+    ...[
+      `/run/fourwall-prove-${id}.sock`,
+      `/etc/fourwall-probe-${id}`,
+      `/usr/fourwall-probe-${id}`,
+      `/usr/local/bin/fourwall-probe-${id}`,
+    ].filter((p) => existsSync(p)),
+  ];
+  const netns = spawnSync("ip", ["netns", "list"], { encoding: "utf8" }).stdout ?? "";
+  found.push(...netns.split("\n").filter((l) => l.startsWith(`fwprove-${id.slice(0, 8)}`)));
+  const links = spawnSync("ip", ["-o", "link", "show"], { encoding: "utf8" }).stdout ?? "";
+  found.push(...links.split("\n").filter((l) => l.includes(`fwp${id.slice(0, 6)}`)));
+  const tables = spawnSync("nft", ["list", "tables"], { encoding: "utf8" }).stdout ?? "";
+  found.push(...tables.split("\n").filter((l) => l.includes(`fwprobe_${id.slice(0, 8)}`)));
+  return found;
+}
+
+for (const mode of MODES) {
+  const who = mode === "root" ? "as root" : `as uid ${USER_UID}`;
+  describe(`fourwall prove (${who})`, () => {
+    it("passes against fourwall's box with the default policy and with each preset", async () => {
+      const runs = await Promise.all(
+        [[], ...PRESETS.map((p) => ["--preset", p])].map((args) => proveJson(mode, args)),
+      );
+      for (const { run, report } of runs) {
+        const what = report.target.kind === "box" ? `presets [${report.target.presets.join(",")}]` : "?";
+        assert.equal(run.code, 0, `${what}\n${describeRun(report, run)}`);
+        assert.equal(report.ok, true);
+        assert.equal(report.tally.hole + report.tally.fail, 0);
+        assert.ok(report.tally.pass >= 38, `${what}: only ${report.tally.pass} passed`);
+        // The refusals carry fourwall's reason; the listed canary really answered over both protocols.
+        assert.match(
+          report.results.find((r) => r.id === "egress.unlisted-http")!.observed,
+          /^403 not-allowed$/,
+        );
+        assert.match(
+          report.results.find((r) => r.id === "egress.internal-guard")!.observed,
+          /address-loopback/,
+        );
+        assert.equal(statusOf(report, "egress.listed-https"), "PASS");
+        assert.equal(statusOf(report, "gate.delete-asks"), "SKIP");
+        const outside = report.results.find((r) => r.id === "egress.outside-host")!;
+        if (mode === "root") assert.equal(outside.status, "PASS", outside.observed);
+        else assert.deepEqual([outside.status, /needs root/.test(outside.observed)], ["SKIP", true]);
+        assert.deepEqual(leftovers(report), []);
+      }
+    });
+
+    it("against no box at all (sh -c) reports holes in every wall and exits non-zero", async () => {
+      const { run, report } = await proveJson(mode, ["--against", "sh -c"]);
+      assert.equal(run.code, 1);
+      assert.equal(report.target.kind, "against");
+      for (const wall of ["isolation", "filesystem", "egress"]) {
+        const holes = report.results.filter((r) => r.wall === wall && r.status === "HOLE");
+        assert.ok(
+          holes.length > 0,
+          `no hole found in the ${wall} wall without a box\n${describeRun(report, run)}`,
+        );
+      }
+      for (const id of [
+        "isolation.no-new-privs",
+        "isolation.seccomp",
+        "filesystem.read-secrets",
+        "filesystem.environment",
+        "egress.host-loopback",
+        "egress.udp",
+      ]) {
+        assert.equal(statusOf(report, id), "HOLE", id);
+      }
+      if (mode === "root") {
+        for (const id of [
+          "isolation.capabilities",
+          "filesystem.write-etc",
+          "egress.outside-host",
+          "egress.dns-tunnel",
+          "egress.firewall",
+        ]) {
+          assert.equal(statusOf(report, id), "HOLE", id);
+        }
+      }
+      assert.deepEqual(
+        leftovers(report),
+        [],
+        "a leaky wrapper's writes to /etc, /usr and the host's network are undone",
+      );
+    });
+  });
+}
+
+describe("fourwall prove catches a deliberately weakened fourwall box", () => {
+  const weak = (what: string) => `${process.execPath} --import ${TSX_LOADER} ${WEAK_BOX} --weaken ${what} --`;
+  const cases: { weaken: string; only: string; holes: string[] }[] = [
+    {
+      weaken: "secrets",
+      only: "filesystem",
+      holes: ["filesystem.read-secrets", "filesystem.read-dotenv", "filesystem.proc-root"],
+    },
+    { weaken: "env", only: "filesystem", holes: ["filesystem.environment"] },
+    { weaken: "seccomp", only: "isolation", holes: ["isolation.seccomp"] },
+    { weaken: "rlimits", only: "isolation", holes: ["isolation.rlimits"] },
+    { weaken: "net", only: "egress", holes: ["egress.host-loopback", "egress.ipv6-loopback", "egress.udp"] },
+  ];
+  for (const c of cases) {
+    it(`without ${c.weaken}: ${c.holes.join(", ")}`, async () => {
+      const { run, report } = await proveJson("root", ["--only", c.only, "--against", weak(c.weaken)]);
+      assert.equal(run.code, 1, describeRun(report, run));
+      for (const id of c.holes)
+        assert.equal(statusOf(report, id), "HOLE", `${id}\n${describeRun(report, run)}`);
+    });
+  }
+});
+
+describe("fourwall prove output", () => {
+  it("--junit writes XML that parses and agrees with --json; --only filters walls", async () => {
+    const junit = path.join(scratch, "prove.xml");
+    const { run, report } = await proveJson("root", ["--only", "isolation,gate", "--junit", junit]);
+    assert.equal(run.code, 0, describeRun(report, run));
+    assert.deepEqual([...new Set(report.results.map((r) => r.wall))], ["isolation", "gate"]);
+    const counted = spawnSync(
+      "python3",
+      [
+        "-c",
+        "import sys, xml.etree.ElementTree as E; r = E.parse(sys.argv[1]).getroot(); print(r.get('tests'), r.get('failures'), r.get('skipped'), len(r.findall('.//testcase')))",
+        junit,
+      ],
+      { encoding: "utf8" },
+    );
+    const total = report.results.length;
+    assert.equal(counted.stdout.trim(), `${total} 0 ${report.tally.skip} ${total}`, counted.stderr);
+  });
+
+  it("the table ends with a verdict; an invalid policy means no box: exit 125, nothing proven", async () => {
+    const table = await prove("root", ["--only", "isolation"]);
+    assert.equal(table.code, 0, table.stderr);
+    assert.match(table.stdout, /The walls held: \d+ probes passed/);
+    const bad = path.join(scratch, "bad.yaml");
+    writeFileSync(bad, "isolation:\n  limits:\n    memory: lots\n");
+    const { run, report } = await proveJson("root", ["--only", "isolation", "--policy", bad]);
+    assert.equal(run.code, 125);
+    assert.equal(report.ok, false);
+    assert.ok(report.results.every((r) => r.status === "FAIL"));
+    assert.match(report.notes.join("\n"), /memory/);
+    assert.equal(existsSync(bad) && readFileSync(bad, "utf8").includes("lots"), true);
+  });
+});
