@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { existsSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -73,7 +74,9 @@ for (const mode of MODES) {
       assert.ok(await waitFor(() => pgrep(`^sleep ${marker}$`) === "", 5_000), "the box's processes are gone");
       assert.ok(await waitFor(() => !existsSync(path.join(fx.workdir, ".mcp.json")), 5_000), "placeholders are gone");
       assert.ok(await waitFor(() => runDirs().every((d) => before.has(d)), 5_000), "the run dir is gone");
-      assert.equal(pgrep("fourwall-reaper"), "", "the reaper has finished");
+      // this box's reaper (other boxes on the machine have their own): its lock names the workdir
+      const lockKey = createHash("sha256").update(fx.workdir).digest("hex").slice(0, 32);
+      assert.ok(await waitFor(() => pgrep(`fourwall-reaper .*${lockKey}`) === "", 5_000), "the reaper has finished");
     });
 
     it("refuses a broken policy with file:line: field: reason and exit 125, running nothing", async () => {
