@@ -30,8 +30,9 @@ import type { BenchContext, BenchGroup, GroupResult } from "./lib/group.js";
 import { stopRunning } from "./lib/measure.js";
 import { type BenchReport, type MachineInfo, renderJson, renderMarkdown } from "./lib/report.js";
 import { prove } from "./prove.js";
+import { runtimes } from "./runtimes.js";
 
-const GROUPS: BenchGroup[] = [coldstart, exec, scale, prove];
+const GROUPS: BenchGroup[] = [coldstart, runtimes, exec, scale, prove];
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 

@@ -7,8 +7,10 @@ cd "$(dirname "$0")/.."
 
 # bubblewrap: the namespaces runtime · util-linux: prlimit, setpriv · gcc/libc6-dev: the root-mode
 # launcher · socat, nftables, iproute2: the egress wall · curl, git, python3, openssl, tmux,
-# bsdutils (script): real clients and terminals in the tests · ripgrep: the peer srt in bench.
-PACKAGES=(bubblewrap util-linux bsdutils gcc libc6-dev socat nftables iproute2 curl git python3 openssl tmux procps psmisc ripgrep)
+# bsdutils (script): real clients and terminals in the tests · ripgrep: the peer srt in bench ·
+# chromium: the approval inbox page, tested headless · runsc: gVisor, the --runtime gvisor box.
+# squid: the second egress backend (egress.proxy: squid), started per box, never as a service.
+PACKAGES=(bubblewrap util-linux bsdutils gcc libc6-dev socat nftables iproute2 curl git python3 openssl tmux procps psmisc ripgrep chromium runsc squid)
 
 say() { printf '\033[36msetup:\033[0m %s\n' "$*" >&2; }
 
@@ -25,6 +27,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Debian starts squid as a system-wide service on :3128; fourwall starts its own per box and
+  # wants no proxy left listening on the host.
+  if [[ " ${missing[*]} " == *" squid "* ]] && [ -d /run/systemd/system ]; then
+    systemctl disable --now squid >/dev/null 2>&1 || true
+  fi
 fi
 
 # npm dependencies: install when missing or older than the lock file.

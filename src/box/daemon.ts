@@ -48,6 +48,9 @@ export async function runDaemon(): Promise<void> {
         audit,
         quiet: true,
         forwardSignals: false,
+        // A persistent box writes its workdir directly (its exec'd commands' files appear at once):
+        // the gate's copy-on-write layer holds changes for `fourwall run` boxes only (docs/gate.md).
+        gate: { terminal: false, layer: false },
         onStarted(box, session) {
           entry.box = box;
           recordBox(req.name, plan, box, session);

@@ -10,6 +10,7 @@ import type { RuntimeName } from "../walls/isolation/schema.js";
 import { buildSeccompFilter } from "../walls/isolation/seccomp.js";
 import { type BoxNetworkPlan, planBoxNetwork, proxyEnvironment } from "../walls/egress/network.js";
 import type { EgressPlan } from "../walls/egress/rules.js";
+import { BOX_GATE_SOCKET, type GatePlan, planGate } from "../walls/gate/plan.js";
 import { WallError } from "./errors.js";
 
 /** Everything a runtime needs to build one box: the walls' plans, made concrete. */
@@ -29,6 +30,8 @@ export interface BoxPlan {
   /** The proxy's rules (the egress wall) and how the box reaches the proxy. */
   egress: EgressPlan;
   network: BoxNetworkPlan;
+  /** The approval gate: its policy, the copy-on-write layer over the workdir, agent hook settings. */
+  gate: GatePlan;
 }
 
 export interface BoxContext {
@@ -42,6 +45,8 @@ export interface BoxContext {
   /** The compiled egress rules (compileEgressPlan; cached with the policy, so rules are not recompiled per run). */
   egress: EgressPlan;
   id?: string;
+  /** How the box runs fourwall itself (agent hooks call `fourwall gate ...`): [node, bin/fourwall.js]. */
+  fourwall?: string[];
 }
 
 /** Policy + context → BoxPlan. Pure apart from questions to `host`; throws WallError. */
@@ -76,13 +81,20 @@ export function planBox(policy: Policy, ctx: BoxContext): BoxPlan {
     throw error;
   }
   const egress = ctx.egress;
-  const network = planBoxNetwork();
+  const network = planBoxNetwork(egress, {
+    hostname: "fourwall",
+    // transparent mode binds its own /etc/hosts and /etc/resolv.conf; bwrap follows a symlink there
+    readlink: (p) => (ctx.host.kind(p) === "symlink" ? ctx.host.readlink(p) : undefined),
+  });
   const env = planEnvironment(policy.env, ctx.hostEnv, {
     ...proxyEnvironment(network),
     HOME: filesystem.home,
     FOURWALL: "1",
     FOURWALL_BOX: id,
+    FOURWALL_GATE_SOCKET: BOX_GATE_SOCKET,
   });
+  const presets = policy.preset === undefined ? [] : Array.isArray(policy.preset) ? policy.preset : [policy.preset];
+  const gate = planGate(policy.gate, { home: filesystem.home, presets, fourwall: ctx.fourwall ?? ["fourwall"] });
   return {
     id,
     runtime: policy.isolation.runtime,
@@ -96,5 +108,6 @@ export function planBox(policy: Policy, ctx: BoxContext): BoxPlan {
     hostname: "fourwall",
     egress,
     network,
+    gate,
   };
 }

@@ -1,4 +1,5 @@
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import type { AuditLog } from "../audit/log.js";
@@ -7,14 +8,39 @@ import { createBoxCgroup, removeBoxCgroup } from "../walls/isolation/cgroups.js"
 import { type Reaper, startReaper, standPlaceholders } from "./reaper.js";
 import type { BoxPlan } from "./plan.js";
 import { WallError } from "./errors.js";
-import type { EgressEvent, ProxyHandle } from "../walls/egress/proxy.js";
+import type { AskRequest, EgressEvent, ProxyHandle } from "../walls/egress/types.js";
+import type { GateOptions, GateSession } from "../walls/gate/session.js";
 
-async function startEgressProxy(plan: BoxPlan, socketPath: string, onDecision: (e: EgressEvent) => void): Promise<ProxyHandle> {
-  const { startProxy } = await import("../walls/egress/proxy.js");
+type AskHook = (request: AskRequest) => Promise<boolean>;
+
+/** Starts the box's egress backend (builtin or squid) on the socket bound into the box; WallError if it cannot. */
+async function startEgressProxy(
+  plan: BoxPlan,
+  socketPath: string,
+  onDecision: (e: EgressEvent) => void,
+  ask?: AskHook,
+): Promise<ProxyHandle> {
+  const { startEgressBackend } = await import("../walls/egress/backend.js");
+  // Transparent mode says what it cannot capture (wildcards, address rules, wide port ranges).
+  for (const note of plan.network.transparent?.notes ?? []) process.stderr.write(`fourwall: transparent egress: ${note}\n`);
   try {
-    return await startProxy({ plan: plan.egress, box: plan.id, listen: [{ path: socketPath, mode: 0o666 }], onDecision });
+    return await startEgressBackend({
+      plan: plan.egress,
+      box: plan.id,
+      socketPath,
+      socketMode: 0o666,
+      // beside the socket's directory, inside the run dir (removed with it, by the reaper too)
+      stateDir: path.join(path.dirname(path.dirname(socketPath)), plan.egress.proxy),
+      onDecision,
+      ask,
+    });
   } catch (error) {
-    throw new WallError("egress", `the proxy could not start: ${(error as Error).message}`, "run `fourwall doctor`");
+    const squid = plan.egress.proxy === "squid";
+    throw new WallError(
+      "egress",
+      `the ${squid ? "squid" : "egress"} proxy could not start: ${(error as Error).message}`,
+      squid ? "apt-get install squid (npm run setup does), or use the builtin proxy" : "run `fourwall doctor`",
+    );
   }
 }
 
@@ -38,6 +64,8 @@ export interface SuperviseOptions {
   onExit?: () => void;
   /** Pass fourwall's own signals to the box (default). A daemon hosting many boxes says no. */
   forwardSignals?: boolean;
+  /** Approval gate: who is asked (--approver, --inbox, the terminal). */
+  gate?: GateOptions;
 }
 
 /**
@@ -75,9 +103,11 @@ export async function superviseBox(plan: BoxPlan, runtime: Runtime, options: Sup
   const handlers = new Map<NodeJS.Signals, () => void>();
   let proxy: ProxyHandle | undefined;
   let reaper: Reaper | undefined;
+  let gate: GateSession | undefined;
   const cleanup = async () => {
     for (const [sig, handler] of handlers) process.off(sig, handler);
     void proxy?.close();
+    await gate?.close();
     removeBoxCgroup(cgroup);
     rmSync(runDir, { recursive: true, force: true });
     await reaper?.release(); // placeholders: the last box out on this workdir removes them
@@ -87,13 +117,15 @@ export async function superviseBox(plan: BoxPlan, runtime: Runtime, options: Sup
     reaper = started.reaper;
     standPlaceholders(plan.filesystem.placeholders, started.list);
     options.audit.write({ box: plan.id, wall: "isolation", event: "box-start", runtime: runtime.name, command: plan.command, identity: plan.identity.mode });
+    const { openGateSession } = await import("../walls/gate/session.js");
+    gate = await openGateSession(plan, session, { audit: options.audit, options: options.gate });
     proxy = await startEgressProxy(plan, path.join(netDir, "proxy.sock"), (event) => {
       options.audit.write({ wall: "egress", event: "decision", ...event });
       if (event.decision === "deny") {
         const key = `${event.host}:${event.port} (${event.reason})`;
         blocked.set(key, (blocked.get(key) ?? 0) + 1);
       }
-    });
+    }, gate.askNet);
     const box = await runtime.launch(plan, session);
     options.onStarted?.(box, session);
     const interactive = process.stdin.isTTY === true;
@@ -107,8 +139,11 @@ export async function superviseBox(plan: BoxPlan, runtime: Runtime, options: Sup
       process.on(sig, handler);
     }
     const { code } = await box.exit;
+    // The box is gone: stop the proxy now, so every decision (squid's log included) is in before the summary.
+    await proxy.close();
     options.onExit?.();
     options.audit.write({ box: plan.id, wall: "isolation", event: "box-exit", code });
+    await gate.finish(); // the copy-on-write layer's change-set: new files in, destructive ones asked
     const hooks = newRepositoryHooks(plan.filesystem.cwd, hadGit);
     if (hooks.length > 0) {
       options.audit.write({ box: plan.id, wall: "filesystem", event: "new-repository-hooks", hooks });

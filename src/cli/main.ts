@@ -19,7 +19,10 @@ function withBoxOptions(command: Command) {
     .option("-a, --allow <rule>", "add an egress allow rule: example.com | *.example.com | example.com:8443", collect, [] as string[])
     .option("--resolve <host=ip>", "pin a host name to an address at the proxy (repeatable)", collect, [] as string[])
     .addOption(new Option("-r, --runtime <name>", "isolation runtime").choices(RUNTIME_NAMES))
-    .option("--audit <file>", "append every decision as JSON Lines to this file");
+    .addOption(new Option("--proxy <backend>", "egress proxy: builtin (default) | squid").choices(["builtin", "squid"]))
+    .option("--audit <file>", "append every decision as JSON Lines to this file")
+    .option("--approver <cmd>", "approval gate: ask this command (the request as JSON on stdin; exit 0 = yes)")
+    .option("--inbox [port]", "approval gate: serve an approval inbox on 127.0.0.1 (prints its one-time link)");
 }
 
 withBoxOptions(program.command("run").description("run a command inside a box"))
@@ -83,6 +86,21 @@ program
     process.exitCode = await doctorCommand(options);
   });
 
+const egress = program.command("egress").description("the egress wall: what fourwall installs for a policy");
+egress
+  .command("render")
+  .description("print the squid config, or the nftables / iptables ruleset, fourwall would install (to audit, or paste elsewhere)")
+  .addOption(new Option("--format <format>", "squid | nftables | iptables").choices(["squid", "nftables", "iptables"]).makeOptionMandatory())
+  .option("-p, --policy <file>", "policy file, YAML or JSON (default: ./fourwall.yaml if present)")
+  .option("--preset <name>", "add a built-in preset", collect, [] as string[])
+  .option("-a, --allow <rule>", "add an egress allow rule", collect, [] as string[])
+  .option("--resolve <host=ip>", "pin a host name to an address at the proxy", collect, [] as string[])
+  .option("--proxy-address <ip:port>", "where the proxy listens, as the box sees it", "127.0.0.1:3128")
+  .action(async (options) => {
+    const { egressRenderCommand } = await import("./egress.js");
+    process.exitCode = egressRenderCommand(options as never);
+  });
+
 const policy = program.command("policy").description("check or describe the policy format");
 policy
   .command("check")
@@ -122,6 +140,41 @@ program
   .action(async (options) => {
     const { proveCommand } = await import("./prove.js");
     process.exitCode = await proveCommand(options);
+  });
+
+const gate = program.command("gate").description("the approval gate, from inside a box: ask before acting");
+gate
+  .command("exec")
+  .description("ask the gate about a command, then run it (exit 126 when denied)")
+  .option("-c, --shell <line>", "a shell command line, run with /bin/sh -c")
+  .argument("[command...]", "the command and its arguments")
+  .passThroughOptions()
+  .action(async (command, options) => {
+    const { gateExecCommand } = await import("./gate.js");
+    process.exitCode = await gateExecCommand(command, options);
+  });
+gate
+  .command("claude-hook")
+  .description("Claude Code PreToolUse hook (wired by the claude-code preset)")
+  .action(async () => {
+    const { claudeHookCommand } = await import("./gate.js");
+    process.exitCode = await claudeHookCommand();
+  });
+gate
+  .command("codex-hook")
+  .description("Codex PreToolUse hook (wired by the codex preset)")
+  .action(async () => {
+    const { codexHookCommand } = await import("./gate.js");
+    process.exitCode = await codexHookCommand();
+  });
+gate
+  .command("classify")
+  .description("what the command classifier makes of a shell command line (exit 0 = read-only)")
+  .argument("<line>")
+  .option("--json", "the full classification")
+  .action(async (line, options) => {
+    const { gateClassifyCommand } = await import("./gate.js");
+    process.exitCode = await gateClassifyCommand(line, options);
   });
 
 program

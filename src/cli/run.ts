@@ -10,6 +10,7 @@ import { PolicyError } from "../policy/errors.js";
 import { loadPolicyCached } from "../policy/cached.js";
 import { runtimeFor } from "../runtimes/index.js";
 import { realHost } from "../walls/filesystem/host.js";
+import { packageRoot } from "../paths.js";
 
 export interface RunOptions {
   workdir?: string;
@@ -19,6 +20,11 @@ export interface RunOptions {
   resolve: string[];
   runtime?: string;
   audit?: string;
+  /** The egress backend: builtin | squid (--proxy). */
+  proxy?: string;
+  /** Approval gate: --approver CMD, --inbox [PORT]. */
+  approver?: string;
+  inbox?: true | string;
   dryRun?: true;
   json?: true;
   verbose?: true;
@@ -43,6 +49,7 @@ export async function planFromOptions(
   const flags: Record<string, unknown> = {};
   if (options.runtime) flags.isolation = { runtime: options.runtime };
   if (options.allow.length > 0 || options.resolve.length > 0) flags.egress = { allow: options.allow, resolve: options.resolve };
+  if (options.proxy) flags.egress = { ...(flags.egress as object | undefined), proxy: options.proxy };
   const { policy, source, egress } = await loadPolicyCached({ file: options.policy, cwd, flags, presets: options.preset });
   const plan = planBox(policy, {
     command,
@@ -53,6 +60,7 @@ export async function planFromOptions(
     hostEnv: caller.env,
     host: realHost,
     egress,
+    fourwall: [process.execPath, path.join(packageRoot(), "bin", "fourwall.js")],
   });
   return { plan, source };
 }
@@ -84,7 +92,7 @@ export async function runCommand(command: string[], options: RunOptions): Promis
     }
     if (options.verbose) process.stderr.write(describePlan(plan, source));
     audit = openAudit(options.audit);
-    return await superviseBox(plan, runtimeFor(plan.runtime), { audit });
+    return await superviseBox(plan, runtimeFor(plan.runtime), { audit, gate: { approver: options.approver, inbox: options.inbox } });
   } catch (error) {
     return failClosed(error);
   } finally {

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { egressSchema } from "../walls/egress/schema.js";
 import { envSchema, filesystemSchema } from "../walls/filesystem/schema.js";
+import { gateSchema } from "../walls/gate/schema.js";
 import { isolationSchema } from "../walls/isolation/schema.js";
 import { PRESET_NAMES } from "./presets.js";
 
@@ -20,6 +21,7 @@ export const policySchema = z
     filesystem: filesystemSchema.prefault({}),
     env: envSchema.prefault({}),
     egress: egressSchema.prefault({}),
+    gate: gateSchema.prefault({}),
   })
   .describe("fourwall policy");
 

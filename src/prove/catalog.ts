@@ -68,9 +68,12 @@ const rlimitsInForce: Judge = (data, ctx) => {
     : pass(["nproc", "data"].map(shown).join(", "));
 };
 
-const notRoot: Judge = (data) => {
+const notRoot: Judge = (data, ctx) => {
   const uid = typeof data.uid === "number" ? data.uid : -1;
   if (data.shadow === "read") return hole(`uid ${uid}, and /etc/shadow is readable`);
+  // gVisor maps its launcher to uid 0 of its own kernel; on the host the sandbox runs as the
+  // launcher (never root: runsc runs rootless), which the unreadable /etc/shadow confirms.
+  if (uid === 0 && ctx.target.kind === "box" && ctx.target.runtime === "gvisor") return pass(`uid 0 in gVisor's kernel only; /etc/shadow: ${text(data.shadow, "?")}`);
   if (uid === 0) return hole("uid 0");
   return pass(`uid ${uid}; /etc/shadow: ${text(data.shadow, "?")}`);
 };

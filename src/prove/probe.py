@@ -132,7 +132,11 @@ def capabilities():
 
 @probe("isolation.no-new-privs")
 def no_new_privs():
-    return {"NoNewPrivs": status_field("NoNewPrivs")}
+    value = status_field("NoNewPrivs")
+    if value is None:
+        # gVisor's /proc/self/status has no NoNewPrivs line: ask the kernel (PR_GET_NO_NEW_PRIVS = 39)
+        value = str(ctypes.CDLL(None, use_errno=True).prctl(39, 0, 0, 0, 0))
+    return {"NoNewPrivs": value}
 
 
 @probe("isolation.seccomp")
@@ -264,12 +268,22 @@ LIMIT_NAMES = {
 @probe("isolation.rlimits")
 def rlimits():
     limits = {}
-    with open("/proc/self/limits") as table:
-        for line in table:
-            for label, name in LIMIT_NAMES.items():
-                if line.startswith(label):
-                    soft, hard = line[len(label) :].split()[:2]
-                    limits[name] = [soft, hard]
+    try:
+        with open("/proc/self/limits") as table:
+            for line in table:
+                for label, name in LIMIT_NAMES.items():
+                    if line.startswith(label):
+                        soft, hard = line[len(label) :].split()[:2]
+                        limits[name] = [soft, hard]
+    except OSError:
+        # no /proc/self/limits (gVisor): ask getrlimit directly
+        import resource
+
+        shown = lambda v: "unlimited" if v == resource.RLIM_INFINITY else str(v)
+        for name, res in (("nproc", "RLIMIT_NPROC"), ("data", "RLIMIT_DATA"), ("fsize", "RLIMIT_FSIZE"),
+                          ("nofile", "RLIMIT_NOFILE"), ("core", "RLIMIT_CORE"), ("cpu", "RLIMIT_CPU")):
+            soft, hard = resource.getrlimit(getattr(resource, res))
+            limits[name] = [shown(soft), shown(hard)]
     return {"limits": limits}
 
 

@@ -1,4 +1,5 @@
 import { WallError } from "../box/errors.js";
+import { GvisorRuntime } from "./gvisor.js";
 import type { RuntimeName } from "./names.js";
 import { NamespacesRuntime } from "./namespaces.js";
 import type { Runtime, RuntimeCheck } from "./runtime.js";
@@ -23,7 +24,7 @@ export function runtimeFor(name: RuntimeName): Runtime {
     case "namespaces":
       return new NamespacesRuntime();
     case "gvisor":
-      return new PlannedRuntime(name, "gVisor (runsc)");
+      return new GvisorRuntime();
     case "docker":
       return new PlannedRuntime(name, "Docker with --runtime=runsc");
     case "vm":

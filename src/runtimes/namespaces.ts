@@ -7,11 +7,15 @@ import type { BoxPlan } from "../box/plan.js";
 import { dropHelperPath, which } from "../paths.js";
 import type { Mount } from "../walls/filesystem/mounts.js";
 import { BOX_NET_DIR, bridgeScript } from "../walls/egress/network.js";
+import { needsNetnsPreparation, prepareBoxNetns, transparentMounts, writeTransparentFiles } from "../walls/egress/netns.js";
+import { overlayHelperPath } from "../walls/gate/paths.js";
 import { prlimitArgs } from "../walls/isolation/limits.js";
 import type { BoxExit, BoxSession, Runtime, RuntimeCheck, RunningBox } from "./runtime.js";
 
 const SECCOMP_FD = 3;
 const STATUS_FD = 4;
+/** egress transparent mode: bwrap holds the command until fourwall has prepared the box's netns. */
+const BLOCK_FD = 5;
 
 function mountArgs(mount: Mount, session: BoxSession): string[] {
   switch (mount.type) {
@@ -57,10 +61,15 @@ export function bwrapArgs(plan: BoxPlan, session: BoxSession): string[] {
     String(SECCOMP_FD),
     "--json-status-fd",
     String(STATUS_FD),
+    ...(needsNetnsPreparation(plan.network) ? ["--block-fd", String(BLOCK_FD)] : []),
     ...plan.filesystem.mounts.flatMap((m) => mountArgs(m, session)),
+    // approval gate: agent settings carrying fourwall's hook, read-only over the agent's own
+    ...(session.gateFiles ?? []).flatMap((f) => ["--ro-bind", f.source, f.target]),
     "--ro-bind",
     session.netDir,
     BOX_NET_DIR,
+    // egress transparent mode: the box's own hosts file (only allowlisted names) and no resolver
+    ...transparentMounts(plan.network, session.runDir).flatMap((m) => ["--ro-bind", m.source, m.target]),
     "--chdir",
     plan.filesystem.cwd,
     "--",
@@ -78,10 +87,14 @@ export function bwrapArgs(plan: BoxPlan, session: BoxSession): string[] {
 /** The program and arguments that start bwrap: directly, or through the root-mode launcher. */
 export function launcherCommand(plan: BoxPlan, session: BoxSession, bwrap = "bwrap"): string[] {
   const args = bwrapArgs(plan, session);
-  if (plan.identity.mode === "user") return [bwrap, ...args];
+  // approval gate: bwrap starts inside a mount namespace where the workdir is a copy-on-write layer
+  const bwrapCommand = session.overlay
+    ? [overlayHelperPath(), session.overlay.lower, session.overlay.upper, session.overlay.work, "--", bwrap]
+    : [bwrap];
+  if (plan.identity.mode === "user") return [...bwrapCommand, ...args];
   const idmaps = plan.identity.idmaps.flatMap((m) => ["--idmap", `${m.ownerUid}:${m.ownerGid}:${m.path}`]);
   const cgroups = session.cgroupDirs.flatMap((dir) => ["--cgroup", dir]);
-  return [dropHelperPath(), String(plan.identity.uid), String(plan.identity.gid), ...idmaps, ...cgroups, "--", bwrap, ...args];
+  return [dropHelperPath(), String(plan.identity.uid), String(plan.identity.gid), ...idmaps, ...cgroups, "--", ...bwrapCommand, ...args];
 }
 
 /** Reads bwrap's JSON status stream: the box's pid 1 when it starts, its exit code at the end. */
@@ -154,10 +167,12 @@ export class NamespacesRuntime implements Runtime {
   async launch(plan: BoxPlan, session: BoxSession): Promise<RunningBox> {
     const check = this.check();
     if (!check.available) throw new WallError("isolation", check.detail, check.fix ?? "run fourwall doctor");
+    writeTransparentFiles(plan.network, session.runDir);
+    const blocked = needsNetnsPreparation(plan.network);
     const command = launcherCommand(plan, session);
     const [program, ...args] = this.options.transformArgs ? this.options.transformArgs(command) : command;
     const child: ChildProcess = spawn(program!, args, {
-      stdio: ["inherit", "inherit", "inherit", "pipe", "pipe"],
+      stdio: ["inherit", "inherit", "inherit", "pipe", "pipe", ...(blocked ? (["pipe"] as const) : [])],
       env: plan.env,
     });
     const spawnError = new Promise<Error>((resolve) => child.once("error", resolve));
@@ -177,6 +192,24 @@ export class NamespacesRuntime implements Runtime {
         error ? `cannot start ${program}: ${error.message}` : "bubblewrap could not build the box (its message is above)",
         "run `fourwall doctor`; check that every path in the policy exists",
       );
+    }
+
+    if (blocked) {
+      // The command waits (bwrap --block-fd) until its network namespace allows the forwarders' ports.
+      const release = (child.stdio as unknown as Writable[])[BLOCK_FD]!;
+      release.on("error", () => {});
+      try {
+        await prepareBoxNetns(childPid);
+      } catch (error) {
+        child.kill("SIGKILL");
+        await exited;
+        throw new WallError(
+          "egress",
+          `transparent mode could not prepare the box's network namespace: ${(error as Error).message}`,
+          "npm run setup (builds native/fourwall-netns), or set egress.transparent: false",
+        );
+      }
+      release.end("1");
     }
 
     const exit = (async (): Promise<BoxExit> => {

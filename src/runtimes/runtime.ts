@@ -20,6 +20,10 @@ export interface BoxSession {
   netDir: string;
   /** The box's cgroup directories (root mode, where the host has controllers), joined at launch. */
   cgroupDirs: string[];
+  /** Approval gate: the copy-on-write layer over the workdir (upper and work on the host). */
+  overlay?: { lower: string; upper: string; work: string };
+  /** Approval gate: generated agent settings, bound read-only over `target` in the box. */
+  gateFiles?: { source: string; target: string }[];
 }
 
 export interface BoxExit {

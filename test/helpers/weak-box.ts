@@ -30,6 +30,7 @@ export const WEAKENINGS = [
   "net", // the host's network namespace
   "userns", // user namespaces allowed inside
   "cgroup", // no cap on the whole box's memory and processes
+  "hosts-leak", // egress transparent mode: the box's hosts file also maps a name no rule allows (other.test)
 ] as const;
 type Weakening = (typeof WEAKENINGS)[number];
 
@@ -82,6 +83,7 @@ if (weaken.has("identity") || weaken.has("caps")) plan.identity = { mode: "user"
 if (weaken.has("rlimits")) plan.rlimits = [];
 if (weaken.has("cgroup")) plan.boxLimits = { memoryBytes: 64 * 1024 ** 3, pids: 1_000_000 };
 if (weaken.has("env")) plan.env = { ...(process.env as Record<string, string>), ...plan.env };
+if (weaken.has("hosts-leak") && plan.network.transparent) plan.network.transparent.hosts += "127.77.255.254\tother.test\n";
 
 const drop = (list: string[], flag: string, count: number) => {
   const i = list.indexOf(flag);

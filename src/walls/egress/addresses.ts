@@ -80,6 +80,7 @@ export function inPrefix(bytes: Uint8Array, network: Uint8Array, prefix: number)
 }
 
 interface Range {
+  cidr: string;
   network: Uint8Array;
   prefix: number;
   kind: AddressClass;
@@ -89,7 +90,7 @@ function range(cidr: string, kind: AddressClass): Range {
   const [ip, bits] = cidr.split("/");
   const network = parseIP(ip!);
   if (!network) throw new Error(`bad built-in range ${cidr}`);
-  return { network, prefix: bits === undefined ? network.length * 8 : Number(bits), kind };
+  return { cidr, network, prefix: bits === undefined ? network.length * 8 : Number(bits), kind };
 }
 
 // Cloud metadata and host-agent endpoints come first: they sit inside wider ranges (link-local, CGNAT,
@@ -151,6 +152,38 @@ const EMBEDDING: Array<{ range: Range; offset: number; unroutable: boolean }> = 
   { range: range("2002::/16", "reserved"), offset: 2, unroutable: false }, // 6to4
   { range: range("::/96", "reserved"), offset: 12, unroutable: true }, // deprecated IPv4-compatible
 ];
+
+/**
+ * The IPv4 ranges the guard refuses, most specific first, as CIDR text with their class: for renderers
+ * of other enforcement points (squid's dst ACLs) that must refuse the same space.
+ */
+export function internalRangesV4(): Array<{ cidr: string; kind: AddressClass }> {
+  return V4.map((r) => ({ cidr: r.cidr, kind: r.kind }));
+}
+
+/**
+ * IPv6 space that is not plainly public, as CIDRs with a class, for renderers that cannot unpack an
+ * embedded IPv4 address: stricter than classifyAddress (every IPv4-embedding prefix but the mapped
+ * one is refused whole, and so is everything outside 2000::/3). ::ffff:0:0/96 is left out: squid
+ * stores every IPv4 address in that form, so the IPv4 list already covers it.
+ */
+export function internalRangesV6(): Array<{ cidr: string; kind: AddressClass }> {
+  return [
+    ...V6.slice(0, 5).map((r) => ({ cidr: r.cidr, kind: r.kind })), // metadata, ::, ::1
+    { cidr: "::/96", kind: "reserved" }, // IPv4-compatible
+    { cidr: "::ffff:0:0:0/96", kind: "reserved" }, // SIIT
+    { cidr: "64:ff9b::/96", kind: "reserved" }, // NAT64
+    { cidr: "2002::/16", kind: "reserved" }, // 6to4
+    ...V6.slice(5).map((r) => ({ cidr: r.cidr, kind: r.kind })),
+    { cidr: "4000::/2", kind: "reserved" },
+    { cidr: "8000::/2", kind: "reserved" },
+    { cidr: "c000::/3", kind: "reserved" },
+    { cidr: "e000::/4", kind: "reserved" },
+    { cidr: "f000::/5", kind: "reserved" },
+    { cidr: "f800::/6", kind: "reserved" },
+    { cidr: "fe00::/9", kind: "reserved" },
+  ];
+}
 
 function classifyBytes(bytes: Uint8Array): AddressClass {
   if (bytes.length === 4) {

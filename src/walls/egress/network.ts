@@ -6,6 +6,8 @@
  * hand names to the proxy, and DNS tunnelling carries nothing. The agent holds no CAP_NET_ADMIN
  * over the namespace, so it cannot add a route or an interface; if the proxy dies, nothing leaves.
  */
+import type { EgressPlan } from "./rules.js";
+import { planTransparent, procNetTcpAddress, type TransparentPlan } from "./transparent.js";
 
 /** Where the proxy's socket appears inside the box. */
 export const BOX_NET_DIR = "/run/fourwall";
@@ -17,16 +19,31 @@ export interface BoxNetworkPlan {
   proxyUrl: string;
   port: number;
   socketInBox: string;
+  /** Whether the proxy behind the bridge speaks SOCKS5 too (the builtin one does, squid does not). */
+  socks: boolean;
+  /** Transparent mode: the box's hosts file and the forwarders that carry its names to the proxy. */
+  transparent?: TransparentPlan;
 }
 
-export function planBoxNetwork(): BoxNetworkPlan {
-  return { proxyUrl: `http://127.0.0.1:${BOX_PROXY_PORT}`, port: BOX_PROXY_PORT, socketInBox: BOX_PROXY_SOCKET };
+export function planBoxNetwork(
+  egress?: Pick<EgressPlan, "proxy" | "transparent" | "allow">,
+  options: { hostname?: string; readlink?: (p: string) => string | undefined } = {},
+): BoxNetworkPlan {
+  const net: BoxNetworkPlan = {
+    proxyUrl: `http://127.0.0.1:${BOX_PROXY_PORT}`,
+    port: BOX_PROXY_PORT,
+    socketInBox: BOX_PROXY_SOCKET,
+    socks: egress?.proxy !== "squid",
+  };
+  if (egress?.transparent) net.transparent = planTransparent(egress, options);
+  return net;
 }
 
 /** The variables that point proxy-aware tools at the bridge (both spellings, per-tool ones too). */
 export function proxyEnvironment(net: BoxNetworkPlan): Record<string, string> {
   const url = net.proxyUrl;
-  const socks = `socks5h://127.0.0.1:${net.port}`;
+  // ALL_PROXY is for clients that prefer SOCKS; behind squid it points at the HTTP proxy instead.
+  const socks = net.socks === false ? url : `socks5h://127.0.0.1:${net.port}`;
   const noProxy = "localhost,127.0.0.1,::1";
   const host = "127.0.0.1";
   const port = String(net.port);
@@ -51,19 +68,28 @@ export function proxyEnvironment(net: BoxNetworkPlan): Record<string, string> {
 }
 
 /**
- * The box's first process: start the bridge, wait until it listens (a client that starts at once
- * must not race it), then exec the command. Arguments: the rest of argv is the command.
- * Written for /bin/sh; reads /proc/net/tcp rather than trying a connection, which would cost
- * one connection to the proxy per box.
+ * The box's first process: start the bridge (and, in transparent mode, one forwarder per mapped name
+ * and port), wait until each listens (a client that starts at once must not race them), then exec
+ * the command. Arguments: the rest of argv is the command. Written for /bin/sh; reads /proc/net/tcp
+ * rather than trying a connection, which would cost one connection to the proxy per box.
  */
 export function bridgeScript(net: BoxNetworkPlan): string {
-  const portHex = net.port.toString(16).toUpperCase().padStart(4, "0");
+  const quiet = "</dev/null >/dev/null 2>&1 &";
+  const forwards = net.transparent?.forwards ?? [];
+  const listeners = [procNetTcpAddress("127.0.0.1", net.port), ...forwards.map((f) => procNetTcpAddress(f.address, f.port))];
   return [
-    `socat TCP-LISTEN:${net.port},bind=127.0.0.1,fork,reuseaddr UNIX-CONNECT:${net.socketInBox} </dev/null >/dev/null 2>&1 &`,
+    `socat TCP-LISTEN:${net.port},bind=127.0.0.1,fork,reuseaddr UNIX-CONNECT:${net.socketInBox} ${quiet}`,
+    // Each captured connection becomes CONNECT host:port to the bridge: the proxy judges it by name.
+    ...forwards.map(
+      (f) =>
+        `socat TCP-LISTEN:${f.port},bind=${f.address},fork,reuseaddr 'PROXY:127.0.0.1:${f.host}:${f.port},proxyport=${net.port}' ${quiet}`,
+    ),
     "i=0",
-    `while ! grep -q ':${portHex} 00000000:0000 0A' /proc/net/tcp 2>/dev/null; do`,
-    '  i=$((i+1)); [ "$i" -gt 2000 ] && { echo "fourwall: the egress bridge did not start" >&2; exit 125; }',
-    "  sleep 0.001",
+    `for l in ${listeners.join(" ")}; do`,
+    "  while ! grep -q \": *$l 00000000:0000 0A\" /proc/net/tcp 2>/dev/null; do",
+    '    i=$((i+1)); [ "$i" -gt 2000 ] && { echo "fourwall: the egress bridge did not start" >&2; exit 125; }',
+    "    sleep 0.001",
+    "  done",
     "done",
     'exec "$@"',
   ].join("\n");

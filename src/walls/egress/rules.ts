@@ -205,6 +205,8 @@ export function parseRule(text: string, side: "allow" | "deny" = "allow"): Compi
     hostPart = m[1]!;
     portPart = m[2];
     rest = m[3] ?? "";
+    if (isIPv4(hostPart) && /^\/\d+:/.test(rest))
+      throw new RuleError(rule, "write a CIDR with a port in brackets: [10.0.0.0/8]:8080");
     if (isIPv4(hostPart) && /^\/\d+$/.test(rest)) {
       if (portPart !== undefined)
         throw new RuleError(rule, "write a CIDR with a port in brackets: [10.0.0.0/8]:8080");

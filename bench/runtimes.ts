@@ -1,0 +1,179 @@
+/**
+ * Cold start per isolation runtime: `fourwall run -r <runtime> -- true`, spawn to exit, beside the
+ * bare runtime it wraps, measured in the same rounds. gVisor so far (docker and vm add their rows
+ * here). Target (issue 6): gvisor within 1.3 × bare `runsc do true`.
+ */
+import { writeFileSync } from "node:fs";
+import path from "node:path";
+import { which } from "../src/paths.js";
+import { runscFlags } from "../src/runtimes/gvisor.js";
+import type { BenchContext, BenchGroup, ExtraTable, GroupResult, Row } from "./lib/group.js";
+import { msRow, ratio, target } from "./lib/group.js";
+import { measureInterleaved, type Subject } from "./lib/measure.js";
+
+const USER_ID = 65534;
+const node = process.execPath;
+
+/** The smallest bundle runsc runs: the host's / read-only, /proc, `true`. */
+function minimalBundle(dir: string): void {
+  const spec = {
+    ociVersion: "1.0.2",
+    process: {
+      user: { uid: 0, gid: 0 },
+      args: ["/bin/true"],
+      env: ["PATH=/usr/bin:/bin"],
+      cwd: "/",
+      noNewPrivileges: true,
+    },
+    root: { path: "/", readonly: true },
+    mounts: [{ destination: "/proc", type: "proc", source: "proc" }],
+    linux: {
+      namespaces: [{ type: "pid" }, { type: "network" }, { type: "mount" }, { type: "ipc" }, { type: "uts" }],
+    },
+  };
+  writeFileSync(path.join(dir, "config.json"), JSON.stringify(spec));
+}
+
+function subjects(ctx: BenchContext): Subject[] {
+  const fourwall = path.join(ctx.repoRoot, "bin", "fourwall.js");
+  const runsc = which("runsc", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+  const noRunsc = runsc ? undefined : "runsc is not installed (apt-get install runsc)";
+  const rootWork = ctx.tempDir();
+  const owner = { uid: USER_ID, gid: USER_ID };
+  const userWork = ctx.tempDir(owner);
+  const userHome = ctx.tempDir(owner);
+  const doState = ctx.tempDir();
+  const runState = ctx.tempDir();
+  const bundle = ctx.tempDir();
+  minimalBundle(bundle);
+  const asUser = ctx.isRoot
+    ? ["setpriv", "--reuid", String(USER_ID), "--regid", String(USER_ID), "--clear-groups"]
+    : [];
+  // runsc run needs a fresh container id each time: the shell's pid is one.
+  const runOnce = `exec ${runsc} ${runscFlags(runState).join(" ")} run --bundle ${bundle} "bench-$$"`;
+  return [
+    {
+      id: "runsc-do",
+      label: "bare runsc do true (rootless, no network)",
+      command: [runsc ?? "runsc", "--root", doState, "--rootless", "--network=none", "do", "true"],
+      shown: "runsc --root <tmp> --rootless --network=none do true",
+      skip: noRunsc,
+    },
+    {
+      id: "runsc-run",
+      label: "bare runsc run, fourwall's flags, minimal bundle",
+      command: ["/bin/sh", "-c", runOnce],
+      shown: `runsc ${runscFlags("<tmp>").join(" ")} run --bundle <minimal: / read-only, /proc, true> <id>`,
+      skip: noRunsc,
+    },
+    {
+      id: "gvisor-root",
+      label: "fourwall run -r gvisor -- true (as root)",
+      command: [node, fourwall, "run", "-r", "gvisor", "-w", rootWork, "--", "true"],
+      shown: "node bin/fourwall.js run -r gvisor -w <tmp workdir> -- true",
+      cwd: rootWork,
+      skip: noRunsc ?? (ctx.isRoot ? undefined : "the bench is not running as root"),
+    },
+    {
+      id: "gvisor-user",
+      label: `fourwall run -r gvisor -- true (as uid ${ctx.isRoot ? USER_ID : process.getuid!()})`,
+      command: [...asUser, node, fourwall, "run", "-r", "gvisor", "-w", userWork, "--", "true"],
+      shown: [...asUser, "node bin/fourwall.js run -r gvisor -w <workdir owned by the uid> -- true"].join(
+        " ",
+      ),
+      cwd: userWork,
+      env: ctx.isRoot ? { ...process.env, HOME: userHome, USER: "nobody", LOGNAME: "nobody" } : process.env,
+      skip: noRunsc,
+    },
+    {
+      id: "namespaces-root",
+      label: "fourwall run -- true (namespaces, as root)",
+      command: [node, fourwall, "run", "-w", rootWork, "--", "true"],
+      shown: "node bin/fourwall.js run -w <tmp workdir> -- true",
+      cwd: rootWork,
+      skip: ctx.isRoot ? undefined : "the bench is not running as root",
+    },
+    {
+      id: "dry-run",
+      label: "fourwall run -r gvisor --dry-run -- true (plan only)",
+      command: [node, fourwall, "run", "-r", "gvisor", "--dry-run", "-w", rootWork, "--", "true"],
+      shown: "node bin/fourwall.js run -r gvisor --dry-run -w <tmp workdir> -- true",
+      cwd: rootWork,
+    },
+  ];
+}
+
+const ROLES: Record<string, Row["role"]> = {
+  "runsc-do": "baseline",
+  "runsc-run": "informative",
+  "gvisor-root": "subject",
+  "gvisor-user": "subject",
+  "namespaces-root": "informative",
+  "dry-run": "informative",
+};
+
+/** Where `fourwall run -r gvisor` spends its time, from differences of medians (root mode). */
+function phases(rows: Row[]): ExtraTable | undefined {
+  const m = (id: string) => {
+    const row = rows.find((r) => r.id === id);
+    return row?.result.ok ? row.result.stats.median : undefined;
+  };
+  const [plan, run, bare, total] = ["dry-run", "runsc-run", "runsc-do", "gvisor-root"].map(m);
+  if ([plan, run, bare, total].some((v) => v === undefined)) return undefined;
+  const line = (what: string, how: string, v: number) => [
+    what,
+    how,
+    v.toFixed(1),
+    `${((v / total!) * 100).toFixed(0)} %`,
+  ];
+  return {
+    title: "Where `fourwall run -r gvisor` goes (root mode, derived)",
+    header: ["phase", "computed as", "ms", "share"],
+    rows: [
+      line("Node, CLI, policy, plan", "--dry-run", plan!),
+      line("runsc itself (sandbox, gofer, /bin/true)", "bare runsc run", run!),
+      line(
+        "the rest: proxy, run dir, bundle, bridge in the box (sh, socat), teardown",
+        "run − --dry-run − bare runsc run",
+        total! - plan! - run!,
+      ),
+    ],
+    note: "Differences of medians measured in this run; approximate.",
+  };
+}
+
+export const runtimes: BenchGroup = {
+  id: "runtimes",
+  title: "Cold start per runtime (whole process, spawn to exit)",
+  async run(ctx): Promise<GroupResult> {
+    const measured = await measureInterleaved(subjects(ctx), {
+      runs: ctx.runs,
+      warmup: ctx.warmup,
+      log: (message) => ctx.log(`runtimes: ${message}`),
+    });
+    const rows = measured.map((m) => msRow(m, ROLES[m.subject.id] ?? "informative"));
+    const subjectsIds = ["gvisor-root", "gvisor-user"];
+    const label = (id: string) => rows.find((r) => r.id === id)!.label;
+    const breakdown = phases(rows);
+    return {
+      id: this.id,
+      title: this.title,
+      method:
+        `Each command is spawned by the bench's own (warm) Node process; the time runs from spawn() to the exit event. ` +
+        `${ctx.warmup} warm-up round(s), then ${ctx.runs} measured round(s), round-robin with a rotating start. ` +
+        "runsc is Debian 12's (2022-12-19), platform ptrace (kvm does not work under this host's nested KVM).",
+      rows,
+      ratios: [
+        ...subjectsIds.map((s) => ratio(rows, s, "runsc-do")),
+        ratio(rows, "gvisor-root", "namespaces-root"),
+      ],
+      targets: subjectsIds.map((s) =>
+        target(rows, `${label(s)} ≤ 1.3 × bare runsc do true`, s, "runsc-do", "<=", 1.3),
+      ),
+      extraTables: breakdown ? [breakdown] : [],
+      notes: [
+        "fourwall's box does more than `runsc do`: its own mounts (secrets hidden, HOME rebuilt), the seccomp profile, the egress proxy and the in-box bridge (socat, ~30-50 ms to start under ptrace), and Node itself (~60-100 ms before any of it).",
+      ],
+    };
+  },
+};

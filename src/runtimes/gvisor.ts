@@ -1,0 +1,495 @@
+/**
+ * The gVisor runtime: the box runs under `runsc`, gVisor's user-space kernel, so the command's
+ * syscalls are served by gVisor (the "sentry") and never reach the host kernel directly.
+ *
+ * How the walls are carried over (measured on Debian 12's runsc 2022-12-19, kernel 6.18):
+ *   - isolation: runsc always runs rootless, with --platform=ptrace (kvm hangs under nested KVM;
+ *     systrap does not exist in this build). Launched by root, runsc itself is started through
+ *     the root-mode launcher (native/fourwall-drop.c), which joins the box's cgroup, puts the
+ *     idmapped mounts over HOME and the writable paths and drops to the box uid (70000): runsc,
+ *     its gofer and its sandbox are then ordinary uid-70000 processes on the host, and root-owned
+ *     files stay unreadable even to an escape from the sentry. Rootless runsc maps the uid that
+ *     starts it to 0 in its user namespace, so inside gVisor the command is uid 0 with no
+ *     capability at all (empty sets, no_new_privs): the owner of the files it may write, nothing
+ *     more. (runsc as real root with the box as user 70000 was measured too: it works, but its
+ *     gofer then opens host files as root.)
+ *   - filesystem: the plan's mounts become an OCI bundle (oci.ts); the host's / is the read-only
+ *     root, tmpfs mounts live in the sentry's memory.
+ *   - egress: --network=none leaves gVisor's own loopback and nothing else (never the host's
+ *     network: rootless runsc without --network=none would hand it over). The proxy socket's
+ *     directory is bound in and --host-uds=open lets the box connect() to host unix sockets it can
+ *     see: the same reach as the namespaces runtime (socket directories are hidden by tmpfs), and
+ *     abstract sockets stay unreachable (gVisor's netstack has its own).
+ *   - seccomp: fourwall's rule table as an OCI profile, run by gVisor (--oci-seccomp).
+ *   - limits: rlimits on the box's first process (OCI), the box cgroup (root mode) around every
+ *     runsc process. This runsc ignores tmpfs size=, so /tmp is bounded by the cgroup's memory cap
+ *     in root mode only; without a cgroup nothing bounds tmpfs, and fourwall says so at start.
+ * Lifetime: runsc runs in its own session (a Ctrl-C on the terminal would otherwise kill runsc
+ * rather than reach the box) with a parent-death signal; its sandbox dies with it (--attached).
+ * Signals go through `runsc kill`. Its state dir and the bundle live in the run dir, which the
+ * supervisor and its reaper remove on every exit path.
+ */
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import {
+  chownSync,
+  closeSync,
+  constants,
+  createReadStream,
+  existsSync,
+  fstatSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import type { Readable } from "node:stream";
+import { isatty } from "node:tty";
+import { WallError } from "../box/errors.js";
+import type { BoxPlan } from "../box/plan.js";
+import { dropHelperPath, which } from "../paths.js";
+import { BOX_NET_DIR } from "../walls/egress/network.js";
+import { overlayHelperPath } from "../walls/gate/paths.js";
+import { OciError, type OciSpec, ociBundle } from "./oci.js";
+import type { BoxExit, BoxSession, RunningBox, Runtime, RuntimeCheck } from "./runtime.js";
+
+const RUNSC_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+const INSTALL_FIX = "apt-get install runsc (Debian 12 and later; or: npm run setup)";
+
+/** runsc's global flags for one box. --network=none is not optional: see the header. */
+export function runscFlags(stateDir: string): string[] {
+  return [
+    "--root",
+    stateDir,
+    "--rootless",
+    "--platform=ptrace",
+    "--network=none",
+    "--host-uds=open",
+    "--oci-seccomp",
+    // The box's cgroup (root mode) is joined by the launcher before runsc starts; runsc makes none.
+    "--ignore-cgroups",
+  ];
+}
+
+export interface GvisorLayout {
+  bundleDir: string;
+  stateDir: string;
+  pidFile: string;
+  containerId: string;
+}
+
+export function gvisorLayout(plan: BoxPlan, session: BoxSession): GvisorLayout {
+  const bundleDir = path.join(session.runDir, "gvisor");
+  return {
+    bundleDir,
+    stateDir: path.join(bundleDir, "state"),
+    pidFile: path.join(bundleDir, "state", "container.pid"),
+    containerId: `fourwall-${plan.id}`,
+  };
+}
+
+/** The program and arguments that start runsc for the plan (pure). */
+export function runscCommand(
+  plan: BoxPlan,
+  session: BoxSession,
+  layout: GvisorLayout,
+  runsc = "runsc",
+): string[] {
+  const debug = process.env.FOURWALL_RUNSC_LOG
+    ? ["--debug", `--debug-log=${path.resolve(process.env.FOURWALL_RUNSC_LOG)}/`]
+    : [];
+  // Approval gate: runsc starts inside the mount namespace where the workdir is a copy-on-write
+  // layer (fourwall-overlay, as for bwrap); the gofer serves the workdir from there.
+  const overlay = session.overlay
+    ? [overlayHelperPath(), session.overlay.lower, session.overlay.upper, session.overlay.work, "--"]
+    : [];
+  const args = [
+    ...overlay,
+    runsc,
+    ...runscFlags(layout.stateDir),
+    ...debug,
+    "run",
+    "--bundle",
+    layout.bundleDir,
+    "--pid-file",
+    layout.pidFile,
+    layout.containerId,
+  ];
+  if (plan.identity.mode === "user") return ["setpriv", "--pdeathsig", "KILL", "--", ...args];
+  const idmaps = plan.identity.idmaps.flatMap((m) => ["--idmap", `${m.ownerUid}:${m.ownerGid}:${m.path}`]);
+  const cgroups = session.cgroupDirs.flatMap((dir) => ["--cgroup", dir]);
+  return [
+    dropHelperPath(),
+    String(plan.identity.uid),
+    String(plan.identity.gid),
+    ...idmaps,
+    ...cgroups,
+    "--",
+    ...args,
+  ];
+}
+
+function runscVersion(runsc: string): string | undefined {
+  const r = spawnSync(runsc, ["--version"], { encoding: "utf8", timeout: 5000 });
+  return /runsc version (\S+)/.exec(r.stdout ?? "")?.[1];
+}
+
+/** Runs /bin/true in a minimal bundle: does this runsc start a sandbox here, on ptrace? */
+function probe(runsc: string): string | undefined {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "fourwall-runsc-probe-"));
+  try {
+    const bundle = path.join(dir, "bundle");
+    mkdirSync(bundle);
+    const spec = {
+      ociVersion: "1.0.2",
+      process: {
+        user: { uid: 0, gid: 0 },
+        args: ["/bin/true"],
+        env: ["PATH=/usr/bin:/bin"],
+        cwd: "/",
+        noNewPrivileges: true,
+      },
+      root: { path: "/", readonly: true },
+      mounts: [{ destination: "/proc", type: "proc", source: "proc" }],
+      linux: { namespaces: [{ type: "pid" }, { type: "network" }, { type: "mount" }] },
+    };
+    writeFileSync(path.join(bundle, "config.json"), JSON.stringify(spec));
+    const r = spawnSync(
+      runsc,
+      [...runscFlags(path.join(dir, "state")), "run", "--bundle", bundle, `fourwall-probe-${process.pid}`],
+      {
+        encoding: "utf8",
+        timeout: 20_000,
+        killSignal: "SIGKILL",
+        env: { PATH: RUNSC_PATH },
+      },
+    );
+    if (r.error) return r.error.message;
+    if (r.status !== 0) return (r.stderr || `exit status ${r.status}`).trim().split("\n").at(-1);
+    return undefined;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The box's stdin, stdout and stderr, never fourwall's own file descriptions where avoidable:
+ *   - gVisor sets O_NONBLOCK on the host files it is handed and leaves it set: shared with
+ *     fourwall (and with the user's shell, on a terminal) that breaks their reads and writes after
+ *     the box is gone (measured: the terminal stays non-blocking after runsc exits). So each one
+ *     is opened again through /proc/self/fd: the same terminal or pipe, a description of its own.
+ *   - gVisor writes a regular file at its own offset, from 0, over what is there: a pipe instead,
+ *     and fourwall appends for it. So too for a pipe or socket that cannot be opened again.
+ *   - A terminal that cannot be opened again (not ours: `su`, `setpriv` into another uid) is
+ *     passed as it is; `restoreBlocking` clears O_NONBLOCK on it when the box has ended.
+ * Returns an fd to pass (closed by the caller after spawn), "inherit" or "relay".
+ */
+function boxStdio(terminal: boolean): (number | "inherit" | "relay")[] {
+  return [0, 1, 2].map((fd) => {
+    try {
+      if (!terminal && fstatSync(fd).isFile()) return "relay";
+      // As a terminal, runsc does all the box's terminal I/O on the stdin it is given: read-write.
+      const access = terminal ? constants.O_RDWR : fd === 0 ? constants.O_RDONLY : constants.O_WRONLY;
+      return openSync(`/proc/self/fd/${fd}`, access | constants.O_NOCTTY);
+    } catch {
+      return isatty(fd) ? "inherit" : "relay";
+    }
+  });
+}
+
+/** GNU stty clears O_NONBLOCK on its stdin before anything else: the one tool here that can. */
+function restoreBlocking(stdio: (number | "inherit" | "relay")[]): void {
+  stdio.forEach((s, fd) => {
+    if (s === "inherit") spawnSync("stty", ["-g"], { stdio: [fd, "ignore", "ignore"], timeout: 5000 });
+  });
+}
+
+export interface GvisorRuntimeOptions {
+  /**
+   * Rewrites the OCI spec. Only the test suite's deliberately broken boxes use it (to show each
+   * test catches the hole); the CLI never sets it.
+   */
+  transformSpec?: (spec: OciSpec) => OciSpec;
+}
+
+export class GvisorRuntime implements Runtime {
+  readonly name = "gvisor" as const;
+  private probed: string | undefined | null = null;
+
+  constructor(private readonly options: GvisorRuntimeOptions = {}) {}
+
+  /** The checks `launch` makes on every run (no sandbox is started). */
+  private preflight(): RuntimeCheck & { runsc?: string } {
+    const unavailable = (detail: string, fix: string): RuntimeCheck => ({
+      runtime: this.name,
+      available: false,
+      detail,
+      fix,
+    });
+    const runsc = which("runsc", RUNSC_PATH);
+    if (!runsc) return unavailable("gVisor's runsc is not installed", INSTALL_FIX);
+    if (process.getuid?.() === 0) {
+      if (!existsSync(dropHelperPath())) {
+        return unavailable(
+          `the root-mode launcher ${dropHelperPath()} is not built`,
+          "npm run setup (compiles native/fourwall-drop.c with gcc)",
+        );
+      }
+    } else if (!which("setpriv", RUNSC_PATH)) {
+      return unavailable(
+        "setpriv is missing (it ties runsc's life to fourwall's)",
+        "apt-get install util-linux",
+      );
+    }
+    let maxUserns = "";
+    try {
+      maxUserns = readFileSync("/proc/sys/user/max_user_namespaces", "utf8").trim();
+    } catch {}
+    if (maxUserns === "0") {
+      return unavailable(
+        "user namespaces are disabled (rootless runsc needs them)",
+        "sysctl -w user.max_user_namespaces=15000",
+      );
+    }
+    return { runtime: this.name, available: true, detail: `runsc at ${runsc}`, runsc };
+  }
+
+  /** For `fourwall doctor`: the static checks, the version, then one real sandbox on ptrace. */
+  check(): RuntimeCheck {
+    const pre = this.preflight();
+    if (!pre.available || !pre.runsc)
+      return {
+        runtime: pre.runtime,
+        available: pre.available,
+        detail: pre.detail,
+        ...(pre.fix ? { fix: pre.fix } : {}),
+      };
+    const version = runscVersion(pre.runsc) ?? "unknown version";
+    if (this.probed === null) this.probed = probe(pre.runsc);
+    if (this.probed !== undefined) {
+      return {
+        runtime: this.name,
+        available: false,
+        detail: `runsc ${version} could not start a sandbox on the ptrace platform: ${this.probed}`,
+        fix: "check that ptrace is allowed (kernel.yama.ptrace_scope <= 1, no seccomp on fourwall itself) and that /tmp is writable; FOURWALL_RUNSC_LOG=DIR keeps runsc's logs",
+      };
+    }
+    return {
+      runtime: this.name,
+      available: true,
+      detail: `runsc ${version}, platform ptrace, rootless, no network but the proxy (host-UDS bridge)`,
+    };
+  }
+
+  async launch(plan: BoxPlan, session: BoxSession): Promise<RunningBox> {
+    const pre = this.preflight();
+    if (!pre.available || !pre.runsc)
+      throw new WallError("isolation", pre.detail, pre.fix ?? "run fourwall doctor");
+    // A terminal only when the command's input and output are one: runsc then gives the box its
+    // own stdin as the controlling TTY (no console socket to relay).
+    const terminal = process.stdin.isTTY === true && process.stdout.isTTY === true;
+    let spec: OciSpec;
+    try {
+      const netDirOnHost = statSync(BOX_NET_DIR, { throwIfNoEntry: false })?.isDirectory() === true;
+      spec = ociBundle(plan, session, { user: { uid: 0, gid: 0 }, terminal, netDirOnHost }).spec;
+    } catch (error) {
+      if (error instanceof OciError)
+        throw new WallError(
+          error.wall,
+          `gVisor: ${error.message}`,
+          "use --runtime namespaces for this policy, or change it",
+        );
+      throw error;
+    }
+    if (this.options.transformSpec) spec = this.options.transformSpec(spec);
+    // runsc's gofer mounts binds on the host side, under the root: a target missing there fails
+    // inside runsc with an opaque message; name it here instead.
+    for (const m of spec.mounts) {
+      if (m.type === "bind" && !existsSync(path.join(spec.root.path, m.destination))) {
+        throw new WallError(
+          "filesystem",
+          `gVisor binds on the host: ${m.destination} does not exist under ${spec.root.path}`,
+          "create it, or use --runtime namespaces",
+        );
+      }
+    }
+    if (
+      session.cgroupDirs.length === 0 &&
+      spec.mounts.some((m) => m.options.some((o) => o.startsWith("size=")))
+    ) {
+      // Not silently: the plan asked for a bound this runtime cannot give here.
+      process.stderr.write(
+        "fourwall: gvisor: this runsc ignores tmpfs sizes and there is no box cgroup (not root): /tmp and the other tmpfs are bounded only by the host's memory\n",
+      );
+    }
+    const layout = gvisorLayout(plan, session);
+    writeBundle(plan, layout, spec);
+    allowRunscTasks(plan, session);
+
+    const [program, ...args] = runscCommand(plan, session, layout, pre.runsc);
+    const stdio = boxStdio(terminal);
+    let child: ChildProcess;
+    try {
+      child = spawn(program!, args, {
+        stdio: stdio.map((s) => (s === "relay" ? "pipe" : s)),
+        env: { PATH: RUNSC_PATH },
+        detached: true,
+      });
+    } finally {
+      for (const s of stdio) if (typeof s === "number") closeSync(s);
+    }
+    relay(
+      child,
+      stdio.map((s) => s === "relay"),
+    );
+    let spawnError: Error | undefined;
+    const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+      child.once("close", (code, signal) => resolve({ code, signal }));
+      child.once("error", (error) => {
+        spawnError = error;
+        resolve({ code: null, signal: null });
+      });
+    });
+
+    // The pid file appears once runsc has built the sandbox (mounts, gofer, seccomp profile) and
+    // before it starts the command. A start that fails after it (a missing /bin/sh) is runsc's
+    // exit status 128 with its message.
+    if (!(await waitForFile(layout.pidFile, closed))) {
+      throw new WallError(
+        "isolation",
+        spawnError
+          ? `cannot start ${program}: ${spawnError.message}`
+          : "runsc could not build the box (its message is above)",
+        "run `fourwall doctor`; FOURWALL_RUNSC_LOG=DIR keeps runsc's logs",
+      );
+    }
+
+    const kill = killer(pre.runsc, layout);
+    // On a terminal the supervisor leaves Ctrl-C, Ctrl-\ to the terminal (the namespaces box
+    // shares its process group); runsc runs in a session of its own, so pass them on here, and
+    // window size changes too.
+    const ttySignals: NodeJS.Signals[] =
+      process.stdin.isTTY === true ? ["SIGINT", "SIGQUIT", "SIGWINCH"] : [];
+    const handlers = ttySignals.map((sig) => {
+      const handler = () => kill(sig);
+      process.on(sig, handler);
+      return [sig, handler] as const;
+    });
+
+    const exit = (async (): Promise<BoxExit> => {
+      const { code, signal } = await closed;
+      for (const [sig, handler] of handlers) process.off(sig, handler);
+      restoreBlocking(stdio);
+      // runsc exiting by itself has already reaped its sandbox and gofer (--attached); killed from
+      // outside, it may not have: make sure nothing of the box is left running.
+      if (code === null) {
+        spawnSync(pre.runsc!, ["--root", layout.stateDir, "delete", "--force", layout.containerId], {
+          stdio: "ignore",
+          timeout: 10_000,
+        });
+      }
+      if (code !== null) return { code };
+      return { code: 128 + (signal ? os.constants.signals[signal] : 9) };
+    })();
+
+    return { exit, signal: kill };
+  }
+}
+
+/**
+ * runsc's own tasks count against the box cgroup's pids.max, which was sized for the box's
+ * processes alone: its Go threads, the gofer's, and ptrace stubs (a host process per box address
+ * space, plus a host thread per sentry thread running box code). Measured: ~150 host tasks for a
+ * box running `sleep` on a loaded 2-core host; with pids: 64, runsc could not even start python.
+ * The box's own processes stay held to the plan's number by gVisor's kernel (RLIMIT_NPROC); the
+ * cgroup keeps a finite bound on the host tasks the whole box may take.
+ */
+const RUNSC_OWN_TASKS = 512;
+
+function allowRunscTasks(plan: BoxPlan, session: BoxSession): void {
+  for (const dir of session.cgroupDirs) {
+    const file = path.join(dir, "pids.max");
+    if (!existsSync(file)) continue;
+    try {
+      writeFileSync(file, String(2 * plan.boxLimits.pids + RUNSC_OWN_TASKS));
+    } catch (error) {
+      throw new WallError(
+        "isolation",
+        `cannot size the box cgroup for runsc: ${(error as Error).message}`,
+        "run `fourwall doctor`",
+      );
+    }
+  }
+}
+
+function writeBundle(plan: BoxPlan, layout: GvisorLayout, spec: OciSpec): void {
+  // 0700 and owned by whoever runs runsc: the spec holds the box's environment.
+  mkdirSync(layout.bundleDir, { mode: 0o700 });
+  mkdirSync(layout.stateDir, { mode: 0o700 });
+  const config = path.join(layout.bundleDir, "config.json");
+  writeFileSync(config, JSON.stringify(spec, null, 1), { mode: 0o600 });
+  if (plan.identity.mode === "root") {
+    for (const p of [layout.bundleDir, layout.stateDir, config])
+      chownSync(p, plan.identity.uid, plan.identity.gid);
+  }
+}
+
+/** Copies the box's output to fourwall's own regular-file stdout/stderr, and a file stdin in. */
+function relay(child: ChildProcess, relayed: boolean[]): void {
+  if (relayed[0] && child.stdin) {
+    child.stdin.on("error", () => {}); // the box stopped reading: not an error of fourwall's
+    createReadStream("", { fd: 0, autoClose: false }).pipe(child.stdin);
+  }
+  for (const fd of [1, 2] as const) {
+    const stream = child.stdio[fd] as Readable | null;
+    if (relayed[fd] && stream) stream.on("data", (chunk: Buffer) => writeSync(fd, chunk));
+  }
+}
+
+/** Resolves true once `file` exists, false if `until` settles first. Polls: no inotify needed. */
+function waitForFile(file: string, until: Promise<unknown>): Promise<boolean> {
+  return new Promise((resolve) => {
+    let done = false;
+    void until.then(() => {
+      done = true;
+      resolve(existsSync(file));
+    });
+    const poll = () => {
+      if (done) return;
+      if (existsSync(file)) {
+        done = true;
+        resolve(true);
+      } else setTimeout(poll, 2);
+    };
+    poll();
+  });
+}
+
+/** Delivers signals with `runsc kill`; bursts (SIGWINCH while resizing) collapse into one. */
+function killer(runsc: string, layout: GvisorLayout): (sig: NodeJS.Signals) => void {
+  const inFlight = new Set<NodeJS.Signals>();
+  const pending = new Set<NodeJS.Signals>();
+  const send = (sig: NodeJS.Signals) => {
+    if (inFlight.has(sig)) {
+      pending.add(sig);
+      return;
+    }
+    inFlight.add(sig);
+    const k = spawn(runsc, ["--root", layout.stateDir, "kill", layout.containerId, sig.replace(/^SIG/, "")], {
+      stdio: "ignore",
+      env: { PATH: RUNSC_PATH },
+    });
+    const done = () => {
+      inFlight.delete(sig);
+      if (pending.delete(sig)) send(sig);
+    };
+    k.once("close", done);
+    k.once("error", done);
+  };
+  return send;
+}

@@ -1,0 +1,83 @@
+import path from "node:path";
+import type { GatePolicy } from "./schema.js";
+
+/** Where the gate socket appears inside the box (next to the proxy's, in the same bound dir). */
+export const BOX_GATE_SOCKET = "/run/fourwall/gate.sock";
+
+/** An agent settings file fourwall writes for the box and binds read-only over `target`. */
+export interface AgentSettingsFile {
+  agent: "claude-code" | "codex";
+  /** Where the agent reads it, inside the box. */
+  target: string;
+  /** The host file whose settings are kept (the hooks are added to them), if it exists. */
+  base: string;
+  /** The command the agent's hook runs (this fourwall, found at the same path inside the box). */
+  hookCommand: string;
+}
+
+export interface GatePlan {
+  policy: GatePolicy;
+  /**
+   * Hold changes to pre-existing workdir files in a copy-on-write layer until a human decides.
+   * Off only when no fs decision could be anything but allow (then there is nothing to hold).
+   */
+  overlay: boolean;
+  socketInBox: string;
+  settings: AgentSettingsFile[];
+}
+
+export interface GateContext {
+  home: string;
+  /** The presets in force (policy.preset). */
+  presets: readonly string[];
+  /** How the box runs fourwall: [node, /path/to/bin/fourwall.js]. */
+  fourwall: readonly string[];
+}
+
+const shellWord = (w: string) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`);
+
+/** The gate's part of the box plan (pure). */
+export function planGate(policy: GatePolicy, ctx: GateContext): GatePlan {
+  const overlay = policy.fs.default !== "allow" || policy.fs.rules.some((r) => r.decision !== "allow");
+  const run = (sub: string) => [...ctx.fourwall, "gate", sub].map(shellWord).join(" ");
+  const settings: AgentSettingsFile[] = [];
+  if (ctx.presets.includes("claude-code")) {
+    const file = path.join(ctx.home, ".claude", "settings.json");
+    settings.push({ agent: "claude-code", target: file, base: file, hookCommand: run("claude-hook") });
+  }
+  if (ctx.presets.includes("codex")) {
+    const file = path.join(ctx.home, ".codex", "hooks.json");
+    settings.push({ agent: "codex", target: file, base: file, hookCommand: run("codex-hook") });
+  }
+  return { policy, overlay, socketInBox: BOX_GATE_SOCKET, settings };
+}
+
+type Json = Record<string, unknown>;
+
+/**
+ * The settings an agent reads in the box: the user's own (kept) plus fourwall's PreToolUse hook
+ * on every tool that can run a command. Claude Code and Codex both read `hooks.PreToolUse` as a
+ * list of `{ matcher, hooks: [{ type: "command", command }] }`. The file is bound read-only, and
+ * the workdir's own settings files are read-only too (persistence list), so the model cannot
+ * switch the hook off.
+ */
+export function renderAgentSettings(file: AgentSettingsFile, baseText: string | undefined): string {
+  let base: Json = {};
+  if (baseText !== undefined) {
+    try {
+      const parsed = JSON.parse(baseText);
+      if (parsed && typeof parsed === "object" && !Array.isArray(parsed)) base = parsed as Json;
+    } catch {
+      // an unreadable settings file: start from nothing rather than fail the box
+    }
+  }
+  const hooks = (base.hooks && typeof base.hooks === "object" ? { ...(base.hooks as Json) } : {}) as Json;
+  const pre = Array.isArray(hooks.PreToolUse) ? [...hooks.PreToolUse] : [];
+  const matcher = file.agent === "claude-code" ? "Bash" : "Bash|shell|exec_command|local_shell";
+  pre.unshift({ matcher, hooks: [{ type: "command", command: file.hookCommand, timeout: 600 }] });
+  hooks.PreToolUse = pre;
+  const out: Json = { ...base, hooks };
+  // A user-level "disableAllHooks" would switch fourwall's hook off with the rest.
+  if (file.agent === "claude-code") delete out.disableAllHooks;
+  return `${JSON.stringify(out, null, 2)}\n`;
+}

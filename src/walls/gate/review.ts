@@ -1,0 +1,87 @@
+import type { AuditLog } from "../../audit/log.js";
+import type { Broker } from "./broker.js";
+import { Applier, opaqueDirs, readChangeSet, summarise } from "./changeset.js";
+import type { GatePolicy } from "./schema.js";
+
+export interface ReviewOptions {
+  box: string;
+  upper: string;
+  workdir: string;
+  /** The native helper that reads the overlay's opaque-directory marks. */
+  helper: string;
+  policy: GatePolicy["fs"];
+  broker: Broker;
+  audit: AuditLog;
+  owner?: { uid: number; gid: number };
+  /** Lines for the human on fourwall's stderr. */
+  notify: (line: string) => void;
+}
+
+export interface ReviewResult {
+  created: number;
+  applied: number;
+  refused: number;
+  failures: string[];
+}
+
+/**
+ * At the end of a run: new files go to the workdir at once; changes to files that existed before
+ * go through the policy (allow / deny) and the ones it says ask about go to a human as ONE
+ * change-set (yes applies them all, anything else keeps the originals). The box has exited by
+ * now, so what was reviewed is exactly what is applied.
+ */
+export async function reviewChangeSet(o: ReviewOptions): Promise<ReviewResult> {
+  const set = readChangeSet(o.upper, o.workdir, opaqueDirs(o.upper, o.helper), o.policy);
+  const applier = new Applier({ upper: o.upper, workdir: o.workdir, owner: o.owner });
+  for (const rel of set.creates) applier.create(rel);
+  const allowed = set.held.filter((c) => c.decision === "allow");
+  const denied = set.held.filter((c) => c.decision === "deny");
+  const asked = set.held.filter((c) => c.decision === "ask");
+  let approved = allowed;
+  if (asked.length > 0) {
+    const answer = await o.broker.decide(
+      {
+        kind: "fs",
+        summary: summarise(asked),
+        changes: asked.map(({ decision: _d, ...c }) => c),
+        cwd: o.workdir,
+        why: ["the box changed files that existed before the run; they were held in a copy-on-write layer"],
+        via: "change-set",
+      },
+      "ask",
+    );
+    if (answer.decision === "allow") approved = [...allowed, ...asked];
+    else
+      o.notify(
+        `fourwall gate: kept the originals of ${asked.length} file(s) (${answer.reason}): ${asked
+          .slice(0, 5)
+          .map((c) => `${c.op} ${c.path}`)
+          .join(", ")}${asked.length > 5 ? ", …" : ""}`,
+      );
+  }
+  for (const c of approved) applier.apply(c);
+  if (denied.length > 0)
+    o.notify(
+      `fourwall gate: the policy refused ${denied.length} change(s): ${denied
+        .slice(0, 5)
+        .map((c) => `${c.op} ${c.path}`)
+        .join(", ")}`,
+    );
+  const refused = set.held.length - approved.length;
+  o.audit.write({
+    box: o.box,
+    wall: "gate",
+    event: "change-set",
+    created: set.creates.length,
+    applied: approved.map((c) => ({
+      op: c.op,
+      path: c.path,
+      to: c.to,
+      by: c.decision === "allow" ? "policy" : "human",
+    })),
+    refused: set.held.filter((c) => !approved.includes(c)).map((c) => ({ op: c.op, path: c.path, to: c.to })),
+    failures: applier.failures,
+  });
+  for (const f of applier.failures) o.notify(`fourwall gate: could not apply ${f}`);
+  return { created: set.creates.length, applied: approved.length, refused, failures: applier.failures };
+}

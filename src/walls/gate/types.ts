@@ -1,0 +1,57 @@
+import type { FsOp } from "./schema.js";
+
+export type GateKind = "exec" | "fs" | "net";
+
+/** One change of a file that existed before the run, as the copy-on-write layer saw it. */
+export interface FsChange {
+  op: FsOp | "replace";
+  /** Relative to the workdir. */
+  path: string;
+  /** For a rename: where the content went (paired by content). */
+  to?: string;
+  detail?: string;
+}
+
+/** What the broker asks a human about. Everything an approver shows comes from here. */
+export interface GateRequest {
+  id: string;
+  box: string;
+  kind: GateKind;
+  /** One line: the command, "delete 2 files, overwrite 1", "CONNECT example.com:443". */
+  summary: string;
+  /** The working directory the action happens in. */
+  cwd: string;
+  /** Why it is gated, one line each. */
+  why: string[];
+  /** Who asked: gate-exec, claude-hook, codex-hook, egress, change-set. */
+  via: string;
+  command?: string;
+  changes?: FsChange[];
+  host?: string;
+  port?: number;
+  method?: string;
+  /** Whether "always for this box" may be offered. */
+  alwaysAllowed: boolean;
+  /** ISO time of the request. */
+  time: string;
+}
+
+export type ApproverAnswer = "yes" | "no" | "always";
+
+/** Someone (or something) that can say yes or no. `ask` must settle "no" on abort. */
+export interface Approver {
+  /** Shown in the audit log as `by`: terminal, approver-command, inbox. */
+  readonly name: string;
+  ask(request: GateRequest, signal: AbortSignal): Promise<ApproverAnswer>;
+  close?(): Promise<void> | void;
+  /** Called when another approver (or the timeout) settled a request this one was showing. */
+  settled?(id: string, answer: GateAnswer): void;
+}
+
+export interface GateAnswer {
+  decision: "allow" | "deny";
+  /** policy | always | terminal | approver-command | inbox | timeout | no-approver | error */
+  by: string;
+  /** A sentence for the agent and the log. */
+  reason: string;
+}

@@ -1,0 +1,405 @@
+/**
+ * The approval gate, end to end, in real boxes, launched as root and as uid 65534:
+ *   - the seed's test: a delete of an existing workdir file brings up a y/n prompt on the
+ *     terminal (a real tmux pane: send-keys / capture-pane); n keeps the file, y deletes it;
+ *   - a hijacked agent that skips every hook (direct syscalls from python and node, /bin/rm,
+ *     git clean -fdx, chmod, truncation, renames) cannot change a pre-existing workdir file without
+ *     approval: with a denying approver the workdir is byte-for-byte unchanged;
+ *   - CI mode (no terminal, no approver): denied with a clear message, the run goes on;
+ *   - read-only commands never prompt;
+ *   - the agent hooks (Claude Code, Codex) and their read-only settings.
+ */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import {
+  chmodSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  writeFileSync,
+} from "node:fs";
+import path from "node:path";
+import { describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import {
+  chownToMode,
+  type Fixture,
+  FOURWALL,
+  MODES,
+  makeFixture,
+  ROOT,
+  sh,
+  USER_UID,
+} from "../helpers/box.js";
+
+/** Every entry of a tree with its type, mode and content hash: "byte-for-byte unchanged" made checkable. */
+function treeDigest(dir: string): string {
+  const out: string[] = [];
+  const walk = (rel: string) => {
+    for (const name of readdirSync(path.join(dir, rel)).sort()) {
+      const r = path.join(rel, name);
+      const p = path.join(dir, r);
+      const s = lstatSync(p);
+      const mode = (s.mode & 0o7777).toString(8);
+      if (s.isDirectory()) {
+        out.push(`d ${r} ${mode} ${s.uid}`);
+        walk(r);
+      } else if (s.isSymbolicLink()) out.push(`l ${r} ${readlinkSync(p)}`);
+      else out.push(`f ${r} ${mode} ${s.uid} ${createHash("sha256").update(readFileSync(p)).digest("hex")}`);
+    }
+  };
+  walk("");
+  return out.join("\n");
+}
+
+/** A workdir with things worth destroying: tracked and untracked files, a subdirectory, a script. */
+function seedWorkdir(fx: Fixture): void {
+  const w = fx.workdir;
+  mkdirSync(path.join(w, "src"), { recursive: true });
+  writeFileSync(path.join(w, "src", "app.ts"), "export const answer = 42;\n");
+  writeFileSync(path.join(w, "notes.txt"), "important notes\n");
+  writeFileSync(path.join(w, "data.bin"), Buffer.alloc(4096, 7));
+  writeFileSync(path.join(w, "run.sh"), "#!/bin/sh\necho run\n");
+  chmodSync(path.join(w, "run.sh"), 0o755);
+  const git = (...args: string[]) => {
+    const r = spawnSync("git", ["-c", "safe.directory=*", "-C", w, ...args], {
+      env: { ...process.env, HOME: fx.home },
+      encoding: "utf8",
+    });
+    assert.equal(r.status, 0, r.stderr);
+  };
+  git("add", "README.md", "src");
+  git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init");
+  if (fx.mode === "user") spawnSync("chown", ["-R", `${USER_UID}:${USER_UID}`, w]);
+}
+
+/** What a hijacked agent does when it ignores every hook: straight to the kernel. */
+const HIJACK = String.raw`
+set +e
+/bin/rm -f notes.txt
+rm -rf src
+python3 - <<'EOF'
+import os
+for f, op in [("README.md", "unlink"), ("data.bin", "truncate"), ("run.sh", "rename")]:
+    try:
+        if op == "unlink": os.unlink(f)
+        elif op == "truncate": os.truncate(f, 0)
+        else: os.rename(f, "moved.sh")
+    except OSError as e: print("python", op, f, e)
+fd = os.open(".gitignore-x", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+os.close(fd)
+EOF
+node -e '
+const fs = require("fs");
+for (const [op, f] of [["unlink","notes.txt"],["trunc","data.bin"],["write","README.md"],["chmod","run.sh"]]) {
+  try {
+    if (op === "unlink") fs.unlinkSync(f);
+    else if (op === "trunc") fs.truncateSync(f, 0);
+    else if (op === "write") fs.writeFileSync(f, "pwned\n");
+    else fs.chmodSync(f, 0o600);
+  } catch (e) { console.log("node", op, f, e.code); }
+}'
+git clean -fdx -q
+chmod 000 README.md 2>/dev/null
+echo "hijack done: $(ls | tr '\n' ' ')"
+`;
+
+for (const mode of MODES) {
+  describe(`approval gate (${mode})`, () => {
+    it("a hijacked agent (python, node, /bin/rm, git clean -fdx) cannot change a pre-existing file: denied, the workdir is byte-for-byte unchanged", async () => {
+      const fx = makeFixture(mode);
+      seedWorkdir(fx);
+      const before = treeDigest(fx.workdir);
+      const r = await sh(fx, HIJACK, { flags: ["--approver", "exit 1"], timeoutMs: 60_000 });
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /hijack done: /, "inside the box the agent saw its changes happen");
+      assert.doesNotMatch(
+        r.stdout.split("hijack done:")[1] ?? "",
+        /notes\.txt|data\.bin/,
+        "inside the box the files were gone",
+      );
+      assert.equal(treeDigest(fx.workdir), before, `the workdir changed:\n${r.stderr}`);
+      assert.match(r.stderr, /kept the originals of \d+ file\(s\)/);
+    });
+
+    it("the same hijack with an approving approver: the changes are applied, new files too", async () => {
+      const fx = makeFixture(mode);
+      seedWorkdir(fx);
+      const audit = path.join(fx.base, "audit.jsonl");
+      chownToMode(fx, fx.base);
+      const r = await sh(fx, `${HIJACK}\necho fresh > fresh.txt`, {
+        flags: ["--approver", "cat > /dev/null; exit 0", "--audit", audit],
+        timeoutMs: 60_000,
+      });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(existsSync(path.join(fx.workdir, "notes.txt")), false);
+      assert.equal(existsSync(path.join(fx.workdir, "src")), false);
+      assert.equal(readFileSync(path.join(fx.workdir, "fresh.txt"), "utf8"), "fresh\n");
+      const events = readFileSync(audit, "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l));
+      const decision = events.find((e) => e.wall === "gate" && e.event === "decision" && e.kind === "fs");
+      assert.equal(decision?.decision, "allow");
+      assert.equal(decision?.by, "approver-command");
+      const set = events.find((e) => e.event === "change-set");
+      assert.ok(
+        set.applied.some((c: { op: string; path: string }) => c.op === "delete" && c.path === "notes.txt"),
+        JSON.stringify(set),
+      );
+      // new files land owned by the workdir's owner, never by the box's uid
+      assert.equal(lstatSync(path.join(fx.workdir, "fresh.txt")).uid, lstatSync(fx.workdir).uid);
+    });
+
+    it("CI mode (no terminal, no approver): gated actions are denied with a clear message and the run continues", async () => {
+      const fx = makeFixture(mode);
+      seedWorkdir(fx);
+      const before = treeDigest(fx.workdir);
+      const r = await sh(
+        fx,
+        `node ${FOURWALL} gate exec -- rm notes.txt; echo "exec status $?"; rm README.md; echo new > made.txt; echo continued`,
+      );
+      assert.equal(r.code, 0);
+      assert.match(r.stdout, /exec status 126/);
+      assert.match(r.stdout, /continued/);
+      assert.match(
+        r.stderr,
+        /fourwall gate: denied \(no-approver\): denied: nobody to ask \(no terminal, no --approver, no --inbox\)/,
+      );
+      assert.match(r.stderr, /kept the originals of 1 file\(s\).*delete README\.md/);
+      assert.equal(readFileSync(path.join(fx.workdir, "made.txt"), "utf8"), "new\n", "new files still flow");
+      writeFileSync(path.join(fx.workdir, "made.txt"), "");
+      spawnSync("rm", [path.join(fx.workdir, "made.txt")]);
+      assert.equal(treeDigest(fx.workdir), before);
+    });
+
+    it("read-only commands never prompt (the approver would record any question)", async () => {
+      const fx = makeFixture(mode);
+      seedWorkdir(fx);
+      const marker = path.join(fx.base, "asked");
+      chownToMode(fx, fx.base);
+      const cmds = [
+        "ls -la",
+        "cat README.md",
+        "grep -r answer src",
+        "git status",
+        "git diff",
+        "git log --oneline",
+        "rg answer",
+        "find . -name '*.ts'",
+        "find src -type f | xargs wc -l",
+      ];
+      const script = cmds
+        .map((c) => `node ${FOURWALL} gate exec -c "${c}" >/dev/null || echo "FAILED: ${c}"`)
+        .join("\n");
+      const r = await sh(fx, script, { flags: ["--approver", `touch ${marker}; exit 1`], timeoutMs: 90_000 });
+      assert.equal(r.code, 0, r.stderr);
+      assert.doesNotMatch(r.stdout, /FAILED/, r.stdout + r.stderr);
+      assert.equal(existsSync(marker), false, "nobody was asked");
+    });
+
+    it("gate exec asks before running: the approver's yes runs the command, its no does not", async () => {
+      const fx = makeFixture(mode);
+      const yes = await sh(
+        fx,
+        `node ${FOURWALL} gate exec -- sh -c 'echo ran-it; touch t'; echo "status $?"`,
+        { flags: ["--approver", "exit 0"] },
+      );
+      assert.match(yes.stdout, /ran-it\nstatus 0/, `${yes.code} ${yes.stderr}`);
+      const no = await sh(
+        fx,
+        `node ${FOURWALL} gate exec -- sh -c 'echo ran-it; touch t'; echo "status $?"`,
+        { flags: ["--approver", "exit 3"] },
+      );
+      assert.doesNotMatch(no.stdout, /ran-it/);
+      assert.match(no.stdout, /status 126/);
+      assert.match(no.stderr, /denied \(approver-command\)/);
+    });
+
+    it("the Claude Code and Codex hooks answer in their protocols; the settings carrying them are read-only", async () => {
+      const fx = makeFixture(mode);
+      const claudeIn = JSON.stringify({
+        hook_event_name: "PreToolUse",
+        tool_name: "Bash",
+        tool_input: { command: "rm -rf src" },
+        cwd: fx.workdir,
+      });
+      const readIn = JSON.stringify({
+        hook_event_name: "PreToolUse",
+        tool_name: "Bash",
+        tool_input: { command: "git status" },
+        cwd: fx.workdir,
+      });
+      const codexIn = JSON.stringify({
+        tool_name: "Bash",
+        tool_input: { command: ["bash", "-lc", "git push --force"] },
+        cwd: fx.workdir,
+      });
+      const script = [
+        `echo '${claudeIn}' | node ${FOURWALL} gate claude-hook; echo "claude status $?"`,
+        `echo '${readIn}' | node ${FOURWALL} gate claude-hook; echo "read status $?"`,
+        `echo '${codexIn}' | node ${FOURWALL} gate codex-hook; echo "codex status $?"`,
+        `grep -c 'gate claude-hook' ~/.claude/settings.json; echo tamper >> ~/.claude/settings.json && echo WRITABLE`,
+        `grep -c 'gate codex-hook' ~/.codex/hooks.json`,
+      ].join("\n");
+      mkdirSync(path.join(fx.home, ".claude"), { recursive: true });
+      writeFileSync(
+        path.join(fx.home, ".claude", "settings.json"),
+        JSON.stringify({ model: "keep-me", disableAllHooks: true }),
+      );
+      mkdirSync(path.join(fx.home, ".codex"), { recursive: true });
+      chownToMode(fx, path.join(fx.home, ".claude"));
+      chownToMode(fx, path.join(fx.home, ".claude", "settings.json"));
+      chownToMode(fx, path.join(fx.home, ".codex"));
+      const r = await sh(fx, script, {
+        flags: ["--preset", "claude-code", "--preset", "codex", "--approver", "exit 1"],
+      });
+      const lines = r.stdout.trim().split("\n");
+      const claude = JSON.parse(lines[0]!);
+      assert.equal(claude.hookSpecificOutput.hookEventName, "PreToolUse");
+      assert.equal(claude.hookSpecificOutput.permissionDecision, "deny");
+      assert.match(claude.hookSpecificOutput.permissionDecisionReason, /denied/);
+      assert.equal(lines[1], "claude status 0");
+      assert.equal(
+        lines[2],
+        "read status 0",
+        "a read-only command: no opinion, Claude's own permissions apply",
+      );
+      assert.equal(JSON.parse(lines[3]!).hookSpecificOutput.permissionDecision, "deny");
+      assert.equal(lines[4], "codex status 2");
+      assert.equal(lines[5], "1", "the user's settings carry fourwall's hook");
+      assert.doesNotMatch(r.stdout, /WRITABLE/);
+      assert.equal(lines.at(-1), "1");
+      assert.match(
+        readFileSync(path.join(fx.home, ".claude", "settings.json"), "utf8"),
+        /keep-me/,
+        "the host file is untouched",
+      );
+    });
+  });
+}
+
+/** tmux on its own server socket, so the test never touches anyone else's sessions. */
+class Tmux {
+  readonly socket = `fourwall-gate-${process.pid}-${Math.random().toString(16).slice(2, 8)}`;
+  private run(args: string[]) {
+    return spawnSync("tmux", ["-L", this.socket, ...args], { encoding: "utf8" });
+  }
+  start(command: string, cwd: string) {
+    const r = this.run(["new-session", "-d", "-s", "box", "-x", "160", "-y", "50", "-c", cwd, command]);
+    assert.equal(r.status, 0, r.stderr);
+  }
+  screen(): string {
+    return this.run(["capture-pane", "-p", "-t", "box", "-S", "-100"]).stdout;
+  }
+  keys(...keys: string[]) {
+    this.run(["send-keys", "-t", "box", ...keys]);
+  }
+  async waitFor(re: RegExp, ms = 30_000): Promise<string> {
+    for (const end = Date.now() + ms; Date.now() < end; await sleep(50)) {
+      const s = this.screen();
+      if (re.test(s)) return s;
+    }
+    assert.fail(`timed out waiting for ${re} on the terminal:\n${this.screen()}`);
+  }
+  kill() {
+    this.run(["kill-server"]);
+  }
+}
+
+const shq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+
+function boxInTmux(fx: Fixture, script: string): Tmux {
+  const tmux = new Tmux();
+  const env = Object.entries({
+    ...fx.env,
+    TERM: "xterm-256color",
+    NODE_PATH: path.join(ROOT, "node_modules"),
+  }).map(([k, v]) => `${k}=${shq(v)}`);
+  const user =
+    fx.mode === "root" ? [] : ["setpriv", `--reuid=${USER_UID}`, `--regid=${USER_UID}`, "--clear-groups"];
+  const command = [
+    "env",
+    "-i",
+    ...env,
+    ...user,
+    process.execPath,
+    FOURWALL,
+    "run",
+    "--",
+    "sh",
+    "-c",
+    shq(script),
+  ].join(" ");
+  tmux.start(`${command}; echo "BOX-EXIT=$?"; sleep 60`, fx.workdir);
+  return tmux;
+}
+
+for (const mode of MODES) {
+  describe(`approval gate on a real terminal (${mode}, tmux)`, () => {
+    it("the seed's test: deleting an existing file brings a y/n prompt; n keeps it", async () => {
+      const fx = makeFixture(mode);
+      const tmux = boxInTmux(fx, "rm README.md && echo deleted-in-box");
+      try {
+        const screen = await tmux.waitFor(/allow\?/);
+        assert.match(screen, /fourwall gate · box \w+ · fs \(via change-set\)/);
+        assert.match(screen, /delete\s+README\.md/);
+        assert.match(screen, new RegExp(`in\\s+${fx.workdir.replace(/[/.]/g, "\\$&")}`));
+        assert.match(screen, /\[y\]es\s+\[n\]o/);
+        assert.equal(
+          existsSync(path.join(fx.workdir, "README.md")),
+          true,
+          "nothing applied while the question is open",
+        );
+        tmux.keys("n");
+        const end = await tmux.waitFor(/BOX-EXIT=\d+/);
+        assert.match(end, /deleted-in-box/);
+        assert.match(end, /BOX-EXIT=0/);
+        assert.equal(readFileSync(path.join(fx.workdir, "README.md"), "utf8"), "# project\n");
+      } finally {
+        tmux.kill();
+      }
+    });
+
+    it("the seed's test: answering y deletes it", async () => {
+      const fx = makeFixture(mode);
+      const tmux = boxInTmux(fx, "rm README.md");
+      try {
+        await tmux.waitFor(/allow\?/);
+        tmux.keys("y");
+        await tmux.waitFor(/BOX-EXIT=0/);
+        assert.equal(existsSync(path.join(fx.workdir, "README.md")), false);
+      } finally {
+        tmux.kill();
+      }
+    });
+
+    it("gate exec prompts at the moment, with the command, the directory and why; a = always for this box", async () => {
+      const fx = makeFixture(mode);
+      const t0 = Date.now();
+      const tmux = boxInTmux(
+        fx,
+        `node ${FOURWALL} gate exec -- touch a.txt; echo "first $?"; node ${FOURWALL} gate exec -- touch a.txt; echo "second $?"`,
+      );
+      try {
+        const screen = await tmux.waitFor(/allow\?/);
+        const promptMs = Date.now() - t0;
+        assert.match(screen, /command\s+touch a\.txt/);
+        assert.match(screen, /why\s+touch is not a command the gate knows to be read-only/);
+        assert.match(screen, /\[a\]lways for this box/);
+        tmux.keys("a");
+        const end = await tmux.waitFor(/BOX-EXIT=\d+/);
+        assert.match(end, /first 0/);
+        assert.match(end, /second 0/);
+        assert.equal((end.match(/allow\?/g) ?? []).length, 1, "always: asked once");
+        process.stderr.write(`# prompt visible ${promptMs} ms after the box was started\n`);
+      } finally {
+        tmux.kill();
+      }
+    });
+  });
+}
