@@ -1,3 +1,4 @@
+import { PRECIOUS } from "./layout.js";
 /**
  * Every probe of `fourwall prove`, wall by wall: what it attacks, what the wall must do, and how
  * the host judges the probe program's report (src/prove/probe.py implements the attacks under the
@@ -108,7 +109,6 @@ const spec = (wall: ProveWall, id: string, title: string, expect: string, judge:
   judge,
 });
 
-export const GATE_NOT_BUILT = "approval gate not built yet";
 
 export const PROBES: ProbeSpec[] = [
   // isolation
@@ -219,17 +219,20 @@ export const PROBES: ProbeSpec[] = [
     return tcp > 0 ? hole(`the outside host saw ${tcp} connection(s)`) : denied(data, ctx);
   }),
   spec("egress", "firewall", "ip link/route, nft, iptables changes", "EPERM", denied),
-  // approval gate (issue 5)
-  {
-    ...spec("gate", "delete-asks", "delete a workdir file", "an approval request", () => fail("not run")),
-    skipAlways: GATE_NOT_BUILT,
-  },
-  {
-    ...spec("gate", "denied-delete-survives", "delete with a denying approver", "the file survives", () =>
-      fail("not run"),
-    ),
-    skipAlways: GATE_NOT_BUILT,
-  },
+  // approval gate: prove's own approver answers no to everything and records what it was asked
+  spec("gate", "delete-asks", "delete a pre-existing workdir file (unlink(2))", "an approval request", (data, ctx) => {
+    const name = ctx.evidence.gate.name;
+    if (ctx.evidence.gate.requests.some((r) => r.includes(name))) return pass(`the gate asked about ./${name}`);
+    if (ctx.evidence.gate.precious === undefined) return hole(`./${name} was deleted on the host without any request`);
+    if (data.unlink !== "ok") return pass(`the delete was refused outright (${text(data.unlink, "?")})`);
+    return fail(`./${name} is intact but nobody was asked: ${ctx.evidence.gate.requests.length} request(s) seen`);
+  }),
+  spec("gate", "denied-delete-survives", "the same delete, with a denying approver", "the file survives", (_data, ctx) => {
+    const name = ctx.evidence.gate.name;
+    if (ctx.evidence.gate.precious === undefined) return hole(`./${name} is gone from the host`);
+    if (ctx.evidence.gate.precious !== PRECIOUS) return hole(`./${name} changed on the host`);
+    return pass(`./${name} intact on the host`);
+  }),
 ];
 
 /** The probes of the given walls (all of them when `only` is empty). */

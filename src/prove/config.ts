@@ -52,6 +52,7 @@ export interface ProbeConfig {
     ca: string | null;
   } | null;
   outside: { ip: string; tcpPort: number; dnsPort: number } | { skip: string };
+  gate: { precious: string };
 }
 
 export function probeConfig(
@@ -93,6 +94,7 @@ export function probeConfig(
       : null,
     outside:
       "skip" in outside ? outside : { ip: outside.ip, tcpPort: outside.tcpPort, dnsPort: outside.dnsPort },
+    gate: { precious: layout.precious },
   };
 }
 

@@ -4,6 +4,7 @@
  * write "succeeds" inside a private tmpfs, and a sent datagram says nothing about its arrival.
  */
 import { existsSync, readFileSync } from "node:fs";
+import path from "node:path";
 import type { Canaries } from "./canaries/index.js";
 import { type ProveLayout, shownPath } from "./layout.js";
 import type { HostEvidence } from "./types.js";
@@ -42,5 +43,10 @@ export function gatherEvidence(layout: ProveLayout, canaries: Canaries | undefin
     outside,
     hostInit: hostInit(),
     hostKernel: (readOr("/proc/version") ?? "").trim().slice(0, 100),
+    gate: {
+      name: path.basename(layout.precious),
+      requests: (readOr(layout.approverLog) ?? "").split("\n").filter((line) => line.trim() !== ""),
+      precious: readOr(layout.precious),
+    },
   };
 }

@@ -44,6 +44,10 @@ export interface ProveLayout {
   hostChecks: Record<string, HostCheck>;
   /** Outside the fake user: prove removes them at exit if a leaky wrapper made them. */
   systemFiles: string[];
+  /** A file that existed before the run: the gate probe deletes it; it must survive a "no". */
+  precious: string;
+  /** Outside the workdir: every approval request the gate sends to prove's (denying) approver. */
+  approverLog: string;
 }
 
 /** A path as the table shows it: ./ for the workdir, ~/ for the throwaway home (as the probe shows them). */
@@ -56,6 +60,9 @@ export function shownPath(layout: ProveLayout, p: string): string {
 export const secretText = (token: string, what: string) => `FOURWALL-PROVE-SECRET ${what} ${token}\n`;
 const BASHRC = "# the user's bashrc (fourwall prove)\n";
 const GIT_CONFIG = "[core]\n\trepositoryformatversion = 0\n\tbare = false\n";
+
+/** What the gate probe tries to delete; it must still say this afterwards. */
+export const PRECIOUS = "work from before the run: deleting it needs a human yes\n";
 
 export function makeLayout(base: string, token: string): ProveLayout {
   const home = path.join(base, "home");
@@ -118,6 +125,8 @@ export function makeLayout(base: string, token: string): ProveLayout {
     bashrc,
     gitConfig,
     workdirOk: created("filesystem.workdir-write")[0]!,
+    precious: w("precious-notes.txt"),
+    approverLog: path.join(base, "approver-requests.jsonl"),
     writes,
     symlinks,
     hostChecks,
@@ -144,5 +153,6 @@ export function plantFakeUser(layout: ProveLayout, probeSource: string): void {
   writeFileSync(path.join(workdir, ".git/HEAD"), "ref: refs/heads/main\n");
   writeFileSync(layout.gitConfig, GIT_CONFIG);
   writeFileSync(path.join(workdir, "README.md"), "# a project the agent works on\n");
+  writeFileSync(layout.precious, PRECIOUS);
   copyFileSync(probeSource, layout.probe);
 }

@@ -787,6 +787,27 @@ def run_one(probe_id):
         return {"id": probe_id, "error": f"{type(error).__name__}: {error}"[:300]}
 
 
+
+# ---------------------------------------------------------------------------------------------
+# approval gate
+
+
+@probe("gate.delete-asks")
+def gate_delete():
+    # Straight unlink(2), no hook, no asking: a hijacked agent's way. The host decides the rest.
+    path = CFG["gate"]["precious"]
+    try:
+        os.unlink(path)
+        return {"unlink": "ok", "existsAfter": os.path.exists(path)}
+    except OSError as error:
+        return {"unlink": os_error(error)}
+
+
+@probe("gate.denied-delete-survives")
+def gate_denied_delete_survives():
+    # The same attempt as gate.delete-asks, judged from the host: does the file survive a "no"?
+    return {"judged": "on the host"}
+
 def main():
     os.chdir(CFG["workdir"])
     try:

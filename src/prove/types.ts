@@ -45,6 +45,8 @@ export interface HostEvidence {
   hostInit: { comm: string; start: string };
   /** The host's /proc/version: a box with a kernel of its own (gVisor, a VM) shows another. */
   hostKernel: string;
+  /** The approval gate: requests prove's denying approver received, and the precious file on the host. */
+  gate: { name: string; requests: string[]; precious: string | undefined };
 }
 
 export interface JudgeContext {

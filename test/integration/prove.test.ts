@@ -131,7 +131,8 @@ for (const mode of MODES) {
           /address-loopback/,
         );
         assert.equal(statusOf(report, "egress.listed-https"), "PASS");
-        assert.equal(statusOf(report, "gate.delete-asks"), "SKIP");
+        assert.equal(statusOf(report, "gate.delete-asks"), "PASS");
+        assert.equal(statusOf(report, "gate.denied-delete-survives"), "PASS");
         const outside = report.results.find((r) => r.id === "egress.outside-host")!;
         if (mode === "root") assert.equal(outside.status, "PASS", outside.observed);
         else assert.deepEqual([outside.status, /needs root/.test(outside.observed)], ["SKIP", true]);
@@ -143,7 +144,7 @@ for (const mode of MODES) {
       const { run, report } = await proveJson(mode, ["--against", "sh -c"]);
       assert.equal(run.code, 1);
       assert.equal(report.target.kind, "against");
-      for (const wall of ["isolation", "filesystem", "egress"]) {
+      for (const wall of ["isolation", "filesystem", "egress", "gate"]) {
         const holes = report.results.filter((r) => r.wall === wall && r.status === "HOLE");
         assert.ok(
           holes.length > 0,

@@ -5,7 +5,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { loopbackAliases } from "../../src/prove/canaries/names.js";
-import { GATE_NOT_BUILT, PROBES, selectProbes } from "../../src/prove/catalog.js";
+import { PROBES, selectProbes } from "../../src/prove/catalog.js";
+import { PRECIOUS } from "../../src/prove/layout.js";
 import { evaluate, heldUp, parseProbeOutput, tally } from "../../src/prove/evaluate.js";
 import { summariseAttempts } from "../../src/prove/judges.js";
 import { makeLayout } from "../../src/prove/layout.js";
@@ -20,6 +21,7 @@ const evidence = (over: Partial<HostEvidence> = {}): HostEvidence => ({
   outside: { tcp: 0, udp: 0 },
   hostInit: { comm: "systemd", start: "9" },
   hostKernel: "Linux version 6.18.0 (host)",
+  gate: { name: "precious-notes.txt", requests: [], precious: PRECIOUS },
   ...over,
 });
 const boxCtx = (over: Partial<HostEvidence> = {}): JudgeContext => ({
@@ -39,17 +41,16 @@ const judge = (id: string, data: Record<string, unknown>, ctx: JudgeContext = bo
 };
 
 describe("prove: the catalog", () => {
-  it("has unique ids, each prefixed by its wall, and every wall but the gate runs probes", () => {
+  it("has unique ids, each prefixed by its wall, and every wall runs probes", () => {
     const ids = PROBES.map((p) => p.id);
     assert.equal(new Set(ids).size, ids.length);
     for (const p of PROBES) assert.ok(p.id.startsWith(`${p.wall}.`), p.id);
-    for (const wall of ["isolation", "filesystem", "egress"] as const) {
+    for (const wall of ["isolation", "filesystem", "egress", "gate"] as const) {
       assert.ok(
         PROBES.some((p) => p.wall === wall && !p.skipAlways),
         wall,
       );
     }
-    assert.ok(PROBES.filter((p) => p.wall === "gate").every((p) => p.skipAlways === GATE_NOT_BUILT));
   });
 
   it("every probe the catalog runs is implemented by the probe program under the same id", async () => {
@@ -221,7 +222,7 @@ describe("prove: evaluation", () => {
     assert.equal(parseProbeOutput('{"id": "x", "data": {}}').finished, false);
   });
 
-  it("a probe without a report fails (never passes); a broken probe fails; gate probes are skipped", () => {
+  it("a probe without a report fails (never passes); a broken probe fails", () => {
     const reports: ProbeReport[] = [{ id: "isolation.seccomp", data: { Seccomp: "2" } }];
     const results = evaluate(specs, reports, boxCtx(), "the box could not be built");
     const by = (id: string) => results.find((r) => r.id === id)!;
@@ -230,9 +231,29 @@ describe("prove: evaluation", () => {
       [by("isolation.ptrace").status, by("isolation.ptrace").observed],
       ["FAIL", "the box could not be built"],
     );
-    assert.equal(by("gate.delete-asks").status, "SKIP");
+    assert.equal(by("gate.delete-asks").status, "FAIL");
     const broken = evaluate(specs, [{ id: "isolation.ptrace", error: "OSError: x" }], boxCtx(), "");
     assert.match(broken.find((r) => r.id === "isolation.ptrace")!.observed, /the probe broke: OSError/);
+  });
+
+  it("judges the gate from the host: asked and intact passes; deleted without asking is a hole", () => {
+    const gate = PROBES.filter((p) => p.wall === "gate");
+    const reports: ProbeReport[] = gate.map((p) => ({ id: p.id, data: { unlink: "ok" } }));
+    const judged = (g: HostEvidence["gate"]) =>
+      evaluate(gate, reports, boxCtx({ gate: g }), "").map((r) => `${r.id}=${r.status}`);
+    const asked = ['{"kind":"fs","path":"precious-notes.txt"}'];
+    assert.deepEqual(judged({ name: "precious-notes.txt", requests: asked, precious: PRECIOUS }), [
+      "gate.delete-asks=PASS",
+      "gate.denied-delete-survives=PASS",
+    ]);
+    assert.deepEqual(judged({ name: "precious-notes.txt", requests: [], precious: undefined }), [
+      "gate.delete-asks=HOLE",
+      "gate.denied-delete-survives=HOLE",
+    ]);
+    assert.deepEqual(judged({ name: "precious-notes.txt", requests: asked, precious: "changed" }), [
+      "gate.delete-asks=PASS",
+      "gate.denied-delete-survives=HOLE",
+    ]);
   });
 
   it("holds up only with no hole, no failure and at least one pass", () => {
@@ -246,7 +267,8 @@ describe("prove: evaluation", () => {
       boxCtx(),
       "missing",
     );
-    assert.deepEqual(tally(results), { pass: 0, hole: 1, fail: 1, skip: 2 });
+    // seccomp 0: a hole; ptrace and both gate probes have no report: failures, never passes
+    assert.deepEqual(tally(results), { pass: 0, hole: 1, fail: 3, skip: 0 });
   });
 });
 

@@ -35,6 +35,8 @@ export function canaryRules(canaries: Canaries): { allow: string[]; resolve: str
   return { allow, resolve: [`${names.listed}=127.0.0.1`, `${names.unlisted}=127.0.0.1`] };
 }
 
+const shellQuote = (s: string) => `'${s.replace(/'/g, "'\\''")}'`;
+
 export async function runProbeInBox(
   choice: BoxChoice,
   layout: ProveLayout,
@@ -59,7 +61,13 @@ export async function runProbeInBox(
       { cwd: choice.cwd, env },
     );
     onPlanned(plan.runtime, source);
-    const exitCode = await superviseBox(plan, runtimeFor(plan.runtime), { audit, quiet: true });
+    // The gate's approver: prove's own, which writes down every request and answers no.
+    const approver = `sh -c 'cat >> "$1"; echo >> "$1"; exit 1' fourwall-prove-approver ${shellQuote(layout.approverLog)}`;
+    const exitCode = await superviseBox(plan, runtimeFor(plan.runtime), {
+      audit,
+      quiet: true,
+      gate: { approver, terminal: false },
+    });
     return { built: true, exitCode, runtime: plan.runtime, rlimits: plan.rlimits, policySource: source };
   } catch (error) {
     if (error instanceof PolicyError)
