@@ -30,6 +30,7 @@ import {
   sh,
   USER_UID,
 } from "../helpers/box.js";
+import { type HostCanaries, startHostCanaries } from "../helpers/host-canaries.js";
 
 const RUNSC = which("runsc", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
 const skip = RUNSC ? false : "runsc is not installed (apt-get install runsc, or npm run setup)";
@@ -117,42 +118,16 @@ function weakGvisor(fx: Fixture, weaken: string, script: string): Promise<Result
 
 // --- host-side canaries the box must not reach
 
-let loopback: http.Server;
+let canaries: HostCanaries;
 let loopbackPort = 0;
-let origin: http.Server;
 let originPort = 0;
-const sockets: net.Server[] = [];
-const socketPaths = [`/run/fourwall-gv-${process.pid}.sock`, `/tmp/fourwall-gv-${process.pid}.sock`];
-// even when the run is cut short (a timeout ends the file before `after` hooks)
-process.on("exit", () => {
-  for (const p of socketPaths) rmSync(p, { force: true });
-});
-
+let socketPaths: string[] = [];
 before(async () => {
   if (skip) return;
-  loopback = http.createServer((_q, s) => s.end("loopback-canary"));
-  await new Promise<void>((r) => loopback.listen(0, "127.0.0.1", r));
-  loopbackPort = (loopback.address() as net.AddressInfo).port;
-  origin = http.createServer((req, res) => res.end(`origin-body ${req.url}`));
-  await new Promise<void>((r) => origin.listen(0, "127.0.0.1", r));
-  originPort = (origin.address() as net.AddressInfo).port;
-  for (const p of socketPaths) {
-    rmSync(p, { force: true });
-    const server = net.createServer((c) => {
-      c.on("error", () => {});
-      c.end("socket-canary");
-    });
-    await new Promise<void>((r) => server.listen(p, r));
-    chmodSync(p, 0o777);
-    sockets.push(server);
-  }
+  canaries = await startHostCanaries("gv");
+  ({ loopbackPort, originPort, socketPaths } = canaries);
 });
-after(() => {
-  loopback?.close();
-  origin?.close();
-  for (const s of sockets) s.close();
-  for (const p of socketPaths) rmSync(p, { force: true });
-});
+after(() => canaries?.close());
 
 interface Check {
   name: string;

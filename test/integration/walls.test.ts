@@ -4,12 +4,22 @@
  * (test/helpers/weak-box.ts) and must see the hole there: a check that cannot fail proves nothing.
  */
 import assert from "node:assert/strict";
-import { existsSync, readFileSync, statSync, writeFileSync, chmodSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import net from "node:net";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { type Fixture, MODES, type Mode, type Result, SECRET, USER_UID, makeFixture, sh } from "../helpers/box.js";
+import {
+  type Fixture,
+  MODES,
+  type Mode,
+  makeFixture,
+  type Result,
+  SECRET,
+  sh,
+  USER_UID,
+} from "../helpers/box.js";
+import { type HostCanaries, startHostCanaries } from "../helpers/host-canaries.js";
 
 interface Check {
   name: string;
@@ -27,10 +37,9 @@ const both = (w: string[]) => ({ root: w, user: w });
 const leaks = (r: Result) => (r.stdout.includes(SECRET) ? "a planted secret was read" : undefined);
 
 // Host-side canaries the box must not reach.
-let loopback: http.Server;
+let canaries: HostCanaries;
 let loopbackPort = 0;
-const sockets: net.Server[] = [];
-const socketPaths = [`/run/fourwall-it-${process.pid}.sock`, `/tmp/fourwall-it-${process.pid}.sock`];
+let socketPaths: string[] = [];
 
 const checks: Check[] = [
   {
@@ -45,7 +54,8 @@ const checks: Check[] = [
   {
     name: "cannot read planted secrets (~/.ssh, ~/.aws, ~/.config/gcloud, ~/.netrc)",
     weaken: both(["secrets"]),
-    script: () => "cat ~/.ssh/id_* ~/.aws/credentials ~/.config/gcloud/credentials.db ~/.netrc 2>&1; ls -a ~ ~/.ssh 2>&1",
+    script: () =>
+      "cat ~/.ssh/id_* ~/.aws/credentials ~/.config/gcloud/credentials.db ~/.netrc 2>&1; ls -a ~ ~/.ssh 2>&1",
     hole: leaks,
   },
   {
@@ -58,14 +68,20 @@ const checks: Check[] = [
     name: "gets no secret variables from the host environment",
     weaken: both(["env"]),
     script: () => "env",
-    hole: (r) => (r.stdout.includes(SECRET) || r.stdout.includes("SSH_AUTH_SOCK") ? "a host secret variable passed" : undefined),
+    hole: (r) =>
+      r.stdout.includes(SECRET) || r.stdout.includes("SSH_AUTH_SOCK")
+        ? "a host secret variable passed"
+        : undefined,
   },
   {
     name: "cannot change or delete files outside the workdir",
     weaken: both(["home-writable"]),
-    script: (fx) => `echo changed > ${fx.outside}; rm -f ${fx.outside} ~/.bashrc; echo x > /etc/fourwall-pwn; echo x > /usr/fourwall-pwn`,
+    script: (fx) =>
+      `echo changed > ${fx.outside}; rm -f ${fx.outside} ~/.bashrc; echo x > /etc/fourwall-pwn; echo x > /usr/fourwall-pwn`,
     hole: (_r, fx) =>
-      !existsSync(fx.outside) || readFileSync(fx.outside, "utf8") !== "outside the workdir\n" || existsSync("/etc/fourwall-pwn")
+      !existsSync(fx.outside) ||
+      readFileSync(fx.outside, "utf8") !== "outside the workdir\n" ||
+      existsSync("/etc/fourwall-pwn")
         ? "a host file outside the workdir changed"
         : undefined,
   },
@@ -73,7 +89,11 @@ const checks: Check[] = [
     name: "cannot write through a symlink leading out of the workdir",
     weaken: both(["home-writable"]),
     script: () => "ln -sf ~/.bashrc link && echo evil >> link; ln -sf ~/.ssh/id_ed25519 key && cat key",
-    hole: (r, fx) => leaks(r) ?? (readFileSync(path.join(fx.home, ".bashrc"), "utf8").includes("evil") ? "wrote ~/.bashrc through a symlink" : undefined),
+    hole: (r, fx) =>
+      leaks(r) ??
+      (readFileSync(path.join(fx.home, ".bashrc"), "utf8").includes("evil")
+        ? "wrote ~/.bashrc through a symlink"
+        : undefined),
   },
   {
     name: "cannot reach the host through /proc/<pid>/root or cwd",
@@ -92,7 +112,8 @@ const checks: Check[] = [
       const w = (p: string) => path.join(fx.workdir, p);
       if (existsSync(w(".git/hooks/pre-commit"))) return "created .git/hooks/pre-commit";
       if (readFileSync(w(".git/config"), "utf8").includes("hooksPath")) return "changed .git/config";
-      if (existsSync(w(".mcp.json")) || existsSync(w(".vscode")) || existsSync(w(".envrc"))) return "created a persistence file";
+      if (existsSync(w(".mcp.json")) || existsSync(w(".vscode")) || existsSync(w(".envrc")))
+        return "created a persistence file";
       return undefined;
     },
   },
@@ -119,7 +140,9 @@ const checks: Check[] = [
     script: () => "cat /proc/1/comm; ls /proc | grep -c '^[0-9]'",
     hole: (r) => {
       const [comm, count] = r.stdout.trim().split("\n");
-      return comm !== "bwrap" || Number(count) > 10 ? `sees host processes (pid 1 is ${comm}, ${count} pids)` : undefined;
+      return comm !== "bwrap" || Number(count) > 10
+        ? `sees host processes (pid 1 is ${comm}, ${count} pids)`
+        : undefined;
     },
   },
   {
@@ -153,7 +176,8 @@ for p in ${JSON.stringify(socketPaths)}:
     name: "a fork bomb is bounded by the box's pids limit",
     // as root the box's cgroup caps pids too: the broken box lacks both layers
     weaken: { root: ["rlimits", "cgroup"], user: ["rlimits"] },
-    prepare: (fx) => writeFileSync(path.join(fx.workdir, "fourwall.yaml"), "isolation:\n  limits:\n    pids: 64\n"),
+    prepare: (fx) =>
+      writeFileSync(path.join(fx.workdir, "fourwall.yaml"), "isolation:\n  limits:\n    pids: 64\n"),
     script: () =>
       `/usr/bin/python3 -c '
 import os, time
@@ -176,10 +200,14 @@ print("forked", n)
   {
     name: "memory across many processes is capped for the whole box (cgroup, root mode)",
     weaken: { root: ["cgroup"] },
-    onlyIn: { modes: ["root"], why: "an unprivileged launcher gets no cgroup on this host (no delegation): rlimits only" },
-    prepare: (fx) => writeFileSync(path.join(fx.workdir, "fourwall.yaml"), "isolation:\n  limits:\n    memory: 300MiB\n"),
+    onlyIn: {
+      modes: ["root"],
+      why: "an unprivileged launcher gets no cgroup on this host (no delegation): rlimits only",
+    },
+    prepare: (fx) =>
+      writeFileSync(path.join(fx.workdir, "fourwall.yaml"), "isolation:\n  limits:\n    memory: 300MiB\n"),
     script: () =>
-      "for i in 1 2 3 4; do /usr/bin/python3 -c 'import time; b = b\"x\" * (200 << 20); time.sleep(1.5); print(\"held\")' & done; wait",
+      'for i in 1 2 3 4; do /usr/bin/python3 -c \'import time; b = b"x" * (200 << 20); time.sleep(1.5); print("held")\' & done; wait',
     hole: (r) => {
       const held = (r.stdout.match(/held/g) ?? []).length;
       return held === 4 ? "four processes held 800 MiB under a 300 MiB cap" : undefined;
@@ -188,24 +216,10 @@ print("forked", n)
 ];
 
 before(async () => {
-  loopback = http.createServer((_q, s) => s.end("loopback-canary"));
-  await new Promise<void>((r) => loopback.listen(0, "127.0.0.1", r));
-  loopbackPort = (loopback.address() as net.AddressInfo).port;
-  for (const p of socketPaths) {
-    rmSync(p, { force: true });
-    const server = net.createServer((c) => {
-      c.on("error", () => {});
-      c.end("socket-canary");
-    });
-    await new Promise<void>((r) => server.listen(p, r));
-    chmodSync(p, 0o777);
-    sockets.push(server);
-  }
+  canaries = await startHostCanaries("it");
+  ({ loopbackPort, socketPaths } = canaries);
 });
-after(() => {
-  loopback.close();
-  for (const s of sockets) s.close();
-});
+after(() => canaries.close());
 
 for (const mode of MODES) {
   describe(`walls hold (${mode === "root" ? "launched as root" : `launched as uid ${USER_UID}`})`, () => {
@@ -227,7 +241,11 @@ for (const mode of MODES) {
           const fx = makeFixture(mode);
           check.prepare?.(fx);
           const r = await sh(fx, check.script(fx), { weaken });
-          assert.notEqual(check.hole(r, fx), undefined, `the broken box was not caught\n${r.stdout}\n${r.stderr}`);
+          assert.notEqual(
+            check.hole(r, fx),
+            undefined,
+            `the broken box was not caught\n${r.stdout}\n${r.stderr}`,
+          );
         });
       }
     }
