@@ -35,25 +35,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#define FOURWALL_HELPER "fourwall-drop"
+#include "common.h"
+
 #ifndef MOUNT_ATTR_IDMAP
 #define MOUNT_ATTR_IDMAP 0x00100000
 #endif
 #ifndef AT_RECURSIVE
 #define AT_RECURSIVE 0x8000
 #endif
-
-static void die(const char *what, const char *arg) {
-  fprintf(stderr, "fourwall-drop: %s%s%s: %s\n", what, arg ? " " : "", arg ? arg : "", strerror(errno));
-  exit(125);
-}
-
-static void write_file(const char *path, const char *text) {
-  int fd = open(path, O_WRONLY | O_CLOEXEC);
-  if (fd < 0) die("open", path);
-  ssize_t n = write(fd, text, strlen(text));
-  if (n != (ssize_t)strlen(text)) die("write", path);
-  close(fd);
-}
 
 /* A user namespace whose only mapping is OWNER (outside) <-> BOX (inside), for uid and gid.
  * The kernel maps on-disk ids "down" through a mount idmap (inside = on disk, outside = seen),

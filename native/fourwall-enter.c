@@ -35,10 +35,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static void die(const char *what, const char *arg) {
-  fprintf(stderr, "fourwall exec: %s%s%s: %s\n", what, arg ? " " : "", arg ? arg : "", strerror(errno));
-  exit(125);
-}
+#define FOURWALL_HELPER "fourwall exec"
+#include "common.h"
 
 static char *slurp(const char *path, size_t *len) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);

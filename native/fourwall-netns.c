@@ -28,10 +28,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static void die(const char *what, const char *arg) {
-  fprintf(stderr, "fourwall-netns: %s%s%s: %s\n", what, arg ? " " : "", arg ? arg : "", strerror(errno));
-  exit(125);
-}
+#define FOURWALL_HELPER "fourwall-netns"
+#include "common.h"
 
 int main(int argc, char **argv) {
   if (argc != 2) {

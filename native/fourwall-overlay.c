@@ -38,18 +38,8 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-static void die(const char *what, const char *arg) {
-  fprintf(stderr, "fourwall-overlay: %s%s%s: %s\n", what, arg ? " " : "", arg ? arg : "", strerror(errno));
-  exit(125);
-}
-
-static void write_file(const char *path, const char *text) {
-  int fd = open(path, O_WRONLY | O_CLOEXEC);
-  if (fd < 0) die("open", path);
-  ssize_t n = write(fd, text, strlen(text));
-  if (n != (ssize_t)strlen(text)) die("write", path);
-  close(fd);
-}
+#define FOURWALL_HELPER "fourwall-overlay"
+#include "common.h"
 
 static int has_comma(const char *s) { return strchr(s, ',') != NULL || strchr(s, ':') != NULL; }
 

@@ -152,6 +152,21 @@ export function baseEvent(ctx: ProxyContext, target: Target, started: number): E
   return event;
 }
 
+/** The event of an allowed request, before its bytes and duration are known. */
+export function allowEvent(
+  ctx: ProxyContext,
+  target: Target,
+  started: number,
+  allowed: Authorized,
+): EgressEvent {
+  const event = baseEvent(ctx, target, started);
+  event.host = hostText(allowed.host);
+  event.decision = "allow";
+  event.reason = allowed.reason;
+  if (allowed.rule) event.rule = allowed.rule;
+  return event;
+}
+
 export function denyEvent(ctx: ProxyContext, target: Target, started: number, denied: Denied): EgressEvent {
   const event = baseEvent(ctx, target, started);
   event.host = denied.host;

@@ -1,6 +1,6 @@
 import type { IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
-import { authorize, baseEvent, denialBody, denyEvent, type Target } from "./authorize.js";
+import { allowEvent, authorize, denialBody, denyEvent, type Target } from "./authorize.js";
 import { hostText } from "./host.js";
 import { openUpstream, runTunnel } from "./tunnel.js";
 import type { ProxyContext } from "./types.js";
@@ -36,9 +36,19 @@ const STATUS_TEXT: Record<number, string> = {
   504: "Gateway Timeout",
 };
 
-export async function handleConnect(
+export function handleConnect(
   ctx: ProxyContext,
   req: IncomingMessage,
+  client: Socket,
+  head: Buffer,
+): Promise<void> {
+  return handleConnectTarget(ctx, req.url ?? "", client, head);
+}
+
+/** CONNECT `url` (host:port) for a client whose request head has been read; `head`: bytes after it. */
+export async function handleConnectTarget(
+  ctx: ProxyContext,
+  url: string,
   client: Socket,
   head: Buffer,
 ): Promise<void> {
@@ -47,10 +57,10 @@ export async function handleConnect(
   // No timer here: the request line is complete, and authorize() and openUpstream() bound their own
   // waits (lookup, ask, connect), so a held "ask" is not cut short by a header timeout.
   client.setTimeout(0);
-  const m = TARGET.exec(req.url ?? "");
+  const m = TARGET.exec(url);
   const target: Target = {
     kind: "connect",
-    rawHost: m?.[1] ?? (req.url ?? "").slice(0, 256),
+    rawHost: m?.[1] ?? url.slice(0, 256),
     port: m ? Number(m[2]) : 0,
   };
   const result = m
@@ -68,11 +78,7 @@ export async function handleConnect(
     return;
   }
   if (client.destroyed) return;
-  const event = baseEvent(ctx, target, started);
-  event.host = hostText(result.host);
-  event.decision = "allow";
-  event.reason = result.reason;
-  if (result.rule) event.rule = result.rule;
+  const event = allowEvent(ctx, target, started, result);
   const up = await openUpstream(ctx, result.addresses, target.port);
   event.address = up.address;
   if ("error" in up) {
@@ -97,4 +103,28 @@ export async function handleConnect(
   client.setNoDelay(true);
   client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
   runTunnel(ctx, client, up.socket, head, result.host, event, started);
+}
+
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const REQUEST_LINE = /^CONNECT ([\x21-\x7e]{1,2048}) HTTP\/1\.[01]$/;
+
+/**
+ * The fast path for the common case: a whole, plain CONNECT head in the client's first chunk is read
+ * here, without node:http's per-connection parser and request objects (a new tunnel's latency is
+ * mostly such per-connection work). Anything unusual (a partial head, a folded or malformed header,
+ * a control character) returns undefined, and node:http parses it as before, with its own errors.
+ */
+export function parseConnectHead(chunk: Buffer, maxBytes: number): { url: string; rest: Buffer } | undefined {
+  const end = chunk.indexOf("\r\n\r\n");
+  if (end < 0 || end + 4 > maxBytes) return undefined;
+  const lines = chunk.toString("latin1", 0, end).split("\r\n");
+  const m = REQUEST_LINE.exec(lines[0]!);
+  if (!m) return undefined;
+  for (const line of lines.slice(1)) {
+    const colon = line.indexOf(":");
+    if (colon <= 0 || !TOKEN.test(line.slice(0, colon))) return undefined;
+    // obs-fold, NUL, CR/LF or another control character in a value: let node:http judge it
+    if (/[\x00-\x08\x0a-\x1f\x7f]/.test(line.slice(colon + 1))) return undefined;
+  }
+  return { url: m[1]!, rest: chunk.subarray(end + 4) };
 }

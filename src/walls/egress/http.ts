@@ -5,7 +5,7 @@ import {
   type ServerResponse,
 } from "node:http";
 import type { Socket } from "node:net";
-import { authorize, baseEvent, denialBody, denyEvent, type Target } from "./authorize.js";
+import { allowEvent, authorize, denialBody, denyEvent, type Target } from "./authorize.js";
 import { hostText, normaliseHost } from "./host.js";
 import type { ProxyContext } from "./types.js";
 
@@ -127,11 +127,7 @@ export async function handleHttp(
     deny(res, result.status, result.reason, denialBody(method, result.host, target.port, result.reason));
     return;
   }
-  const event = baseEvent(ctx, target, started);
-  event.host = hostText(result.host);
-  event.decision = "allow";
-  event.reason = result.reason;
-  if (result.rule) event.rule = result.rule;
+  const event = allowEvent(ctx, target, started, result);
   const address = result.addresses[0]!;
   event.address = address;
 

@@ -1,5 +1,5 @@
 import type { Socket } from "node:net";
-import { authorize, baseEvent, denyEvent, type Target } from "./authorize.js";
+import { allowEvent, authorize, denyEvent, type Target } from "./authorize.js";
 import { formatIPv6, hostText } from "./host.js";
 import { openUpstream, runTunnel } from "./tunnel.js";
 import type { ProxyContext } from "./types.js";
@@ -133,11 +133,7 @@ async function connectTarget(
     return;
   }
   if (client.destroyed) return;
-  const event = baseEvent(ctx, target, started);
-  event.host = hostText(result.host);
-  event.decision = "allow";
-  event.reason = result.reason;
-  if (result.rule) event.rule = result.rule;
+  const event = allowEvent(ctx, target, started, result);
   const up = await openUpstream(ctx, result.addresses, port);
   event.address = up.address;
   if ("error" in up) {
