@@ -435,6 +435,18 @@ for (const mode of MODES) {
   });
 
   describe(`gvisor: the box's life (${mode})`, { skip }, () => {
+    it("holds deletes and overwrites of pre-existing files for the approval gate (a denying approver keeps them)", async () => {
+      const fx = makeFixture(mode);
+      const r = await sh(fx, "rm -f README.md; echo changed > .bashrc-in-work; echo overwritten > README.md.bak 2>/dev/null; echo new > fresh.txt", {
+        ...G,
+        flags: [...G.flags, "--approver", "false"],
+      });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(readFileSync(path.join(fx.workdir, "README.md"), "utf8"), "# project\n", "the delete was applied without a yes");
+      assert.equal(readFileSync(path.join(fx.workdir, "fresh.txt"), "utf8"), "new\n", "new files land");
+      assert.match(r.stderr, /kept the originals/);
+    });
+
     it("returns the command's own exit status; 127 for a missing program", async () => {
       const fx = makeFixture(mode);
       assert.equal((await sh(fx, "exit 7", G)).code, 7);

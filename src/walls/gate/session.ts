@@ -103,8 +103,8 @@ export async function openGateSession(
   let layer: string | undefined;
   if (plan.gate.overlay && o.options?.layer === false) {
     o.audit.write({ box: plan.id, wall: "gate", event: "fs-not-held", why: "persistent box" });
-  } else if (plan.gate.overlay && plan.runtime !== "namespaces") {
-    // Only the namespaces runtime mounts the layer so far: say so rather than seem to hold changes.
+  } else if (plan.gate.overlay && plan.runtime !== "namespaces" && plan.runtime !== "gvisor") {
+    // Only the namespaces and gVisor runtimes mount the layer so far: say so rather than seem to hold changes.
     notify(
       `fourwall gate: the ${plan.runtime} runtime has no copy-on-write layer yet: changes to pre-existing workdir files are NOT held for approval`,
     );
