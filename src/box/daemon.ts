@@ -18,7 +18,7 @@ import type { BoxPlan } from "./plan.js";
 export const daemonSocket = () => path.join(boxesRoot(), "daemon.sock");
 
 export type DaemonRequest =
-  | { op: "up"; name: string; plan: BoxPlan; audit?: string }
+  | { op: "up"; name: string; plan: BoxPlan; audit?: string; approver?: string }
   | { op: "down"; name: string }
   | { op: "ping" };
 export type DaemonReply = { ok: true } | { ok: false; error: string; wall?: string; fix?: string };
@@ -48,9 +48,10 @@ export async function runDaemon(): Promise<void> {
         audit,
         quiet: true,
         forwardSignals: false,
-        // A persistent box writes its workdir directly (its exec'd commands' files appear at once):
-        // the gate's copy-on-write layer holds changes for `fourwall run` boxes only (docs/gate.md).
-        gate: { terminal: false, layer: false },
+        // The gate's copy-on-write layer holds this box's changes too: its commands see their own
+        // writes at once; the host gets new files, and approved changes to old ones, at `down`.
+        // No terminal here: the approver of `up --approver`, or nobody (= no).
+        gate: { terminal: false, ...(req.approver ? { approver: req.approver } : {}) },
         onStarted(box, session) {
           entry.box = box;
           recordBox(req.name, plan, box, session);

@@ -36,8 +36,15 @@ export async function upCommand(options: RunOptions & { name: string }): Promise
     if (readBox(options.name)) throw new WallError("policy", `a box named ${options.name} is already up`, `fourwall down ${options.name}`);
     const { plan } = await planFromOptions(IDLE, options);
     await ensureDaemon();
+    if (options.inbox) throw new WallError("gate", "--inbox is not available for persistent boxes yet", "use --approver CMD");
     const audit = options.audit ? path.resolve(options.audit) : undefined;
-    const reply = await askDaemon({ op: "up", name: options.name, plan, ...(audit ? { audit } : {}) });
+    const reply = await askDaemon({
+      op: "up",
+      name: options.name,
+      plan,
+      ...(audit ? { audit } : {}),
+      ...(options.approver ? { approver: options.approver } : {}),
+    });
     if (!reply?.ok) {
       const why = reply && !reply.ok ? reply : { error: "the box daemon went away", wall: undefined, fix: undefined };
       throw new WallError((why.wall as never) ?? "isolation", why.error, why.fix ?? "fourwall doctor");

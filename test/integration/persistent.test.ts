@@ -48,11 +48,15 @@ for (const mode of MODES) {
         assert.doesNotMatch(walls.stdout, /UNSHARED/);
         assert.equal(fw(fx, ["exec", name, "--", "sh", "-c", "exit 5"]).code, 5);
         assert.equal(fw(fx, ["exec", name, "--", "tr", "a-z", "A-Z"], { input: "piped\n" }).stdout, "PIPED\n");
-        fw(fx, ["exec", name, "--", "sh", "-c", "echo from-exec > made.txt"]);
-        assert.ok(existsSync(path.join(fx.workdir, "made.txt")), "writes in the workdir land on the host");
+        // the approval gate's layer: the box sees its writes at once; the host at `down`, where the
+        // delete of a file that existed before needs a yes (nobody to ask here: it stays)
+        fw(fx, ["exec", name, "--", "sh", "-c", "echo from-exec > made.txt; rm README.md"]);
+        assert.equal(fw(fx, ["exec", name, "--", "cat", "made.txt"]).stdout, "from-exec\n");
       } finally {
         assert.equal(fw(fx, ["down", name]).code, 0);
       }
+      assert.equal(readFileSafe(path.join(fx.workdir, "made.txt")), "from-exec\n", "new files land on the host at down");
+      assert.equal(readFileSafe(path.join(fx.workdir, "README.md")), "# project\n", "the delete waited for a yes that never came");
       assert.doesNotMatch(fw(fx, ["ls"]).stdout, new RegExp(name));
       assert.equal(pgrepIdle(), before, "the box's processes are gone");
       assert.ok(!existsSync(path.join(fx.workdir, ".mcp.json")), "placeholders are gone");
