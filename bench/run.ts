@@ -24,15 +24,17 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { coldstart } from "./coldstart.js";
+import { renderPlots } from "./lib/plot.js";
 import { exec } from "./exec.js";
 import { scale } from "./scale.js";
 import type { BenchContext, BenchGroup, GroupResult } from "./lib/group.js";
 import { stopRunning } from "./lib/measure.js";
 import { type BenchReport, type MachineInfo, renderJson, renderMarkdown } from "./lib/report.js";
 import { prove } from "./prove.js";
+import { proxy } from "./proxy.js";
 import { runtimes } from "./runtimes.js";
 
-const GROUPS: BenchGroup[] = [coldstart, runtimes, exec, scale, prove];
+const GROUPS: BenchGroup[] = [coldstart, runtimes, exec, scale, prove, proxy];
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -212,10 +214,12 @@ async function main(): Promise<void> {
   const json = path.join(outDir, "results.json");
   writeFileSync(markdown, renderMarkdown(report));
   writeFileSync(json, renderJson(report));
+  const plots = renderPlots(groups);
+  for (const plot of plots) writeFileSync(path.join(outDir, plot.file), plot.svg);
   formatLikeTheRepo([markdown, json]);
   // Printed after formatting: biome aligns the table columns, which reads better in a terminal too.
   process.stdout.write(readFileSync(markdown, "utf8"));
-  ctx.log(`wrote ${path.relative(repoRoot, outDir) || "."}/results.md and results.json`);
+  ctx.log(`wrote ${path.relative(repoRoot, outDir) || "."}/results.md, results.json and ${plots.length} plot(s)`);
 }
 
 await main();

@@ -33,11 +33,21 @@ export const scale: BenchGroup = {
     const shim = path.join(ctx.repoRoot, "bin", "fourwall");
     const count = ctx.quick ? 5 : 50;
     const work = ctx.tempDir();
+    // Start-up as the number of boxes grows: bring up N at once, time it, take them down again.
+    const growth: string[][] = [];
+    for (const n of ctx.quick ? [1] : [1, 10, 25]) {
+      const batch = Array.from({ length: n }, (_, i) => `grow-${process.pid}-${n}-${i}`);
+      const t = performance.now();
+      const ok = (await Promise.all(batch.map((b) => run(shim, ["up", "--name", b, "-w", work], work)))).filter((c) => c === 0).length;
+      growth.push([String(n), ((performance.now() - t) / 1000).toFixed(2), `${ok}/${n}`]);
+      await Promise.all(batch.map((b) => run(shim, ["down", b], work)));
+    }
     const names = Array.from({ length: count }, (_, i) => `scale-${process.pid}-${i}`);
     const t0 = performance.now();
     const codes = await Promise.all(names.map((n) => run(shim, ["up", "--name", n, "-w", work], work)));
     const upMs = performance.now() - t0;
     const upOk = codes.filter((c) => c === 0).length;
+    growth.push([String(count), (upMs / 1000).toFixed(2), `${upOk}/${count}`]);
     try {
       const list = JSON.parse(execFileSync(shim, ["ls", "--json"], { encoding: "utf8" })) as { name: string; supervisorPid: number }[];
       const ours = list.filter((b) => names.includes(b.name));
@@ -70,7 +80,7 @@ export const scale: BenchGroup = {
         rows,
         ratios: [],
         targets: [],
-        extraTables: [summary],
+        extraTables: [summary, { title: "Startup as boxes grow", header: ["boxes at once", "seconds until all up", "up"], rows: growth }],
         notes: [],
       };
     } finally {

@@ -1,10 +1,10 @@
-import { chmodSync, mkdirSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, rmSync } from "node:fs";
 import { createConnection, createServer, type Socket } from "node:net";
 import path from "node:path";
 import { AuditLog } from "../audit/log.js";
 import { runtimeFor } from "../runtimes/index.js";
 import type { RunningBox } from "../runtimes/runtime.js";
-import { boxesRoot, forgetBox, recordBox } from "./persistent.js";
+import { boxDir, boxesRoot, forgetBox, recordBox } from "./persistent.js";
 import { superviseBox } from "./supervisor.js";
 import type { BoxPlan } from "./plan.js";
 
@@ -123,6 +123,11 @@ export async function runDaemon(): Promise<void> {
       process.exit(0);
     });
   }
+  // A box whose record is gone (its state dir removed) can no longer be reached by exec or down:
+  // bring it down rather than keep it running unseen.
+  setInterval(() => {
+    for (const name of boxes.keys()) if (!existsSync(path.join(boxDir(name), "info.json")) && boxes.get(name)?.box) void down(name);
+  }, 5000).unref();
   armIdleExit();
 }
 

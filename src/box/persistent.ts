@@ -43,19 +43,24 @@ export function enterFile(plan: BoxPlan, pid: number, cgroupDirs: string[]): str
   ].join("\n");
 }
 
-export function recordBox(name: string, plan: BoxPlan, box: RunningBox, session: BoxSession): void {
-  if (box.pid === undefined) throw new Error(`the ${plan.runtime} runtime cannot host a persistent box`);
-  const dir = boxDir(name);
+/** What native/fourwall-enter reads to run a command in a running box (files private to the user). */
+export function writeEnterFiles(dir: string, plan: BoxPlan, box: RunningBox, session: BoxSession): void {
+  if (box.pid === undefined) throw new Error(`the ${plan.runtime} runtime cannot be entered by fourwall exec`);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  chmodSync(path.dirname(dir), 0o700);
   writeFileSync(path.join(dir, "enter"), enterFile(plan, box.pid, session.cgroupDirs), { mode: 0o600 });
   writeFileSync(path.join(dir, "env"), Object.entries(plan.env).map(([k, v]) => `${k}=${v}\0`).join(""), { mode: 0o600 });
   writeFileSync(path.join(dir, "seccomp"), plan.seccomp, { mode: 0o600 });
+}
+
+export function recordBox(name: string, plan: BoxPlan, box: RunningBox, session: BoxSession): void {
+  const dir = boxDir(name);
+  writeEnterFiles(dir, plan, box, session);
+  chmodSync(path.dirname(dir), 0o700);
   const info: BoxInfo = {
     name,
     id: plan.id,
     supervisorPid: process.pid,
-    pid: box.pid,
+    pid: box.pid!,
     runtime: plan.runtime,
     workdir: plan.filesystem.cwd,
     created: new Date().toISOString(),

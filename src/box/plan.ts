@@ -81,6 +81,10 @@ export function planBox(policy: Policy, ctx: BoxContext): BoxPlan {
     throw error;
   }
   const egress = ctx.egress;
+  if (egress.transparent && policy.isolation.runtime !== "namespaces") {
+    // transparent mode binds its own hosts file and prepares the box's netns from outside (bwrap only, for now)
+    throw new WallError("egress", `transparent mode is built for the namespaces runtime, not ${policy.isolation.runtime}`, "use --runtime namespaces, or set egress.transparent: false");
+  }
   const network = planBoxNetwork(egress, {
     hostname: "fourwall",
     // transparent mode binds its own /etc/hosts and /etc/resolv.conf; bwrap follows a symlink there

@@ -1,8 +1,14 @@
 import pc from "picocolors";
+import { AuditLog } from "../audit/log.js";
 import { EXIT_BOX_FAILED } from "../box/errors.js";
 import { PolicyError } from "../policy/errors.js";
 import { loadPolicy } from "../policy/load.js";
-import { FirewallError, parseProxyAddress, renderIptables, renderNftables } from "../walls/egress/firewall.js";
+import {
+  FirewallError,
+  parseProxyAddress,
+  renderIptables,
+  renderNftables,
+} from "../walls/egress/firewall.js";
 import { renderSquidConfig, SquidConfigError } from "../walls/egress/squid-config.js";
 
 export interface RenderOptions {
@@ -22,8 +28,14 @@ export interface RenderOptions {
 export function egressRenderCommand(options: RenderOptions): number {
   try {
     const flags: Record<string, unknown> = {};
-    if (options.allow.length > 0 || options.resolve.length > 0) flags.egress = { allow: options.allow, resolve: options.resolve };
-    const { egress, source } = loadPolicy({ file: options.policy, cwd: process.cwd(), flags, presets: options.preset });
+    if (options.allow.length > 0 || options.resolve.length > 0)
+      flags.egress = { allow: options.allow, resolve: options.resolve };
+    const { egress, source } = loadPolicy({
+      file: options.policy,
+      cwd: process.cwd(),
+      flags,
+      presets: options.preset,
+    });
     const proxy = parseProxyAddress(options.proxyAddress);
     let text: string;
     if (options.format === "squid") {
@@ -42,6 +54,73 @@ export function egressRenderCommand(options: RenderOptions): number {
     }
     if (error instanceof FirewallError || error instanceof SquidConfigError) {
       process.stderr.write(`${pc.red(`fourwall egress render: ${error.message}`)}\n`);
+      return 2;
+    }
+    throw error;
+  }
+}
+
+export interface ServeOptions {
+  policy?: string;
+  preset: string[];
+  allow: string[];
+  resolve: string[];
+  /** 127.0.0.1:PORT, [::1]:PORT (0: any free port) or the path of a unix socket. */
+  listen: string;
+  audit?: string;
+}
+
+/**
+ * `fourwall egress serve`: fourwall's own proxy on its own, for a policy (benchmarks, or a host
+ * whose containers reach it through a socket). Loopback or a unix socket only; prints where it
+ * listens, serves until SIGINT/SIGTERM.
+ */
+export async function egressServeCommand(options: ServeOptions): Promise<number> {
+  try {
+    const flags: Record<string, unknown> = {};
+    if (options.allow.length > 0 || options.resolve.length > 0)
+      flags.egress = { allow: options.allow, resolve: options.resolve };
+    const { egress } = loadPolicy({
+      file: options.policy,
+      cwd: process.cwd(),
+      flags,
+      presets: options.preset,
+    });
+    const m = /^(127\.0\.0\.1|\[::1\]):(\d{1,5})$/.exec(options.listen);
+    if (!m && !options.listen.startsWith("/"))
+      throw new FirewallError(
+        `--listen takes 127.0.0.1:PORT, [::1]:PORT or /path/to.sock, not "${options.listen}"`,
+      );
+    const audit = new AuditLog(options.audit);
+    const { startProxy } = await import("../walls/egress/proxy.js");
+    const proxy = await startProxy({
+      plan: egress,
+      box: "serve",
+      listen: [
+        m
+          ? { host: m[1] === "[::1]" ? "::1" : "127.0.0.1", port: Number(m[2]) }
+          : { path: options.listen, mode: 0o600 },
+      ],
+      onDecision: (event) => audit.write({ wall: "egress", event: "decision", ...event }),
+    });
+    const where = proxy.listeners[0]!;
+    process.stdout.write(
+      `fourwall egress: listening on ${"path" in where ? where.path : `${where.host}:${where.port}`}\n`,
+    );
+    await new Promise<void>((resolve) => {
+      process.once("SIGINT", resolve);
+      process.once("SIGTERM", resolve);
+    });
+    await proxy.close();
+    audit.close();
+    return 0;
+  } catch (error) {
+    if (error instanceof PolicyError) {
+      process.stderr.write(`${pc.red(error.message)}\n`);
+      return EXIT_BOX_FAILED;
+    }
+    if (error instanceof FirewallError) {
+      process.stderr.write(`${pc.red(`fourwall egress serve: ${error.message}`)}\n`);
       return 2;
     }
     throw error;

@@ -20,6 +20,7 @@ function withBoxOptions(command: Command) {
     .option("--resolve <host=ip>", "pin a host name to an address at the proxy (repeatable)", collect, [] as string[])
     .addOption(new Option("-r, --runtime <name>", "isolation runtime").choices(RUNTIME_NAMES))
     .addOption(new Option("--proxy <backend>", "egress proxy: builtin (default) | squid").choices(["builtin", "squid"]))
+    .option("--image <name>", "with --runtime docker: the image to run (default: a tiny local one fourwall builds once)")
     .option("--audit <file>", "append every decision as JSON Lines to this file")
     .option("--approver <cmd>", "approval gate: ask this command (the request as JSON on stdin; exit 0 = yes)")
     .option("--inbox [port]", "approval gate: serve an approval inbox on 127.0.0.1 (prints its one-time link)");
@@ -32,6 +33,7 @@ withBoxOptions(program.command("run").description("run a command inside a box"))
   .argument("<command...>", "the command and its arguments")
   .passThroughOptions()
   .action(async (command, options) => {
+    if (options.image) process.env.FOURWALL_DOCKER_IMAGE = options.image; // read by the docker runtime
     const { runCommand } = await import("./run.js");
     process.exitCode = await runCommand(command, options as never);
   });
@@ -39,6 +41,7 @@ withBoxOptions(program.command("run").description("run a command inside a box"))
 withBoxOptions(program.command("up").description("start a persistent box (then: fourwall exec NAME -- CMD)"))
   .requiredOption("-n, --name <name>", "the box's name")
   .action(async (options) => {
+    if (options.image) process.env.FOURWALL_DOCKER_IMAGE = options.image; // read by the docker runtime
     const { upCommand } = await import("./box.js");
     process.exitCode = await upCommand(options as never);
   });
@@ -101,6 +104,20 @@ egress
     process.exitCode = egressRenderCommand(options as never);
   });
 
+egress
+  .command("serve")
+  .description("run fourwall's own proxy on its own for a policy (loopback or a unix socket), until SIGINT/SIGTERM")
+  .option("-p, --policy <file>", "policy file, YAML or JSON (default: ./fourwall.yaml if present)")
+  .option("--preset <name>", "add a built-in preset", collect, [] as string[])
+  .option("-a, --allow <rule>", "add an egress allow rule", collect, [] as string[])
+  .option("--resolve <host=ip>", "pin a host name to an address at the proxy", collect, [] as string[])
+  .option("--listen <address>", "127.0.0.1:PORT, [::1]:PORT (0: any free port) or /path/to.sock", "127.0.0.1:0")
+  .option("--audit <file>", "append every decision as JSON Lines to this file")
+  .action(async (options) => {
+    const { egressServeCommand } = await import("./egress.js");
+    process.exitCode = await egressServeCommand(options as never);
+  });
+
 const policy = program.command("policy").description("check or describe the policy format");
 policy
   .command("check")
@@ -135,6 +152,7 @@ program
   .option("--preset <name>", "add a built-in preset: claude-code | codex | node-dev | python-dev", collect, [] as string[])
   .option("--only <wall>", "only these walls: isolation | filesystem | egress | gate (repeatable, or a,b)", collect, [] as string[])
   .option("--against <wrapper>", "run the probes under another wrapper instead of a box, e.g. 'sh -c' or 'srt -s {srt-settings} -c'")
+  .option("--exec", "run the probes the way `fourwall exec` runs a command in a persistent box (the fast path)")
   .option("--json", "machine-readable result on stdout")
   .option("--junit <file>", "also write JUnit XML for CI")
   .action(async (options) => {

@@ -12,6 +12,7 @@ export interface ProveCommandOptions {
   preset: string[];
   only: string[];
   against?: string;
+  exec?: true;
   json?: true;
   junit?: string;
 }
@@ -47,6 +48,7 @@ export async function proveCommand(options: ProveCommandOptions): Promise<number
       cwd: process.cwd(),
       only,
       against: options.against,
+      exec: options.exec === true,
       progress,
     });
   } catch (error) {

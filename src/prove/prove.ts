@@ -169,7 +169,7 @@ export async function runProve(options: ProveOptions): Promise<ProveOutcome> {
         [PYTHON, layout.probe, layout.config],
         (runtime, source) => {
           target = { kind: "box", runtime, policy: source, presets: options.presets };
-          options.progress(`running ${probes} probes in a ${runtime} box (policy ${source})`);
+          options.progress(`running ${probes} probes in a ${runtime} box${options.exec ? ", through fourwall exec" : ""} (policy ${source})`);
         },
       );
       if (box.built) {

@@ -1,4 +1,5 @@
 import { WallError } from "../box/errors.js";
+import { DockerRuntime } from "./docker.js";
 import { GvisorRuntime } from "./gvisor.js";
 import type { RuntimeName } from "./names.js";
 import { NamespacesRuntime } from "./namespaces.js";
@@ -26,7 +27,7 @@ export function runtimeFor(name: RuntimeName): Runtime {
     case "gvisor":
       return new GvisorRuntime();
     case "docker":
-      return new PlannedRuntime(name, "Docker with --runtime=runsc");
+      return new DockerRuntime();
     case "vm":
       return new PlannedRuntime(name, "microVM (QEMU)");
   }

@@ -14,6 +14,8 @@ import type { BoxExit, BoxSession, Runtime, RuntimeCheck, RunningBox } from "./r
 
 const SECCOMP_FD = 3;
 const STATUS_FD = 4;
+/** The box's first process writes "ready" here just before it becomes the command. */
+const READY_FD = 6;
 /** egress transparent mode: bwrap holds the command until fourwall has prepared the box's netns. */
 const BLOCK_FD = 5;
 
@@ -75,7 +77,7 @@ export function bwrapArgs(plan: BoxPlan, session: BoxSession): string[] {
     "--",
     "/bin/sh",
     "-c",
-    bridgeScript(plan.network),
+    bridgeScript(plan.network, { readyFd: READY_FD }),
     "fourwall-bridge",
     "/usr/bin/prlimit",
     ...prlimitArgs(plan.rlimits),
@@ -172,7 +174,7 @@ export class NamespacesRuntime implements Runtime {
     const command = launcherCommand(plan, session);
     const [program, ...args] = this.options.transformArgs ? this.options.transformArgs(command) : command;
     const child: ChildProcess = spawn(program!, args, {
-      stdio: ["inherit", "inherit", "inherit", "pipe", "pipe", ...(blocked ? (["pipe"] as const) : [])],
+      stdio: ["inherit", "inherit", "inherit", "pipe", "pipe", blocked ? "pipe" : "ignore", "pipe"],
       env: plan.env,
     });
     const spawnError = new Promise<Error>((resolve) => child.once("error", resolve));
@@ -183,6 +185,12 @@ export class NamespacesRuntime implements Runtime {
     seccompPipe.on("error", () => {}); // bwrap gone early: the exit path reports it
     seccompPipe.end(plan.seccomp);
     const status = watchStatus(child.stdio[STATUS_FD] as Readable);
+    const ready = new Promise<boolean>((resolve) => {
+      const pipe = (child.stdio as unknown as Readable[])[READY_FD]!;
+      pipe.on("error", () => {});
+      pipe.once("data", () => resolve(true));
+      pipe.once("close", () => resolve(false));
+    });
 
     const childPid = await Promise.race([status.childPid, spawnError.then(() => undefined)]);
     if (childPid === undefined) {
@@ -210,6 +218,15 @@ export class NamespacesRuntime implements Runtime {
         );
       }
       release.end("1");
+    }
+
+    // Resolve only once the box is ready: its bridge listens and its first process is becoming the
+    // command (so `exec` and the first request never race the set-up).
+    if (!(await ready)) {
+      const reported = await status.exitCode;
+      if (reported === 125) {
+        throw new WallError("egress", "the box's bridge to the proxy did not start", "check that socat is installed (npm run setup)");
+      }
     }
 
     const exit = (async (): Promise<BoxExit> => {

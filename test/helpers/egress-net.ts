@@ -51,7 +51,9 @@ export function createTestHost(): TestHost {
     ns,
     serveHttp(port) {
       const code = `require("node:http").createServer((q, s) => s.end("outside-host ${port} " + q.url + "\\n")).listen(${port}, "${block}.2", () => console.log("up"))`;
-      const child = spawn("ip", ["netns", "exec", ns, process.execPath, "-e", code], { stdio: ["ignore", "pipe", "ignore"] });
+      const child = spawn("ip", ["netns", "exec", ns, process.execPath, "-e", code], {
+        stdio: ["ignore", "pipe", "ignore"],
+      });
       servers.push(child);
       return new Promise((resolve, reject) => {
         child.stdout!.once("data", () => resolve());

@@ -48,7 +48,13 @@ export async function startGitServer(): Promise<GitServer> {
     execFileSync("git", args, {
       cwd,
       encoding: "utf8",
-      env: { ...process.env, GIT_AUTHOR_NAME: "t", GIT_AUTHOR_EMAIL: "t@t", GIT_COMMITTER_NAME: "t", GIT_COMMITTER_EMAIL: "t@t" },
+      env: {
+        ...process.env,
+        GIT_AUTHOR_NAME: "t",
+        GIT_AUTHOR_EMAIL: "t@t",
+        GIT_COMMITTER_NAME: "t",
+        GIT_COMMITTER_EMAIL: "t@t",
+      },
     }).trim();
   git(["init", "-q", "-b", "main", work]);
   writeFileSync(path.join(work, "hello.txt"), "served through the egress wall\n");
@@ -122,7 +128,12 @@ export async function startRegistry(host: string): Promise<Registry> {
   mkdirSync(pkg);
   writeFileSync(
     path.join(pkg, "package.json"),
-    JSON.stringify({ name, version: "1.0.0", description: "served by a registry stand-in", main: "index.js" }),
+    JSON.stringify({
+      name,
+      version: "1.0.0",
+      description: "served by a registry stand-in",
+      main: "index.js",
+    }),
   );
   writeFileSync(path.join(pkg, "index.js"), `module.exports = ${JSON.stringify(marker)};\n`);
   const tgzPath = path.join(dir, "pkg.tgz");

@@ -6,9 +6,11 @@
  * a deliberately broken box (the host's network namespace) to show it catches the hole.
  */
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { createSocket, type Socket as UdpSocket } from "node:dgram";
 import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { chownToMode, type Fixture, MODES, type Mode, makeFixture, ROOT, sh } from "../helpers/box.js";
@@ -25,6 +27,10 @@ const SQUID_GAPS = {
 };
 
 let http: Origin;
+let bulk: Server;
+let bulkPort = 0;
+const BULK = Buffer.alloc(48 << 20, "fourwall-bulk-");
+const BULK_SHA = createHash("sha256").update(BULK).digest("hex");
 let http6: Origin;
 let https: Origin;
 let certs: Certs;
@@ -37,6 +43,12 @@ let udpPort = 0;
 const udpSeen = new Set<string>();
 
 before(async () => {
+  bulk = createServer((_req, res) => {
+    res.writeHead(200, { "content-length": BULK.length });
+    res.end(BULK);
+  });
+  await new Promise<void>((r) => bulk.listen(0, "127.0.0.1", r));
+  bulkPort = (bulk.address() as AddressInfo).port;
   certs = await makeCerts();
   [http, http6, https, git, registry] = await Promise.all([
     startHttpOrigin(),
@@ -55,6 +67,7 @@ before(async () => {
 after(async () => {
   udp?.close();
   outside?.close();
+  bulk?.close();
   await Promise.all([http?.close(), http6?.close(), https?.close(), git?.close(), registry?.close()]);
   certs?.cleanup();
 });
@@ -70,7 +83,12 @@ const flags = (backend: Backend) => [
   `registry.test:${registry.port}`,
   "-a",
   `localhost:${http.port}`,
-  ...["allowed.test", "other.test", "git.test", "registry.test"].flatMap((n) => ["--resolve", `${n}=127.0.0.1`]),
+  "-a",
+  `allowed.test:${bulkPort}`,
+  ...["allowed.test", "other.test", "git.test", "registry.test"].flatMap((n) => [
+    "--resolve",
+    `${n}=127.0.0.1`,
+  ]),
 ];
 
 /** A fixture with the test CA in its workdir (readable by the box's uid). */
@@ -94,7 +112,8 @@ fetch(process.argv[2], { dispatcher: new EnvHttpProxyAgent({ requestTls: { ca } 
 for (const backend of BACKENDS) {
   for (const mode of MODES) {
     describe(`egress wall in the box (${backend} proxy, ${mode})`, () => {
-      const run = (fx: Fixture, script: string, extra: string[] = []) => sh(fx, script, { flags: [...flags(backend), ...extra] });
+      const run = (fx: Fixture, script: string, extra: string[] = []) =>
+        sh(fx, script, { flags: [...flags(backend), ...extra] });
 
       it("curl and python urllib reach an allowlisted origin over plain HTTP, body checked", async () => {
         const fx = makeFixture(mode);
@@ -110,7 +129,18 @@ for (const backend of BACKENDS) {
       it("curl over HTTPS through CONNECT (--cacert), body and SNI checked", async () => {
         const fx = fixtureWithCa(mode);
         const r = await run(fx, `curl -sS -m 5 --cacert ${fx.ca} https://allowed.test:${https.port}/tls`);
-        assert.match(r.stdout, /origin=https method=GET url=\/tls host=allowed\.test:\d+ sni=allowed\.test/, r.stderr);
+        assert.match(
+          r.stdout,
+          /origin=https method=GET url=\/tls host=allowed\.test:\d+ sni=allowed\.test/,
+          r.stderr,
+        );
+      });
+
+      it("a 48 MiB download arrives intact (plain HTTP and through a CONNECT tunnel: the spliced bulk path)", async () => {
+        const fx = makeFixture(mode);
+        const url = `http://allowed.test:${bulkPort}/bulk`;
+        const r = await run(fx, `curl -sS -m 20 ${url} | sha256sum; curl -sS -m 20 -p ${url} | sha256sum`);
+        assert.equal(r.stdout, `${BULK_SHA}  -\n${BULK_SHA}  -\n`, r.stderr);
       });
 
       it("git ls-remote against a git smart-HTTP server", async () => {
@@ -141,7 +171,11 @@ for (const backend of BACKENDS) {
           `node ${script} http://allowed.test:${http.port}/node ${fx.ca}; node ${script} https://allowed.test:${https.port}/node-tls ${fx.ca}`,
         );
         assert.match(r.stdout, /fetch: origin=http method=GET url=\/node host=allowed\.test/, r.stderr);
-        assert.match(r.stdout, /fetch: origin=https method=GET url=\/node-tls host=allowed\.test:\d+ sni=allowed\.test/, r.stderr);
+        assert.match(
+          r.stdout,
+          /fetch: origin=https method=GET url=\/node-tls host=allowed\.test:\d+ sni=allowed\.test/,
+          r.stderr,
+        );
       });
 
       it("refuses an unlisted host with a 403 and the reason, and says so in the audit log and at exit", async () => {
@@ -155,16 +189,28 @@ for (const backend of BACKENDS) {
         assert.doesNotMatch(r.stdout, /origin=/);
         assert.equal(http.hits, before, "the origin saw the refused request");
         assert.match(r.stderr, /egress blocked 1 request/);
-        const events = readFileSync(audit, "utf8").trim().split("\n").map((l) => JSON.parse(l));
+        const events = readFileSync(audit, "utf8")
+          .trim()
+          .split("\n")
+          .map((l) => JSON.parse(l));
         assert.ok(
-          events.some((e) => e.wall === "egress" && e.decision === "deny" && e.host === "other.test" && e.reason === "not-allowed"),
+          events.some(
+            (e) =>
+              e.wall === "egress" &&
+              e.decision === "deny" &&
+              e.host === "other.test" &&
+              e.reason === "not-allowed",
+          ),
           JSON.stringify(events),
         );
       });
 
       it("refuses an allowed name that resolves to an internal address (localhost: loopback)", async () => {
         const fx = makeFixture(mode);
-        const r = await run(fx, `curl -s -m 5 -D - --noproxy '' -x "$HTTP_PROXY" http://localhost:${http.port}/guard`);
+        const r = await run(
+          fx,
+          `curl -s -m 5 -D - --noproxy '' -x "$HTTP_PROXY" http://localhost:${http.port}/guard`,
+        );
         assert.match(r.stdout, /X-Fourwall-Denied: address-loopback/i, r.stdout + r.stderr);
         assert.doesNotMatch(r.stdout, /origin=/);
       });
@@ -179,13 +225,20 @@ for (const backend of BACKENDS) {
             fx,
             `printf '${req}' | timeout 8 openssl s_client -quiet -proxy 127.0.0.1:3128 -connect allowed.test:${https.port} -servername other.test -ign_eof 2>/dev/null`,
           );
-          assert.doesNotMatch(r.stdout, /origin=https/, `the origin answered through a mismatched SNI:\n${r.stdout}`);
+          assert.doesNotMatch(
+            r.stdout,
+            /origin=https/,
+            `the origin answered through a mismatched SNI:\n${r.stdout}`,
+          );
         },
       );
 
       it("never lets the origin see a Host header naming another host", async () => {
         const fx = makeFixture(mode);
-        const r = await run(fx, `curl -s -m 5 -D - -H 'Host: other.test' http://allowed.test:${http.port}/host`);
+        const r = await run(
+          fx,
+          `curl -s -m 5 -D - -H 'Host: other.test' http://allowed.test:${http.port}/host`,
+        );
         assert.doesNotMatch(r.stdout, /host=other\.test/, r.stdout);
         // The builtin proxy refuses the request; squid rewrites Host from the URL (the vetted name).
         if (backend === "builtin") assert.match(r.stdout, /X-Fourwall-Denied: host-mismatch/i);
@@ -232,7 +285,8 @@ except OSError as e:
         },
         {
           name: "the box has no interface but lo and no working resolver",
-          script: () => "ip -o link | grep -vc ' lo:'; getent hosts localhost.invalid >/dev/null && echo RESOLVED; cat /proc/net/route | wc -l",
+          script: () =>
+            "ip -o link | grep -vc ' lo:'; getent hosts localhost.invalid >/dev/null && echo RESOLVED; cat /proc/net/route | wc -l",
           hole: (out) => out.split("\n")[0] !== "0" || out.includes("RESOLVED"),
           weaken: ["net"],
         },
@@ -258,7 +312,11 @@ except OSError as e:
             const fx = makeFixture(mode);
             const token = randomBytes(6).toString("hex");
             const r = await sh(fx, check.script(token), { weaken: check.weaken });
-            assert.equal(check.hole(r.stdout, token), true, `the broken box was not caught\n${r.stdout}\n${r.stderr}`);
+            assert.equal(
+              check.hole(r.stdout, token),
+              true,
+              `the broken box was not caught\n${r.stdout}\n${r.stderr}`,
+            );
           });
         }
       }

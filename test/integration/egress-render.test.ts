@@ -29,7 +29,10 @@ let server: ChildProcess | undefined;
 let seen = "";
 
 const render = (format: string, extra: string[] = []) =>
-  execFileSync(process.execPath, [FOURWALL, "egress", "render", "--format", format, ...extra], { cwd: dir, encoding: "utf8" });
+  execFileSync(process.execPath, [FOURWALL, "egress", "render", "--format", format, ...extra], {
+    cwd: dir,
+    encoding: "utf8",
+  });
 const ip = (...args: string[]) => execFileSync("ip", args, { stdio: ["ignore", "ignore", "pipe"] });
 
 // Two namespaces joined by a veth pair: "box" (where the rules go) and "net" (a proxy and another service).
@@ -63,7 +66,9 @@ threading.Thread(target=udp, daemon=True).start()
 print("up", flush=True)
 threading.Event().wait()
 `;
-  server = spawn("ip", ["netns", "exec", net, "python3", "-c", code], { stdio: ["ignore", "pipe", "inherit"] });
+  server = spawn("ip", ["netns", "exec", net, "python3", "-c", code], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   await new Promise<void>((resolve) =>
     server!.stdout!.on("data", (d: Buffer) => {
       seen += d.toString();
@@ -102,7 +107,10 @@ except OSError as e:
 function probe(load: () => void, token: string): string {
   spawnSync("ip", ["netns", "exec", box, "nft", "flush", "ruleset"]);
   load();
-  const r = spawnSync("ip", ["netns", "exec", box, "python3", "-c", PROBE, token], { encoding: "utf8", timeout: 20_000 });
+  const r = spawnSync("ip", ["netns", "exec", box, "python3", "-c", PROBE, token], {
+    encoding: "utf8",
+    timeout: 20_000,
+  });
   return r.stdout + r.stderr;
 }
 
@@ -118,7 +126,11 @@ function assertWall(out: string) {
 }
 
 function assertLeak(out: string) {
-  assert.match(out, /^other: svc 8080$/m, `the leaky ruleset should let this through, or the probe proves nothing:\n${out}`);
+  assert.match(
+    out,
+    /^other: svc 8080$/m,
+    `the leaky ruleset should let this through, or the probe proves nothing:\n${out}`,
+  );
   assert.match(out, /^v6: svc 8080$/m, out);
 }
 
@@ -151,16 +163,25 @@ describe("egress render: firewall rules", { skip }, () => {
 
   test("nftables: the probes see the hole in a leaky ruleset (policy accept)", async () => {
     const file = path.join(dir, "leaky.nft");
-    writeFileSync(file, render("nftables", ["--proxy-address", proxy]).replaceAll("policy drop", "policy accept").replace(/^ +(meta l4proto tcp )?reject.*$/gm, ""));
+    writeFileSync(
+      file,
+      render("nftables", ["--proxy-address", proxy])
+        .replaceAll("policy drop", "policy accept")
+        .replace(/^ +(meta l4proto tcp )?reject.*$/gm, ""),
+    );
     const token = `nftleak${Date.now()}`;
     assertLeak(probe(() => ip("netns", "exec", box, "nft", "-f", file), token));
     assert.equal(await udpArrived(token), true, "UDP should get out of the leaky box");
   });
 
   const iptables = spawnSync("iptables-restore", ["--version"]).status === 0;
-  const noIptables = iptables ? false : "iptables is not installed (apt-get install iptables): the iptables format is checked by the unit tests only";
+  const noIptables = iptables
+    ? false
+    : "iptables is not installed (apt-get install iptables): the iptables format is checked by the unit tests only";
 
-  test("iptables: the same wall with iptables-restore and ip6tables-restore", { skip: noIptables }, async () => {
+  test("iptables: the same wall with iptables-restore and ip6tables-restore", {
+    skip: noIptables,
+  }, async () => {
     const { v4, v6 } = iptablesSections(render("iptables", ["--proxy-address", proxy]));
     const token = `ipt${Date.now()}`;
     const out = probe(() => {
@@ -173,7 +194,8 @@ describe("egress render: firewall rules", { skip }, () => {
 
   test("iptables: the probes see the hole in a leaky ruleset (ACCEPT policies)", { skip: noIptables }, () => {
     const { v4, v6 } = iptablesSections(render("iptables", ["--proxy-address", proxy]));
-    const leaky = (t: string) => t.replaceAll(" DROP [0:0]", " ACCEPT [0:0]").replace(/^-A OUTPUT .*REJECT.*\n/gm, "");
+    const leaky = (t: string) =>
+      t.replaceAll(" DROP [0:0]", " ACCEPT [0:0]").replace(/^-A OUTPUT .*REJECT.*\n/gm, "");
     const out = probe(() => {
       execFileSync("ip", ["netns", "exec", box, "iptables-restore"], { input: leaky(v4) });
       execFileSync("ip", ["netns", "exec", box, "ip6tables-restore"], { input: leaky(v6) });
@@ -200,14 +222,18 @@ describe("egress render: squid", () => {
     writeFileSync(conf, render("squid", ["-p", policy]));
     const r = spawnSync("squid", ["-k", "parse", "-f", conf], { encoding: "utf8" });
     assert.equal(r.status, 0, r.stderr);
-    const complaints = r.stderr.split("\n").filter((l) => /WARNING|ERROR|FATAL/.test(l) && !/HTTP requires the use of Via/.test(l));
+    const complaints = r.stderr
+      .split("\n")
+      .filter((l) => /WARNING|ERROR|FATAL/.test(l) && !/HTTP requires the use of Via/.test(l));
     assert.deepEqual(complaints, []);
   });
 
   test("a policy squid cannot enforce is refused (exit 2, the reason)", () => {
     const policy = path.join(dir, "ask.yaml");
     writeFileSync(policy, "egress:\n  unknown: ask\n");
-    const r = spawnSync(process.execPath, [FOURWALL, "egress", "render", "--format", "squid", "-p", policy], { encoding: "utf8" });
+    const r = spawnSync(process.execPath, [FOURWALL, "egress", "render", "--format", "squid", "-p", policy], {
+      encoding: "utf8",
+    });
     assert.equal(r.status, 2);
     assert.match(r.stderr, /unknown: ask needs the builtin proxy/);
   });

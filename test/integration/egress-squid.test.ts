@@ -6,7 +6,16 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, describe, it } from "node:test";
@@ -68,8 +77,21 @@ for (const mode of MODES) {
       const fx = makeFixture(mode);
       const audit = path.join(fx.home, "audit.jsonl");
       const marker = String(3000 + Math.floor(Math.random() * 5000));
-      const asUser = mode === "root" ? [] : ["setpriv", `--reuid=${USER_UID}`, `--regid=${USER_UID}`, "--clear-groups"];
-      const [program, ...args] = [...asUser, process.execPath, FOURWALL, "run", "--proxy", "squid", "--audit", audit, "--", "sleep", marker];
+      const asUser =
+        mode === "root" ? [] : ["setpriv", `--reuid=${USER_UID}`, `--regid=${USER_UID}`, "--clear-groups"];
+      const [program, ...args] = [
+        ...asUser,
+        process.execPath,
+        FOURWALL,
+        "run",
+        "--proxy",
+        "squid",
+        "--audit",
+        audit,
+        "--",
+        "sleep",
+        marker,
+      ];
       const child = spawn(program!, args, { cwd: fx.workdir, env: fx.env, stdio: "ignore" });
       let service = "";
       try {
@@ -91,13 +113,19 @@ for (const mode of MODES) {
       }
       assert.ok(await waitFor(() => processesWith(`-n ${service}`).length === 0, 5_000), "squid is gone");
       assert.ok(await waitFor(() => segments(service).length === 0, 5_000), "its segments are gone");
-      assert.ok(await waitFor(() => processesWith(`^sleep ${marker}`).length === 0, 5_000), "the box is gone");
+      assert.ok(
+        await waitFor(() => processesWith(`^sleep ${marker}`).length === 0, 5_000),
+        "the box is gone",
+      );
     });
 
     it("fails closed (exit 125, nothing runs) when squid cannot start", async () => {
       const fx = makeFixture(mode);
       const dir = fakeSquid("fails", "#!/bin/sh\necho 'FATAL: this squid refuses to start' >&2\nexit 1\n");
-      const r = await runInBox(fx, ["touch", "ran"], { flags: ["--proxy", "squid"], env: { PATH: `${dir}:${fx.env.PATH}` } });
+      const r = await runInBox(fx, ["touch", "ran"], {
+        flags: ["--proxy", "squid"],
+        env: { PATH: `${dir}:${fx.env.PATH}` },
+      });
       assert.equal(r.code, 125, r.stderr);
       assert.match(r.stderr, /egress wall.*squid.*this squid refuses to start/s);
       assert.equal(existsSync(path.join(fx.workdir, "ran")), false);
@@ -118,7 +146,10 @@ for p in (port, 0):
 time.sleep(30)
 `,
       );
-      const r = await runInBox(fx, ["touch", "ran"], { flags: ["--proxy", "squid"], env: { PATH: `${dir}:${fx.env.PATH}` } });
+      const r = await runInBox(fx, ["touch", "ran"], {
+        flags: ["--proxy", "squid"],
+        env: { PATH: `${dir}:${fx.env.PATH}` },
+      });
       assert.equal(r.code, 125, r.stderr);
       assert.match(r.stderr, /squid listens on .* not only on 127\.0\.0\.1:\d+/);
       assert.equal(existsSync(path.join(fx.workdir, "ran")), false);

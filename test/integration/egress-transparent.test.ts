@@ -75,14 +75,27 @@ for (const backend of BACKENDS) {
       it("a proxy-unaware client reaches an allowlisted name on port 80 of an outside host, by name, through the proxy", async () => {
         const fx = fixture(mode, backend);
         const audit = path.join(fx.home, "audit.jsonl");
-        const r = await sh(fx, "env -u HTTP_PROXY -u http_proxy curl -sS -m 5 --noproxy '*' http://outside.test/transparent", {
-          flags: ["--audit", audit],
-        });
+        const r = await sh(
+          fx,
+          "env -u HTTP_PROXY -u http_proxy curl -sS -m 5 --noproxy '*' http://outside.test/transparent",
+          {
+            flags: ["--audit", audit],
+          },
+        );
         assert.match(r.stdout, /^outside-host 80 \/transparent$/m, r.stderr);
-        assert.match(r.stderr, /transparent egress: \*\.wild\.test: a hosts file cannot list every subdomain/);
-        const events = readFileSync(audit, "utf8").trim().split("\n").map((l) => JSON.parse(l));
+        assert.match(
+          r.stderr,
+          /transparent egress: \*\.wild\.test: a hosts file cannot list every subdomain/,
+        );
+        const events = readFileSync(audit, "utf8")
+          .trim()
+          .split("\n")
+          .map((l) => JSON.parse(l));
         assert.ok(
-          events.some((e) => e.wall === "egress" && e.decision === "allow" && e.host === "outside.test" && e.port === 80),
+          events.some(
+            (e) =>
+              e.wall === "egress" && e.decision === "allow" && e.host === "outside.test" && e.port === 80,
+          ),
           "the captured connection went through the proxy, by name",
         );
       });
@@ -90,7 +103,11 @@ for (const backend of BACKENDS) {
       it("python http.client without any proxy: HTTPS to an allowlisted name, certificate and SNI as usual", async () => {
         const fx = fixture(mode, backend);
         const r = await sh(fx, `python3 -c '${PY_HTTPS(fx.ca, https.port)}'`);
-        assert.match(r.stdout, /origin=https method=GET url=\/py-no-proxy host=allowed\.test:\d+ sni=allowed\.test/, r.stderr);
+        assert.match(
+          r.stdout,
+          /origin=https method=GET url=\/py-no-proxy host=allowed\.test:\d+ sni=allowed\.test/,
+          r.stderr,
+        );
       });
 
       it("nothing but allowlisted names resolves (not even names the proxy has pins for, nor subdomains of a wildcard)", async () => {
@@ -104,7 +121,11 @@ for (const backend of BACKENDS) {
         it("nothing but allowlisted names resolves — the check sees the hole in a box whose hosts file leaks a name", async () => {
           const fx = fixture(mode, backend);
           const r = await sh(fx, RESOLVE, { weaken: ["hosts-leak"] });
-          assert.match(r.stdout, /RESOLVED other\.test/, `the broken box was not caught\n${r.stdout}\n${r.stderr}`);
+          assert.match(
+            r.stdout,
+            /RESOLVED other\.test/,
+            `the broken box was not caught\n${r.stdout}\n${r.stderr}`,
+          );
         });
       }
 

@@ -111,6 +111,15 @@ function leftovers(report: ProveReport): string[] {
 for (const mode of MODES) {
   const who = mode === "root" ? "as root" : `as uid ${USER_UID}`;
   describe(`fourwall prove (${who})`, () => {
+    it("passes through the exec path of a persistent box (--exec: the probe enters with fourwall-enter)", async () => {
+      const { run, report } = await proveJson(mode, ["--exec"]);
+      assert.equal(run.code, 0, describeRun(report, run));
+      assert.equal(report.tally.hole + report.tally.fail, 0);
+      assert.ok(report.tally.pass >= 38, `only ${report.tally.pass} passed`);
+      assert.equal(statusOf(report, "gate.denied-delete-survives"), "PASS");
+      assert.deepEqual(leftovers(report), []);
+    });
+
     it("passes against fourwall's box with the default policy and with each preset", async () => {
       const runs = await Promise.all(
         [[], ...PRESETS.map((p) => ["--preset", p])].map((args) => proveJson(mode, args)),

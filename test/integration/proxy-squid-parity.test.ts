@@ -50,9 +50,15 @@ function policy() {
       `[127.0.0.0/8]:${http2.port}`,
     ],
     deny: ["bad.wild.test"],
-    resolve: ["allowed.test", "other.test", "wild.test", "a.wild.test", "bad.wild.test", "paths.test", "getonly.test"].map(
-      (n) => `${n}=127.0.0.1`,
-    ),
+    resolve: [
+      "allowed.test",
+      "other.test",
+      "wild.test",
+      "a.wild.test",
+      "bad.wild.test",
+      "paths.test",
+      "getonly.test",
+    ].map((n) => `${n}=127.0.0.1`),
     methods: { "getonly.test": ["GET", "HEAD"] },
   });
 }
@@ -116,23 +122,51 @@ interface Probe {
 }
 
 const PROBES: Probe[] = [
-  { name: "unlisted host, plain HTTP", reason: "not-allowed", run: (u) => curlVia(u, `http://other.test:${http.port}/`) },
+  {
+    name: "unlisted host, plain HTTP",
+    reason: "not-allowed",
+    run: (u) => curlVia(u, `http://other.test:${http.port}/`),
+  },
   {
     name: "unlisted host, CONNECT",
     reason: "not-allowed",
     run: (u) => curlVia(u, `https://other.test:${https.port}/`, ["--cacert", certs.cert]),
   },
-  { name: "listed host, unlisted port", reason: "port-not-allowed", run: (u) => curlVia(u, `http://allowed.test:${http2.port}/`) },
-  { name: "the apex of a wildcard rule", reason: "not-allowed", run: (u) => curlVia(u, `http://wild.test:${http.port}/`) },
-  { name: "a deny rule inside a wildcard", reason: "deny-rule", run: (u) => curlVia(u, `http://bad.wild.test:${http.port}/`) },
-  { name: "an allowed name resolving to loopback", reason: "address-loopback", run: (u) => curlVia(u, `http://localhost:${http.port}/`) },
+  {
+    name: "listed host, unlisted port",
+    reason: "port-not-allowed",
+    run: (u) => curlVia(u, `http://allowed.test:${http2.port}/`),
+  },
+  {
+    name: "the apex of a wildcard rule",
+    reason: "not-allowed",
+    run: (u) => curlVia(u, `http://wild.test:${http.port}/`),
+  },
+  {
+    name: "a deny rule inside a wildcard",
+    reason: "deny-rule",
+    run: (u) => curlVia(u, `http://bad.wild.test:${http.port}/`),
+  },
+  {
+    name: "an allowed name resolving to loopback",
+    reason: "address-loopback",
+    run: (u) => curlVia(u, `http://localhost:${http.port}/`),
+  },
   {
     name: "a raw IP inside a CIDR rule, on a port the rule does not name",
     reason: "port-not-allowed",
     run: (u) => curlVia(u, `http://127.0.0.1:${http.port}/`),
   },
-  { name: "a raw IPv6 address no rule names", reason: "not-allowed", run: (u) => curlVia(u, `http://[::1]:${http6.port}/`) },
-  { name: "a path outside the allowed prefix", reason: "path-not-allowed", run: (u) => curlVia(u, `http://paths.test:${http.port}/v3/`) },
+  {
+    name: "a raw IPv6 address no rule names",
+    reason: "not-allowed",
+    run: (u) => curlVia(u, `http://[::1]:${http6.port}/`),
+  },
+  {
+    name: "a path outside the allowed prefix",
+    reason: "path-not-allowed",
+    run: (u) => curlVia(u, `http://paths.test:${http.port}/v3/`),
+  },
   {
     name: "dot segments out of the allowed prefix (builtin: resolved, then outside; squid: refused as such)",
     reason: "path-not-allowed",
@@ -159,7 +193,10 @@ const PROBES: Probe[] = [
     name: "https:// in absolute form (the proxy would have to speak TLS)",
     reason: "scheme-not-supported",
     run: (_u, port) =>
-      rawHttp(port, `GET https://allowed.test:${https.port}/ HTTP/1.1\r\nHost: allowed.test:${https.port}\r\nConnection: close\r\n\r\n`),
+      rawHttp(
+        port,
+        `GET https://allowed.test:${https.port}/ HTTP/1.1\r\nHost: allowed.test:${https.port}\r\nConnection: close\r\n\r\n`,
+      ),
     // Debian's squid (GnuTLS) opens the TLS connection to the origin itself, then fails to read it.
     leak: (o) => o.reached || /ERR_READ_ERROR/.test(o.body),
   },
@@ -169,8 +206,14 @@ const ALLOWED = [
   { name: "an allowed host", run: (u: string) => curlVia(u, `http://allowed.test:${http.port}/ok`) },
   { name: "a subdomain of a wildcard", run: (u: string) => curlVia(u, `http://a.wild.test:${http.port}/ok`) },
   { name: "an allowed path", run: (u: string) => curlVia(u, `http://paths.test:${http.port}/v2/ok`) },
-  { name: "a raw IP inside an allowed CIDR", run: (u: string) => curlVia(u, `http://127.0.0.1:${http2.port}/ok`) },
-  { name: "GET on a method-limited host", run: (u: string) => curlVia(u, `http://getonly.test:${http.port}/ok`) },
+  {
+    name: "a raw IP inside an allowed CIDR",
+    run: (u: string) => curlVia(u, `http://127.0.0.1:${http2.port}/ok`),
+  },
+  {
+    name: "GET on a method-limited host",
+    run: (u: string) => curlVia(u, `http://getonly.test:${http.port}/ok`),
+  },
   {
     name: "HTTPS through CONNECT",
     run: (u: string) => curlVia(u, `https://allowed.test:${https.port}/ok`, ["--cacert", certs.cert]),
@@ -187,7 +230,9 @@ describe("squid and the builtin proxy refuse the same probes for the same reason
   test("squid -k parse accepts the generated config without a warning", async () => {
     const r = await run("squid", ["-k", "parse", "-f", path.join(dir, "squid", "squid.conf")]);
     assert.equal(r.code, 0, r.stderr);
-    const complaints = r.stderr.split("\n").filter((l) => /WARNING|ERROR|FATAL/.test(l) && !/HTTP requires the use of Via/.test(l));
+    const complaints = r.stderr
+      .split("\n")
+      .filter((l) => /WARNING|ERROR|FATAL/.test(l) && !/HTTP requires the use of Via/.test(l));
     assert.deepEqual(complaints, []);
   });
   for (const probe of PROBES) {
@@ -202,7 +247,10 @@ describe("squid and the builtin proxy refuse the same probes for the same reason
       assert.equal(b.denied, probe.reason, `builtin: ${b.stderr}${b.body}`);
       assert.equal(s.reached, false, `squid let it through: ${s.body}`);
       assert.equal(s.denied, probe.squid ?? probe.reason, `squid: ${s.stderr}${s.body}`);
-      assert.ok((probe.leak ?? ((o: Outcome) => o.reached))(l), `the leaky squid did not let it through, so this probe proves nothing: ${l.stderr}${l.body}`);
+      assert.ok(
+        (probe.leak ?? ((o: Outcome) => o.reached))(l),
+        `the leaky squid did not let it through, so this probe proves nothing: ${l.stderr}${l.body}`,
+      );
     });
   }
   for (const ok of ALLOWED) {
@@ -217,8 +265,11 @@ describe("squid and the builtin proxy refuse the same probes for the same reason
   test("squid's decisions reach the audit stream like the builtin's", async () => {
     await new Promise((r) => setTimeout(r, 400)); // squid's log is read every 200 ms
     const denied = events.squid.filter((e) => e.decision === "deny").map((e) => e.reason);
-    for (const probe of PROBES) assert.ok(denied.includes(probe.squid ?? probe.reason), `${probe.reason} missing from ${denied}`);
-    assert.ok(events.squid.some((e) => e.decision === "allow" && e.kind === "connect" && e.host === "allowed.test"));
+    for (const probe of PROBES)
+      assert.ok(denied.includes(probe.squid ?? probe.reason), `${probe.reason} missing from ${denied}`);
+    assert.ok(
+      events.squid.some((e) => e.decision === "allow" && e.kind === "connect" && e.host === "allowed.test"),
+    );
     assert.ok(events.squid.every((e) => e.box === "parity"));
   });
 });

@@ -14,7 +14,15 @@ describe("parseProxyAddress", () => {
     assert.deepEqual(parseProxyAddress("[fd00::1]:8080"), { host: "fd00::1", port: 8080 });
   });
   test("refuses names, missing ports, bad ports, unbracketed IPv6", () => {
-    for (const bad of ["proxy.local:3128", "172.17.0.1", "172.17.0.1:0", "172.17.0.1:70000", "fd00::1:3128", "1.2.3:80", ""])
+    for (const bad of [
+      "proxy.local:3128",
+      "172.17.0.1",
+      "172.17.0.1:0",
+      "172.17.0.1:70000",
+      "fd00::1:3128",
+      "1.2.3:80",
+      "",
+    ])
       assert.throws(() => parseProxyAddress(bad), FirewallError, bad);
   });
 });
@@ -23,11 +31,17 @@ describe("renderNftables", () => {
   const v4 = renderNftables({ host: "172.17.0.1", port: 3128 });
   const rules = (text: string, chain: string) => {
     const body = text.split(`chain ${chain} {`)[1]!.split("}")[0]!;
-    return body.trim().split("\n").map((l) => l.trim());
+    return body
+      .trim()
+      .split("\n")
+      .map((l) => l.trim());
   };
 
   test("one inet table (IPv4 and IPv6), replaced whole when loaded again", () => {
-    assert.match(v4, /^table inet fourwall_egress\ndelete table inet fourwall_egress\ntable inet fourwall_egress \{$/m);
+    assert.match(
+      v4,
+      /^table inet fourwall_egress\ndelete table inet fourwall_egress\ntable inet fourwall_egress \{$/m,
+    );
     assert.equal(v4.match(/^table /gm)?.length, 2);
   });
 
@@ -55,7 +69,10 @@ describe("renderNftables", () => {
   });
 
   test("an IPv6 proxy is matched as ip6", () => {
-    assert.match(renderNftables({ host: "fd00::1", port: 3128 }), /^ {4}ip6 daddr fd00::1 tcp dport 3128 accept$/m);
+    assert.match(
+      renderNftables({ host: "fd00::1", port: 3128 }),
+      /^ {4}ip6 daddr fd00::1 tcp dport 3128 accept$/m,
+    );
   });
 });
 
@@ -64,7 +81,8 @@ describe("renderIptables", () => {
     const { v4, v6 } = iptablesSections(renderIptables({ host: "172.17.0.1", port: 3128 }));
     for (const section of [v4, v6]) {
       assert.match(section, /^\*filter$/m);
-      for (const chain of ["INPUT", "FORWARD", "OUTPUT"]) assert.match(section, new RegExp(`^:${chain} DROP \\[0:0\\]$`, "m"));
+      for (const chain of ["INPUT", "FORWARD", "OUTPUT"])
+        assert.match(section, new RegExp(`^:${chain} DROP \\[0:0\\]$`, "m"));
       assert.match(section, /^-A OUTPUT -o lo -j ACCEPT$/m);
       assert.match(section, /^-A OUTPUT -p tcp -j REJECT --reject-with tcp-reset$/m);
       assert.match(section, /COMMIT\n$/);

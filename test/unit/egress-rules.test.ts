@@ -191,6 +191,7 @@ describe("parseRule", () => {
     ["example.com/a?b", /path prefix/],
     ["fd00::1/8", /host bits/],
     ["a..b", /not a valid host/],
+    ["10.1.0.0/16:5432", /CIDR with a port in brackets/],
   ];
   for (const [text, why] of errors) {
     test(`rejects ${JSON.stringify(text)}`, () => {

@@ -27,7 +27,13 @@ const acl = (conf: string, name: string) => aclLine(conf, name).slice(1);
 
 describe("renderSquidConfig", () => {
   const full: EgressPolicyInput = {
-    allow: ["api.example.com", "*.cdn.example.com", "example.org:8443", "paths.example.net/v2/", "[10.1.0.0/16]:5432"],
+    allow: [
+      "api.example.com",
+      "*.cdn.example.com",
+      "example.org:8443",
+      "paths.example.net/v2/",
+      "[10.1.0.0/16]:5432",
+    ],
     deny: ["bad.cdn.example.com", "192.168.0.0/16"],
     resolve: ["api.example.com=127.0.0.1"],
     methods: { "api.example.com": ["GET", "HEAD"] },
@@ -58,14 +64,26 @@ describe("renderSquidConfig", () => {
     // each allow rule is judged by a line that never matches and only marks the transaction
     const marks = access.filter((l) => l.endsWith(" fw_mark_rule fw_never"));
     assert.equal(marks.length, 5, "one mark per allow rule");
-    assert.ok(lastIndex(access, (l) => l.endsWith("fw_r_deny_rule")) < access.indexOf("http_access allow fw_ruled"));
+    assert.ok(
+      lastIndex(access, (l) => l.endsWith("fw_r_deny_rule")) < access.indexOf("http_access allow fw_ruled"),
+    );
     // every other deny line names its reason
     for (const l of access)
       if (l.startsWith("http_access deny") && !l.endsWith(" fw_never")) assert.match(l, / fw_r_[a-z_]+$/);
     // the builtin's order: deny rules, not on the list, port/path, methods, then the address guard
-    const order = ["fw_r_deny_rule", "fw_r_not_allowed", "fw_r_port_not_allowed", "fw_r_method_not_allowed", "fw_r_address_loopback"];
+    const order = [
+      "fw_r_deny_rule",
+      "fw_r_not_allowed",
+      "fw_r_port_not_allowed",
+      "fw_r_method_not_allowed",
+      "fw_r_address_loopback",
+    ];
     const at = order.map((r) => access.findIndex((l) => l.endsWith(r)));
-    assert.deepEqual([...at].sort((x, y) => x - y), at, `${order} out of order: ${at}`);
+    assert.deepEqual(
+      [...at].sort((x, y) => x - y),
+      at,
+      `${order} out of order: ${at}`,
+    );
   });
 
   test("names are judged before anything resolves: the not-allowed line comes before any dst ACL of the guard", () => {
@@ -78,7 +96,13 @@ describe("renderSquidConfig", () => {
     for (const l of access.slice(0, notAllowed)) {
       for (const name of l.split(" ").slice(2)) {
         const bare = name.replace(/^!/, "");
-        if (bare.startsWith("fw_r_") || bare.startsWith("fw_connect") || bare.startsWith("fw_http") || bare === "fw_iplit") continue;
+        if (
+          bare.startsWith("fw_r_") ||
+          bare.startsWith("fw_connect") ||
+          bare.startsWith("fw_http") ||
+          bare === "fw_iplit"
+        )
+          continue;
         const kind = aclLine(conf, bare)[0];
         if (kind === "dst") assert.match(l, / fw_iplit /, `${l} resolves a name`);
       }
@@ -99,7 +123,10 @@ describe("renderSquidConfig", () => {
   });
 
   test("never lists a name and a wildcard covering it in one ACL (squid refuses to start)", () => {
-    assert.deepEqual(dedupeDomains(["a.test", ".a.test", "b.a.test", ".c.a.test", "x.test"]), [".a.test", "x.test"]);
+    assert.deepEqual(dedupeDomains(["a.test", ".a.test", "b.a.test", ".c.a.test", "x.test"]), [
+      ".a.test",
+      "x.test",
+    ]);
     const conf = render({ allow: ["a.test", "*.a.test", "*.b.a.test", "b.a.test"] });
     assert.deepEqual(acl(conf, "fw_allowed_names"), ["-n", ".a.test"]);
   });
@@ -108,15 +135,29 @@ describe("renderSquidConfig", () => {
     const conf = render(full);
     assert.ok(lines(conf, "acl fw_aport").some((l) => l.endsWith(" port 8443")));
     assert.ok(lines(conf, "acl fw_aport").some((l) => l.endsWith(" port 80 443")));
-    assert.ok(lines(conf, "acl fw_dport").every((l) => l.endsWith(" port 1-65535")), "a deny rule without a port covers every port");
+    assert.ok(
+      lines(conf, "acl fw_dport").every((l) => l.endsWith(" port 1-65535")),
+      "a deny rule without a port covers every port",
+    );
     assert.deepEqual(acl(conf, "fw_allowed_cidrs"), ["10.1.0.0/16"]);
     const marks = lines(conf, "http_access deny").filter((l) => l.endsWith("fw_mark_rule fw_never"));
     assert.ok(marks.some((l) => /^http_access deny fw_iplit fw_a\d+ fw_aport\d+ fw_mark_rule/.test(l)));
     const pathMark = marks.find((l) => l.includes("fw_apath"))!;
-    assert.match(pathMark, /!fw_connect fw_apath\d+ fw_mark_rule fw_never$/, "a path rule never matches a tunnel");
+    assert.match(
+      pathMark,
+      /!fw_connect fw_apath\d+ fw_mark_rule fw_never$/,
+      "a path rule never matches a tunnel",
+    );
     assert.ok(lines(conf, "acl fw_apath").some((l) => l.endsWith("urlpath_regex ^/v2/")));
-    assert.ok(lines(conf, "http_access deny").some((l) => /fw_connect fw_m\d+ !fw_methods\d+ fw_r_tunnel_not_inspectable$/.test(l)));
-    assert.ok(lines(conf, "http_access deny").some((l) => l.includes("fw_r_path_not_normal")), "dot segments refused when paths matter");
+    assert.ok(
+      lines(conf, "http_access deny").some((l) =>
+        /fw_connect fw_m\d+ !fw_methods\d+ fw_r_tunnel_not_inspectable$/.test(l),
+      ),
+    );
+    assert.ok(
+      lines(conf, "http_access deny").some((l) => l.includes("fw_r_path_not_normal")),
+      "dot segments refused when paths matter",
+    );
   });
 
   test("path prefixes keep the builtin's segment boundary", () => {
@@ -130,7 +171,15 @@ describe("renderSquidConfig", () => {
   test("the address guard: every internal class refused unless pinned or inside an allowed CIDR", () => {
     const conf = render(full);
     const guard = lines(conf, "http_access deny").filter((l) => l.includes("fw_int_"));
-    for (const kind of ["loopback", "private", "link_local", "metadata", "cgnat", "unique_local", "multicast"]) {
+    for (const kind of [
+      "loopback",
+      "private",
+      "link_local",
+      "metadata",
+      "cgnat",
+      "unique_local",
+      "multicast",
+    ]) {
       const line = guard.find((l) => l.includes(`fw_int_${kind}`));
       assert.ok(line, kind);
       assert.match(line, /!fw_pinned\d+ !fw_exempt fw_r_address_/);
@@ -139,19 +188,33 @@ describe("renderSquidConfig", () => {
     assert.match(metadataAcl, / 169\.254\.169\.254\/32 /);
     assert.match(metadataAcl, / fd00:ec2::254\/128/);
     // metadata is judged before the wider link-local range, so the denial names it
-    assert.ok(guard.findIndex((l) => l.includes("fw_int_metadata")) < guard.findIndex((l) => l.includes("fw_int_link_local")));
+    assert.ok(
+      guard.findIndex((l) => l.includes("fw_int_metadata")) <
+        guard.findIndex((l) => l.includes("fw_int_link_local")),
+    );
     assert.deepEqual(acl(conf, "fw_pinned"), ["-n", "api.example.com"]);
     // an address in an allowed CIDR is exempt only on that rule's ports
-    assert.ok(lines(conf, "http_access deny").some((l) => /^http_access deny fw_exempt_range\d+ fw_exempt_port\d+ fw_mark_exempt fw_never$/.test(l)));
+    assert.ok(
+      lines(conf, "http_access deny").some((l) =>
+        /^http_access deny fw_exempt_range\d+ fw_exempt_port\d+ fw_mark_exempt fw_never$/.test(l),
+      ),
+    );
   });
 
   test("no range of an ACL sits inside another (squid would drop the wider one)", () => {
-    assert.deepEqual(withoutSubsets(["2001::/32", "2001::/23", "10.0.0.0/8", "10.1.0.0/16", "::1/128"]), ["2001::/23", "10.0.0.0/8", "::1/128"]);
+    assert.deepEqual(withoutSubsets(["2001::/32", "2001::/23", "10.0.0.0/8", "10.1.0.0/16", "::1/128"]), [
+      "2001::/23",
+      "10.0.0.0/8",
+      "::1/128",
+    ]);
     const conf = render(full);
     for (const line of lines(conf, "acl ").filter((l) => l.includes(" dst "))) {
       const values = line.split(" ").slice(3);
       assert.deepEqual(withoutSubsets(values), values, line);
-      assert.ok(!values.includes("::/3"), "::/3 would cover every IPv4 address (squid maps them to ::ffff:0:0/96)");
+      assert.ok(
+        !values.includes("::/3"),
+        "::/3 would cover every IPv4 address (squid maps them to ::ffff:0:0/96)",
+      );
     }
   });
 
@@ -167,7 +230,7 @@ describe("renderSquidConfig", () => {
     const paste = render(full);
     assert.equal(lines(paste, "pid_filename").length, 0);
     assert.equal(lines(paste, "access_log").length, 0);
-    assert.match(paste, /#   127\.0\.0\.1 api\.example\.com/, "pins become a hosts_file hint");
+    assert.match(paste, /# {3}127\.0\.0\.1 api\.example\.com/, "pins become a hosts_file hint");
   });
 
   test("no line ends in a backslash (squid would join it with the next)", () => {
@@ -183,13 +246,21 @@ describe("renderSquidHosts", () => {
   test("pins first; the host's entries for pinned names are dropped", () => {
     const p = plan({ resolve: ["api.example.com=127.0.0.1", "v6.example.com=::1"] });
     const out = renderSquidHosts(p, "127.0.0.1 localhost\n10.0.0.5 api.example.com other # comment\n");
-    assert.deepEqual(out.trim().split("\n"), ["127.0.0.1 api.example.com", "::1 v6.example.com", "127.0.0.1 localhost", "10.0.0.5 other"]);
+    assert.deepEqual(out.trim().split("\n"), [
+      "127.0.0.1 api.example.com",
+      "::1 v6.example.com",
+      "127.0.0.1 localhost",
+      "10.0.0.5 other",
+    ]);
   });
 });
 
 describe("parseSquidLogLine", () => {
   test("an allowed tunnel", () => {
-    const e = parseSquidLogLine("1795720046.700 TCP_TUNNEL 200 CONNECT allowed.test 443 127.0.0.1 208 4000 12 - - -", "b1");
+    const e = parseSquidLogLine(
+      "1795720046.700 TCP_TUNNEL 200 CONNECT allowed.test 443 127.0.0.1 208 4000 12 - - -",
+      "b1",
+    );
     assert.deepEqual(e, {
       time: new Date(1795720046700).toISOString(),
       box: "b1",
@@ -206,7 +277,10 @@ describe("parseSquidLogLine", () => {
   });
 
   test("a denial carries fourwall's reason, the method and the path", () => {
-    const e = parseSquidLogLine("1795720046.7 TCP_DENIED 403 GET other.test 80 - 134 402 0 not-allowed ERR_ACCESS_DENIED /a b", "b1")!;
+    const e = parseSquidLogLine(
+      "1795720046.7 TCP_DENIED 403 GET other.test 80 - 134 402 0 not-allowed ERR_ACCESS_DENIED /a b",
+      "b1",
+    )!;
     assert.equal(e.decision, "deny");
     assert.equal(e.reason, "not-allowed");
     assert.equal(e.method, "GET");
@@ -215,7 +289,10 @@ describe("parseSquidLogLine", () => {
   });
 
   test("an allowed request that failed upstream keeps decision allow and names the error", () => {
-    const e = parseSquidLogLine("1.0 TCP_MISS 503 GET allowed.test 81 127.0.0.1 100 300 1 - ERR_CONNECT_FAIL /", "b")!;
+    const e = parseSquidLogLine(
+      "1.0 TCP_MISS 503 GET allowed.test 81 127.0.0.1 100 300 1 - ERR_CONNECT_FAIL /",
+      "b",
+    )!;
     assert.equal(e.decision, "allow");
     assert.equal(e.error, "connect-failed");
   });

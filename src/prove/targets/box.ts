@@ -4,7 +4,12 @@
  * additions are the canary rules, passed the way `run -a/--resolve` passes them, and a throwaway
  * HOME and environment in place of the caller's.
  */
+import { spawn } from "node:child_process";
+import path from "node:path";
 import { AuditLog } from "../../audit/log.js";
+import { writeEnterFiles } from "../../box/persistent.js";
+import type { BoxPlan } from "../../box/plan.js";
+import { enterHelperPath } from "../../paths.js";
 import { WallError } from "../../box/errors.js";
 import { superviseBox } from "../../box/supervisor.js";
 import { planFromOptions } from "../../cli/run.js";
@@ -19,6 +24,8 @@ export interface BoxChoice {
   runtime?: string | undefined;
   /** Where `run` would look for ./fourwall.yaml: the user's current directory. */
   cwd: string;
+  /** Run the probe the way `fourwall exec` runs a command in a persistent box, not as its first process. */
+  exec?: boolean;
 }
 
 export type BoxOutcome =
@@ -33,6 +40,41 @@ export function canaryRules(canaries: Canaries): { allow: string[]; resolve: str
   if (typeof names.guard === "string") allow.push(`${names.guard}:${origins.loopbackPort}`);
   if (origins.httpsPort !== undefined) allow.push(`${names.listed}:${origins.httpsPort}`);
   return { allow, resolve: [`${names.listed}=127.0.0.1`, `${names.unlisted}=127.0.0.1`] };
+}
+
+/**
+ * The exec path (`fourwall up` + `fourwall exec`): the box's first process only waits, and the
+ * probe enters it through native/fourwall-enter, exactly as `fourwall exec` does. Returns the
+ * probe's exit status; the box is then stopped.
+ */
+async function probeThroughExec(
+  plan: BoxPlan,
+  command: string[],
+  layout: ProveLayout,
+  audit: AuditLog,
+  gate: { approver: string; terminal: boolean },
+): Promise<number> {
+  let probeExit = 125;
+  let enterErrors = "";
+  const idle: BoxPlan = { ...plan, command: ["sleep", "infinity"] };
+  await superviseBox(idle, runtimeFor(plan.runtime), {
+    audit,
+    quiet: true,
+    gate,
+    onStarted(box, session) {
+      const dir = path.join(layout.base, "enter");
+      writeEnterFiles(dir, idle, box, session);
+      const child = spawn(enterHelperPath(), [dir, "--", ...command], { stdio: ["ignore", "ignore", "pipe"] });
+      child.stderr!.on("data", (d) => (enterErrors += d));
+      child.on("exit", (code, signal) => {
+        probeExit = code ?? 128 + (signal ? 15 : 9);
+        box.signal("SIGTERM");
+      });
+      child.on("error", () => box.signal("SIGTERM"));
+    },
+  });
+  if (probeExit !== 0 && enterErrors) process.stderr.write(enterErrors);
+  return probeExit;
 }
 
 const shellQuote = (s: string) => `'${s.replace(/'/g, "'\\''")}'`;
@@ -63,11 +105,10 @@ export async function runProbeInBox(
     onPlanned(plan.runtime, source);
     // The gate's approver: prove's own, which writes down every request and answers no.
     const approver = `sh -c 'cat >> "$1"; echo >> "$1"; exit 1' fourwall-prove-approver ${shellQuote(layout.approverLog)}`;
-    const exitCode = await superviseBox(plan, runtimeFor(plan.runtime), {
-      audit,
-      quiet: true,
-      gate: { approver, terminal: false },
-    });
+    const gate = { approver, terminal: false };
+    const exitCode = choice.exec
+      ? await probeThroughExec(plan, command, layout, audit, gate)
+      : await superviseBox(plan, runtimeFor(plan.runtime), { audit, quiet: true, gate });
     return { built: true, exitCode, runtime: plan.runtime, rlimits: plan.rlimits, policySource: source };
   } catch (error) {
     if (error instanceof PolicyError)

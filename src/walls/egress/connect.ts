@@ -1,7 +1,6 @@
 import type { IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
 import { allowEvent, authorize, denialBody, denyEvent, type Target } from "./authorize.js";
-import { hostText } from "./host.js";
 import { openUpstream, runTunnel } from "./tunnel.js";
 import type { ProxyContext } from "./types.js";
 
@@ -106,6 +105,15 @@ export async function handleConnectTarget(
 }
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/** A control character other than horizontal tab. */
+function hasControl(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if ((c < 0x20 && c !== 0x09) || c === 0x7f) return true;
+  }
+  return false;
+}
 const REQUEST_LINE = /^CONNECT ([\x21-\x7e]{1,2048}) HTTP\/1\.[01]$/;
 
 /**
@@ -124,7 +132,7 @@ export function parseConnectHead(chunk: Buffer, maxBytes: number): { url: string
     const colon = line.indexOf(":");
     if (colon <= 0 || !TOKEN.test(line.slice(0, colon))) return undefined;
     // obs-fold, NUL, CR/LF or another control character in a value: let node:http judge it
-    if (/[\x00-\x08\x0a-\x1f\x7f]/.test(line.slice(colon + 1))) return undefined;
+    if (hasControl(line.slice(colon + 1))) return undefined;
   }
   return { url: m[1]!, rest: chunk.subarray(end + 4) };
 }

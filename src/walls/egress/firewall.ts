@@ -26,7 +26,9 @@ export function parseProxyAddress(text: string): ProxyAddress {
   const host = m?.[1] ?? m?.[2];
   const port = Number(m?.[3]);
   if (!m || !host || !(isIPv4(host) || (m[1] !== undefined && isIPv6(host))) || port < 1 || port > 65535)
-    throw new FirewallError(`"${text}" is not ADDRESS:PORT of the proxy (e.g. 172.17.0.1:3128 or [fd00::1]:3128)`);
+    throw new FirewallError(
+      `"${text}" is not ADDRESS:PORT of the proxy (e.g. 172.17.0.1:3128 or [fd00::1]:3128)`,
+    );
   return { host, port };
 }
 

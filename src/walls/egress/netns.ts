@@ -11,7 +11,10 @@ import type { BoxNetworkPlan } from "./network.js";
 export const netnsHelperPath = () => path.join(packageRoot(), "native", "build", "fourwall-netns");
 
 /** The bind mounts transparent mode adds (source in the run dir, read-only target in the box). */
-export function transparentMounts(net: BoxNetworkPlan, runDir: string): Array<{ source: string; target: string }> {
+export function transparentMounts(
+  net: BoxNetworkPlan,
+  runDir: string,
+): Array<{ source: string; target: string }> {
   const t = net.transparent;
   if (!t) return [];
   return [
@@ -25,7 +28,9 @@ export function transparentMounts(net: BoxNetworkPlan, runDir: string): Array<{ 
 export function writeTransparentFiles(net: BoxNetworkPlan, runDir: string): void {
   if (!net.transparent) return;
   writeFileSync(path.join(runDir, "hosts"), net.transparent.hosts, { mode: 0o444 });
-  writeFileSync(path.join(runDir, "resolv.conf"), "# fourwall transparent mode: no resolver in this box\n", { mode: 0o444 });
+  writeFileSync(path.join(runDir, "resolv.conf"), "# fourwall transparent mode: no resolver in this box\n", {
+    mode: 0o444,
+  });
 }
 
 /** Whether the box's command must wait until prepareBoxNetns has run (bwrap --block-fd). */
@@ -34,7 +39,10 @@ export const needsNetnsPreparation = (net: BoxNetworkPlan) => net.transparent?.l
 /** Lets unprivileged binds below 1024 happen in the box's network namespace (only there). Rejects with the helper's reason. */
 export function prepareBoxNetns(boxPid: number): Promise<void> {
   const helper = netnsHelperPath();
-  if (!existsSync(helper)) return Promise.reject(new Error(`${helper} is not built (npm run setup compiles native/fourwall-netns.c)`));
+  if (!existsSync(helper))
+    return Promise.reject(
+      new Error(`${helper} is not built (npm run setup compiles native/fourwall-netns.c)`),
+    );
   return new Promise((resolve, reject) => {
     execFile(helper, [String(boxPid)], { timeout: 5000 }, (error, _stdout, stderr) => {
       if (error) reject(new Error(stderr.trim() || error.message));

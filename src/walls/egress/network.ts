@@ -73,10 +73,13 @@ export function proxyEnvironment(net: BoxNetworkPlan): Record<string, string> {
  * the command. Arguments: the rest of argv is the command. Written for /bin/sh; reads /proc/net/tcp
  * rather than trying a connection, which would cost one connection to the proxy per box.
  */
-export function bridgeScript(net: BoxNetworkPlan): string {
+export function bridgeScript(net: BoxNetworkPlan, options: { readyFd?: number } = {}): string {
   const quiet = "</dev/null >/dev/null 2>&1 &";
   const forwards = net.transparent?.forwards ?? [];
-  const listeners = [procNetTcpAddress("127.0.0.1", net.port), ...forwards.map((f) => procNetTcpAddress(f.address, f.port))];
+  const listeners = [
+    procNetTcpAddress("127.0.0.1", net.port),
+    ...forwards.map((f) => procNetTcpAddress(f.address, f.port)),
+  ];
   return [
     `socat TCP-LISTEN:${net.port},bind=127.0.0.1,fork,reuseaddr UNIX-CONNECT:${net.socketInBox} ${quiet}`,
     // Each captured connection becomes CONNECT host:port to the bridge: the proxy judges it by name.
@@ -86,11 +89,14 @@ export function bridgeScript(net: BoxNetworkPlan): string {
     ),
     "i=0",
     `for l in ${listeners.join(" ")}; do`,
-    "  while ! grep -q \": *$l 00000000:0000 0A\" /proc/net/tcp 2>/dev/null; do",
+    '  while ! grep -q ": *$l 00000000:0000 0A" /proc/net/tcp 2>/dev/null; do',
     '    i=$((i+1)); [ "$i" -gt 2000 ] && { echo "fourwall: the egress bridge did not start" >&2; exit 125; }',
     "    sleep 0.001",
     "  done",
     "done",
+    // Tell fourwall the box is ready (bridge listening, about to become the command), then make
+    // sure the command does not inherit the pipe.
+    ...(options.readyFd === undefined ? [] : [`echo ready >&${options.readyFd}`, `exec ${options.readyFd}>&-`]),
     'exec "$@"',
   ].join("\n");
 }

@@ -2,24 +2,27 @@
  * fourwall's egress proxy: the box's only way out.
  *
  * Data flow. Each listener (a unix socket bind-mounted into the box, or 127.0.0.1 in tests) accepts a
- * connection and looks at its first byte: 0x05 is SOCKS5 (socks.ts); anything else is handed to one
- * internal node:http server, which serves plain HTTP in absolute form (http.ts) and CONNECT (connect.ts).
+ * connection and looks at its first chunk: 0x05 is SOCKS5 (socks.ts); a whole, plain CONNECT head
+ * goes straight to connect.ts; anything else is handed to one internal node:http server, which serves
+ * plain HTTP in absolute form (http.ts) and the remaining CONNECTs (connect.ts).
  * All three turn the request into a Target and call authorize() (authorize.ts): normalise the host
  * (host.ts), apply deny/allow/port/path/method rules from the compiled EgressPlan (rules.ts,
  * match.ts), ask the human if the policy says so, resolve the name here (pins first) and refuse
  * internal addresses (addresses.ts). The proxy then connects to exactly the vetted address.
  * Tunnels peek at the client's first flight for a TLS ClientHello and close when its SNI names
- * another host (sni.ts, tunnel.ts), then pipe() both ways untouched. Every decision becomes one
- * EgressEvent through options.onDecision.
+ * another host (sni.ts, tunnel.ts), then pipe() both ways untouched; a tunnel that turns out to be a
+ * bulk transfer is handed to a native helper that splices it in the kernel (splice.ts). Every
+ * decision becomes one EgressEvent through options.onDecision.
  */
 import { chmodSync, lstatSync, unlinkSync } from "node:fs";
 import { Agent, createServer as createHttpServer } from "node:http";
 import { createServer, type Server, type Socket } from "node:net";
 import { systemLookup } from "./authorize.js";
-import { handleConnect } from "./connect.js";
+import { handleConnect, handleConnectTarget, parseConnectHead } from "./connect.js";
 import { handleHttp } from "./http.js";
 import { IdleSweeper } from "./idle.js";
 import { handleSocks } from "./socks.js";
+import { Splicer } from "./splice.js";
 import type { EgressEvent, ProxyContext, ProxyHandle, ProxyLimits, ProxyOptions } from "./types.js";
 
 export type { EgressEvent, ProxyHandle, ProxyOptions } from "./types.js";
@@ -32,6 +35,7 @@ export const DEFAULT_LIMITS: ProxyLimits = {
   askTimeoutMs: 120_000,
   maxHeaderBytes: 32 * 1024,
   maxConnections: 8192,
+  spliceAfterBytes: 256 * 1024,
 };
 
 function removeStaleSocket(path: string): void {
@@ -50,6 +54,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
   };
+  const splicer = limits.spliceAfterBytes ? Splicer.create(limits.idleTimeoutMs) : undefined;
   const onDecision = options.onDecision;
   const ctx: ProxyContext = {
     plan: options.plan,
@@ -67,6 +72,8 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     agent: new Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64, timeout: limits.idleTimeoutMs }),
     idle: new IdleSweeper(limits.idleTimeoutMs),
     track,
+    untrack: (socket: Socket) => sockets.delete(socket),
+    ...(splicer ? { splicer } : {}),
   };
 
   const http = createHttpServer({
@@ -158,6 +165,11 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
         handleSocks(ctx, socket, chunk);
         return;
       }
+      const fast = chunk[0] === 0x43 ? parseConnectHead(chunk, limits.maxHeaderBytes) : undefined; // "C"
+      if (fast) {
+        handleConnectTarget(ctx, fast.url, socket, fast.rest).catch(() => socket.destroy());
+        return;
+      }
       socket.unshift(chunk);
       http.emit("connection", socket);
       socket.resume();
@@ -205,11 +217,13 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
   let closing: Promise<void> | undefined;
   const handle: ProxyHandle = {
     listeners,
-    openSockets: () => sockets.size,
+    openSockets: () => sockets.size + 2 * (splicer?.live() ?? 0),
+    splicedTunnels: () => splicer?.adopted() ?? 0,
     close() {
       closing ??= (async () => {
         const stopped = servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
         for (const socket of sockets) socket.destroy();
+        await splicer?.close();
         await Promise.all(stopped);
         ctx.agent.destroy();
         ctx.idle.stop();

@@ -1,5 +1,5 @@
-import { isIPv4 } from "node:net";
 import { createRequire } from "node:module";
+import { isIPv4 } from "node:net";
 import { parseIP } from "./addresses.js";
 import { formatIPv6, type NormalHost, normaliseHost } from "./host.js";
 import type { EgressPolicy } from "./schema.js";

@@ -1,6 +1,6 @@
 import type { Socket } from "node:net";
 import { allowEvent, authorize, denyEvent, type Target } from "./authorize.js";
-import { formatIPv6, hostText } from "./host.js";
+import { formatIPv6 } from "./host.js";
 import { openUpstream, runTunnel } from "./tunnel.js";
 import type { ProxyContext } from "./types.js";
 

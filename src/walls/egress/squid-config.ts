@@ -31,8 +31,7 @@ export interface SquidRenderOptions {
 }
 
 /** The access log line fourwall reads back (squid-log.ts parses it). The path is last: it is the only field that may hold spaces. */
-export const SQUID_LOGFORMAT =
-  "%tS %Ss %>Hs %rm %>rd %>rP %<a %>st %<st %tr %note{fw_reason} %err_code %>rp";
+export const SQUID_LOGFORMAT = "%tS %Ss %>Hs %rm %>rd %>rP %<a %>st %<st %tr %note{fw_reason} %err_code %>rp";
 
 /** Files under SquidRenderOptions.dir. */
 export const squidFiles = (dir: string) => ({
@@ -95,7 +94,9 @@ export function dedupeDomains(entries: string[]): string[] {
   return unique
     .filter((e) => {
       const name = e.startsWith(".") ? e.slice(1) : e;
-      return !wild.some((w) => (e.startsWith(".") ? name !== w && name.endsWith(`.${w}`) : name === w || name.endsWith(`.${w}`)));
+      return !wild.some((w) =>
+        e.startsWith(".") ? name !== w && name.endsWith(`.${w}`) : name === w || name.endsWith(`.${w}`),
+      );
     })
     .sort();
 }
@@ -103,7 +104,8 @@ export function dedupeDomains(entries: string[]): string[] {
 /** True when some name pattern in `rules` allows `name` itself (exactly, or as a subdomain of a wildcard). */
 function nameCovered(rules: CompiledRule[], name: string): boolean {
   return rules.some(
-    (r) => r.host.kind === "name" && (r.host.wildcard ? name.endsWith(`.${r.host.name}`) : r.host.name === name),
+    (r) =>
+      r.host.kind === "name" && (r.host.wildcard ? name.endsWith(`.${r.host.name}`) : r.host.name === name),
   );
 }
 
@@ -140,7 +142,10 @@ class Lines {
     if (h.kind === "cidr") return ["fw_iplit", this.acl("dst", [cidrText(h)], base)];
     if (!h.wildcard) return [this.acl("dstdomain -n", [h.name], base)];
     // squid's ".example.com" also matches example.com itself; a fourwall wildcard does not.
-    return [this.acl("dstdomain -n", [`.${h.name}`], base), `!${this.acl("dstdomain -n", [h.name], `${base}_apex`)}`];
+    return [
+      this.acl("dstdomain -n", [`.${h.name}`], base),
+      `!${this.acl("dstdomain -n", [h.name], `${base}_apex`)}`,
+    ];
   }
 }
 
@@ -181,7 +186,9 @@ export function renderSquidConfig(plan: EgressPlan, options: SquidRenderOptions)
 
   // 3. Not on the list: decided on the name as written, so squid never resolves a name the policy does not allow.
   const names = dedupeDomains(
-    nameAllows.map((r) => (r.host.kind === "name" && r.host.wildcard ? `.${r.host.name}` : (r.host as { name: string }).name)),
+    nameAllows.map((r) =>
+      r.host.kind === "name" && r.host.wildcard ? `.${r.host.name}` : (r.host as { name: string }).name,
+    ),
   );
   if (names.length > 0) {
     L.deny("not-allowed", "!fw_iplit", `!${L.acl("dstdomain -n", names, "fw_allowed_names")}`);
@@ -235,7 +242,11 @@ export function renderSquidConfig(plan: EgressPlan, options: SquidRenderOptions)
   const pinnedAcl = pinned.length > 0 ? L.acl("dstdomain -n", dedupeDomains(pinned), "fw_pinned") : undefined;
   // An address inside an allowed CIDR passes the guard on that rule's ports (marked as in step 4).
   for (const rule of cidrAllows) {
-    const range = L.acl("dst", [cidrText(rule.host as Extract<HostPattern, { kind: "cidr" }>)], "fw_exempt_range");
+    const range = L.acl(
+      "dst",
+      [cidrText(rule.host as Extract<HostPattern, { kind: "cidr" }>)],
+      "fw_exempt_range",
+    );
     L.mark("fw_mark_exempt", range, L.acl("port", [portList(rule.ports)], "fw_exempt_port"));
   }
   const byKind = new Map<string, string[]>();
@@ -246,7 +257,11 @@ export function renderSquidConfig(plan: EgressPlan, options: SquidRenderOptions)
     .filter((a): a is string => a !== undefined)
     .map((a) => `!${a}`);
   for (const [kind, cidrs] of byKind) {
-    L.deny(`address-${kind}`, L.acl("dst", withoutSubsets(cidrs), `fw_int_${kind.replaceAll("-", "_")}`), ...exempt);
+    L.deny(
+      `address-${kind}`,
+      L.acl("dst", withoutSubsets(cidrs), `fw_int_${kind.replaceAll("-", "_")}`),
+      ...exempt,
+    );
   }
 
   // 7. What passed every check and a rule took; nothing else.
@@ -317,7 +332,15 @@ export function renderSquidConfig(plan: EgressPlan, options: SquidRenderOptions)
   );
   if (L.marks.has("fw_mark_exempt"))
     out.push("acl fw_mark_exempt annotate_transaction fw_guard=exempt", "acl fw_exempt note fw_guard exempt");
-  out.push("acl fw_denied note fw_reason", "", "# The policy's rules.", ...L.acls, "", "# Deny first; the last line denies the rest.", ...L.access);
+  out.push(
+    "acl fw_denied note fw_reason",
+    "",
+    "# The policy's rules.",
+    ...L.acls,
+    "",
+    "# Deny first; the last line denies the rest.",
+    ...L.access,
+  );
   out.push(
     "",
     "# Why a request was refused, for the agent and for the audit log.",
@@ -330,7 +353,9 @@ export function renderSquidConfig(plan: EgressPlan, options: SquidRenderOptions)
 /** The hosts_file squid reads: the plan's pins first (they win), then the host's own /etc/hosts minus pinned names. */
 export function renderSquidHosts(plan: EgressPlan, etcHosts: string): string {
   const pinned = new Set(Object.keys(plan.pins));
-  const lines = Object.entries(plan.pins).flatMap(([name, addrs]) => addrs.map((a) => `${a.replace(/^\[|\]$/g, "")} ${name}`));
+  const lines = Object.entries(plan.pins).flatMap(([name, addrs]) =>
+    addrs.map((a) => `${a.replace(/^\[|\]$/g, "")} ${name}`),
+  );
   for (const raw of etcHosts.split("\n")) {
     const line = raw.replace(/#.*/, "").trim();
     if (!line) continue;

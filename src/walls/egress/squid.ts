@@ -32,9 +32,15 @@ import {
 import { connect, createServer, type Server, type Socket } from "node:net";
 import path from "node:path";
 import type { EgressPlan } from "./rules.js";
+import { handOffQuiet, Splicer } from "./splice.js";
 import { renderSquidConfig, renderSquidHosts, SQUID_ERROR_TEMPLATE, squidFiles } from "./squid-config.js";
 import { parseSquidLogLine } from "./squid-log.js";
 import type { EgressEvent, ProxyHandle } from "./types.js";
+
+/** The forwarder hands a connection to the splice helper after this many bytes (as the builtin proxy does). */
+const SPLICE_AFTER_BYTES = 256 * 1024;
+/** Idle limit of a spliced connection; squid applies its own timeouts as well. */
+const SQUID_IDLE_MS = 300_000;
 
 export interface SquidOptions {
   plan: EgressPlan;
@@ -143,7 +149,11 @@ function lastErrors(file: string): string {
   }
 }
 
-function writeFiles(options: SquidOptions, port: number, owner: { uid: number; gid: number } | undefined): void {
+function writeFiles(
+  options: SquidOptions,
+  port: number,
+  owner: { uid: number; gid: number } | undefined,
+): void {
   const files = squidFiles(options.dir);
   mkdirSync(options.dir, { mode: 0o700 });
   mkdirSync(files.errors, { mode: 0o755 });
@@ -151,16 +161,29 @@ function writeFiles(options: SquidOptions, port: number, owner: { uid: number; g
   const templates = existsSync("/usr/share/squid/errors/templates")
     ? readdirSync("/usr/share/squid/errors/templates")
     : ["ERR_ACCESS_DENIED"];
-  for (const name of templates) writeFileSync(path.join(files.errors, name), SQUID_ERROR_TEMPLATE, { mode: 0o644 });
+  for (const name of templates)
+    writeFileSync(path.join(files.errors, name), SQUID_ERROR_TEMPLATE, { mode: 0o644 });
   let etcHosts = "";
   try {
     etcHosts = readFileSync("/etc/hosts", "utf8");
   } catch {}
   writeFileSync(files.hosts, renderSquidHosts(options.plan, etcHosts), { mode: 0o644 });
-  const config = renderSquidConfig(options.plan, { listen: { host: "127.0.0.1", port }, dir: options.dir, box: options.box });
-  writeFileSync(files.conf, options.unsafeConfigForTests ? options.unsafeConfigForTests(config) : config, { mode: 0o644 });
+  const config = renderSquidConfig(options.plan, {
+    listen: { host: "127.0.0.1", port },
+    dir: options.dir,
+    box: options.box,
+  });
+  writeFileSync(files.conf, options.unsafeConfigForTests ? options.unsafeConfigForTests(config) : config, {
+    mode: 0o644,
+  });
   if (owner) {
-    for (const p of [options.dir, files.errors, ...readdirSync(files.errors).map((n) => path.join(files.errors, n)), files.hosts, files.conf])
+    for (const p of [
+      options.dir,
+      files.errors,
+      ...readdirSync(files.errors).map((n) => path.join(files.errors, n)),
+      files.hosts,
+      files.conf,
+    ])
       chownSync(p, owner.uid, owner.gid);
   }
 }
@@ -210,7 +233,19 @@ async function launch(
   const files = squidFiles(options.dir);
   const errFile = path.join(options.dir, "squid.err");
   const ids = owner ? ["--reuid", String(owner.uid), "--regid", String(owner.gid), "--clear-groups"] : [];
-  const command = ["setpriv", ...ids, "--pdeathsig", "KILL", "--", squid, "-N", "-n", service, "-f", files.conf];
+  const command = [
+    "setpriv",
+    ...ids,
+    "--pdeathsig",
+    "KILL",
+    "--",
+    squid,
+    "-N",
+    "-n",
+    service,
+    "-f",
+    files.conf,
+  ];
   // Its own session: a Ctrl-C meant for the agent must not stop the box's proxy.
   const keeper = spawn("/bin/sh", ["-c", KEEPER_SCRIPT, "fourwall-squid", service, errFile, ...command], {
     stdio: ["pipe", "pipe", "ignore"],
@@ -255,13 +290,16 @@ async function launch(
     }
     if (all && all.length > 0) {
       // Exactly one listener, and it is the one the config names: nothing else reachable, nothing missing.
-      if (all.length === 1 && all[0] === want && listeningInodes(port).length === 1) return { keeper, pid, stop };
+      if (all.length === 1 && all[0] === want && listeningInodes(port).length === 1)
+        return { keeper, pid, stop };
       await stop();
       throw new Error(`squid listens on ${all.join(", ")} (/proc hex), not only on 127.0.0.1:${port}`);
     }
     if (Date.now() > deadline) {
       await stop();
-      throw new Error(`squid did not listen on 127.0.0.1:${port} within ${options.startTimeoutMs ?? 5000} ms ${lastErrors(files.cacheLog)}`);
+      throw new Error(
+        `squid did not listen on 127.0.0.1:${port} within ${options.startTimeoutMs ?? 5000} ms ${lastErrors(files.cacheLog)}`,
+      );
     }
     await new Promise((r) => setTimeout(r, 5));
   }
@@ -331,13 +369,15 @@ export async function startSquid(options: SquidOptions): Promise<SquidHandle> {
   const tail = setInterval(readLog, 200);
   tail.unref();
 
-  // The box's socket, forwarded byte for byte to squid's listener.
+  // The box's socket, forwarded byte for byte to squid's listener; a bulk transfer is handed to the
+  // splice helper like the builtin proxy's tunnels (squid has already decided, and logs it).
   const sockets = new Set<Socket>();
   const track = (s: Socket) => {
     sockets.add(s);
     s.once("close", () => sockets.delete(s));
     s.on("error", () => s.destroy());
   };
+  const splicer = Splicer.create(SQUID_IDLE_MS);
   const forwarder: Server = createServer({ allowHalfOpen: true }, (client) => {
     track(client);
     const upstream = connect({ host: "127.0.0.1", port, allowHalfOpen: true, noDelay: true });
@@ -345,8 +385,32 @@ export async function startSquid(options: SquidOptions): Promise<SquidHandle> {
     client.setNoDelay(true);
     client.pipe(upstream);
     upstream.pipe(client);
-    client.once("close", () => upstream.destroy());
-    upstream.once("close", () => client.destroy());
+    const endClient = () => client.destroy();
+    const endUpstream = () => upstream.destroy();
+    client.once("close", endUpstream);
+    upstream.once("close", endClient);
+    if (!splicer) return;
+    const watchBulk = () => {
+      if (upstream.bytesRead + upstream.bytesWritten < SPLICE_AFTER_BYTES) return;
+      client.removeListener("data", watchBulk);
+      upstream.removeListener("data", watchBulk);
+      void handOffQuiet(splicer, client, upstream, {
+        detach() {
+          client.removeListener("close", endUpstream);
+          upstream.removeListener("close", endClient);
+          sockets.delete(client);
+          sockets.delete(upstream);
+        },
+        onClosed() {},
+      }).then((outcome) => {
+        if (outcome === "closed" || outcome === "failed") {
+          client.destroy();
+          upstream.destroy();
+        }
+      });
+    };
+    client.on("data", watchBulk);
+    upstream.on("data", watchBulk);
   });
   forwarder.on("error", () => {});
   removeStaleSocket(options.socketPath);
@@ -358,6 +422,7 @@ export async function startSquid(options: SquidOptions): Promise<SquidHandle> {
     if (options.socketMode !== undefined) chmodSync(options.socketPath, options.socketMode);
   } catch (error) {
     clearInterval(tail);
+    await splicer?.close();
     await started.stop();
     throw error;
   }
@@ -368,14 +433,16 @@ export async function startSquid(options: SquidOptions): Promise<SquidHandle> {
     port,
     service,
     listeners: [{ path: options.socketPath }],
-    openSockets: () => sockets.size,
+    openSockets: () => sockets.size + 2 * (splicer?.live() ?? 0),
+    splicedTunnels: () => splicer?.adopted() ?? 0,
     close() {
       closing ??= (async () => {
-        const hadOpen = sockets.size > 0;
-        await new Promise<void>((resolve) => {
-          forwarder.close(() => resolve());
-          for (const s of sockets) s.destroy();
-        });
+        const hadOpen = sockets.size > 0 || (splicer?.live() ?? 0) > 0;
+        const stopped = new Promise<void>((resolve) => forwarder.close(() => resolve()));
+        for (const s of sockets) s.destroy();
+        // The server counts connections it handed to the helper until the helper is gone: end it first.
+        await splicer?.close();
+        await stopped;
         removeStaleSocket(options.socketPath);
         // Squid logs a tunnel when it ends: give it a moment to write the lines of the ones just cut.
         if (hadOpen) await new Promise((r) => setTimeout(r, 100));

@@ -49,7 +49,10 @@ export function mappedAddress(i: number): string {
 }
 
 /** The path a file lands on when bound at `target`: bwrap follows a symlink there, relative to the new root. */
-export function followLinks(target: string, readlink: ((p: string) => string | undefined) | undefined): string {
+export function followLinks(
+  target: string,
+  readlink: ((p: string) => string | undefined) | undefined,
+): string {
   let current = target;
   for (let i = 0; i < 16 && readlink; i++) {
     const link = readlink(current);
@@ -68,7 +71,9 @@ export function planTransparent(
   for (const rule of egress.allow) {
     const h = rule.host;
     if (h.kind === "cidr") {
-      notes.push(`${rule.source}: an address rule cannot be captured (the box has no route); proxy-aware clients only`);
+      notes.push(
+        `${rule.source}: an address rule cannot be captured (the box has no route); proxy-aware clients only`,
+      );
       continue;
     }
     if (h.wildcard) {
@@ -78,13 +83,17 @@ export function planTransparent(
       continue;
     }
     if (rule.path !== undefined) {
-      notes.push(`${rule.source}: a path rule needs a proxy-aware client (a captured connection is a tunnel, which hides the path)`);
+      notes.push(
+        `${rule.source}: a path rule needs a proxy-aware client (a captured connection is a tunnel, which hides the path)`,
+      );
       continue;
     }
     const set = ports.get(h.name) ?? new Set<number>();
     for (const [lo, hi] of rule.ports) {
       if (hi - lo + 1 > MAX_RANGE) {
-        notes.push(`${rule.source}: ports ${lo}-${hi} are too many to capture (at most ${MAX_RANGE} per range); proxy-aware clients only`);
+        notes.push(
+          `${rule.source}: ports ${lo}-${hi} are too many to capture (at most ${MAX_RANGE} per range); proxy-aware clients only`,
+        );
         continue;
       }
       for (let p = lo; p <= hi; p++) set.add(p);
@@ -102,7 +111,8 @@ export function planTransparent(
   [...ports.keys()].forEach((name, i) => {
     const address = mappedAddress(i);
     hostLines.push(`${address}\t${name}`);
-    for (const port of [...ports.get(name)!].sort((a, b) => a - b)) forwards.push({ address, port, host: name });
+    for (const port of [...ports.get(name)!].sort((a, b) => a - b))
+      forwards.push({ address, port, host: name });
   });
   return {
     hosts: `${hostLines.join("\n")}\n`,

@@ -1,6 +1,7 @@
 import { connect, type Socket } from "node:net";
 import { hostText, type NormalHost, normaliseHost } from "./host.js";
 import { readClientHello } from "./sni.js";
+import { handOffQuiet } from "./splice.js";
 import type { EgressEvent, ProxyContext } from "./types.js";
 
 // Upstream connection and byte shuttling for CONNECT and SOCKS. The only per-chunk work is the SNI peek
@@ -77,8 +78,9 @@ export function runTunnel(
 ): void {
   let finished = false;
   let denied = false;
+  let handedOff = false;
   const finish = (error?: string) => {
-    if (finished) return;
+    if (finished || handedOff) return;
     finished = true;
     unwatch();
     client.destroy();
@@ -93,26 +95,75 @@ export function runTunnel(
   const unwatch = ctx.idle.watch([client, upstream], () => finish("idle-timeout"));
   // A reset is how many clients and servers end a connection; only other errors are worth recording.
   const quiet = (err: NodeJS.ErrnoException) => err.code === "ECONNRESET" || err.code === "EPIPE";
-  client.on("error", (err: NodeJS.ErrnoException) => finish(quiet(err) ? undefined : "client-error"));
-  upstream.on("error", (err: NodeJS.ErrnoException) => finish(quiet(err) ? undefined : "upstream-error"));
+  const onClientError = (err: NodeJS.ErrnoException) => finish(quiet(err) ? undefined : "client-error");
+  const onUpstreamError = (err: NodeJS.ErrnoException) => finish(quiet(err) ? undefined : "upstream-error");
+  client.on("error", onClientError);
+  upstream.on("error", onUpstreamError);
   // Half-close both ways: a client that sends FIN after its request still gets the whole answer.
   let closed = 0;
   const onClose = () => {
     if (++closed === 2) finish();
   };
-  client.on("close", () => {
+  const onClientClose = () => {
     if (!upstream.destroyed) upstream.end();
     onClose();
-  });
-  upstream.on("close", () => {
+  };
+  const onUpstreamClose = () => {
     if (!client.destroyed) client.end();
     onClose();
-  });
+  };
+  client.on("close", onClientClose);
+  upstream.on("close", onUpstreamClose);
   upstream.pipe(client);
+
+  // Bulk transfers go to the splice helper once they have carried spliceAfterBytes.
+  const threshold = ctx.splicer ? (ctx.limits.spliceAfterBytes ?? 0) : 0;
+  const watchBulk = () => {
+    if (upstream.bytesRead + upstream.bytesWritten < threshold) return;
+    client.removeListener("data", watchBulk);
+    upstream.removeListener("data", watchBulk);
+    void handOff();
+  };
+  const handOff = async () => {
+    const splicer = ctx.splicer;
+    if (!splicer || finished) return;
+    handedOff = true;
+    const base = { up: upstream.bytesWritten, down: upstream.bytesRead };
+    const outcome = await handOffQuiet(splicer, client, upstream, {
+      detach() {
+        client.removeListener("error", onClientError);
+        upstream.removeListener("error", onUpstreamError);
+        client.removeListener("close", onClientClose);
+        upstream.removeListener("close", onUpstreamClose);
+        unwatch();
+        ctx.untrack(client);
+        ctx.untrack(upstream);
+        // bytes Node passed on while quiescing count as before the hand-off
+        base.up = upstream.bytesWritten;
+        base.down = upstream.bytesRead;
+      },
+      onClosed(result) {
+        finished = true;
+        event.bytesUp = base.up + result.up;
+        event.bytesDown = base.down + result.down;
+        event.durationMs = Date.now() - started;
+        if (result.error) event.error = result.error;
+        ctx.emit(event);
+      },
+    });
+    handedOff = outcome === "handed-off";
+    // a side closed while quiescing, or the helper is gone: finish the ordinary way
+    if (outcome === "closed" || outcome === "failed")
+      finish(outcome === "failed" ? "splice-failed" : undefined);
+  };
 
   const start = (first: Buffer) => {
     if (first.length > 0) upstream.write(first);
     client.pipe(upstream);
+    if (threshold > 0) {
+      client.on("data", watchBulk);
+      upstream.on("data", watchBulk);
+    }
   };
   if (ctx.unsafe.skipSniCheck) {
     start(head);

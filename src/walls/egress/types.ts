@@ -2,6 +2,7 @@ import type { Agent } from "node:http";
 import type { Socket } from "node:net";
 import type { IdleSweeper } from "./idle.js";
 import type { EgressPlan } from "./rules.js";
+import type { Splicer } from "./splice.js";
 
 /** One audit record per decision: a denial at once, an allowed connection when it ends (with byte counts). */
 export interface EgressEvent {
@@ -56,6 +57,11 @@ export interface ProxyLimits {
   maxHeaderBytes: number;
   /** Client connections at once; more are refused. Default 8192. */
   maxConnections: number;
+  /**
+   * A tunnel that has carried this many bytes is handed to the splice helper (kernel-to-kernel copy),
+   * when it is built. 0: never. Default 256 KiB.
+   */
+  spliceAfterBytes?: number;
 }
 
 /**
@@ -91,6 +97,8 @@ export interface ProxyHandle {
   url?: string;
   /** Connections currently open (clients and upstreams). */
   openSockets(): number;
+  /** Tunnels handed to the splice helper so far (0 when it is not built). */
+  splicedTunnels?(): number;
   /** Stops listening and ends every open connection. */
   close(): Promise<void>;
 }
@@ -107,4 +115,8 @@ export interface ProxyContext {
   agent: Agent;
   idle: IdleSweeper;
   track: (socket: Socket) => void;
+  /** Stops counting a socket as open (its handle went to the splice helper). */
+  untrack: (socket: Socket) => void;
+  /** The bulk data path for tunnels, when native/fourwall-splice is built. */
+  splicer?: Splicer;
 }

@@ -1,0 +1,269 @@
+/**
+ * `--runtime docker`, attacked from inside a real container: a subset of the walls of
+ * walls.test.ts and egress-box.test.ts (secrets, host read-only, workdir writable, no
+ * capabilities, seccomp, no network but the proxy), run as root against the docker daemon the
+ * host already runs (when it is fit for fourwall) or a private one started here and removed after.
+ * The image is fourwall's default (busybox-static + socat): the box's tools are busybox's.
+ * The uid-65534 mode is refused by design (the daemon is root; rootless Docker is out of scope):
+ * that refusal is tested, nothing else runs as 65534.
+ */
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { after, before, describe, it } from "node:test";
+import { pathToFileURL } from "node:url";
+import { DockerRuntime } from "../../src/runtimes/docker.js";
+import { type Fixture, makeFixture, type Result, ROOT, SECRET, sh, USER_UID } from "../helpers/box.js";
+import { type Dockerd, dockerdUnavailable, startDockerd } from "../helpers/dockerd.js";
+import { type HostCanaries, startHostCanaries } from "../helpers/host-canaries.js";
+
+const skip = dockerdUnavailable() ?? false;
+let daemon: Dockerd | undefined;
+let dockerHost = "";
+let canaries: HostCanaries | undefined;
+
+before(async () => {
+  if (skip) return;
+  canaries = await startHostCanaries("dk");
+  // A daemon the host already runs, if fourwall can use it; otherwise a private one.
+  if (new DockerRuntime().check().available) {
+    dockerHost = process.env.DOCKER_HOST ?? "unix:///var/run/docker.sock";
+  } else {
+    daemon = await startDockerd();
+    dockerHost = daemon.host;
+  }
+});
+after(async () => {
+  canaries?.close();
+  await daemon?.stop();
+});
+
+/** A root-mode fixture whose home (and workdir) belong to an unprivileged user, as the runtime requires. */
+function fixture(): Fixture {
+  const fx = makeFixture("root");
+  spawnSync("chown", ["-R", `${USER_UID}:${USER_UID}`, fx.home]);
+  return fx;
+}
+
+const D = () => ({ flags: ["-r", "docker"], timeoutMs: 60_000, env: { DOCKER_HOST: dockerHost } });
+const run = (fx: Fixture, script: string, flags: string[] = []): Promise<Result> => {
+  const o = D();
+  return sh(fx, script, { ...o, flags: [...o.flags, ...flags] });
+};
+
+describe("docker: walls (root)", { skip, concurrency: 2 }, () => {
+  it("keeps secrets invisible: home secrets absent, workdir .env covered, secret env not passed", async () => {
+    const fx = fixture();
+    const r = await run(
+      fx,
+      "cat ~/.ssh/id_ed25519 ~/.aws/credentials ~/.netrc ~/.config/gcloud/credentials.db .env 2>/dev/null; env; ls -a / /run /var/run 2>/dev/null; true",
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.doesNotMatch(r.stdout, new RegExp(SECRET), r.stdout);
+    assert.doesNotMatch(r.stdout, /docker\.sock/);
+    assert.match(r.stdout, /FOURWALL=1/);
+  });
+
+  it("host is read-only (image root), workdir writable by an unprivileged uid, outside untouched", async () => {
+    const fx = fixture();
+    const r = await run(
+      fx,
+      `echo x > /etc/pwned 2>/dev/null && echo WROTE-ETC; echo x > /pwned 2>/dev/null && echo WROTE-ROOT; echo x > ${fx.outside} 2>/dev/null && echo WROTE-OUTSIDE; ` +
+        "echo made-in-box > out.txt && mkdir -p sub && echo y > sub/f; id -u; cat /proc/self/status | grep -E '^(CapEff|CapPrm|CapBnd)'",
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.doesNotMatch(r.stdout, /WROTE-/, r.stdout);
+    assert.equal(readFileSync(path.join(fx.workdir, "out.txt"), "utf8"), "made-in-box\n");
+    assert.equal(statSync(path.join(fx.workdir, "out.txt")).uid, USER_UID);
+    assert.equal(readFileSync(fx.outside, "utf8"), "outside the workdir\n");
+    assert.match(r.stdout, new RegExp(`^${USER_UID}$`, "m"));
+    assert.match(r.stdout, /CapEff:\s+0+$/m);
+    assert.match(r.stdout, /CapPrm:\s+0+$/m);
+    assert.match(r.stdout, /CapBnd:\s+0+$/m);
+  });
+
+  it("enforces fourwall's seccomp rules (no new user namespace, no mount namespace)", async () => {
+    const fx = fixture();
+    const r = await run(
+      fx,
+      "unshare -U true 2>/dev/null && echo USERNS; unshare -m true 2>/dev/null && echo MNTNS; echo done",
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /done/);
+    assert.doesNotMatch(r.stdout, /USERNS|MNTNS/, r.stdout);
+  });
+
+  it("runs on gVisor's kernel (runsc), not the host's", async () => {
+    const fx = fixture();
+    const r = await run(fx, "uname -r; cat /proc/version");
+    assert.equal(r.code, 0, r.stderr);
+    assert.doesNotMatch(r.stdout, new RegExp(os.release().replace(/[.+]/g, "\\$&")));
+  });
+
+  it("passes the command's exit status", async () => {
+    const fx = fixture();
+    const r = await run(fx, "exit 7");
+    assert.equal(r.code, 7, r.stderr);
+  });
+});
+
+// --- a deliberately broken docker box: the same plan and arguments, one protection removed
+
+const TSX_LOADER = pathToFileURL(path.join(ROOT, "node_modules", "tsx", "dist", "loader.mjs")).href;
+const src = (p: string) => JSON.stringify(pathToFileURL(path.join(ROOT, p)).href);
+const WEAK_DOCKER = `
+import os from "node:os";
+import { planBox } from ${src("src/box/plan.ts")};
+import { superviseBox } from ${src("src/box/supervisor.ts")};
+import { loadPolicy } from ${src("src/policy/load.ts")};
+import { AuditLog } from ${src("src/audit/log.ts")};
+import { DockerRuntime } from ${src("src/runtimes/docker.ts")};
+import { realHost } from ${src("src/walls/filesystem/host.ts")};
+const [weaken, ...command] = process.argv.slice(1);
+const { policy, egress } = loadPolicy({ cwd: process.cwd() });
+policy.isolation.runtime = "docker"; // as -r docker does (the approval gate then knows there is no copy-on-write layer)
+const plan = planBox(policy, { command, workdir: process.cwd(), home: os.homedir(), hostUid: process.getuid(), hostGid: process.getgid(),
+  hostEnv: process.env, host: realHost, egress });
+const runtime = new DockerRuntime({ transformArgs: (args) => {
+  if (weaken === "seccomp") return args.map((a) => (a.startsWith("seccomp=") ? "seccomp=unconfined" : a));
+  // as root with Docker's default capabilities: neither --user nor --cap-drop
+  if (weaken === "caps") return args.filter((a, i) => !["--user", "--cap-drop"].includes(a) && !["--user", "--cap-drop"].includes(args[i - 1] ?? ""));
+  if (weaken === "secrets") return args.flatMap((a, i) => (a.includes("/empty,target=") ? [] : args[i + 1]?.includes("/empty,target=") ? [] : [a]));
+  return args;
+} });
+process.exitCode = await superviseBox(plan, runtime, { audit: new AuditLog(undefined) });
+`;
+
+function weakDocker(fx: Fixture, weaken: string, script: string): Promise<Result> {
+  return new Promise((resolve) => {
+    const child = spawn(
+      process.execPath,
+      [
+        "--import",
+        TSX_LOADER,
+        "--input-type=module",
+        "-e",
+        WEAK_DOCKER,
+        "--",
+        weaken,
+        "/bin/sh",
+        "-c",
+        script,
+      ],
+      {
+        cwd: fx.workdir,
+        env: { ...fx.env, DOCKER_HOST: dockerHost, NODE_PATH: path.join(ROOT, "node_modules") },
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+describe("docker: the checks see the hole in a broken docker box", { skip, concurrency: 2 }, () => {
+  it("without the seccomp profile, a new user namespace can be made", async () => {
+    const r = await weakDocker(fixture(), "seccomp", "unshare -U true 2>/dev/null && echo USERNS; true");
+    assert.match(r.stdout, /USERNS/, r.stdout + r.stderr);
+  });
+  it("as root with Docker's default capabilities, CapEff is not 0", async () => {
+    const r = await weakDocker(fixture(), "caps", "grep CapEff /proc/self/status; id -u");
+    assert.match(r.stdout, /CapEff/, r.stdout + r.stderr);
+    assert.doesNotMatch(r.stdout, /CapEff:\s+0+$/m, r.stdout + r.stderr);
+  });
+  it("without the cover, the workdir's .env is read", async () => {
+    const r = await weakDocker(fixture(), "secrets", "cat .env");
+    assert.match(r.stdout, new RegExp(SECRET), r.stdout + r.stderr);
+  });
+});
+
+describe("docker: egress wall (root)", { skip, concurrency: 2 }, () => {
+  const flags = () => [
+    "-a",
+    `allowed.test:${canaries!.originPort}`,
+    "--resolve",
+    "allowed.test=127.0.0.1",
+    "--resolve",
+    "other.test=127.0.0.1",
+  ];
+
+  it("lets an allowlisted origin through the proxy, body checked", async () => {
+    const fx = fixture();
+    const r = await run(fx, `wget -q -O - http://allowed.test:${canaries!.originPort}/wget`, flags());
+    assert.match(r.stdout, /origin-body \/wget/, r.stderr);
+  });
+
+  it("refuses an unlisted host with a 403, and says so at exit", async () => {
+    const fx = fixture();
+    const url = `http://other.test:${canaries!.originPort}/`;
+    // busybox wget hides the headers of an error response: ask the bridge by hand
+    const r = await run(
+      fx,
+      `printf 'GET ${url} HTTP/1.0\\r\\nHost: other.test:${canaries!.originPort}\\r\\n\\r\\n' | nc 127.0.0.1 3128`,
+      flags(),
+    );
+    assert.match(r.stdout, /403/, r.stdout + r.stderr);
+    assert.match(r.stdout, /X-Fourwall-Denied: not-allowed/i);
+    assert.match(r.stderr, /egress blocked 1 request/);
+  });
+
+  it("has no way out but the proxy: no direct connection, no interface but lo, no host socket", async () => {
+    const fx = fixture();
+    const c = canaries!;
+    const r = await run(
+      fx,
+      `wget -q -T 3 -O - http://127.0.0.1:${c.originPort}/direct 2>/dev/null; no_proxy='*' wget -q -T 3 -O - http://127.0.0.1:${c.loopbackPort}/ 2>/dev/null; ` +
+        `echo | nc -w 2 127.0.0.1 ${c.originPort} 2>/dev/null | grep -q . && echo CONNECTED; ` +
+        `echo links=$(ls /sys/class/net 2>/dev/null | grep -vc '^lo$'); ` +
+        c.socketPaths
+          .map((p) => `echo | nc -w 2 local:${p} 2>/dev/null; nc -U ${p} </dev/null 2>/dev/null`)
+          .join("; ") +
+        "; true",
+      flags(),
+    );
+    assert.doesNotMatch(r.stdout, /origin-body|loopback-canary|CONNECTED|socket-canary/, r.stdout + r.stderr);
+    assert.match(r.stdout, /links=0/, r.stdout + r.stderr);
+  });
+});
+
+describe("docker: refusals", { skip }, () => {
+  it("refuses a root-owned workdir (exit 125, the fix named): the box must not run as root", async () => {
+    const fx = makeFixture("root");
+    const r = await run(fx, "true");
+    assert.equal(r.code, 125, r.stderr);
+    assert.match(r.stderr, /owned by root/);
+    assert.match(r.stderr, /chown/);
+  });
+
+  it("refuses fourwall run by an ordinary user (uid 65534) with exit 125 and the fix", async () => {
+    const fx = makeFixture("user");
+    const r = await run(fx, "true");
+    assert.equal(r.code, 125, r.stderr);
+    assert.match(r.stderr, /run fourwall as root/);
+  });
+
+  it("leaves no container behind", () => {
+    const r = spawnSync("/usr/bin/docker", ["ps", "-a", "--format", "{{.Names}}"], {
+      env: { PATH: "/usr/bin:/bin", DOCKER_HOST: dockerHost },
+      encoding: "utf8",
+    });
+    assert.equal(r.status, 0, r.stderr);
+    assert.doesNotMatch(r.stdout, /fourwall-/);
+  });
+});
+
+// run dirs of the boxes are the supervisor's; make sure the docker ones are gone too
+after(() => {
+  if (skip) return;
+  const left = readdirSync(os.tmpdir()).filter((n) => n.startsWith("fourwall-image-"));
+  assert.deepEqual(left, []);
+});
