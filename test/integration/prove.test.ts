@@ -20,6 +20,7 @@ import os from "node:os";
 import path from "node:path";
 import { after, describe, it } from "node:test";
 import { pathToFileURL } from "node:url";
+import { which } from "../../src/paths.js";
 import type { ProveReport } from "../../src/prove/types.js";
 import { FOURWALL, MODES, type Mode, ROOT, USER_UID, WEAK_BOX } from "../helpers/box.js";
 
@@ -111,6 +112,15 @@ function leftovers(report: ProveReport): string[] {
 for (const mode of MODES) {
   const who = mode === "root" ? "as root" : `as uid ${USER_UID}`;
   describe(`fourwall prove (${who})`, () => {
+    it("passes on the gVisor runtime (-r gvisor)", async (t) => {
+      if (!which("runsc")) return t.skip("runsc is not installed (npm run setup installs it)");
+      const { run, report } = await proveJson(mode, ["-r", "gvisor"]);
+      assert.equal(run.code, 0, describeRun(report, run));
+      assert.equal(report.tally.hole + report.tally.fail, 0);
+      assert.ok(report.tally.pass >= 38, `only ${report.tally.pass} passed`);
+      assert.deepEqual(leftovers(report), []);
+    });
+
     it("passes through the exec path of a persistent box (--exec: the probe enters with fourwall-enter)", async () => {
       const { run, report } = await proveJson(mode, ["--exec"]);
       assert.equal(run.code, 0, describeRun(report, run));
