@@ -29,6 +29,8 @@ flock -s 9 || exit 1
 echo locked
 IFS= read -r line
 [ "$line" = ok ] || sleep 0.2
+# killed: what a runtime left outside the box's process tree (a docker container) goes first
+[ "$line" = ok ] || { [ -f "$run_dir/on-kill" ] && sh "$run_dir/on-kill" >/dev/null 2>&1; }
 for d in "$@"; do for t in 1 2 3 4 5 6 7 8 9 10; do rmdir -- "$d" 2>/dev/null && break; [ -d "$d" ] || break; sleep 0.2; done; done
 rm -rf -- "$run_dir"
 if flock -x -n 9; then
@@ -42,6 +44,9 @@ if flock -x -n 9; then
   fi
 fi
 `;
+
+/** A shell script a runtime may leave in the run dir: the reaper runs it if fourwall was killed. */
+export const ON_KILL_FILE = "on-kill";
 
 export interface Reaper {
   /** fourwall is done with the box: the reaper cleans up; resolves when it has. */

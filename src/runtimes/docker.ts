@@ -38,6 +38,7 @@ import {
 } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { ON_KILL_FILE } from "../box/reaper.js";
 import { WallError } from "../box/errors.js";
 import type { BoxPlan } from "../box/plan.js";
 import { which } from "../paths.js";
@@ -212,6 +213,8 @@ const CLIENT_ENV = [
   "DOCKER_TLS_VERIFY",
   "DOCKER_CERT_PATH",
 ];
+
+const shellQuote = (s: string) => `'${s.replace(/'/g, "'\\''")}'`;
 
 function dockerClientEnv(): Record<string, string> {
   const env: Record<string, string> = { PATH: DOCKER_PATH };
@@ -487,6 +490,9 @@ export class DockerRuntime implements Runtime {
       throw error;
     }
     if (this.options.transformArgs) args = this.options.transformArgs(args);
+    // If fourwall is SIGKILLed, the box's reaper runs this: the daemon must not keep the container.
+    const clientEnv = Object.entries(dockerClientEnv()).map(([k, v]) => `${k}=${shellQuote(v)}`).join(" ");
+    writeFileSync(path.join(session.runDir, ON_KILL_FILE), `${clientEnv} ${shellQuote(bin)} rm -f ${shellQuote(name)}\n`, { mode: 0o600 });
     // The box's environment rides in the client's own environment, named in argv by -e NAME only.
     const env = { ...plan.env, ...dockerClientEnv() };
     const child: ChildProcess = spawn(bin, args, { stdio: "inherit", env });

@@ -15,7 +15,7 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { pathToFileURL } from "node:url";
 import { DockerRuntime } from "../../src/runtimes/docker.js";
-import { type Fixture, makeFixture, type Result, ROOT, SECRET, sh, USER_UID } from "../helpers/box.js";
+import { FOURWALL, type Fixture, makeFixture, type Result, ROOT, SECRET, sh, USER_UID } from "../helpers/box.js";
 import { type Dockerd, dockerdUnavailable, startDockerd } from "../helpers/dockerd.js";
 import { type HostCanaries, startHostCanaries } from "../helpers/host-canaries.js";
 
@@ -249,6 +249,28 @@ describe("docker: refusals", { skip }, () => {
     const r = await run(fx, "true");
     assert.equal(r.code, 125, r.stderr);
     assert.match(r.stderr, /run fourwall as root/);
+  });
+
+  it("leaves no container behind when fourwall is killed with SIGKILL (the reaper removes it)", async () => {
+    const fx = fixture();
+    const marker = String(4000 + Math.floor(Math.random() * 4000));
+    const child = spawn(process.execPath, [FOURWALL, "run", "-r", "docker", "--", "sleep", marker], {
+      cwd: fx.workdir,
+      env: { ...fx.env, DOCKER_HOST: dockerHost },
+      stdio: "ignore",
+    });
+    const containers = () =>
+      spawnSync("/usr/bin/docker", ["ps", "-a", "--format", "{{.Names}}"], {
+        env: { PATH: "/usr/bin:/bin", DOCKER_HOST: dockerHost },
+        encoding: "utf8",
+      }).stdout.split("\n").filter((n) => n.startsWith("fourwall-"));
+    const until = async (pred: () => boolean) => {
+      for (let i = 0; i < 200 && !pred(); i++) await new Promise((r) => setTimeout(r, 100));
+      return pred();
+    };
+    assert.ok(await until(() => containers().length > 0), "the container started");
+    child.kill("SIGKILL");
+    assert.ok(await until(() => containers().length === 0), `left behind: ${containers().join(", ")}`);
   });
 
   it("leaves no container behind", () => {
