@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 # chromium: the approval inbox page, tested headless · runsc: gVisor, the --runtime gvisor box.
 # squid: the second egress backend (egress.proxy: squid), started per box, never as a service.
 # docker.io, busybox-static: the --runtime docker box (its default image is busybox-static + socat).
-PACKAGES=(bubblewrap util-linux bsdutils gcc libc6-dev socat nftables iproute2 curl git python3 openssl tmux procps psmisc ripgrep chromium runsc squid docker.io busybox-static)
+PACKAGES=(iptables bubblewrap util-linux bsdutils gcc libc6-dev socat nftables iproute2 curl git python3 openssl tmux procps psmisc ripgrep chromium runsc squid docker.io busybox-static)
 
 say() { printf '\033[36msetup:\033[0m %s\n' "$*" >&2; }
 

@@ -65,17 +65,20 @@ for (const mode of MODES) {
     it("leaves nothing behind after fourwall is killed with SIGKILL", async () => {
       const fx = makeFixture(mode);
       const marker = String(3000 + Math.floor(Math.random() * 5000));
-      const before = new Set(runDirs());
       const [program, ...args] = [...userArgs(mode), process.execPath, FOURWALL, "run", "--", "sleep", marker];
       const child = spawn(program!, args, { cwd: fx.workdir, env: fx.env, stdio: "ignore" });
       assert.ok(await waitFor(() => pgrep(`^sleep ${marker}$`) !== "", 10_000), "box started");
       assert.ok(existsSync(path.join(fx.workdir, ".mcp.json")), "placeholders stand while the box runs");
+      // this box's reaper (other boxes may run on the machine): its lock names the workdir, and its
+      // arguments name the box's run dir
+      const lockKey = createHash("sha256").update(fx.workdir).digest("hex").slice(0, 32);
+      const reaperArgs = spawnSync("pgrep", ["-af", `fourwall-reaper .*${lockKey}`], { encoding: "utf8" }).stdout;
+      const runDir = reaperArgs.split(/\s+/).find((a) => path.basename(a).startsWith("fourwall-") && runDirs().includes(path.basename(a)));
+      assert.ok(runDir, `the box's run dir among the reaper's arguments: ${reaperArgs}`);
       child.kill("SIGKILL");
       assert.ok(await waitFor(() => pgrep(`^sleep ${marker}$`) === "", 5_000), "the box's processes are gone");
       assert.ok(await waitFor(() => !existsSync(path.join(fx.workdir, ".mcp.json")), 5_000), "placeholders are gone");
-      assert.ok(await waitFor(() => runDirs().every((d) => before.has(d)), 5_000), "the run dir is gone");
-      // this box's reaper (other boxes on the machine have their own): its lock names the workdir
-      const lockKey = createHash("sha256").update(fx.workdir).digest("hex").slice(0, 32);
+      assert.ok(await waitFor(() => !existsSync(runDir), 5_000), "the run dir is gone");
       assert.ok(await waitFor(() => pgrep(`fourwall-reaper .*${lockKey}`) === "", 5_000), "the reaper has finished");
     });
 

@@ -96,7 +96,9 @@ export function bridgeScript(net: BoxNetworkPlan, options: { readyFd?: number } 
     "done",
     // Tell fourwall the box is ready (bridge listening, about to become the command), then make
     // sure the command does not inherit the pipe.
-    ...(options.readyFd === undefined ? [] : [`echo ready >&${options.readyFd}`, `exec ${options.readyFd}>&-`]),
+    ...(options.readyFd === undefined
+      ? []
+      : [`echo ready >&${options.readyFd}`, `exec ${options.readyFd}>&-`]),
     'exec "$@"',
   ].join("\n");
 }
