@@ -28,20 +28,34 @@ exec 9>>"$lock"
 flock -s 9 || exit 1
 echo locked
 IFS= read -r line
-[ "$line" = ok ] || sleep 0.2
-# killed: what a runtime left outside the box's process tree (a docker container) goes first
-[ "$line" = ok ] || { [ -f "$run_dir/on-kill" ] && sh "$run_dir/on-kill" >/dev/null 2>&1; }
-for d in "$@"; do for t in 1 2 3 4 5 6 7 8 9 10; do rmdir -- "$d" 2>/dev/null && break; [ -d "$d" ] || break; sleep 0.2; done; done
-rm -rf -- "$run_dir"
+if [ "$line" != ok ]; then
+  # killed: what a runtime left outside the box's process tree (a docker container) goes first
+  sleep 0.2
+  [ -f "$run_dir/on-kill" ] && sh "$run_dir/on-kill" >/dev/null 2>&1
+fi
+# (on a normal exit fourwall has removed these itself: builtin tests only, no process started)
+for d in "$@"; do for t in 1 2 3 4 5 6 7 8 9 10; do [ -d "$d" ] || break; rmdir -- "$d" 2>/dev/null && break; sleep 0.2; done; done
+[ -d "$run_dir" ] && rm -rf -- "$run_dir"
+[ -s "$list" ] || exit 0
 if flock -x -n 9; then
-  if [ -f "$list" ]; then
-    # newest first: a later placeholder may stand inside an earlier one (.claude/settings.json in .claude)
-    tac -- "$list" | while IFS=' ' read -r kind p; do
-      if [ "$kind" = dir ]; then rmdir -- "$p" 2>/dev/null
-      elif [ -f "$p" ] && { [ ! -s "$p" ] || [ "$(cat -- "$p")" = "{}" ]; }; then rm -f -- "$p"; fi
-    done
-    : > "$list"
-  fi
+  # newest first: a later placeholder may stand inside an earlier one (.claude/settings.json in .claude);
+  # files only while still what fourwall put there (empty, or "{}"); builtins, then one rm and one rmdir
+  files= dirs=
+  while IFS=' ' read -r kind p; do
+    if [ "$kind" = dir ]; then dirs="$p
+$dirs"
+    elif [ -f "$p" ]; then
+      first= second=
+      { IFS= read -r first; IFS= read -r second; } < "$p"
+      if [ ! -s "$p" ] || { [ "$first" = "{}" ] && [ -z "$second" ]; }; then files="$p
+$files"; fi
+    fi
+  done < "$list"
+  IFS='
+'
+  [ -n "$files" ] && rm -f -- $files
+  [ -n "$dirs" ] && rmdir -- $dirs 2>/dev/null
+  : > "$list"
 fi
 `;
 
@@ -54,15 +68,23 @@ export interface Reaper {
 }
 
 /** Starts the box's reaper; resolves once it holds the workdir's shared lock. */
-export async function startReaper(workdir: string, runDir: string, cgroupDirs: string[]): Promise<{ reaper: Reaper; list: string }> {
+export async function startReaper(
+  workdir: string,
+  runDir: string,
+  cgroupDirs: string[],
+): Promise<{ reaper: Reaper; list: string }> {
   const dir = privateStateDir("locks");
   const key = createHash("sha256").update(workdir).digest("hex").slice(0, 32);
   const lock = path.join(dir, `${key}.lock`);
   const list = path.join(dir, `${key}.placeholders`);
-  const child: ChildProcess = spawn("/bin/sh", ["-c", REAPER_SCRIPT, "fourwall-reaper", lock, list, runDir, ...cgroupDirs], {
-    detached: true,
-    stdio: ["pipe", "pipe", "ignore"],
-  });
+  const child: ChildProcess = spawn(
+    "/bin/sh",
+    ["-c", REAPER_SCRIPT, "fourwall-reaper", lock, list, runDir, ...cgroupDirs],
+    {
+      detached: true,
+      stdio: ["pipe", "pipe", "ignore"],
+    },
+  );
   child.stdin!.on("error", () => {});
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   const locked = await new Promise<boolean>((resolve) => {
@@ -70,7 +92,12 @@ export async function startReaper(workdir: string, runDir: string, cgroupDirs: s
     child.once("exit", () => resolve(false));
     child.once("error", () => resolve(false));
   });
-  if (!locked) throw new WallError("filesystem", "the reaper could not take the workdir's lock", "check that flock (util-linux) is installed");
+  if (!locked)
+    throw new WallError(
+      "filesystem",
+      "the reaper could not take the workdir's lock",
+      "check that flock (util-linux) is installed",
+    );
   child.stdout!.destroy();
   child.unref();
   (child.stdin as unknown as { unref?: () => void }).unref?.();

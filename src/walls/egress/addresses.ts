@@ -95,70 +95,87 @@ function range(cidr: string, kind: AddressClass): Range {
 
 // Cloud metadata and host-agent endpoints come first: they sit inside wider ranges (link-local, CGNAT,
 // even public space for Azure's WireServer) and deserve the sharper name in a denial.
-const METADATA_V4 = [
-  "169.254.169.254/32", // AWS, GCP, Azure IMDS, OCI, DigitalOcean, OpenStack, Hetzner
-  "169.254.170.2/32", // AWS ECS task metadata and credentials
-  "169.254.170.23/32", // AWS EKS Pod Identity agent
-  "100.100.100.200/32", // Alibaba Cloud metadata
-  "168.63.129.16/32", // Azure WireServer / host agent (public-looking, never a legitimate egress target)
-].map((c) => range(c, "metadata"));
+/**
+ * The range tables, built on first use: parsing them costs ~10 ms at start-up (node's isIPv6
+ * compiles its pattern on first call), and most boxes start long before their first request.
+ */
+let builtTables:
+  | {
+      V4: Range[];
+      V6: Range[];
+      GLOBAL_UNICAST_V6: Range;
+      EMBEDDING: Array<{ range: Range; offset: number; unroutable: boolean }>;
+    }
+  | undefined;
+function tables() {
+  if (builtTables) return builtTables;
+  const METADATA_V4 = [
+    "169.254.169.254/32", // AWS, GCP, Azure IMDS, OCI, DigitalOcean, OpenStack, Hetzner
+    "169.254.170.2/32", // AWS ECS task metadata and credentials
+    "169.254.170.23/32", // AWS EKS Pod Identity agent
+    "100.100.100.200/32", // Alibaba Cloud metadata
+    "168.63.129.16/32", // Azure WireServer / host agent (public-looking, never a legitimate egress target)
+  ].map((c) => range(c, "metadata"));
 
-const V4: Range[] = [
-  ...METADATA_V4,
-  range("0.0.0.0/8", "unspecified"),
-  range("10.0.0.0/8", "private"),
-  range("100.64.0.0/10", "cgnat"),
-  range("127.0.0.0/8", "loopback"),
-  range("169.254.0.0/16", "link-local"),
-  range("172.16.0.0/12", "private"),
-  range("192.0.0.0/24", "reserved"), // IETF protocol assignments
-  range("192.0.2.0/24", "documentation"),
-  range("192.88.99.0/24", "reserved"), // deprecated 6to4 relay anycast
-  range("192.168.0.0/16", "private"),
-  range("198.18.0.0/15", "benchmarking"),
-  range("198.51.100.0/24", "documentation"),
-  range("203.0.113.0/24", "documentation"),
-  range("224.0.0.0/4", "multicast"),
-  range("255.255.255.255/32", "broadcast"),
-  range("240.0.0.0/4", "reserved"),
-];
+  const V4: Range[] = [
+    ...METADATA_V4,
+    range("0.0.0.0/8", "unspecified"),
+    range("10.0.0.0/8", "private"),
+    range("100.64.0.0/10", "cgnat"),
+    range("127.0.0.0/8", "loopback"),
+    range("169.254.0.0/16", "link-local"),
+    range("172.16.0.0/12", "private"),
+    range("192.0.0.0/24", "reserved"), // IETF protocol assignments
+    range("192.0.2.0/24", "documentation"),
+    range("192.88.99.0/24", "reserved"), // deprecated 6to4 relay anycast
+    range("192.168.0.0/16", "private"),
+    range("198.18.0.0/15", "benchmarking"),
+    range("198.51.100.0/24", "documentation"),
+    range("203.0.113.0/24", "documentation"),
+    range("224.0.0.0/4", "multicast"),
+    range("255.255.255.255/32", "broadcast"),
+    range("240.0.0.0/4", "reserved"),
+  ];
 
-const V6: Range[] = [
-  range("fd00:ec2::254/128", "metadata"), // AWS IMDS over IPv6
-  range("fd00:ec2::23/128", "metadata"), // AWS EKS Pod Identity over IPv6
-  range("fd20:ce::254/128", "metadata"), // GCP metadata over IPv6
-  range("::/128", "unspecified"),
-  range("::1/128", "loopback"),
-  range("64:ff9b:1::/48", "reserved"), // local-use NAT64: translated somewhere we cannot see
-  range("100::/64", "reserved"), // discard-only
-  range("2001::/32", "reserved"), // Teredo: the embedded client address is obfuscated, refuse outright
-  range("2001:2::/48", "benchmarking"),
-  range("2001:db8::/32", "documentation"),
-  range("2001::/23", "reserved"), // IETF protocol assignments (ORCHID, AMT, ...)
-  range("3fff::/20", "documentation"),
-  range("fc00::/7", "unique-local"),
-  range("fe80::/10", "link-local"),
-  range("fec0::/10", "reserved"), // deprecated site-local
-  range("ff00::/8", "multicast"),
-];
+  const V6: Range[] = [
+    range("fd00:ec2::254/128", "metadata"), // AWS IMDS over IPv6
+    range("fd00:ec2::23/128", "metadata"), // AWS EKS Pod Identity over IPv6
+    range("fd20:ce::254/128", "metadata"), // GCP metadata over IPv6
+    range("::/128", "unspecified"),
+    range("::1/128", "loopback"),
+    range("64:ff9b:1::/48", "reserved"), // local-use NAT64: translated somewhere we cannot see
+    range("100::/64", "reserved"), // discard-only
+    range("2001::/32", "reserved"), // Teredo: the embedded client address is obfuscated, refuse outright
+    range("2001:2::/48", "benchmarking"),
+    range("2001:db8::/32", "documentation"),
+    range("2001::/23", "reserved"), // IETF protocol assignments (ORCHID, AMT, ...)
+    range("3fff::/20", "documentation"),
+    range("fc00::/7", "unique-local"),
+    range("fe80::/10", "link-local"),
+    range("fec0::/10", "reserved"), // deprecated site-local
+    range("ff00::/8", "multicast"),
+  ];
 
-const GLOBAL_UNICAST_V6 = range("2000::/3", "public");
+  const GLOBAL_UNICAST_V6 = range("2000::/3", "public");
 
-// IPv6 prefixes that embed an IPv4 address, with the byte offset of that address.
-const EMBEDDING: Array<{ range: Range; offset: number; unroutable: boolean }> = [
-  { range: range("::ffff:0:0/96", "reserved"), offset: 12, unroutable: false }, // IPv4-mapped
-  { range: range("::ffff:0:0:0/96", "reserved"), offset: 12, unroutable: false }, // SIIT IPv4-translated
-  { range: range("64:ff9b::/96", "reserved"), offset: 12, unroutable: false }, // well-known NAT64
-  { range: range("2002::/16", "reserved"), offset: 2, unroutable: false }, // 6to4
-  { range: range("::/96", "reserved"), offset: 12, unroutable: true }, // deprecated IPv4-compatible
-];
+  // IPv6 prefixes that embed an IPv4 address, with the byte offset of that address.
+  const EMBEDDING: Array<{ range: Range; offset: number; unroutable: boolean }> = [
+    { range: range("::ffff:0:0/96", "reserved"), offset: 12, unroutable: false }, // IPv4-mapped
+    { range: range("::ffff:0:0:0/96", "reserved"), offset: 12, unroutable: false }, // SIIT IPv4-translated
+    { range: range("64:ff9b::/96", "reserved"), offset: 12, unroutable: false }, // well-known NAT64
+    { range: range("2002::/16", "reserved"), offset: 2, unroutable: false }, // 6to4
+    { range: range("::/96", "reserved"), offset: 12, unroutable: true }, // deprecated IPv4-compatible
+  ];
+  builtTables = { V4, V6, GLOBAL_UNICAST_V6, EMBEDDING };
+  return builtTables;
+}
 
 /**
  * The IPv4 ranges the guard refuses, most specific first, as CIDR text with their class: for renderers
  * of other enforcement points (squid's dst ACLs) that must refuse the same space.
  */
 export function internalRangesV4(): Array<{ cidr: string; kind: AddressClass }> {
-  return V4.map((r) => ({ cidr: r.cidr, kind: r.kind }));
+  return tables().V4.map((r) => ({ cidr: r.cidr, kind: r.kind }));
 }
 
 /**
@@ -169,12 +186,16 @@ export function internalRangesV4(): Array<{ cidr: string; kind: AddressClass }> 
  */
 export function internalRangesV6(): Array<{ cidr: string; kind: AddressClass }> {
   return [
-    ...V6.slice(0, 5).map((r) => ({ cidr: r.cidr, kind: r.kind })), // metadata, ::, ::1
+    ...tables()
+      .V6.slice(0, 5)
+      .map((r) => ({ cidr: r.cidr, kind: r.kind })), // metadata, ::, ::1
     { cidr: "::/96", kind: "reserved" }, // IPv4-compatible
     { cidr: "::ffff:0:0:0/96", kind: "reserved" }, // SIIT
     { cidr: "64:ff9b::/96", kind: "reserved" }, // NAT64
     { cidr: "2002::/16", kind: "reserved" }, // 6to4
-    ...V6.slice(5).map((r) => ({ cidr: r.cidr, kind: r.kind })),
+    ...tables()
+      .V6.slice(5)
+      .map((r) => ({ cidr: r.cidr, kind: r.kind })),
     { cidr: "4000::/2", kind: "reserved" },
     { cidr: "8000::/2", kind: "reserved" },
     { cidr: "c000::/3", kind: "reserved" },
@@ -186,6 +207,7 @@ export function internalRangesV6(): Array<{ cidr: string; kind: AddressClass }> 
 }
 
 function classifyBytes(bytes: Uint8Array): AddressClass {
+  const { V4, V6, GLOBAL_UNICAST_V6, EMBEDDING } = tables();
   if (bytes.length === 4) {
     for (const r of V4) if (inPrefix(bytes, r.network, r.prefix)) return r.kind;
     return "public";
