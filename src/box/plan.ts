@@ -42,6 +42,8 @@ export interface BoxContext {
   hostGid: number;
   hostEnv: Record<string, string | undefined>;
   host: HostView;
+  /** fourwall's installation (kept visible in the box: agent hooks run it). */
+  fourwallRoot?: string;
   /** The compiled egress rules (compileEgressPlan; cached with the policy, so rules are not recompiled per run). */
   egress: EgressPlan;
   id?: string;
@@ -59,6 +61,7 @@ export function planBox(policy: Policy, ctx: BoxContext): BoxPlan {
       home: ctx.home,
       host: ctx.host,
       runtimeDir: ctx.hostEnv.XDG_RUNTIME_DIR,
+      fourwallRoot: ctx.fourwallRoot,
     });
   } catch (error) {
     if (error instanceof FilesystemPlanError) {

@@ -60,6 +60,7 @@ export async function planFromOptions(
     hostEnv: caller.env,
     host: realHost,
     egress,
+    fourwallRoot: packageRoot(),
     fourwall: [process.execPath, path.join(packageRoot(), "bin", "fourwall.js")],
   });
   return { plan, source };

@@ -162,3 +162,15 @@ describe("filesystem plan", () => {
     assert.deepEqual(tmp, { type: "tmpfs", target: "/tmp", readOnly: true, why: "private and empty: hides host sockets" });
   });
 });
+
+describe("filesystem plan: fourwall's own installation", () => {
+  it("stays visible read-only when it lives under a directory the box gets empty (/tmp), and only then", () => {
+    const host = [...baseHost, "/tmp/ci-clone/bin/fourwall.js", "/opt/fourwall/bin/fourwall.js"];
+    const under = planFilesystem(filesystemSchema.parse({}), { workdir: WORK, home: HOME, host: fakeHost(host), fourwallRoot: "/tmp/ci-clone" });
+    const tmpAt = under.mounts.findIndex((m) => m.type === "tmpfs" && m.target === "/tmp");
+    const selfAt = under.mounts.findIndex((m) => m.type === "bind" && m.target === "/tmp/ci-clone" && !m.writable);
+    assert.ok(selfAt > tmpAt && tmpAt >= 0, "bound read-only after /tmp's tmpfs");
+    const elsewhere = planFilesystem(filesystemSchema.parse({}), { workdir: WORK, home: HOME, host: fakeHost(host), fourwallRoot: "/opt/fourwall" });
+    assert.ok(!elsewhere.mounts.some((m) => m.target === "/opt/fourwall"), "already visible through the read-only root");
+  });
+});

@@ -11,6 +11,11 @@ export interface FilesystemContext {
   host: HostView;
   /** The user's XDG_RUNTIME_DIR (ssh-agent, D-Bus and docker sockets live there). */
   runtimeDir?: string | undefined;
+  /**
+   * fourwall's own installation: the box runs it (agent hooks call `fourwall gate ...`), so it must
+   * stay visible, read-only, even when it lives under a directory the box gets empty (/tmp, /run).
+   */
+  fourwallRoot?: string | undefined;
 }
 
 /** A policy entry the wall cannot enforce: an error, never a silent no-op. */
@@ -69,6 +74,11 @@ export function planFilesystem(policy: FilesystemPolicy, ctx: FilesystemContext)
     } else {
       mounts.push({ type: "tmpfs", target: dir, readOnly: dir === "/tmp", why: "private and empty: hides host sockets" });
     }
+  }
+
+  const self = ctx.fourwallRoot ? path.resolve(ctx.fourwallRoot) : undefined;
+  if (self && hiddenSocketDirs.some((dir) => isUnder(self, dir)) && !isUnder(workdir, self) && host.kind(self) === "dir") {
+    mounts.push({ type: "bind", source: self, target: self, writable: false, why: "fourwall itself (agent hooks run it)" });
   }
 
   // secrets: expand now, so the home rebuild can leave top-level ones out
