@@ -26,6 +26,7 @@
 import { type ChildProcess, execFile, spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import {
+  appendFileSync,
   chownSync,
   copyFileSync,
   existsSync,
@@ -492,7 +493,7 @@ export class DockerRuntime implements Runtime {
     if (this.options.transformArgs) args = this.options.transformArgs(args);
     // If fourwall is SIGKILLed, the box's reaper runs this: the daemon must not keep the container.
     const clientEnv = Object.entries(dockerClientEnv()).map(([k, v]) => `${k}=${shellQuote(v)}`).join(" ");
-    writeFileSync(path.join(session.runDir, ON_KILL_FILE), `${clientEnv} ${shellQuote(bin)} rm -f ${shellQuote(name)}\n`, { mode: 0o600 });
+    appendFileSync(path.join(session.runDir, ON_KILL_FILE), `${clientEnv} ${shellQuote(bin)} rm -f ${shellQuote(name)}\n`, { mode: 0o600 });
     // The box's environment rides in the client's own environment, named in argv by -e NAME only.
     const env = { ...plan.env, ...dockerClientEnv() };
     const child: ChildProcess = spawn(bin, args, { stdio: "inherit", env });

@@ -1,9 +1,11 @@
 import {
+  appendFileSync,
   chmodSync,
   chownSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   statSync,
   writeFileSync,
@@ -18,6 +20,7 @@ import type { BoxSession } from "../../runtimes/runtime.js";
 import { CommandApprover } from "./approvers/command.js";
 import { InboxApprover } from "./approvers/inbox.js";
 import { TerminalApprover } from "./approvers/terminal.js";
+import { ON_KILL_FILE } from "../../box/reaper.js";
 import { removeLayer } from "./changeset.js";
 import { type GateService, startGate } from "./host.js";
 import { overlayHelperPath } from "./paths.js";
@@ -129,6 +132,13 @@ export async function openGateSession(
     // The overlay's root takes the upper dir's mode: keep the workdir's own.
     chmodSync(upper, workdirMode);
     session.overlay = { lower: plan.filesystem.cwd, upper, work };
+    // If fourwall is SIGKILLed, the reaper drops the layer when the box wrote nothing into it;
+    // a layer with the box's work in it stays, to be recovered.
+    appendFileSync(
+      path.join(session.runDir, ON_KILL_FILE),
+      `rmdir -- '${upper}' 2>/dev/null && chmod -R u+rwx -- '${layer}' && rm -rf -- '${layer}'\n`,
+      { mode: 0o600 },
+    );
   }
 
   return {
@@ -152,6 +162,12 @@ export async function openGateSession(
     },
     async close() {
       await service.close();
+      // finish() never ran (the box could not be built, or it failed on the way): a layer the box
+      // never wrote into holds nothing to recover — leave nothing behind.
+      if (layer && session.overlay && readdirSync(session.overlay.upper).length === 0) {
+        removeLayer(layer);
+        layer = undefined;
+      }
     },
   };
 }
