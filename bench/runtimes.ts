@@ -3,10 +3,12 @@
  * bare runtime it wraps, measured in the same rounds. gVisor so far (docker and vm add their rows
  * here). Target (issue 6): gvisor within 1.3 × bare `runsc do true`.
  */
+
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { which } from "../src/paths.js";
 import { runscFlags } from "../src/runtimes/gvisor.js";
+import { minimalSpec } from "../src/runtimes/oci.js";
 import type { BenchContext, BenchGroup, ExtraTable, GroupResult, Row } from "./lib/group.js";
 import { msRow, ratio, target } from "./lib/group.js";
 import { measureInterleaved, type Subject } from "./lib/measure.js";
@@ -14,24 +16,8 @@ import { measureInterleaved, type Subject } from "./lib/measure.js";
 const USER_ID = 65534;
 const node = process.execPath;
 
-/** The smallest bundle runsc runs: the host's / read-only, /proc, `true`. */
 function minimalBundle(dir: string): void {
-  const spec = {
-    ociVersion: "1.0.2",
-    process: {
-      user: { uid: 0, gid: 0 },
-      args: ["/bin/true"],
-      env: ["PATH=/usr/bin:/bin"],
-      cwd: "/",
-      noNewPrivileges: true,
-    },
-    root: { path: "/", readonly: true },
-    mounts: [{ destination: "/proc", type: "proc", source: "proc" }],
-    linux: {
-      namespaces: [{ type: "pid" }, { type: "network" }, { type: "mount" }, { type: "ipc" }, { type: "uts" }],
-    },
-  };
-  writeFileSync(path.join(dir, "config.json"), JSON.stringify(spec));
+  writeFileSync(path.join(dir, "config.json"), JSON.stringify(minimalSpec()));
 }
 
 function subjects(ctx: BenchContext): Subject[] {

@@ -39,12 +39,12 @@ import {
 } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { ON_KILL_FILE } from "../box/reaper.js";
 import { WallError } from "../box/errors.js";
 import type { BoxPlan } from "../box/plan.js";
+import { ON_KILL_FILE } from "../box/reaper.js";
 import { which } from "../paths.js";
 import { BOX_NET_DIR, bridgeScript } from "../walls/egress/network.js";
-import { OciError, type OciMount, type OciSeccomp, ociMounts, ociSeccomp } from "./oci.js";
+import { OciError, type OciMount, type OciSeccomp, ociMounts, ociSeccomp, ociWallError } from "./oci.js";
 import type { BoxExit, BoxSession, RunningBox, Runtime, RuntimeCheck } from "./runtime.js";
 
 /** Debian's docker client first: it matches Debian's daemon. */
@@ -482,18 +482,18 @@ export class DockerRuntime implements Runtime {
         tty: process.stdin.isTTY === true && process.stdout.isTTY === true,
       });
     } catch (error) {
-      if (error instanceof OciError)
-        throw new WallError(
-          error.wall,
-          `docker: ${error.message}`,
-          "use --runtime namespaces for this policy, or change it",
-        );
-      throw error;
+      throw ociWallError(error, "docker");
     }
     if (this.options.transformArgs) args = this.options.transformArgs(args);
     // If fourwall is SIGKILLed, the box's reaper runs this: the daemon must not keep the container.
-    const clientEnv = Object.entries(dockerClientEnv()).map(([k, v]) => `${k}=${shellQuote(v)}`).join(" ");
-    appendFileSync(path.join(session.runDir, ON_KILL_FILE), `${clientEnv} ${shellQuote(bin)} rm -f ${shellQuote(name)}\n`, { mode: 0o600 });
+    const clientEnv = Object.entries(dockerClientEnv())
+      .map(([k, v]) => `${k}=${shellQuote(v)}`)
+      .join(" ");
+    appendFileSync(
+      path.join(session.runDir, ON_KILL_FILE),
+      `${clientEnv} ${shellQuote(bin)} rm -f ${shellQuote(name)}\n`,
+      { mode: 0o600 },
+    );
     // The box's environment rides in the client's own environment, named in argv by -e NAME only.
     const env = { ...plan.env, ...dockerClientEnv() };
     const child: ChildProcess = spawn(bin, args, { stdio: "inherit", env });

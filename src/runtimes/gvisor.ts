@@ -55,7 +55,7 @@ import type { BoxPlan } from "../box/plan.js";
 import { dropHelperPath, which } from "../paths.js";
 import { BOX_NET_DIR } from "../walls/egress/network.js";
 import { overlayHelperPath } from "../walls/gate/paths.js";
-import { OciError, type OciSpec, ociBundle } from "./oci.js";
+import { minimalSpec, type OciSpec, ociBundle, ociWallError } from "./oci.js";
 import type { BoxExit, BoxSession, RunningBox, Runtime, RuntimeCheck } from "./runtime.js";
 
 const RUNSC_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -145,19 +145,7 @@ function probe(runsc: string): string | undefined {
   try {
     const bundle = path.join(dir, "bundle");
     mkdirSync(bundle);
-    const spec = {
-      ociVersion: "1.0.2",
-      process: {
-        user: { uid: 0, gid: 0 },
-        args: ["/bin/true"],
-        env: ["PATH=/usr/bin:/bin"],
-        cwd: "/",
-        noNewPrivileges: true,
-      },
-      root: { path: "/", readonly: true },
-      mounts: [{ destination: "/proc", type: "proc", source: "proc" }],
-      linux: { namespaces: [{ type: "pid" }, { type: "network" }, { type: "mount" }] },
-    };
+    const spec = minimalSpec();
     writeFileSync(path.join(bundle, "config.json"), JSON.stringify(spec));
     const r = spawnSync(
       runsc,
@@ -298,13 +286,7 @@ export class GvisorRuntime implements Runtime {
       const netDirOnHost = statSync(BOX_NET_DIR, { throwIfNoEntry: false })?.isDirectory() === true;
       spec = ociBundle(plan, session, { user: { uid: 0, gid: 0 }, terminal, netDirOnHost }).spec;
     } catch (error) {
-      if (error instanceof OciError)
-        throw new WallError(
-          error.wall,
-          `gVisor: ${error.message}`,
-          "use --runtime namespaces for this policy, or change it",
-        );
-      throw error;
+      throw ociWallError(error, "gVisor");
     }
     if (this.options.transformSpec) spec = this.options.transformSpec(spec);
     // runsc's gofer mounts binds on the host side, under the root: a target missing there fails

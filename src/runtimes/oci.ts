@@ -17,6 +17,7 @@
  *   - Seccomp: fourwall's rule table becomes an OCI profile (see ociSeccomp below).
  */
 import path from "node:path";
+import { WallError } from "../box/errors.js";
 import type { BoxPlan } from "../box/plan.js";
 import { BOX_NET_DIR, bridgeScript } from "../walls/egress/network.js";
 import type { Mount } from "../walls/filesystem/mounts.js";
@@ -85,6 +86,39 @@ export interface OciSpec {
 }
 
 /** The plan cannot be carried over faithfully: the box must not be built. */
+/**
+ * The smallest bundle runsc runs: the host's / read-only, /proc, `/bin/true`. Used to check that
+ * runsc works here (doctor) and as the bench's bare-runsc baseline.
+ */
+export function minimalSpec(): object {
+  return {
+    ociVersion: "1.0.2",
+    process: {
+      user: { uid: 0, gid: 0 },
+      args: ["/bin/true"],
+      env: ["PATH=/usr/bin:/bin"],
+      cwd: "/",
+      noNewPrivileges: true,
+    },
+    root: { path: "/", readonly: true },
+    mounts: [{ destination: "/proc", type: "proc", source: "proc" }],
+    linux: {
+      namespaces: [{ type: "pid" }, { type: "network" }, { type: "mount" }, { type: "ipc" }, { type: "uts" }],
+    },
+  };
+}
+
+/** An OCI translation problem as the wall error fourwall reports (exit 125, nothing ran). */
+export function ociWallError(error: unknown, runtime: string): unknown {
+  return error instanceof OciError
+    ? new WallError(
+        error.wall,
+        `${runtime}: ${error.message}`,
+        "use --runtime namespaces for this policy, or change it",
+      )
+    : error;
+}
+
 export class OciError extends Error {
   constructor(
     readonly wall: "filesystem" | "isolation",
