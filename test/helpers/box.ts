@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from "node:child_process";
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
@@ -72,15 +72,39 @@ export interface Result {
   stderr: string;
 }
 
-function asMode(mode: Mode, argv: string[]): string[] {
-  return mode === "root" ? argv : ["setpriv", `--reuid=${USER_UID}`, `--regid=${USER_UID}`, "--clear-groups", ...argv];
+/** The prefix that launches a command as the mode's user (nothing as root, setpriv for uid 65534). */
+export const userArgs = (mode: Mode, uid = USER_UID): string[] =>
+  mode === "root" ? [] : ["setpriv", `--reuid=${uid}`, `--regid=${uid}`, "--clear-groups"];
+
+/** `argv`, launched as the mode's user. */
+export const asMode = (mode: Mode, argv: string[]): string[] => [...userArgs(mode), ...argv];
+
+/** `fourwall ARGS...` from the bundle, launched as the mode's user. */
+export const fourwallArgv = (mode: Mode, args: string[]): string[] =>
+  asMode(mode, [process.execPath, FOURWALL, ...args]);
+
+/** Polls `pred` every 50 ms for up to `ms`; its last answer. */
+export async function waitFor(pred: () => boolean, ms: number): Promise<boolean> {
+  for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 50)))
+    if (pred()) return true;
+  return pred();
 }
+
+/** The supervisors' run dirs in the temp dir right now (fourwall-<box id>-XXXXXX). */
+export const runDirs = (): string[] =>
+  readdirSync(os.tmpdir()).filter((n) => /^fourwall-[0-9a-f]{8}-/.test(n));
 
 /** Runs `fourwall run` (or, with `weaken`, the deliberately broken box) the way a user would. */
 export function runInBox(
   fx: Fixture,
   command: string[],
-  options: { weaken?: string[]; flags?: string[]; timeoutMs?: number; cwd?: string; env?: Record<string, string> } = {},
+  options: {
+    weaken?: string[];
+    flags?: string[];
+    timeoutMs?: number;
+    cwd?: string;
+    env?: Record<string, string>;
+  } = {},
 ): Promise<Result> {
   const entry = options.weaken
     ? [process.execPath, "--import", TSX_LOADER, WEAK_BOX, "--weaken", options.weaken.join(","), "--"]

@@ -19,8 +19,7 @@ import {
 import os from "node:os";
 import path from "node:path";
 import { after, describe, it } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
-import { FOURWALL, MODES, makeFixture, runInBox, sh, USER_UID } from "../helpers/box.js";
+import { FOURWALL, MODES, makeFixture, runDirs, runInBox, sh, userArgs, waitFor } from "../helpers/box.js";
 
 /**
  * Processes whose command line contains `text` (squid runs as `squid -N -n fourwall<box>x<pid> ...`);
@@ -37,12 +36,6 @@ function processesWith(text: string): number[] {
   return out;
 }
 const segments = (prefix: string) => readdirSync("/dev/shm").filter((n) => n.startsWith(prefix));
-const runDirs = () => readdirSync(os.tmpdir()).filter((n) => /^fourwall-[0-9a-f]{8}-/.test(n));
-
-async function waitFor(pred: () => boolean, ms: number): Promise<boolean> {
-  for (const end = Date.now() + ms; Date.now() < end; await sleep(50)) if (pred()) return true;
-  return pred();
-}
 
 const fakes = mkdtempSync(path.join(os.tmpdir(), "fwtest-fakesquid-"));
 chmodSync(fakes, 0o755);
@@ -77,8 +70,7 @@ for (const mode of MODES) {
       const fx = makeFixture(mode);
       const audit = path.join(fx.home, "audit.jsonl");
       const marker = String(3000 + Math.floor(Math.random() * 5000));
-      const asUser =
-        mode === "root" ? [] : ["setpriv", `--reuid=${USER_UID}`, `--regid=${USER_UID}`, "--clear-groups"];
+      const asUser = userArgs(mode);
       const [program, ...args] = [
         ...asUser,
         process.execPath,

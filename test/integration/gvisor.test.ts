@@ -8,27 +8,27 @@
  */
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { chmodSync, existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import http from "node:http";
-import net from "node:net";
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { pathToFileURL } from "node:url";
 import { which } from "../../src/paths.js";
 import {
   type Fixture,
-  FOURWALL,
+  fourwallArgv,
   MODES,
   type Mode,
   makeFixture,
   type Result,
   ROOT,
+  runDirs,
   runInBox,
   SECRET,
   sh,
   USER_UID,
+  userArgs,
+  waitFor,
 } from "../helpers/box.js";
 import { type HostCanaries, startHostCanaries } from "../helpers/host-canaries.js";
 
@@ -36,9 +36,6 @@ const RUNSC = which("runsc", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:
 const skip = RUNSC ? false : "runsc is not installed (apt-get install runsc, or npm run setup)";
 const G = { flags: ["-r", "gvisor"], timeoutMs: 40_000 };
 
-const userArgs = (mode: Mode) =>
-  mode === "root" ? [] : ["setpriv", `--reuid=${USER_UID}`, `--regid=${USER_UID}`, "--clear-groups"];
-const runDirs = () => readdirSync(os.tmpdir()).filter((n) => /^fourwall-[0-9a-f]{8}-/.test(n));
 /** Host processes whose command line mentions `needle`, with their uid. */
 function processesWith(needle: string): { pid: number; uid: number; cmd: string }[] {
   const out: { pid: number; uid: number; cmd: string }[] = [];
@@ -53,11 +50,6 @@ function processesWith(needle: string): { pid: number; uid: number; cmd: string 
   }
   return out;
 }
-async function waitFor(pred: () => boolean, ms: number): Promise<boolean> {
-  for (const end = Date.now() + ms; Date.now() < end; await sleep(50)) if (pred()) return true;
-  return pred();
-}
-
 // --- a deliberately broken gVisor box: the same plan and bundle, one protection removed
 
 const TSX_LOADER = pathToFileURL(path.join(ROOT, "node_modules", "tsx", "dist", "loader.mjs")).href;
@@ -437,12 +429,20 @@ for (const mode of MODES) {
   describe(`gvisor: the box's life (${mode})`, { skip }, () => {
     it("holds deletes and overwrites of pre-existing files for the approval gate (a denying approver keeps them)", async () => {
       const fx = makeFixture(mode);
-      const r = await sh(fx, "rm -f README.md; echo changed > .bashrc-in-work; echo overwritten > README.md.bak 2>/dev/null; echo new > fresh.txt", {
-        ...G,
-        flags: [...G.flags, "--approver", "false"],
-      });
+      const r = await sh(
+        fx,
+        "rm -f README.md; echo changed > .bashrc-in-work; echo overwritten > README.md.bak 2>/dev/null; echo new > fresh.txt",
+        {
+          ...G,
+          flags: [...G.flags, "--approver", "false"],
+        },
+      );
       assert.equal(r.code, 0, r.stderr);
-      assert.equal(readFileSync(path.join(fx.workdir, "README.md"), "utf8"), "# project\n", "the delete was applied without a yes");
+      assert.equal(
+        readFileSync(path.join(fx.workdir, "README.md"), "utf8"),
+        "# project\n",
+        "the delete was applied without a yes",
+      );
       assert.equal(readFileSync(path.join(fx.workdir, "fresh.txt"), "utf8"), "new\n", "new files land");
       assert.match(r.stderr, /kept the originals/);
     });
@@ -455,18 +455,7 @@ for (const mode of MODES) {
 
     it("passes stdin and stdout through pipes, and appends to a regular file instead of overwriting it", () => {
       const fx = makeFixture(mode);
-      const [program, ...args] = [
-        ...userArgs(mode),
-        process.execPath,
-        FOURWALL,
-        "run",
-        "-r",
-        "gvisor",
-        "--",
-        "tr",
-        "a-z",
-        "A-Z",
-      ];
+      const [program, ...args] = fourwallArgv(mode, ["run", "-r", "gvisor", "--", "tr", "a-z", "A-Z"]);
       const r = spawnSync(program!, args, {
         cwd: fx.workdir,
         env: fx.env,
@@ -477,7 +466,17 @@ for (const mode of MODES) {
       assert.equal(r.stdout, "HELLO BOX\n", r.stderr);
       const out = path.join(fx.workdir, "log.txt");
       writeFileSync(out, "written before\n");
-      const shell = `${[...userArgs(mode), process.execPath, FOURWALL, "run", "-r", "gvisor", "--", "sh", "-c", "echo from-box; echo err-box >&2"].map((a) => `'${a}'`).join(" ")} >> log.txt 2>&1`;
+      const shell = `${fourwallArgv(mode, [
+        "run",
+        "-r",
+        "gvisor",
+        "--",
+        "sh",
+        "-c",
+        "echo from-box; echo err-box >&2",
+      ])
+        .map((a) => `'${a}'`)
+        .join(" ")} >> log.txt 2>&1`;
       spawnSync("/bin/sh", ["-c", shell], { cwd: fx.workdir, env: fx.env, timeout: 30_000 });
       const lines = readFileSync(out, "utf8")
         .split("\n")
@@ -491,17 +490,7 @@ for (const mode of MODES) {
         path.join(fx.workdir, "tty.sh"),
         "test -t 0 && test -t 1 && echo IS-A-TTY; stty size; trap 'echo got-int; exit 4' INT; echo ready; while :; do sleep 0.1; done\n",
       );
-      const inner = [
-        ...userArgs(mode),
-        process.execPath,
-        FOURWALL,
-        "run",
-        "-r",
-        "gvisor",
-        "--",
-        "sh",
-        "tty.sh",
-      ];
+      const inner = fourwallArgv(mode, ["run", "-r", "gvisor", "--", "sh", "tty.sh"]);
       // after the box: is the terminal still blocking? (gVisor leaves O_NONBLOCK on what it is given)
       const after = `python3 -c 'import fcntl, os; print("nonblock", fcntl.fcntl(0, fcntl.F_GETFL) & os.O_NONBLOCK)'`;
       // The shell around fourwall must outlive the Ctrl-C, as an interactive shell would.
@@ -537,10 +526,7 @@ for (const mode of MODES) {
 
     it("forwards SIGTERM to the command and reports its status", async () => {
       const fx = makeFixture(mode);
-      const [program, ...args] = [
-        ...userArgs(mode),
-        process.execPath,
-        FOURWALL,
+      const [program, ...args] = fourwallArgv(mode, [
         "run",
         "-r",
         "gvisor",
@@ -548,7 +534,7 @@ for (const mode of MODES) {
         "sh",
         "-c",
         "trap 'echo got-term; exit 42' TERM; echo ready; sleep 30 & wait",
-      ];
+      ]);
       const child = spawn(program!, args, {
         cwd: fx.workdir,
         env: fx.env,
@@ -572,10 +558,7 @@ for (const mode of MODES) {
     it(`runs every runsc process as ${mode === "root" ? "the box uid, never host root" : "the launching user"}; leaves nothing behind after SIGKILL`, async (t) => {
       const fx = makeFixture(mode);
       const audit = path.join(fx.home, "audit.jsonl");
-      const [program, ...args] = [
-        ...userArgs(mode),
-        process.execPath,
-        FOURWALL,
+      const [program, ...args] = fourwallArgv(mode, [
         "run",
         "-r",
         "gvisor",
@@ -585,7 +568,7 @@ for (const mode of MODES) {
         "sh",
         "-c",
         "echo ready; sleep 30",
-      ];
+      ]);
       const child = spawn(program!, args, {
         cwd: fx.workdir,
         env: fx.env,

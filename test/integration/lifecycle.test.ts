@@ -5,22 +5,13 @@
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import os from "node:os";
+import { existsSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { FOURWALL, MODES, USER_UID, makeFixture, runInBox, sh } from "../helpers/box.js";
+import { fourwallArgv, MODES, makeFixture, runDirs, runInBox, sh, waitFor } from "../helpers/box.js";
 
 const pgrep = (pattern: string) => spawnSync("pgrep", ["-f", pattern], { encoding: "utf8" }).stdout.trim();
-const runDirs = () => readdirSync(os.tmpdir()).filter((n) => /^fourwall-[0-9a-f]{8}-/.test(n));
-const userArgs = (mode: string) =>
-  mode === "root" ? [] : ["setpriv", `--reuid=${USER_UID}`, `--regid=${USER_UID}`, "--clear-groups"];
-
-async function waitFor(pred: () => boolean, ms: number): Promise<boolean> {
-  for (const end = Date.now() + ms; Date.now() < end; await sleep(50)) if (pred()) return true;
-  return pred();
-}
 
 for (const mode of MODES) {
   describe(`box lifecycle (${mode})`, () => {
@@ -33,16 +24,7 @@ for (const mode of MODES) {
 
     it("passes stdin and stdout through", async () => {
       const fx = makeFixture(mode);
-      const [program, ...args] = [
-        ...userArgs(mode),
-        process.execPath,
-        FOURWALL,
-        "run",
-        "--",
-        "tr",
-        "a-z",
-        "A-Z",
-      ];
+      const [program, ...args] = fourwallArgv(mode, ["run", "--", "tr", "a-z", "A-Z"]);
       const r = spawnSync(program!, args, {
         cwd: fx.workdir,
         env: fx.env,
@@ -54,16 +36,13 @@ for (const mode of MODES) {
 
     it("gives the box the terminal when there is one", () => {
       const fx = makeFixture(mode);
-      const inner = [
-        ...userArgs(mode),
-        process.execPath,
-        FOURWALL,
+      const inner = fourwallArgv(mode, [
         "run",
         "--",
         "sh",
         "-c",
         "test -t 0 && test -t 1 && echo IS-A-TTY; stty size",
-      ];
+      ]);
       const r = spawnSync("script", ["-qec", inner.map((a) => `'${a}'`).join(" "), "/dev/null"], {
         cwd: fx.workdir,
         env: { ...fx.env, TERM: "xterm" },
@@ -75,16 +54,13 @@ for (const mode of MODES) {
 
     it("forwards SIGTERM to the command and reports its status", async () => {
       const fx = makeFixture(mode);
-      const [program, ...args] = [
-        ...userArgs(mode),
-        process.execPath,
-        FOURWALL,
+      const [program, ...args] = fourwallArgv(mode, [
         "run",
         "--",
         "sh",
         "-c",
         "trap 'echo got-term; exit 42' TERM; echo ready; sleep 30 & wait",
-      ];
+      ]);
       const child = spawn(program!, args, {
         cwd: fx.workdir,
         env: fx.env,
@@ -102,15 +78,7 @@ for (const mode of MODES) {
     it("leaves nothing behind after fourwall is killed with SIGKILL", async () => {
       const fx = makeFixture(mode);
       const marker = String(3000 + Math.floor(Math.random() * 5000));
-      const [program, ...args] = [
-        ...userArgs(mode),
-        process.execPath,
-        FOURWALL,
-        "run",
-        "--",
-        "sleep",
-        marker,
-      ];
+      const [program, ...args] = fourwallArgv(mode, ["run", "--", "sleep", marker]);
       const child = spawn(program!, args, { cwd: fx.workdir, env: fx.env, stdio: "ignore" });
       assert.ok(await waitFor(() => pgrep(`^sleep ${marker}$`) !== "", 10_000), "box started");
       assert.ok(existsSync(path.join(fx.workdir, ".mcp.json")), "placeholders stand while the box runs");

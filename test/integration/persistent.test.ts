@@ -9,13 +9,12 @@ import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { type Fixture, MODES, type Mode, ROOT, SECRET, USER_UID, makeFixture } from "../helpers/box.js";
+import { type Fixture, MODES, makeFixture, ROOT, SECRET, userArgs } from "../helpers/box.js";
 
 const SHIM = path.join(ROOT, "bin", "fourwall");
-const asUser = (mode: Mode, uid = USER_UID) => (mode === "root" ? [] : ["setpriv", `--reuid=${uid}`, `--regid=${uid}`, "--clear-groups"]);
 
 function fw(fx: Fixture, args: string[], options: { input?: string; uid?: number } = {}) {
-  const argv = [...asUser(fx.mode, options.uid), SHIM, ...args];
+  const argv = [...userArgs(fx.mode, options.uid), SHIM, ...args];
   const r = spawnSync(argv[0]!, argv.slice(1), {
     cwd: fx.workdir,
     env: fx.env,
@@ -38,7 +37,14 @@ for (const mode of MODES) {
       assert.equal(fw(fx, ["up", "--name", name]).code, 0);
       try {
         assert.match(fw(fx, ["ls"]).stdout, new RegExp(name));
-        const walls = fw(fx, ["exec", name, "--", "sh", "-c", "grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status; cat /proc/1/comm; cat ~/.ssh/id_ed25519 .env 2>&1; env; unshare -U true && echo UNSHARED; curl -s -m 3 -o /dev/null -w 'http=%{http_code}\\n' http://unlisted.test/"]);
+        const walls = fw(fx, [
+          "exec",
+          name,
+          "--",
+          "sh",
+          "-c",
+          "grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status; cat /proc/1/comm; cat ~/.ssh/id_ed25519 .env 2>&1; env; unshare -U true && echo UNSHARED; curl -s -m 3 -o /dev/null -w 'http=%{http_code}\\n' http://unlisted.test/",
+        ]);
         assert.match(walls.stdout, /CapEff:\s*0+\n/);
         assert.match(walls.stdout, /NoNewPrivs:\s*1/);
         assert.match(walls.stdout, /Seccomp:\s*2/);
@@ -47,7 +53,10 @@ for (const mode of MODES) {
         assert.doesNotMatch(walls.stdout, new RegExp(SECRET));
         assert.doesNotMatch(walls.stdout, /UNSHARED/);
         assert.equal(fw(fx, ["exec", name, "--", "sh", "-c", "exit 5"]).code, 5);
-        assert.equal(fw(fx, ["exec", name, "--", "tr", "a-z", "A-Z"], { input: "piped\n" }).stdout, "PIPED\n");
+        assert.equal(
+          fw(fx, ["exec", name, "--", "tr", "a-z", "A-Z"], { input: "piped\n" }).stdout,
+          "PIPED\n",
+        );
         // the approval gate's layer: the box sees its writes at once; the host at `down`, where the
         // delete of a file that existed before needs a yes (nobody to ask here: it stays)
         fw(fx, ["exec", name, "--", "sh", "-c", "echo from-exec > made.txt; rm README.md"]);
@@ -55,8 +64,16 @@ for (const mode of MODES) {
       } finally {
         assert.equal(fw(fx, ["down", name]).code, 0);
       }
-      assert.equal(readFileSafe(path.join(fx.workdir, "made.txt")), "from-exec\n", "new files land on the host at down");
-      assert.equal(readFileSafe(path.join(fx.workdir, "README.md")), "# project\n", "the delete waited for a yes that never came");
+      assert.equal(
+        readFileSafe(path.join(fx.workdir, "made.txt")),
+        "from-exec\n",
+        "new files land on the host at down",
+      );
+      assert.equal(
+        readFileSafe(path.join(fx.workdir, "README.md")),
+        "# project\n",
+        "the delete waited for a yes that never came",
+      );
       assert.doesNotMatch(fw(fx, ["ls"]).stdout, new RegExp(name));
       assert.equal(pgrepIdle(), before, "the box's processes are gone");
       assert.ok(!existsSync(path.join(fx.workdir, ".mcp.json")), "placeholders are gone");
@@ -66,14 +83,30 @@ for (const mode of MODES) {
       const fx = makeFixture(mode);
       const [a, b] = [`a-${mode}-${process.pid}`, `b-${mode}-${process.pid}`];
       const ups = await Promise.all([a, b].map((n) => Promise.resolve(fw(fx, ["up", "--name", n]))));
-      assert.deepEqual(ups.map((u) => u.code), [0, 0], ups.map((u) => u.stderr).join(""));
+      assert.deepEqual(
+        ups.map((u) => u.code),
+        [0, 0],
+        ups.map((u) => u.stderr).join(""),
+      );
       assert.equal(fw(fx, ["down", a]).code, 0);
-      const attempt = fw(fx, ["exec", b, "--", "sh", "-c", "echo '{\"mcpServers\":{}}' > .mcp.json; mkdir -p .git/hooks; echo evil > .git/hooks/pre-commit; true"]);
+      const attempt = fw(fx, [
+        "exec",
+        b,
+        "--",
+        "sh",
+        "-c",
+        "echo '{\"mcpServers\":{}}' > .mcp.json; mkdir -p .git/hooks; echo evil > .git/hooks/pre-commit; true",
+      ]);
       assert.equal(attempt.code, 0);
-      assert.notEqual(readFileSafe(path.join(fx.workdir, ".mcp.json")), '{"mcpServers":{}}\n', "the second box could write .mcp.json after the first ended");
+      assert.notEqual(
+        readFileSafe(path.join(fx.workdir, ".mcp.json")),
+        '{"mcpServers":{}}\n',
+        "the second box could write .mcp.json after the first ended",
+      );
       assert.ok(!existsSync(path.join(fx.workdir, ".git/hooks/pre-commit")));
       assert.equal(fw(fx, ["down", b]).code, 0);
-      for (const name of [".mcp.json", ".vscode", ".envrc", ".claude"]) assert.ok(!existsSync(path.join(fx.workdir, name)), `${name} left behind`);
+      for (const name of [".mcp.json", ".vscode", ".envrc", ".claude"])
+        assert.ok(!existsSync(path.join(fx.workdir, name)), `${name} left behind`);
     });
 
     it("is private to the user who made it", async () => {
@@ -82,11 +115,15 @@ for (const mode of MODES) {
       assert.equal(fw(fx, ["up", "--name", name]).code, 0);
       try {
         // another unprivileged uid tries to enter it, with the maker's HOME and runtime dir
-        const other = spawnSync("setpriv", ["--reuid=65533", "--regid=65533", "--clear-groups", SHIM, "exec", name, "--", "id"], {
-          cwd: "/",
-          env: fx.env,
-          encoding: "utf8",
-        });
+        const other = spawnSync(
+          "setpriv",
+          ["--reuid=65533", "--regid=65533", "--clear-groups", SHIM, "exec", name, "--", "id"],
+          {
+            cwd: "/",
+            env: fx.env,
+            encoding: "utf8",
+          },
+        );
         assert.notEqual(other.status, 0, other.stdout);
         assert.doesNotMatch(other.stdout, /uid=/);
       } finally {
@@ -105,7 +142,8 @@ for (const mode of MODES) {
       assert.equal(pgrepIdle(), before, "the box died with its supervisor");
       assert.doesNotMatch(fw(fx, ["ls"]).stdout, new RegExp(name));
       assert.notEqual(fw(fx, ["exec", name, "--", "true"]).code, 0);
-      const placeholdersLeft = () => [".mcp.json", ".vscode", ".envrc", ".claude"].filter((n) => existsSync(path.join(fx.workdir, n)));
+      const placeholdersLeft = () =>
+        [".mcp.json", ".vscode", ".envrc", ".claude"].filter((n) => existsSync(path.join(fx.workdir, n)));
       for (let i = 0; i < 60 && placeholdersLeft().length > 0; i++) await sleep(50);
       assert.deepEqual(placeholdersLeft(), [], "the reaper removed the placeholders");
     });
