@@ -7,8 +7,8 @@ import { existsSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import type { BenchContext, BenchGroup, ExtraTable, GroupResult, Row } from "./lib/group.js";
-import { msRow, ratio, target } from "./lib/group.js";
-import { measureInterleaved, type Subject } from "./lib/measure.js";
+import { measureRows, ratio, target } from "./lib/group.js";
+import { type Subject } from "./lib/measure.js";
 
 /** nobody/nogroup: an ordinary uid that exists on every Debian host. */
 const USER_ID = 65534;
@@ -159,12 +159,7 @@ export const coldstart: BenchGroup = {
   id: "coldstart",
   title: "Cold start (whole process, spawn to exit)",
   async run(ctx): Promise<GroupResult> {
-    const measured = await measureInterleaved(subjects(ctx), {
-      runs: ctx.runs,
-      warmup: ctx.warmup,
-      log: (message) => ctx.log(`coldstart: ${message}`),
-    });
-    const rows = measured.map((m) => msRow(m, ROLES[m.subject.id] ?? "informative"));
+    const rows = await measureRows(ctx, "coldstart", subjects(ctx), (id) => ROLES[id] ?? "informative");
     const fourwalls = ["fourwall-root", "fourwall-user"];
     const ratios = fourwalls.flatMap((s) => BASELINES.map((b) => ratio(rows, s, b)));
     const label = (id: string) => rows.find((r) => r.id === id)!.label;

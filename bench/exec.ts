@@ -23,21 +23,42 @@ export const exec: BenchGroup = {
       const measured = await measureInterleaved(
         [
           { id: "true", label: "bare true", command: ["true"] },
-          { id: "exec", label: "fourwall exec NAME -- true", command: [shim, "exec", name, "--", "true"], cwd: work },
-          { id: "run", label: "fourwall run -- true (a new box)", command: [shim, "run", "-w", work, "--", "true"], cwd: work },
+          {
+            id: "exec",
+            label: "fourwall exec NAME -- true",
+            command: [shim, "exec", name, "--", "true"],
+            cwd: work,
+          },
+          {
+            id: "run",
+            label: "fourwall run -- true (a new box)",
+            command: [shim, "run", "-w", work, "--", "true"],
+            cwd: work,
+          },
         ],
         { runs: Math.max(ctx.runs, 10), warmup: ctx.warmup, log: (m) => ctx.log(`exec: ${m}`) },
       );
-      const rows = measured.map((m) => msRow(m, m.subject.id === "exec" ? "subject" : m.subject.id === "true" ? "baseline" : "informative"));
+      const rows = measured.map((m) =>
+        msRow(m, m.subject.id === "exec" ? "subject" : m.subject.id === "true" ? "baseline" : "informative"),
+      );
       const median = (id: string) => {
         const row = rows.find((r) => r.id === id);
         return row?.result.ok ? row.result.stats.median : undefined;
       };
-      const added = median("exec") !== undefined && median("true") !== undefined ? median("exec")! - median("true")! : undefined;
+      const added =
+        median("exec") !== undefined && median("true") !== undefined
+          ? median("exec")! - median("true")!
+          : undefined;
       const verdict: ExtraTable = {
         title: "Exec target",
         header: ["target", "measured", "met"],
-        rows: [[`added over bare true < ${TARGET_ADDED_MS} ms (median)`, added === undefined ? "n/a" : `${added.toFixed(1)} ms`, added === undefined ? "unknown" : added < TARGET_ADDED_MS ? "yes" : "no"]],
+        rows: [
+          [
+            `added over bare true < ${TARGET_ADDED_MS} ms (median)`,
+            added === undefined ? "n/a" : `${added.toFixed(1)} ms`,
+            added === undefined ? "unknown" : added < TARGET_ADDED_MS ? "yes" : "no",
+          ],
+        ],
       };
       return {
         id: this.id,

@@ -4,8 +4,8 @@
  * box itself costs. Target: the whole suite under 3 s (median) on the namespaces runtime.
  */
 import type { BenchGroup, ExtraTable, GroupResult } from "./lib/group.js";
-import { msRow, ratio } from "./lib/group.js";
-import { measureInterleaved, type Subject } from "./lib/measure.js";
+import { measureRows, ratio } from "./lib/group.js";
+import { type Subject } from "./lib/measure.js";
 
 const TARGET_MS = 3000;
 /** nobody/nogroup: an ordinary uid that exists on every Debian host. */
@@ -47,12 +47,9 @@ export const prove: BenchGroup = {
         cwd: work,
       },
     ];
-    const measured = await measureInterleaved(subjects, {
-      runs: ctx.runs,
-      warmup: ctx.warmup,
-      log: (m) => ctx.log(`prove: ${m}`),
-    });
-    const rows = measured.map((m) => msRow(m, m.subject.id === "prove-no-box" ? "baseline" : "subject"));
+    const rows = await measureRows(ctx, "prove", subjects, (id) =>
+      id === "prove-no-box" ? "baseline" : "subject",
+    );
     const median = (id: string) => {
       const row = rows.find((r) => r.id === id);
       return row?.result.ok ? row.result.stats.median : undefined;

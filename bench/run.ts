@@ -219,7 +219,9 @@ async function main(): Promise<void> {
   formatLikeTheRepo([markdown, json]);
   // Printed after formatting: biome aligns the table columns, which reads better in a terminal too.
   process.stdout.write(readFileSync(markdown, "utf8"));
-  ctx.log(`wrote ${path.relative(repoRoot, outDir) || "."}/results.md, results.json and ${plots.length} plot(s)`);
+  ctx.log(
+    `wrote ${path.relative(repoRoot, outDir) || "."}/results.md, results.json and ${plots.length} plot(s)`,
+  );
 }
 
 await main();

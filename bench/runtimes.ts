@@ -10,8 +10,8 @@ import { which } from "../src/paths.js";
 import { runscFlags } from "../src/runtimes/gvisor.js";
 import { minimalSpec } from "../src/runtimes/oci.js";
 import type { BenchContext, BenchGroup, ExtraTable, GroupResult, Row } from "./lib/group.js";
-import { msRow, ratio, target } from "./lib/group.js";
-import { measureInterleaved, type Subject } from "./lib/measure.js";
+import { measureRows, ratio, target } from "./lib/group.js";
+import { type Subject } from "./lib/measure.js";
 
 const USER_ID = 65534;
 const node = process.execPath;
@@ -132,12 +132,7 @@ export const runtimes: BenchGroup = {
   id: "runtimes",
   title: "Cold start per runtime (whole process, spawn to exit)",
   async run(ctx): Promise<GroupResult> {
-    const measured = await measureInterleaved(subjects(ctx), {
-      runs: ctx.runs,
-      warmup: ctx.warmup,
-      log: (message) => ctx.log(`runtimes: ${message}`),
-    });
-    const rows = measured.map((m) => msRow(m, ROLES[m.subject.id] ?? "informative"));
+    const rows = await measureRows(ctx, "runtimes", subjects(ctx), (id) => ROLES[id] ?? "informative");
     const subjectsIds = ["gvisor-root", "gvisor-user"];
     const label = (id: string) => rows.find((r) => r.id === id)!.label;
     const breakdown = phases(rows);

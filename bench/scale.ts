@@ -38,7 +38,9 @@ export const scale: BenchGroup = {
     for (const n of ctx.quick ? [1] : [1, 10, 25]) {
       const batch = Array.from({ length: n }, (_, i) => `grow-${process.pid}-${n}-${i}`);
       const t = performance.now();
-      const ok = (await Promise.all(batch.map((b) => run(shim, ["up", "--name", b, "-w", work], work)))).filter((c) => c === 0).length;
+      const ok = (
+        await Promise.all(batch.map((b) => run(shim, ["up", "--name", b, "-w", work], work)))
+      ).filter((c) => c === 0).length;
       growth.push([String(n), ((performance.now() - t) / 1000).toFixed(2), `${ok}/${n}`]);
       await Promise.all(batch.map((b) => run(shim, ["down", b], work)));
     }
@@ -49,14 +51,22 @@ export const scale: BenchGroup = {
     const upOk = codes.filter((c) => c === 0).length;
     growth.push([String(count), (upMs / 1000).toFixed(2), `${upOk}/${count}`]);
     try {
-      const list = JSON.parse(execFileSync(shim, ["ls", "--json"], { encoding: "utf8" })) as { name: string; supervisorPid: number }[];
+      const list = JSON.parse(execFileSync(shim, ["ls", "--json"], { encoding: "utf8" })) as {
+        name: string;
+        supervisorPid: number;
+      }[];
       const ours = list.filter((b) => names.includes(b.name));
       const daemons = [...new Set(ours.map((b) => b.supervisorPid))];
       const rss = daemons.map(rssMiB).reduce<number>((a, b) => a + (b ?? 0), 0);
       const measured = await measureInterleaved(
         [
           { id: "true", label: "bare true", command: ["true"] },
-          { id: "exec", label: `fourwall exec (one of ${count} idle boxes) -- true`, command: [shim, "exec", names[0]!, "--", "true"], cwd: work },
+          {
+            id: "exec",
+            label: `fourwall exec (one of ${count} idle boxes) -- true`,
+            command: [shim, "exec", names[0]!, "--", "true"],
+            cwd: work,
+          },
         ],
         { runs: ctx.quick ? 5 : 40, warmup: 1, log: (m) => ctx.log(`scale: ${m}`) },
       );
@@ -67,9 +77,24 @@ export const scale: BenchGroup = {
         title: "Scale targets",
         header: ["measure", "value", "target", "met"],
         rows: [
-          [`${count} boxes up at once (parallel \`fourwall up\`)`, `${upOk}/${count} up in ${(upMs / 1000).toFixed(2)} s`, "all within 5 s", upOk === count && upMs < 5000 ? "yes" : "no"],
-          ["box daemons serving them (proxies included)", `${daemons.length} process(es), ${rss.toFixed(0)} MiB RSS`, "one process", daemons.length === 1 ? "yes" : "no"],
-          ["exec latency while they idle (p90 of the runs)", p95 === undefined ? "n/a" : `${p95.toFixed(1)} ms`, "p95 < 50 ms", p95 !== undefined && p95 < 50 ? "yes" : "no"],
+          [
+            `${count} boxes up at once (parallel \`fourwall up\`)`,
+            `${upOk}/${count} up in ${(upMs / 1000).toFixed(2)} s`,
+            "all within 5 s",
+            upOk === count && upMs < 5000 ? "yes" : "no",
+          ],
+          [
+            "box daemons serving them (proxies included)",
+            `${daemons.length} process(es), ${rss.toFixed(0)} MiB RSS`,
+            "one process",
+            daemons.length === 1 ? "yes" : "no",
+          ],
+          [
+            "exec latency while they idle (p90 of the runs)",
+            p95 === undefined ? "n/a" : `${p95.toFixed(1)} ms`,
+            "p95 < 50 ms",
+            p95 !== undefined && p95 < 50 ? "yes" : "no",
+          ],
         ],
         note: "Each `fourwall up` is a whole CLI start (Node, policy, plan) that hands the plan to the user's box daemon; on 2 cores those starts dominate.",
       };
@@ -80,7 +105,14 @@ export const scale: BenchGroup = {
         rows,
         ratios: [],
         targets: [],
-        extraTables: [summary, { title: "Startup as boxes grow", header: ["boxes at once", "seconds until all up", "up"], rows: growth }],
+        extraTables: [
+          summary,
+          {
+            title: "Startup as boxes grow",
+            header: ["boxes at once", "seconds until all up", "up"],
+            rows: growth,
+          },
+        ],
         notes: [],
       };
     } finally {

@@ -4,7 +4,7 @@
  * renders whatever they return, so adding a group (proxy throughput, exec latency, ...) is one new
  * file exporting a BenchGroup and one line in run.ts.
  */
-import type { Measured, Stats } from "./measure.js";
+import { type Measured, measureInterleaved, type Stats, type Subject } from "./measure.js";
 
 export interface BenchContext {
   /** Measured runs per subject (10 by default, 1 with --quick). */
@@ -121,4 +121,22 @@ export function target(
   const { value } = ratio(rows, subject, baseline);
   const met = value === null ? null : comparison === "<=" ? value <= limit : value < limit;
   return { description, subject, baseline, limit, comparison, ratio: value, met };
+}
+
+/**
+ * Measures a group's subjects (interleaved, with the run's runs and warm-up) and makes the
+ * millisecond rows; `role` says which are baselines, subjects or only informative.
+ */
+export async function measureRows(
+  ctx: BenchContext,
+  groupId: string,
+  subjects: Subject[],
+  role: (id: string) => Row["role"],
+): Promise<Row[]> {
+  const measured = await measureInterleaved(subjects, {
+    runs: ctx.runs,
+    warmup: ctx.warmup,
+    log: (message) => ctx.log(`${groupId}: ${message}`),
+  });
+  return measured.map((m) => msRow(m, role(m.subject.id)));
 }

@@ -26,7 +26,12 @@ function barChart(title: string, bars: { label: string; value: number; baseline:
   return svg(labelW + barW + 110, height, title, rows.join("\n"));
 }
 
-function lineChart(title: string, points: { x: number; y: number }[], xLabel: string, yLabel: string): string {
+function lineChart(
+  title: string,
+  points: { x: number; y: number }[],
+  xLabel: string,
+  yLabel: string,
+): string {
   const W = 640;
   const H = 320;
   const left = 60;
@@ -35,15 +40,25 @@ function lineChart(title: string, points: { x: number; y: number }[], xLabel: st
   const maxY = Math.max(...points.map((p) => p.y), 1e-9);
   const px = (x: number) => left + (x / maxX) * (W - left - 30);
   const py = (y: number) => bottom - (y / maxY) * (bottom - 50);
-  const path = points.map((p, i) => `${i === 0 ? "M" : "L"}${px(p.x).toFixed(1)},${py(p.y).toFixed(1)}`).join(" ");
+  const path = points
+    .map((p, i) => `${i === 0 ? "M" : "L"}${px(p.x).toFixed(1)},${py(p.y).toFixed(1)}`)
+    .join(" ");
   const dots = points
-    .map((p) => `<circle cx="${px(p.x).toFixed(1)}" cy="${py(p.y).toFixed(1)}" r="4" fill="#2f6fdb"/><text x="${px(p.x).toFixed(1)}" y="${(py(p.y) - 8).toFixed(1)}" text-anchor="middle">${p.y.toFixed(2)}</text>`)
+    .map(
+      (p) =>
+        `<circle cx="${px(p.x).toFixed(1)}" cy="${py(p.y).toFixed(1)}" r="4" fill="#2f6fdb"/><text x="${px(p.x).toFixed(1)}" y="${(py(p.y) - 8).toFixed(1)}" text-anchor="middle">${p.y.toFixed(2)}</text>`,
+    )
     .join("\n");
   const axes = `<line x1="${left}" y1="${bottom}" x2="${W - 20}" y2="${bottom}" stroke="#333"/><line x1="${left}" y1="${bottom}" x2="${left}" y2="40" stroke="#333"/>
 <text x="${(W + left) / 2}" y="${H - 12}" text-anchor="middle">${esc(xLabel)}</text>
 <text x="16" y="${(bottom + 40) / 2}" transform="rotate(-90 16 ${(bottom + 40) / 2})" text-anchor="middle">${esc(yLabel)}</text>
 ${points.map((p) => `<text x="${px(p.x).toFixed(1)}" y="${bottom + 18}" text-anchor="middle">${p.x}</text>`).join("")}`;
-  return svg(W, H, title, `${axes}\n<path d="${path}" fill="none" stroke="#2f6fdb" stroke-width="2"/>\n${dots}`);
+  return svg(
+    W,
+    H,
+    title,
+    `${axes}\n<path d="${path}" fill="none" stroke="#2f6fdb" stroke-width="2"/>\n${dots}`,
+  );
 }
 
 function svg(width: number, height: number, title: string, body: string): string {
@@ -60,12 +75,23 @@ export function renderPlots(groups: GroupResult[]): { file: string; svg: string 
   for (const group of groups) {
     const bars = group.rows
       .filter((r) => r.unit === "ms" && r.result.ok)
-      .map((r) => ({ label: r.label, value: r.result.ok ? r.result.stats.median : 0, baseline: r.role === "baseline" }));
-    if (bars.length > 0) out.push({ file: `${group.id}.svg`, svg: barChart(`${group.title} — median ms`, bars) });
+      .map((r) => ({
+        label: r.label,
+        value: r.result.ok ? r.result.stats.median : 0,
+        baseline: r.role === "baseline",
+      }));
+    if (bars.length > 0)
+      out.push({ file: `${group.id}.svg`, svg: barChart(`${group.title} — median ms`, bars) });
     const growth = group.extraTables.find((t) => t.title.startsWith("Startup as boxes grow"));
     if (growth) {
-      const points = growth.rows.map((r) => ({ x: Number(r[0]), y: Number.parseFloat(r[1] ?? "") })).filter((p) => Number.isFinite(p.y));
-      if (points.length > 0) out.push({ file: `${group.id}-growth.svg`, svg: lineChart("Time until all boxes are up", points, "boxes brought up at once", "seconds") });
+      const points = growth.rows
+        .map((r) => ({ x: Number(r[0]), y: Number.parseFloat(r[1] ?? "") }))
+        .filter((p) => Number.isFinite(p.y));
+      if (points.length > 0)
+        out.push({
+          file: `${group.id}-growth.svg`,
+          svg: lineChart("Time until all boxes are up", points, "boxes brought up at once", "seconds"),
+        });
     }
   }
   return out;
