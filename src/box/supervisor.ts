@@ -1,15 +1,23 @@
-import { spawn } from "node:child_process";
-import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import type { AuditLog } from "../audit/log.js";
 import type { BoxSession, RunningBox, Runtime } from "../runtimes/runtime.js";
-import { createBoxCgroup, removeBoxCgroup } from "../walls/isolation/cgroups.js";
-import { type Reaper, startReaper, standPlaceholders } from "./reaper.js";
-import type { BoxPlan } from "./plan.js";
-import { WallError } from "./errors.js";
 import type { AskRequest, EgressEvent, ProxyHandle } from "../walls/egress/types.js";
 import type { GateOptions, GateSession } from "../walls/gate/session.js";
+import { createBoxCgroup, removeBoxCgroup } from "../walls/isolation/cgroups.js";
+import { WallError } from "./errors.js";
+import type { BoxPlan } from "./plan.js";
+import { type Reaper, standPlaceholders, startReaper } from "./reaper.js";
 
 type AskHook = (request: AskRequest) => Promise<boolean>;
 
@@ -22,7 +30,8 @@ async function startEgressProxy(
 ): Promise<ProxyHandle> {
   const { startEgressBackend } = await import("../walls/egress/backend.js");
   // Transparent mode says what it cannot capture (wildcards, address rules, wide port ranges).
-  for (const note of plan.network.transparent?.notes ?? []) process.stderr.write(`fourwall: transparent egress: ${note}\n`);
+  for (const note of plan.network.transparent?.notes ?? [])
+    process.stderr.write(`fourwall: transparent egress: ${note}\n`);
   try {
     return await startEgressBackend({
       plan: plan.egress,
@@ -39,7 +48,9 @@ async function startEgressProxy(
     throw new WallError(
       "egress",
       `the ${squid ? "squid" : "egress"} proxy could not start: ${(error as Error).message}`,
-      squid ? "apt-get install squid (npm run setup does), or use the builtin proxy" : "run `fourwall doctor`",
+      squid
+        ? "apt-get install squid (npm run setup does), or use the builtin proxy"
+        : "run `fourwall doctor`",
     );
   }
 }
@@ -81,13 +92,19 @@ function newRepositoryHooks(workdir: string, hadGit: boolean): string[] {
   if (hadGit) return [];
   const hooks = path.join(workdir, ".git", "hooks");
   try {
-    return readdirSync(hooks).filter((name) => !name.endsWith(".sample")).map((name) => path.join(hooks, name));
+    return readdirSync(hooks)
+      .filter((name) => !name.endsWith(".sample"))
+      .map((name) => path.join(hooks, name));
   } catch {
     return [];
   }
 }
 
-export async function superviseBox(plan: BoxPlan, runtime: Runtime, options: SuperviseOptions): Promise<number> {
+export async function superviseBox(
+  plan: BoxPlan,
+  runtime: Runtime,
+  options: SuperviseOptions,
+): Promise<number> {
   const hadGit = existsSync(path.join(plan.filesystem.cwd, ".git"));
   const runDir = mkdtempSync(path.join(os.tmpdir(), `fourwall-${plan.id}-`));
   chmodSync(runDir, 0o711); // the box's uid (root mode) must reach the empty file
@@ -116,16 +133,28 @@ export async function superviseBox(plan: BoxPlan, runtime: Runtime, options: Sup
     const started = await startReaper(plan.filesystem.cwd, runDir, session.cgroupDirs);
     reaper = started.reaper;
     standPlaceholders(plan.filesystem.placeholders, started.list);
-    options.audit.write({ box: plan.id, wall: "isolation", event: "box-start", runtime: runtime.name, command: plan.command, identity: plan.identity.mode });
+    options.audit.write({
+      box: plan.id,
+      wall: "isolation",
+      event: "box-start",
+      runtime: runtime.name,
+      command: plan.command,
+      identity: plan.identity.mode,
+    });
     const { openGateSession } = await import("../walls/gate/session.js");
     gate = await openGateSession(plan, session, { audit: options.audit, options: options.gate });
-    proxy = await startEgressProxy(plan, path.join(netDir, "proxy.sock"), (event) => {
-      options.audit.write({ wall: "egress", event: "decision", ...event });
-      if (event.decision === "deny") {
-        const key = `${event.host}:${event.port} (${event.reason})`;
-        blocked.set(key, (blocked.get(key) ?? 0) + 1);
-      }
-    }, gate.askNet);
+    proxy = await startEgressProxy(
+      plan,
+      path.join(netDir, "proxy.sock"),
+      (event) => {
+        options.audit.write({ wall: "egress", event: "decision", ...event });
+        if (event.decision === "deny") {
+          const key = `${event.host}:${event.port} (${event.reason})`;
+          blocked.set(key, (blocked.get(key) ?? 0) + 1);
+        }
+      },
+      gate.askNet,
+    );
     const box = await runtime.launch(plan, session);
     options.onStarted?.(box, session);
     const interactive = process.stdin.isTTY === true;
@@ -147,7 +176,9 @@ export async function superviseBox(plan: BoxPlan, runtime: Runtime, options: Sup
     const hooks = newRepositoryHooks(plan.filesystem.cwd, hadGit);
     if (hooks.length > 0) {
       options.audit.write({ box: plan.id, wall: "filesystem", event: "new-repository-hooks", hooks });
-      process.stderr.write(`fourwall: the box created a git repository with hooks; review them before running git here:\n${hooks.map((h) => `  ${h}`).join("\n")}\n`);
+      process.stderr.write(
+        `fourwall: the box created a git repository with hooks; review them before running git here:\n${hooks.map((h) => `  ${h}`).join("\n")}\n`,
+      );
     }
     if (blocked.size > 0 && !options.quiet) process.stderr.write(blockedSummary(blocked));
     return code;
