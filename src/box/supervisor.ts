@@ -63,6 +63,16 @@ function blockedSummary(blocked: Map<string, number>): string {
   return `fourwall: egress blocked ${rows.reduce((t, [, n]) => t + n, 0)} request(s):\n${[...shown, ...more].join("\n")}\n`;
 }
 
+/**
+ * Waits for every start-up step, even after one has failed (so cleanup sees all that did start),
+ * then throws the first failure in the given order.
+ */
+async function allStarted(steps: Promise<void>[]): Promise<void> {
+  const results = await Promise.allSettled(steps);
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failed) throw failed.reason;
+}
+
 const FORWARDED: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"];
 
 export interface SuperviseOptions {
@@ -130,9 +140,6 @@ export async function superviseBox(
     await reaper?.release(); // placeholders: the last box out on this workdir removes them
   };
   try {
-    const started = await startReaper(plan.filesystem.cwd, runDir, session.cgroupDirs);
-    reaper = started.reaper;
-    standPlaceholders(plan.filesystem.placeholders, started.list);
     options.audit.write({
       box: plan.id,
       wall: "isolation",
@@ -141,20 +148,33 @@ export async function superviseBox(
       command: plan.command,
       identity: plan.identity.mode,
     });
-    const { openGateSession } = await import("../walls/gate/session.js");
-    gate = await openGateSession(plan, session, { audit: options.audit, options: options.gate });
-    proxy = await startEgressProxy(
-      plan,
-      path.join(netDir, "proxy.sock"),
-      (event) => {
-        options.audit.write({ wall: "egress", event: "decision", ...event });
-        if (event.decision === "deny") {
-          const key = `${event.host}:${event.port} (${event.reason})`;
-          blocked.set(key, (blocked.get(key) ?? 0) + 1);
-        }
-      },
-      gate.askNet,
-    );
+    // Reaper, gate and proxy do not depend on each other: start them together (their processes,
+    // module loads and sockets overlap). The box launches only once all three are up, so its
+    // first request never races the proxy and the gate is open before anything can ask it.
+    const onDecision = (event: EgressEvent) => {
+      options.audit.write({ wall: "egress", event: "decision", ...event });
+      if (event.decision === "deny") {
+        const key = `${event.host}:${event.port} (${event.reason})`;
+        blocked.set(key, (blocked.get(key) ?? 0) + 1);
+      }
+    };
+    const askNet: AskHook = (request) => (gate ? gate.askNet(request) : Promise.resolve(false));
+    await allStarted([
+      startReaper(plan.filesystem.cwd, runDir, session.cgroupDirs).then((started) => {
+        reaper = started.reaper;
+        standPlaceholders(plan.filesystem.placeholders, started.list);
+      }),
+      import("../walls/gate/session.js")
+        .then(({ openGateSession }) =>
+          openGateSession(plan, session, { audit: options.audit, options: options.gate }),
+        )
+        .then((opened) => {
+          gate = opened;
+        }),
+      startEgressProxy(plan, path.join(netDir, "proxy.sock"), onDecision, askNet).then((started) => {
+        proxy = started;
+      }),
+    ]);
     const box = await runtime.launch(plan, session);
     options.onStarted?.(box, session);
     const interactive = process.stdin.isTTY === true;
@@ -169,10 +189,10 @@ export async function superviseBox(
     }
     const { code } = await box.exit;
     // The box is gone: stop the proxy now, so every decision (squid's log included) is in before the summary.
-    await proxy.close();
+    await proxy!.close();
     options.onExit?.();
     options.audit.write({ box: plan.id, wall: "isolation", event: "box-exit", code });
-    await gate.finish(); // the copy-on-write layer's change-set: new files in, destructive ones asked
+    await gate!.finish(); // the copy-on-write layer's change-set: new files in, destructive ones asked
     const hooks = newRepositoryHooks(plan.filesystem.cwd, hadGit);
     if (hooks.length > 0) {
       options.audit.write({ box: plan.id, wall: "filesystem", event: "new-repository-hooks", hooks });
