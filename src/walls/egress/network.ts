@@ -87,11 +87,14 @@ export function bridgeScript(net: BoxNetworkPlan, options: { readyFd?: number } 
       (f) =>
         `socat TCP-LISTEN:${f.port},bind=${f.address},fork,reuseaddr 'PROXY:127.0.0.1:${f.host}:${f.port},proxyport=${net.port}' ${quiet}`,
     ),
+    // Shell builtins only: forking grep and sleep took longer than socat needs to listen. Poll at
+    // once a few times, then back off with sleep.
+    'listening() { while read -r _ a b st _; do [ "$a $b $st" = "$1 00000000:0000 0A" ] && return 0; done </proc/net/tcp; return 1; }',
     "i=0",
     `for l in ${listeners.join(" ")}; do`,
-    '  while ! grep -q ": *$l 00000000:0000 0A" /proc/net/tcp 2>/dev/null; do',
+    '  until listening "$l"; do',
     '    i=$((i+1)); [ "$i" -gt 2000 ] && { echo "fourwall: the egress bridge did not start" >&2; exit 125; }',
-    "    sleep 0.001",
+    '    [ "$i" -gt 20 ] && sleep 0.001',
     "  done",
     "done",
     // Tell fourwall the box is ready (bridge listening, about to become the command), then make
