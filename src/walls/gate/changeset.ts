@@ -70,6 +70,8 @@ const hashOf = (p: string) => {
 
 /** Directories overlayfs marked opaque (node has no xattr API: the native helper reads them). */
 export function opaqueDirs(upper: string, helper: string): Set<string> {
+  // The box wrote nothing (the common case): no directory to mark, no helper to start.
+  if (readdirSync(upper).length === 0) return new Set();
   const r = spawnSync(helper, ["--opaque", upper], { encoding: "buffer", maxBuffer: 64 * 1024 * 1024 });
   if (r.status !== 0)
     throw new Error(
