@@ -35,7 +35,33 @@ const RUNTIME_IDENTITY: Record<string, Judge> = {
       ? pass(`a kernel of its own: ${kernel.slice(0, 40)}`)
       : fail("the host's own kernel");
   },
+  // runsc through the daemon by default; under runc (opt-in, warned) there is no kernel of its own to show
+  docker: (data, ctx) => {
+    const kernel = text(data.kernel, "?");
+    return kernel !== ctx.evidence.hostKernel
+      ? pass(`gVisor's kernel under docker: ${kernel.slice(0, 30)}`)
+      : skip(`the host's own kernel: docker under runc, pid 1 is ${text(data.pid1, "?")}`);
+  },
 };
+
+/**
+ * Runtimes that do not mount the approval gate's copy-on-write layer yet (the gate says so when the
+ * box starts): deleting a workdir file there asks no one, so the gate probes do not apply. They
+ * still run, and the verdict says what happened: SKIP, never PASS.
+ */
+const NO_GATE_LAYER: Record<string, string> = {
+  docker: "the docker runtime has no approval-gate layer yet",
+};
+const gateProbe =
+  (judge: Judge): Judge =>
+  (data, ctx) => {
+    const missing = ctx.target.kind === "box" ? NO_GATE_LAYER[ctx.target.runtime] : undefined;
+    if (!missing) return judge(data, ctx);
+    const name = ctx.evidence.gate.name;
+    const what = ctx.evidence.gate.precious === undefined ? "deleted, no one asked" : "intact";
+    return skip(`does not apply: ${missing} (./${name}: ${what})`);
+  };
+
 
 const runtimeIdentity: Judge = (data, ctx) => {
   const pid1 = text(data.pid1, "?");
@@ -220,19 +246,35 @@ export const PROBES: ProbeSpec[] = [
   }),
   spec("egress", "firewall", "ip link/route, nft, iptables changes", "EPERM", denied),
   // approval gate: prove's own approver answers no to everything and records what it was asked
-  spec("gate", "delete-asks", "delete a pre-existing workdir file (unlink(2))", "an approval request", (data, ctx) => {
-    const name = ctx.evidence.gate.name;
-    if (ctx.evidence.gate.requests.some((r) => r.includes(name))) return pass(`the gate asked about ./${name}`);
-    if (ctx.evidence.gate.precious === undefined) return hole(`./${name} was deleted on the host without any request`);
-    if (data.unlink !== "ok") return pass(`the delete was refused outright (${text(data.unlink, "?")})`);
-    return fail(`./${name} is intact but nobody was asked: ${ctx.evidence.gate.requests.length} request(s) seen`);
-  }),
-  spec("gate", "denied-delete-survives", "the same delete, with a denying approver", "the file survives", (_data, ctx) => {
-    const name = ctx.evidence.gate.name;
-    if (ctx.evidence.gate.precious === undefined) return hole(`./${name} is gone from the host`);
-    if (ctx.evidence.gate.precious !== PRECIOUS) return hole(`./${name} changed on the host`);
-    return pass(`./${name} intact on the host`);
-  }),
+  spec(
+    "gate",
+    "delete-asks",
+    "delete a pre-existing workdir file (unlink(2))",
+    "an approval request",
+    gateProbe((data, ctx) => {
+      const name = ctx.evidence.gate.name;
+      if (ctx.evidence.gate.requests.some((r) => r.includes(name)))
+        return pass(`the gate asked about ./${name}`);
+      if (ctx.evidence.gate.precious === undefined)
+        return hole(`./${name} was deleted on the host without any request`);
+      if (data.unlink !== "ok") return pass(`the delete was refused outright (${text(data.unlink, "?")})`);
+      return fail(
+        `./${name} is intact but nobody was asked: ${ctx.evidence.gate.requests.length} request(s) seen`,
+      );
+    }),
+  ),
+  spec(
+    "gate",
+    "denied-delete-survives",
+    "the same delete, with a denying approver",
+    "the file survives",
+    gateProbe((_data, ctx) => {
+      const name = ctx.evidence.gate.name;
+      if (ctx.evidence.gate.precious === undefined) return hole(`./${name} is gone from the host`);
+      if (ctx.evidence.gate.precious !== PRECIOUS) return hole(`./${name} changed on the host`);
+      return pass(`./${name} intact on the host`);
+    }),
+  ),
 ];
 
 /** The probes of the given walls (all of them when `only` is empty). */

@@ -24,19 +24,7 @@
  * client that dies without its container gets `docker rm -f`.
  */
 import { type ChildProcess, execFile, spawn, spawnSync } from "node:child_process";
-import { createHash } from "node:crypto";
-import {
-  appendFileSync,
-  chownSync,
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  rmSync,
-  statSync,
-  symlinkSync,
-  writeFileSync,
-} from "node:fs";
+import { appendFileSync, chownSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { WallError } from "../box/errors.js";
@@ -44,6 +32,7 @@ import type { BoxPlan } from "../box/plan.js";
 import { ON_KILL_FILE } from "../box/reaper.js";
 import { which } from "../paths.js";
 import { BOX_NET_DIR, bridgeScript } from "../walls/egress/network.js";
+import { buildImage, type ImageKind, imageTag } from "./docker-image.js";
 import { OciError, type OciMount, type OciSeccomp, ociMounts, ociSeccomp, ociWallError } from "./oci.js";
 import type { BoxExit, BoxSession, RunningBox, Runtime, RuntimeCheck } from "./runtime.js";
 
@@ -249,70 +238,17 @@ function dockerAsync(bin: string, args: string[], timeout = 20_000): Promise<Cli
   });
 }
 
-const BUSYBOX = "/bin/busybox";
-const SOCAT = ["/usr/bin/socat", "/bin/socat"];
-
-/** The default image's tag: changes when the host's busybox or socat does. */
-export function defaultImageTag(): string | undefined {
-  const socat = SOCAT.find((p) => existsSync(p));
-  if (!existsSync(BUSYBOX) || !socat) return undefined;
-  const h = createHash("sha256");
-  for (const p of [BUSYBOX, socat]) {
-    const s = statSync(p);
-    h.update(`${p}:${s.size}:${s.mtimeMs}\n`);
-  }
-  return `fourwall-box:${h.digest("hex").slice(0, 12)}`;
-}
-
-/** ldd's list of a binary's libraries (absolute paths). */
-function libraries(bin: string): string[] {
-  const r = spawnSync("ldd", [bin], { encoding: "utf8", timeout: 5000 });
-  return [...(r.stdout ?? "").matchAll(/(\/\S+) \(0x/g)].map((m) => m[1]!);
-}
-
-/** Builds the default image once (busybox-static + socat and its libraries), by `docker import`. */
-function ensureDefaultImage(bin: string): string {
-  const tag = defaultImageTag();
-  if (!tag)
-    throw new WallError(
-      "isolation",
-      "docker: no image given and the default one cannot be built (it needs /bin/busybox and socat)",
-      "apt-get install busybox-static socat, or pass --image NAME",
-    );
-  if (docker(bin, ["image", "inspect", "--format", "{{.Id}}", tag]).status === 0) return tag;
-  const dir = mkdtempSync(path.join(os.tmpdir(), "fourwall-image-"));
+/** The default image, built from the host's files the first time a daemon lacks it. */
+async function ensureImage(kind: ImageKind, tag: string, bin: string): Promise<string> {
   try {
-    const root = path.join(dir, "rootfs");
-    for (const d of ["bin", "usr/bin", "etc", "tmp", "proc", "dev", "run", "home"])
-      mkdirSync(path.join(root, d), { recursive: true });
-    copyFileSync(BUSYBOX, path.join(root, "bin/busybox"));
-    const list = spawnSync(BUSYBOX, ["--list"], { encoding: "utf8" }).stdout ?? "";
-    for (const applet of list.split("\n").filter(Boolean)) {
-      if (applet !== "busybox") symlinkSync("busybox", path.join(root, "bin", applet));
-    }
-    const socat = SOCAT.find((p) => existsSync(p))!;
-    copyFileSync(socat, path.join(root, "usr/bin/socat"));
-    for (const lib of libraries(socat)) {
-      mkdirSync(path.join(root, path.dirname(lib)), { recursive: true });
-      if (!existsSync(path.join(root, lib))) copyFileSync(lib, path.join(root, lib));
-    }
-    writeFileSync(path.join(root, "etc/passwd"), "root:x:0:0::/:/bin/sh\nnobody:x:65534:65534::/:/bin/sh\n");
-    writeFileSync(path.join(root, "etc/group"), "root:x:0:\nnogroup:x:65534:\n");
-    const tar = path.join(dir, "rootfs.tar");
-    const t = spawnSync("tar", ["-C", root, "-cf", tar, "."], { encoding: "utf8" });
-    if (t.status !== 0) throw new Error(`tar: ${t.stderr}`);
-    const r = docker(bin, ["import", "--message", "fourwall default box image", tar, tag], 120_000);
-    if (r.status !== 0) throw new Error((r.stderr || r.error?.message || "").trim());
+    await buildImage(kind, tag, bin, dockerClientEnv());
     return tag;
   } catch (error) {
-    if (error instanceof WallError) throw error;
     throw new WallError(
       "isolation",
-      `docker: cannot build the default image: ${(error as Error).message}`,
+      `docker: cannot build fourwall's ${kind} image: ${(error as Error).message}`,
       "run `fourwall doctor`, or pass --image NAME",
     );
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
   }
 }
 
@@ -361,8 +297,10 @@ function parseInfo(r: ClientResult): DaemonInfo {
 }
 
 export interface DockerRuntimeOptions {
-  /** The image (default: FOURWALL_DOCKER_IMAGE, else the built-in one). */
+  /** The image (default: FOURWALL_DOCKER_IMAGE, else one fourwall builds: see defaultImage). */
   image?: string;
+  /** Which of fourwall's own images to run when no image is named: "box" (default) or "tools" (prove). */
+  defaultImage?: ImageKind;
   /** runsc (default) or runc (FOURWALL_DOCKER_RUNTIME=runc). */
   engine?: DockerEngine;
   /**
@@ -431,7 +369,15 @@ export class DockerRuntime implements Runtime {
     // The daemon's answer and whether the default image is there, asked at once (~30 ms saved).
     const client = which("docker", DOCKER_PATH);
     const chosen = this.options.image ?? process.env.FOURWALL_DOCKER_IMAGE;
-    const tag = chosen ? undefined : defaultImageTag();
+    const kind = this.options.defaultImage ?? "box";
+    const built = chosen ? undefined : imageTag(kind);
+    if (built && "why" in built)
+      throw new WallError(
+        "isolation",
+        `docker: no image given and fourwall's ${kind} image cannot be built: ${built.why}`,
+        "install what it names, or pass --image NAME",
+      );
+    const tag = built?.tag;
     const [info, haveDefault] =
       client && process.getuid?.() === 0
         ? await Promise.all([
@@ -465,7 +411,7 @@ export class DockerRuntime implements Runtime {
         "fourwall: docker: running under runc (FOURWALL_DOCKER_RUNTIME=runc): the box's syscalls reach the host kernel directly; gVisor (runsc) is the default for a reason\n",
       );
     const user = dockerUser(plan);
-    const image = chosen ?? (haveDefault && tag ? tag : ensureDefaultImage(bin));
+    const image = chosen ?? (haveDefault ? tag! : await ensureImage(kind, tag!, bin));
     const seccompFile = path.join(session.runDir, "docker-seccomp.json");
     writeFileSync(seccompFile, JSON.stringify(dockerSeccomp(engine)), { mode: 0o600 });
     // The proxy socket's directory: only the box's uid may enter it.

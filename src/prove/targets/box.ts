@@ -18,6 +18,7 @@ import { runtimeFor } from "../../runtimes/index.js";
 import type { Rlimit } from "../../walls/isolation/limits.js";
 import type { Canaries } from "../canaries/index.js";
 import type { ProveLayout } from "../layout.js";
+import { handHomeToBox, proveRuntime } from "./docker.js";
 export interface BoxChoice {
   policy?: string | undefined;
   presets: string[];
@@ -90,25 +91,28 @@ export async function runProbeInBox(
   const rules = canaryRules(canaries);
   const audit = new AuditLog(undefined);
   try {
-    const { plan, source } = await planFromOptions(
-      command,
-      {
-        workdir: layout.workdir,
-        policy: choice.policy,
-        preset: choice.presets,
-        allow: rules.allow,
-        resolve: rules.resolve,
-        runtime: choice.runtime,
-      },
-      { cwd: choice.cwd, env },
-    );
+    const planned = () =>
+      planFromOptions(
+        command,
+        {
+          workdir: layout.workdir,
+          policy: choice.policy,
+          preset: choice.presets,
+          allow: rules.allow,
+          resolve: rules.resolve,
+          runtime: choice.runtime,
+        },
+        { cwd: choice.cwd, env },
+      );
+    let { plan, source } = await planned();
+    if (handHomeToBox(plan, layout)) ({ plan, source } = await planned());
     onPlanned(plan.runtime, source);
     // The gate's approver: prove's own, which writes down every request and answers no.
     const approver = `sh -c 'cat >> "$1"; echo >> "$1"; exit 1' fourwall-prove-approver ${shellQuote(layout.approverLog)}`;
     const gate = { approver, terminal: false };
     const exitCode = choice.exec
       ? await probeThroughExec(plan, command, layout, audit, gate)
-      : await superviseBox(plan, runtimeFor(plan.runtime), { audit, quiet: true, gate });
+      : await superviseBox(plan, proveRuntime(plan), { audit, quiet: true, gate });
     return { built: true, exitCode, runtime: plan.runtime, rlimits: plan.rlimits, policySource: source };
   } catch (error) {
     if (error instanceof PolicyError)
