@@ -100,6 +100,8 @@ export function runInBox(
   command: string[],
   options: {
     weaken?: string[];
+    /** The broken box's runtime (weak-box.ts --runtime). */
+    weakRuntime?: "docker";
     flags?: string[];
     timeoutMs?: number;
     cwd?: string;
@@ -107,7 +109,11 @@ export function runInBox(
   } = {},
 ): Promise<Result> {
   const entry = options.weaken
-    ? [process.execPath, "--import", TSX_LOADER, WEAK_BOX, "--weaken", options.weaken.join(","), "--"]
+    ? [
+        ...[process.execPath, "--import", TSX_LOADER, WEAK_BOX, "--weaken", options.weaken.join(",")],
+        ...(options.weakRuntime ? ["--runtime", options.weakRuntime] : []),
+        "--",
+      ]
     : [process.execPath, FOURWALL, "run", ...(options.flags ?? []), "--"];
   const [program, ...args] = asMode(fx.mode, [...entry, ...command]);
   return new Promise((resolve) => {

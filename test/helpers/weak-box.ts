@@ -1,7 +1,8 @@
 /**
  * A deliberately broken box, for tests only: builds the plan exactly as `fourwall run` does, then
  * removes the named protections. Each security test runs against it to show that it catches the
- * hole. Usage: weak-box.ts --weaken a,b [-w DIR] -- command...
+ * hole. Usage: weak-box.ts --weaken a,b [-w DIR] [--runtime docker] -- command...
+ * With --runtime docker the weakenings are made on the `docker run` arguments (DOCKER_WEAKENINGS).
  */
 import { readdirSync } from "node:fs";
 import os from "node:os";
@@ -11,7 +12,9 @@ import type { BoxPlan } from "../../src/box/plan.js";
 import { planBox } from "../../src/box/plan.js";
 import { superviseBox } from "../../src/box/supervisor.js";
 import { loadPolicy } from "../../src/policy/load.js";
+import { DockerRuntime } from "../../src/runtimes/docker.js";
 import { NamespacesRuntime } from "../../src/runtimes/namespaces.js";
+import type { Runtime } from "../../src/runtimes/runtime.js";
 import { realHost } from "../../src/walls/filesystem/host.js";
 import { PERSISTENCE_PATHS } from "../../src/walls/filesystem/lists.js";
 
@@ -43,10 +46,44 @@ const optValue = (name: string) => {
   return i >= 0 ? opts[i + 1] : undefined;
 };
 const weaken = new Set((optValue("--weaken") ?? "").split(",").filter(Boolean) as Weakening[]);
-for (const w of weaken) if (!(WEAKENINGS as readonly string[]).includes(w)) throw new Error(`unknown weakening ${w}`);
+for (const w of weaken)
+  if (!(WEAKENINGS as readonly string[]).includes(w)) throw new Error(`unknown weakening ${w}`);
 
+/** What a broken docker box can lack: one `docker run` argument each. */
+const DOCKER_WEAKENINGS: Partial<Record<Weakening, (args: string[]) => string[]>> = {
+  seccomp: (args) => args.map((a) => (a.startsWith("seccomp=") ? "seccomp=unconfined" : a)),
+  // as root with Docker's default capabilities: neither --user nor --cap-drop
+  caps: (args) =>
+    args.filter(
+      (a, i) =>
+        !["--user", "--cap-drop"].includes(a) && !["--user", "--cap-drop"].includes(args[i - 1] ?? ""),
+    ),
+  // the empty file over the workdir's .env is not mounted
+  secrets: (args) =>
+    args.flatMap((a, i) =>
+      a.includes("/empty,target=") || args[i + 1]?.includes("/empty,target=") ? [] : [a],
+    ),
+  // the host's network (under runc: runsc is registered with --network=none and would keep none);
+  // an empty resolv.conf keeps name lookups on loopback instead of the host's real resolver
+  net: (args) => {
+    const out = args.map((a, i) => (a === "none" && args[i - 1] === "--network" ? "host" : a));
+    out.splice(
+      out.indexOf("--network"),
+      0,
+      "--mount",
+      "type=bind,source=/dev/null,target=/etc/resolv.conf,readonly",
+    );
+    return out;
+  },
+};
+
+const docker = optValue("--runtime") === "docker";
+if (docker)
+  for (const w of weaken)
+    if (!DOCKER_WEAKENINGS[w]) throw new Error(`no docker variant of the weakening ${w}`);
 const cwd = process.cwd();
 const { policy, egress } = loadPolicy({ file: optValue("--policy"), cwd });
+if (docker) policy.isolation.runtime = "docker"; // as -r docker does (the gate then knows there is no copy-on-write layer)
 const home = os.homedir();
 const plan: BoxPlan = planBox(policy, {
   command,
@@ -58,47 +95,62 @@ const plan: BoxPlan = planBox(policy, {
   host: realHost,
   egress,
 });
+// the docker variants change only the `docker run` arguments (the box sees no host mounts to widen)
+const onPlan = docker ? new Set<Weakening>() : weaken;
 const fs = plan.filesystem;
-if (weaken.has("secrets")) {
+if (onPlan.has("secrets")) {
   const homeAt = fs.mounts.findIndex((m) => m.target === home);
   fs.mounts = fs.mounts.filter((m) => !("why" in m) || (m.why !== "secret hidden" && m.why !== "home entry"));
   fs.mounts.splice(homeAt, 1, { type: "bind", source: home, target: home, writable: false, why: "weak" });
 }
-if (weaken.has("home-writable")) fs.mounts.push({ type: "bind", source: home, target: home, writable: true, why: "weak" });
-if (weaken.has("proc")) fs.mounts = fs.mounts.filter((m) => m.type !== "proc");
-if (weaken.has("sockets")) {
+if (onPlan.has("home-writable"))
+  fs.mounts.push({ type: "bind", source: home, target: home, writable: true, why: "weak" });
+if (onPlan.has("proc")) fs.mounts = fs.mounts.filter((m) => m.type !== "proc");
+if (onPlan.has("sockets")) {
   // /tmp and /var/tmp straight from the host; /run stays a tmpfs (the proxy socket is mounted in
   // it) but gets the host's entries bound back, sockets included.
   fs.mounts = fs.mounts.filter((m) => !(m.type === "tmpfs" && ["/tmp", "/var/tmp"].includes(m.target)));
   const runAt = fs.mounts.findIndex((m) => m.type === "tmpfs" && m.target === "/run");
   const hostRun = readdirSync("/run").map((name) => `/run/${name}`);
-  fs.mounts.splice(runAt + 1, 0, ...hostRun.map((p) => ({ type: "bind" as const, source: p, target: p, writable: false, why: "weak" })));
+  fs.mounts.splice(
+    runAt + 1,
+    0,
+    ...hostRun.map((p) => ({ type: "bind" as const, source: p, target: p, writable: false, why: "weak" })),
+  );
 }
-if (weaken.has("persistence")) {
+if (onPlan.has("persistence")) {
   const whys = new Set(PERSISTENCE_PATHS.map((p) => p.why));
   fs.mounts = fs.mounts.filter((m) => !("why" in m) || !whys.has(m.why));
   fs.placeholders = [];
 }
-if (weaken.has("identity") || weaken.has("caps")) plan.identity = { mode: "user", uid: 0, gid: 0 };
-if (weaken.has("rlimits")) plan.rlimits = [];
-if (weaken.has("cgroup")) plan.boxLimits = { memoryBytes: 64 * 1024 ** 3, pids: 1_000_000 };
-if (weaken.has("env")) plan.env = { ...(process.env as Record<string, string>), ...plan.env };
-if (weaken.has("hosts-leak") && plan.network.transparent) plan.network.transparent.hosts += "127.77.255.254\tother.test\n";
+if (onPlan.has("identity") || onPlan.has("caps")) plan.identity = { mode: "user", uid: 0, gid: 0 };
+if (onPlan.has("rlimits")) plan.rlimits = [];
+if (onPlan.has("cgroup")) plan.boxLimits = { memoryBytes: 64 * 1024 ** 3, pids: 1_000_000 };
+if (onPlan.has("env")) plan.env = { ...(process.env as Record<string, string>), ...plan.env };
+if (onPlan.has("hosts-leak") && plan.network.transparent)
+  plan.network.transparent.hosts += "127.77.255.254\tother.test\n";
 
 const drop = (list: string[], flag: string, count: number) => {
   const i = list.indexOf(flag);
   if (i >= 0) list.splice(i, count);
   return list;
 };
-const runtime = new NamespacesRuntime({
-  transformArgs(argv) {
-    const out = [...argv];
-    if (weaken.has("seccomp")) drop(out, "--seccomp", 2);
-    if (weaken.has("caps")) drop(out, "--cap-drop", 2);
-    if (weaken.has("die-with-parent")) drop(out, "--die-with-parent", 1);
-    if (weaken.has("net")) drop(out, "--unshare-net", 1);
-    if (weaken.has("userns")) drop(out, "--disable-userns", 1);
-    return out;
-  },
-});
+const dockerRuntime = () =>
+  new DockerRuntime({
+    ...(weaken.has("net") ? { engine: "runc" as const } : {}),
+    transformArgs: (args) => [...weaken].reduce((a, w) => DOCKER_WEAKENINGS[w]!(a), args),
+  });
+const runtime: Runtime = docker
+  ? dockerRuntime()
+  : new NamespacesRuntime({
+      transformArgs(argv) {
+        const out = [...argv];
+        if (weaken.has("seccomp")) drop(out, "--seccomp", 2);
+        if (weaken.has("caps")) drop(out, "--cap-drop", 2);
+        if (weaken.has("die-with-parent")) drop(out, "--die-with-parent", 1);
+        if (weaken.has("net")) drop(out, "--unshare-net", 1);
+        if (weaken.has("userns")) drop(out, "--disable-userns", 1);
+        return out;
+      },
+    });
 process.exitCode = await superviseBox(plan, runtime, { audit: new AuditLog(undefined) });

@@ -3,55 +3,60 @@
  * walls.test.ts and egress-box.test.ts (secrets, host read-only, workdir writable, no
  * capabilities, seccomp, no network but the proxy), run as root against the docker daemon the
  * host already runs (when it is fit for fourwall) or a private one started here and removed after.
- * The image is fourwall's default (busybox-static + socat): the box's tools are busybox's.
+ * The image is fourwall's "tools" image (python3, curl, git, node on busybox, built from the
+ * host's files); one test also runs the tiny default image (busybox-static + socat).
+ * The real clients (curl, git, python, node, npm) run in egress-box.test.ts on this runtime too, and
+ * `fourwall prove -r docker` in prove.test.ts.
  * The uid-65534 mode is refused by design (the daemon is root; rootless Docker is out of scope):
  * that refusal is tested, nothing else runs as 65534.
  */
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { pathToFileURL } from "node:url";
-import { DockerRuntime } from "../../src/runtimes/docker.js";
-import { FOURWALL, type Fixture, makeFixture, type Result, ROOT, SECRET, sh, USER_UID } from "../helpers/box.js";
-import { type Dockerd, dockerdUnavailable, startDockerd } from "../helpers/dockerd.js";
+import {
+  type Fixture,
+  FOURWALL,
+  makeFixture,
+  type Result,
+  SECRET,
+  sh,
+  USER_UID,
+  waitFor,
+} from "../helpers/box.js";
+import {
+  type DockerBoxes,
+  dockerdUnavailable,
+  dockerFixture as fixture,
+  fourwallContainers,
+  startDockerBoxes,
+} from "../helpers/docker-box.js";
 import { type HostCanaries, startHostCanaries } from "../helpers/host-canaries.js";
 
 const skip = dockerdUnavailable() ?? false;
-let daemon: Dockerd | undefined;
-let dockerHost = "";
+let boxes: DockerBoxes | undefined;
 let canaries: HostCanaries | undefined;
 
 before(async () => {
   if (skip) return;
   canaries = await startHostCanaries("dk");
-  // A daemon the host already runs, if fourwall can use it; otherwise a private one.
-  if (new DockerRuntime().check().available) {
-    dockerHost = process.env.DOCKER_HOST ?? "unix:///var/run/docker.sock";
-  } else {
-    daemon = await startDockerd();
-    dockerHost = daemon.host;
-  }
+  boxes = await startDockerBoxes();
 });
 after(async () => {
   canaries?.close();
-  await daemon?.stop();
+  await boxes?.stop();
 });
 
-/** A root-mode fixture whose home (and workdir) belong to an unprivileged user, as the runtime requires. */
-function fixture(): Fixture {
-  const fx = makeFixture("root");
-  spawnSync("chown", ["-R", `${USER_UID}:${USER_UID}`, fx.home]);
-  return fx;
-}
-
-const D = () => ({ flags: ["-r", "docker"], timeoutMs: 60_000, env: { DOCKER_HOST: dockerHost } });
+const D = () => ({ flags: ["-r", "docker"], timeoutMs: 60_000, env: boxes!.env });
 const run = (fx: Fixture, script: string, flags: string[] = []): Promise<Result> => {
   const o = D();
   return sh(fx, script, { ...o, flags: [...o.flags, ...flags] });
 };
+/** The same script in a docker box with one protection removed (test/helpers/weak-box.ts --runtime docker). */
+const weakDocker = (fx: Fixture, weaken: string, script: string): Promise<Result> =>
+  sh(fx, script, { weaken: [weaken], weakRuntime: "docker", timeoutMs: 60_000, env: boxes!.env });
 
 describe("docker: walls (root)", { skip, concurrency: 2 }, () => {
   it("keeps secrets invisible: home secrets absent, workdir .env covered, secret env not passed", async () => {
@@ -108,67 +113,6 @@ describe("docker: walls (root)", { skip, concurrency: 2 }, () => {
     assert.equal(r.code, 7, r.stderr);
   });
 });
-
-// --- a deliberately broken docker box: the same plan and arguments, one protection removed
-
-const TSX_LOADER = pathToFileURL(path.join(ROOT, "node_modules", "tsx", "dist", "loader.mjs")).href;
-const src = (p: string) => JSON.stringify(pathToFileURL(path.join(ROOT, p)).href);
-const WEAK_DOCKER = `
-import os from "node:os";
-import { planBox } from ${src("src/box/plan.ts")};
-import { superviseBox } from ${src("src/box/supervisor.ts")};
-import { loadPolicy } from ${src("src/policy/load.ts")};
-import { AuditLog } from ${src("src/audit/log.ts")};
-import { DockerRuntime } from ${src("src/runtimes/docker.ts")};
-import { realHost } from ${src("src/walls/filesystem/host.ts")};
-const [weaken, ...command] = process.argv.slice(1);
-const { policy, egress } = loadPolicy({ cwd: process.cwd() });
-policy.isolation.runtime = "docker"; // as -r docker does (the approval gate then knows there is no copy-on-write layer)
-const plan = planBox(policy, { command, workdir: process.cwd(), home: os.homedir(), hostUid: process.getuid(), hostGid: process.getgid(),
-  hostEnv: process.env, host: realHost, egress });
-const runtime = new DockerRuntime({ transformArgs: (args) => {
-  if (weaken === "seccomp") return args.map((a) => (a.startsWith("seccomp=") ? "seccomp=unconfined" : a));
-  // as root with Docker's default capabilities: neither --user nor --cap-drop
-  if (weaken === "caps") return args.filter((a, i) => !["--user", "--cap-drop"].includes(a) && !["--user", "--cap-drop"].includes(args[i - 1] ?? ""));
-  if (weaken === "secrets") return args.flatMap((a, i) => (a.includes("/empty,target=") ? [] : args[i + 1]?.includes("/empty,target=") ? [] : [a]));
-  return args;
-} });
-process.exitCode = await superviseBox(plan, runtime, { audit: new AuditLog(undefined) });
-`;
-
-function weakDocker(fx: Fixture, weaken: string, script: string): Promise<Result> {
-  return new Promise((resolve) => {
-    const child = spawn(
-      process.execPath,
-      [
-        "--import",
-        TSX_LOADER,
-        "--input-type=module",
-        "-e",
-        WEAK_DOCKER,
-        "--",
-        weaken,
-        "/bin/sh",
-        "-c",
-        script,
-      ],
-      {
-        cwd: fx.workdir,
-        env: { ...fx.env, DOCKER_HOST: dockerHost, NODE_PATH: path.join(ROOT, "node_modules") },
-        stdio: ["ignore", "pipe", "pipe"],
-      },
-    );
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
-    const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 describe("docker: the checks see the hole in a broken docker box", { skip, concurrency: 2 }, () => {
   it("without the seccomp profile, a new user namespace can be made", async () => {
@@ -251,35 +195,26 @@ describe("docker: refusals", { skip }, () => {
     assert.match(r.stderr, /run fourwall as root/);
   });
 
-  it("leaves no container behind when fourwall is killed with SIGKILL (the reaper removes it)", async () => {
+  it("runs the tiny default image (built on first use) and leaves no container behind when fourwall is killed with SIGKILL", async () => {
     const fx = fixture();
     const marker = String(4000 + Math.floor(Math.random() * 4000));
+    // no FOURWALL_DOCKER_IMAGE: fourwall's own busybox + socat image
     const child = spawn(process.execPath, [FOURWALL, "run", "-r", "docker", "--", "sleep", marker], {
       cwd: fx.workdir,
-      env: { ...fx.env, DOCKER_HOST: dockerHost },
+      env: { ...fx.env, DOCKER_HOST: boxes!.host },
       stdio: "ignore",
     });
-    const containers = () =>
-      spawnSync("/usr/bin/docker", ["ps", "-a", "--format", "{{.Names}}"], {
-        env: { PATH: "/usr/bin:/bin", DOCKER_HOST: dockerHost },
-        encoding: "utf8",
-      }).stdout.split("\n").filter((n) => n.startsWith("fourwall-"));
-    const until = async (pred: () => boolean) => {
-      for (let i = 0; i < 200 && !pred(); i++) await new Promise((r) => setTimeout(r, 100));
-      return pred();
-    };
-    assert.ok(await until(() => containers().length > 0), "the container started");
+    const host = boxes!.host;
+    assert.ok(await waitFor(() => fourwallContainers(host).length > 0, 20_000), "the container started");
     child.kill("SIGKILL");
-    assert.ok(await until(() => containers().length === 0), `left behind: ${containers().join(", ")}`);
+    assert.ok(
+      await waitFor(() => fourwallContainers(host).length === 0, 20_000),
+      `left behind: ${fourwallContainers(host).join(", ")}`,
+    );
   });
 
   it("leaves no container behind", () => {
-    const r = spawnSync("/usr/bin/docker", ["ps", "-a", "--format", "{{.Names}}"], {
-      env: { PATH: "/usr/bin:/bin", DOCKER_HOST: dockerHost },
-      encoding: "utf8",
-    });
-    assert.equal(r.status, 0, r.stderr);
-    assert.doesNotMatch(r.stdout, /fourwall-/);
+    assert.deepEqual(fourwallContainers(boxes!.host), []);
   });
 });
 

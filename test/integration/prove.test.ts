@@ -2,7 +2,9 @@
  * `fourwall prove` for real, launched as root and as uid 65534: it must pass against fourwall's own
  * box (default policy and every preset), and every probe must be able to fail: against no box at
  * all (`sh -c`) it reports holes in every wall, and against deliberately weakened fourwall boxes
- * (test/helpers/weak-box.ts) it names the hole each weakening opens. Nothing may be left behind.
+ * (test/helpers/weak-box.ts) it names the hole each weakening opens. On the docker runtime (root) it
+ * passes in fourwall's tools image, and finds the hole in a docker box without its network wall.
+ * Nothing may be left behind.
  */
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
@@ -18,11 +20,17 @@ import {
 } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { after, describe, it } from "node:test";
+import { after, before, describe, it } from "node:test";
 import { pathToFileURL } from "node:url";
 import { which } from "../../src/paths.js";
 import type { ProveReport } from "../../src/prove/types.js";
 import { FOURWALL, MODES, type Mode, ROOT, USER_UID, WEAK_BOX } from "../helpers/box.js";
+import {
+  type DockerBoxes,
+  dockerdUnavailable,
+  fourwallContainers,
+  startDockerBoxes,
+} from "../helpers/docker-box.js";
 
 const TSX_LOADER = pathToFileURL(path.join(ROOT, "node_modules", "tsx", "dist", "loader.mjs")).href;
 const PRESETS = ["claude-code", "codex", "node-dev", "python-dev"];
@@ -42,7 +50,7 @@ interface Run {
   stderr: string;
 }
 
-function prove(mode: Mode, args: string[]): Promise<Run> {
+function prove(mode: Mode, args: string[], env: Record<string, string> = {}): Promise<Run> {
   const argv = [process.execPath, FOURWALL, "prove", ...args];
   const [program, ...rest] =
     mode === "root"
@@ -55,6 +63,7 @@ function prove(mode: Mode, args: string[]): Promise<Run> {
         PATH: process.env.PATH ?? "/usr/bin:/bin",
         LANG: "C.UTF-8",
         HOME: mode === "root" ? os.homedir() : userHome,
+        ...env,
       },
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -70,8 +79,12 @@ function prove(mode: Mode, args: string[]): Promise<Run> {
   });
 }
 
-async function proveJson(mode: Mode, args: string[]): Promise<{ run: Run; report: ProveReport }> {
-  const run = await prove(mode, ["--json", ...args]);
+async function proveJson(
+  mode: Mode,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ run: Run; report: ProveReport }> {
+  const run = await prove(mode, ["--json", ...args], env);
   let report: ProveReport;
   try {
     report = JSON.parse(run.stdout) as ProveReport;
@@ -221,6 +234,48 @@ describe("fourwall prove catches a deliberately weakened fourwall box", () => {
         assert.equal(statusOf(report, id), "HOLE", `${id}\n${describeRun(report, run)}`);
     });
   }
+});
+
+describe("fourwall prove on the docker runtime (root)", { skip: dockerdUnavailable() ?? false }, () => {
+  let boxes: DockerBoxes | undefined;
+  before(async () => {
+    boxes = await startDockerBoxes();
+  });
+  after(async () => boxes?.stop());
+
+  it("passes in fourwall's tools image (built when no image is named); the gate probes say they do not apply", async () => {
+    // DOCKER_HOST only: prove builds (or finds) the tools image itself
+    const { run, report } = await proveJson("root", ["-r", "docker"], { DOCKER_HOST: boxes!.host });
+    assert.equal(run.code, 0, describeRun(report, run));
+    assert.equal(report.tally.hole + report.tally.fail, 0);
+    assert.ok(report.tally.pass >= 40, `only ${report.tally.pass} passed`);
+    assert.match(
+      report.results.find((r) => r.id === "isolation.runtime")!.observed,
+      /gVisor's kernel under docker/,
+    );
+    for (const id of ["gate.delete-asks", "gate.denied-delete-survives"]) {
+      const r = report.results.find((x) => x.id === id)!;
+      assert.deepEqual(
+        [r.status, /docker runtime has no approval-gate layer/.test(r.observed)],
+        ["SKIP", true],
+        id,
+      );
+    }
+    assert.deepEqual(leftovers(report), []);
+    assert.deepEqual(fourwallContainers(boxes!.host), []);
+  });
+
+  it("finds the hole in a docker box whose network wall is removed (runc, the host's network)", async () => {
+    // docker runs the box as the workdir's owner, never root: the wrapper hands prove's throwaway home over first
+    const weak =
+      `chown -R ${USER_UID}:${USER_UID} "$HOME" && DOCKER_HOST=${boxes!.host} FOURWALL_DOCKER_IMAGE=${boxes!.image} ` +
+      `${process.execPath} --import ${TSX_LOADER} ${WEAK_BOX} --runtime docker --weaken net --`;
+    const { run, report } = await proveJson("root", ["--only", "egress", "--against", weak]);
+    assert.equal(run.code, 1, describeRun(report, run));
+    for (const id of ["egress.host-loopback", "egress.udp"])
+      assert.equal(statusOf(report, id), "HOLE", `${id}\n${describeRun(report, run)}`);
+    assert.deepEqual(fourwallContainers(boxes!.host), []);
+  });
 });
 
 describe("fourwall prove output", () => {

@@ -1,0 +1,63 @@
+/**
+ * The docker runtime for the integration tests: the host's daemon when fourwall can use it, else a
+ * private one (test/helpers/dockerd.ts), and fourwall's "tools" image (python3, curl, git, node,
+ * npm, openssl on busybox) built in it once, so the same real-client tests run in every runtime.
+ * `env` is what a launch needs (DOCKER_HOST, FOURWALL_DOCKER_IMAGE); `fixture` gives the workdir
+ * an unprivileged owner, as the runtime requires (Docker 20.10 has no idmapped mounts).
+ */
+import { spawnSync } from "node:child_process";
+import { DockerRuntime } from "../../src/runtimes/docker.js";
+import { buildImage, imageTag } from "../../src/runtimes/docker-image.js";
+import { type Fixture, type Mode, makeFixture, USER_UID } from "./box.js";
+import { startDockerd } from "./dockerd.js";
+
+export { dockerdUnavailable } from "./dockerd.js";
+
+export interface DockerBoxes {
+  host: string;
+  /** The tools image's tag. */
+  image: string;
+  env: { DOCKER_HOST: string; FOURWALL_DOCKER_IMAGE: string };
+  stop(): Promise<void>;
+}
+
+const client = (host: string) => ({ PATH: "/usr/bin:/bin", DOCKER_HOST: host });
+
+/** Names of fourwall's containers the daemon still has (none may be left after a test). */
+export function fourwallContainers(host: string): string[] {
+  const r = spawnSync("/usr/bin/docker", ["ps", "-a", "--format", "{{.Names}}"], {
+    env: client(host),
+    encoding: "utf8",
+  });
+  if (r.status !== 0) throw new Error(`docker ps: ${r.stderr}`);
+  return r.stdout.split("\n").filter((n) => n.startsWith("fourwall-"));
+}
+
+export async function startDockerBoxes(): Promise<DockerBoxes> {
+  const existing = new DockerRuntime().check().available;
+  const daemon = existing ? undefined : await startDockerd();
+  const host = daemon?.host ?? process.env.DOCKER_HOST ?? "unix:///var/run/docker.sock";
+  try {
+    const tag = imageTag("tools");
+    if ("why" in tag) throw new Error(`fourwall's tools image: ${tag.why}`);
+    const have =
+      spawnSync("/usr/bin/docker", ["image", "inspect", tag.tag], { env: client(host) }).status === 0;
+    if (!have) await buildImage("tools", tag.tag, "/usr/bin/docker", client(host));
+    return {
+      host,
+      image: tag.tag,
+      env: { DOCKER_HOST: host, FOURWALL_DOCKER_IMAGE: tag.tag },
+      stop: async () => daemon?.stop(),
+    };
+  } catch (error) {
+    await daemon?.stop();
+    throw error;
+  }
+}
+
+/** A fixture whose home (and workdir) belong to an unprivileged user; fourwall itself runs as `mode`'s user. */
+export function dockerFixture(mode: Mode = "root"): Fixture {
+  const fx = makeFixture(mode);
+  spawnSync("chown", ["-R", `${USER_UID}:${USER_UID}`, fx.home]);
+  return fx;
+}
