@@ -11,7 +11,8 @@ cd "$(dirname "$0")/.."
 # chromium: the approval inbox page, tested headless · runsc: gVisor, the --runtime gvisor box.
 # squid: the second egress backend (egress.proxy: squid), started per box, never as a service.
 # docker.io, busybox-static: the --runtime docker box (its default image is busybox-static + socat).
-PACKAGES=(iptables bubblewrap util-linux bsdutils gcc libc6-dev socat nftables iproute2 curl git python3 openssl tmux procps psmisc ripgrep chromium runsc squid docker.io busybox-static)
+# qemu-system-x86: the --runtime vm box (its guest is Debian's kernel + a busybox initramfs, scripts/build-vm.sh).
+PACKAGES=(iptables bubblewrap util-linux bsdutils gcc libc6-dev socat nftables iproute2 curl git python3 openssl tmux procps psmisc ripgrep chromium runsc squid docker.io busybox-static qemu-system-x86)
 
 say() { printf '\033[36msetup:\033[0m %s\n' "$*" >&2; }
 
@@ -50,6 +51,9 @@ for src in native/*.c; do
     gcc -O2 -Wall -Wextra -Werror -o "$bin" "$src"
   fi
 done
+
+# The microVM's guest kernel and initramfs: rebuilt when the kernel package or vm/ changes.
+bash scripts/build-vm.sh
 
 # The bundle: rebuilt when any source is newer than it.
 if [ ! -f dist/fourwall.js ] || [ -n "$(find src -newer dist/fourwall.js -name '*.ts' -print -quit)" ]; then

@@ -1,4 +1,3 @@
-import { PRECIOUS } from "./layout.js";
 /**
  * Every probe of `fourwall prove`, wall by wall: what it attacks, what the wall must do, and how
  * the host judges the probe program's report (src/prove/probe.py implements the attacks under the
@@ -18,6 +17,7 @@ import {
   text,
   works,
 } from "./judges.js";
+import { PRECIOUS } from "./layout.js";
 import type { ProbeSpec, ProveWall } from "./types.js";
 
 /**
@@ -33,6 +33,13 @@ const RUNTIME_IDENTITY: Record<string, Judge> = {
     const kernel = text(data.kernel, "?");
     return kernel !== ctx.evidence.hostKernel
       ? pass(`a kernel of its own: ${kernel.slice(0, 40)}`)
+      : fail("the host's own kernel");
+  },
+  // the guest's own Linux, and pid 1 is the same bwrap as in the namespaces runtime, inside it
+  vm: (data, ctx) => {
+    const kernel = text(data.kernel, "?");
+    return kernel !== ctx.evidence.hostKernel
+      ? pass(`the microVM's own kernel: ${kernel.slice(0, 34)}`)
       : fail("the host's own kernel");
   },
   // runsc through the daemon by default; under runc (opt-in, warned) there is no kernel of its own to show
@@ -61,7 +68,6 @@ const gateProbe =
     const what = ctx.evidence.gate.precious === undefined ? "deleted, no one asked" : "intact";
     return skip(`does not apply: ${missing} (./${name}: ${what})`);
   };
-
 
 const runtimeIdentity: Judge = (data, ctx) => {
   const pid1 = text(data.pid1, "?");
@@ -100,7 +106,8 @@ const notRoot: Judge = (data, ctx) => {
   if (data.shadow === "read") return hole(`uid ${uid}, and /etc/shadow is readable`);
   // gVisor maps its launcher to uid 0 of its own kernel; on the host the sandbox runs as the
   // launcher (never root: runsc runs rootless), which the unreadable /etc/shadow confirms.
-  if (uid === 0 && ctx.target.kind === "box" && ctx.target.runtime === "gvisor") return pass(`uid 0 in gVisor's kernel only; /etc/shadow: ${text(data.shadow, "?")}`);
+  if (uid === 0 && ctx.target.kind === "box" && ctx.target.runtime === "gvisor")
+    return pass(`uid 0 in gVisor's kernel only; /etc/shadow: ${text(data.shadow, "?")}`);
   if (uid === 0) return hole("uid 0");
   return pass(`uid ${uid}; /etc/shadow: ${text(data.shadow, "?")}`);
 };
@@ -134,7 +141,6 @@ const spec = (wall: ProveWall, id: string, title: string, expect: string, judge:
   expect,
   judge,
 });
-
 
 export const PROBES: ProbeSpec[] = [
   // isolation

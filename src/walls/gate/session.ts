@@ -16,11 +16,11 @@ import pc from "picocolors";
 import type { AuditLog } from "../../audit/log.js";
 import { WallError } from "../../box/errors.js";
 import type { BoxPlan } from "../../box/plan.js";
+import { ON_KILL_FILE } from "../../box/reaper.js";
 import type { BoxSession } from "../../runtimes/runtime.js";
 import { CommandApprover } from "./approvers/command.js";
 import { InboxApprover } from "./approvers/inbox.js";
 import { TerminalApprover } from "./approvers/terminal.js";
-import { ON_KILL_FILE } from "../../box/reaper.js";
 import { removeLayer } from "./changeset.js";
 import { type GateService, startGate } from "./host.js";
 import { overlayHelperPath } from "./paths.js";
@@ -106,8 +106,8 @@ export async function openGateSession(
   let layer: string | undefined;
   if (plan.gate.overlay && o.options?.layer === false) {
     o.audit.write({ box: plan.id, wall: "gate", event: "fs-not-held", why: "persistent box" });
-  } else if (plan.gate.overlay && plan.runtime !== "namespaces" && plan.runtime !== "gvisor") {
-    // Only the namespaces and gVisor runtimes mount the layer so far: say so rather than seem to hold changes.
+  } else if (plan.gate.overlay && !["namespaces", "gvisor", "vm"].includes(plan.runtime)) {
+    // Docker has no layer yet (namespaces, gVisor and the microVM run inside fourwall-overlay): say so rather than seem to hold changes.
     notify(
       `fourwall gate: the ${plan.runtime} runtime has no copy-on-write layer yet: changes to pre-existing workdir files are NOT held for approval`,
     );
