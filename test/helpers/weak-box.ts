@@ -2,7 +2,8 @@
  * A deliberately broken box, for tests only: builds the plan exactly as `fourwall run` does, then
  * removes the named protections. Each security test runs against it to show that it catches the
  * hole. Usage: weak-box.ts --weaken a,b [-w DIR] [--runtime docker] -- command...
- * With --runtime docker the weakenings are made on the `docker run` arguments (DOCKER_WEAKENINGS).
+ * With --runtime docker the weakenings are made on the `docker run` arguments (DOCKER_WEAKENINGS);
+ * with --runtime vm on the plan and on the guest's bwrap arguments (the QEMU box around it stays whole).
  */
 import { readdirSync } from "node:fs";
 import os from "node:os";
@@ -15,6 +16,7 @@ import { loadPolicy } from "../../src/policy/load.js";
 import { DockerRuntime } from "../../src/runtimes/docker.js";
 import { NamespacesRuntime } from "../../src/runtimes/namespaces.js";
 import type { Runtime } from "../../src/runtimes/runtime.js";
+import { VmRuntime } from "../../src/runtimes/vm.js";
 import { realHost } from "../../src/walls/filesystem/host.js";
 import { PERSISTENCE_PATHS } from "../../src/walls/filesystem/lists.js";
 
@@ -78,12 +80,14 @@ const DOCKER_WEAKENINGS: Partial<Record<Weakening, (args: string[]) => string[]>
 };
 
 const docker = optValue("--runtime") === "docker";
+const vm = optValue("--runtime") === "vm";
 if (docker)
   for (const w of weaken)
     if (!DOCKER_WEAKENINGS[w]) throw new Error(`no docker variant of the weakening ${w}`);
 const cwd = process.cwd();
 const { policy, egress } = loadPolicy({ file: optValue("--policy"), cwd });
 if (docker) policy.isolation.runtime = "docker"; // as -r docker does (the gate then knows there is no copy-on-write layer)
+if (vm) policy.isolation.runtime = "vm";
 const home = os.homedir();
 const plan: BoxPlan = planBox(policy, {
   command,
@@ -127,6 +131,15 @@ if (onPlan.has("identity") || onPlan.has("caps")) plan.identity = { mode: "user"
 if (onPlan.has("rlimits")) plan.rlimits = [];
 if (onPlan.has("cgroup")) plan.boxLimits = { memoryBytes: 64 * 1024 ** 3, pids: 1_000_000 };
 if (onPlan.has("env")) plan.env = { ...(process.env as Record<string, string>), ...plan.env };
+// the host's network: an empty resolv.conf keeps the broken box's name lookups on loopback
+if (onPlan.has("net"))
+  fs.mounts.push({
+    type: "bind",
+    source: "/dev/null",
+    target: "/etc/resolv.conf",
+    writable: false,
+    why: "weak",
+  });
 if (onPlan.has("hosts-leak") && plan.network.transparent)
   plan.network.transparent.hosts += "127.77.255.254\tother.test\n";
 
@@ -140,17 +153,19 @@ const dockerRuntime = () =>
     ...(weaken.has("net") ? { engine: "runc" as const } : {}),
     transformArgs: (args) => [...weaken].reduce((a, w) => DOCKER_WEAKENINGS[w]!(a), args),
   });
+/** The weakenings made on bwrap's arguments: the namespaces box's, or the box inside the microVM. */
+function weakenBwrap(argv: string[]): string[] {
+  const out = [...argv];
+  if (weaken.has("seccomp")) drop(out, "--seccomp", 2);
+  if (weaken.has("caps")) drop(out, "--cap-drop", 2);
+  if (weaken.has("die-with-parent")) drop(out, "--die-with-parent", 1);
+  if (weaken.has("net")) drop(out, "--unshare-net", 1);
+  if (weaken.has("userns")) drop(out, "--disable-userns", 1);
+  return out;
+}
 const runtime: Runtime = docker
   ? dockerRuntime()
-  : new NamespacesRuntime({
-      transformArgs(argv) {
-        const out = [...argv];
-        if (weaken.has("seccomp")) drop(out, "--seccomp", 2);
-        if (weaken.has("caps")) drop(out, "--cap-drop", 2);
-        if (weaken.has("die-with-parent")) drop(out, "--die-with-parent", 1);
-        if (weaken.has("net")) drop(out, "--unshare-net", 1);
-        if (weaken.has("userns")) drop(out, "--disable-userns", 1);
-        return out;
-      },
-    });
+  : vm
+    ? new VmRuntime({ transformGuestArgs: weakenBwrap })
+    : new NamespacesRuntime({ transformArgs: weakenBwrap });
 process.exitCode = await superviseBox(plan, runtime, { audit: new AuditLog(undefined) });

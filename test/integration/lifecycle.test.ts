@@ -164,3 +164,87 @@ for (const mode of MODES) {
     });
   });
 }
+
+/** Every live descendant of a process (from /proc's parent links). */
+function descendants(root: number): number[] {
+  const parents = new Map<number, number>();
+  for (const line of spawnSync("ps", ["-eo", "pid=,ppid="], { encoding: "utf8" }).stdout.trim().split("\n")) {
+    const [pid, ppid] = line.trim().split(/\s+/).map(Number);
+    parents.set(pid!, ppid!);
+  }
+  const found: number[] = [];
+  const walk = (p: number) => {
+    for (const [child, parent] of parents) {
+      if (parent !== p) continue;
+      found.push(child);
+      walk(child);
+    }
+  };
+  walk(root);
+  return found;
+}
+const alive = (pid: number) => existsSync(`/proc/${pid}`);
+
+// The microVM box's life: the same contract through virtio-serial ports and a guest init. Boots
+// take seconds under TCG emulation, so each test is one boot.
+for (const mode of MODES) {
+  describe(`microVM box lifecycle (${mode})`, { timeout: 600_000 }, () => {
+    it("passes stdin through to the command and returns its exit status", () => {
+      const fx = makeFixture(mode);
+      const [program, ...args] = fourwallArgv(mode, [
+        "run",
+        "-r",
+        "vm",
+        "--",
+        "sh",
+        "-c",
+        "tr a-z A-Z; exit 7",
+      ]);
+      const r = spawnSync(program!, args, {
+        cwd: fx.workdir,
+        env: fx.env,
+        input: "hello vm\n",
+        encoding: "utf8",
+        timeout: 240_000,
+      });
+      assert.equal(r.stdout, "HELLO VM\n", r.stderr);
+      assert.equal(r.status, 7, r.stderr);
+    });
+
+    it("forwards SIGTERM to the command; after a SIGKILL of fourwall nothing is left (QEMU, its box, the run dir)", async () => {
+      const fx = makeFixture(mode);
+      const run = (script: string) => {
+        const [program, ...args] = fourwallArgv(mode, ["run", "-r", "vm", "--", "sh", "-c", script]);
+        const child = spawn(program!, args, {
+          cwd: fx.workdir,
+          env: fx.env,
+          stdio: ["ignore", "pipe", "pipe"],
+        });
+        let out = "";
+        child.stdout.on("data", (d) => (out += d));
+        return { child, out: () => out, closed: new Promise<number | null>((r) => child.on("close", r)) };
+      };
+      const term = run("trap 'echo got-term; exit 42' TERM; echo ready; sleep 60 & wait");
+      assert.ok(await waitFor(() => term.out().includes("ready"), 240_000), "box started");
+      term.child.kill("SIGTERM");
+      assert.equal(await term.closed, 42);
+      assert.match(term.out(), /got-term/);
+
+      const before = new Set(runDirs());
+      const killed = run("echo ready; sleep 300");
+      assert.ok(await waitFor(() => killed.out().includes("ready"), 240_000), "box started");
+      const tree = descendants(killed.child.pid!);
+      assert.ok(tree.length >= 3, "QEMU and its box run under fourwall");
+      const mine = runDirs().filter((d) => !before.has(d));
+      killed.child.kill("SIGKILL");
+      assert.ok(
+        await waitFor(() => tree.every((p) => !alive(p)), 10_000),
+        `still alive: ${tree.filter(alive)}`,
+      );
+      assert.ok(
+        await waitFor(() => runDirs().every((d) => !mine.includes(d)), 10_000),
+        "the run dir is gone",
+      );
+    });
+  });
+}
