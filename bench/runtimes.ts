@@ -1,7 +1,9 @@
 /**
  * Cold start per isolation runtime: `fourwall run -r <runtime> -- true`, spawn to exit, beside the
- * bare runtime it wraps, measured in the same rounds. gVisor so far (docker and vm add their rows
- * here). Target (issue 6): gvisor within 1.3 × bare `runsc do true`.
+ * bare runtime it wraps, measured in the same rounds: gVisor beside bare `runsc do true`, Docker
+ * beside bare `docker run --runtime=runsc`, the microVM beside a bare boot of its guest, and the
+ * namespaces runtime. Targets (issue 6): gvisor within 1.3 × bare runsc; docker within 1.2 × bare
+ * docker run --runtime=runsc. The microVM has no target: its boot time is reported.
  */
 
 import { writeFileSync } from "node:fs";
@@ -9,15 +11,83 @@ import path from "node:path";
 import { which } from "../src/paths.js";
 import { runscFlags } from "../src/runtimes/gvisor.js";
 import { minimalSpec } from "../src/runtimes/oci.js";
+import { VmRuntime, vmImage } from "../src/runtimes/vm.js";
+import { type DockerBoxes, startDockerBoxes } from "../test/helpers/docker-box.js";
 import type { BenchContext, BenchGroup, ExtraTable, GroupResult, Row } from "./lib/group.js";
 import { measureRows, ratio, target } from "./lib/group.js";
-import { type Subject } from "./lib/measure.js";
+import type { Subject } from "./lib/measure.js";
 
 const USER_ID = 65534;
 const node = process.execPath;
 
 function minimalBundle(dir: string): void {
   writeFileSync(path.join(dir, "config.json"), JSON.stringify(minimalSpec()));
+}
+
+/** A bare boot of fourwall's guest: QEMU (TCG), its kernel and initramfs, no device: init finds no control port and powers off. */
+function bareBoot(): string[] {
+  const image = vmImage();
+  return [
+    "qemu-system-x86_64",
+    ...["-accel", "tcg,thread=single", "-machine", "q35", "-cpu", "max", "-m", "1024M", "-smp", "1"],
+    ...["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"],
+    ...(image.firmware ? ["-bios", image.firmware] : []),
+    ...[
+      "-kernel",
+      image.kernel,
+      "-initrd",
+      image.initrd,
+      "-append",
+      "console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/init",
+    ],
+  ];
+}
+
+/** fourwall run -r vm and -r docker, and their bare baselines. */
+function vmAndDockerSubjects(ctx: BenchContext, docker: DockerBoxes | string): Subject[] {
+  const fourwall = path.join(ctx.repoRoot, "bin", "fourwall.js");
+  const vmCheck = new VmRuntime().check();
+  const noVm = vmCheck.available ? undefined : `${vmCheck.detail} (${vmCheck.fix})`;
+  const vmWork = ctx.tempDir();
+  const noDocker =
+    typeof docker === "string" ? docker : ctx.isRoot ? undefined : "the docker runtime is root only";
+  const dockerWork = ctx.tempDir({ uid: USER_ID, gid: USER_ID }); // Docker runs the box as the workdir's owner
+  const dockerEnv = typeof docker === "string" ? process.env : { ...process.env, ...docker.env };
+  const image = typeof docker === "string" ? "<image>" : docker.image;
+  return [
+    {
+      id: "qemu-boot",
+      label: "bare QEMU boot of the guest to init and power-off (TCG)",
+      command: bareBoot(),
+      shown: "qemu-system-x86_64 -accel tcg -machine q35 -kernel <guest> -initrd <initramfs> (no devices)",
+      skip: noVm,
+    },
+    {
+      id: "vm-root",
+      label: "fourwall run -r vm -- true (as root)",
+      command: [node, fourwall, "run", "-r", "vm", "-w", vmWork, "--", "true"],
+      shown: "node bin/fourwall.js run -r vm -w <tmp workdir> -- true",
+      cwd: vmWork,
+      skip: noVm ?? (ctx.isRoot ? undefined : "the bench is not running as root"),
+    },
+    {
+      id: "docker-bare",
+      label: "bare docker run --runtime=runsc --network none (fourwall's tools image)",
+      command: ["/usr/bin/docker", "run", "--rm", "--runtime=runsc", "--network", "none", image, "true"],
+      shown: "docker run --rm --runtime=runsc --network none <tools image> true",
+      env: dockerEnv,
+      skip: noDocker,
+    },
+    {
+      id: "docker-root",
+      label: "fourwall run -r docker -- true (as root)",
+      command: [node, fourwall, "run", "-r", "docker", "-w", dockerWork, "--", "true"],
+      shown: "node bin/fourwall.js run -r docker -w <workdir owned by uid 65534> -- true",
+      cwd: dockerWork,
+      env: dockerEnv,
+      skip: noDocker,
+    },
+  ];
 }
 
 function subjects(ctx: BenchContext): Subject[] {
@@ -96,6 +166,10 @@ const ROLES: Record<string, Row["role"]> = {
   "gvisor-user": "subject",
   "namespaces-root": "informative",
   "dry-run": "informative",
+  "qemu-boot": "baseline",
+  "vm-root": "subject",
+  "docker-bare": "baseline",
+  "docker-root": "subject",
 };
 
 /** Where `fourwall run -r gvisor` spends its time, from differences of medians (root mode). */
@@ -132,7 +206,25 @@ export const runtimes: BenchGroup = {
   id: "runtimes",
   title: "Cold start per runtime (whole process, spawn to exit)",
   async run(ctx): Promise<GroupResult> {
-    const rows = await measureRows(ctx, "runtimes", subjects(ctx), (id) => ROLES[id] ?? "informative");
+    // A private docker daemon when none runs (the same helper the tests use), stopped at the end.
+    let docker: DockerBoxes | string;
+    if (!ctx.isRoot) docker = "the docker runtime is root only";
+    else if (!which("dockerd", "/usr/bin:/usr/sbin")) docker = "docker.io is not installed";
+    else {
+      ctx.log("runtimes: starting a docker daemon and fourwall's image");
+      docker = await startDockerBoxes().catch((error: Error) => `no docker daemon: ${error.message}`);
+    }
+    let rows: Row[];
+    try {
+      rows = await measureRows(
+        ctx,
+        "runtimes",
+        [...subjects(ctx), ...vmAndDockerSubjects(ctx, docker)],
+        (id) => ROLES[id] ?? "informative",
+      );
+    } finally {
+      if (typeof docker !== "string") await docker.stop();
+    }
     const subjectsIds = ["gvisor-root", "gvisor-user"];
     const label = (id: string) => rows.find((r) => r.id === id)!.label;
     const breakdown = phases(rows);
@@ -147,12 +239,27 @@ export const runtimes: BenchGroup = {
       ratios: [
         ...subjectsIds.map((s) => ratio(rows, s, "runsc-do")),
         ratio(rows, "gvisor-root", "namespaces-root"),
+        ratio(rows, "docker-root", "docker-bare"),
+        ratio(rows, "vm-root", "qemu-boot"),
+        ratio(rows, "vm-root", "namespaces-root"),
       ],
-      targets: subjectsIds.map((s) =>
-        target(rows, `${label(s)} ≤ 1.3 × bare runsc do true`, s, "runsc-do", "<=", 1.3),
-      ),
+      targets: [
+        ...subjectsIds.map((s) =>
+          target(rows, `${label(s)} ≤ 1.3 × bare runsc do true`, s, "runsc-do", "<=", 1.3),
+        ),
+        target(
+          rows,
+          `${label("docker-root")} ≤ 1.2 × bare docker run --runtime=runsc`,
+          "docker-root",
+          "docker-bare",
+          "<=",
+          1.2,
+        ),
+      ],
       extraTables: breakdown ? [breakdown] : [],
       notes: [
+        "The microVM runs under TCG emulation here (nested KVM refuses stock kernels): its row is mostly the guest kernel's boot, the 9p root and bwrap inside the guest, all emulated. No target; the ratio to a bare boot of the same guest is what fourwall adds.",
+        "Docker: fourwall's docker box writes a seccomp profile, checks the daemon's runsc registration, starts the proxy and the in-box bridge, and Node runs first; the bare row is the daemon's own start of the same image under runsc.",
         "fourwall's box does more than `runsc do`: its own mounts (secrets hidden, HOME rebuilt), the seccomp profile, the egress proxy and the in-box bridge (socat, ~30-50 ms to start under ptrace), and Node itself (~60-100 ms before any of it).",
       ],
     };

@@ -1,8 +1,8 @@
 import { spawn } from "node:child_process";
 import path from "node:path";
 import pc from "picocolors";
-import { WallError } from "../box/errors.js";
 import { askDaemon, runDaemon } from "../box/daemon.js";
+import { WallError } from "../box/errors.js";
 import { BOX_NAME, boxDir, listBoxes, readBox } from "../box/persistent.js";
 import { enterHelperPath } from "../paths.js";
 import { failClosed, planFromOptions, type RunOptions } from "./run.js";
@@ -11,19 +11,31 @@ import { failClosed, planFromOptions, type RunOptions } from "./run.js";
 const IDLE = ["sleep", "infinity"];
 
 function checkName(name: string): void {
-  if (!BOX_NAME.test(name)) throw new WallError("policy", `bad box name ${JSON.stringify(name)}`, "use letters, digits, . _ - (up to 63)");
+  if (!BOX_NAME.test(name))
+    throw new WallError(
+      "policy",
+      `bad box name ${JSON.stringify(name)}`,
+      "use letters, digits, . _ - (up to 63)",
+    );
 }
 
 /** Starts the user's box daemon unless one answers already. */
 async function ensureDaemon(): Promise<void> {
   if (await askDaemon({ op: "ping" }, 2000)) return;
-  const child = spawn(process.execPath, [process.argv[1]!, "box-daemon"], { detached: true, stdio: "ignore" });
+  const child = spawn(process.execPath, [process.argv[1]!, "box-daemon"], {
+    detached: true,
+    stdio: "ignore",
+  });
   child.unref();
   for (let i = 0; i < 200; i++) {
     await new Promise((r) => setTimeout(r, 25));
     if (await askDaemon({ op: "ping" }, 2000)) return;
   }
-  throw new WallError("isolation", "the box daemon did not start", "run `fourwall box-daemon` in a terminal to see why");
+  throw new WallError(
+    "isolation",
+    "the box daemon did not start",
+    "run `fourwall box-daemon` in a terminal to see why",
+  );
 }
 
 /**
@@ -33,10 +45,23 @@ async function ensureDaemon(): Promise<void> {
 export async function upCommand(options: RunOptions & { name: string }): Promise<number> {
   try {
     checkName(options.name);
-    if (readBox(options.name)) throw new WallError("policy", `a box named ${options.name} is already up`, `fourwall down ${options.name}`);
+    if (readBox(options.name))
+      throw new WallError(
+        "policy",
+        `a box named ${options.name} is already up`,
+        `fourwall down ${options.name}`,
+      );
     const { plan } = await planFromOptions(IDLE, options);
+    // fourwall exec joins the box's namespaces: only the namespaces runtime has a box to join.
+    if (plan.runtime !== "namespaces")
+      throw new WallError(
+        "isolation",
+        `persistent boxes run on the namespaces runtime only: fourwall exec cannot enter a ${plan.runtime} box`,
+        `fourwall up -r namespaces, or fourwall run -r ${plan.runtime} per command`,
+      );
     await ensureDaemon();
-    if (options.inbox) throw new WallError("gate", "--inbox is not available for persistent boxes yet", "use --approver CMD");
+    if (options.inbox)
+      throw new WallError("gate", "--inbox is not available for persistent boxes yet", "use --approver CMD");
     const audit = options.audit ? path.resolve(options.audit) : undefined;
     const reply = await askDaemon({
       op: "up",
@@ -46,7 +71,8 @@ export async function upCommand(options: RunOptions & { name: string }): Promise
       ...(options.approver ? { approver: options.approver } : {}),
     });
     if (!reply?.ok) {
-      const why = reply && !reply.ok ? reply : { error: "the box daemon went away", wall: undefined, fix: undefined };
+      const why =
+        reply && !reply.ok ? reply : { error: "the box daemon went away", wall: undefined, fix: undefined };
       throw new WallError((why.wall as never) ?? "isolation", why.error, why.fix ?? "fourwall doctor");
     }
     process.stdout.write(`${pc.green("up")} ${options.name}\n`);
@@ -63,17 +89,28 @@ export async function daemonCommand(): Promise<number> {
 
 /** `fourwall exec N -- cmd` (the slow path; bin/fourwall calls the native helper directly). */
 export async function execCommand(name: string, command: string[]): Promise<number> {
-  if (!readBox(name)) return failClosed(new WallError("isolation", `no box named ${name} is up`, `fourwall up --name ${name}`));
+  if (!readBox(name))
+    return failClosed(new WallError("isolation", `no box named ${name} is up`, `fourwall up --name ${name}`));
   const child = spawn(enterHelperPath(), [boxDir(name), "--", ...command], { stdio: "inherit" });
   for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(sig, () => child.kill(sig));
-  return new Promise((resolve) => child.on("exit", (code, signal) => resolve(code ?? 128 + (signal === "SIGKILL" ? 9 : 15))));
+  return new Promise((resolve) =>
+    child.on("exit", (code, signal) => resolve(code ?? 128 + (signal === "SIGKILL" ? 9 : 15))),
+  );
 }
 
 /** `fourwall down N`: stops the box; returns once it is gone (nothing left behind). */
 export async function downCommand(name: string): Promise<number> {
-  if (!readBox(name)) return failClosed(new WallError("isolation", `no box named ${name} is up`, "fourwall ls"));
+  if (!readBox(name))
+    return failClosed(new WallError("isolation", `no box named ${name} is up`, "fourwall ls"));
   const reply = await askDaemon({ op: "down", name });
-  if (!reply?.ok) return failClosed(new WallError("isolation", reply && !reply.ok ? reply.error : "the box daemon did not answer", "fourwall ls"));
+  if (!reply?.ok)
+    return failClosed(
+      new WallError(
+        "isolation",
+        reply && !reply.ok ? reply.error : "the box daemon did not answer",
+        "fourwall ls",
+      ),
+    );
   process.stdout.write(`${pc.yellow("down")} ${name}\n`);
   return 0;
 }
@@ -82,6 +119,10 @@ export function lsCommand(options: { json?: true }): number {
   const boxes = listBoxes();
   if (options.json) process.stdout.write(`${JSON.stringify(boxes, null, 2)}\n`);
   else if (boxes.length === 0) process.stdout.write("no boxes up\n");
-  else for (const b of boxes) process.stdout.write(`${b.name.padEnd(20)} ${b.runtime.padEnd(11)} pid ${String(b.pid).padEnd(8)} ${b.workdir}\n`);
+  else
+    for (const b of boxes)
+      process.stdout.write(
+        `${b.name.padEnd(20)} ${b.runtime.padEnd(11)} pid ${String(b.pid).padEnd(8)} ${b.workdir}\n`,
+      );
   return 0;
 }

@@ -149,3 +149,15 @@ for (const mode of MODES) {
     });
   });
 }
+
+describe("persistent boxes on other runtimes", () => {
+  it("up -r gvisor / vm is refused before anything starts (exec joins namespaces: only the namespaces runtime has them)", () => {
+    const fx = makeFixture("root");
+    for (const runtime of ["gvisor", "vm"]) {
+      const r = fw(fx, ["up", "--name", `t-${runtime}-${process.pid}`, "-r", runtime]);
+      assert.equal(r.code, 125, r.stderr);
+      assert.match(r.stderr, new RegExp(`fourwall exec cannot enter a ${runtime} box`));
+      assert.doesNotMatch(fw(fx, ["ls"]).stdout, new RegExp(`t-${runtime}-`));
+    }
+  });
+});
