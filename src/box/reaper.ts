@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { appendFileSync, mkdirSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import type { Placeholder } from "../walls/filesystem/mounts.js";
 import { WallError } from "./errors.js";
@@ -35,7 +35,7 @@ if [ "$line" != ok ]; then
 fi
 # (on a normal exit fourwall has removed these itself: builtin tests only, no process started)
 for d in "$@"; do for t in 1 2 3 4 5 6 7 8 9 10; do [ -d "$d" ] || break; rmdir -- "$d" 2>/dev/null && break; sleep 0.2; done; done
-[ -d "$run_dir" ] && rm -rf -- "$run_dir"
+[ -d "$run_dir" ] && rm -rf --one-file-system -- "$run_dir"
 [ -s "$list" ] || exit 0
 if flock -x -n 9; then
   # newest first: a later placeholder may stand inside an earlier one (.claude/settings.json in .claude);
@@ -61,6 +61,17 @@ fi
 
 /** A shell script a runtime may leave in the run dir: the reaper runs it if fourwall was killed. */
 export const ON_KILL_FILE = "on-kill";
+
+/**
+ * Adds a line to the run dir's on-kill script, which the reaper runs if fourwall is killed.
+ * "first": what must be undone before anything else runs (a runtime's container, its mounts).
+ */
+export function onKill(runDir: string, line: string, order: "first" | "last" = "last"): void {
+  const file = path.join(runDir, ON_KILL_FILE);
+  const before = order === "first" && existsSync(file) ? readFileSync(file, "utf8") : "";
+  if (order === "first") writeFileSync(file, `${line}\n${before}`, { mode: 0o600 });
+  else appendFileSync(file, `${line}\n`, { mode: 0o600 });
+}
 
 export interface Reaper {
   /** fourwall is done with the box: the reaper cleans up; resolves when it has. */

@@ -51,24 +51,6 @@ const RUNTIME_IDENTITY: Record<string, Judge> = {
   },
 };
 
-/**
- * Runtimes that do not mount the approval gate's copy-on-write layer yet (the gate says so when the
- * box starts): deleting a workdir file there asks no one, so the gate probes do not apply. They
- * still run, and the verdict says what happened: SKIP, never PASS.
- */
-const NO_GATE_LAYER: Record<string, string> = {
-  docker: "the docker runtime has no approval-gate layer yet",
-};
-const gateProbe =
-  (judge: Judge): Judge =>
-  (data, ctx) => {
-    const missing = ctx.target.kind === "box" ? NO_GATE_LAYER[ctx.target.runtime] : undefined;
-    if (!missing) return judge(data, ctx);
-    const name = ctx.evidence.gate.name;
-    const what = ctx.evidence.gate.precious === undefined ? "deleted, no one asked" : "intact";
-    return skip(`does not apply: ${missing} (./${name}: ${what})`);
-  };
-
 const runtimeIdentity: Judge = (data, ctx) => {
   const pid1 = text(data.pid1, "?");
   const isHostInit =
@@ -257,7 +239,7 @@ export const PROBES: ProbeSpec[] = [
     "delete-asks",
     "delete a pre-existing workdir file (unlink(2))",
     "an approval request",
-    gateProbe((data, ctx) => {
+    (data, ctx) => {
       const name = ctx.evidence.gate.name;
       if (ctx.evidence.gate.requests.some((r) => r.includes(name)))
         return pass(`the gate asked about ./${name}`);
@@ -267,19 +249,19 @@ export const PROBES: ProbeSpec[] = [
       return fail(
         `./${name} is intact but nobody was asked: ${ctx.evidence.gate.requests.length} request(s) seen`,
       );
-    }),
+    },
   ),
   spec(
     "gate",
     "denied-delete-survives",
     "the same delete, with a denying approver",
     "the file survives",
-    gateProbe((_data, ctx) => {
+    (_data, ctx) => {
       const name = ctx.evidence.gate.name;
       if (ctx.evidence.gate.precious === undefined) return hole(`./${name} is gone from the host`);
       if (ctx.evidence.gate.precious !== PRECIOUS) return hole(`./${name} changed on the host`);
       return pass(`./${name} intact on the host`);
-    }),
+    },
   ),
 ];
 

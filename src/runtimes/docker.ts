@@ -24,12 +24,12 @@
  * client that dies without its container gets `docker rm -f`.
  */
 import { type ChildProcess, execFile, spawn, spawnSync } from "node:child_process";
-import { appendFileSync, chownSync, writeFileSync } from "node:fs";
+import { chownSync, mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { WallError } from "../box/errors.js";
 import type { BoxPlan } from "../box/plan.js";
-import { ON_KILL_FILE } from "../box/reaper.js";
+import { onKill } from "../box/reaper.js";
 import { which } from "../paths.js";
 import { BOX_NET_DIR, bridgeScript } from "../walls/egress/network.js";
 import { buildImage, type ImageKind, imageTag } from "./docker-image.js";
@@ -165,6 +165,43 @@ export function dockerRunArgs(plan: BoxPlan, session: BoxSession, options: Docke
     "fourwall-bridge",
     ...plan.command,
   ];
+}
+
+/** The plan's filesystem with the workdir's bind coming from the mounted gate layer instead. */
+function withWorkdirSource(plan: BoxPlan, layer: string): BoxPlan["filesystem"] {
+  const workdir = plan.filesystem.cwd;
+  const mounts = plan.filesystem.mounts.map((m) =>
+    m.type === "bind" && m.writable && m.source === workdir ? { ...m, source: layer } : m,
+  );
+  return { ...plan.filesystem, mounts };
+}
+
+/**
+ * Mounts the gate's copy-on-write layer over the workdir at <run dir>/workdir, on the host (the
+ * same options as native/fourwall-overlay.c, so the change-set reads the same). If fourwall is
+ * killed, the reaper unmounts it right after removing the container.
+ */
+function mountGateLayer(session: BoxSession, user: { uid: number; gid: number }): string {
+  const { lower, upper, work } = session.overlay!;
+  const merged = path.join(session.runDir, "workdir");
+  mkdirSync(merged, { mode: 0o700 });
+  // The layer's root takes the upper dir's owner: the box's user must own it to write the workdir.
+  chownSync(upper, user.uid, user.gid);
+  chownSync(work, user.uid, user.gid);
+  const options = `lowerdir=${lower},upperdir=${upper},workdir=${work},userxattr,metacopy=off,index=off,xino=off`;
+  const r = spawnSync("mount", ["-t", "overlay", "overlay", "-o", options, merged], { encoding: "utf8" });
+  if (r.status !== 0)
+    throw new WallError(
+      "gate",
+      `docker: cannot mount the copy-on-write layer over the workdir: ${r.stderr.trim() || r.error?.message}`,
+      "check that the workdir path has no , or : and that overlayfs is available (modprobe overlay)",
+    );
+  onKill(session.runDir, `umount -l ${shellQuote(merged)} 2>/dev/null`, "first");
+  return merged;
+}
+
+function unmountGateLayer(merged: string): void {
+  if (spawnSync("umount", [merged]).status !== 0) spawnSync("umount", ["-l", merged]);
 }
 
 /** Who the box runs as: the owner of the writable paths, never root. Throws WallError. */
@@ -393,11 +430,11 @@ export class DockerRuntime implements Runtime {
     if (!pre.available || !pre.bin)
       throw new WallError("isolation", `docker: ${pre.detail}`, pre.fix ?? "run fourwall doctor");
     const bin = pre.bin;
-    if (session.overlay || session.gateFiles?.length)
+    if (session.gateFiles?.length)
       throw new WallError(
-        "isolation",
-        "docker: the approval gate's copy-on-write workdir is not supported by this runtime yet",
-        "use --runtime namespaces for a policy with a gate",
+        "gate",
+        "docker: agent settings with fourwall's gate hook cannot be bound into an image yet",
+        "use --runtime namespaces for a policy whose gate installs agent hooks",
       );
     if (plan.network.transparent)
       throw new WallError(
@@ -417,9 +454,12 @@ export class DockerRuntime implements Runtime {
     // The proxy socket's directory: only the box's uid may enter it.
     chownSync(session.netDir, user.uid, user.gid);
     const name = `fourwall-${plan.id}`;
+    // Approval gate: the daemon binds from the host's mount namespace, so the copy-on-write layer
+    // is mounted there (root: the docker runtime is root only) and the container gets the layer.
+    const layer = session.overlay ? mountGateLayer(session, user) : undefined;
     let args: string[];
     try {
-      args = dockerRunArgs(plan, session, {
+      args = dockerRunArgs(layer ? { ...plan, filesystem: withWorkdirSource(plan, layer) } : plan, session, {
         image,
         engine,
         seccompFile,
@@ -435,11 +475,7 @@ export class DockerRuntime implements Runtime {
     const clientEnv = Object.entries(dockerClientEnv())
       .map(([k, v]) => `${k}=${shellQuote(v)}`)
       .join(" ");
-    appendFileSync(
-      path.join(session.runDir, ON_KILL_FILE),
-      `${clientEnv} ${shellQuote(bin)} rm -f ${shellQuote(name)}\n`,
-      { mode: 0o600 },
-    );
+    onKill(session.runDir, `${clientEnv} ${shellQuote(bin)} rm -f ${shellQuote(name)}`, "first");
     // The box's environment rides in the client's own environment, named in argv by -e NAME only.
     const env = { ...plan.env, ...dockerClientEnv() };
     const child: ChildProcess = spawn(bin, args, { stdio: "inherit", env });
@@ -459,6 +495,7 @@ export class DockerRuntime implements Runtime {
     };
     const exit = (async (): Promise<BoxExit> => {
       const { code, signal: sig } = await closed;
+      if (layer) unmountGateLayer(layer); // before the gate reads the layer and writes the workdir
       if (spawnError)
         throw new WallError(
           "isolation",

@@ -21,6 +21,7 @@ import {
   FOURWALL,
   makeFixture,
   type Result,
+  runDirs,
   SECRET,
   sh,
   USER_UID,
@@ -195,9 +196,10 @@ describe("docker: refusals", { skip }, () => {
     assert.match(r.stderr, /run fourwall as root/);
   });
 
-  it("runs the tiny default image (built on first use) and leaves no container behind when fourwall is killed with SIGKILL", async () => {
+  it("runs the tiny default image (built on first use) and leaves no container, no mounted gate layer and no run dir behind when fourwall is killed with SIGKILL", async () => {
     const fx = fixture();
     const marker = String(4000 + Math.floor(Math.random() * 4000));
+    const before = new Set(runDirs());
     // no FOURWALL_DOCKER_IMAGE: fourwall's own busybox + socat image
     const child = spawn(process.execPath, [FOURWALL, "run", "-r", "docker", "--", "sleep", marker], {
       cwd: fx.workdir,
@@ -206,11 +208,24 @@ describe("docker: refusals", { skip }, () => {
     });
     const host = boxes!.host;
     assert.ok(await waitFor(() => fourwallContainers(host).length > 0, 20_000), "the container started");
+    // the gate's copy-on-write layer, mounted on the host for the daemon (in this box's run dir)
+    const layers = () =>
+      readFileSync("/proc/self/mountinfo", "utf8")
+        .split("\n")
+        .filter((l) => / overlay .*upperdir=.*fourwall-changes-/.test(l) && l.includes("/workdir "));
+    const mine = layers();
+    assert.equal(mine.length >= 1, true, "the gate layer is mounted while the box runs");
+    const dirs = runDirs().filter((d) => !before.has(d));
     child.kill("SIGKILL");
     assert.ok(
       await waitFor(() => fourwallContainers(host).length === 0, 20_000),
       `left behind: ${fourwallContainers(host).join(", ")}`,
     );
+    assert.ok(
+      await waitFor(() => layers().every((l) => !mine.includes(l)), 10_000),
+      "the gate layer is unmounted",
+    );
+    assert.ok(await waitFor(() => runDirs().every((d) => !dirs.includes(d)), 10_000), "the run dir is gone");
   });
 
   it("leaves no container behind", () => {

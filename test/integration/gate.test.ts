@@ -23,7 +23,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import path from "node:path";
-import { describe, it } from "node:test";
+import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
   chownToMode,
@@ -35,6 +35,12 @@ import {
   sh,
   USER_UID,
 } from "../helpers/box.js";
+import {
+  type DockerBoxes,
+  dockerdUnavailable,
+  dockerFixture,
+  startDockerBoxes,
+} from "../helpers/docker-box.js";
 
 /** Every entry of a tree with its type, mode and content hash: "byte-for-byte unchanged" made checkable. */
 function treeDigest(dir: string): string {
@@ -57,7 +63,7 @@ function treeDigest(dir: string): string {
 }
 
 /** A workdir with things worth destroying: tracked and untracked files, a subdirectory, a script. */
-function seedWorkdir(fx: Fixture): void {
+function seedWorkdir(fx: Fixture, ownedByUser = false): void {
   const w = fx.workdir;
   mkdirSync(path.join(w, "src"), { recursive: true });
   writeFileSync(path.join(w, "src", "app.ts"), "export const answer = 42;\n");
@@ -74,7 +80,7 @@ function seedWorkdir(fx: Fixture): void {
   };
   git("add", "README.md", "src");
   git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init");
-  if (fx.mode === "user") spawnSync("chown", ["-R", `${USER_UID}:${USER_UID}`, w]);
+  if (fx.mode === "user" || ownedByUser) spawnSync("chown", ["-R", `${USER_UID}:${USER_UID}`, w]);
 }
 
 /** What a hijacked agent does when it ignores every hook: straight to the kernel. */
@@ -403,3 +409,44 @@ for (const mode of MODES) {
     });
   });
 }
+
+// Docker: the daemon binds from the host's mount namespace, so the layer is mounted on the host.
+describe("approval gate on the docker runtime (root, fourwall's tools image)", {
+  skip: dockerdUnavailable() ?? false,
+}, () => {
+  let docker: DockerBoxes | undefined;
+  before(async () => {
+    docker = await startDockerBoxes();
+  });
+  after(async () => docker?.stop());
+  const hijack = (approver: string, extra = "") => {
+    const fx = dockerFixture("root");
+    seedWorkdir(fx, true);
+    const before = treeDigest(fx.workdir);
+    const run = sh(fx, `${HIJACK}${extra}`, {
+      flags: ["-r", "docker", "--approver", approver],
+      env: docker!.env,
+      timeoutMs: 60_000,
+    });
+    return { fx, before, run };
+  };
+
+  it("the hijack, denied: the workdir is byte-for-byte unchanged, and no layer stays mounted", async () => {
+    const { fx, before, run } = hijack("exit 1");
+    const r = await run;
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /hijack done: /);
+    assert.equal(treeDigest(fx.workdir), before, `the workdir changed:\n${r.stderr}`);
+    assert.match(r.stderr, /kept the originals of \d+ file\(s\)/);
+    assert.doesNotMatch(readFileSync("/proc/self/mountinfo", "utf8"), /fourwall-[0-9a-f]{8}-\w+\/workdir/);
+  });
+
+  it("the hijack, approved: the changes and the new files are applied, owned by the workdir's owner", async () => {
+    const { fx, run } = hijack("cat > /dev/null; exit 0", "\necho fresh > fresh.txt");
+    const r = await run;
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(existsSync(path.join(fx.workdir, "notes.txt")), false);
+    assert.equal(readFileSync(path.join(fx.workdir, "fresh.txt"), "utf8"), "fresh\n");
+    assert.equal(lstatSync(path.join(fx.workdir, "fresh.txt")).uid, USER_UID);
+  });
+});

@@ -1,5 +1,4 @@
 import {
-  appendFileSync,
   chmodSync,
   chownSync,
   existsSync,
@@ -16,7 +15,7 @@ import pc from "picocolors";
 import type { AuditLog } from "../../audit/log.js";
 import { WallError } from "../../box/errors.js";
 import type { BoxPlan } from "../../box/plan.js";
-import { ON_KILL_FILE } from "../../box/reaper.js";
+import { onKill } from "../../box/reaper.js";
 import type { BoxSession } from "../../runtimes/runtime.js";
 import { CommandApprover } from "./approvers/command.js";
 import { InboxApprover } from "./approvers/inbox.js";
@@ -106,12 +105,6 @@ export async function openGateSession(
   let layer: string | undefined;
   if (plan.gate.overlay && o.options?.layer === false) {
     o.audit.write({ box: plan.id, wall: "gate", event: "fs-not-held", why: "persistent box" });
-  } else if (plan.gate.overlay && !["namespaces", "gvisor", "vm"].includes(plan.runtime)) {
-    // Docker has no layer yet (namespaces, gVisor and the microVM run inside fourwall-overlay): say so rather than seem to hold changes.
-    notify(
-      `fourwall gate: the ${plan.runtime} runtime has no copy-on-write layer yet: changes to pre-existing workdir files are NOT held for approval`,
-    );
-    o.audit.write({ box: plan.id, wall: "gate", event: "fs-not-enforced", runtime: plan.runtime });
   } else if (plan.gate.overlay) {
     if (!existsSync(overlayHelperPath())) {
       throw new WallError(
@@ -134,10 +127,9 @@ export async function openGateSession(
     session.overlay = { lower: plan.filesystem.cwd, upper, work };
     // If fourwall is SIGKILLed, the reaper drops the layer when the box wrote nothing into it;
     // a layer with the box's work in it stays, to be recovered.
-    appendFileSync(
-      path.join(session.runDir, ON_KILL_FILE),
-      `rmdir -- '${upper}' 2>/dev/null && chmod -R u+rwx -- '${layer}' && rm -rf -- '${layer}'\n`,
-      { mode: 0o600 },
+    onKill(
+      session.runDir,
+      `rmdir -- '${upper}' 2>/dev/null && chmod -R u+rwx -- '${layer}' && rm -rf --one-file-system -- '${layer}'`,
     );
   }
 
