@@ -53,6 +53,8 @@ export interface ProbeConfig {
   } | null;
   outside: { ip: string; tcpPort: number; dnsPort: number } | { skip: string };
   gate: { precious: string };
+  /** Multiplies the probes' timeouts: a box under emulation answers slowly, which is not a refusal. */
+  timeScale: number;
 }
 
 export function probeConfig(
@@ -60,6 +62,7 @@ export function probeConfig(
   canaries: Canaries,
   specs: ProbeSpec[],
   out: string | null,
+  timeScale = 1,
 ): ProbeConfig {
   const { origins, names, outside } = canaries;
   return {
@@ -95,6 +98,7 @@ export function probeConfig(
     outside:
       "skip" in outside ? outside : { ip: outside.ip, tcpPort: outside.tcpPort, dnsPort: outside.dnsPort },
     gate: { precious: layout.precious },
+    timeScale,
   };
 }
 

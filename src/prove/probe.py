@@ -32,7 +32,9 @@ from concurrent.futures import ThreadPoolExecutor
 with open(sys.argv[1]) as config_file:
     CFG = json.load(config_file)
 TOKEN = CFG["token"]
-TIMEOUT = 3.0
+# Slower boxes (the microVM under emulation) get longer timeouts: a slow answer is not a refusal.
+SLOW = float(CFG.get("timeScale", 1))
+TIMEOUT = 3.0 * SLOW
 LIBC = ctypes.CDLL(None, use_errno=True)
 PROBES = {}
 
@@ -69,11 +71,11 @@ def run(argv, timeout=4.0, env=None, split=False):
     """(exit status, output) of a command, or (status, stdout, stderr) with split; status None
     when the command is missing or timed out."""
     try:
-        done = subprocess.run(argv, capture_output=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL)
+        done = subprocess.run(argv, capture_output=True, timeout=timeout * SLOW, env=env, stdin=subprocess.DEVNULL)
     except (FileNotFoundError, PermissionError):  # EACCES: found nowhere the probe may run it from
         return (None, "not installed", "") if split else (None, "not installed")
     except subprocess.TimeoutExpired:
-        why = f"timed out after {timeout:g} s"
+        why = f"timed out after {timeout * SLOW:g} s"
         return (None, why, "") if split else (None, why)
     out, err = (done.stdout.decode("utf-8", "replace"), done.stderr.decode("utf-8", "replace"))
     return (done.returncode, out, err) if split else (done.returncode, (out + err).strip())
@@ -481,7 +483,7 @@ def curl(url, via_proxy=True, extra=()):
     """What an agent's curl gets, through the proxy from the environment (when there is one)."""
     env = {k: v for k, v in os.environ.items() if k.lower() != "no_proxy"}
     proxy = proxy_url()
-    argv = ["curl", "-sS", "-i", "-m", "3", "-w", "\\n%{http_connect} %{http_code}"]
+    argv = ["curl", "-sS", "-i", "-m", f"{3 * SLOW:g}", "-w", "\\n%{http_connect} %{http_code}"]
     argv += ["-x", proxy] if via_proxy and proxy else ["--noproxy", "*"]
     status, out, err = run(argv + list(extra) + [url], timeout=5, env=env, split=True)
     if status is None:

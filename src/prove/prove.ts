@@ -154,7 +154,9 @@ export async function runProve(options: ProveOptions): Promise<ProveOutcome> {
       if (!parseProbeOutput(output).finished) notes.push(`the wrapper ${ended}${tail ? `: ${tail}` : ""}`);
       missing = `no report: the wrapper ${ended} (see the note)`;
     } else {
-      writeProbeConfig(layout, probeConfig(layout, canaries, specs, layout.results));
+      // the microVM runs emulated here (TCG): TLS handshakes and process starts take seconds
+      const timeScale = options.runtime === "vm" ? 5 : 1;
+      writeProbeConfig(layout, probeConfig(layout, canaries, specs, layout.results, timeScale));
       target = {
         kind: "box",
         runtime: options.runtime ?? "namespaces",
@@ -169,7 +171,9 @@ export async function runProve(options: ProveOptions): Promise<ProveOutcome> {
         [PYTHON, layout.probe, layout.config],
         (runtime, source) => {
           target = { kind: "box", runtime, policy: source, presets: options.presets };
-          options.progress(`running ${probes} probes in a ${runtime} box${options.exec ? ", through fourwall exec" : ""} (policy ${source})`);
+          options.progress(
+            `running ${probes} probes in a ${runtime} box${options.exec ? ", through fourwall exec" : ""} (policy ${source})`,
+          );
         },
       );
       if (box.built) {

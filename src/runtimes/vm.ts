@@ -219,9 +219,24 @@ function listenPort(socketPath: string, owner?: { uid: number; gid: number }): P
   });
 }
 
-/** The plan for the outer box: the same walls, with QEMU as the command. */
-function outerPlan(plan: BoxPlan, qemu: string[]): BoxPlan {
-  return { ...plan, command: qemu };
+/**
+ * The plan for the outer box: the same walls, with QEMU as the command, and the guest image bound
+ * in read-only (fourwall may live where the box sees nothing, e.g. under /tmp).
+ */
+function outerPlan(plan: BoxPlan, qemu: string[], image: VmImage): BoxPlan {
+  const dir = path.dirname(image.kernel);
+  const imageMount = {
+    type: "bind" as const,
+    source: dir,
+    target: dir,
+    writable: false,
+    why: "the microVM's kernel and initramfs",
+  };
+  return {
+    ...plan,
+    command: qemu,
+    filesystem: { ...plan.filesystem, mounts: [...plan.filesystem.mounts, imageMount] },
+  };
 }
 
 export interface VmRuntimeOptions {
@@ -300,8 +315,9 @@ export class VmRuntime implements Runtime {
     const outer = new NamespacesRuntime();
     let qemu: RunningBox;
     try {
+      const image = vmImage();
       qemu = await outer.launch(
-        outerPlan(plan, qemuArgs(plan, `${BOX_NET_DIR}/vm`, vmImage(), vmAccel())),
+        outerPlan(plan, qemuArgs(plan, `${BOX_NET_DIR}/vm`, image, vmAccel()), image),
         session,
       );
     } catch (error) {

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -230,12 +230,18 @@ for (const mode of MODES) {
       assert.equal(await term.closed, 42);
       assert.match(term.out(), /got-term/);
 
-      const before = new Set(runDirs());
       const killed = run("echo ready; sleep 300");
       assert.ok(await waitFor(() => killed.out().includes("ready"), 240_000), "box started");
       const tree = descendants(killed.child.pid!);
       assert.ok(tree.length >= 3, "QEMU and its box run under fourwall");
-      const mine = runDirs().filter((d) => !before.has(d));
+      // this box's run dir (other boxes may run on the machine): an argument of its reaper, in the tree
+      const mine = tree.flatMap((pid) => {
+        const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+        return argv.includes("fourwall-reaper")
+          ? argv.filter((a) => runDirs().includes(path.basename(a)))
+          : [];
+      });
+      assert.equal(mine.length, 1, "the box's run dir among its reaper's arguments");
       killed.child.kill("SIGKILL");
       assert.ok(
         await waitFor(() => tree.every((p) => !alive(p)), 10_000),
