@@ -1,3 +1,4 @@
+import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -82,6 +83,29 @@ export const asMode = (mode: Mode, argv: string[]): string[] => [...userArgs(mod
 /** `fourwall ARGS...` from the bundle, launched as the mode's user. */
 export const fourwallArgv = (mode: Mode, args: string[]): string[] =>
   asMode(mode, [process.execPath, FOURWALL, ...args]);
+
+/** `fourwall run FLAGS -- sh -c SCRIPT` in the background: its stdout so far, and its exit code when it closes. */
+export function startInBox(fx: Fixture, flags: string[], script: string) {
+  const [program, ...args] = fourwallArgv(fx.mode, ["run", ...flags, "--", "sh", "-c", script]);
+  const child = spawn(program!, args, { cwd: fx.workdir, env: fx.env, stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  child.stdout.on("data", (d) => (out += d));
+  const closed = new Promise<number | null>((resolve) => child.on("close", resolve));
+  return { child, out: () => out, closed };
+}
+
+/** The box's command gets fourwall's SIGTERM (it traps it and exits 42), and fourwall returns its status. */
+export async function checkSigtermForwarded(fx: Fixture, flags: string[], bootMs: number): Promise<void> {
+  const box = startInBox(fx, flags, "trap 'echo got-term; exit 42' TERM; echo ready; sleep 60 & wait");
+  try {
+    assert.ok(await waitFor(() => box.out().includes("ready"), bootMs), "box started");
+    box.child.kill("SIGTERM");
+    assert.equal(await box.closed, 42);
+    assert.match(box.out(), /got-term/);
+  } finally {
+    box.child.kill("SIGKILL");
+  }
+}
 
 /** Polls `pred` every 50 ms for up to `ms`; its last answer. */
 export async function waitFor(pred: () => boolean, ms: number): Promise<boolean> {

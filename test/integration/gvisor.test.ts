@@ -15,6 +15,7 @@ import { after, before, describe, it } from "node:test";
 import { pathToFileURL } from "node:url";
 import { which } from "../../src/paths.js";
 import {
+  checkSigtermForwarded,
   type Fixture,
   fourwallArgv,
   MODES,
@@ -525,34 +526,7 @@ for (const mode of MODES) {
     });
 
     it("forwards SIGTERM to the command and reports its status", async () => {
-      const fx = makeFixture(mode);
-      const [program, ...args] = fourwallArgv(mode, [
-        "run",
-        "-r",
-        "gvisor",
-        "--",
-        "sh",
-        "-c",
-        "trap 'echo got-term; exit 42' TERM; echo ready; sleep 30 & wait",
-      ]);
-      const child = spawn(program!, args, {
-        cwd: fx.workdir,
-        env: fx.env,
-        stdio: ["ignore", "pipe", "pipe"],
-      });
-      let out = "";
-      child.stdout.on("data", (d) => (out += d));
-      const closed = new Promise((r) => child.on("close", r));
-      let code: unknown;
-      try {
-        assert.ok(await waitFor(() => out.includes("ready"), 20_000), "box started");
-        child.kill("SIGTERM");
-        code = await closed;
-      } finally {
-        child.kill("SIGKILL");
-      }
-      assert.match(out, /got-term/);
-      assert.equal(code, 42);
+      await checkSigtermForwarded(makeFixture(mode), ["-r", "gvisor"], 20_000);
     });
 
     it(`runs every runsc process as ${mode === "root" ? "the box uid, never host root" : "the launching user"}; leaves nothing behind after SIGKILL`, async (t) => {

@@ -9,7 +9,17 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { fourwallArgv, MODES, makeFixture, runDirs, runInBox, sh, waitFor } from "../helpers/box.js";
+import {
+  checkSigtermForwarded,
+  fourwallArgv,
+  MODES,
+  makeFixture,
+  runDirs,
+  runInBox,
+  sh,
+  startInBox,
+  waitFor,
+} from "../helpers/box.js";
 
 const pgrep = (pattern: string) => spawnSync("pgrep", ["-f", pattern], { encoding: "utf8" }).stdout.trim();
 
@@ -53,26 +63,7 @@ for (const mode of MODES) {
     });
 
     it("forwards SIGTERM to the command and reports its status", async () => {
-      const fx = makeFixture(mode);
-      const [program, ...args] = fourwallArgv(mode, [
-        "run",
-        "--",
-        "sh",
-        "-c",
-        "trap 'echo got-term; exit 42' TERM; echo ready; sleep 30 & wait",
-      ]);
-      const child = spawn(program!, args, {
-        cwd: fx.workdir,
-        env: fx.env,
-        stdio: ["ignore", "pipe", "pipe"],
-      });
-      let out = "";
-      child.stdout.on("data", (d) => (out += d));
-      assert.ok(await waitFor(() => out.includes("ready"), 10_000), "box started");
-      child.kill("SIGTERM");
-      const code = await new Promise((r) => child.on("close", r));
-      assert.match(out, /got-term/);
-      assert.equal(code, 42);
+      await checkSigtermForwarded(makeFixture(mode), [], 10_000);
     });
 
     it("leaves nothing behind after fourwall is killed with SIGKILL", async () => {
@@ -213,24 +204,9 @@ for (const mode of MODES) {
 
     it("forwards SIGTERM to the command; after a SIGKILL of fourwall nothing is left (QEMU, its box, the run dir)", async () => {
       const fx = makeFixture(mode);
-      const run = (script: string) => {
-        const [program, ...args] = fourwallArgv(mode, ["run", "-r", "vm", "--", "sh", "-c", script]);
-        const child = spawn(program!, args, {
-          cwd: fx.workdir,
-          env: fx.env,
-          stdio: ["ignore", "pipe", "pipe"],
-        });
-        let out = "";
-        child.stdout.on("data", (d) => (out += d));
-        return { child, out: () => out, closed: new Promise<number | null>((r) => child.on("close", r)) };
-      };
-      const term = run("trap 'echo got-term; exit 42' TERM; echo ready; sleep 60 & wait");
-      assert.ok(await waitFor(() => term.out().includes("ready"), 240_000), "box started");
-      term.child.kill("SIGTERM");
-      assert.equal(await term.closed, 42);
-      assert.match(term.out(), /got-term/);
+      await checkSigtermForwarded(fx, ["-r", "vm"], 240_000);
 
-      const killed = run("echo ready; sleep 300");
+      const killed = startInBox(fx, ["-r", "vm"], "echo ready; sleep 300");
       assert.ok(await waitFor(() => killed.out().includes("ready"), 240_000), "box started");
       const tree = descendants(killed.child.pid!);
       assert.ok(tree.length >= 3, "QEMU and its box run under fourwall");
