@@ -1,6 +1,15 @@
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
@@ -106,6 +115,14 @@ export async function checkSigtermForwarded(fx: Fixture, flags: string[], bootMs
     box.child.kill("SIGKILL");
   }
 }
+
+/** The events of an audit log (JSON Lines). */
+// biome-ignore lint/suspicious/noExplicitAny: free-form JSON events, checked field by field by the tests
+export const readAudit = (file: string): any[] =>
+  readFileSync(file, "utf8")
+    .trim()
+    .split("\n")
+    .map((line) => JSON.parse(line));
 
 /** Polls `pred` every 50 ms for up to `ms`; its last answer. */
 export async function waitFor(pred: () => boolean, ms: number): Promise<boolean> {

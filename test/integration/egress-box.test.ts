@@ -13,7 +13,16 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { chownToMode, type Fixture, MODES, type Mode, makeFixture, ROOT, sh } from "../helpers/box.js";
+import {
+  chownToMode,
+  type Fixture,
+  MODES,
+  type Mode,
+  makeFixture,
+  ROOT,
+  readAudit,
+  sh,
+} from "../helpers/box.js";
 import {
   type DockerBoxes,
   dockerdUnavailable,
@@ -220,10 +229,7 @@ for (const target of TARGETS) {
       assert.doesNotMatch(r.stdout, /origin=/);
       assert.equal(http.hits, before, "the origin saw the refused request");
       assert.match(r.stderr, /egress blocked 1 request/);
-      const events = readFileSync(audit, "utf8")
-        .trim()
-        .split("\n")
-        .map((l) => JSON.parse(l));
+      const events = readAudit(audit);
       assert.ok(
         events.some(
           (e) =>

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { chownToMode, type Fixture, MODES, type Mode, makeFixture, sh } from "../helpers/box.js";
+import { chownToMode, type Fixture, MODES, type Mode, makeFixture, readAudit, sh } from "../helpers/box.js";
 import { createTestHost, type TestHost } from "../helpers/egress-net.js";
 import { type Certs, makeCerts, type Origin, startHttpsOrigin } from "../helpers/origins.js";
 
@@ -87,10 +87,7 @@ for (const backend of BACKENDS) {
           r.stderr,
           /transparent egress: \*\.wild\.test: a hosts file cannot list every subdomain/,
         );
-        const events = readFileSync(audit, "utf8")
-          .trim()
-          .split("\n")
-          .map((l) => JSON.parse(l));
+        const events = readAudit(audit);
         assert.ok(
           events.some(
             (e) =>

@@ -32,6 +32,7 @@ import {
   MODES,
   makeFixture,
   ROOT,
+  readAudit,
   sh,
   USER_UID,
 } from "../helpers/box.js";
@@ -145,10 +146,7 @@ for (const mode of MODES) {
       assert.equal(existsSync(path.join(fx.workdir, "notes.txt")), false);
       assert.equal(existsSync(path.join(fx.workdir, "src")), false);
       assert.equal(readFileSync(path.join(fx.workdir, "fresh.txt"), "utf8"), "fresh\n");
-      const events = readFileSync(audit, "utf8")
-        .trim()
-        .split("\n")
-        .map((l) => JSON.parse(l));
+      const events = readAudit(audit);
       const decision = events.find((e) => e.wall === "gate" && e.event === "decision" && e.kind === "fs");
       assert.equal(decision?.decision, "allow");
       assert.equal(decision?.by, "approver-command");

@@ -16,16 +16,13 @@ import { decideFs, decideNet, pathGlobRegex, strictest } from "../../src/walls/g
 import { DEFAULT_FS_RULES, gateSchema } from "../../src/walls/gate/schema.js";
 import { askGate, parseSocketRequest } from "../../src/walls/gate/socket.js";
 import type { Approver } from "../../src/walls/gate/types.js";
+import { readAudit } from "../helpers/box.js";
 
 const dir = mkdtempSync(path.join(os.tmpdir(), "fourwall-gate-unit-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 let n = 0;
 const auditFile = () => path.join(dir, `audit-${n++}.jsonl`);
-const lines = (file: string) =>
-  readFileSync(file, "utf8")
-    .trim()
-    .split("\n")
-    .map((l) => JSON.parse(l));
+const lines = readAudit;
 
 const req = (over: Partial<NewRequest> = {}): NewRequest => ({
   kind: "exec",
