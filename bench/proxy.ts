@@ -15,6 +15,8 @@ import { percentile, stats } from "./lib/measure.js";
 
 const TARGET_ADDED_MS = 0.5;
 const TUNNELS = 1000;
+/** Issue 7: the proxy's memory with TUNNELS tunnels open. */
+const TARGET_MEMORY_MIB = 64;
 
 /** The origin, its own process: GET /bulk?n=BYTES answers BYTES of zeros; a second port echoes. */
 const ORIGIN = `
@@ -393,10 +395,17 @@ export const proxy: BenchGroup = {
         }),
         note: "One process each; squid's RSS is squid's alone (its keeper shell is not counted), srt's includes its whole SandboxManager.",
       };
+      const held = memory.get("fourwall");
+      const heldMiB = held && typeof held !== "string" ? held.heldKiB / 1024 : undefined;
       const verdict: ExtraTable = {
-        title: "Latency target",
+        title: "Latency and memory targets",
         header: ["target", "measured", "met"],
         rows: [
+          [
+            `fourwall's proxy RSS with ${TUNNELS} tunnels open < ${TARGET_MEMORY_MIB} MiB`,
+            heldMiB === undefined ? "n/a" : `${heldMiB.toFixed(1)} MiB`,
+            heldMiB === undefined ? "unknown" : heldMiB < TARGET_MEMORY_MIB ? "yes" : "no",
+          ],
           [
             `fourwall's added new-tunnel latency p50 < ${TARGET_ADDED_MS} ms`,
             fourwallAdded === undefined ? "n/a" : `${fourwallAdded.toFixed(3)} ms`,

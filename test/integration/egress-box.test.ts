@@ -1,7 +1,7 @@
 /**
  * The egress wall from inside a real box, both launch modes, both proxy backends (fourwall's own and
  * squid), and on the docker runtime (root, fourwall's proxy, fourwall's "tools" image): the proxy is the only way out, and real clients (curl, git, npm, python, node fetch) work
- * through it. Origins are host loopback services pinned with --resolve; the one "outside" host lives
+ * through it. The same clients run on gVisor and in the microVM too (one box each, both modes). Origins are host loopback services pinned with --resolve; the one "outside" host lives
  * in a network namespace this file creates (198.18.0.0/15). Each kernel-level check also runs against
  * a deliberately broken box (the host's network namespace) to show it catches the hole.
  */
@@ -361,49 +361,55 @@ except OSError as e:
   });
 }
 
-// The microVM boots in seconds under TCG emulation: the real clients share one boot per launch mode.
-for (const mode of MODES) {
-  describe(`egress wall in the microVM box (${mode})`, () => {
-    it("curl, python urllib, git, npm and node fetch reach allowlisted origins through the proxy; an unlisted host gets 403", {
-      timeout: 250_000,
-    }, async () => {
-      const fx = fixtureWithCa({ runtime: "namespaces", backend: "builtin", mode });
-      const script = path.join(fx.workdir, "fetch.cjs");
-      writeFileSync(script, NODE_FETCH);
-      chownToMode(fx, script);
-      cpSync(path.join(ROOT, "node_modules", "undici"), path.join(fx.workdir, "node_modules", "undici"), {
-        recursive: true,
+// The same real clients on the stronger runtimes, in one box each (the microVM boots in seconds under
+// TCG emulation): gVisor and the microVM, both launch modes.
+const ONE_BOX_TARGETS = [
+  { runtime: "gvisor", label: "gVisor", timeoutMs: 60_000 },
+  { runtime: "vm", label: "microVM", timeoutMs: 240_000 },
+] as const;
+for (const { runtime, label, timeoutMs } of ONE_BOX_TARGETS)
+  for (const mode of MODES) {
+    describe(`egress wall in the ${label} box (${mode})`, () => {
+      it("curl, python urllib, git, npm and node fetch reach allowlisted origins through the proxy; an unlisted host gets 403", {
+        timeout: 250_000,
+      }, async () => {
+        const fx = fixtureWithCa({ runtime: "namespaces", backend: "builtin", mode });
+        const script = path.join(fx.workdir, "fetch.cjs");
+        writeFileSync(script, NODE_FETCH);
+        chownToMode(fx, script);
+        cpSync(path.join(ROOT, "node_modules", "undici"), path.join(fx.workdir, "node_modules", "undici"), {
+          recursive: true,
+        });
+        const npmFlags = `--registry http://registry.test:${registry.port}/ --cache ${fx.workdir}/.npm-cache --no-update-notifier --no-audit --no-fund`;
+        const r = await sh(
+          fx,
+          [
+            `curl -s -m 20 http://allowed.test:${http.port}/curl`,
+            `curl -sS -m 20 --cacert ${fx.ca} https://allowed.test:${https.port}/tls`,
+            `/usr/bin/python3 -c 'import urllib.request; print(urllib.request.urlopen("http://allowed.test:${http.port}/py", timeout=20).read().decode())'`,
+            `git ls-remote http://git.test:${git.port}/repo.git`,
+            `npm view ${registry.name} description ${npmFlags}`,
+            `node ${script} https://allowed.test:${https.port}/node-tls ${fx.ca}`,
+            `curl -s -m 20 -o /dev/null -w 'unlisted=%{http_code}\\n' http://other.test:${http.port}/`,
+          ].join("; echo; "),
+          { flags: ["-r", runtime, ...flags("builtin")], timeoutMs },
+        );
+        const out = `${r.stdout}\n${r.stderr}`;
+        assert.match(r.stdout, /origin=http method=GET url=\/curl host=allowed\.test/, out);
+        assert.match(
+          r.stdout,
+          /origin=https method=GET url=\/tls host=allowed\.test:\d+ sni=allowed\.test/,
+          out,
+        );
+        assert.match(r.stdout, /origin=http method=GET url=\/py host=allowed\.test/, out);
+        assert.match(r.stdout, new RegExp(`^${git.head}\\s+refs/heads/main$`, "m"), out);
+        assert.match(r.stdout, /served by a registry stand-in/, out);
+        assert.match(
+          r.stdout,
+          /fetch: origin=https method=GET url=\/node-tls host=allowed\.test:\d+ sni=allowed\.test/,
+          out,
+        );
+        assert.match(r.stdout, /unlisted=403/, out);
       });
-      const npmFlags = `--registry http://registry.test:${registry.port}/ --cache ${fx.workdir}/.npm-cache --no-update-notifier --no-audit --no-fund`;
-      const r = await sh(
-        fx,
-        [
-          `curl -s -m 20 http://allowed.test:${http.port}/curl`,
-          `curl -sS -m 20 --cacert ${fx.ca} https://allowed.test:${https.port}/tls`,
-          `/usr/bin/python3 -c 'import urllib.request; print(urllib.request.urlopen("http://allowed.test:${http.port}/py", timeout=20).read().decode())'`,
-          `git ls-remote http://git.test:${git.port}/repo.git`,
-          `npm view ${registry.name} description ${npmFlags}`,
-          `node ${script} https://allowed.test:${https.port}/node-tls ${fx.ca}`,
-          `curl -s -m 20 -o /dev/null -w 'unlisted=%{http_code}\\n' http://other.test:${http.port}/`,
-        ].join("; echo; "),
-        { flags: ["-r", "vm", ...flags("builtin")], timeoutMs: 240_000 },
-      );
-      const out = `${r.stdout}\n${r.stderr}`;
-      assert.match(r.stdout, /origin=http method=GET url=\/curl host=allowed\.test/, out);
-      assert.match(
-        r.stdout,
-        /origin=https method=GET url=\/tls host=allowed\.test:\d+ sni=allowed\.test/,
-        out,
-      );
-      assert.match(r.stdout, /origin=http method=GET url=\/py host=allowed\.test/, out);
-      assert.match(r.stdout, new RegExp(`^${git.head}\\s+refs/heads/main$`, "m"), out);
-      assert.match(r.stdout, /served by a registry stand-in/, out);
-      assert.match(
-        r.stdout,
-        /fetch: origin=https method=GET url=\/node-tls host=allowed\.test:\d+ sni=allowed\.test/,
-        out,
-      );
-      assert.match(r.stdout, /unlisted=403/, out);
     });
-  });
-}
+  }
