@@ -360,6 +360,9 @@ export class VmRuntime implements Runtime {
     const started = await Promise.race([control.ready, qemu.exit.then(() => false)]);
     if (!started) {
       process.stdin.unpipe(stdin!);
+      qemu.signal("SIGKILL"); // gone already when the guest powered off; certain otherwise
+      await qemu.exit;
+      closeAll();
       const reason = (await control.failure) ?? "the guest stopped before the box started";
       throw new WallError(
         "isolation",
