@@ -8,21 +8,29 @@ import type { GroupResult } from "./group.js";
 const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 
 function barChart(title: string, bars: { label: string; value: number; baseline: boolean }[]): string {
-  const labelW = 360;
+  // wide enough for the longest label (about 7 px a character at 13 px)
+  const labelW = Math.max(360, ...bars.map((b) => b.label.length * 7 + 16));
   const barW = 420;
   const rowH = 26;
   const top = 40;
   const max = Math.max(...bars.map((b) => b.value), 1e-9);
-  const height = top + bars.length * rowH + 20;
+  const min = Math.min(...bars.map((b) => b.value).filter((v) => v > 0), max);
+  // A wide spread (more than 20×: a microVM's boot beside a namespaces start) is drawn on
+  // a log scale from 1 ms, or the short bars would all be one pixel.
+  const log = max / min > 20;
+  const scale = (v: number) => (log ? Math.log10(Math.max(v, 1)) / Math.log10(Math.max(max, 10)) : v / max);
+  const height = top + bars.length * rowH + (log ? 40 : 20);
   const rows = bars.map((b, i) => {
     const y = top + i * rowH;
-    const w = Math.max(1, (b.value / max) * barW);
+    const w = Math.max(1, scale(b.value) * barW);
     return [
       `<text x="${labelW - 8}" y="${y + 17}" text-anchor="end">${esc(b.label)}</text>`,
       `<rect x="${labelW}" y="${y + 4}" width="${w.toFixed(1)}" height="${rowH - 8}" fill="${b.baseline ? "#9aa5b1" : "#2f6fdb"}"/>`,
       `<text x="${labelW + w + 6}" y="${y + 17}">${b.value.toFixed(1)} ms</text>`,
     ].join("");
   });
+  if (log)
+    rows.push(`<text x="${labelW}" y="${height - 12}" fill="#555">log scale (bar length ∝ log10 ms)</text>`);
   return svg(labelW + barW + 110, height, title, rows.join("\n"));
 }
 
