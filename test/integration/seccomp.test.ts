@@ -101,8 +101,21 @@ interface Run {
   stderr: string;
 }
 
-/** Run `command` in a box; the filter, if any, goes in on fd 3 (`bwrap --seccomp 3`). */
-function runBox(config: BoxConfig, withFilter: boolean, command: string[]): Promise<Run> {
+/**
+ * Run `command` in a box; the filter, if any, goes in on fd 3 (`bwrap --seccomp 3`). bwrap 0.8
+ * fails to build a box when a host mount vanishes while it remounts `/` read-only (other test
+ * files add and remove network namespaces under /run/netns): nothing ran then, so try again.
+ */
+async function runBox(config: BoxConfig, withFilter: boolean, command: string[]): Promise<Run> {
+  for (let attempt = 1; ; attempt++) {
+    const run = await runBoxOnce(config, withFilter, command);
+    const raced =
+      run.code === 1 && /^bwrap: Can't bind mount .*Unable to apply mount flags/m.test(run.stderr);
+    if (!raced || attempt === 3) return run;
+  }
+}
+
+function runBoxOnce(config: BoxConfig, withFilter: boolean, command: string[]): Promise<Run> {
   const argv = [...config.argv!, ...(withFilter ? ["--seccomp", "3"] : []), ...command];
   return new Promise((resolve, reject) => {
     const child = spawn(argv[0]!, argv.slice(1), {
