@@ -441,6 +441,7 @@ export const proxy: BenchGroup = {
         ],
         extraTables: [latencyTable, verdict, memoryTable],
         notes: [
+          "Why fourwall's proxy misses its direct-ratio, latency and memory targets (docs/benchmarks.md): every byte takes two user-space socket hops (spliced, but each chunk still wakes Node's event loop); each new tunnel pays Node's per-connection cost (accept, parse, rule and address checks, a new outbound socket); and Node itself holds ~40 MiB before any of fourwall's code, with ~20 KiB per open tunnel.",
           "squid is measured on its own TCP listener; in a box, squid is reached through fourwall's unix-socket forwarder as well, which is not in this path.",
           "srt's proxy is measured as srt runs it (in-process SandboxManager HTTP proxy with its auth token); srt's standalone `srt proxy` mode refuses CONNECT tunnels it cannot TLS-terminate, so it is not the mode measured.",
         ],
