@@ -5,16 +5,11 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { WallError } from "../../src/box/errors.js";
-import { type BoxPlan, planBox } from "../../src/box/plan.js";
-import { policySchema } from "../../src/policy/schema.js";
+import type { BoxPlan } from "../../src/box/plan.js";
 import { dockerMounts, dockerRunArgs, dockerSeccomp, dockerUser } from "../../src/runtimes/docker.js";
 import { ociSeccomp } from "../../src/runtimes/oci.js";
-import type { BoxSession } from "../../src/runtimes/runtime.js";
-import { compileEgressPlan } from "../../src/walls/egress/rules.js";
-import { fakeHost } from "../helpers/fake-host.js";
+import { HOME, TEST_SESSION as session, testPlan, WORK } from "../helpers/plan.js";
 
-const HOME = "/home/alice";
-const WORK = `${HOME}/proj`;
 const HOST = [
   `${HOME}/.ssh/id_ed25519`,
   `${HOME}/.bashrc`,
@@ -24,27 +19,8 @@ const HOST = [
   "/run/docker.sock=socket",
   "/tmp/",
 ];
-const session: BoxSession = {
-  runDir: "/tmp/fourwall-x",
-  emptyFile: "/tmp/fourwall-x/empty",
-  netDir: "/tmp/fourwall-x/net",
-  cgroupDirs: [],
-};
 
-function makePlan(hostUid = 0, owner = 1000): BoxPlan {
-  const policy = policySchema.parse({});
-  return planBox(policy, {
-    egress: compileEgressPlan(policy.egress),
-    command: ["claude", "--help"],
-    workdir: WORK,
-    home: HOME,
-    hostUid,
-    hostGid: hostUid,
-    hostEnv: { PATH: "/usr/bin:/bin", HOME, GITHUB_TOKEN: "secret", LANG: "C.UTF-8" },
-    host: fakeHost(HOST, { [HOME]: owner, [WORK]: owner }),
-    id: "abcd1234",
-  });
-}
+const makePlan = (hostUid = 0, owner = 1000): BoxPlan => testPlan({ host: HOST, hostUid, owner });
 const opts = {
   image: "img:1",
   engine: "runsc" as const,

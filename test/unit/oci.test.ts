@@ -4,8 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { type BoxPlan, planBox } from "../../src/box/plan.js";
-import { policySchema } from "../../src/policy/schema.js";
+import type { BoxPlan } from "../../src/box/plan.js";
 import {
   OciError,
   type OciMount,
@@ -14,13 +13,9 @@ import {
   preludeScript,
   resolveThrough,
 } from "../../src/runtimes/oci.js";
-import type { BoxSession } from "../../src/runtimes/runtime.js";
-import { compileEgressPlan } from "../../src/walls/egress/rules.js";
 import type { Mount } from "../../src/walls/filesystem/mounts.js";
-import { fakeHost } from "../helpers/fake-host.js";
+import { HOME, TEST_SESSION as session, testPlan, WORK } from "../helpers/plan.js";
 
-const HOME = "/home/alice";
-const WORK = `${HOME}/proj`;
 const HOST = [
   `${HOME}/.ssh/id_ed25519`,
   `${HOME}/.aws/credentials`,
@@ -37,27 +32,8 @@ const HOST = [
   "/var/tmp/",
   "/srv/dotfiles/",
 ];
-const session: BoxSession = {
-  runDir: "/tmp/fourwall-x",
-  emptyFile: "/tmp/fourwall-x/empty",
-  netDir: "/tmp/fourwall-x/net",
-  cgroupDirs: [],
-};
 
-function makePlan(input: object = {}, hostUid = 1000): BoxPlan {
-  const policy = policySchema.parse(input);
-  return planBox(policy, {
-    egress: compileEgressPlan(policy.egress),
-    command: ["claude", "--help"],
-    workdir: WORK,
-    home: HOME,
-    hostUid,
-    hostGid: hostUid,
-    hostEnv: { PATH: "/usr/bin:/bin", HOME, GITHUB_TOKEN: "secret", LANG: "C.UTF-8" },
-    host: fakeHost(HOST, { [HOME]: 1000, [WORK]: 1000 }),
-    id: "abcd1234",
-  });
-}
+const makePlan = (policy: object = {}, hostUid = 1000): BoxPlan => testPlan({ host: HOST, policy, hostUid });
 
 const bundle = (plan = makePlan(), terminal = false) =>
   ociBundle(plan, session, { user: { uid: 0, gid: 0 }, terminal });

@@ -5,34 +5,20 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { describe, it } from "node:test";
-import { type BoxPlan, planBox } from "../../src/box/plan.js";
-import { policySchema } from "../../src/policy/schema.js";
+import type { BoxPlan } from "../../src/box/plan.js";
 import { GUEST_NET, guestMemoryMiB, guestScript, qemuArgs, writableShares } from "../../src/runtimes/vm.js";
 import { classifyAddress } from "../../src/walls/egress/addresses.js";
-import { compileEgressPlan } from "../../src/walls/egress/rules.js";
-import { fakeHost } from "../helpers/fake-host.js";
+import { HOME, testPlan, WORK } from "../helpers/plan.js";
 
-const HOME = "/home/alice";
-const WORK = `${HOME}/proj`;
 const IMAGE = { kernel: "/k/vmlinuz", initrd: "/k/initrd.img" };
 
-function makePlan(input: object = {}, hostUid = 1000): BoxPlan {
-  const policy = policySchema.parse(input);
-  return planBox(policy, {
-    egress: compileEgressPlan(policy.egress),
-    command: ["sh", "-c", "echo 'it''s' \"$HOME\""],
-    workdir: WORK,
-    home: HOME,
+const makePlan = (policy: object = {}, hostUid = 1000): BoxPlan =>
+  testPlan({
+    host: [`${HOME}/.ssh/id_ed25519`, `${WORK}/src/main.ts`, `${WORK}/.env`, "/tmp/", "/var/tmp/"],
+    policy,
     hostUid,
-    hostGid: hostUid,
-    hostEnv: { PATH: "/usr/bin:/bin", HOME, GITHUB_TOKEN: "secret", LANG: "C.UTF-8" },
-    host: fakeHost([`${HOME}/.ssh/id_ed25519`, `${WORK}/src/main.ts`, `${WORK}/.env`, "/tmp/", "/var/tmp/"], {
-      [HOME]: 1000,
-      [WORK]: 1000,
-    }),
-    id: "abcd1234",
+    command: ["sh", "-c", "echo 'it''s' \"$HOME\""],
   });
-}
 
 const option = (args: string[], flag: string) => args.flatMap((a, i) => (args[i - 1] === flag ? [a] : []));
 
