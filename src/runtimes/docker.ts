@@ -34,7 +34,14 @@ import { which } from "../paths.js";
 import { BOX_NET_DIR, bridgeScript } from "../walls/egress/network.js";
 import { buildImage, type ImageKind, imageTag } from "./docker-image.js";
 import { OciError, type OciMount, type OciSeccomp, ociMounts, ociSeccomp, ociWallError } from "./oci.js";
-import type { BoxExit, BoxSession, RunningBox, Runtime, RuntimeCheck } from "./runtime.js";
+import {
+  type BoxExit,
+  type BoxSession,
+  unavailable as notHere,
+  type RunningBox,
+  type Runtime,
+  type RuntimeCheck,
+} from "./runtime.js";
 
 /** Debian's docker client first: it matches Debian's daemon. */
 const DOCKER_PATH = "/usr/bin:/usr/sbin:/usr/local/bin:/usr/local/sbin:/bin:/sbin";
@@ -356,12 +363,7 @@ export class DockerRuntime implements Runtime {
   }
 
   private preflight(known?: DaemonInfo): RuntimeCheck & { bin?: string } {
-    const unavailable = (detail: string, fix: string): RuntimeCheck => ({
-      runtime: this.name,
-      available: false,
-      detail,
-      fix,
-    });
+    const unavailable = (detail: string, fix: string) => notHere(this.name, detail, fix);
     const bin = which("docker", DOCKER_PATH);
     if (!bin)
       return unavailable(

@@ -56,7 +56,14 @@ import { dropHelperPath, which } from "../paths.js";
 import { BOX_NET_DIR } from "../walls/egress/network.js";
 import { overlayHelperPath } from "../walls/gate/paths.js";
 import { minimalSpec, type OciSpec, ociBundle, ociWallError } from "./oci.js";
-import type { BoxExit, BoxSession, RunningBox, Runtime, RuntimeCheck } from "./runtime.js";
+import {
+  type BoxExit,
+  type BoxSession,
+  unavailable as notHere,
+  type RunningBox,
+  type Runtime,
+  type RuntimeCheck,
+} from "./runtime.js";
 
 const RUNSC_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const INSTALL_FIX = "apt-get install runsc (Debian 12 and later; or: npm run setup)";
@@ -213,12 +220,7 @@ export class GvisorRuntime implements Runtime {
 
   /** The checks `launch` makes on every run (no sandbox is started). */
   private preflight(): RuntimeCheck & { runsc?: string } {
-    const unavailable = (detail: string, fix: string): RuntimeCheck => ({
-      runtime: this.name,
-      available: false,
-      detail,
-      fix,
-    });
+    const unavailable = (detail: string, fix: string) => notHere(this.name, detail, fix);
     const runsc = which("runsc", RUNSC_PATH);
     if (!runsc) return unavailable("gVisor's runsc is not installed", INSTALL_FIX);
     if (process.getuid?.() === 0) {
@@ -260,12 +262,11 @@ export class GvisorRuntime implements Runtime {
     const version = runscVersion(pre.runsc) ?? "unknown version";
     if (this.probed === null) this.probed = probe(pre.runsc);
     if (this.probed !== undefined) {
-      return {
-        runtime: this.name,
-        available: false,
-        detail: `runsc ${version} could not start a sandbox on the ptrace platform: ${this.probed}`,
-        fix: "check that ptrace is allowed (kernel.yama.ptrace_scope <= 1, no seccomp on fourwall itself) and that /tmp is writable; FOURWALL_RUNSC_LOG=DIR keeps runsc's logs",
-      };
+      return notHere(
+        this.name,
+        `runsc ${version} could not start a sandbox on the ptrace platform: ${this.probed}`,
+        "check that ptrace is allowed (kernel.yama.ptrace_scope <= 1, no seccomp on fourwall itself) and that /tmp is writable; FOURWALL_RUNSC_LOG=DIR keeps runsc's logs",
+      );
     }
     return {
       runtime: this.name,

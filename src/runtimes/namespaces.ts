@@ -5,12 +5,24 @@ import type { Readable, Writable } from "node:stream";
 import { WallError } from "../box/errors.js";
 import type { BoxPlan } from "../box/plan.js";
 import { dropHelperPath, which } from "../paths.js";
-import type { Mount } from "../walls/filesystem/mounts.js";
+import {
+  needsNetnsPreparation,
+  prepareBoxNetns,
+  transparentMounts,
+  writeTransparentFiles,
+} from "../walls/egress/netns.js";
 import { BOX_NET_DIR, bridgeScript } from "../walls/egress/network.js";
-import { needsNetnsPreparation, prepareBoxNetns, transparentMounts, writeTransparentFiles } from "../walls/egress/netns.js";
+import type { Mount } from "../walls/filesystem/mounts.js";
 import { overlayHelperPath } from "../walls/gate/paths.js";
 import { prlimitArgs } from "../walls/isolation/limits.js";
-import type { BoxExit, BoxSession, Runtime, RuntimeCheck, RunningBox } from "./runtime.js";
+import {
+  type BoxExit,
+  type BoxSession,
+  type RunningBox,
+  type Runtime,
+  type RuntimeCheck,
+  unavailable,
+} from "./runtime.js";
 
 const SECCOMP_FD = 3;
 const STATUS_FD = 4;
@@ -96,11 +108,23 @@ export function launcherCommand(plan: BoxPlan, session: BoxSession, bwrap = "bwr
   if (plan.identity.mode === "user") return [...bwrapCommand, ...args];
   const idmaps = plan.identity.idmaps.flatMap((m) => ["--idmap", `${m.ownerUid}:${m.ownerGid}:${m.path}`]);
   const cgroups = session.cgroupDirs.flatMap((dir) => ["--cgroup", dir]);
-  return [dropHelperPath(), String(plan.identity.uid), String(plan.identity.gid), ...idmaps, ...cgroups, "--", ...bwrapCommand, ...args];
+  return [
+    dropHelperPath(),
+    String(plan.identity.uid),
+    String(plan.identity.gid),
+    ...idmaps,
+    ...cgroups,
+    "--",
+    ...bwrapCommand,
+    ...args,
+  ];
 }
 
 /** Reads bwrap's JSON status stream: the box's pid 1 when it starts, its exit code at the end. */
-function watchStatus(stream: Readable): { childPid: Promise<number | undefined>; exitCode: Promise<number | undefined> } {
+function watchStatus(stream: Readable): {
+  childPid: Promise<number | undefined>;
+  exitCode: Promise<number | undefined>;
+} {
   let text = "";
   let resolvePid: (pid: number | undefined) => void = () => {};
   let resolveExit: (code: number | undefined) => void = () => {};
@@ -135,35 +159,31 @@ export class NamespacesRuntime implements Runtime {
 
   check(): RuntimeCheck {
     const bwrap = which("bwrap");
-    if (!bwrap) {
-      return {
-        runtime: this.name,
-        available: false,
-        detail: "bubblewrap (bwrap) is not installed",
-        fix: "apt-get install bubblewrap (or: npm run setup)",
-      };
-    }
-    if (!which("prlimit")) {
-      return { runtime: this.name, available: false, detail: "prlimit is missing", fix: "apt-get install util-linux" };
-    }
-    if (process.getuid?.() === 0 && !existsSync(dropHelperPath())) {
-      return {
-        runtime: this.name,
-        available: false,
-        detail: `the root-mode launcher ${dropHelperPath()} is not built`,
-        fix: "npm run setup (compiles native/fourwall-drop.c with gcc)",
-      };
-    }
+    if (!bwrap)
+      return unavailable(
+        this.name,
+        "bubblewrap (bwrap) is not installed",
+        "apt-get install bubblewrap (or: npm run setup)",
+      );
+    if (!which("prlimit")) return unavailable(this.name, "prlimit is missing", "apt-get install util-linux");
+    if (process.getuid?.() === 0 && !existsSync(dropHelperPath()))
+      return unavailable(
+        this.name,
+        `the root-mode launcher ${dropHelperPath()} is not built`,
+        "npm run setup (compiles native/fourwall-drop.c with gcc)",
+      );
     const max = readFileSync("/proc/sys/user/max_user_namespaces", "utf8").trim();
-    if (max === "0") {
-      return {
-        runtime: this.name,
-        available: false,
-        detail: "user namespaces are disabled (user.max_user_namespaces = 0)",
-        fix: "sysctl -w user.max_user_namespaces=15000",
-      };
-    }
-    return { runtime: this.name, available: true, detail: `bubblewrap at ${bwrap}, seccomp, user namespaces` };
+    if (max === "0")
+      return unavailable(
+        this.name,
+        "user namespaces are disabled (user.max_user_namespaces = 0)",
+        "sysctl -w user.max_user_namespaces=15000",
+      );
+    return {
+      runtime: this.name,
+      available: true,
+      detail: `bubblewrap at ${bwrap}, seccomp, user namespaces`,
+    };
   }
 
   async launch(plan: BoxPlan, session: BoxSession): Promise<RunningBox> {
@@ -197,7 +217,9 @@ export class NamespacesRuntime implements Runtime {
       const error = await Promise.race([spawnError, exited.then(() => undefined)]);
       throw new WallError(
         "isolation",
-        error ? `cannot start ${program}: ${error.message}` : "bubblewrap could not build the box (its message is above)",
+        error
+          ? `cannot start ${program}: ${error.message}`
+          : "bubblewrap could not build the box (its message is above)",
         "run `fourwall doctor`; check that every path in the policy exists",
       );
     }
@@ -225,7 +247,11 @@ export class NamespacesRuntime implements Runtime {
     if (!(await ready)) {
       const reported = await status.exitCode;
       if (reported === 125) {
-        throw new WallError("egress", "the box's bridge to the proxy did not start", "check that socat is installed (npm run setup)");
+        throw new WallError(
+          "egress",
+          "the box's bridge to the proxy did not start",
+          "check that socat is installed (npm run setup)",
+        );
       }
     }
 
@@ -263,7 +289,12 @@ function commandPids(boxInit: number): number[] {
   };
   try {
     const children = readFileSync(`/proc/${boxInit}/task/${boxInit}/children`, "utf8").trim();
-    const pids = children ? children.split(/\s+/).map(Number).filter((pid) => comm(pid) !== "socat") : [];
+    const pids = children
+      ? children
+          .split(/\s+/)
+          .map(Number)
+          .filter((pid) => comm(pid) !== "socat")
+      : [];
     return pids.length > 0 ? pids : [boxInit];
   } catch {
     return [];

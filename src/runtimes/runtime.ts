@@ -10,6 +10,14 @@ export interface RuntimeCheck {
   fix?: string;
 }
 
+/** A runtime that cannot run here: what is missing and the exact fix. */
+export const unavailable = (runtime: RuntimeName, detail: string, fix: string): RuntimeCheck => ({
+  runtime,
+  available: false,
+  detail,
+  fix,
+});
+
 /** Host-side resources of one box run, owned by the supervisor and gone at exit. */
 export interface BoxSession {
   /** A private directory for this run (mode 0711): sockets, the empty file used for covers. */

@@ -34,7 +34,14 @@ import { packageRoot, which } from "../paths.js";
 import { BOX_NET_DIR } from "../walls/egress/network.js";
 import type { Mount } from "../walls/filesystem/mounts.js";
 import { bwrapArgs, NamespacesRuntime } from "./namespaces.js";
-import type { BoxExit, BoxSession, RunningBox, Runtime, RuntimeCheck } from "./runtime.js";
+import {
+  type BoxExit,
+  type BoxSession,
+  type RunningBox,
+  type Runtime,
+  type RuntimeCheck,
+  unavailable,
+} from "./runtime.js";
 
 const QEMU = "qemu-system-x86_64";
 const INSTALL_FIX = "apt-get install qemu-system-x86 and run scripts/build-vm.sh (npm run setup does both)";
@@ -250,18 +257,15 @@ export class VmRuntime implements Runtime {
   constructor(private readonly options: VmRuntimeOptions = {}) {}
 
   check(): RuntimeCheck {
-    if (!which(QEMU, "/usr/bin:/usr/local/bin")) {
-      return { runtime: this.name, available: false, detail: `${QEMU} is not installed`, fix: INSTALL_FIX };
-    }
+    if (!which(QEMU, "/usr/bin:/usr/local/bin"))
+      return unavailable(this.name, `${QEMU} is not installed`, INSTALL_FIX);
     const image = vmImage();
-    if (!existsSync(image.kernel) || !existsSync(image.initrd)) {
-      return {
-        runtime: this.name,
-        available: false,
-        detail: `the guest kernel and initramfs are not built (${path.dirname(image.kernel)})`,
-        fix: INSTALL_FIX,
-      };
-    }
+    if (!existsSync(image.kernel) || !existsSync(image.initrd))
+      return unavailable(
+        this.name,
+        `the guest kernel and initramfs are not built (${path.dirname(image.kernel)})`,
+        INSTALL_FIX,
+      );
     const outer = new NamespacesRuntime().check();
     if (!outer.available)
       return { ...outer, runtime: this.name, detail: `QEMU runs inside a namespaces box: ${outer.detail}` };
