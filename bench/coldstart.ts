@@ -6,12 +6,11 @@
 import { existsSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { fourwallRun, USER_ID } from "./lib/fourwall.js";
 import type { BenchContext, BenchGroup, ExtraTable, GroupResult, Row } from "./lib/group.js";
 import { measureRows, ratio, target } from "./lib/group.js";
-import { type Subject } from "./lib/measure.js";
+import type { Subject } from "./lib/measure.js";
 
-/** nobody/nogroup: an ordinary uid that exists on every Debian host. */
-const USER_ID = 65534;
 /** The box uid the bare-bwrap baseline maps to when run as root (as fourwall's notes advise). */
 const BOX_UID = "1000";
 
@@ -23,11 +22,6 @@ function subjects(ctx: BenchContext): Subject[] {
   // fourwall and srt start in a scratch dir: a fourwall.yaml or other config lying in the checkout
   // must not change what is measured.
   const rootWork = ctx.tempDir();
-  const owner = { uid: USER_ID, gid: USER_ID };
-  const userWork = ctx.tempDir(owner);
-  // setpriv changes the uid only; an ordinary user also has a HOME of their own, and fourwall plans
-  // its secret masks from HOME, so give it one it owns instead of root's unreadable /root.
-  const userHome = ctx.tempDir(owner);
   const peerWork = ctx.tempDir();
 
   const bwrap = [
@@ -46,30 +40,13 @@ function subjects(ctx: BenchContext): Subject[] {
     "--",
     "true",
   ];
-  const asUser = ctx.isRoot
-    ? ["setpriv", "--reuid", String(USER_ID), "--regid", String(USER_ID), "--clear-groups"]
-    : [];
 
   return [
     { id: "true", label: "bare true", command: ["true"] },
     { id: "node", label: "bare node -e 0", command: [node, "-e", "0"], shown: "node -e 0" },
     { id: "bwrap", label: "bare bwrap … true", command: bwrap },
-    {
-      id: "fourwall-root",
-      label: "fourwall run -- true (as root)",
-      command: [node, fourwall, "run", "-w", rootWork, "--", "true"],
-      shown: "node bin/fourwall.js run -w <tmp workdir> -- true",
-      cwd: rootWork,
-      skip: ctx.isRoot ? undefined : "the bench is not running as root",
-    },
-    {
-      id: "fourwall-user",
-      label: `fourwall run -- true (as uid ${ctx.isRoot ? USER_ID : process.getuid!()})`,
-      command: [...asUser, node, fourwall, "run", "-w", userWork, "--", "true"],
-      shown: [...asUser, "node bin/fourwall.js run -w <workdir owned by the uid> -- true"].join(" "),
-      cwd: userWork,
-      env: ctx.isRoot ? { ...process.env, HOME: userHome, USER: "nobody", LOGNAME: "nobody" } : process.env,
-    },
+    fourwallRun(ctx, { id: "fourwall-root", as: "root", workdir: rootWork }),
+    fourwallRun(ctx, { id: "fourwall-user", as: "user" }),
     {
       id: "srt",
       label: "srt true (peer)",

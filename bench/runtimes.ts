@@ -13,11 +13,11 @@ import { runscFlags } from "../src/runtimes/gvisor.js";
 import { minimalSpec } from "../src/runtimes/oci.js";
 import { VmRuntime, vmImage } from "../src/runtimes/vm.js";
 import { type DockerBoxes, startDockerBoxes } from "../test/helpers/docker-box.js";
+import { fourwallRun, USER_ID } from "./lib/fourwall.js";
 import type { BenchContext, BenchGroup, ExtraTable, GroupResult, Row } from "./lib/group.js";
 import { measureRows, ratio, target } from "./lib/group.js";
 import type { Subject } from "./lib/measure.js";
 
-const USER_ID = 65534;
 const node = process.execPath;
 
 function minimalBundle(dir: string): void {
@@ -45,13 +45,10 @@ function bareBoot(): string[] {
 
 /** fourwall run -r vm and -r docker, and their bare baselines. */
 function vmAndDockerSubjects(ctx: BenchContext, docker: DockerBoxes | string): Subject[] {
-  const fourwall = path.join(ctx.repoRoot, "bin", "fourwall.js");
   const vmCheck = new VmRuntime().check();
   const noVm = vmCheck.available ? undefined : `${vmCheck.detail} (${vmCheck.fix})`;
-  const vmWork = ctx.tempDir();
   const noDocker =
     typeof docker === "string" ? docker : ctx.isRoot ? undefined : "the docker runtime is root only";
-  const dockerWork = ctx.tempDir({ uid: USER_ID, gid: USER_ID }); // Docker runs the box as the workdir's owner
   const dockerEnv = typeof docker === "string" ? process.env : { ...process.env, ...docker.env };
   const image = typeof docker === "string" ? "<image>" : docker.image;
   return [
@@ -62,14 +59,7 @@ function vmAndDockerSubjects(ctx: BenchContext, docker: DockerBoxes | string): S
       shown: "qemu-system-x86_64 -accel tcg -machine q35 -kernel <guest> -initrd <initramfs> (no devices)",
       skip: noVm,
     },
-    {
-      id: "vm-root",
-      label: "fourwall run -r vm -- true (as root)",
-      command: [node, fourwall, "run", "-r", "vm", "-w", vmWork, "--", "true"],
-      shown: "node bin/fourwall.js run -r vm -w <tmp workdir> -- true",
-      cwd: vmWork,
-      skip: noVm ?? (ctx.isRoot ? undefined : "the bench is not running as root"),
-    },
+    fourwallRun(ctx, { id: "vm-root", as: "root", flags: ["-r", "vm"], ...(noVm ? { skip: noVm } : {}) }),
     {
       id: "docker-bare",
       label: "bare docker run --runtime=runsc --network none (fourwall's tools image)",
@@ -78,15 +68,15 @@ function vmAndDockerSubjects(ctx: BenchContext, docker: DockerBoxes | string): S
       env: dockerEnv,
       skip: noDocker,
     },
-    {
+    // Docker runs the box as the workdir's owner: a workdir of uid 65534's, fourwall itself as root
+    fourwallRun(ctx, {
       id: "docker-root",
-      label: "fourwall run -r docker -- true (as root)",
-      command: [node, fourwall, "run", "-r", "docker", "-w", dockerWork, "--", "true"],
-      shown: "node bin/fourwall.js run -r docker -w <workdir owned by uid 65534> -- true",
-      cwd: dockerWork,
+      as: "root",
+      flags: ["-r", "docker"],
+      workdir: ctx.tempDir({ uid: USER_ID, gid: USER_ID }),
       env: dockerEnv,
-      skip: noDocker,
-    },
+      ...(noDocker ? { skip: noDocker } : {}),
+    }),
   ];
 }
 
@@ -95,16 +85,10 @@ function subjects(ctx: BenchContext): Subject[] {
   const runsc = which("runsc", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
   const noRunsc = runsc ? undefined : "runsc is not installed (apt-get install runsc)";
   const rootWork = ctx.tempDir();
-  const owner = { uid: USER_ID, gid: USER_ID };
-  const userWork = ctx.tempDir(owner);
-  const userHome = ctx.tempDir(owner);
   const doState = ctx.tempDir();
   const runState = ctx.tempDir();
   const bundle = ctx.tempDir();
   minimalBundle(bundle);
-  const asUser = ctx.isRoot
-    ? ["setpriv", "--reuid", String(USER_ID), "--regid", String(USER_ID), "--clear-groups"]
-    : [];
   // runsc run needs a fresh container id each time: the shell's pid is one.
   const runOnce = `exec ${runsc} ${runscFlags(runState).join(" ")} run --bundle ${bundle} "bench-$$"`;
   return [
@@ -122,33 +106,25 @@ function subjects(ctx: BenchContext): Subject[] {
       shown: `runsc ${runscFlags("<tmp>").join(" ")} run --bundle <minimal: / read-only, /proc, true> <id>`,
       skip: noRunsc,
     },
-    {
+    fourwallRun(ctx, {
       id: "gvisor-root",
-      label: "fourwall run -r gvisor -- true (as root)",
-      command: [node, fourwall, "run", "-r", "gvisor", "-w", rootWork, "--", "true"],
-      shown: "node bin/fourwall.js run -r gvisor -w <tmp workdir> -- true",
-      cwd: rootWork,
-      skip: noRunsc ?? (ctx.isRoot ? undefined : "the bench is not running as root"),
-    },
-    {
+      as: "root",
+      flags: ["-r", "gvisor"],
+      workdir: rootWork,
+      ...(noRunsc ? { skip: noRunsc } : {}),
+    }),
+    fourwallRun(ctx, {
       id: "gvisor-user",
-      label: `fourwall run -r gvisor -- true (as uid ${ctx.isRoot ? USER_ID : process.getuid!()})`,
-      command: [...asUser, node, fourwall, "run", "-r", "gvisor", "-w", userWork, "--", "true"],
-      shown: [...asUser, "node bin/fourwall.js run -r gvisor -w <workdir owned by the uid> -- true"].join(
-        " ",
-      ),
-      cwd: userWork,
-      env: ctx.isRoot ? { ...process.env, HOME: userHome, USER: "nobody", LOGNAME: "nobody" } : process.env,
-      skip: noRunsc,
-    },
-    {
+      as: "user",
+      flags: ["-r", "gvisor"],
+      ...(noRunsc ? { skip: noRunsc } : {}),
+    }),
+    fourwallRun(ctx, {
       id: "namespaces-root",
+      as: "root",
       label: "fourwall run -- true (namespaces, as root)",
-      command: [node, fourwall, "run", "-w", rootWork, "--", "true"],
-      shown: "node bin/fourwall.js run -w <tmp workdir> -- true",
-      cwd: rootWork,
-      skip: ctx.isRoot ? undefined : "the bench is not running as root",
-    },
+      workdir: rootWork,
+    }),
     {
       id: "dry-run",
       label: "fourwall run -r gvisor --dry-run -- true (plan only)",
