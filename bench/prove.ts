@@ -5,7 +5,7 @@
  */
 import type { BenchGroup, ExtraTable, GroupResult } from "./lib/group.js";
 import { measureRows, ratio } from "./lib/group.js";
-import { type Subject } from "./lib/measure.js";
+import type { Subject } from "./lib/measure.js";
 
 const TARGET_MS = 3000;
 /** nobody/nogroup: an ordinary uid that exists on every Debian host. */

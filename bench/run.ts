@@ -24,15 +24,15 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { coldstart } from "./coldstart.js";
-import { renderPlots } from "./lib/plot.js";
 import { exec } from "./exec.js";
-import { scale } from "./scale.js";
 import type { BenchContext, BenchGroup, GroupResult } from "./lib/group.js";
 import { stopRunning } from "./lib/measure.js";
+import { renderPlots } from "./lib/plot.js";
 import { type BenchReport, type MachineInfo, renderJson, renderMarkdown } from "./lib/report.js";
 import { prove } from "./prove.js";
 import { proxy } from "./proxy.js";
 import { runtimes } from "./runtimes.js";
+import { scale } from "./scale.js";
 
 const GROUPS: BenchGroup[] = [coldstart, runtimes, exec, scale, prove, proxy];
 
