@@ -54,7 +54,7 @@ import { WallError } from "../box/errors.js";
 import type { BoxPlan } from "../box/plan.js";
 import { dropHelperPath, which } from "../paths.js";
 import { BOX_NET_DIR } from "../walls/egress/network.js";
-import { overlayHelperPath } from "../walls/gate/paths.js";
+import { asBoxUser, gateLayerPrefix } from "./namespaces.js";
 import { minimalSpec, type OciSpec, ociBundle, ociWallError } from "./oci.js";
 import {
   type BoxExit,
@@ -111,12 +111,9 @@ export function runscCommand(
     ? ["--debug", `--debug-log=${path.resolve(process.env.FOURWALL_RUNSC_LOG)}/`]
     : [];
   // Approval gate: runsc starts inside the mount namespace where the workdir is a copy-on-write
-  // layer (fourwall-overlay, as for bwrap); the gofer serves the workdir from there.
-  const overlay = session.overlay
-    ? [overlayHelperPath(), session.overlay.lower, session.overlay.upper, session.overlay.work, "--"]
-    : [];
+  // layer (as bwrap does); the gofer serves the workdir from there.
   const args = [
-    ...overlay,
+    ...gateLayerPrefix(session),
     runsc,
     ...runscFlags(layout.stateDir),
     ...debug,
@@ -128,17 +125,7 @@ export function runscCommand(
     layout.containerId,
   ];
   if (plan.identity.mode === "user") return ["setpriv", "--pdeathsig", "KILL", "--", ...args];
-  const idmaps = plan.identity.idmaps.flatMap((m) => ["--idmap", `${m.ownerUid}:${m.ownerGid}:${m.path}`]);
-  const cgroups = session.cgroupDirs.flatMap((dir) => ["--cgroup", dir]);
-  return [
-    dropHelperPath(),
-    String(plan.identity.uid),
-    String(plan.identity.gid),
-    ...idmaps,
-    ...cgroups,
-    "--",
-    ...args,
-  ];
+  return asBoxUser(plan, session, args);
 }
 
 function runscVersion(runsc: string): string | undefined {

@@ -98,14 +98,21 @@ export function bwrapArgs(plan: BoxPlan, session: BoxSession): string[] {
   ];
 }
 
-/** The program and arguments that start bwrap: directly, or through the root-mode launcher. */
-export function launcherCommand(plan: BoxPlan, session: BoxSession, bwrap = "bwrap"): string[] {
-  const args = bwrapArgs(plan, session);
-  // approval gate: bwrap starts inside a mount namespace where the workdir is a copy-on-write layer
-  const bwrapCommand = session.overlay
-    ? [overlayHelperPath(), session.overlay.lower, session.overlay.upper, session.overlay.work, "--", bwrap]
-    : [bwrap];
-  if (plan.identity.mode === "user") return [...bwrapCommand, ...args];
+/**
+ * Approval gate: what starts a program inside a mount namespace where the workdir is the
+ * copy-on-write layer (fourwall-overlay); nothing without a layer.
+ */
+export function gateLayerPrefix(session: BoxSession): string[] {
+  const o = session.overlay;
+  return o ? [overlayHelperPath(), o.lower, o.upper, o.work, "--"] : [];
+}
+
+/**
+ * How a runtime's launcher command starts: as is for an ordinary user; as root, through the
+ * root-mode launcher (fourwall-drop: the box's cgroup, idmapped mounts, the unprivileged box uid).
+ */
+export function asBoxUser(plan: BoxPlan, session: BoxSession, command: string[]): string[] {
+  if (plan.identity.mode === "user") return command;
   const idmaps = plan.identity.idmaps.flatMap((m) => ["--idmap", `${m.ownerUid}:${m.ownerGid}:${m.path}`]);
   const cgroups = session.cgroupDirs.flatMap((dir) => ["--cgroup", dir]);
   return [
@@ -115,9 +122,13 @@ export function launcherCommand(plan: BoxPlan, session: BoxSession, bwrap = "bwr
     ...idmaps,
     ...cgroups,
     "--",
-    ...bwrapCommand,
-    ...args,
+    ...command,
   ];
+}
+
+/** The program and arguments that start bwrap: directly, or through the root-mode launcher. */
+export function launcherCommand(plan: BoxPlan, session: BoxSession, bwrap = "bwrap"): string[] {
+  return asBoxUser(plan, session, [...gateLayerPrefix(session), bwrap, ...bwrapArgs(plan, session)]);
 }
 
 /** Reads bwrap's JSON status stream: the box's pid 1 when it starts, its exit code at the end. */
