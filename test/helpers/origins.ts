@@ -58,38 +58,20 @@ export interface Certs {
   cleanup(): void;
 }
 
-/** A throwaway self-signed certificate for allowed.test, other.test and 127.0.0.1 (openssl, ~50 ms). */
+/** A throwaway self-signed certificate for allowed.test, other.test, *.wild.test and 127.0.0.1 (prove's own maker). */
 export async function makeCerts(): Promise<Certs> {
   const dir = mkdtempSync(join(tmpdir(), "fourwall-egress-"));
-  const cert = join(dir, "cert.pem");
-  const key = join(dir, "key.pem");
-  const r = await run("openssl", [
-    "req",
-    "-x509",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
-    "-days",
-    "2",
-    "-subj",
-    "/CN=allowed.test",
-    "-keyout",
-    key,
-    "-out",
-    cert,
-    "-addext",
-    "subjectAltName=DNS:allowed.test,DNS:other.test,DNS:*.wild.test,IP:127.0.0.1",
-    "-addext",
-    "basicConstraints=critical,CA:TRUE",
-  ]);
-  if (r.code !== 0) throw new Error(`openssl failed: ${r.stderr}`);
+  const made = await makeCanaryCertificate(
+    dir,
+    join(dir, "cert.pem"),
+    ["allowed.test", "other.test", "*.wild.test"],
+    "allowed.test",
+  );
   return {
     dir,
-    cert,
-    key,
-    certPem: readFileSync(cert, "utf8"),
+    cert: made.certPath,
+    key: made.keyPath,
+    certPem: made.certPem,
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };
 }
@@ -254,6 +236,8 @@ except OSError as e:
     sys.stderr.write("error %s\\n" % e)
     sys.exit(4)
 `;
+
+import { makeCanaryCertificate } from "../../src/prove/canaries/tls.js";
 
 /** python3 urllib with a proxy handler (CONNECT for https). */
 export async function pythonVia(

@@ -12,13 +12,15 @@ export interface CanaryCertificate {
 
 /**
  * A self-signed certificate for the HTTPS canary, made fresh for each run with openssl (Node has
- * no API to issue an X.509 certificate). The key stays in `keyDir`, outside anything a box sees.
+ * no API to issue an X.509 certificate); it is its own CA, for clients' --cacert. The key stays in
+ * `keyDir`, outside anything a box sees. The test suite's origins use it too.
  */
 export async function makeCanaryCertificate(
   keyDir: string,
   certPath: string,
   names: string[],
-): Promise<CanaryCertificate> {
+  subject = "fourwall prove canary",
+): Promise<CanaryCertificate & { keyPath: string }> {
   const keyPath = path.join(keyDir, "canary-key.pem");
   const san = [...names.map((n) => `DNS:${n}`), "IP:127.0.0.1"].join(",");
   await promisify(execFile)(
@@ -34,9 +36,11 @@ export async function makeCanaryCertificate(
       "-days",
       "1",
       "-subj",
-      "/CN=fourwall prove canary",
+      `/CN=${subject}`,
       "-addext",
       `subjectAltName=${san}`,
+      "-addext",
+      "basicConstraints=critical,CA:TRUE",
       "-keyout",
       keyPath,
       "-out",
@@ -45,5 +49,5 @@ export async function makeCanaryCertificate(
     { timeout: 10_000 },
   );
   const [certPem, keyPem] = await Promise.all([readFile(certPath, "utf8"), readFile(keyPath, "utf8")]);
-  return { certPem, keyPem, certPath };
+  return { certPem, keyPem, certPath, keyPath };
 }
