@@ -190,8 +190,8 @@ async function startProxies(ctx: BenchContext, ports: { bulk: number; echo: numb
   // squid 5 with fourwall's generated config (squid's own listener; the box-side socket forwarder is not in the path)
   const squidShown = "squid -N -f <config rendered by fourwall for the same rule>";
   try {
-    const { startSquid } = await import("../src/walls/egress/squid.js");
-    const { compileEgressPlan } = await import("../src/walls/egress/rules.js");
+    const { startSquid } = await import("../src/walls/egress/squid/squid.js");
+    const { compileEgressPlan } = await import("../src/walls/egress/rules/rules.js");
     const { egressSchema } = await import("../src/walls/egress/schema.js");
     const dir = ctx.tempDir();
     spawnSync("chmod", ["0711", dir]); // squid runs as the proxy user when the bench runs as root

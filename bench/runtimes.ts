@@ -8,7 +8,7 @@
 
 import { writeFileSync } from "node:fs";
 import path from "node:path";
-import { which } from "../src/paths.js";
+import { which } from "../src/core/paths.js";
 import { runscFlags } from "../src/runtimes/gvisor.js";
 import { minimalSpec } from "../src/runtimes/oci.js";
 import { VmRuntime, vmImage } from "../src/runtimes/vm.js";

@@ -16,7 +16,9 @@ const result = await build({
   sourcemap: "linked",
   logLevel: "warning",
   // CommonJS dependencies inside an ESM bundle need a require of their own.
-  banner: { js: 'import { createRequire as __fwCreateRequire } from "node:module"; const require = __fwCreateRequire(import.meta.url);' },
+  banner: {
+    js: 'import { createRequire as __fwCreateRequire } from "node:module"; const require = __fwCreateRequire(import.meta.url);',
+  },
 });
 
 // The approval gate's shell parser is wasm (tree-sitter): esbuild cannot inline it, so both wasm
@@ -29,5 +31,6 @@ copyFileSync("node_modules/tree-sitter-bash/tree-sitter-bash.wasm", "dist/tree-s
 const current = new Set(Object.keys(result.metafile.outputs).map((f) => path.basename(f)));
 for (const name of readdirSync("dist")) {
   const file = path.join("dist", name);
-  if (!current.has(name) && !name.endsWith(".wasm") && Date.now() - statSync(file).mtimeMs > 10 * 60_000) rmSync(file);
+  if (!current.has(name) && !name.endsWith(".wasm") && Date.now() - statSync(file).mtimeMs > 10 * 60_000)
+    rmSync(file);
 }

@@ -70,7 +70,8 @@ ${points.map((p) => `<text x="${px(p.x).toFixed(1)}" y="${bottom + 18}" text-anc
 }
 
 function svg(width: number, height: number, title: string, body: string): string {
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="13">
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="13" role="img">
+<title>${esc(title)}</title>
 <rect width="100%" height="100%" fill="white"/>
 <text x="12" y="24" font-size="15" font-weight="bold">${esc(title)}</text>
 ${body}

@@ -1,4 +1,4 @@
-import { appendFileSync, openSync, closeSync } from "node:fs";
+import { appendFileSync, closeSync, openSync } from "node:fs";
 
 export interface AuditEvent {
   time?: string;

@@ -2,11 +2,11 @@ import { chmodSync, existsSync, mkdirSync, rmSync } from "node:fs";
 import { createConnection, createServer, type Socket } from "node:net";
 import path from "node:path";
 import { AuditLog } from "../audit/log.js";
+import type { BoxPlan } from "../plan/plan.js";
 import { runtimeFor } from "../runtimes/index.js";
 import type { RunningBox } from "../runtimes/runtime.js";
 import { boxDir, boxesRoot, forgetBox, recordBox } from "./persistent.js";
 import { superviseBox } from "./supervisor.js";
-import type { BoxPlan } from "./plan.js";
 
 /**
  * The box daemon: one process per user that supervises every persistent box of that user, with
@@ -39,7 +39,10 @@ export async function runDaemon(): Promise<void> {
   async function up(req: Extract<DaemonRequest, { op: "up" }>): Promise<DaemonReply> {
     if (boxes.has(req.name)) return { ok: false, error: `a box named ${req.name} is already up` };
     // JSON turned the BPF program into { type: "Buffer", data: [...] }: make it bytes again.
-    const plan: BoxPlan = { ...req.plan, seccomp: Buffer.from((req.plan.seccomp as unknown as { data: number[] }).data) };
+    const plan: BoxPlan = {
+      ...req.plan,
+      seccomp: Buffer.from((req.plan.seccomp as unknown as { data: number[] }).data),
+    };
     const audit = new AuditLog(req.audit);
     let started: (error?: Error) => void = () => {};
     const ready = new Promise<Error | undefined>((resolve) => (started = resolve));
@@ -126,7 +129,8 @@ export async function runDaemon(): Promise<void> {
   // A box whose record is gone (its state dir removed) can no longer be reached by exec or down:
   // bring it down rather than keep it running unseen.
   setInterval(() => {
-    for (const name of boxes.keys()) if (!existsSync(path.join(boxDir(name), "info.json")) && boxes.get(name)?.box) void down(name);
+    for (const name of boxes.keys())
+      if (!existsSync(path.join(boxDir(name), "info.json")) && boxes.get(name)?.box) void down(name);
   }, 5000).unref();
   armIdleExit();
 }

@@ -1,8 +1,8 @@
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
+import { privateStateDir } from "../core/state-dir.js";
+import type { BoxPlan } from "../plan/plan.js";
 import type { BoxSession, RunningBox } from "../runtimes/runtime.js";
-import type { BoxPlan } from "./plan.js";
-import { privateStateDir } from "./state-dir.js";
 
 /**
  * Persistent boxes (`fourwall up/exec/down/ls`): a box that stays up so each command pays only
@@ -45,10 +45,17 @@ export function enterFile(plan: BoxPlan, pid: number, cgroupDirs: string[]): str
 
 /** What native/fourwall-enter reads to run a command in a running box (files private to the user). */
 export function writeEnterFiles(dir: string, plan: BoxPlan, box: RunningBox, session: BoxSession): void {
-  if (box.pid === undefined) throw new Error(`the ${plan.runtime} runtime cannot be entered by fourwall exec`);
+  if (box.pid === undefined)
+    throw new Error(`the ${plan.runtime} runtime cannot be entered by fourwall exec`);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   writeFileSync(path.join(dir, "enter"), enterFile(plan, box.pid, session.cgroupDirs), { mode: 0o600 });
-  writeFileSync(path.join(dir, "env"), Object.entries(plan.env).map(([k, v]) => `${k}=${v}\0`).join(""), { mode: 0o600 });
+  writeFileSync(
+    path.join(dir, "env"),
+    Object.entries(plan.env)
+      .map(([k, v]) => `${k}=${v}\0`)
+      .join(""),
+    { mode: 0o600 },
+  );
   writeFileSync(path.join(dir, "seccomp"), plan.seccomp, { mode: 0o600 });
 }
 

@@ -1,10 +1,10 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
+import { WallError } from "../core/errors.js";
+import { privateStateDir } from "../core/state-dir.js";
 import type { Placeholder } from "../walls/filesystem/mounts.js";
-import { WallError } from "./errors.js";
-import { privateStateDir } from "./state-dir.js";
 
 /**
  * Leaving nothing behind, even when fourwall is SIGKILLed, and even with several boxes on one
@@ -58,20 +58,6 @@ $files"; fi
   : > "$list"
 fi
 `;
-
-/** A shell script a runtime may leave in the run dir: the reaper runs it if fourwall was killed. */
-export const ON_KILL_FILE = "on-kill";
-
-/**
- * Adds a line to the run dir's on-kill script, which the reaper runs if fourwall is killed.
- * "first": what must be undone before anything else runs (a runtime's container, its mounts).
- */
-export function onKill(runDir: string, line: string, order: "first" | "last" = "last"): void {
-  const file = path.join(runDir, ON_KILL_FILE);
-  const before = order === "first" && existsSync(file) ? readFileSync(file, "utf8") : "";
-  if (order === "first") writeFileSync(file, `${line}\n${before}`, { mode: 0o600 });
-  else appendFileSync(file, `${line}\n`, { mode: 0o600 });
-}
 
 export interface Reaper {
   /** fourwall is done with the box: the reaper cleans up; resolves when it has. */

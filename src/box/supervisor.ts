@@ -11,12 +11,12 @@ import {
 import os from "node:os";
 import path from "node:path";
 import type { AuditLog } from "../audit/log.js";
+import { WallError } from "../core/errors.js";
+import type { BoxPlan } from "../plan/plan.js";
 import type { BoxSession, RunningBox, Runtime } from "../runtimes/runtime.js";
-import type { AskRequest, EgressEvent, ProxyHandle } from "../walls/egress/types.js";
-import type { GateOptions, GateSession } from "../walls/gate/session.js";
+import type { AskRequest, EgressEvent, ProxyHandle } from "../walls/egress/proxy/types.js";
 import { createBoxCgroup, removeBoxCgroup } from "../walls/isolation/cgroups.js";
-import { WallError } from "./errors.js";
-import type { BoxPlan } from "./plan.js";
+import type { GateOptions, GateSession } from "./gate.js";
 import { type Reaper, standPlaceholders, startReaper } from "./reaper.js";
 
 type AskHook = (request: AskRequest) => Promise<boolean>;
@@ -28,7 +28,7 @@ async function startEgressProxy(
   onDecision: (e: EgressEvent) => void,
   ask?: AskHook,
 ): Promise<ProxyHandle> {
-  const { startEgressBackend } = await import("../walls/egress/backend.js");
+  const { startEgressBackend } = await import("../walls/egress/proxy/backend.js");
   // Transparent mode says what it cannot capture (wildcards, address rules, wide port ranges).
   for (const note of plan.network.transparent?.notes ?? [])
     process.stderr.write(`fourwall: transparent egress: ${note}\n`);
@@ -164,7 +164,7 @@ export async function superviseBox(
         reaper = started.reaper;
         standPlaceholders(plan.filesystem.placeholders, started.list);
       }),
-      import("../walls/gate/session.js")
+      import("./gate.js")
         .then(({ openGateSession }) =>
           openGateSession(plan, session, { audit: options.audit, options: options.gate }),
         )

@@ -2,10 +2,11 @@ import { spawn } from "node:child_process";
 import path from "node:path";
 import pc from "picocolors";
 import { askDaemon, runDaemon } from "../box/daemon.js";
-import { WallError } from "../box/errors.js";
 import { BOX_NAME, boxDir, listBoxes, readBox } from "../box/persistent.js";
-import { enterHelperPath } from "../paths.js";
-import { failClosed, planFromOptions, type RunOptions } from "./run.js";
+import { WallError } from "../core/errors.js";
+import { enterHelperPath } from "../core/paths.js";
+import { planFromOptions, type RunOptions } from "../plan/from-options.js";
+import { failClosed } from "./run.js";
 
 /** What keeps a persistent box's first process alive: nothing but waiting. */
 const IDLE = ["sleep", "infinity"];

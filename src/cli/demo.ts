@@ -1,14 +1,24 @@
 import { spawn, spawnSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync } from "node:fs";
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import pc from "picocolors";
-import { packageRoot } from "../paths.js";
+import { packageRoot } from "../core/paths.js";
 
 /** Attempts the walls must stop (the rest is the agent's honest work, which must succeed). */
-const MUST_FAIL = /^(read ~|write ~|append|plant|read the host env|phone home|reach docker|see host|make a user)/;
+const MUST_FAIL =
+  /^(read ~|write ~|append|plant|read the host env|phone home|reach docker|see host|make a user)/;
 
 /**
  * `fourwall demo`: a throwaway home with a planted SSH key and cloud credentials, a workdir, and
@@ -23,7 +33,9 @@ export async function demoCommand(): Promise<number> {
   mkdirSync(path.join(home, ".ssh"), { recursive: true });
   mkdirSync(path.join(home, ".aws"), { recursive: true });
   mkdirSync(workdir, { recursive: true });
-  writeFileSync(path.join(home, ".ssh", "id_ed25519"), "-----BEGIN OPENSSH PRIVATE KEY----- (demo key)\n", { mode: 0o600 });
+  writeFileSync(path.join(home, ".ssh", "id_ed25519"), "-----BEGIN OPENSSH PRIVATE KEY----- (demo key)\n", {
+    mode: 0o600,
+  });
   writeFileSync(path.join(home, ".aws", "credentials"), "[default]\naws_secret_access_key = demo-secret\n");
   writeFileSync(path.join(home, ".bashrc"), "# bashrc\n");
   spawnSync("git", ["init", "-q", workdir]);
@@ -33,17 +45,24 @@ export async function demoCommand(): Promise<number> {
   await new Promise<void>((r) => canary.listen(0, "127.0.0.1", r));
   const canaryUrl = `http://127.0.0.1:${(canary.address() as AddressInfo).port}/`;
 
-  process.stderr.write(`${pc.bold("fourwall demo")}: the agent runs in a box; its home has a planted SSH key.\n\n`);
+  process.stderr.write(
+    `${pc.bold("fourwall demo")}: the agent runs in a box; its home has a planted SSH key.\n\n`,
+  );
   const output = await new Promise<string>((resolve) => {
-    const child = spawn(process.execPath, [process.argv[1]!, "run", "-w", workdir, "--", "sh", agent, canaryUrl], {
-      cwd: workdir,
-      env: { ...process.env, HOME: home, AWS_SECRET_ACCESS_KEY: "demo-secret", GITHUB_TOKEN: "demo-token" },
-      stdio: ["ignore", "pipe", "inherit"],
-    });
+    const child = spawn(
+      process.execPath,
+      [process.argv[1]!, "run", "-w", workdir, "--", "sh", agent, canaryUrl],
+      {
+        cwd: workdir,
+        env: { ...process.env, HOME: home, AWS_SECRET_ACCESS_KEY: "demo-secret", GITHUB_TOKEN: "demo-token" },
+        stdio: ["ignore", "pipe", "inherit"],
+      },
+    );
     let out = "";
     child.stdout.on("data", (d: Buffer) => {
       out += d;
-      for (const line of d.toString().split("\n")) if (line.startsWith("==")) process.stderr.write(`${pc.cyan(line)}\n`);
+      for (const line of d.toString().split("\n"))
+        if (line.startsWith("==")) process.stderr.write(`${pc.cyan(line)}\n`);
     });
     child.on("close", () => resolve(out));
   });
@@ -58,7 +77,11 @@ export async function demoCommand(): Promise<number> {
     const shouldFail = MUST_FAIL.test(name);
     const good = shouldFail ? result === "blocked" : result === "ok";
     if (!good) holes++;
-    const verdict = good ? (shouldFail ? pc.green("BLOCKED") : pc.green("WORKED ")) : pc.red(shouldFail ? "HOLE   " : "BROKEN ");
+    const verdict = good
+      ? shouldFail
+        ? pc.green("BLOCKED")
+        : pc.green("WORKED ")
+      : pc.red(shouldFail ? "HOLE   " : "BROKEN ");
     process.stdout.write(`  ${verdict}  ${name.padEnd(44)} ${pc.dim(detail)}\n`);
   }
   // Double-check on the host, not only by the agent's own report.

@@ -22,7 +22,8 @@ function hostFacts(): HostFact[] {
   const seccomp = read("/proc/self/status")?.match(/^Seccomp:\s*(\d)/m);
   const root = process.getuid?.() === 0;
   const v2 = /\bmemory\b/.test(read("/sys/fs/cgroup/cgroup.controllers") ?? "");
-  const v1 = existsSync("/sys/fs/cgroup/memory/cgroup.procs") && existsSync("/sys/fs/cgroup/pids/cgroup.procs");
+  const v1 =
+    existsSync("/sys/fs/cgroup/memory/cgroup.procs") && existsSync("/sys/fs/cgroup/pids/cgroup.procs");
   const cgroupDetail = !root
     ? "not as an ordinary user on this host: per-process rlimits only (run as root, or delegate a cgroup)"
     : v2
@@ -31,9 +32,22 @@ function hostFacts(): HostFact[] {
         ? "cgroup v1 (hybrid host): memory and pids capped for the whole box"
         : "no memory/pids controllers: per-process rlimits only";
   return [
-    { name: "user namespaces", ok: userns !== undefined && userns !== "0", detail: `user.max_user_namespaces = ${userns ?? "?"}` },
-    { name: "seccomp", ok: seccomp !== null && seccomp !== undefined, detail: seccomp ? "available" : "no Seccomp line in /proc/self/status" },
-    { name: "running as", ok: true, detail: process.getuid?.() === 0 ? "root (the box runs as an unprivileged uid)" : `uid ${process.getuid?.()}` },
+    {
+      name: "user namespaces",
+      ok: userns !== undefined && userns !== "0",
+      detail: `user.max_user_namespaces = ${userns ?? "?"}`,
+    },
+    {
+      name: "seccomp",
+      ok: seccomp !== null && seccomp !== undefined,
+      detail: seccomp ? "available" : "no Seccomp line in /proc/self/status",
+    },
+    {
+      name: "running as",
+      ok: true,
+      detail:
+        process.getuid?.() === 0 ? "root (the box runs as an unprivileged uid)" : `uid ${process.getuid?.()}`,
+    },
     { name: "box-wide limits", ok: root && (v1 || v2), detail: cgroupDetail },
   ];
 }
@@ -51,7 +65,10 @@ export async function doctorCommand(options: { json?: true }): Promise<number> {
       if (!r.available && r.fix) process.stdout.write(`      ${pc.dim(`fix: ${r.fix}`)}\n`);
     }
     process.stdout.write(`${pc.bold("host")}\n`);
-    for (const f of facts) process.stdout.write(`  ${f.ok ? pc.green("ok  ") : pc.yellow("no  ")}${f.name.padEnd(16)} ${f.detail}\n`);
+    for (const f of facts)
+      process.stdout.write(
+        `  ${f.ok ? pc.green("ok  ") : pc.yellow("no  ")}${f.name.padEnd(16)} ${f.detail}\n`,
+      );
   }
   return runtimes.some((r) => r.runtime === "namespaces" && r.available) ? 0 : 1;
 }

@@ -1,6 +1,6 @@
 import pc from "picocolors";
 import { AuditLog } from "../audit/log.js";
-import { EXIT_BOX_FAILED } from "../box/errors.js";
+import { EXIT_BOX_FAILED } from "../core/errors.js";
 import { PolicyError } from "../policy/errors.js";
 import { loadPolicy } from "../policy/load.js";
 import {
@@ -8,8 +8,8 @@ import {
   parseProxyAddress,
   renderIptables,
   renderNftables,
-} from "../walls/egress/firewall.js";
-import { renderSquidConfig, SquidConfigError } from "../walls/egress/squid-config.js";
+} from "../walls/egress/network/firewall.js";
+import { renderSquidConfig, SquidConfigError } from "../walls/egress/squid/config.js";
 
 export interface RenderOptions {
   format: "squid" | "nftables" | "iptables";
@@ -92,7 +92,7 @@ export async function egressServeCommand(options: ServeOptions): Promise<number>
         `--listen takes 127.0.0.1:PORT, [::1]:PORT or /path/to.sock, not "${options.listen}"`,
       );
     const audit = new AuditLog(options.audit);
-    const { startProxy } = await import("../walls/egress/proxy.js");
+    const { startProxy } = await import("../walls/egress/proxy/proxy.js");
     const proxy = await startProxy({
       plan: egress,
       box: "serve",

@@ -1,5 +1,5 @@
 import { Command, Option } from "@commander-js/extra-typings";
-import { RUNTIME_NAMES } from "../runtimes/names.js";
+import { RUNTIME_NAMES } from "../core/runtime-names.js";
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
@@ -15,15 +15,44 @@ function withBoxOptions(command: Command) {
   return command
     .option("-w, --workdir <dir>", "the one writable directory (default: the current directory)")
     .option("-p, --policy <file>", "policy file, YAML or JSON (default: ./fourwall.yaml if present)")
-    .option("--preset <name>", "add a built-in preset: claude-code | codex | node-dev | python-dev", collect, [] as string[])
-    .option("-a, --allow <rule>", "add an egress allow rule: example.com | *.example.com | example.com:8443", collect, [] as string[])
-    .option("--resolve <host=ip>", "pin a host name to an address at the proxy (repeatable)", collect, [] as string[])
+    .option(
+      "--preset <name>",
+      "add a built-in preset: claude-code | codex | node-dev | python-dev",
+      collect,
+      [] as string[],
+    )
+    .option(
+      "-a, --allow <rule>",
+      "add an egress allow rule: example.com | *.example.com | example.com:8443",
+      collect,
+      [] as string[],
+    )
+    .option(
+      "--resolve <host=ip>",
+      "pin a host name to an address at the proxy (repeatable)",
+      collect,
+      [] as string[],
+    )
     .addOption(new Option("-r, --runtime <name>", "isolation runtime").choices(RUNTIME_NAMES))
-    .addOption(new Option("--proxy <backend>", "egress proxy: builtin (default) | squid").choices(["builtin", "squid"]))
-    .option("--image <name>", "with --runtime docker: the image to run (default: a tiny local one fourwall builds once)")
+    .addOption(
+      new Option("--proxy <backend>", "egress proxy: builtin (default) | squid").choices([
+        "builtin",
+        "squid",
+      ]),
+    )
+    .option(
+      "--image <name>",
+      "with --runtime docker: the image to run (default: a tiny local one fourwall builds once)",
+    )
     .option("--audit <file>", "append every decision as JSON Lines to this file")
-    .option("--approver <cmd>", "approval gate: ask this command (the request as JSON on stdin; exit 0 = yes)")
-    .option("--inbox [port]", "approval gate: serve an approval inbox on 127.0.0.1 (prints its one-time link)");
+    .option(
+      "--approver <cmd>",
+      "approval gate: ask this command (the request as JSON on stdin; exit 0 = yes)",
+    )
+    .option(
+      "--inbox [port]",
+      "approval gate: serve an approval inbox on 127.0.0.1 (prints its one-time link)",
+    );
 }
 
 withBoxOptions(program.command("run").description("run a command inside a box"))
@@ -92,8 +121,14 @@ program
 const egress = program.command("egress").description("the egress wall: what fourwall installs for a policy");
 egress
   .command("render")
-  .description("print the squid config, or the nftables / iptables ruleset, fourwall would install (to audit, or paste elsewhere)")
-  .addOption(new Option("--format <format>", "squid | nftables | iptables").choices(["squid", "nftables", "iptables"]).makeOptionMandatory())
+  .description(
+    "print the squid config, or the nftables / iptables ruleset, fourwall would install (to audit, or paste elsewhere)",
+  )
+  .addOption(
+    new Option("--format <format>", "squid | nftables | iptables")
+      .choices(["squid", "nftables", "iptables"])
+      .makeOptionMandatory(),
+  )
   .option("-p, --policy <file>", "policy file, YAML or JSON (default: ./fourwall.yaml if present)")
   .option("--preset <name>", "add a built-in preset", collect, [] as string[])
   .option("-a, --allow <rule>", "add an egress allow rule", collect, [] as string[])
@@ -106,12 +141,18 @@ egress
 
 egress
   .command("serve")
-  .description("run fourwall's own proxy on its own for a policy (loopback or a unix socket), until SIGINT/SIGTERM")
+  .description(
+    "run fourwall's own proxy on its own for a policy (loopback or a unix socket), until SIGINT/SIGTERM",
+  )
   .option("-p, --policy <file>", "policy file, YAML or JSON (default: ./fourwall.yaml if present)")
   .option("--preset <name>", "add a built-in preset", collect, [] as string[])
   .option("-a, --allow <rule>", "add an egress allow rule", collect, [] as string[])
   .option("--resolve <host=ip>", "pin a host name to an address at the proxy", collect, [] as string[])
-  .option("--listen <address>", "127.0.0.1:PORT, [::1]:PORT (0: any free port) or /path/to.sock", "127.0.0.1:0")
+  .option(
+    "--listen <address>",
+    "127.0.0.1:PORT, [::1]:PORT (0: any free port) or /path/to.sock",
+    "127.0.0.1:0",
+  )
   .option("--audit <file>", "append every decision as JSON Lines to this file")
   .action(async (options) => {
     const { egressServeCommand } = await import("./egress.js");
@@ -149,10 +190,26 @@ program
   .description("attack a box from inside with the walls' own canaries, and show which walls hold")
   .addOption(new Option("-r, --runtime <name>", "isolation runtime").choices(RUNTIME_NAMES))
   .option("-p, --policy <file>", "policy file, YAML or JSON (default: ./fourwall.yaml if present)")
-  .option("--preset <name>", "add a built-in preset: claude-code | codex | node-dev | python-dev", collect, [] as string[])
-  .option("--only <wall>", "only these walls: isolation | filesystem | egress | gate (repeatable, or a,b)", collect, [] as string[])
-  .option("--against <wrapper>", "run the probes under another wrapper instead of a box, e.g. 'sh -c' or 'srt -s {srt-settings} -c'")
-  .option("--exec", "run the probes the way `fourwall exec` runs a command in a persistent box (the fast path)")
+  .option(
+    "--preset <name>",
+    "add a built-in preset: claude-code | codex | node-dev | python-dev",
+    collect,
+    [] as string[],
+  )
+  .option(
+    "--only <wall>",
+    "only these walls: isolation | filesystem | egress | gate (repeatable, or a,b)",
+    collect,
+    [] as string[],
+  )
+  .option(
+    "--against <wrapper>",
+    "run the probes under another wrapper instead of a box, e.g. 'sh -c' or 'srt -s {srt-settings} -c'",
+  )
+  .option(
+    "--exec",
+    "run the probes the way `fourwall exec` runs a command in a persistent box (the fast path)",
+  )
   .option("--json", "machine-readable result on stdout")
   .option("--junit <file>", "also write JUnit XML for CI")
   .action(async (options) => {

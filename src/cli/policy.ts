@@ -1,5 +1,5 @@
 import pc from "picocolors";
-import { EXIT_BOX_FAILED } from "../box/errors.js";
+import { EXIT_BOX_FAILED } from "../core/errors.js";
 import { PolicyError } from "../policy/errors.js";
 import { checkPolicyFile } from "../policy/load.js";
 import { policyJsonSchema } from "../policy/schema.js";
@@ -12,7 +12,8 @@ export function policyCheckCommand(file: string, options: { json?: true }): numb
     return 0;
   } catch (error) {
     if (!(error instanceof PolicyError)) throw error;
-    if (options.json) process.stdout.write(`${JSON.stringify({ ok: false, file, problems: error.problems }, null, 2)}\n`);
+    if (options.json)
+      process.stdout.write(`${JSON.stringify({ ok: false, file, problems: error.problems }, null, 2)}\n`);
     else process.stderr.write(`${pc.red(error.message)}\n`);
     return EXIT_BOX_FAILED;
   }

@@ -22,7 +22,8 @@ function buildStamp(): string {
 export const policyCacheDir = () => path.join(os.homedir(), ".cache", "fourwall", "policy");
 
 function cacheKey(options: LoadOptions): string {
-  const file = options.file ?? (existsSync(path.join(options.cwd, "fourwall.yaml")) ? "fourwall.yaml" : undefined);
+  const file =
+    options.file ?? (existsSync(path.join(options.cwd, "fourwall.yaml")) ? "fourwall.yaml" : undefined);
   let text = "";
   if (file !== undefined) {
     try {
@@ -32,7 +33,17 @@ function cacheKey(options: LoadOptions): string {
     }
   }
   return createHash("sha256")
-    .update(JSON.stringify([buildStamp(), PRESETS, file ?? null, file ? path.resolve(options.cwd, file) : null, text, options.flags ?? {}, options.presets ?? []]))
+    .update(
+      JSON.stringify([
+        buildStamp(),
+        PRESETS,
+        file ?? null,
+        file ? path.resolve(options.cwd, file) : null,
+        text,
+        options.flags ?? {},
+        options.presets ?? [],
+      ]),
+    )
     .digest("hex");
 }
 

@@ -38,7 +38,9 @@ export function policyDocsMarkdown(): string {
       const name = prefix ? `${prefix}.${key}` : key;
       const isSection = prop.type === "object" && prop.properties !== undefined;
       const def = prop.default === undefined || isSection ? "" : `\`${JSON.stringify(prop.default)}\``;
-      rows.push(`| \`${name}\` | ${isSection ? "section" : cell(typeOf(prop))} | ${def} | ${cell(prop.description ?? "")} |`);
+      rows.push(
+        `| \`${name}\` | ${isSection ? "section" : cell(typeOf(prop))} | ${def} | ${cell(prop.description ?? "")} |`,
+      );
       if (isSection) walk(name, prop);
     }
   };

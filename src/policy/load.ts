@@ -1,8 +1,8 @@
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { isMap, isScalar, LineCounter, parseDocument, type Document } from "yaml";
+import { type Document, isMap, isScalar, LineCounter, parseDocument } from "yaml";
 import type { z } from "zod";
-import { compileEgressPlan, type EgressPlan, RuleError } from "../walls/egress/rules.js";
+import { compileEgressPlan, type EgressPlan, RuleError } from "../walls/egress/rules/rules.js";
 import { PolicyError, type PolicyProblem } from "./errors.js";
 import { mergeLayers } from "./merge.js";
 import { PRESET_NAMES, PRESETS, type PresetName } from "./presets.js";
@@ -59,10 +59,15 @@ function compileEgress(policy: Policy, parsed: ParsedFile, options: LoadOptions)
       const index = Array.isArray(list) ? list.indexOf(error.rule) : -1;
       if (index >= 0) {
         const field = ["egress", side, index];
-        throw new PolicyError([{ file: parsed.source, line: lineOf(parsed, field), field: field.join("."), reason: error.message }]);
+        throw new PolicyError([
+          { file: parsed.source, line: lineOf(parsed, field), field: field.join("."), reason: error.message },
+        ]);
       }
     }
-    const flag = options.flags && JSON.stringify(options.flags).includes(JSON.stringify(error.rule)) ? "--allow/--resolve" : parsed.source;
+    const flag =
+      options.flags && JSON.stringify(options.flags).includes(JSON.stringify(error.rule))
+        ? "--allow/--resolve"
+        : parsed.source;
     throw new PolicyError([{ file: flag, field: "egress", reason: error.message }]);
   }
 }
@@ -101,13 +106,18 @@ function readPolicyFile(options: LoadOptions): ParsedFile {
   }
   const raw = doc.toJS() ?? {};
   if (typeof raw !== "object" || Array.isArray(raw)) {
-    throw new PolicyError([{ file: shown, line: 1, field: "", reason: "a policy is a mapping of keys to values" }]);
+    throw new PolicyError([
+      { file: shown, line: 1, field: "", reason: "a policy is a mapping of keys to values" },
+    ]);
   }
   return { raw, doc, lines, source: shown };
 }
 
 function presetNames(fromFile: unknown, fromFlags: string[], parsed: ParsedFile): PresetName[] {
-  const names = [...(Array.isArray(fromFile) ? fromFile : fromFile === undefined ? [] : [fromFile]), ...fromFlags];
+  const names = [
+    ...(Array.isArray(fromFile) ? fromFile : fromFile === undefined ? [] : [fromFile]),
+    ...fromFlags,
+  ];
   const bad = names.filter((n) => !(PRESET_NAMES as readonly unknown[]).includes(n));
   if (bad.length > 0) {
     const file = fromFlags.some((n) => bad.includes(n)) ? "--preset" : parsed.source;

@@ -16,7 +16,9 @@ export const policySchema = z
     preset: z
       .union([z.enum(PRESET_NAMES), z.array(z.enum(PRESET_NAMES))])
       .optional()
-      .describe("built-in presets merged under this policy: the domains, writable config paths and variables an agent needs"),
+      .describe(
+        "built-in presets merged under this policy: the domains, writable config paths and variables an agent needs",
+      ),
     isolation: isolationSchema.prefault({}),
     filesystem: filesystemSchema.prefault({}),
     env: envSchema.prefault({}),

@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { packageRoot } from "../paths.js";
+import { packageRoot } from "../core/paths.js";
 import { type Canaries, startCanaries } from "./canaries/index.js";
 import { FOURWALL_NAMES } from "./canaries/names.js";
 import { outsideNames } from "./canaries/outside.js";

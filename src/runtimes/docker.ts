@@ -27,11 +27,11 @@ import { type ChildProcess, execFile, spawn, spawnSync } from "node:child_proces
 import { chownSync, mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { WallError } from "../box/errors.js";
-import type { BoxPlan } from "../box/plan.js";
-import { onKill } from "../box/reaper.js";
-import { which } from "../paths.js";
-import { BOX_NET_DIR, bridgeScript } from "../walls/egress/network.js";
+import { WallError } from "../core/errors.js";
+import { which } from "../core/paths.js";
+import type { BoxPlan } from "../plan/plan.js";
+import { onKill } from "../plan/session.js";
+import { BOX_NET_DIR, bridgeScript } from "../walls/egress/network/network.js";
 import { buildImage, type ImageKind, imageTag } from "./docker-image.js";
 import { OciError, type OciMount, type OciSeccomp, ociMounts, ociSeccomp, ociWallError } from "./oci.js";
 import {

@@ -50,10 +50,10 @@ import os from "node:os";
 import path from "node:path";
 import type { Readable } from "node:stream";
 import { isatty } from "node:tty";
-import { WallError } from "../box/errors.js";
-import type { BoxPlan } from "../box/plan.js";
-import { dropHelperPath, which } from "../paths.js";
-import { BOX_NET_DIR } from "../walls/egress/network.js";
+import { WallError } from "../core/errors.js";
+import { dropHelperPath, which } from "../core/paths.js";
+import type { BoxPlan } from "../plan/plan.js";
+import { BOX_NET_DIR } from "../walls/egress/network/network.js";
 import { asBoxUser, gateLayerPrefix } from "./namespaces.js";
 import { minimalSpec, type OciSpec, ociBundle, ociWallError } from "./oci.js";
 import {

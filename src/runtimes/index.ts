@@ -1,6 +1,6 @@
+import type { RuntimeName } from "../core/runtime-names.js";
 import { DockerRuntime } from "./docker.js";
 import { GvisorRuntime } from "./gvisor.js";
-import type { RuntimeName } from "./names.js";
 import { NamespacesRuntime } from "./namespaces.js";
 import type { Runtime } from "./runtime.js";
 import { VmRuntime } from "./vm.js";

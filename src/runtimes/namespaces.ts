@@ -2,16 +2,16 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import os from "node:os";
 import type { Readable, Writable } from "node:stream";
-import { WallError } from "../box/errors.js";
-import type { BoxPlan } from "../box/plan.js";
-import { dropHelperPath, which } from "../paths.js";
+import { WallError } from "../core/errors.js";
+import { dropHelperPath, which } from "../core/paths.js";
+import type { BoxPlan } from "../plan/plan.js";
 import {
   needsNetnsPreparation,
   prepareBoxNetns,
   transparentMounts,
   writeTransparentFiles,
-} from "../walls/egress/netns.js";
-import { BOX_NET_DIR, bridgeScript } from "../walls/egress/network.js";
+} from "../walls/egress/network/netns.js";
+import { BOX_NET_DIR, bridgeScript } from "../walls/egress/network/network.js";
 import type { Mount } from "../walls/filesystem/mounts.js";
 import { overlayHelperPath } from "../walls/gate/paths.js";
 import { prlimitArgs } from "../walls/isolation/limits.js";

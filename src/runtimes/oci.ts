@@ -17,9 +17,9 @@
  *   - Seccomp: fourwall's rule table becomes an OCI profile (see ociSeccomp below).
  */
 import path from "node:path";
-import { WallError } from "../box/errors.js";
-import type { BoxPlan } from "../box/plan.js";
-import { BOX_NET_DIR, bridgeScript } from "../walls/egress/network.js";
+import { WallError } from "../core/errors.js";
+import type { BoxPlan } from "../plan/plan.js";
+import { BOX_NET_DIR, bridgeScript } from "../walls/egress/network/network.js";
 import type { Mount } from "../walls/filesystem/mounts.js";
 import type { Rlimit } from "../walls/isolation/limits.js";
 import {
@@ -30,7 +30,7 @@ import {
   type SeccompRule,
   type SyscallRule,
   seccompRules,
-} from "../walls/isolation/seccomp.js";
+} from "../walls/isolation/seccomp/index.js";
 import type { BoxSession } from "./runtime.js";
 
 export interface OciMount {

@@ -28,10 +28,10 @@
 import { chownSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
-import { WallError } from "../box/errors.js";
-import type { BoxPlan } from "../box/plan.js";
-import { packageRoot, which } from "../paths.js";
-import { BOX_NET_DIR } from "../walls/egress/network.js";
+import { WallError } from "../core/errors.js";
+import { packageRoot, which } from "../core/paths.js";
+import type { BoxPlan } from "../plan/plan.js";
+import { BOX_NET_DIR } from "../walls/egress/network/network.js";
 import type { Mount } from "../walls/filesystem/mounts.js";
 import { bwrapArgs, NamespacesRuntime } from "./namespaces.js";
 import {

@@ -9,7 +9,7 @@ import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, wri
 import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { which } from "../../src/paths.js";
+import { which } from "../../src/core/paths.js";
 import { DOCKERD_RUNSC_ARGS } from "../../src/runtimes/docker.js";
 
 const SBIN = "/usr/sbin:/usr/bin:/sbin:/bin:/usr/local/sbin:/usr/local/bin";

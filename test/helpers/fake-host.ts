@@ -37,6 +37,9 @@ export function fakeHost(entries: string[], owners: Record<string, number> = {})
         .map((p) => path.basename(p))
         .sort(),
     readlink: (p) => links.get(path.resolve(p)) ?? "",
-    owner: (p) => (kinds.has(path.resolve(p)) ? { uid: owners[path.resolve(p)] ?? 0, gid: owners[path.resolve(p)] ?? 0 } : undefined),
+    owner: (p) =>
+      kinds.has(path.resolve(p))
+        ? { uid: owners[path.resolve(p)] ?? 0, gid: owners[path.resolve(p)] ?? 0 }
+        : undefined,
   };
 }

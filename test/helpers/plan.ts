@@ -2,10 +2,10 @@
  * A BoxPlan for pure unit tests: planned exactly as `fourwall run` plans, against a fake host
  * (test/helpers/fake-host.ts) with alice's home and her project as the workdir.
  */
-import { type BoxPlan, planBox } from "../../src/box/plan.js";
+import { type BoxPlan, planBox } from "../../src/plan/plan.js";
 import { policySchema } from "../../src/policy/schema.js";
 import type { BoxSession } from "../../src/runtimes/runtime.js";
-import { compileEgressPlan } from "../../src/walls/egress/rules.js";
+import { compileEgressPlan } from "../../src/walls/egress/rules/rules.js";
 import { fakeHost } from "./fake-host.js";
 
 export const HOME = "/home/alice";

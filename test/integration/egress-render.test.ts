@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { iptablesSections } from "../../src/walls/egress/firewall.js";
+import { iptablesSections } from "../../src/walls/egress/network/firewall.js";
 import { FOURWALL } from "../helpers/box.js";
 
 const isRoot = process.getuid?.() === 0;

@@ -7,7 +7,7 @@
  * the resolution check catches it.
  */
 import assert from "node:assert/strict";
-import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { chownToMode, type Fixture, MODES, type Mode, makeFixture, readAudit, sh } from "../helpers/box.js";

@@ -17,7 +17,7 @@ const chromium = ["chromium", "chromium-browser", "google-chrome"].find(
 );
 
 /** A tiny DevTools client, run by a node with WebSocket (experimental flag on Node 20). */
-const DRIVER = String.raw`
+const DRIVER = `
 const [browserWs, url, shot] = process.argv.slice(1);
 const ws = new WebSocket(browserWs);
 let id = 0; const waiting = new Map();

@@ -13,7 +13,7 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { pathToFileURL } from "node:url";
-import { which } from "../../src/paths.js";
+import { which } from "../../src/core/paths.js";
 import {
   checkSigtermForwarded,
   type Fixture,
@@ -56,7 +56,7 @@ function processesWith(needle: string): { pid: number; uid: number; cmd: string 
 const TSX_LOADER = pathToFileURL(path.join(ROOT, "node_modules", "tsx", "dist", "loader.mjs")).href;
 const WEAK_GVISOR = `
 import os from "node:os";
-import { planBox } from ${JSON.stringify(pathToFileURL(path.join(ROOT, "src/box/plan.ts")).href)};
+import { planBox } from ${JSON.stringify(pathToFileURL(path.join(ROOT, "src/plan/plan.ts")).href)};
 import { superviseBox } from ${JSON.stringify(pathToFileURL(path.join(ROOT, "src/box/supervisor.ts")).href)};
 import { loadPolicy } from ${JSON.stringify(pathToFileURL(path.join(ROOT, "src/policy/load.ts")).href)};
 import { AuditLog } from ${JSON.stringify(pathToFileURL(path.join(ROOT, "src/audit/log.ts")).href)};

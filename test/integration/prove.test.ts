@@ -22,7 +22,7 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { pathToFileURL } from "node:url";
-import { which } from "../../src/paths.js";
+import { which } from "../../src/core/paths.js";
 import type { ProveReport } from "../../src/prove/types.js";
 import { FOURWALL, MODES, type Mode, ROOT, USER_UID, WEAK_BOX } from "../helpers/box.js";
 import {

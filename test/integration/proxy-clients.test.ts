@@ -6,10 +6,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { connect as tlsConnect } from "node:tls";
-import { type EgressEvent, type ProxyHandle, startProxy } from "../../src/walls/egress/proxy.js";
-import { compileEgressPlan } from "../../src/walls/egress/rules.js";
+import { type EgressEvent, type ProxyHandle, startProxy } from "../../src/walls/egress/proxy/proxy.js";
+import type { AskRequest } from "../../src/walls/egress/proxy/types.js";
+import { compileEgressPlan } from "../../src/walls/egress/rules/rules.js";
 import { type EgressPolicyInput, egressSchema } from "../../src/walls/egress/schema.js";
-import type { AskRequest } from "../../src/walls/egress/types.js";
 import {
   type Certs,
   curlSocks,

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { connect as netConnect } from "node:net";
 import { after, before, test } from "node:test";
-import { type EgressEvent, type ProxyHandle, startProxy } from "../../src/walls/egress/proxy.js";
-import { compileEgressPlan } from "../../src/walls/egress/rules.js";
+import { type EgressEvent, type ProxyHandle, startProxy } from "../../src/walls/egress/proxy/proxy.js";
+import { compileEgressPlan } from "../../src/walls/egress/rules/rules.js";
 import { egressSchema } from "../../src/walls/egress/schema.js";
 import { curlVia, type Origin, startCanary, startHttpOrigin, testLookup } from "../helpers/origins.js";
 

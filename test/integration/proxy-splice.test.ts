@@ -5,11 +5,11 @@ import { connect, createServer, type Server, type Socket } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { type EgressEvent, type ProxyHandle, startProxy } from "../../src/walls/egress/proxy.js";
-import { compileEgressPlan } from "../../src/walls/egress/rules.js";
+import { type EgressEvent, type ProxyHandle, startProxy } from "../../src/walls/egress/proxy/proxy.js";
+import { spliceHelperPath } from "../../src/walls/egress/proxy/splice.js";
+import { compileEgressPlan } from "../../src/walls/egress/rules/rules.js";
 import { egressSchema } from "../../src/walls/egress/schema.js";
-import { spliceHelperPath } from "../../src/walls/egress/splice.js";
-import { startSquid } from "../../src/walls/egress/squid.js";
+import { startSquid } from "../../src/walls/egress/squid/squid.js";
 
 // The bulk data path: a tunnel that has carried spliceAfterBytes is handed to native/fourwall-splice,
 // which moves its bytes with splice(2). Every byte must arrive intact and in order both ways, half-closes

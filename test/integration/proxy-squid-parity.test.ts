@@ -3,10 +3,10 @@ import { chmodSync, copyFileSync, mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { type EgressEvent, type ProxyHandle, startProxy } from "../../src/walls/egress/proxy.js";
-import { compileEgressPlan } from "../../src/walls/egress/rules.js";
+import { type EgressEvent, type ProxyHandle, startProxy } from "../../src/walls/egress/proxy/proxy.js";
+import { compileEgressPlan } from "../../src/walls/egress/rules/rules.js";
 import { egressSchema } from "../../src/walls/egress/schema.js";
-import { type SquidHandle, startSquid } from "../../src/walls/egress/squid.js";
+import { type SquidHandle, startSquid } from "../../src/walls/egress/squid/squid.js";
 import {
   type Certs,
   curlVia,

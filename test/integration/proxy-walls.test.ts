@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { type EgressEvent, type ProxyHandle, startProxy } from "../../src/walls/egress/proxy.js";
-import { compileEgressPlan } from "../../src/walls/egress/rules.js";
+import { type EgressEvent, type ProxyHandle, startProxy } from "../../src/walls/egress/proxy/proxy.js";
+import { compileEgressPlan } from "../../src/walls/egress/rules/rules.js";
 import { egressSchema } from "../../src/walls/egress/schema.js";
 import {
   type Certs,

@@ -20,8 +20,8 @@ import {
   hostSeccompArch,
   type SyscallRule,
   seccompRules,
-} from "../../src/walls/isolation/seccomp.js";
-import { type SyscallName, syscallNumber } from "../../src/walls/isolation/syscalls.js";
+} from "../../src/walls/isolation/seccomp/index.js";
+import { type SyscallName, syscallNumber } from "../../src/walls/isolation/seccomp/syscalls.js";
 
 const arch = hostSeccompArch();
 const filter = buildSeccompFilter({ arch });

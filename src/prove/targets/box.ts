@@ -8,11 +8,11 @@ import { spawn } from "node:child_process";
 import path from "node:path";
 import { AuditLog } from "../../audit/log.js";
 import { writeEnterFiles } from "../../box/persistent.js";
-import type { BoxPlan } from "../../box/plan.js";
-import { enterHelperPath } from "../../paths.js";
-import { WallError } from "../../box/errors.js";
 import { superviseBox } from "../../box/supervisor.js";
-import { planFromOptions } from "../../cli/run.js";
+import { WallError } from "../../core/errors.js";
+import { enterHelperPath } from "../../core/paths.js";
+import { planFromOptions } from "../../plan/from-options.js";
+import type { BoxPlan } from "../../plan/plan.js";
 import { PolicyError } from "../../policy/errors.js";
 import { runtimeFor } from "../../runtimes/index.js";
 import type { Rlimit } from "../../walls/isolation/limits.js";
@@ -65,7 +65,9 @@ async function probeThroughExec(
     onStarted(box, session) {
       const dir = path.join(layout.base, "enter");
       writeEnterFiles(dir, idle, box, session);
-      const child = spawn(enterHelperPath(), [dir, "--", ...command], { stdio: ["ignore", "ignore", "pipe"] });
+      const child = spawn(enterHelperPath(), [dir, "--", ...command], {
+        stdio: ["ignore", "ignore", "pipe"],
+      });
       child.stderr!.on("data", (d) => (enterErrors += d));
       child.on("exit", (code, signal) => {
         probeExit = code ?? 128 + (signal ? 15 : 9);

@@ -6,7 +6,7 @@
  * probe program needs python3 and curl, which the tiny default image does not have.
  */
 import { spawnSync } from "node:child_process";
-import type { BoxPlan } from "../../box/plan.js";
+import type { BoxPlan } from "../../plan/plan.js";
 import { DockerRuntime } from "../../runtimes/docker.js";
 import { runtimeFor } from "../../runtimes/index.js";
 import type { Runtime } from "../../runtimes/runtime.js";

@@ -1,21 +1,32 @@
 // The egress wall's public surface: what the policy loader, the box builder and the CLI import.
-export {
-  type AddressClass,
-  classifyAddress,
-  internalRangesV4,
-  internalRangesV6,
-  isPublicAddress,
-} from "./addresses.js";
-export { type BackendOptions, startEgressBackend } from "./backend.js";
+
 export {
   FirewallError,
   type ProxyAddress,
   parseProxyAddress,
   renderIptables,
   renderNftables,
-} from "./firewall.js";
-export { hostText, type NormalHost, normaliseHost } from "./host.js";
-export { DEFAULT_LIMITS, startProxy } from "./proxy.js";
+} from "./network/firewall.js";
+export { planTransparent, type TransparentForward, type TransparentPlan } from "./network/transparent.js";
+export { type BackendOptions, startEgressBackend } from "./proxy/backend.js";
+export { DEFAULT_LIMITS, startProxy } from "./proxy/proxy.js";
+export { type SpliceResult, Splicer } from "./proxy/splice.js";
+export type {
+  AskRequest,
+  EgressEvent,
+  ListenSpec,
+  ProxyHandle,
+  ProxyLimits,
+  ProxyOptions,
+} from "./proxy/types.js";
+export {
+  type AddressClass,
+  classifyAddress,
+  internalRangesV4,
+  internalRangesV6,
+  isPublicAddress,
+} from "./rules/addresses.js";
+export { hostText, type NormalHost, normaliseHost } from "./rules/host.js";
 export {
   type AddressVerdict,
   type CompiledRule,
@@ -30,11 +41,8 @@ export {
   type RuleRequest,
   type RuleVerdict,
   vetAddress,
-} from "./rules.js";
+} from "./rules/rules.js";
 export { type EgressPolicy, type EgressPolicyInput, egressSchema } from "./schema.js";
-export { type SpliceResult, Splicer } from "./splice.js";
-export { type SquidHandle, type SquidOptions, startSquid } from "./squid.js";
-export { renderSquidConfig, renderSquidHosts, SQUID_LOGFORMAT, SquidConfigError } from "./squid-config.js";
-export { parseSquidLogLine } from "./squid-log.js";
-export { planTransparent, type TransparentForward, type TransparentPlan } from "./transparent.js";
-export type { AskRequest, EgressEvent, ListenSpec, ProxyHandle, ProxyLimits, ProxyOptions } from "./types.js";
+export { renderSquidConfig, renderSquidHosts, SQUID_LOGFORMAT, SquidConfigError } from "./squid/config.js";
+export { parseSquidLogLine } from "./squid/log.js";
+export { type SquidHandle, type SquidOptions, startSquid } from "./squid/squid.js";

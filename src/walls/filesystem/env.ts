@@ -1,7 +1,8 @@
 import { DEFAULT_ENV_PASS } from "./lists.js";
 import type { EnvPolicy } from "./schema.js";
 
-const matches = (name: string, rule: string) => (rule.endsWith("*") ? name.startsWith(rule.slice(0, -1)) : name === rule);
+const matches = (name: string, rule: string) =>
+  rule.endsWith("*") ? name.startsWith(rule.slice(0, -1)) : name === rule;
 
 /**
  * The box's environment: only allowlisted host variables pass (PATH, HOME, LANG, TERM, TZ, USER

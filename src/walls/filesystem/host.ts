@@ -16,7 +16,12 @@ export interface HostView {
   owner(path: string): { uid: number; gid: number } | undefined;
 }
 
-function kindOf(stat: { isFile(): boolean; isDirectory(): boolean; isSymbolicLink(): boolean; isSocket(): boolean }): EntryKind {
+function kindOf(stat: {
+  isFile(): boolean;
+  isDirectory(): boolean;
+  isSymbolicLink(): boolean;
+  isSocket(): boolean;
+}): EntryKind {
   if (stat.isSymbolicLink()) return "symlink";
   if (stat.isDirectory()) return "dir";
   if (stat.isFile()) return "file";

@@ -75,9 +75,19 @@ export const WORKDIR_SECRETS = [".env", ".env.*", "*.env"] as const;
  * (git hooks and config, editor tasks, direnv, agent settings and MCP servers). They stay
  * read-only, and when they do not exist yet they cannot be created.
  */
-export const PERSISTENCE_PATHS: readonly { path: string; kind: "file" | "dir"; why: string; gitOnly?: true }[] = [
+export const PERSISTENCE_PATHS: readonly {
+  path: string;
+  kind: "file" | "dir";
+  why: string;
+  gitOnly?: true;
+}[] = [
   { path: ".git/hooks", kind: "dir", why: "git runs hooks on the host's next commit", gitOnly: true },
-  { path: ".git/config", kind: "file", why: "core.hooksPath, fsmonitor, aliases and filters run commands", gitOnly: true },
+  {
+    path: ".git/config",
+    kind: "file",
+    why: "core.hooksPath, fsmonitor, aliases and filters run commands",
+    gitOnly: true,
+  },
   { path: ".gitmodules", kind: "file", why: "submodule URLs and update commands", gitOnly: true },
   { path: ".envrc", kind: "file", why: "direnv runs it on cd" },
   { path: ".vscode", kind: "dir", why: "tasks and settings run commands in the editor" },
@@ -87,11 +97,26 @@ export const PERSISTENCE_PATHS: readonly { path: string; kind: "file" | "dir"; w
   { path: ".claude/settings.json", kind: "file", why: "Claude Code hooks run commands" },
   { path: ".claude/settings.local.json", kind: "file", why: "Claude Code hooks run commands" },
   { path: ".codex/config.toml", kind: "file", why: "Codex settings" },
-  { path: ".pre-commit-config.yaml", kind: "file", why: "pre-commit runs its hooks on the host", gitOnly: true },
+  {
+    path: ".pre-commit-config.yaml",
+    kind: "file",
+    why: "pre-commit runs its hooks on the host",
+    gitOnly: true,
+  },
 ];
 
 /** Directories that hold host sockets (docker.sock, D-Bus, ssh-agent, X11): replaced by empty tmpfs. */
 export const SOCKET_DIRS = ["/run", "/var/run", "/tmp", "/var/tmp", "/dev/shm", "/run/user"] as const;
 
 /** Variables that pass into the box by default; everything else is dropped. */
-export const DEFAULT_ENV_PASS = ["PATH", "HOME", "LANG", "LANGUAGE", "LC_*", "TERM", "TZ", "USER", "LOGNAME"] as const;
+export const DEFAULT_ENV_PASS = [
+  "PATH",
+  "HOME",
+  "LANG",
+  "LANGUAGE",
+  "LC_*",
+  "TERM",
+  "TZ",
+  "USER",
+  "LOGNAME",
+] as const;

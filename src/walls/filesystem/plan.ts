@@ -57,7 +57,8 @@ export function planFilesystem(policy: FilesystemPolicy, ctx: FilesystemContext)
   const onHost = (p: string) => (hostRoot === "/" ? p : path.join(hostRoot, p));
 
   if (workdir === "/") throw new FilesystemPlanError("workdir", "the whole filesystem cannot be the workdir");
-  if (host.targetKind(workdir) !== "dir") throw new FilesystemPlanError("workdir", `${workdir} is not a directory`);
+  if (host.targetKind(workdir) !== "dir")
+    throw new FilesystemPlanError("workdir", `${workdir} is not a directory`);
 
   // 1. base
   mounts.push({ type: "bind", source: hostRoot, target: "/", writable: false, why: "the host, read-only" });
@@ -70,23 +71,50 @@ export function planFilesystem(policy: FilesystemPolicy, ctx: FilesystemContext)
     if (dir !== "/dev/shm" && host.kind(onHost(dir)) !== "dir") continue; // /var/run -> /run: covered at its target
     hiddenSocketDirs.push(dir);
     if (dir === "/tmp" && policy.tmp !== false) {
-      mounts.push({ type: "tmpfs", target: dir, sizeBytes: policy.tmp.size, why: "private /tmp, gone at exit" });
+      mounts.push({
+        type: "tmpfs",
+        target: dir,
+        sizeBytes: policy.tmp.size,
+        why: "private /tmp, gone at exit",
+      });
     } else {
-      mounts.push({ type: "tmpfs", target: dir, readOnly: dir === "/tmp", why: "private and empty: hides host sockets" });
+      mounts.push({
+        type: "tmpfs",
+        target: dir,
+        readOnly: dir === "/tmp",
+        why: "private and empty: hides host sockets",
+      });
     }
   }
 
   const self = ctx.fourwallRoot ? path.resolve(ctx.fourwallRoot) : undefined;
-  if (self && hiddenSocketDirs.some((dir) => isUnder(self, dir)) && !isUnder(workdir, self) && host.kind(self) === "dir") {
-    mounts.push({ type: "bind", source: self, target: self, writable: false, why: "fourwall itself (agent hooks run it)" });
+  if (
+    self &&
+    hiddenSocketDirs.some((dir) => isUnder(self, dir)) &&
+    !isUnder(workdir, self) &&
+    host.kind(self) === "dir"
+  ) {
+    mounts.push({
+      type: "bind",
+      source: self,
+      target: self,
+      writable: false,
+      why: "fourwall itself (agent hooks run it)",
+    });
   }
 
   // secrets: expand now, so the home rebuild can leave top-level ones out
   const secretPatterns = [
     ...HOME_SECRETS.map((s) => ({ pattern: path.join(home, s), field: "filesystem.hide (built-in)" })),
     ...SYSTEM_SECRETS.map((s) => ({ pattern: s, field: "filesystem.hide (built-in)" })),
-    ...(policy.allowDotEnv ? [] : WORKDIR_SECRETS).map((s) => ({ pattern: path.join(workdir, s), field: "filesystem.hide (.env)" })),
-    ...policy.hide.map((s, i) => ({ pattern: expand(s, `filesystem.hide[${i}]`), field: `filesystem.hide[${i}]` })),
+    ...(policy.allowDotEnv ? [] : WORKDIR_SECRETS).map((s) => ({
+      pattern: path.join(workdir, s),
+      field: "filesystem.hide (.env)",
+    })),
+    ...policy.hide.map((s, i) => ({
+      pattern: expand(s, `filesystem.hide[${i}]`),
+      field: `filesystem.hide[${i}]`,
+    })),
   ];
   const secrets: string[] = [];
   for (const { pattern, field } of secretPatterns) {
@@ -97,10 +125,15 @@ export function planFilesystem(policy: FilesystemPolicy, ctx: FilesystemContext)
   }
 
   // 2. HOME rebuilt from the host's entries, secrets left out
-  const rebuildHome = hostRoot === "/" && home !== "/" && host.kind(home) === "dir" && !isUnder(home, workdir);
+  const rebuildHome =
+    hostRoot === "/" && home !== "/" && host.kind(home) === "dir" && !isUnder(home, workdir);
   const leftOut = new Set<string>();
   if (rebuildHome) {
-    mounts.push({ type: "tmpfs", target: home, why: "private HOME: host entries bound back read-only, secrets left out" });
+    mounts.push({
+      type: "tmpfs",
+      target: home,
+      why: "private HOME: host entries bound back read-only, secrets left out",
+    });
     const scratch = new Set(policy.scratch.map((s, i) => expand(s, `filesystem.scratch[${i}]`)));
     for (const name of host.readdir(home)) {
       const entry = path.join(home, name);
@@ -139,7 +172,8 @@ export function planFilesystem(policy: FilesystemPolicy, ctx: FilesystemContext)
   mounts.push({ type: "bind", source: workdir, target: workdir, writable: true, why: "the workdir" });
   policy.writable.forEach((w, i) => {
     const target = expand(w, `filesystem.writable[${i}]`);
-    if (target === "/") throw new FilesystemPlanError(`filesystem.writable[${i}]`, "the whole filesystem cannot be writable");
+    if (target === "/")
+      throw new FilesystemPlanError(`filesystem.writable[${i}]`, "the whole filesystem cannot be writable");
     if (host.kind(target) === "missing") {
       notes.push(`writable ${target} skipped: it does not exist`);
       return;
@@ -203,10 +237,13 @@ export function planFilesystem(policy: FilesystemPolicy, ctx: FilesystemContext)
 
 /** `~` and `~/x` → home; relative → the workdir; `..` and `**` refused. */
 export function expandPath(p: string, where: { home: string; workdir: string; field: string }): string {
-  if (p.includes("**")) throw new FilesystemPlanError(where.field, `"**" is not supported in ${JSON.stringify(p)}`);
-  if (p.split("/").includes("..")) throw new FilesystemPlanError(where.field, `".." is not allowed in ${JSON.stringify(p)}`);
+  if (p.includes("**"))
+    throw new FilesystemPlanError(where.field, `"**" is not supported in ${JSON.stringify(p)}`);
+  if (p.split("/").includes(".."))
+    throw new FilesystemPlanError(where.field, `".." is not allowed in ${JSON.stringify(p)}`);
   if (p === "~") return where.home;
   if (p.startsWith("~/")) return path.join(where.home, p.slice(2));
-  if (p.startsWith("~")) throw new FilesystemPlanError(where.field, `only the current user's home (~/) is supported: ${p}`);
+  if (p.startsWith("~"))
+    throw new FilesystemPlanError(where.field, `only the current user's home (~/) is supported: ${p}`);
   return path.isAbsolute(p) ? path.normalize(p) : path.join(where.workdir, p);
 }

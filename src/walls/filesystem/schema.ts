@@ -1,22 +1,33 @@
 import { z } from "zod";
-import { sizeSchema } from "../../policy/units.js";
+import { sizeSchema } from "../../core/units.js";
 
 const pathList = (what: string) => z.array(z.string().min(1)).default([]).describe(what);
 
 export const filesystemSchema = z
   .strictObject({
-    root: z.string().startsWith("/").default("/").describe("the read-only root the box sees: the host's / or a rootfs directory"),
+    root: z
+      .string()
+      .startsWith("/")
+      .default("/")
+      .describe("the read-only root the box sees: the host's / or a rootfs directory"),
     hide: pathList(
       "more secrets to make invisible inside the box, on top of the built-in list (~ and * globs allowed; a path that cannot be hidden is an error)",
     ),
-    writable: pathList("more host paths the box may write (e.g. an agent's own config dir); one that does not exist is skipped with a note"),
-    readOnly: pathList("more paths inside the workdir that stay read-only (relative to the workdir, or absolute)"),
+    writable: pathList(
+      "more host paths the box may write (e.g. an agent's own config dir); one that does not exist is skipped with a note",
+    ),
+    readOnly: pathList(
+      "more paths inside the workdir that stay read-only (relative to the workdir, or absolute)",
+    ),
     scratch: pathList("more paths that get an empty private tmpfs that vanishes at exit (e.g. ~/.cache)"),
     tmp: z
       .union([z.literal(false), z.strictObject({ size: sizeSchema.prefault("1GiB") })])
       .prefault({ size: "1GiB" })
       .describe("the private /tmp: false to leave the box without a writable /tmp, or its size"),
-    allowDotEnv: z.boolean().default(false).describe("let the box read .env* files in the workdir (masked by default)"),
+    allowDotEnv: z
+      .boolean()
+      .default(false)
+      .describe("let the box read .env* files in the workdir (masked by default)"),
     allowPersistence: z
       .array(z.string())
       .default([])
@@ -31,8 +42,13 @@ export const envSchema = z
     pass: z
       .array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*\*?$/, "a variable name, optionally ending in *"))
       .default([])
-      .describe("host variables that pass into the box, on top of PATH, HOME, LANG, TERM, TZ, USER (NAME or PREFIX*)"),
-    set: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string()).default({}).describe("variables set inside the box"),
+      .describe(
+        "host variables that pass into the box, on top of PATH, HOME, LANG, TERM, TZ, USER (NAME or PREFIX*)",
+      ),
+    set: z
+      .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string())
+      .default({})
+      .describe("variables set inside the box"),
   })
   .describe("the box's environment: scrubbed to an allowlist");
 

@@ -32,7 +32,10 @@ export function parseProcCgroup(text: string): Map<string, string> {
 }
 
 /** Which cgroup files to write for the limits (pure). */
-export function cgroupWrites(version: 1 | 2, limits: CgroupLimits): { controller: string; file: string; value: string }[] {
+export function cgroupWrites(
+  version: 1 | 2,
+  limits: CgroupLimits,
+): { controller: string; file: string; value: string }[] {
   if (version === 2) {
     return [
       { controller: "", file: "memory.max", value: String(limits.memoryBytes) },

@@ -1,18 +1,39 @@
 import { z } from "zod";
-import { sizeSchema } from "../../policy/units.js";
+import { RUNTIME_NAMES } from "../../core/runtime-names.js";
+import { sizeSchema } from "../../core/units.js";
 
-import { RUNTIME_NAMES } from "../../runtimes/names.js";
-
-export { RUNTIME_NAMES, type RuntimeName } from "../../runtimes/names.js";
+export { RUNTIME_NAMES, type RuntimeName } from "../../core/runtime-names.js";
 
 /** Resource limits applied to every process in the box (rlimits; a cgroup as well where fourwall can make one). */
 export const limitsSchema = z
   .strictObject({
-    memory: sizeSchema.prefault("4GiB").describe("address space a process may allocate (RLIMIT_DATA), and the box's cgroup memory cap where one can be made"),
-    pids: z.number().int().min(8).max(1_000_000).default(1024).describe("processes and threads in the box (RLIMIT_NPROC, counted per box)"),
-    cpuSeconds: z.number().int().positive().nullable().default(null).describe("CPU seconds per process (RLIMIT_CPU); null = unlimited"),
+    memory: sizeSchema
+      .prefault("4GiB")
+      .describe(
+        "address space a process may allocate (RLIMIT_DATA), and the box's cgroup memory cap where one can be made",
+      ),
+    pids: z
+      .number()
+      .int()
+      .min(8)
+      .max(1_000_000)
+      .default(1024)
+      .describe("processes and threads in the box (RLIMIT_NPROC, counted per box)"),
+    cpuSeconds: z
+      .number()
+      .int()
+      .positive()
+      .nullable()
+      .default(null)
+      .describe("CPU seconds per process (RLIMIT_CPU); null = unlimited"),
     fileSize: sizeSchema.prefault("16GiB").describe("largest file a process may write (RLIMIT_FSIZE)"),
-    openFiles: z.number().int().min(64).max(1_048_576).default(8192).describe("open files per process (RLIMIT_NOFILE)"),
+    openFiles: z
+      .number()
+      .int()
+      .min(64)
+      .max(1_048_576)
+      .default(8192)
+      .describe("open files per process (RLIMIT_NOFILE)"),
   })
   .describe("resource limits, so a fork bomb or a runaway agent cannot take the host down");
 

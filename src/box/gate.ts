@@ -1,0 +1,165 @@
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import pc from "picocolors";
+import type { AuditLog } from "../audit/log.js";
+import { WallError } from "../core/errors.js";
+import type { BoxPlan } from "../plan/plan.js";
+import { onKill } from "../plan/session.js";
+import type { BoxSession } from "../runtimes/runtime.js";
+import { CommandApprover } from "../walls/gate/approvers/command.js";
+import { InboxApprover } from "../walls/gate/approvers/inbox.js";
+import { TerminalApprover } from "../walls/gate/approvers/terminal.js";
+import { removeLayer } from "../walls/gate/changeset.js";
+import { type GateService, startGate } from "../walls/gate/host.js";
+import { overlayHelperPath } from "../walls/gate/paths.js";
+import { renderAgentSettings } from "../walls/gate/plan.js";
+import { reviewChangeSet } from "../walls/gate/review.js";
+import type { Approver } from "../walls/gate/types.js";
+
+/** How a human (or a bot) is reached, from the command line. */
+export interface GateOptions {
+  /** --approver CMD */
+  approver?: string;
+  /** --inbox [PORT]: true for any free port. */
+  inbox?: boolean | string;
+  /** Ask on /dev/tty when there is one (default true; a daemon hosting boxes says no). */
+  terminal?: boolean;
+  /** Hold changes to pre-existing workdir files in the copy-on-write layer (default true). */
+  layer?: boolean;
+}
+
+export interface GateSession {
+  /** The egress proxy's ask hook. */
+  askNet: GateService["askNet"];
+  /** After the box has exited: review and apply its change-set. */
+  finish(): Promise<void>;
+  close(): Promise<void>;
+}
+
+async function makeApprovers(options: GateOptions, notify: (line: string) => void): Promise<Approver[]> {
+  const approvers: Approver[] = [];
+  if (options.approver) approvers.push(new CommandApprover(options.approver));
+  if (options.inbox) {
+    const inbox = new InboxApprover();
+    const port = typeof options.inbox === "string" ? Number(options.inbox) : 0;
+    const url = await inbox.start(Number.isInteger(port) ? port : 0);
+    notify(`fourwall gate: approval inbox at ${url} (the link works once)`);
+    approvers.push(inbox);
+  }
+  if (options.terminal !== false && TerminalApprover.available()) approvers.push(new TerminalApprover());
+  return approvers;
+}
+
+/**
+ * Opens the gate for one box: approvers, the broker and its socket (next to the proxy's, so the
+ * box reaches it at /run/fourwall/gate.sock), the agents' hook settings, and the copy-on-write
+ * layer's directories. Sets what the runtime needs on `session`.
+ */
+export async function openGateSession(
+  plan: BoxPlan,
+  session: BoxSession,
+  o: { audit: AuditLog; options?: GateOptions },
+): Promise<GateSession> {
+  const notify = (line: string) => process.stderr.write(`${pc.yellow(line)}\n`);
+  const approvers = await makeApprovers(o.options ?? {}, notify);
+  const service = await startGate({
+    box: plan.id,
+    policy: plan.gate.policy,
+    audit: o.audit,
+    approvers,
+    mounts: plan.filesystem.mounts,
+    boxPath: plan.env.PATH ?? "/usr/bin:/bin",
+    socketPath: path.join(session.netDir, "gate.sock"),
+    notify,
+  });
+  const boxOwned = (p: string) => {
+    if (plan.identity.mode === "root") chownSync(p, plan.identity.uid, plan.identity.gid);
+  };
+
+  // Agent settings with fourwall's hook, bound read-only over the agents' own.
+  session.gateFiles = [];
+  if (plan.gate.settings.length > 0) {
+    const dir = path.join(session.runDir, "gate-files");
+    mkdirSync(dir, { mode: 0o755 });
+    plan.gate.settings.forEach((file, i) => {
+      const base = existsSync(file.base) ? readFileSync(file.base, "utf8") : undefined;
+      const source = path.join(dir, `${i}-${path.basename(file.target)}`);
+      writeFileSync(source, renderAgentSettings(file, base), { mode: 0o444 });
+      session.gateFiles!.push({ source, target: file.target });
+    });
+  }
+
+  // The copy-on-write layer's directories live outside the run dir: if fourwall is killed, the
+  // reaper removes the run dir but the box's work stays here, recoverable.
+  let layer: string | undefined;
+  if (plan.gate.overlay && o.options?.layer === false) {
+    o.audit.write({ box: plan.id, wall: "gate", event: "fs-not-held", why: "persistent box" });
+  } else if (plan.gate.overlay) {
+    if (!existsSync(overlayHelperPath())) {
+      throw new WallError(
+        "gate",
+        `the copy-on-write helper ${overlayHelperPath()} is not built`,
+        "npm run setup (compiles native/fourwall-overlay.c)",
+      );
+    }
+    layer = mkdtempSync(path.join(os.tmpdir(), `fourwall-changes-${plan.id}-`));
+    chmodSync(layer, 0o711);
+    const upper = path.join(layer, "upper");
+    const work = path.join(layer, "work");
+    const workdirMode = statSync(plan.filesystem.cwd).mode & 0o7777;
+    mkdirSync(upper, { mode: 0o700 });
+    mkdirSync(work, { mode: 0o700 });
+    boxOwned(upper);
+    boxOwned(work);
+    // The overlay's root takes the upper dir's mode: keep the workdir's own.
+    chmodSync(upper, workdirMode);
+    session.overlay = { lower: plan.filesystem.cwd, upper, work };
+    // If fourwall is SIGKILLed, the reaper drops the layer when the box wrote nothing into it;
+    // a layer with the box's work in it stays, to be recovered.
+    onKill(
+      session.runDir,
+      `rmdir -- '${upper}' 2>/dev/null && chmod -R u+rwx -- '${layer}' && rm -rf --one-file-system -- '${layer}'`,
+    );
+  }
+
+  return {
+    askNet: service.askNet,
+    async finish() {
+      if (!layer || !session.overlay) return;
+      const owner = statSync(plan.filesystem.cwd);
+      await reviewChangeSet({
+        box: plan.id,
+        upper: session.overlay.upper,
+        workdir: plan.filesystem.cwd,
+        helper: overlayHelperPath(),
+        policy: plan.gate.policy.fs,
+        broker: service.broker,
+        audit: o.audit,
+        owner: plan.identity.mode === "root" ? { uid: owner.uid, gid: owner.gid } : undefined,
+        notify,
+      });
+      removeLayer(layer);
+      layer = undefined;
+    },
+    async close() {
+      await service.close();
+      // finish() never ran (the box could not be built, or it failed on the way): a layer the box
+      // never wrote into holds nothing to recover — leave nothing behind.
+      if (layer && session.overlay && readdirSync(session.overlay.upper).length === 0) {
+        removeLayer(layer);
+        layer = undefined;
+      }
+    },
+  };
+}

@@ -1,0 +1,134 @@
+import { randomBytes } from "node:crypto";
+import { WallError } from "../core/errors.js";
+import type { Policy } from "../policy/schema.js";
+import { type BoxNetworkPlan, planBoxNetwork, proxyEnvironment } from "../walls/egress/network/network.js";
+import type { EgressPlan } from "../walls/egress/rules/rules.js";
+import { planEnvironment } from "../walls/filesystem/env.js";
+import type { HostView } from "../walls/filesystem/host.js";
+import type { FilesystemPlan } from "../walls/filesystem/mounts.js";
+import { FilesystemPlanError, planFilesystem } from "../walls/filesystem/plan.js";
+import { BOX_GATE_SOCKET, type GatePlan, planGate } from "../walls/gate/plan.js";
+import { type Identity, IdentityError, planIdentity } from "../walls/isolation/identity.js";
+import { planRlimits, type Rlimit } from "../walls/isolation/limits.js";
+import type { RuntimeName } from "../walls/isolation/schema.js";
+import { buildSeccompFilter } from "../walls/isolation/seccomp/index.js";
+
+/** Everything a runtime needs to build one box: the walls' plans, made concrete. */
+export interface BoxPlan {
+  id: string;
+  runtime: RuntimeName;
+  command: string[];
+  filesystem: FilesystemPlan;
+  env: Record<string, string>;
+  identity: Identity;
+  rlimits: Rlimit[];
+  /** Caps on the whole box, applied through a cgroup where fourwall can make one (root mode). */
+  boxLimits: { memoryBytes: number; pids: number };
+  /** A classic BPF program (struct sock_filter[]), as `bwrap --seccomp` reads it. */
+  seccomp: Buffer;
+  hostname: string;
+  /** The proxy's rules (the egress wall) and how the box reaches the proxy. */
+  egress: EgressPlan;
+  network: BoxNetworkPlan;
+  /** The approval gate: its policy, the copy-on-write layer over the workdir, agent hook settings. */
+  gate: GatePlan;
+}
+
+export interface BoxContext {
+  command: string[];
+  workdir: string;
+  home: string;
+  hostUid: number;
+  hostGid: number;
+  hostEnv: Record<string, string | undefined>;
+  host: HostView;
+  /** fourwall's installation (kept visible in the box: agent hooks run it). */
+  fourwallRoot?: string;
+  /** The compiled egress rules (compileEgressPlan; cached with the policy, so rules are not recompiled per run). */
+  egress: EgressPlan;
+  id?: string;
+  /** How the box runs fourwall itself (agent hooks call `fourwall gate ...`): [node, bin/fourwall.js]. */
+  fourwall?: string[];
+}
+
+/** Policy + context → BoxPlan. Pure apart from questions to `host`; throws WallError. */
+export function planBox(policy: Policy, ctx: BoxContext): BoxPlan {
+  const id = ctx.id ?? randomBytes(4).toString("hex");
+  let filesystem: FilesystemPlan;
+  try {
+    filesystem = planFilesystem(policy.filesystem, {
+      workdir: ctx.workdir,
+      home: ctx.home,
+      host: ctx.host,
+      runtimeDir: ctx.hostEnv.XDG_RUNTIME_DIR,
+      fourwallRoot: ctx.fourwallRoot,
+    });
+  } catch (error) {
+    if (error instanceof FilesystemPlanError) {
+      throw new WallError(
+        "filesystem",
+        error.message,
+        "change the policy entry (see `fourwall policy check`)",
+      );
+    }
+    throw error;
+  }
+  let identity: Identity;
+  try {
+    identity = planIdentity({
+      hostUid: ctx.hostUid,
+      hostGid: ctx.hostGid,
+      boxUid: policy.isolation.rootModeUid,
+      home: ctx.home,
+      writable: filesystem.writable,
+      host: ctx.host,
+    });
+  } catch (error) {
+    if (error instanceof IdentityError)
+      throw new WallError("isolation", error.message, "run fourwall as the owner of the workdir");
+    throw error;
+  }
+  const egress = ctx.egress;
+  if (egress.transparent && policy.isolation.runtime !== "namespaces") {
+    // transparent mode binds its own hosts file and prepares the box's netns from outside (bwrap only, for now)
+    throw new WallError(
+      "egress",
+      `transparent mode is built for the namespaces runtime, not ${policy.isolation.runtime}`,
+      "use --runtime namespaces, or set egress.transparent: false",
+    );
+  }
+  const network = planBoxNetwork(egress, {
+    hostname: "fourwall",
+    // transparent mode binds its own /etc/hosts and /etc/resolv.conf; bwrap follows a symlink there
+    readlink: (p) => (ctx.host.kind(p) === "symlink" ? ctx.host.readlink(p) : undefined),
+  });
+  const env = planEnvironment(policy.env, ctx.hostEnv, {
+    ...proxyEnvironment(network),
+    HOME: filesystem.home,
+    FOURWALL: "1",
+    FOURWALL_BOX: id,
+    FOURWALL_GATE_SOCKET: BOX_GATE_SOCKET,
+  });
+  const presets =
+    policy.preset === undefined ? [] : Array.isArray(policy.preset) ? policy.preset : [policy.preset];
+  const gate = planGate(policy.gate, {
+    home: filesystem.home,
+    presets,
+    fourwall: ctx.fourwall ?? ["fourwall"],
+  });
+  return {
+    id,
+    runtime: policy.isolation.runtime,
+    command: ctx.command,
+    filesystem,
+    env,
+    identity,
+    rlimits: planRlimits(policy.isolation.limits),
+    boxLimits: { memoryBytes: policy.isolation.limits.memory, pids: policy.isolation.limits.pids },
+    seccomp: buildSeccompFilter(),
+    hostname: "fourwall",
+    egress,
+    network,
+    gate,
+  };
+}

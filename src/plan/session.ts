@@ -1,0 +1,40 @@
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+
+// The hand-off between the supervisor (box/) and a runtime: the host-side resources of one run, and
+// the run dir's on-kill script through which a runtime asks the reaper to undo what it made.
+
+/** Host-side resources of one box run, owned by the supervisor and gone at exit. */
+export interface BoxSession {
+  /** A private directory for this run (mode 0711): sockets, the empty file used for covers. */
+  runDir: string;
+  /** An empty read-only file, bound over secret files. */
+  emptyFile: string;
+  /** The directory holding the proxy's unix socket, bound into the box at BOX_NET_DIR. */
+  netDir: string;
+  /** The box's cgroup directories (root mode, where the host has controllers), joined at launch. */
+  cgroupDirs: string[];
+  /** Approval gate: the copy-on-write layer over the workdir (upper and work on the host). */
+  overlay?: { lower: string; upper: string; work: string };
+  /** Approval gate: generated agent settings, bound read-only over `target` in the box. */
+  gateFiles?: { source: string; target: string }[];
+}
+
+export interface BoxExit {
+  /** The command's exit status as a shell reports it (128+N when killed by signal N). */
+  code: number;
+}
+
+/** A shell script a runtime may leave in the run dir: the reaper runs it if fourwall was killed. */
+export const ON_KILL_FILE = "on-kill";
+
+/**
+ * Adds a line to the run dir's on-kill script, which the reaper runs if fourwall is killed.
+ * "first": what must be undone before anything else runs (a runtime's container, its mounts).
+ */
+export function onKill(runDir: string, line: string, order: "first" | "last" = "last"): void {
+  const file = path.join(runDir, ON_KILL_FILE);
+  const before = order === "first" && existsSync(file) ? readFileSync(file, "utf8") : "";
+  if (order === "first") writeFileSync(file, `${line}\n${before}`, { mode: 0o600 });
+  else appendFileSync(file, `${line}\n`, { mode: 0o600 });
+}

@@ -1,0 +1,232 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import type { Mount } from "../../../../src/walls/filesystem/mounts.js";
+import { FilesystemPlanError, planFilesystem } from "../../../../src/walls/filesystem/plan.js";
+import { filesystemSchema } from "../../../../src/walls/filesystem/schema.js";
+import { fakeHost } from "../../../helpers/fake-host.js";
+
+const HOME = "/home/alice";
+const WORK = "/home/alice/proj";
+const baseHost = [
+  `${HOME}/.ssh/id_ed25519`,
+  `${HOME}/.aws/credentials`,
+  `${HOME}/.config/gcloud/credentials.db`,
+  `${HOME}/.config/nvim/init.lua`,
+  `${HOME}/.bashrc`,
+  `${HOME}/.netrc`,
+  `${HOME}/.docker-link->/srv/docker`,
+  `${HOME}/agent.sock=socket`,
+  `${WORK}/src/main.ts`,
+  `${WORK}/.env`,
+  `${WORK}/.env.production`,
+  `${WORK}/.git/hooks/`,
+  `${WORK}/.git/config`,
+  "/run/docker.sock=socket",
+  "/tmp/.X11-unix/X0=socket",
+  "/var/tmp/",
+  "/srv/docker/",
+];
+
+const plan = (policy: object = {}, host = baseHost, opts: Partial<{ workdir: string; home: string }> = {}) =>
+  planFilesystem(filesystemSchema.parse(policy), {
+    workdir: opts.workdir ?? WORK,
+    home: opts.home ?? HOME,
+    host: fakeHost(host),
+  });
+
+const targets = (mounts: Mount[], pred: (m: Mount) => boolean) => mounts.filter(pred).map((m) => m.target);
+const bindsOf = (mounts: Mount[]) =>
+  mounts.filter((m): m is Extract<Mount, { type: "bind" }> => m.type === "bind");
+
+describe("filesystem plan", () => {
+  it("starts from a read-only root, the box's own /proc and /dev", () => {
+    const { mounts } = plan();
+    assert.deepEqual(mounts[0], {
+      type: "bind",
+      source: "/",
+      target: "/",
+      writable: false,
+      why: "the host, read-only",
+    });
+    assert.ok(mounts.some((m) => m.type === "proc") && mounts.some((m) => m.type === "dev"));
+  });
+
+  it("makes exactly the workdir writable", () => {
+    const result = plan();
+    assert.deepEqual(result.writable, [WORK]);
+    assert.deepEqual(
+      bindsOf(result.mounts)
+        .filter((b) => b.writable)
+        .map((b) => b.target),
+      [WORK],
+    );
+    assert.equal(result.cwd, WORK);
+  });
+
+  it("covers every socket directory with an empty tmpfs", () => {
+    const tmpfs = targets(plan().mounts, (m) => m.type === "tmpfs");
+    for (const dir of ["/run", "/tmp", "/var/tmp", "/dev/shm"]) assert.ok(tmpfs.includes(dir), dir);
+  });
+
+  it("leaves top-level home secrets out of the rebuilt home entirely", () => {
+    const { mounts } = plan();
+    const bound = bindsOf(mounts).map((b) => b.target);
+    assert.ok(bound.includes(`${HOME}/.bashrc`));
+    assert.ok(bound.includes(`${HOME}/.config`));
+    for (const secret of [".ssh", ".aws", ".netrc"]) {
+      assert.ok(!bound.includes(`${HOME}/${secret}`), secret);
+      assert.ok(!targets(mounts, () => true).includes(`${HOME}/${secret}`), `${secret} not mounted at all`);
+    }
+  });
+
+  it("covers nested home secrets with an empty read-only tmpfs", () => {
+    const cover = plan().mounts.find((m) => m.target === `${HOME}/.config/gcloud`);
+    assert.deepEqual(cover, {
+      type: "tmpfs",
+      target: `${HOME}/.config/gcloud`,
+      readOnly: true,
+      why: "secret hidden",
+    });
+  });
+
+  it("leaves host sockets in home out and keeps symlinks as symlinks", () => {
+    const result = plan();
+    assert.ok(!targets(result.mounts, () => true).includes(`${HOME}/agent.sock`));
+    assert.ok(result.notes.some((n) => n.includes("agent.sock")));
+    assert.ok(
+      result.mounts.some(
+        (m) => m.type === "symlink" && m.target === `${HOME}/.docker-link` && m.linkTo === "/srv/docker",
+      ),
+    );
+  });
+
+  it("masks .env files in the workdir unless the policy opts in", () => {
+    const masked = targets(plan().mounts, (m) => m.type === "empty-file");
+    assert.deepEqual(masked.sort(), [`${WORK}/.env`, `${WORK}/.env.production`]);
+    assert.deepEqual(
+      targets(plan({ allowDotEnv: true }).mounts, (m) => m.type === "empty-file"),
+      [],
+    );
+  });
+
+  it("keeps existing persistence paths read-only and stands placeholders on missing ones", () => {
+    const result = plan();
+    const ro = bindsOf(result.mounts)
+      .filter((b) => !b.writable && b.target.startsWith(WORK))
+      .map((b) => b.target);
+    assert.ok(ro.includes(`${WORK}/.git/hooks`));
+    assert.ok(ro.includes(`${WORK}/.git/config`));
+    const placeholders = result.placeholders.map((p) => p.path);
+    for (const name of [".mcp.json", ".vscode", ".envrc", ".gitmodules", ".claude"]) {
+      assert.ok(placeholders.includes(`${WORK}/${name}`), name);
+      assert.ok(ro.includes(`${WORK}/${name}`), `${name} read-only`);
+    }
+    assert.equal(result.placeholders.find((p) => p.path.endsWith(".mcp.json"))?.content, "{}\n");
+    assert.equal(new Set(placeholders).size, placeholders.length, "no placeholder twice");
+  });
+
+  it("lets the policy opt a persistence path back in", () => {
+    const result = plan({ allowPersistence: [".vscode"] });
+    assert.ok(!result.placeholders.some((p) => p.path.endsWith(".vscode")));
+  });
+
+  it("does not guard git paths when the workdir is no repository", () => {
+    const host = baseHost.filter((e) => !e.includes("/.git/"));
+    const result = plan({}, host);
+    assert.ok(!result.placeholders.some((p) => p.path.includes(".git")));
+  });
+
+  it("guards a .git file (a worktree pointer)", () => {
+    const host = [...baseHost.filter((e) => !e.includes("/.git/")), `${WORK}/.git`];
+    assert.ok(bindsOf(plan({}, host).mounts).some((b) => b.target === `${WORK}/.git` && !b.writable));
+  });
+
+  it("puts covers after the binds they cover", () => {
+    const { mounts } = plan({ writable: ["~/.config"] });
+    const writableAt = mounts.findIndex(
+      (m) => m.type === "bind" && m.writable && m.target === `${HOME}/.config`,
+    );
+    const coverAt = mounts.findIndex((m) => m.target === `${HOME}/.config/gcloud`);
+    assert.ok(writableAt > 0 && coverAt > writableAt);
+  });
+
+  it("covers secrets inside the workdir when the workdir is HOME", () => {
+    const { mounts } = plan({}, baseHost, { workdir: HOME });
+    assert.ok(mounts.some((m) => m.target === `${HOME}/.ssh` && m.type === "tmpfs" && m.readOnly));
+    assert.ok(mounts.some((m) => m.target === `${HOME}/.netrc` && m.type === "empty-file"));
+  });
+
+  it("expands globs in the policy's hide list", () => {
+    const host = [...baseHost, `${WORK}/keys/a.pem`, `${WORK}/keys/b.pem`, `${WORK}/keys/readme`];
+    const covered = targets(plan({ hide: ["keys/*.pem"] }, host).mounts, (m) => m.type === "empty-file");
+    assert.ok(covered.includes(`${WORK}/keys/a.pem`) && covered.includes(`${WORK}/keys/b.pem`));
+    assert.ok(!covered.includes(`${WORK}/keys/readme`));
+  });
+
+  it("refuses what it cannot enforce, naming the field", () => {
+    const cases: [object, RegExp][] = [
+      [{ hide: ["~/**/id_rsa"] }, /filesystem\.hide\[0\].*\*\*/],
+      [{ hide: ["../x"] }, /filesystem\.hide\[0\].*\.\./],
+      [{ hide: ["~bob/.ssh"] }, /filesystem\.hide\[0\]/],
+      [{ hide: ["/home"] }, /filesystem\.hide\[0\].*workdir/],
+      [{ writable: ["/"] }, /filesystem\.writable\[0\]/],
+    ];
+    for (const [policy, message] of cases) {
+      assert.throws(
+        () => plan(policy),
+        (e: unknown) => e instanceof FilesystemPlanError && message.test(e.message),
+        JSON.stringify(policy),
+      );
+    }
+    assert.throws(() => plan({}, baseHost, { workdir: "/" }), FilesystemPlanError);
+    assert.throws(() => plan({}, baseHost, { workdir: "/nope" }), /not a directory/);
+  });
+
+  it("makes preset writable paths that do not exist a note, not a mount", () => {
+    const result = plan({ writable: ["~/.claude"] });
+    assert.deepEqual(result.writable, [WORK]);
+    assert.ok(result.notes.some((n) => n.includes(".claude")));
+  });
+
+  it("gives scratch paths under HOME a tmpfs even when they do not exist", () => {
+    const { mounts } = plan({ scratch: ["~/.cache"] });
+    assert.ok(mounts.some((m) => m.type === "tmpfs" && m.target === `${HOME}/.cache`));
+  });
+
+  it("honours tmp: false with a read-only empty /tmp", () => {
+    const tmp = plan({ tmp: false }).mounts.find((m) => m.target === "/tmp");
+    assert.deepEqual(tmp, {
+      type: "tmpfs",
+      target: "/tmp",
+      readOnly: true,
+      why: "private and empty: hides host sockets",
+    });
+  });
+});
+
+describe("filesystem plan: fourwall's own installation", () => {
+  it("stays visible read-only when it lives under a directory the box gets empty (/tmp), and only then", () => {
+    const host = [...baseHost, "/tmp/ci-clone/bin/fourwall.js", "/opt/fourwall/bin/fourwall.js"];
+    const under = planFilesystem(filesystemSchema.parse({}), {
+      workdir: WORK,
+      home: HOME,
+      host: fakeHost(host),
+      fourwallRoot: "/tmp/ci-clone",
+    });
+    const tmpAt = under.mounts.findIndex((m) => m.type === "tmpfs" && m.target === "/tmp");
+    const selfAt = under.mounts.findIndex(
+      (m) => m.type === "bind" && m.target === "/tmp/ci-clone" && !m.writable,
+    );
+    assert.ok(selfAt > tmpAt && tmpAt >= 0, "bound read-only after /tmp's tmpfs");
+    const elsewhere = planFilesystem(filesystemSchema.parse({}), {
+      workdir: WORK,
+      home: HOME,
+      host: fakeHost(host),
+      fourwallRoot: "/opt/fourwall",
+    });
+    assert.ok(
+      !elsewhere.mounts.some((m) => m.target === "/opt/fourwall"),
+      "already visible through the read-only root",
+    );
+  });
+});
