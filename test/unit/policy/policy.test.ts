@@ -123,7 +123,7 @@ describe("policy", () => {
 describe("policy docs", () => {
   it("docs/POLICY.md is the reference generated from the schema (regenerate: fourwall policy docs > docs/POLICY.md)", async () => {
     const { policyDocsMarkdown } = await import("../../../src/policy/docs.js");
-    const committed = readFileSync(path.join(import.meta.dirname, "../../docs/POLICY.md"), "utf8");
+    const committed = readFileSync(path.join(import.meta.dirname, "../../../docs/POLICY.md"), "utf8");
     assert.equal(committed, policyDocsMarkdown());
   });
 });

@@ -375,7 +375,7 @@ describe("rule table", () => {
   });
 
   test("docs/seccomp.md contains the table generated from the rules", () => {
-    const doc = readFileSync(fileURLToPath(new URL("../../docs/seccomp.md", import.meta.url)), "utf8");
+    const doc = readFileSync(fileURLToPath(new URL("../../../../docs/seccomp.md", import.meta.url)), "utf8");
     assert.ok(
       doc.includes(seccompRulesMarkdown()),
       "regenerate the table in docs/seccomp.md from seccompRulesMarkdown()",
