@@ -17,15 +17,18 @@ import { WallError } from "../core/errors.js";
 import type { BoxPlan } from "../plan/plan.js";
 import { onKill } from "../plan/session.js";
 import type { BoxSession } from "../runtimes/runtime.js";
-import { CommandApprover } from "../walls/gate/approvers/command.js";
-import { InboxApprover } from "../walls/gate/approvers/inbox.js";
-import { TerminalApprover } from "../walls/gate/approvers/terminal.js";
-import { removeLayer } from "../walls/gate/changeset.js";
-import { type GateService, startGate } from "../walls/gate/host.js";
-import { overlayHelperPath } from "../walls/gate/paths.js";
-import { renderAgentSettings } from "../walls/gate/plan.js";
-import { reviewChangeSet } from "../walls/gate/review.js";
-import type { Approver } from "../walls/gate/types.js";
+import type { Approver } from "../walls/gate/index.js";
+import {
+  CommandApprover,
+  type GateService,
+  InboxApprover,
+  overlayHelperPath,
+  removeLayer,
+  renderAgentSettings,
+  reviewChangeSet,
+  startGate,
+  TerminalApprover,
+} from "../walls/gate/index.js";
 
 /** How a human (or a bot) is reached, from the command line. */
 export interface GateOptions {

@@ -4,7 +4,7 @@ import { appendFileSync, mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { WallError } from "../core/errors.js";
 import { privateStateDir } from "../core/state-dir.js";
-import type { Placeholder } from "../walls/filesystem/mounts.js";
+import type { Placeholder } from "../walls/filesystem/index.js";
 
 /**
  * Leaving nothing behind, even when fourwall is SIGKILLed, and even with several boxes on one

@@ -14,8 +14,8 @@ import type { AuditLog } from "../audit/log.js";
 import { WallError } from "../core/errors.js";
 import type { BoxPlan } from "../plan/plan.js";
 import type { BoxSession, RunningBox, Runtime } from "../runtimes/runtime.js";
-import type { AskRequest, EgressEvent, ProxyHandle } from "../walls/egress/proxy/types.js";
-import { createBoxCgroup, removeBoxCgroup } from "../walls/isolation/cgroups.js";
+import type { AskRequest, EgressEvent, ProxyHandle } from "../walls/egress/index.js";
+import { createBoxCgroup, removeBoxCgroup } from "../walls/isolation/index.js";
 import type { GateOptions, GateSession } from "./gate.js";
 import { type Reaper, standPlaceholders, startReaper } from "./reaper.js";
 

@@ -8,8 +8,9 @@ import {
   parseProxyAddress,
   renderIptables,
   renderNftables,
-} from "../walls/egress/network/firewall.js";
-import { renderSquidConfig, SquidConfigError } from "../walls/egress/squid/config.js";
+  renderSquidConfig,
+  SquidConfigError,
+} from "../walls/egress/index.js";
 
 export interface RenderOptions {
   format: "squid" | "nftables" | "iptables";

@@ -1,7 +1,5 @@
 import { spawn } from "node:child_process";
-import { BOX_GATE_SOCKET } from "../walls/gate/plan.js";
-import { quoteArgv } from "../walls/gate/shell/words.js";
-import { askGate, type SocketAnswer } from "../walls/gate/socket.js";
+import { askGate, BOX_GATE_SOCKET, quoteArgv, type SocketAnswer } from "../walls/gate/index.js";
 
 /**
  * The box side of the gate: small commands an agent (or its hook) runs inside the box. They ask

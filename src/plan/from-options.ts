@@ -4,7 +4,7 @@ import path from "node:path";
 import { WallError } from "../core/errors.js";
 import { packageRoot } from "../core/paths.js";
 import { loadPolicyCached } from "../policy/cached.js";
-import { realHost } from "../walls/filesystem/host.js";
+import { realHost } from "../walls/filesystem/index.js";
 import { type BoxPlan, planBox } from "./plan.js";
 
 // What `run`, `up` and `prove` share: the caller's flags and policy, turned into one BoxPlan.

@@ -1,17 +1,20 @@
 import { randomBytes } from "node:crypto";
 import { WallError } from "../core/errors.js";
 import type { Policy } from "../policy/schema.js";
-import { type BoxNetworkPlan, planBoxNetwork, proxyEnvironment } from "../walls/egress/network/network.js";
-import type { EgressPlan } from "../walls/egress/rules/rules.js";
-import { planEnvironment } from "../walls/filesystem/env.js";
-import type { HostView } from "../walls/filesystem/host.js";
-import type { FilesystemPlan } from "../walls/filesystem/mounts.js";
-import { FilesystemPlanError, planFilesystem } from "../walls/filesystem/plan.js";
-import { BOX_GATE_SOCKET, type GatePlan, planGate } from "../walls/gate/plan.js";
-import { type Identity, IdentityError, planIdentity } from "../walls/isolation/identity.js";
-import { planRlimits, type Rlimit } from "../walls/isolation/limits.js";
-import type { RuntimeName } from "../walls/isolation/schema.js";
-import { buildSeccompFilter } from "../walls/isolation/seccomp/index.js";
+import type { EgressPlan } from "../walls/egress/index.js";
+import { type BoxNetworkPlan, planBoxNetwork, proxyEnvironment } from "../walls/egress/index.js";
+import type { FilesystemPlan, HostView } from "../walls/filesystem/index.js";
+import { FilesystemPlanError, planEnvironment, planFilesystem } from "../walls/filesystem/index.js";
+import { BOX_GATE_SOCKET, type GatePlan, planGate } from "../walls/gate/index.js";
+import type { RuntimeName } from "../walls/isolation/index.js";
+import {
+  buildSeccompFilter,
+  type Identity,
+  IdentityError,
+  planIdentity,
+  planRlimits,
+  type Rlimit,
+} from "../walls/isolation/index.js";
 
 /** Everything a runtime needs to build one box: the walls' plans, made concrete. */
 export interface BoxPlan {

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { type Document, isMap, isScalar, LineCounter, parseDocument } from "yaml";
 import type { z } from "zod";
-import { compileEgressPlan, type EgressPlan, RuleError } from "../walls/egress/rules/rules.js";
+import { compileEgressPlan, type EgressPlan, RuleError } from "../walls/egress/index.js";
 import { PolicyError, type PolicyProblem } from "./errors.js";
 import { mergeLayers } from "./merge.js";
 import { PRESET_NAMES, PRESETS, type PresetName } from "./presets.js";

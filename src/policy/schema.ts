@@ -1,8 +1,8 @@
 import { z } from "zod";
-import { egressSchema } from "../walls/egress/schema.js";
-import { envSchema, filesystemSchema } from "../walls/filesystem/schema.js";
-import { gateSchema } from "../walls/gate/schema.js";
-import { isolationSchema } from "../walls/isolation/schema.js";
+import { egressSchema } from "../walls/egress/index.js";
+import { envSchema, filesystemSchema } from "../walls/filesystem/index.js";
+import { gateSchema } from "../walls/gate/index.js";
+import { isolationSchema } from "../walls/isolation/index.js";
 import { PRESET_NAMES } from "./presets.js";
 
 /**

@@ -3,7 +3,7 @@
  * the host judges the probe program's report (src/prove/probe.py implements the attacks under the
  * same ids). Adding a probe: one entry here, one function there.
  */
-import type { Rlimit } from "../walls/isolation/limits.js";
+import type { Rlimit } from "../walls/isolation/index.js";
 import {
   arrivedNowhere,
   denied,

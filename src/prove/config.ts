@@ -3,7 +3,7 @@
  * into the workdir beside the probe, so every wrapper that shares the workdir can read it.
  */
 import { writeFileSync } from "node:fs";
-import { type Arch, SYSCALLS, type SyscallName, syscallNumber } from "../walls/isolation/seccomp/syscalls.js";
+import { type Arch, SYSCALLS, type SyscallName, syscallNumber } from "../walls/isolation/index.js";
 import type { Canaries } from "./canaries/index.js";
 import type { ProveLayout } from "./layout.js";
 import type { ProbeSpec } from "./types.js";

@@ -2,7 +2,7 @@
  * The vocabulary of `fourwall prove`: probes, what the probe program reports, what the host sees
  * afterwards, and the verdicts. Plain data only, so judging and rendering stay pure.
  */
-import type { Rlimit } from "../walls/isolation/limits.js";
+import type { Rlimit } from "../walls/isolation/index.js";
 
 export const PROVE_WALLS = ["isolation", "filesystem", "egress", "gate"] as const;
 export type ProveWall = (typeof PROVE_WALLS)[number];

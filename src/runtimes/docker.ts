@@ -31,7 +31,7 @@ import { WallError } from "../core/errors.js";
 import { which } from "../core/paths.js";
 import type { BoxPlan } from "../plan/plan.js";
 import { onKill } from "../plan/session.js";
-import { BOX_NET_DIR, bridgeScript } from "../walls/egress/network/network.js";
+import { BOX_NET_DIR, bridgeScript } from "../walls/egress/index.js";
 import { buildImage, type ImageKind, imageTag } from "./docker-image.js";
 import { OciError, type OciMount, type OciSeccomp, ociMounts, ociSeccomp, ociWallError } from "./oci.js";
 import {

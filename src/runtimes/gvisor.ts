@@ -53,7 +53,7 @@ import { isatty } from "node:tty";
 import { WallError } from "../core/errors.js";
 import { dropHelperPath, which } from "../core/paths.js";
 import type { BoxPlan } from "../plan/plan.js";
-import { BOX_NET_DIR } from "../walls/egress/network/network.js";
+import { BOX_NET_DIR } from "../walls/egress/index.js";
 import { asBoxUser, gateLayerPrefix } from "./namespaces.js";
 import { minimalSpec, type OciSpec, ociBundle, ociWallError } from "./oci.js";
 import {

@@ -6,15 +6,16 @@ import { WallError } from "../core/errors.js";
 import { dropHelperPath, which } from "../core/paths.js";
 import type { BoxPlan } from "../plan/plan.js";
 import {
+  BOX_NET_DIR,
+  bridgeScript,
   needsNetnsPreparation,
   prepareBoxNetns,
   transparentMounts,
   writeTransparentFiles,
-} from "../walls/egress/network/netns.js";
-import { BOX_NET_DIR, bridgeScript } from "../walls/egress/network/network.js";
-import type { Mount } from "../walls/filesystem/mounts.js";
-import { overlayHelperPath } from "../walls/gate/paths.js";
-import { prlimitArgs } from "../walls/isolation/limits.js";
+} from "../walls/egress/index.js";
+import type { Mount } from "../walls/filesystem/index.js";
+import { overlayHelperPath } from "../walls/gate/index.js";
+import { prlimitArgs } from "../walls/isolation/index.js";
 import {
   type BoxExit,
   type BoxSession,

@@ -19,9 +19,9 @@
 import path from "node:path";
 import { WallError } from "../core/errors.js";
 import type { BoxPlan } from "../plan/plan.js";
-import { BOX_NET_DIR, bridgeScript } from "../walls/egress/network/network.js";
-import type { Mount } from "../walls/filesystem/mounts.js";
-import type { Rlimit } from "../walls/isolation/limits.js";
+import { BOX_NET_DIR, bridgeScript } from "../walls/egress/index.js";
+import type { Mount } from "../walls/filesystem/index.js";
+import type { Rlimit } from "../walls/isolation/index.js";
 import {
   type Arch,
   type ArgIndex,
@@ -30,7 +30,7 @@ import {
   type SeccompRule,
   type SyscallRule,
   seccompRules,
-} from "../walls/isolation/seccomp/index.js";
+} from "../walls/isolation/index.js";
 import type { BoxSession } from "./runtime.js";
 
 export interface OciMount {

@@ -3,7 +3,7 @@ import type { BoxExit, BoxSession } from "../plan/session.js";
 
 export type { BoxExit, BoxSession } from "../plan/session.js";
 
-import type { RuntimeName } from "../walls/isolation/schema.js";
+import type { RuntimeName } from "../walls/isolation/index.js";
 
 /** What `fourwall doctor` says of a runtime on this host. */
 export interface RuntimeCheck {

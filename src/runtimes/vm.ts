@@ -31,8 +31,8 @@ import path from "node:path";
 import { WallError } from "../core/errors.js";
 import { packageRoot, which } from "../core/paths.js";
 import type { BoxPlan } from "../plan/plan.js";
-import { BOX_NET_DIR } from "../walls/egress/network/network.js";
-import type { Mount } from "../walls/filesystem/mounts.js";
+import { BOX_NET_DIR } from "../walls/egress/index.js";
+import type { Mount } from "../walls/filesystem/index.js";
 import { bwrapArgs, NamespacesRuntime } from "./namespaces.js";
 import {
   type BoxExit,

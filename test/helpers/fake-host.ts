@@ -1,5 +1,5 @@
 import path from "node:path";
-import type { EntryKind, HostView } from "../../src/walls/filesystem/host.js";
+import type { EntryKind, HostView } from "../../src/walls/filesystem/host-view.js";
 
 /**
  * An in-memory host for the planners: paths ending in "/" are directories, "->target" makes a

@@ -17,7 +17,7 @@ import { DockerRuntime } from "../../src/runtimes/docker.js";
 import { NamespacesRuntime } from "../../src/runtimes/namespaces.js";
 import type { Runtime } from "../../src/runtimes/runtime.js";
 import { VmRuntime } from "../../src/runtimes/vm.js";
-import { realHost } from "../../src/walls/filesystem/host.js";
+import { realHost } from "../../src/walls/filesystem/host-view.js";
 import { PERSISTENCE_PATHS } from "../../src/walls/filesystem/lists.js";
 
 export const WEAKENINGS = [

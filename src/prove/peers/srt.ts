@@ -11,12 +11,12 @@
 import path from "node:path";
 import type { Policy } from "../../policy/schema.js";
 import {
+  expandPath,
   HOME_SECRETS,
   PERSISTENCE_PATHS,
   SYSTEM_SECRETS,
   WORKDIR_SECRETS,
-} from "../../walls/filesystem/lists.js";
-import { expandPath } from "../../walls/filesystem/plan.js";
+} from "../../walls/filesystem/index.js";
 import type { Canaries } from "../canaries/index.js";
 import { type CanaryNames, loopbackAliases } from "../canaries/names.js";
 import type { ProveLayout } from "../layout.js";

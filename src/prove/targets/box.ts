@@ -15,7 +15,7 @@ import { planFromOptions } from "../../plan/from-options.js";
 import type { BoxPlan } from "../../plan/plan.js";
 import { PolicyError } from "../../policy/errors.js";
 import { runtimeFor } from "../../runtimes/index.js";
-import type { Rlimit } from "../../walls/isolation/limits.js";
+import type { Rlimit } from "../../walls/isolation/index.js";
 import type { Canaries } from "../canaries/index.js";
 import type { ProveLayout } from "../layout.js";
 import { handHomeToBox, proveRuntime } from "./docker.js";

@@ -1,48 +1,13 @@
-// The egress wall's public surface: what the policy loader, the box builder and the CLI import.
+// The egress wall's public entry: rules (pure), the box's network, the proxy's event types, squid's
+// config. The proxy server and the squid process are wings loaded on demand (import() of proxy/backend.ts).
 
-export {
-  FirewallError,
-  type ProxyAddress,
-  parseProxyAddress,
-  renderIptables,
-  renderNftables,
-} from "./network/firewall.js";
-export { planTransparent, type TransparentForward, type TransparentPlan } from "./network/transparent.js";
-export { type BackendOptions, startEgressBackend } from "./proxy/backend.js";
-export { DEFAULT_LIMITS, startProxy } from "./proxy/proxy.js";
-export { type SpliceResult, Splicer } from "./proxy/splice.js";
-export type {
-  AskRequest,
-  EgressEvent,
-  ListenSpec,
-  ProxyHandle,
-  ProxyLimits,
-  ProxyOptions,
-} from "./proxy/types.js";
-export {
-  type AddressClass,
-  classifyAddress,
-  internalRangesV4,
-  internalRangesV6,
-  isPublicAddress,
-} from "./rules/addresses.js";
-export { hostText, type NormalHost, normaliseHost } from "./rules/host.js";
-export {
-  type AddressVerdict,
-  type CompiledRule,
-  compileEgressPlan,
-  type DenyReason,
-  decide,
-  type EgressPlan,
-  type HostPattern,
-  type MethodLimit,
-  parseRule,
-  RuleError,
-  type RuleRequest,
-  type RuleVerdict,
-  vetAddress,
-} from "./rules/rules.js";
-export { type EgressPolicy, type EgressPolicyInput, egressSchema } from "./schema.js";
-export { renderSquidConfig, renderSquidHosts, SQUID_LOGFORMAT, SquidConfigError } from "./squid/config.js";
-export { parseSquidLogLine } from "./squid/log.js";
-export { type SquidHandle, type SquidOptions, startSquid } from "./squid/squid.js";
+export * from "./network/firewall.js";
+export * from "./network/netns.js";
+export * from "./network/network.js";
+export * from "./proxy/types.js";
+export * from "./rules/addresses.js";
+export * from "./rules/hostname.js";
+export * from "./rules/match.js";
+export * from "./rules/rules.js";
+export * from "./schema.js";
+export * from "./squid/config.js";

@@ -1,5 +1,5 @@
 import path from "node:path";
-import type { HostView } from "./host.js";
+import type { HostView } from "./host-view.js";
 
 const hasMagic = (segment: string) => /[*?[]/.test(segment);
 

@@ -1,6 +1,6 @@
 import path from "node:path";
 import { expandGlob } from "./glob.js";
-import type { HostView } from "./host.js";
+import type { HostView } from "./host-view.js";
 import { HOME_SECRETS, PERSISTENCE_PATHS, SOCKET_DIRS, SYSTEM_SECRETS, WORKDIR_SECRETS } from "./lists.js";
 import type { FilesystemPlan, Mount, Placeholder } from "./mounts.js";
 import type { FilesystemPolicy } from "./schema.js";

@@ -1,6 +1,6 @@
 import { accessSync, constants, existsSync, realpathSync, statSync } from "node:fs";
 import path from "node:path";
-import type { Mount } from "../filesystem/mounts.js";
+import type { Mount } from "../filesystem/index.js";
 import { matchExecRules, strictest } from "./rules.js";
 import type { Decision, GatePolicy } from "./schema.js";
 import type { Classification, ClassifyContext, Resolution } from "./shell/classify.js";

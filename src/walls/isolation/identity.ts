@@ -1,4 +1,4 @@
-import type { HostView } from "../filesystem/host.js";
+import type { HostView } from "../filesystem/index.js";
 
 export interface Idmap {
   path: string;

@@ -1,6 +1,7 @@
 import { lookup as dnsLookup } from "node:dns/promises";
-import { hostText, type NormalHost, normaliseHost } from "../rules/host.js";
-import { checkMethods, decide, pinsFor, type RuleRequest, vetAddress } from "../rules/rules.js";
+import { hostText, type NormalHost, normaliseHost } from "../rules/hostname.js";
+import { checkMethods, decide, pinsFor, vetAddress } from "../rules/match.js";
+import type { RuleRequest } from "../rules/rules.js";
 import type { EgressEvent, ProxyContext } from "./types.js";
 
 // The one decision pipeline that HTTP, CONNECT and SOCKS all go through: normalise the host, apply the

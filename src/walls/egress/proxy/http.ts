@@ -5,7 +5,7 @@ import {
   type ServerResponse,
 } from "node:http";
 import type { Socket } from "node:net";
-import { hostText, normaliseHost } from "../rules/host.js";
+import { hostText, normaliseHost } from "../rules/hostname.js";
 import { allowEvent, authorize, denialBody, denyEvent, type Target } from "./authorize.js";
 import type { ProxyContext } from "./types.js";
 

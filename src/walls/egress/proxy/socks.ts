@@ -1,5 +1,5 @@
 import type { Socket } from "node:net";
-import { formatIPv6 } from "../rules/host.js";
+import { formatIPv6 } from "../rules/hostname.js";
 import { allowEvent, authorize, denyEvent, type Target } from "./authorize.js";
 import { openUpstream, runTunnel } from "./tunnel.js";
 import type { ProxyContext } from "./types.js";

@@ -1,5 +1,5 @@
 import { connect, type Socket } from "node:net";
-import { hostText, type NormalHost, normaliseHost } from "../rules/host.js";
+import { hostText, type NormalHost, normaliseHost } from "../rules/hostname.js";
 import { readClientHello } from "./sni.js";
 import { handOffQuiet } from "./splice.js";
 import type { EgressEvent, ProxyContext } from "./types.js";

@@ -1,5 +1,5 @@
 import { classifyAddress, inPrefix, parseIP } from "./addresses.js";
-import { type NormalHost, normaliseHost } from "./host.js";
+import { type NormalHost, normaliseHost } from "./hostname.js";
 import type {
   CompiledRule,
   EgressPlan,

@@ -2,7 +2,7 @@ import { createRequire } from "node:module";
 import { isIPv4 } from "node:net";
 import type { EgressPolicy } from "../schema.js";
 import { parseIP } from "./addresses.js";
-import { formatIPv6, type NormalHost, normaliseHost } from "./host.js";
+import { formatIPv6, type NormalHost, normaliseHost } from "./hostname.js";
 
 // Pure: rule text -> compiled rules; matching lives in match.ts. The EgressPlan is plain JSON so the
 // box builder, the squid renderer and a proxy in another process all read the same thing.
@@ -265,5 +265,3 @@ export function compileEgressPlan(policy: EgressPolicy): EgressPlan {
     proxy: policy.proxy,
   };
 }
-
-export { type AddressVerdict, checkMethods, decide, pathMatches, pinsFor, vetAddress } from "./match.js";

@@ -1,16 +1,14 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { z } from "zod";
-import { hostText, normaliseHost } from "../../../../src/walls/egress/rules/host.js";
+import { hostText, normaliseHost } from "../../../../src/walls/egress/rules/hostname.js";
+import { decide, pathMatches, vetAddress } from "../../../../src/walls/egress/rules/match.js";
 import {
   compileEgressPlan,
-  decide,
   type EgressPlan,
   parseRule,
-  pathMatches,
   RuleError,
   type RuleRequest,
-  vetAddress,
 } from "../../../../src/walls/egress/rules/rules.js";
 import { type EgressPolicyInput, egressSchema } from "../../../../src/walls/egress/schema.js";
 

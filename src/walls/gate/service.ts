@@ -1,6 +1,6 @@
 import type { Server } from "node:net";
 import type { AuditLog } from "../../audit/log.js";
-import type { Mount } from "../filesystem/mounts.js";
+import type { Mount } from "../filesystem/index.js";
 import { Broker } from "./broker.js";
 import { boxWritableFrom, decideExec, hostClassifyContext } from "./exec.js";
 import { decideNet } from "./rules.js";
