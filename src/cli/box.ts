@@ -4,6 +4,7 @@ import pc from "picocolors";
 import { askDaemon, runDaemon } from "../box/daemon.js";
 import { BOX_NAME, boxDir, listBoxes, readBox } from "../box/persistent.js";
 import { WallError } from "../core/errors.js";
+import { exitStatus } from "../core/exit.js";
 import { enterHelperPath } from "../core/paths.js";
 import { planFromOptions, type RunOptions } from "../plan/from-options.js";
 import { failClosed } from "./run.js";
@@ -94,9 +95,7 @@ export async function execCommand(name: string, command: string[]): Promise<numb
     return failClosed(new WallError("isolation", `no box named ${name} is up`, `fourwall up --name ${name}`));
   const child = spawn(enterHelperPath(), [boxDir(name), "--", ...command], { stdio: "inherit" });
   for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(sig, () => child.kill(sig));
-  return new Promise((resolve) =>
-    child.on("exit", (code, signal) => resolve(code ?? 128 + (signal === "SIGKILL" ? 9 : 15))),
-  );
+  return new Promise((resolve) => child.on("exit", (code, signal) => resolve(exitStatus(code, signal))));
 }
 
 /** `fourwall down N`: stops the box; returns once it is gone (nothing left behind). */

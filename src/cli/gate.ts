@@ -1,4 +1,5 @@
 import { spawn } from "node:child_process";
+import { exitStatus } from "../core/exit.js";
 import { askGate, BOX_GATE_SOCKET, quoteArgv, type SocketAnswer } from "../walls/gate/index.js";
 
 /**
@@ -45,7 +46,7 @@ export async function gateExecCommand(argv: string[], options: { shell?: string 
       process.stderr.write(`fourwall gate exec: ${program}: ${e.message}\n`);
       resolve(127);
     });
-    child.once("close", (code, signal) => resolve(code ?? 128 + (signal ? 15 : 0)));
+    child.once("close", (code, signal) => resolve(exitStatus(code, signal)));
   });
 }
 

@@ -13,11 +13,22 @@ export function packageRoot(): string {
   return dir;
 }
 
+/** Where scripts/setup.sh compiles native/*.c (and builds the microVM's guest, under vm/). */
+export const nativeBuildDir = () => path.join(packageRoot(), "native", "build");
+
+/** A native helper by name: fourwall-drop (root-mode launcher), -enter (`exec`), -overlay, -netns, -splice. */
+export const nativeHelperPath = (name: "drop" | "enter" | "overlay" | "netns" | "splice") =>
+  path.join(nativeBuildDir(), `fourwall-${name}`);
+
 /** The root-mode launcher compiled from native/fourwall-drop.c by scripts/setup.sh. */
-export const dropHelperPath = () => path.join(packageRoot(), "native", "build", "fourwall-drop");
+export const dropHelperPath = () => nativeHelperPath("drop");
 
 /** The fast path of `fourwall exec`, compiled from native/fourwall-enter.c. */
-export const enterHelperPath = () => path.join(packageRoot(), "native", "build", "fourwall-enter");
+export const enterHelperPath = () => nativeHelperPath("enter");
+
+/** True when `child` is `parent` or lies below it (both absolute and normalised). */
+export const isUnder = (child: string, parent: string): boolean =>
+  child === parent || child.startsWith(parent === "/" ? "/" : `${parent}/`);
 
 /** The first executable named `name` on PATH, or undefined. */
 export function which(name: string, searchPath = process.env.PATH ?? "/usr/bin:/bin"): string | undefined {

@@ -8,6 +8,7 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import os from "node:os";
 import path from "node:path";
 import { packageRoot } from "../core/paths.js";
+import { shellQuote } from "../core/shell.js";
 import { type Canaries, startCanaries } from "./canaries/index.js";
 import { FOURWALL_NAMES } from "./canaries/names.js";
 import { outsideNames } from "./canaries/outside.js";
@@ -18,7 +19,7 @@ import { evaluate, heldUp, parseProbeOutput, tally } from "./evaluate.js";
 import { gatherEvidence } from "./evidence.js";
 import { makeLayout, type ProveLayout, plantFakeUser } from "./layout.js";
 import { SRT_PLACEHOLDER, srtNames, srtSettings } from "./peers/srt.js";
-import { armReaper, shellQuote } from "./reaper.js";
+import { armReaper } from "./reaper.js";
 import { probeCommand, runUnderWrapper } from "./targets/against.js";
 import { type BoxChoice, runProbeInBox } from "./targets/box.js";
 import { Teardown } from "./teardown.js";

@@ -45,4 +45,3 @@ export function armReaper(cleanupScript: string): Reaper {
 }
 
 /** Single-quotes a word for /bin/sh. */
-export const shellQuote = (word: string) => `'${word.replaceAll("'", `'\\''`)}'`;

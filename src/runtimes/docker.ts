@@ -25,10 +25,11 @@
  */
 import { type ChildProcess, execFile, spawn, spawnSync } from "node:child_process";
 import { chownSync, mkdirSync, writeFileSync } from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import { WallError } from "../core/errors.js";
-import { which } from "../core/paths.js";
+import { exitStatus } from "../core/exit.js";
+import { isUnder, which } from "../core/paths.js";
+import { shellQuote } from "../core/shell.js";
 import type { BoxPlan } from "../plan/plan.js";
 import { onKill } from "../plan/session.js";
 import { BOX_NET_DIR, bridgeScript } from "../walls/egress/index.js";
@@ -52,9 +53,6 @@ const REQUIRED_RUNSC_ARGS = ["--network=none", "--host-uds=open", "--oci-seccomp
 const RUNSC_FIX = `register runsc in /etc/docker/daemon.json: {"runtimes":{"runsc":{"path":"/usr/bin/runsc","runtimeArgs":${JSON.stringify(DOCKERD_RUNSC_ARGS)}}}} and restart dockerd (apt-get install runsc first)`;
 const ROOT_FIX =
   "run fourwall as root (sudo): the docker daemon runs as root and its socket is root-equivalent, so fourwall does not drive it for an ordinary user (rootless Docker is not supported yet); or use --runtime gvisor / namespaces, which run rootless";
-
-const isUnder = (child: string, parent: string) =>
-  parent === "/" || child === parent || child.startsWith(`${parent}/`);
 
 export type DockerEngine = "runsc" | "runc";
 
@@ -247,8 +245,6 @@ const CLIENT_ENV = [
   "DOCKER_TLS_VERIFY",
   "DOCKER_CERT_PATH",
 ];
-
-const shellQuote = (s: string) => `'${s.replace(/'/g, "'\\''")}'`;
 
 function dockerClientEnv(): Record<string, string> {
   const env: Record<string, string> = { PATH: DOCKER_PATH };
@@ -505,8 +501,7 @@ export class DockerRuntime implements Runtime {
           "run `fourwall doctor`",
         );
       if (code === null) docker(bin, ["rm", "-f", name]); // the client died; its container must not live on
-      if (code !== null) return { code };
-      return { code: 128 + (sig ? os.constants.signals[sig] : 9) };
+      return { code: exitStatus(code, sig) };
     })();
     return { exit, signal };
   }

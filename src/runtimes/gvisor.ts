@@ -51,6 +51,7 @@ import path from "node:path";
 import type { Readable } from "node:stream";
 import { isatty } from "node:tty";
 import { WallError } from "../core/errors.js";
+import { exitStatus } from "../core/exit.js";
 import { dropHelperPath, which } from "../core/paths.js";
 import type { BoxPlan } from "../plan/plan.js";
 import { BOX_NET_DIR } from "../walls/egress/index.js";
@@ -363,8 +364,7 @@ export class GvisorRuntime implements Runtime {
           timeout: 10_000,
         });
       }
-      if (code !== null) return { code };
-      return { code: 128 + (signal ? os.constants.signals[signal] : 9) };
+      return { code: exitStatus(code, signal) };
     })();
 
     return { exit, signal: kill };

@@ -1,8 +1,8 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
-import os from "node:os";
 import type { Readable, Writable } from "node:stream";
 import { WallError } from "../core/errors.js";
+import { exitStatus } from "../core/exit.js";
 import { dropHelperPath, which } from "../core/paths.js";
 import type { BoxPlan } from "../plan/plan.js";
 import {
@@ -271,8 +271,7 @@ export class NamespacesRuntime implements Runtime {
       const { code, signal } = await exited;
       const reported = await status.exitCode;
       if (reported !== undefined) return { code: reported };
-      if (code !== null) return { code };
-      return { code: 128 + (signal ? os.constants.signals[signal] : 9) };
+      return { code: exitStatus(code, signal) };
     })();
 
     return {

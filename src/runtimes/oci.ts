@@ -18,6 +18,8 @@
  */
 import path from "node:path";
 import { WallError } from "../core/errors.js";
+import { isUnder } from "../core/paths.js";
+import { shellQuote } from "../core/shell.js";
 import type { BoxPlan } from "../plan/plan.js";
 import { BOX_NET_DIR, bridgeScript } from "../walls/egress/index.js";
 import type { Mount } from "../walls/filesystem/index.js";
@@ -159,11 +161,8 @@ export interface OciBox {
 }
 
 const depth = (p: string) => (p === "/" ? 0 : p.split("/").length - 1);
-const isUnder = (child: string, parent: string) =>
-  parent === "/" || child === parent || child.startsWith(`${parent}/`);
 
 /** Single-quotes a word for /bin/sh. */
-export const shQuote = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
 
 /**
  * Rewrites `p` through the plan's symlinks (those made before the mount at hand), the way the
@@ -419,7 +418,7 @@ export function preludeScript(symlinks: OciBox["symlinks"], netDirInBox: string)
   return links
     .map(
       ({ target, linkTo }) =>
-        `ln -s -- ${shQuote(linkTo)} ${shQuote(target)} || { echo ${shQuote(`fourwall: the filesystem wall could not be built: cannot make the symlink ${target}`)} >&2; exit 125; }`,
+        `ln -s -- ${shellQuote(linkTo)} ${shellQuote(target)} || { echo ${shellQuote(`fourwall: the filesystem wall could not be built: cannot make the symlink ${target}`)} >&2; exit 125; }`,
     )
     .join("\n");
 }

@@ -5,7 +5,7 @@
  * arguments instead, and gets `/bin/sh -c <string>`.
  */
 import { spawn } from "node:child_process";
-import { shellQuote } from "../reaper.js";
+import { shellQuote } from "../../core/shell.js";
 
 export interface WrapperOutcome {
   exitCode: number | null;

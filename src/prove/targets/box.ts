@@ -10,7 +10,9 @@ import { AuditLog } from "../../audit/log.js";
 import { writeEnterFiles } from "../../box/persistent.js";
 import { superviseBox } from "../../box/supervisor.js";
 import { WallError } from "../../core/errors.js";
+import { exitStatus } from "../../core/exit.js";
 import { enterHelperPath } from "../../core/paths.js";
+import { shellQuote } from "../../core/shell.js";
 import { planFromOptions } from "../../plan/from-options.js";
 import type { BoxPlan } from "../../plan/plan.js";
 import { PolicyError } from "../../policy/errors.js";
@@ -70,7 +72,7 @@ async function probeThroughExec(
       });
       child.stderr!.on("data", (d) => (enterErrors += d));
       child.on("exit", (code, signal) => {
-        probeExit = code ?? 128 + (signal ? 15 : 9);
+        probeExit = exitStatus(code, signal);
         box.signal("SIGTERM");
       });
       child.on("error", () => box.signal("SIGTERM"));
@@ -79,8 +81,6 @@ async function probeThroughExec(
   if (probeExit !== 0 && enterErrors) process.stderr.write(enterErrors);
   return probeExit;
 }
-
-const shellQuote = (s: string) => `'${s.replace(/'/g, "'\\''")}'`;
 
 export async function runProbeInBox(
   choice: BoxChoice,

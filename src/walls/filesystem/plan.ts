@@ -1,4 +1,5 @@
 import path from "node:path";
+import { isUnder } from "../../core/paths.js";
 import { expandGlob } from "./glob.js";
 import type { HostView } from "./host-view.js";
 import { HOME_SECRETS, PERSISTENCE_PATHS, SOCKET_DIRS, SYSTEM_SECRETS, WORKDIR_SECRETS } from "./lists.js";
@@ -28,9 +29,6 @@ export class FilesystemPlanError extends Error {
     this.name = "FilesystemPlanError";
   }
 }
-
-const isUnder = (child: string, parent: string) =>
-  parent === "/" || child === parent || child.startsWith(`${parent}/`);
 
 /** Placeholder content that keeps a config parser happy while the real file does not exist. */
 const placeholderContent = (p: string) => (p.endsWith(".json") ? "{}\n" : "");

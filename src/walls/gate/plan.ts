@@ -1,4 +1,5 @@
 import path from "node:path";
+import { shellWord } from "../../core/shell.js";
 import type { GatePolicy } from "./schema.js";
 
 /** Where the gate socket appears inside the box (next to the proxy's, in the same bound dir). */
@@ -33,8 +34,6 @@ export interface GateContext {
   /** How the box runs fourwall: [node, /path/to/bin/fourwall.js]. */
   fourwall: readonly string[];
 }
-
-const shellWord = (w: string) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`);
 
 /** The gate's part of the box plan (pure). */
 export function planGate(policy: GatePolicy, ctx: GateContext): GatePlan {

@@ -1,3 +1,4 @@
+import { isUnder } from "../../core/paths.js";
 import type { HostView } from "../filesystem/index.js";
 
 export interface Idmap {
@@ -12,8 +13,6 @@ export type Identity =
   | { mode: "root"; uid: number; gid: number; idmaps: Idmap[] };
 
 export class IdentityError extends Error {}
-
-const isUnder = (child: string, parent: string) => child === parent || child.startsWith(`${parent}/`);
 
 /**
  * Launched by an ordinary user, the box is that user (bwrap maps nothing else). Launched by root,

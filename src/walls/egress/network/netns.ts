@@ -1,14 +1,14 @@
 import { execFile } from "node:child_process";
 import { existsSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { packageRoot } from "../../../core/paths.js";
+import { nativeHelperPath } from "../../../core/paths.js";
 import type { BoxNetworkPlan } from "./network.js";
 
 // The impure half of transparent mode, for runtimes: the files bound into the box, and the one
 // setting made in the box's network namespace from outside before its command starts.
 
 /** native/fourwall-netns.c, compiled by scripts/setup.sh. */
-export const netnsHelperPath = () => path.join(packageRoot(), "native", "build", "fourwall-netns");
+export const netnsHelperPath = () => nativeHelperPath("netns");
 
 /** The bind mounts transparent mode adds (source in the run dir, read-only target in the box). */
 export function transparentMounts(

@@ -1,8 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import type { Socket } from "node:net";
-import path from "node:path";
-import { packageRoot } from "../../../core/paths.js";
+import { nativeHelperPath } from "../../../core/paths.js";
 
 // The bulk data path of tunnels (native/fourwall-splice.c). Node copies every byte through user space
 // and a JavaScript callback; once a vetted tunnel has shown it is a bulk transfer, the proxy hands its
@@ -10,7 +9,7 @@ import { packageRoot } from "../../../core/paths.js";
 // and reports the byte counts when the tunnel ends. Short exchanges never pay for the hand-off.
 // Without the helper (not built) tunnels simply stay in Node.
 
-export const spliceHelperPath = () => path.join(packageRoot(), "native", "build", "fourwall-splice");
+export const spliceHelperPath = () => nativeHelperPath("splice");
 
 export interface SpliceResult {
   up: number;

@@ -1,3 +1,4 @@
+import { shellWord } from "../../../core/shell.js";
 import type { Node } from "./parser.js";
 
 /** Backslash removal in an unquoted word: `\r\m` is `rm`. */
@@ -83,7 +84,5 @@ export function staticText(node: Node): string | undefined {
 
 /** Shell-quotes argv into one line the parser reads back as the same words. */
 export function quoteArgv(argv: readonly string[]): string {
-  return argv
-    .map((a) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`))
-    .join(" ");
+  return argv.map(shellWord).join(" ");
 }
