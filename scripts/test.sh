@@ -9,4 +9,4 @@ echo "lint: biome check" >&2
 npx biome check src test bench scripts
 mkdir -p test-output
 mapfile -t files < <(find test/unit test/integration -name '*.test.ts' | sort)
-exec node --import tsx --test --test-concurrency=2 --test-timeout=300000 "${files[@]}"
+exec node --import tsx --test --test-concurrency=2 --test-timeout=600000 "${files[@]}"

@@ -389,6 +389,8 @@ function probeReport(config: BoxConfig, withFilter: boolean): Promise<ProbeRepor
   return report;
 }
 
+const probeVia = (id: string) => PROBES.find((p) => p.id === id)?.via;
+
 function describeResult(r: { ok: boolean; errno: number } | undefined): string {
   if (!r) return "missing";
   return r.ok ? "ok" : `errno ${r.errno}`;
@@ -423,7 +425,15 @@ describe(`seccomp filter in real bwrap boxes (${arch})`, () => {
         const report = await probeReport(config, true);
         assert.equal(report.seccomp, "2", "/proc/self/status Seccomp");
         assert.equal(report.filters, "1", "/proc/self/status Seccomp_filters");
-        const wrong = PROBES.filter((probe) => !matches(report.results[probe.id], probe.expect)).map(
+        // A kernel without IA32 emulation has no int 0x80 door at all: the probe dies before seccomp
+        // sees it, with or without the filter. Then the door is shut by the kernel, not by us.
+        const unfiltered = await probeReport(config, false);
+        const noDoor = (id: string) => probeVia(id) === "int80" && unfiltered.results[id]?.errno === -1;
+        const wrong = PROBES.filter(
+          (probe) =>
+            !matches(report.results[probe.id], probe.expect) &&
+            !(noDoor(probe.id) && report.results[probe.id]?.errno === -1),
+        ).map(
           (probe) => `${probe.id}: want ${probe.expect}, got ${describeResult(report.results[probe.id])}`,
         );
         assert.deepEqual(wrong, []);
