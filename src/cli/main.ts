@@ -159,6 +159,38 @@ egress
     process.exitCode = await egressServeCommand(options as never);
   });
 
+/** The options that render a policy for Kubernetes, shared by `k8s render`, `apply` and `run`. */
+function withK8sOptions(command: Command) {
+  return command
+    .option("-p, --policy <file>", "policy file, YAML or JSON (default: ./fourwall.yaml if present)")
+    .option("--preset <name>", "add a built-in preset", collect, [] as string[])
+    .option("-a, --allow <rule>", "add an egress allow rule", collect, [] as string[])
+    .option("--flavor <flavor>", "agent-sandbox (SandboxTemplate + SandboxWarmPool) | pod", "agent-sandbox")
+    .option("--image <image>", "the agent's container image")
+    .option("--proxy-image <image>", "the egress proxy's image (docker build -f k8s/proxy.Dockerfile .)")
+    .option("--name <name>", "base name of every object", "fourwall")
+    .option("--namespace <ns>", "namespace", "default")
+    .option("--warm-pool <n>", "agent-sandbox: sandboxes kept warm")
+    .option("--runtime-class <name>", "gvisor | kata (the microVM tier)", "gvisor")
+    .option("--with-runtime-class", "also render the RuntimeClass object (cluster-scoped)")
+    .option("--seccomp <profile>", "runtime-default | fourwall (fourwall's table as a Localhost profile)")
+    .option("--workdir-size <quantity>", "size of the writable workdir", "10Gi")
+    .option("--workdir-pvc", "a PersistentVolumeClaim for the workdir instead of an emptyDir")
+    .option("--tmp-size <quantity>", "size limit of /tmp", "1Gi")
+    .option("--proxy-address <ip>", "pin the proxy Service's cluster IP (agents then need no DNS)")
+    .option("--proxy-replicas <n>", "proxy replicas")
+    .option("--cilium", "also render a CiliumNetworkPolicy holding the proxy to the allowed names");
+}
+
+const k8s = program.command("k8s").description("the same policy on Kubernetes (agent-sandbox + gVisor)");
+withK8sOptions(k8s.command("render").description("print the manifests for a policy"))
+  .option("--out <dir>", "write files that are not objects (the Localhost seccomp profile) here")
+  .option("--json", "JSON instead of YAML")
+  .action(async (options) => {
+    const { k8sRenderCommand } = await import("./k8s.js");
+    process.exitCode = k8sRenderCommand(options as never);
+  });
+
 const policy = program.command("policy").description("check or describe the policy format");
 policy
   .command("check")

@@ -15,6 +15,7 @@ const SRC = path.resolve(import.meta.dirname, "../../src");
 export const FLOORS = [
   "cli",
   "prove",
+  "k8s",
   "box",
   "runtimes",
   "plan",

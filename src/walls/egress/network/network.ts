@@ -41,12 +41,20 @@ export function planBoxNetwork(
 
 /** The variables that point proxy-aware tools at the bridge (both spellings, per-tool ones too). */
 export function proxyEnvironment(net: BoxNetworkPlan): Record<string, string> {
-  const url = net.proxyUrl;
+  return proxyEnvironmentAt("127.0.0.1", net.port, net.socks !== false);
+}
+
+/** The same variables for a proxy at HOST:PORT (a cluster's proxy Service, for instance). */
+export function proxyEnvironmentAt(
+  host: string,
+  portNumber: number,
+  socksToo: boolean,
+): Record<string, string> {
+  const url = `http://${host}:${portNumber}`;
   // ALL_PROXY is for clients that prefer SOCKS; behind squid it points at the HTTP proxy instead.
-  const socks = net.socks === false ? url : `socks5h://127.0.0.1:${net.port}`;
+  const socks = socksToo ? `socks5h://${host}:${portNumber}` : url;
   const noProxy = "localhost,127.0.0.1,::1";
-  const host = "127.0.0.1";
-  const port = String(net.port);
+  const port = String(portNumber);
   return {
     HTTP_PROXY: url,
     HTTPS_PROXY: url,

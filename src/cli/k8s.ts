@@ -1,0 +1,114 @@
+import { mkdirSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import pc from "picocolors";
+import { stringify } from "yaml";
+import { EXIT_BOX_FAILED } from "../core/errors.js";
+import { checkOptions, DEFAULT_OPTIONS, K8sOptionError, type K8sOptions } from "../k8s/options.js";
+import { type Rendered, renderManifests } from "../k8s/render.js";
+import { PolicyError } from "../policy/errors.js";
+import { loadPolicy } from "../policy/load.js";
+
+/** The flags of `fourwall k8s render|apply|run`, as commander hands them over. */
+export interface K8sFlags {
+  policy?: string;
+  preset: string[];
+  allow: string[];
+  flavor?: string;
+  image?: string;
+  proxyImage?: string;
+  name?: string;
+  namespace?: string;
+  warmPool?: string;
+  runtimeClass?: string;
+  withRuntimeClass?: true;
+  seccomp?: string;
+  workdirSize?: string;
+  workdirPvc?: true;
+  tmpSize?: string;
+  proxyAddress?: string;
+  proxyReplicas?: string;
+  cilium?: true;
+  out?: string;
+  json?: true;
+}
+
+const whole = (flag: string, text: string | undefined, fallback: number): number => {
+  if (text === undefined) return fallback;
+  if (!/^\d+$/.test(text)) throw new K8sOptionError(`${flag}: takes a whole number, not "${text}"`);
+  return Number(text);
+};
+
+export function optionsFrom(flags: K8sFlags, command: string[] = DEFAULT_OPTIONS.command): K8sOptions {
+  const seccomp = flags.seccomp ?? "runtime-default";
+  if (seccomp !== "runtime-default" && seccomp !== "fourwall")
+    throw new K8sOptionError(`--seccomp: takes runtime-default or fourwall, not "${seccomp}"`);
+  return checkOptions({
+    ...DEFAULT_OPTIONS,
+    flavor: (flags.flavor ?? DEFAULT_OPTIONS.flavor) as K8sOptions["flavor"],
+    image: flags.image ?? DEFAULT_OPTIONS.image,
+    proxyImage: flags.proxyImage ?? DEFAULT_OPTIONS.proxyImage,
+    name: flags.name ?? DEFAULT_OPTIONS.name,
+    namespace: flags.namespace ?? DEFAULT_OPTIONS.namespace,
+    warmPool: whole("--warm-pool", flags.warmPool, DEFAULT_OPTIONS.warmPool),
+    runtimeClass: (flags.runtimeClass ?? DEFAULT_OPTIONS.runtimeClass) as K8sOptions["runtimeClass"],
+    renderRuntimeClass: flags.withRuntimeClass === true,
+    seccomp,
+    workdirSize: flags.workdirSize ?? DEFAULT_OPTIONS.workdirSize,
+    workdirPvc: flags.workdirPvc === true,
+    tmpSize: flags.tmpSize ?? DEFAULT_OPTIONS.tmpSize,
+    ...(flags.proxyAddress !== undefined ? { proxyAddress: flags.proxyAddress } : {}),
+    proxyReplicas: whole("--proxy-replicas", flags.proxyReplicas, DEFAULT_OPTIONS.proxyReplicas),
+    cilium: flags.cilium === true,
+    command,
+  });
+}
+
+/** Policy + flags → the rendered objects (throws PolicyError / K8sOptionError). */
+export function renderFromFlags(flags: K8sFlags, command?: string[]): Rendered {
+  const options = optionsFrom(flags, command);
+  const flagPolicy: Record<string, unknown> = {};
+  if (flags.allow.length > 0) flagPolicy.egress = { allow: flags.allow };
+  const { policy, egress } = loadPolicy({
+    file: flags.policy,
+    cwd: process.cwd(),
+    flags: flagPolicy,
+    presets: flags.preset,
+  });
+  return renderManifests(policy, egress, options);
+}
+
+/** One message, exit 125: the manifests were not made. */
+export function k8sFailure(error: unknown): number {
+  if (error instanceof PolicyError || error instanceof K8sOptionError) {
+    process.stderr.write(`${pc.red(`fourwall k8s: ${error.message}`)}\n`);
+    return EXIT_BOX_FAILED;
+  }
+  throw error;
+}
+
+/** `fourwall k8s render`: the manifests on stdout (YAML, or --json), files beside them with --out. */
+export function k8sRenderCommand(flags: K8sFlags): number {
+  try {
+    const rendered = renderFromFlags(flags);
+    if (flags.json) process.stdout.write(`${JSON.stringify(rendered, null, 2)}\n`);
+    else
+      process.stdout.write(
+        rendered.objects.map((o) => stringify(o, { aliasDuplicateObjects: false })).join("---\n"),
+      );
+    for (const file of rendered.files) {
+      if (flags.out) {
+        const target = path.join(flags.out, file.path);
+        mkdirSync(path.dirname(target), { recursive: true });
+        writeFileSync(target, file.content);
+        process.stderr.write(`fourwall k8s: wrote ${target} (${file.why})\n`);
+      } else if (!flags.json)
+        process.stderr.write(
+          `fourwall k8s: ${file.path} is needed too (${file.why}); pass --out DIR to write it\n`,
+        );
+    }
+    for (const note of rendered.notes) process.stderr.write(`${pc.yellow("note")} ${note}\n`);
+    return 0;
+  } catch (error) {
+    return k8sFailure(error);
+  }
+}

@@ -1,0 +1,428 @@
+/**
+ * The same policy, on Kubernetes (pure: policy + options → objects). The four walls map onto what a
+ * cluster already has, not onto a scheduler of fourwall's own:
+ *   isolation  → a RuntimeClass (gVisor, or Kata for the microVM tier), a non-root fixed uid, every
+ *                capability dropped, no privilege escalation, seccomp (RuntimeDefault or fourwall's
+ *                own table as a Localhost profile), no host namespaces, no service-account token;
+ *   filesystem → a read-only root, one writable workdir (size-limited emptyDir, or a PVC), /tmp
+ *                and HOME as size-limited emptyDirs, no hostPath, no service links in the env;
+ *   egress     → a default-deny NetworkPolicy whose one way out is fourwall's proxy (a Deployment +
+ *                Service running `fourwall egress serve` with the policy's rules as a ConfigMap);
+ *                the proxy's own egress refuses internal ranges and cloud metadata;
+ *   gate       → not on a cluster yet (there is no human at a pod's terminal): see docs/scale.md.
+ * The agent-sandbox flavor renders kubernetes-sigs/agent-sandbox's SandboxTemplate + SandboxWarmPool
+ * (claimed by `fourwall k8s run`); the pod flavor a plain Pod.
+ */
+import type { Policy } from "../policy/schema.js";
+import { dockerSeccomp } from "../runtimes/docker.js";
+import type { EgressPlan } from "../walls/egress/index.js";
+import { proxyEnvironmentAt } from "../walls/egress/index.js";
+import type { K8sOptions } from "./options.js";
+
+export interface K8sObject {
+  apiVersion: string;
+  kind: string;
+  metadata: {
+    name: string;
+    namespace?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+  };
+  [field: string]: unknown;
+}
+
+export interface Rendered {
+  objects: K8sObject[];
+  /** Files that are not objects: the Localhost seccomp profile, which lives on each node's disk. */
+  files: { path: string; content: string; why: string }[];
+  notes: string[];
+}
+
+export const PROXY_PORT = 3128;
+export const SECCOMP_PROFILE_PATH = "fourwall/seccomp.json";
+/** Internal and metadata ranges the proxy pods may never reach (the proxy's own guard refuses them too). */
+export const BLOCKED_RANGES = [
+  "10.0.0.0/8",
+  "172.16.0.0/12",
+  "192.168.0.0/16",
+  "100.64.0.0/10",
+  "169.254.0.0/16",
+  "127.0.0.0/8",
+  "0.0.0.0/8",
+  "192.0.0.0/24",
+  "198.18.0.0/15",
+  "224.0.0.0/4",
+  "240.0.0.0/4",
+];
+
+const ROLE = "fourwall.dev/role";
+const BOX = "fourwall.dev/box";
+
+export function renderManifests(policy: Policy, egress: EgressPlan, o: K8sOptions): Rendered {
+  const ns = o.namespace;
+  const labels = (role: "agent" | "egress") => ({
+    "app.kubernetes.io/managed-by": "fourwall",
+    [ROLE]: role,
+    [BOX]: o.name,
+  });
+  const meta = (name: string, role: "agent" | "egress") => ({ name, namespace: ns, labels: labels(role) });
+  const proxyName = `${o.name}-egress`;
+  const proxyHost = o.proxyAddress ?? `${proxyName}.${ns}.svc.cluster.local`;
+  const notes: string[] = [];
+  const files: Rendered["files"] = [];
+  if (!o.proxyAddress)
+    notes.push(
+      `agents reach the proxy by name (${proxyHost}), so their NetworkPolicy lets them ask the cluster's DNS (UDP/TCP 53 to kube-dns): ` +
+        "DNS is then a narrow channel out; pass --proxy-address (or use `fourwall k8s apply`, which pins the Service's IP) to close it",
+    );
+
+  const objects: K8sObject[] = [];
+  if (o.renderRuntimeClass) objects.push(runtimeClass(o));
+  objects.push(
+    {
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: meta(`${proxyName}-policy`, "egress"),
+      data: { "policy.json": `${JSON.stringify({ egress: policy.egress }, null, 2)}\n` },
+    },
+    proxyDeployment(o, meta(proxyName, "egress"), labels("egress")),
+    {
+      apiVersion: "v1",
+      kind: "Service",
+      metadata: meta(proxyName, "egress"),
+      spec: {
+        selector: labels("egress"),
+        ports: [{ name: "proxy", port: PROXY_PORT, targetPort: PROXY_PORT, protocol: "TCP" }],
+        ...(o.proxyAddress ? { clusterIP: o.proxyAddress } : {}),
+      },
+    },
+    agentNetworkPolicy(o, meta(`${o.name}-agent-egress`, "agent"), labels),
+    proxyNetworkPolicy(meta(`${proxyName}-egress`, "egress"), labels, egress),
+  );
+  if (o.cilium)
+    objects.push(ciliumPolicy(meta(`${proxyName}-fqdn`, "egress"), labels("egress"), egress, notes));
+
+  const pod = agentPodSpec(policy, o, proxyHost);
+  if (o.seccomp === "fourwall")
+    files.push({
+      path: SECCOMP_PROFILE_PATH,
+      content: `${JSON.stringify(dockerSeccomp("runc"), null, 2)}\n`,
+      why: `copy to /var/lib/kubelet/seccomp/${SECCOMP_PROFILE_PATH} on every node that runs agents`,
+    });
+  if (o.workdirPvc && o.flavor === "pod")
+    objects.push({
+      apiVersion: "v1",
+      kind: "PersistentVolumeClaim",
+      metadata: meta(`${o.name}-work`, "agent"),
+      spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: o.workdirSize } } },
+    });
+  if (o.flavor === "pod") {
+    objects.push({
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: meta(o.name, "agent"),
+      spec: { ...pod, restartPolicy: "Never" },
+    });
+  } else {
+    objects.push({
+      apiVersion: "extensions.agents.x-k8s.io/v1beta1",
+      kind: "SandboxTemplate",
+      metadata: meta(o.name, "agent"),
+      spec: {
+        podTemplate: { metadata: { labels: labels("agent") }, spec: pod },
+        // fourwall renders its own NetworkPolicy (above): one the controller manages could allow more.
+        networkPolicyManagement: "Unmanaged",
+        envVarsInjectionPolicy: "Disallowed",
+        ...(o.workdirPvc
+          ? { volumeClaimTemplates: [workClaim(o)], volumeClaimTemplatesPolicy: "Disallowed" }
+          : {}),
+      },
+    });
+    objects.push({
+      apiVersion: "extensions.agents.x-k8s.io/v1beta1",
+      kind: "SandboxWarmPool",
+      metadata: meta(o.name, "agent"),
+      spec: { replicas: o.warmPool, sandboxTemplateRef: { name: o.name } },
+    });
+  }
+  return { objects, files, notes };
+}
+
+/** A claim on the warm pool: one sandbox for one `fourwall k8s run`. */
+export function sandboxClaim(o: K8sOptions, claimName: string): K8sObject {
+  return {
+    apiVersion: "extensions.agents.x-k8s.io/v1beta1",
+    kind: "SandboxClaim",
+    metadata: {
+      name: claimName,
+      namespace: o.namespace,
+      labels: { "app.kubernetes.io/managed-by": "fourwall", [BOX]: o.name },
+    },
+    spec: { warmPoolRef: { name: o.name }, lifecycle: { shutdownPolicy: "Delete" } },
+  };
+}
+
+function runtimeClass(o: K8sOptions): K8sObject {
+  return {
+    apiVersion: "node.k8s.io/v1",
+    kind: "RuntimeClass",
+    metadata: { name: o.runtimeClass, labels: { "app.kubernetes.io/managed-by": "fourwall" } },
+    handler: o.runtimeClass === "gvisor" ? "runsc" : "kata",
+  };
+}
+
+function workClaim(o: K8sOptions) {
+  return {
+    metadata: { name: "work" },
+    spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: o.workdirSize } } },
+  };
+}
+
+const MiB = 1024 * 1024;
+
+/** The agent's pod: the isolation and filesystem walls in Kubernetes' own words. */
+export function agentPodSpec(policy: Policy, o: K8sOptions, proxyHost: string) {
+  const uid = policy.isolation.rootModeUid;
+  const memory = `${Math.max(64, Math.floor(policy.isolation.limits.memory / MiB))}Mi`;
+  const seccompProfile =
+    o.seccomp === "fourwall"
+      ? { type: "Localhost", localhostProfile: SECCOMP_PROFILE_PATH }
+      : { type: "RuntimeDefault" };
+  const env = Object.entries({
+    ...proxyEnvironmentAt(proxyHost, PROXY_PORT, policy.egress.proxy !== "squid"),
+    HOME: "/home/agent",
+  }).map(([name, value]) => ({ name, value }));
+  const work = o.workdirPvc
+    ? { name: "work", persistentVolumeClaim: { claimName: o.flavor === "pod" ? `${o.name}-work` : "work" } }
+    : { name: "work", emptyDir: { sizeLimit: o.workdirSize } };
+  return {
+    runtimeClassName: o.runtimeClass,
+    automountServiceAccountToken: false,
+    enableServiceLinks: false,
+    hostNetwork: false,
+    hostPID: false,
+    hostIPC: false,
+    shareProcessNamespace: false,
+    securityContext: {
+      runAsNonRoot: true,
+      runAsUser: uid,
+      runAsGroup: uid,
+      fsGroup: uid,
+      seccompProfile,
+    },
+    containers: [
+      {
+        name: "agent",
+        image: o.image,
+        command: o.command,
+        workingDir: "/work",
+        env,
+        securityContext: {
+          runAsNonRoot: true,
+          runAsUser: uid,
+          allowPrivilegeEscalation: false,
+          privileged: false,
+          readOnlyRootFilesystem: true,
+          capabilities: { drop: ["ALL"] },
+          seccompProfile,
+        },
+        resources: {
+          requests: { cpu: "250m", memory: policy.isolation.limits.memory < 256 * MiB ? memory : "256Mi" },
+          limits: { memory },
+        },
+        volumeMounts: [
+          { name: "work", mountPath: "/work" },
+          { name: "tmp", mountPath: "/tmp" },
+          { name: "home", mountPath: "/home/agent" },
+        ],
+      },
+    ],
+    volumes: [
+      work,
+      { name: "tmp", emptyDir: { sizeLimit: o.tmpSize } },
+      { name: "home", emptyDir: { sizeLimit: "512Mi" } },
+    ],
+  };
+}
+
+function proxyDeployment(
+  o: K8sOptions,
+  metadata: K8sObject["metadata"],
+  selector: Record<string, string>,
+): K8sObject {
+  const args = ["egress", "serve", "-p", "/etc/fourwall/policy.json", "--listen", `0.0.0.0:${PROXY_PORT}`];
+  return {
+    apiVersion: "apps/v1",
+    kind: "Deployment",
+    metadata,
+    spec: {
+      replicas: o.proxyReplicas,
+      selector: { matchLabels: selector },
+      template: {
+        metadata: { labels: selector },
+        spec: {
+          automountServiceAccountToken: false,
+          enableServiceLinks: false,
+          securityContext: {
+            runAsNonRoot: true,
+            runAsUser: 65532,
+            runAsGroup: 65532,
+            seccompProfile: { type: "RuntimeDefault" },
+          },
+          containers: [
+            {
+              name: "proxy",
+              image: o.proxyImage,
+              args,
+              ports: [{ name: "proxy", containerPort: PROXY_PORT, protocol: "TCP" }],
+              readinessProbe: { tcpSocket: { port: PROXY_PORT }, periodSeconds: 5 },
+              securityContext: {
+                allowPrivilegeEscalation: false,
+                privileged: false,
+                readOnlyRootFilesystem: true,
+                capabilities: { drop: ["ALL"] },
+              },
+              resources: { requests: { cpu: "250m", memory: "128Mi" }, limits: { memory: "512Mi" } },
+              volumeMounts: [
+                { name: "policy", mountPath: "/etc/fourwall", readOnly: true },
+                { name: "tmp", mountPath: "/tmp" },
+              ],
+            },
+          ],
+          volumes: [
+            { name: "policy", configMap: { name: `${metadata.name}-policy` } },
+            { name: "tmp", emptyDir: { sizeLimit: "256Mi" } },
+          ],
+        },
+      },
+    },
+  };
+}
+
+type Labels = (role: "agent" | "egress") => Record<string, string>;
+
+/** Agents: nothing in, and out only to the proxy (and, without a pinned proxy IP, to the cluster DNS). */
+function agentNetworkPolicy(o: K8sOptions, metadata: K8sObject["metadata"], labels: Labels): K8sObject {
+  const egress: object[] = [
+    {
+      to: [{ podSelector: { matchLabels: labels("egress") } }],
+      ports: [{ protocol: "TCP", port: PROXY_PORT }],
+    },
+  ];
+  if (!o.proxyAddress)
+    egress.push({
+      to: [{ namespaceSelector: {}, podSelector: { matchLabels: { "k8s-app": "kube-dns" } } }],
+      ports: [
+        { protocol: "UDP", port: 53 },
+        { protocol: "TCP", port: 53 },
+      ],
+    });
+  return {
+    apiVersion: "networking.k8s.io/v1",
+    kind: "NetworkPolicy",
+    metadata,
+    spec: {
+      podSelector: { matchLabels: labels("agent") },
+      policyTypes: ["Ingress", "Egress"],
+      ingress: [],
+      egress,
+    },
+  };
+}
+
+/**
+ * The proxy: in only from agents, out to public addresses only, on the ports the rules name, plus
+ * the cluster DNS (the proxy resolves names itself). Plain NetworkPolicy cannot name hosts: the
+ * names are the proxy's job; --cilium adds a CNI policy that holds the proxy itself to them.
+ */
+function proxyNetworkPolicy(metadata: K8sObject["metadata"], labels: Labels, egress: EgressPlan): K8sObject {
+  const ports = rulePorts(egress);
+  return {
+    apiVersion: "networking.k8s.io/v1",
+    kind: "NetworkPolicy",
+    metadata,
+    spec: {
+      podSelector: { matchLabels: labels("egress") },
+      policyTypes: ["Ingress", "Egress"],
+      ingress: [
+        {
+          from: [{ podSelector: { matchLabels: labels("agent") } }],
+          ports: [{ protocol: "TCP", port: PROXY_PORT }],
+        },
+      ],
+      egress: [
+        {
+          to: [
+            { ipBlock: { cidr: "0.0.0.0/0", except: BLOCKED_RANGES } },
+            {
+              ipBlock: {
+                cidr: "::/0",
+                except: ["fc00::/7", "fe80::/10", "::1/128", "::ffff:0:0/96", "64:ff9b::/96"],
+              },
+            },
+          ],
+          ...(ports ? { ports } : {}),
+        },
+        {
+          to: [{ namespaceSelector: {}, podSelector: { matchLabels: { "k8s-app": "kube-dns" } } }],
+          ports: [
+            { protocol: "UDP", port: 53 },
+            { protocol: "TCP", port: 53 },
+          ],
+        },
+      ],
+    },
+  };
+}
+
+/** The TCP ports the allow rules name (undefined: a rule allows more ports than a list should hold). */
+export function rulePorts(
+  egress: EgressPlan,
+): { protocol: "TCP"; port: number; endPort?: number }[] | undefined {
+  const ranges = new Map<string, [number, number]>();
+  for (const rule of egress.allow) for (const [a, b] of rule.ports) ranges.set(`${a}-${b}`, [a, b]);
+  if (ranges.size === 0) return [{ protocol: "TCP", port: 443 }];
+  if (ranges.size > 50) return undefined;
+  return [...ranges.values()]
+    .sort((x, y) => x[0] - y[0])
+    .map(([a, b]) => (a === b ? { protocol: "TCP", port: a } : { protocol: "TCP", port: a, endPort: b }));
+}
+
+function ciliumPolicy(
+  metadata: K8sObject["metadata"],
+  selector: Record<string, string>,
+  egress: EgressPlan,
+  notes: string[],
+): K8sObject {
+  const fqdns: object[] = [];
+  const cidrs: string[] = [];
+  for (const rule of egress.allow) {
+    if (rule.host.kind === "name")
+      fqdns.push(
+        rule.host.wildcard ? { matchPattern: `*.${rule.host.name}` } : { matchName: rule.host.name },
+      );
+    else cidrs.push(`${rule.host.network}/${rule.host.prefix}`);
+  }
+  if (egress.pins && Object.keys(egress.pins).length > 0)
+    notes.push(
+      "--cilium: names pinned with resolve are matched by name only; their pinned addresses are not added",
+    );
+  return {
+    apiVersion: "cilium.io/v2",
+    kind: "CiliumNetworkPolicy",
+    metadata,
+    spec: {
+      endpointSelector: { matchLabels: selector },
+      egress: [
+        {
+          toEndpoints: [
+            { matchLabels: { "k8s:io.kubernetes.pod.namespace": "kube-system", "k8s:k8s-app": "kube-dns" } },
+          ],
+          toPorts: [{ ports: [{ port: "53", protocol: "ANY" }], rules: { dns: [{ matchPattern: "*" }] } }],
+        },
+        ...(fqdns.length > 0 ? [{ toFQDNs: fqdns }] : []),
+        ...(cidrs.length > 0 ? [{ toCIDRSet: cidrs.map((cidr) => ({ cidr })) }] : []),
+      ],
+    },
+  };
+}
