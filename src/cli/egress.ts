@@ -3,6 +3,7 @@ import { AuditLog } from "../audit/log.js";
 import { EXIT_BOX_FAILED } from "../core/errors.js";
 import { PolicyError } from "../policy/errors.js";
 import { loadPolicy } from "../policy/load.js";
+import type { ListenSpec } from "../walls/egress/index.js";
 import {
   FirewallError,
   parseProxyAddress,
@@ -71,6 +72,9 @@ export interface ServeOptions {
   audit?: string;
 }
 
+const listenAt = (host: "127.0.0.1" | "::1" | "0.0.0.0" | "::", port: number): ListenSpec =>
+  host === "0.0.0.0" || host === "::" ? { host, port, walledOff: true } : { host, port };
+
 /**
  * `fourwall egress serve`: fourwall's own proxy on its own, for a policy (benchmarks, or a host
  * whose containers reach it through a socket). Loopback or a unix socket only; prints where it
@@ -87,11 +91,19 @@ export async function egressServeCommand(options: ServeOptions): Promise<number>
       flags,
       presets: options.preset,
     });
-    const m = /^(127\.0\.0\.1|\[::1\]):(\d{1,5})$/.exec(options.listen);
-    if (!m && !options.listen.startsWith("/"))
+    // Every interface (0.0.0.0, [::]) is for a proxy container or pod whose network is walled off
+    // around it (a Kubernetes NetworkPolicy, an internal docker network): only agents reach it.
+    const m = /^(127\.0\.0\.1|\[::1\]|0\.0\.0\.0|\[::\]):(\d{1,5})$/.exec(options.listen);
+    if ((!m || Number(m[2]) > 65535) && !options.listen.startsWith("/"))
       throw new FirewallError(
-        `--listen takes 127.0.0.1:PORT, [::1]:PORT or /path/to.sock, not "${options.listen}"`,
+        `--listen takes 127.0.0.1:PORT, [::1]:PORT, 0.0.0.0:PORT, [::]:PORT or /path/to.sock, not "${options.listen}"`,
       );
+    const LISTEN_HOST = {
+      "127.0.0.1": "127.0.0.1",
+      "[::1]": "::1",
+      "0.0.0.0": "0.0.0.0",
+      "[::]": "::",
+    } as const;
     const audit = new AuditLog(options.audit);
     const { startProxy } = await import("../walls/egress/proxy/proxy.js");
     const proxy = await startProxy({
@@ -99,7 +111,7 @@ export async function egressServeCommand(options: ServeOptions): Promise<number>
       box: "serve",
       listen: [
         m
-          ? { host: m[1] === "[::1]" ? "::1" : "127.0.0.1", port: Number(m[2]) }
+          ? listenAt(LISTEN_HOST[m[1] as keyof typeof LISTEN_HOST], Number(m[2]))
           : { path: options.listen, mode: 0o600 },
       ],
       onDecision: (event) => audit.write({ wall: "egress", event: "decision", ...event }),

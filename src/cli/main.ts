@@ -150,7 +150,7 @@ egress
   .option("--resolve <host=ip>", "pin a host name to an address at the proxy", collect, [] as string[])
   .option(
     "--listen <address>",
-    "127.0.0.1:PORT, [::1]:PORT (0: any free port) or /path/to.sock",
+    "127.0.0.1:PORT, [::1]:PORT (0: any free port), 0.0.0.0:PORT / [::]:PORT (a walled-off container or pod) or /path/to.sock",
     "127.0.0.1:0",
   )
   .option("--audit <file>", "append every decision as JSON Lines to this file")

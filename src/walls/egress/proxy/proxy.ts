@@ -196,8 +196,9 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
         listeners.push({ path: spec.path });
       } else {
         const host = spec.host ?? "127.0.0.1";
-        // Never reachable from outside the host: only loopback addresses are accepted here.
-        if (host !== "127.0.0.1" && host !== "::1")
+        // Never reachable from outside the host: only loopback addresses are accepted here, unless
+        // the caller says the network around the proxy is walled off (a pod, an internal network).
+        if (host !== "127.0.0.1" && host !== "::1" && !("walledOff" in spec && spec.walledOff))
           throw new Error(`startProxy: refusing to listen on ${host}`);
         await new Promise<void>((resolve, reject) => {
           server.once("error", reject);

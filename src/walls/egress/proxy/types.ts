@@ -40,7 +40,11 @@ export interface AskRequest {
   path?: string;
 }
 
-export type ListenSpec = { path: string; mode?: number } | { host?: "127.0.0.1" | "::1"; port: number };
+export type ListenSpec =
+  | { path: string; mode?: number }
+  | { host?: "127.0.0.1" | "::1"; port: number }
+  /** Every interface: only for a proxy container or pod whose network is walled off around it. */
+  | { host: "0.0.0.0" | "::"; port: number; walledOff: true };
 
 export interface ProxyLimits {
   /** Time to receive request headers, a SOCKS handshake. Default 10 s. */
