@@ -112,3 +112,46 @@ export function k8sRenderCommand(flags: K8sFlags): number {
     return k8sFailure(error);
   }
 }
+
+const say = (line: string) => process.stderr.write(`${pc.dim("fourwall k8s:")} ${line}\n`);
+
+/** `fourwall k8s apply`: server-side apply of the rendered objects, the proxy's IP pinned for agents. */
+export async function k8sApplyCommand(flags: K8sFlags): Promise<number> {
+  try {
+    renderFromFlags(flags); // every input error before touching the cluster
+    const { connect, applyAll } = await import("../k8s/cluster.js");
+    const rendered = await applyAll(
+      connect(),
+      (proxyAddress) => renderFromFlags({ ...flags, ...(proxyAddress ? { proxyAddress } : {}) }),
+      say,
+    );
+    for (const file of rendered.files)
+      say(`${file.path} is needed on the nodes too (${file.why}): fourwall k8s render --out DIR writes it`);
+    return 0;
+  } catch (error) {
+    if (error instanceof PolicyError || error instanceof K8sOptionError) return k8sFailure(error);
+    process.stderr.write(`${pc.red(`fourwall k8s apply: ${(error as Error).message}`)}\n`);
+    return EXIT_BOX_FAILED;
+  }
+}
+
+/** `fourwall k8s run -- CMD`: one command in a sandbox claimed from the warm pool; its exit status. */
+export async function k8sRunCommand(flags: K8sFlags, command: string[]): Promise<number> {
+  try {
+    const options = optionsFrom(flags, command);
+    if (options.flavor !== "agent-sandbox")
+      throw new K8sOptionError(
+        "--flavor: run claims a sandbox from an agent-sandbox warm pool (render and apply the pod flavor with kubectl)",
+      );
+    const { connect, runInSandbox } = await import("../k8s/cluster.js");
+    return await runInSandbox(connect(), options, command, {
+      stdout: process.stdout,
+      stderr: process.stderr,
+      log: say,
+    });
+  } catch (error) {
+    if (error instanceof PolicyError || error instanceof K8sOptionError) return k8sFailure(error);
+    process.stderr.write(`${pc.red(`fourwall k8s run: ${(error as Error).message}`)}\n`);
+    return EXIT_BOX_FAILED;
+  }
+}

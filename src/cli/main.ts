@@ -191,6 +191,20 @@ withK8sOptions(k8s.command("render").description("print the manifests for a poli
     process.exitCode = k8sRenderCommand(options as never);
   });
 
+withK8sOptions(
+  k8s.command("apply").description("server-side apply the manifests to the kubeconfig's cluster"),
+).action(async (options) => {
+  const { k8sApplyCommand } = await import("./k8s.js");
+  process.exitCode = await k8sApplyCommand(options as never);
+});
+withK8sOptions(k8s.command("run").description("run a command in a sandbox claimed from the warm pool"))
+  .argument("<command...>", "the command and its arguments (after --)")
+  .passThroughOptions()
+  .action(async (command, options) => {
+    const { k8sRunCommand } = await import("./k8s.js");
+    process.exitCode = await k8sRunCommand(options as never, command);
+  });
+
 const policy = program.command("policy").description("check or describe the policy format");
 policy
   .command("check")
