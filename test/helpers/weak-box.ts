@@ -166,6 +166,6 @@ function weakenBwrap(argv: string[]): string[] {
 const runtime: Runtime = docker
   ? dockerRuntime()
   : vm
-    ? new VmRuntime({ transformGuestArgs: weakenBwrap })
+    ? new VmRuntime({ transformArgs: weakenBwrap })
     : new NamespacesRuntime({ transformArgs: weakenBwrap });
 process.exitCode = await superviseBox(plan, runtime, { audit: new AuditLog(undefined) });
