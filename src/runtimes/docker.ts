@@ -337,7 +337,7 @@ function parseInfo(r: ClientResult): DaemonInfo {
 }
 
 export interface DockerRuntimeOptions extends RuntimeTestOptions {
-  /** The image (default: FOURWALL_DOCKER_IMAGE, else one fourwall builds: see defaultImage). */
+  /** The image (`--image`; default: one fourwall builds, see defaultImage). */
   image?: string;
   /** Which of fourwall's own images to run when no image is named: "box" (default) or "tools" (prove). */
   defaultImage?: ImageKind;
@@ -398,7 +398,7 @@ export class DockerRuntime implements Runtime {
   async launch(plan: BoxPlan, session: BoxSession): Promise<RunningBox> {
     // The daemon's answer and whether the default image is there, asked at once (~30 ms saved).
     const client = which("docker", DOCKER_PATH);
-    const chosen = this.options.image ?? process.env.FOURWALL_DOCKER_IMAGE;
+    const chosen = this.options.image;
     const kind = this.options.defaultImage ?? "box";
     const built = chosen ? undefined : imageTag(kind);
     if (built && "why" in built)
