@@ -241,12 +241,12 @@ export class NamespacesRuntime implements Runtime {
     const check = this.check();
     if (!check.available) throw new WallError("isolation", check.detail, check.fix ?? "run fourwall doctor");
     writeTransparentFiles(plan.network, session.runDir);
-    return launchBox(namespacesLaunchSpec(plan, session, this.options.transformArgs), namespacesHooks(plan));
+    return launchBox(namespacesLaunchSpec(plan, session, this.options.transformArgs), namespacesHooks());
   }
 }
 
 /** The effectful steps around a namespaces launch: the box's netns (transparent egress), the bridge. */
-export function namespacesHooks(plan: BoxPlan): LaunchHooks {
+export function namespacesHooks(): LaunchHooks {
   return {
     // The command waits (bwrap --block-fd) until its network namespace allows the forwarders' ports.
     async beforeRelease(pid) {

@@ -336,7 +336,7 @@ export class VmRuntime implements Runtime {
     try {
       const qemuBin = which(QEMU, "/usr/bin:/usr/local/bin") ?? `/usr/bin/${QEMU}`;
       const launch = vmLaunchSpec(plan, session, { image: vmImage(), accel: vmAccel(), qemu: qemuBin });
-      qemu = await launchBox(launch, namespacesHooks(plan));
+      qemu = await launchBox(launch, namespacesHooks());
     } catch (error) {
       closeAll();
       throw error;
