@@ -62,7 +62,6 @@ withBoxOptions(program.command("run").description("run a command inside a box"))
   .argument("<command...>", "the command and its arguments")
   .passThroughOptions()
   .action(async (command, options) => {
-    if (options.image) process.env.FOURWALL_DOCKER_IMAGE = options.image; // read by the docker runtime
     const { runCommand } = await import("./run.js");
     process.exitCode = await runCommand(command, options as never);
   });
@@ -70,7 +69,6 @@ withBoxOptions(program.command("run").description("run a command inside a box"))
 withBoxOptions(program.command("up").description("start a persistent box (then: fourwall exec NAME -- CMD)"))
   .requiredOption("-n, --name <name>", "the box's name")
   .action(async (options) => {
-    if (options.image) process.env.FOURWALL_DOCKER_IMAGE = options.image; // read by the docker runtime
     const { upCommand } = await import("./box.js");
     process.exitCode = await upCommand(options as never);
   });

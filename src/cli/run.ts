@@ -47,7 +47,7 @@ export async function runCommand(command: string[], options: RunOptions): Promis
     }
     if (options.verbose) process.stderr.write(describePlan(plan, source));
     audit = openAudit(options.audit);
-    return await superviseBox(plan, runtimeFor(plan.runtime), {
+    return await superviseBox(plan, runtimeFor(plan.runtime, { image: options.image }), {
       audit,
       gate: { approver: options.approver, inbox: options.inbox },
     });

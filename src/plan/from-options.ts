@@ -16,6 +16,8 @@ export interface RunOptions {
   allow: string[];
   resolve: string[];
   runtime?: string;
+  /** With the docker runtime: the image to run (--image). */
+  image?: string;
   audit?: string;
   /** The egress backend: builtin | squid (--proxy). */
   proxy?: string;

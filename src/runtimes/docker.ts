@@ -23,25 +23,25 @@
  * Lifetime: `docker run --rm` in the foreground; signals go through `docker kill --signal`, and a
  * client that dies without its container gets `docker rm -f`.
  */
-import { type ChildProcess, execFile, spawn, spawnSync } from "node:child_process";
+import { execFile, spawnSync } from "node:child_process";
 import { chownSync, mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { WallError } from "../core/errors.js";
-import { exitStatus } from "../core/exit.js";
 import { isUnder, which } from "../core/paths.js";
 import { shellQuote } from "../core/shell.js";
 import type { BoxPlan } from "../plan/plan.js";
 import { onKill } from "../plan/session.js";
 import { BOX_NET_DIR, bridgeScript } from "../walls/egress/index.js";
 import { buildImage, type ImageKind, imageTag } from "./docker-image.js";
+import { type LaunchSpec, launchBox, SIGNAL } from "./launch.js";
 import { OciError, type OciMount, type OciSeccomp, ociMounts, ociSeccomp, ociWallError } from "./oci.js";
 import {
-  type BoxExit,
   type BoxSession,
   unavailable as notHere,
   type RunningBox,
   type Runtime,
   type RuntimeCheck,
+  type RuntimeTestOptions,
 } from "./runtime.js";
 
 /** Debian's docker client first: it matches Debian's daemon. */
@@ -336,18 +336,13 @@ function parseInfo(r: ClientResult): DaemonInfo {
   return { reachable: true, runtimes: Object.keys(parsed), runtimeArgs, ...(version ? { version } : {}) };
 }
 
-export interface DockerRuntimeOptions {
-  /** The image (default: FOURWALL_DOCKER_IMAGE, else one fourwall builds: see defaultImage). */
+export interface DockerRuntimeOptions extends RuntimeTestOptions {
+  /** The image (`--image`; default: one fourwall builds, see defaultImage). */
   image?: string;
   /** Which of fourwall's own images to run when no image is named: "box" (default) or "tools" (prove). */
   defaultImage?: ImageKind;
   /** runsc (default) or runc (FOURWALL_DOCKER_RUNTIME=runc). */
   engine?: DockerEngine;
-  /**
-   * Rewrites the `docker run` arguments. Only the test suite's deliberately broken boxes use it
-   * (to show each test catches the hole); the CLI never sets it.
-   */
-  transformArgs?: (args: string[]) => string[];
 }
 
 export class DockerRuntime implements Runtime {
@@ -403,7 +398,7 @@ export class DockerRuntime implements Runtime {
   async launch(plan: BoxPlan, session: BoxSession): Promise<RunningBox> {
     // The daemon's answer and whether the default image is there, asked at once (~30 ms saved).
     const client = which("docker", DOCKER_PATH);
-    const chosen = this.options.image ?? process.env.FOURWALL_DOCKER_IMAGE;
+    const chosen = this.options.image;
     const kind = this.options.defaultImage ?? "box";
     const built = chosen ? undefined : imageTag(kind);
     if (built && "why" in built)
@@ -468,41 +463,53 @@ export class DockerRuntime implements Runtime {
     } catch (error) {
       throw ociWallError(error, "docker");
     }
-    if (this.options.transformArgs) args = this.options.transformArgs(args);
     // If fourwall is SIGKILLed, the box's reaper runs this: the daemon must not keep the container.
     const clientEnv = Object.entries(dockerClientEnv())
       .map(([k, v]) => `${k}=${shellQuote(v)}`)
       .join(" ");
     onKill(session.runDir, `${clientEnv} ${shellQuote(bin)} rm -f ${shellQuote(name)}`, "first");
-    // The box's environment rides in the client's own environment, named in argv by -e NAME only.
-    const env = { ...plan.env, ...dockerClientEnv() };
-    const child: ChildProcess = spawn(bin, args, { stdio: "inherit", env });
-    let spawnError: Error | undefined;
-    const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-      child.once("close", (code, signal) => resolve({ code, signal }));
-      child.once("error", (error) => {
-        spawnError = error;
-        resolve({ code: null, signal: null });
-      });
+    const launch = dockerLaunchSpec(plan, {
+      bin,
+      args: this.options.transformArgs ? this.options.transformArgs(args) : args,
+      name,
+      clientEnv: dockerClientEnv(),
     });
-    const signal = (sig: NodeJS.Signals) => {
-      spawn(bin, ["kill", "--signal", sig, name], { stdio: "ignore", env: dockerClientEnv() }).once(
-        "error",
-        () => {},
-      );
-    };
-    const exit = (async (): Promise<BoxExit> => {
-      const { code, signal: sig } = await closed;
-      if (layer) unmountGateLayer(layer); // before the gate reads the layer and writes the workdir
-      if (spawnError)
-        throw new WallError(
-          "isolation",
-          `cannot start ${bin}: ${spawnError.message}`,
-          "run `fourwall doctor`",
-        );
-      if (code === null) docker(bin, ["rm", "-f", name]); // the client died; its container must not live on
-      return { code: exitStatus(code, sig) };
-    })();
-    return { exit, signal };
+    // before the gate reads the layer and writes the workdir
+    return launchBox(launch, layer ? { afterExit: () => unmountGateLayer(layer) } : {});
   }
+}
+
+/**
+ * How the docker runtime launches a `docker run` (pure): the client in the foreground, running
+ * once spawned (the client itself waits for the container), signals through `docker kill
+ * --signal`, and `docker rm -f` if the client died without its container. The box's environment
+ * rides in the client's own environment, named in argv by -e NAME only.
+ */
+export function dockerLaunchSpec(
+  plan: BoxPlan,
+  run: { bin: string; args: string[]; name: string; clientEnv: Record<string, string> },
+): LaunchSpec {
+  return {
+    builder: "docker",
+    argv: [run.bin, ...run.args],
+    env: { ...plan.env, ...run.clientEnv },
+    stdio: ["inherit", "inherit", "inherit"],
+    extraFds: [],
+    detached: false,
+    readiness: { kind: "spawned" },
+    stop: {
+      kind: "command",
+      argv: [run.bin, "kill", "--signal", SIGNAL, run.name],
+      env: run.clientEnv,
+      bare: false,
+    },
+    forwardTerminalSignals: [],
+    exitFrom: "process",
+    cleanupIfKilled: { argv: [run.bin, "rm", "-f", run.name], env: run.clientEnv },
+    failure: () => ({
+      wall: "isolation",
+      message: "the docker client could not start the box (its message is above)",
+      fix: "run `fourwall doctor`",
+    }),
+  };
 }

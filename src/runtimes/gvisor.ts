@@ -29,12 +29,10 @@
  * Signals go through `runsc kill`. Its state dir and the bundle live in the run dir, which the
  * supervisor and its reaper remove on every exit path.
  */
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import {
   chownSync,
-  closeSync,
   constants,
-  createReadStream,
   existsSync,
   fstatSync,
   mkdirSync,
@@ -44,26 +42,24 @@ import {
   rmSync,
   statSync,
   writeFileSync,
-  writeSync,
 } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import type { Readable } from "node:stream";
 import { isatty } from "node:tty";
 import { WallError } from "../core/errors.js";
-import { exitStatus } from "../core/exit.js";
 import { dropHelperPath, which } from "../core/paths.js";
 import type { BoxPlan } from "../plan/plan.js";
 import { BOX_NET_DIR } from "../walls/egress/index.js";
+import { type LaunchSpec, launchBox, SIGNAL, type StdioSlot } from "./launch.js";
 import { asBoxUser, gateLayerPrefix } from "./namespaces.js";
 import { minimalSpec, type OciSpec, ociBundle, ociWallError } from "./oci.js";
 import {
-  type BoxExit,
   type BoxSession,
   unavailable as notHere,
   type RunningBox,
   type Runtime,
   type RuntimeCheck,
+  type RuntimeTestOptions,
 } from "./runtime.js";
 
 const RUNSC_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -101,16 +97,15 @@ export function gvisorLayout(plan: BoxPlan, session: BoxSession): GvisorLayout {
   };
 }
 
-/** The program and arguments that start runsc for the plan (pure). */
+/** The program and arguments that start runsc for the plan (pure). `debugLogDir`: runsc's logs (FOURWALL_RUNSC_LOG). */
 export function runscCommand(
   plan: BoxPlan,
   session: BoxSession,
   layout: GvisorLayout,
   runsc = "runsc",
+  debugLogDir?: string,
 ): string[] {
-  const debug = process.env.FOURWALL_RUNSC_LOG
-    ? ["--debug", `--debug-log=${path.resolve(process.env.FOURWALL_RUNSC_LOG)}/`]
-    : [];
+  const debug = debugLogDir ? ["--debug", `--debug-log=${path.resolve(debugLogDir)}/`] : [];
   // Approval gate: runsc starts inside the mount namespace where the workdir is a copy-on-write
   // layer (as bwrap does); the gofer serves the workdir from there.
   const args = [
@@ -127,6 +122,66 @@ export function runscCommand(
   ];
   if (plan.identity.mode === "user") return ["setpriv", "--pdeathsig", "KILL", "--", ...args];
   return asBoxUser(plan, session, args);
+}
+
+/** What the host gives a gVisor launch: runsc's path, the box's stdio, whether it is a terminal. */
+export interface GvisorHost {
+  runsc: string;
+  /** The box's stdin, stdout, stderr (see boxStdio). */
+  stdio: StdioSlot[];
+  /** fourwall's stdin is a terminal: its Ctrl-C and window size go on to the box. */
+  stdinTerminal: boolean;
+  debugLogDir?: string;
+}
+
+/**
+ * How the gVisor runtime launches a plan whose bundle is written (pure): runsc in a session of its
+ * own (a Ctrl-C on the terminal would otherwise kill runsc rather than reach the box), ready once
+ * its pid file exists, signals through `runsc kill`, `runsc delete --force` if runsc was killed.
+ */
+export function gvisorLaunchSpec(
+  plan: BoxPlan,
+  session: BoxSession,
+  layout: GvisorLayout,
+  host: GvisorHost,
+  rewriteArgs: (args: string[]) => string[] = (args) => args,
+): LaunchSpec {
+  const env = { PATH: RUNSC_PATH };
+  const [stdin, stdout, stderr] = host.stdio;
+  return {
+    builder: "runsc",
+    argv: rewriteArgs(runscCommand(plan, session, layout, host.runsc, host.debugLogDir)),
+    env,
+    stdio: [stdin!, stdout!, stderr!],
+    extraFds: [],
+    detached: true,
+    // The pid file appears once runsc has built the sandbox (mounts, gofer, seccomp profile) and
+    // before it starts the command. A start that fails after it (a missing /bin/sh) is runsc's
+    // exit status 128 with its message.
+    readiness: { kind: "file", path: layout.pidFile },
+    stop: {
+      kind: "command",
+      argv: [host.runsc, "--root", layout.stateDir, "kill", layout.containerId, SIGNAL],
+      env,
+      bare: true,
+    },
+    // On a terminal the supervisor leaves Ctrl-C, Ctrl-\ to the terminal (the namespaces box
+    // shares its process group); runsc runs in a session of its own, so pass them on, and window
+    // size changes too.
+    forwardTerminalSignals: host.stdinTerminal ? ["SIGINT", "SIGQUIT", "SIGWINCH"] : [],
+    exitFrom: "process",
+    // runsc exiting by itself has already reaped its sandbox and gofer (--attached); killed from
+    // outside, it may not have: make sure nothing of the box is left running.
+    cleanupIfKilled: {
+      argv: [host.runsc, "--root", layout.stateDir, "delete", "--force", layout.containerId],
+      env,
+    },
+    failure: () => ({
+      wall: "isolation",
+      message: "runsc could not build the box (its message is above)",
+      fix: "run `fourwall doctor`; FOURWALL_RUNSC_LOG=DIR keeps runsc's logs",
+    }),
+  };
 }
 
 function runscVersion(runsc: string): string | undefined {
@@ -170,9 +225,9 @@ function probe(runsc: string): string | undefined {
  *     and fourwall appends for it. So too for a pipe or socket that cannot be opened again.
  *   - A terminal that cannot be opened again (not ours: `su`, `setpriv` into another uid) is
  *     passed as it is; `restoreBlocking` clears O_NONBLOCK on it when the box has ended.
- * Returns an fd to pass (closed by the caller after spawn), "inherit" or "relay".
+ * Returns an fd to pass (the launcher closes it once runsc is spawned), "inherit" or "relay".
  */
-function boxStdio(terminal: boolean): (number | "inherit" | "relay")[] {
+function boxStdio(terminal: boolean): StdioSlot[] {
   return [0, 1, 2].map((fd) => {
     try {
       if (!terminal && fstatSync(fd).isFile()) return "relay";
@@ -186,13 +241,13 @@ function boxStdio(terminal: boolean): (number | "inherit" | "relay")[] {
 }
 
 /** GNU stty clears O_NONBLOCK on its stdin before anything else: the one tool here that can. */
-function restoreBlocking(stdio: (number | "inherit" | "relay")[]): void {
+function restoreBlocking(stdio: StdioSlot[]): void {
   stdio.forEach((s, fd) => {
     if (s === "inherit") spawnSync("stty", ["-g"], { stdio: [fd, "ignore", "ignore"], timeout: 5000 });
   });
 }
 
-export interface GvisorRuntimeOptions {
+export interface GvisorRuntimeOptions extends RuntimeTestOptions {
   /**
    * Rewrites the OCI spec. Only the test suite's deliberately broken boxes use it (to show each
    * test catches the hole); the CLI never sets it.
@@ -302,72 +357,20 @@ export class GvisorRuntime implements Runtime {
     writeBundle(plan, layout, spec);
     allowRunscTasks(plan, session);
 
-    const [program, ...args] = runscCommand(plan, session, layout, pre.runsc);
     const stdio = boxStdio(terminal);
-    let child: ChildProcess;
-    try {
-      child = spawn(program!, args, {
-        stdio: stdio.map((s) => (s === "relay" ? "pipe" : s)),
-        env: { PATH: RUNSC_PATH },
-        detached: true,
-      });
-    } finally {
-      for (const s of stdio) if (typeof s === "number") closeSync(s);
-    }
-    relay(
-      child,
-      stdio.map((s) => s === "relay"),
+    const launch = gvisorLaunchSpec(
+      plan,
+      session,
+      layout,
+      {
+        runsc: pre.runsc,
+        stdio,
+        stdinTerminal: process.stdin.isTTY === true,
+        ...(process.env.FOURWALL_RUNSC_LOG ? { debugLogDir: process.env.FOURWALL_RUNSC_LOG } : {}),
+      },
+      this.options.transformArgs,
     );
-    let spawnError: Error | undefined;
-    const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-      child.once("close", (code, signal) => resolve({ code, signal }));
-      child.once("error", (error) => {
-        spawnError = error;
-        resolve({ code: null, signal: null });
-      });
-    });
-
-    // The pid file appears once runsc has built the sandbox (mounts, gofer, seccomp profile) and
-    // before it starts the command. A start that fails after it (a missing /bin/sh) is runsc's
-    // exit status 128 with its message.
-    if (!(await waitForFile(layout.pidFile, closed))) {
-      throw new WallError(
-        "isolation",
-        spawnError
-          ? `cannot start ${program}: ${spawnError.message}`
-          : "runsc could not build the box (its message is above)",
-        "run `fourwall doctor`; FOURWALL_RUNSC_LOG=DIR keeps runsc's logs",
-      );
-    }
-
-    const kill = killer(pre.runsc, layout);
-    // On a terminal the supervisor leaves Ctrl-C, Ctrl-\ to the terminal (the namespaces box
-    // shares its process group); runsc runs in a session of its own, so pass them on here, and
-    // window size changes too.
-    const ttySignals: NodeJS.Signals[] =
-      process.stdin.isTTY === true ? ["SIGINT", "SIGQUIT", "SIGWINCH"] : [];
-    const handlers = ttySignals.map((sig) => {
-      const handler = () => kill(sig);
-      process.on(sig, handler);
-      return [sig, handler] as const;
-    });
-
-    const exit = (async (): Promise<BoxExit> => {
-      const { code, signal } = await closed;
-      for (const [sig, handler] of handlers) process.off(sig, handler);
-      restoreBlocking(stdio);
-      // runsc exiting by itself has already reaped its sandbox and gofer (--attached); killed from
-      // outside, it may not have: make sure nothing of the box is left running.
-      if (code === null) {
-        spawnSync(pre.runsc!, ["--root", layout.stateDir, "delete", "--force", layout.containerId], {
-          stdio: "ignore",
-          timeout: 10_000,
-        });
-      }
-      return { code: exitStatus(code, signal) };
-    })();
-
-    return { exit, signal: kill };
+    return launchBox(launch, { afterExit: () => restoreBlocking(stdio) });
   }
 }
 
@@ -407,59 +410,4 @@ function writeBundle(plan: BoxPlan, layout: GvisorLayout, spec: OciSpec): void {
     for (const p of [layout.bundleDir, layout.stateDir, config])
       chownSync(p, plan.identity.uid, plan.identity.gid);
   }
-}
-
-/** Copies the box's output to fourwall's own regular-file stdout/stderr, and a file stdin in. */
-function relay(child: ChildProcess, relayed: boolean[]): void {
-  if (relayed[0] && child.stdin) {
-    child.stdin.on("error", () => {}); // the box stopped reading: not an error of fourwall's
-    createReadStream("", { fd: 0, autoClose: false }).pipe(child.stdin);
-  }
-  for (const fd of [1, 2] as const) {
-    const stream = child.stdio[fd] as Readable | null;
-    if (relayed[fd] && stream) stream.on("data", (chunk: Buffer) => writeSync(fd, chunk));
-  }
-}
-
-/** Resolves true once `file` exists, false if `until` settles first. Polls: no inotify needed. */
-function waitForFile(file: string, until: Promise<unknown>): Promise<boolean> {
-  return new Promise((resolve) => {
-    let done = false;
-    void until.then(() => {
-      done = true;
-      resolve(existsSync(file));
-    });
-    const poll = () => {
-      if (done) return;
-      if (existsSync(file)) {
-        done = true;
-        resolve(true);
-      } else setTimeout(poll, 2);
-    };
-    poll();
-  });
-}
-
-/** Delivers signals with `runsc kill`; bursts (SIGWINCH while resizing) collapse into one. */
-function killer(runsc: string, layout: GvisorLayout): (sig: NodeJS.Signals) => void {
-  const inFlight = new Set<NodeJS.Signals>();
-  const pending = new Set<NodeJS.Signals>();
-  const send = (sig: NodeJS.Signals) => {
-    if (inFlight.has(sig)) {
-      pending.add(sig);
-      return;
-    }
-    inFlight.add(sig);
-    const k = spawn(runsc, ["--root", layout.stateDir, "kill", layout.containerId, sig.replace(/^SIG/, "")], {
-      stdio: "ignore",
-      env: { PATH: RUNSC_PATH },
-    });
-    const done = () => {
-      inFlight.delete(sig);
-      if (pending.delete(sig)) send(sig);
-    };
-    k.once("close", done);
-    k.once("error", done);
-  };
-  return send;
 }

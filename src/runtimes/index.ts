@@ -5,18 +5,23 @@ import { NamespacesRuntime } from "./namespaces.js";
 import type { Runtime } from "./runtime.js";
 import { VmRuntime } from "./vm.js";
 
-export function runtimeFor(name: RuntimeName): Runtime {
+/** What the caller chose beyond the runtime's name: with docker, the image to run (`--image`). */
+export interface RuntimeChoices {
+  image?: string;
+}
+
+export function runtimeFor(name: RuntimeName, choices: RuntimeChoices = {}): Runtime {
   switch (name) {
     case "namespaces":
       return new NamespacesRuntime();
     case "gvisor":
       return new GvisorRuntime();
     case "docker":
-      return new DockerRuntime();
+      return new DockerRuntime(choices.image ? { image: choices.image } : {});
     case "vm":
       return new VmRuntime();
   }
 }
 
 export const allRuntimes = (): Runtime[] =>
-  (["namespaces", "gvisor", "docker", "vm"] as const).map(runtimeFor);
+  (["namespaces", "gvisor", "docker", "vm"] as const).map((name) => runtimeFor(name));

@@ -1,8 +1,5 @@
-import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
-import type { Readable, Writable } from "node:stream";
-import { WallError } from "../core/errors.js";
-import { exitStatus } from "../core/exit.js";
+import { WallError, type WallName } from "../core/errors.js";
 import { dropHelperPath, which } from "../core/paths.js";
 import type { BoxPlan } from "../plan/plan.js";
 import {
@@ -16,12 +13,13 @@ import {
 import type { Mount } from "../walls/filesystem/index.js";
 import { overlayHelperPath } from "../walls/gate/index.js";
 import { prlimitArgs } from "../walls/isolation/index.js";
+import { type LaunchHooks, type LaunchSpec, launchBox } from "./launch.js";
 import {
-  type BoxExit,
   type BoxSession,
   type RunningBox,
   type Runtime,
   type RuntimeCheck,
+  type RuntimeTestOptions,
   unavailable,
 } from "./runtime.js";
 
@@ -31,6 +29,8 @@ const STATUS_FD = 4;
 const READY_FD = 6;
 /** egress transparent mode: bwrap holds the command until fourwall has prepared the box's netns. */
 const BLOCK_FD = 5;
+/** fourwall's own stderr while bwrap's fd 2 is the launcher's pipe (bwrap's complaints are captured). */
+const STDERR_FD = 7;
 
 function mountArgs(mount: Mount, session: BoxSession): string[] {
   switch (mount.type) {
@@ -52,13 +52,21 @@ function mountArgs(mount: Mount, session: BoxSession): string[] {
   }
 }
 
+export interface BwrapOptions {
+  /** The fd on which bwrap passes fourwall's own stderr to the box (see launch.ts's "stderr" fd). */
+  stderrFd?: number;
+}
+
 /**
  * bwrap's argument list for a plan (pure). Every namespace is new; the box keeps no capability,
  * cannot make user namespaces, dies with its parent, and gets fourwall's seccomp filter on fd 3.
  * Inside, a shell starts the egress bridge and execs prlimit, which sets the rlimits (in the box's
  * own user namespace, where NPROC counts the box) and execs the command.
  */
-export function bwrapArgs(plan: BoxPlan, session: BoxSession): string[] {
+export function bwrapArgs(plan: BoxPlan, session: BoxSession, options: BwrapOptions = {}): string[] {
+  // Where the launcher captures bwrap's stderr, the box first takes fourwall's own back to fd 2.
+  const restoreStderr =
+    options.stderrFd === undefined ? "" : `exec 2>&${options.stderrFd} ${options.stderrFd}>&-\n`;
   return [
     "--unshare-user",
     "--unshare-ipc",
@@ -90,7 +98,7 @@ export function bwrapArgs(plan: BoxPlan, session: BoxSession): string[] {
     "--",
     "/bin/sh",
     "-c",
-    bridgeScript(plan.network, { readyFd: READY_FD }),
+    restoreStderr + bridgeScript(plan.network, { readyFd: READY_FD }),
     "fourwall-bridge",
     "/usr/bin/prlimit",
     ...prlimitArgs(plan.rlimits),
@@ -128,46 +136,77 @@ export function asBoxUser(plan: BoxPlan, session: BoxSession, command: string[])
 }
 
 /** The program and arguments that start bwrap: directly, or through the root-mode launcher. */
-export function launcherCommand(plan: BoxPlan, session: BoxSession, bwrap = "bwrap"): string[] {
-  return asBoxUser(plan, session, [...gateLayerPrefix(session), bwrap, ...bwrapArgs(plan, session)]);
+export function launcherCommand(
+  plan: BoxPlan,
+  session: BoxSession,
+  bwrap = "bwrap",
+  options: BwrapOptions = {},
+): string[] {
+  return asBoxUser(plan, session, [...gateLayerPrefix(session), bwrap, ...bwrapArgs(plan, session, options)]);
 }
 
-/** Reads bwrap's JSON status stream: the box's pid 1 when it starts, its exit code at the end. */
-function watchStatus(stream: Readable): {
-  childPid: Promise<number | undefined>;
-  exitCode: Promise<number | undefined>;
-} {
-  let text = "";
-  let resolvePid: (pid: number | undefined) => void = () => {};
-  let resolveExit: (code: number | undefined) => void = () => {};
-  const childPid = new Promise<number | undefined>((r) => (resolvePid = r));
-  const exitCode = new Promise<number | undefined>((r) => (resolveExit = r));
-  stream.setEncoding("utf8");
-  stream.on("data", (chunk: string) => {
-    text += chunk;
-    for (const match of text.matchAll(/"child-pid"\s*:\s*(\d+)/g)) resolvePid(Number(match[1]));
-    for (const match of text.matchAll(/"exit-code"\s*:\s*(\d+)/g)) resolveExit(Number(match[1]));
-  });
-  stream.on("close", () => {
-    resolvePid(undefined);
-    resolveExit(undefined);
-  });
-  stream.on("error", () => {});
-  return { childPid, exitCode };
+/**
+ * How the namespaces runtime launches a plan (pure): bwrap's command, the seccomp program on fd 3,
+ * its json status on fd 4, the netns hold on fd 5 (transparent egress), the ready line on fd 6,
+ * fourwall's stderr on fd 7. `rewriteArgs` is the test suite's hook (RuntimeTestOptions).
+ */
+export function namespacesLaunchSpec(
+  plan: BoxPlan,
+  session: BoxSession,
+  rewriteArgs: (args: string[]) => string[] = (args) => args,
+): LaunchSpec {
+  const blocked = needsNetnsPreparation(plan.network);
+  return {
+    builder: "bubblewrap",
+    argv: rewriteArgs(launcherCommand(plan, session, "bwrap", { stderrFd: STDERR_FD })),
+    env: plan.env,
+    stdio: ["inherit", "inherit", "inherit"],
+    extraFds: [
+      { fd: SECCOMP_FD, use: "input", data: plan.seccomp },
+      { fd: STATUS_FD, use: "json-status" },
+      ...(blocked ? [{ fd: BLOCK_FD, use: "release" as const }] : []),
+      { fd: READY_FD, use: "ready" },
+      { fd: STDERR_FD, use: "stderr" },
+    ],
+    detached: false,
+    readiness: { kind: "ready-fd" },
+    // bwrap does not forward signals: they go to the command (the box's pid 1 is bwrap's reaper).
+    stop: { kind: "box-children", except: ["socat"] },
+    forwardTerminalSignals: [],
+    exitFrom: "json-status",
+    failure: bwrapFailure,
+  };
 }
 
-export interface NamespacesRuntimeOptions {
-  /**
-   * Rewrites the launcher's argument list. Only the test suite's deliberately broken boxes use it
-   * (to show each test catches the hole); the CLI never sets it.
-   */
-  transformArgs?: (args: string[]) => string[];
+/**
+ * What bwrap's complaint means: it cannot mount, bind, make or find a path the filesystem wall
+ * names (a symlink, or a missing path, where a protected path should be), else the isolation wall.
+ */
+export function bwrapFailure(captured: string): { wall: WallName; message: string; fix: string } {
+  const said = captured || "no message";
+  const fsPath =
+    /^bwrap: Can't (?:mkdir|mount|bind mount|create file at|find source path|remount|make symlink at|chdir to|open)\s+(?:tmpfs on\s+)?(\S+?):?\s/m.exec(
+      captured,
+    );
+  if (fsPath) {
+    const where = fsPath[1]!.replace(/^\/(?:newroot|oldroot)(?=\/)/, "");
+    return {
+      wall: "filesystem",
+      message: `bubblewrap could not build the box's filesystem: ${said}`,
+      fix: `check ${where} on the host: a path the policy mounts or protects (or one of its parents) is a symlink or is missing; replace the symlink by the real directory or file, or change the policy entry (fourwall policy check)`,
+    };
+  }
+  return {
+    wall: "isolation",
+    message: `bubblewrap could not build the box: ${said}`,
+    fix: "run `fourwall doctor`",
+  };
 }
 
 export class NamespacesRuntime implements Runtime {
   readonly name = "namespaces" as const;
 
-  constructor(private readonly options: NamespacesRuntimeOptions = {}) {}
+  constructor(private readonly options: RuntimeTestOptions = {}) {}
 
   check(): RuntimeCheck {
     const bwrap = which("bwrap");
@@ -202,112 +241,33 @@ export class NamespacesRuntime implements Runtime {
     const check = this.check();
     if (!check.available) throw new WallError("isolation", check.detail, check.fix ?? "run fourwall doctor");
     writeTransparentFiles(plan.network, session.runDir);
-    const blocked = needsNetnsPreparation(plan.network);
-    const command = launcherCommand(plan, session);
-    const [program, ...args] = this.options.transformArgs ? this.options.transformArgs(command) : command;
-    const child: ChildProcess = spawn(program!, args, {
-      stdio: ["inherit", "inherit", "inherit", "pipe", "pipe", blocked ? "pipe" : "ignore", "pipe"],
-      env: plan.env,
-    });
-    const spawnError = new Promise<Error>((resolve) => child.once("error", resolve));
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-      child.once("exit", (code, signal) => resolve({ code, signal })),
-    );
-    const seccompPipe = child.stdio[SECCOMP_FD] as Writable;
-    seccompPipe.on("error", () => {}); // bwrap gone early: the exit path reports it
-    seccompPipe.end(plan.seccomp);
-    const status = watchStatus(child.stdio[STATUS_FD] as Readable);
-    const ready = new Promise<boolean>((resolve) => {
-      const pipe = (child.stdio as unknown as Readable[])[READY_FD]!;
-      pipe.on("error", () => {});
-      pipe.once("data", () => resolve(true));
-      pipe.once("close", () => resolve(false));
-    });
+    return launchBox(namespacesLaunchSpec(plan, session, this.options.transformArgs), namespacesHooks());
+  }
+}
 
-    const childPid = await Promise.race([status.childPid, spawnError.then(() => undefined)]);
-    if (childPid === undefined) {
-      const error = await Promise.race([spawnError, exited.then(() => undefined)]);
-      throw new WallError(
-        "isolation",
-        error
-          ? `cannot start ${program}: ${error.message}`
-          : "bubblewrap could not build the box (its message is above)",
-        "run `fourwall doctor`; check that every path in the policy exists",
-      );
-    }
-
-    if (blocked) {
-      // The command waits (bwrap --block-fd) until its network namespace allows the forwarders' ports.
-      const release = (child.stdio as unknown as Writable[])[BLOCK_FD]!;
-      release.on("error", () => {});
+/** The effectful steps around a namespaces launch: the box's netns (transparent egress), the bridge. */
+export function namespacesHooks(): LaunchHooks {
+  return {
+    // The command waits (bwrap --block-fd) until its network namespace allows the forwarders' ports.
+    async beforeRelease(pid) {
       try {
-        await prepareBoxNetns(childPid);
+        await prepareBoxNetns(pid);
       } catch (error) {
-        child.kill("SIGKILL");
-        await exited;
         throw new WallError(
           "egress",
           `transparent mode could not prepare the box's network namespace: ${(error as Error).message}`,
           "npm run setup (builds native/fourwall-netns), or set egress.transparent: false",
         );
       }
-      release.end("1");
-    }
-
-    // Resolve only once the box is ready: its bridge listens and its first process is becoming the
-    // command (so `exec` and the first request never race the set-up).
-    if (!(await ready)) {
-      const reported = await status.exitCode;
-      if (reported === 125) {
-        throw new WallError(
-          "egress",
-          "the box's bridge to the proxy did not start",
-          "check that socat is installed (npm run setup)",
-        );
-      }
-    }
-
-    const exit = (async (): Promise<BoxExit> => {
-      const { code, signal } = await exited;
-      const reported = await status.exitCode;
-      if (reported !== undefined) return { code: reported };
-      return { code: exitStatus(code, signal) };
-    })();
-
-    return {
-      pid: childPid,
-      exit,
-      signal(sig) {
-        // bwrap does not forward signals: deliver to the command (the box's pid 1 is bwrap's reaper).
-        for (const pid of commandPids(childPid)) {
-          try {
-            process.kill(pid, sig);
-          } catch {}
-        }
-      },
-    };
-  }
-}
-
-/** The command's pid(s): the children of the box's pid 1, except the egress bridge. */
-function commandPids(boxInit: number): number[] {
-  const comm = (pid: number) => {
-    try {
-      return readFileSync(`/proc/${pid}/comm`, "utf8").trim();
-    } catch {
-      return "";
-    }
+    },
+    // The box's first process exits 125 when its bridge to the proxy does not listen.
+    notReady: (status) =>
+      status === 125
+        ? new WallError(
+            "egress",
+            "the box's bridge to the proxy did not start",
+            "check that socat is installed (npm run setup)",
+          )
+        : undefined,
   };
-  try {
-    const children = readFileSync(`/proc/${boxInit}/task/${boxInit}/children`, "utf8").trim();
-    const pids = children
-      ? children
-          .split(/\s+/)
-          .map(Number)
-          .filter((pid) => comm(pid) !== "socat")
-      : [];
-    return pids.length > 0 ? pids : [boxInit];
-  } catch {
-    return [];
-  }
 }

@@ -41,3 +41,12 @@ export interface Runtime {
   check(): RuntimeCheck;
   launch(plan: BoxPlan, session: BoxSession): Promise<RunningBox>;
 }
+
+/**
+ * The test suite's one hook into a runtime: its deliberately broken boxes rewrite the box's argv
+ * (bwrap's, the guest's bwrap's in the microVM, `docker run`'s, runsc's) to show that each test
+ * catches the hole. The CLI never sets it.
+ */
+export interface RuntimeTestOptions {
+  transformArgs?: (args: string[]) => string[];
+}

@@ -34,13 +34,15 @@ import { shellQuote } from "../core/shell.js";
 import type { BoxPlan } from "../plan/plan.js";
 import { BOX_NET_DIR } from "../walls/egress/index.js";
 import type { Mount } from "../walls/filesystem/index.js";
-import { bwrapArgs, NamespacesRuntime } from "./namespaces.js";
+import { type LaunchSpec, launchBox } from "./launch.js";
+import { bwrapArgs, NamespacesRuntime, namespacesHooks, namespacesLaunchSpec } from "./namespaces.js";
 import {
   type BoxExit,
   type BoxSession,
   type RunningBox,
   type Runtime,
   type RuntimeCheck,
+  type RuntimeTestOptions,
   unavailable,
 } from "./runtime.js";
 
@@ -98,7 +100,13 @@ export function guestMemoryMiB(memoryBytes: number): number {
  * QEMU's argument list for a box (pure). `dir` is the box's vm directory as the outer box sees it.
  * Every device is named; -nodefaults leaves out everything else (no monitor, no display, no NIC).
  */
-export function qemuArgs(plan: BoxPlan, dir: string, image: VmImage, accel: "tcg" | "kvm" = "tcg"): string[] {
+export function qemuArgs(
+  plan: BoxPlan,
+  dir: string,
+  image: VmImage,
+  accel: "tcg" | "kvm" = "tcg",
+  qemu = `/usr/bin/${QEMU}`,
+): string[] {
   const memory = guestMemoryMiB(plan.boxLimits.memoryBytes);
   const chardev = (name: PortName) => ["-chardev", `socket,id=${name},path=${dir}/${name}.sock`];
   const port = (name: PortName) => [
@@ -117,7 +125,7 @@ export function qemuArgs(plan: BoxPlan, dir: string, image: VmImage, accel: "tcg
       `guestfwd=tcp:${GUEST_NET.relay}:${r.port}-cmd:/usr/bin/socat STDIO UNIX-CONNECT:${BOX_NET_DIR}/${r.socket}`,
   );
   return [
-    which(QEMU, "/usr/bin:/usr/local/bin") ?? `/usr/bin/${QEMU}`,
+    qemu,
     ...["-accel", accel === "kvm" ? "kvm" : "tcg,thread=single"],
     ...["-machine", "q35", "-cpu", accel === "kvm" ? "host" : "max", "-m", `${memory}M`, "-smp", "1"],
     ...["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"],
@@ -245,15 +253,24 @@ function outerPlan(plan: BoxPlan, qemu: string[], image: VmImage): BoxPlan {
   };
 }
 
-export interface VmRuntimeOptions {
-  /** Rewrites the guest's bwrap arguments. Only the test suite's deliberately broken boxes use it. */
-  transformGuestArgs?: (args: string[]) => string[];
+/**
+ * How the microVM runtime launches a plan (pure): QEMU as the command of a namespaces box built
+ * from the same plan (the outer box; see the header). The guest's side is guestScript's.
+ */
+export function vmLaunchSpec(
+  plan: BoxPlan,
+  session: BoxSession,
+  vm: { image: VmImage; accel: "tcg" | "kvm"; qemu: string },
+): LaunchSpec {
+  const qemu = qemuArgs(plan, `${BOX_NET_DIR}/vm`, vm.image, vm.accel, vm.qemu);
+  return namespacesLaunchSpec(outerPlan(plan, qemu, vm.image), session);
 }
 
 export class VmRuntime implements Runtime {
   readonly name = "vm" as const;
 
-  constructor(private readonly options: VmRuntimeOptions = {}) {}
+  /** transformArgs rewrites the guest's bwrap arguments (the QEMU box around it stays whole). */
+  constructor(private readonly options: RuntimeTestOptions = {}) {}
 
   check(): RuntimeCheck {
     if (!which(QEMU, "/usr/bin:/usr/local/bin"))
@@ -300,7 +317,7 @@ export class VmRuntime implements Runtime {
       return { source: `${GUEST_DIR}/cfg/${name}`, target: f.target };
     });
     writeFileSync(path.join(cfg, "seccomp.bpf"), plan.seccomp, { mode: 0o444 });
-    writeFileSync(path.join(cfg, "guest.sh"), guestScript(plan, gateFiles, this.options.transformGuestArgs), {
+    writeFileSync(path.join(cfg, "guest.sh"), guestScript(plan, gateFiles, this.options.transformArgs), {
       mode: 0o444,
     });
 
@@ -315,14 +332,11 @@ export class VmRuntime implements Runtime {
       for (const p of Object.values(ports)) p.server.close();
     };
 
-    const outer = new NamespacesRuntime();
     let qemu: RunningBox;
     try {
-      const image = vmImage();
-      qemu = await outer.launch(
-        outerPlan(plan, qemuArgs(plan, `${BOX_NET_DIR}/vm`, image, vmAccel()), image),
-        session,
-      );
+      const qemuBin = which(QEMU, "/usr/bin:/usr/local/bin") ?? `/usr/bin/${QEMU}`;
+      const launch = vmLaunchSpec(plan, session, { image: vmImage(), accel: vmAccel(), qemu: qemuBin });
+      qemu = await launchBox(launch, namespacesHooks());
     } catch (error) {
       closeAll();
       throw error;

@@ -143,6 +143,8 @@ export function runInBox(
     weaken?: string[];
     /** The broken box's runtime (weak-box.ts --runtime). */
     weakRuntime?: "docker";
+    /** More weak-box.ts options (e.g. --image TAG). */
+    weakFlags?: string[];
     flags?: string[];
     timeoutMs?: number;
     cwd?: string;
@@ -153,6 +155,7 @@ export function runInBox(
     ? [
         ...[process.execPath, "--import", TSX_LOADER, WEAK_BOX, "--weaken", options.weaken.join(",")],
         ...(options.weakRuntime ? ["--runtime", options.weakRuntime] : []),
+        ...(options.weakFlags ?? []),
         "--",
       ]
     : [process.execPath, FOURWALL, "run", ...(options.flags ?? []), "--"];

@@ -2,7 +2,8 @@
  * The docker runtime for the integration tests: the host's daemon when fourwall can use it, else a
  * private one (test/helpers/dockerd.ts), and fourwall's "tools" image (python3, curl, git, node,
  * npm, openssl on busybox) built in it once, so the same real-client tests run in every runtime.
- * `env` is what a launch needs (DOCKER_HOST, FOURWALL_DOCKER_IMAGE); `fixture` gives the workdir
+ * `env` is what a launch needs (DOCKER_HOST) and `flags` the image to run (`--image`, taken by
+ * `fourwall run` and weak-box.ts alike); `fixture` gives the workdir
  * an unprivileged owner, as the runtime requires (Docker 20.10 has no idmapped mounts).
  */
 import { spawnSync } from "node:child_process";
@@ -17,7 +18,9 @@ export interface DockerBoxes {
   host: string;
   /** The tools image's tag. */
   image: string;
-  env: { DOCKER_HOST: string; FOURWALL_DOCKER_IMAGE: string };
+  env: { DOCKER_HOST: string };
+  /** `--image TAG`: the tools image. */
+  imageFlags: string[];
   stop(): Promise<void>;
 }
 
@@ -46,7 +49,8 @@ export async function startDockerBoxes(): Promise<DockerBoxes> {
     return {
       host,
       image: tag.tag,
-      env: { DOCKER_HOST: host, FOURWALL_DOCKER_IMAGE: tag.tag },
+      env: { DOCKER_HOST: host },
+      imageFlags: ["--image", tag.tag],
       stop: async () => daemon?.stop(),
     };
   } catch (error) {

@@ -1,7 +1,7 @@
 /**
  * A deliberately broken box, for tests only: builds the plan exactly as `fourwall run` does, then
  * removes the named protections. Each security test runs against it to show that it catches the
- * hole. Usage: weak-box.ts --weaken a,b [-w DIR] [--runtime docker] -- command...
+ * hole. Usage: weak-box.ts --weaken a,b [-w DIR] [--runtime docker [--image TAG]] -- command...
  * With --runtime docker the weakenings are made on the `docker run` arguments (DOCKER_WEAKENINGS);
  * with --runtime vm on the plan and on the guest's bwrap arguments (the QEMU box around it stays whole).
  */
@@ -151,6 +151,7 @@ const drop = (list: string[], flag: string, count: number) => {
 const dockerRuntime = () =>
   new DockerRuntime({
     ...(weaken.has("net") ? { engine: "runc" as const } : {}),
+    ...(optValue("--image") ? { image: optValue("--image")! } : {}),
     transformArgs: (args) => [...weaken].reduce((a, w) => DOCKER_WEAKENINGS[w]!(a), args),
   });
 /** The weakenings made on bwrap's arguments: the namespaces box's, or the box inside the microVM. */
@@ -166,6 +167,6 @@ function weakenBwrap(argv: string[]): string[] {
 const runtime: Runtime = docker
   ? dockerRuntime()
   : vm
-    ? new VmRuntime({ transformGuestArgs: weakenBwrap })
+    ? new VmRuntime({ transformArgs: weakenBwrap })
     : new NamespacesRuntime({ transformArgs: weakenBwrap });
 process.exitCode = await superviseBox(plan, runtime, { audit: new AuditLog(undefined) });

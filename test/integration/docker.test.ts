@@ -50,14 +50,20 @@ after(async () => {
   await boxes?.stop();
 });
 
-const D = () => ({ flags: ["-r", "docker"], timeoutMs: 60_000, env: boxes!.env });
+const D = () => ({ flags: ["-r", "docker", ...boxes!.imageFlags], timeoutMs: 60_000, env: boxes!.env });
 const run = (fx: Fixture, script: string, flags: string[] = []): Promise<Result> => {
   const o = D();
   return sh(fx, script, { ...o, flags: [...o.flags, ...flags] });
 };
 /** The same script in a docker box with one protection removed (test/helpers/weak-box.ts --runtime docker). */
 const weakDocker = (fx: Fixture, weaken: string, script: string): Promise<Result> =>
-  sh(fx, script, { weaken: [weaken], weakRuntime: "docker", timeoutMs: 60_000, env: boxes!.env });
+  sh(fx, script, {
+    weaken: [weaken],
+    weakRuntime: "docker",
+    weakFlags: boxes!.imageFlags,
+    timeoutMs: 60_000,
+    env: boxes!.env,
+  });
 
 describe("docker: walls (root)", { skip, concurrency: 2 }, () => {
   it("keeps secrets invisible: home secrets absent, workdir .env covered, secret env not passed", async () => {
@@ -200,7 +206,7 @@ describe("docker: refusals", { skip }, () => {
     const fx = fixture();
     const marker = String(4000 + Math.floor(Math.random() * 4000));
     const before = new Set(runDirs());
-    // no FOURWALL_DOCKER_IMAGE: fourwall's own busybox + socat image
+    // no --image: fourwall's own busybox + socat image
     const child = spawn(process.execPath, [FOURWALL, "run", "-r", "docker", "--", "sleep", marker], {
       cwd: fx.workdir,
       env: { ...fx.env, DOCKER_HOST: boxes!.host },

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -105,6 +105,22 @@ for (const mode of MODES) {
       const r = await runInBox(fx, ["touch", "ran"], { flags: ["--policy", "bad.yaml"] });
       assert.equal(r.code, 125);
       assert.match(r.stderr, /bad\.yaml:3: filesystem\.writeable: unknown key "writeable"/);
+      assert.equal(existsSync(path.join(fx.workdir, "ran")), false);
+    });
+
+    it("a symlink where a protected path is mounted: exit 125 naming the filesystem wall and the fix, not bwrap's raw exit 1", async () => {
+      const fx = makeFixture(mode);
+      // .git/hooks is mounted read-only (persistence): a dangling symlink there cannot be mounted
+      const hooks = path.join(fx.workdir, ".git", "hooks");
+      rmSync(hooks, { recursive: true, force: true });
+      symlinkSync(path.join(fx.base, "no-such-dir"), hooks);
+      const r = await runInBox(fx, ["touch", "ran"]);
+      assert.equal(r.code, 125, r.stderr);
+      assert.match(
+        r.stderr,
+        /the filesystem wall could not be built: bubblewrap could not build the box's filesystem: bwrap: Can't/,
+      );
+      assert.match(r.stderr, new RegExp(`fix: check ${hooks.replaceAll(".", "\\.")} on the host: .*symlink`));
       assert.equal(existsSync(path.join(fx.workdir, "ran")), false);
     });
 

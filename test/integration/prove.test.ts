@@ -305,8 +305,8 @@ describe("fourwall prove on the docker runtime (root)", { skip: dockerdUnavailab
   it("finds the hole in a docker box whose network wall is removed (runc, the host's network)", async () => {
     // docker runs the box as the workdir's owner, never root: the wrapper hands prove's throwaway home over first
     const weak =
-      `chown -R ${USER_UID}:${USER_UID} "$HOME" && DOCKER_HOST=${boxes!.host} FOURWALL_DOCKER_IMAGE=${boxes!.image} ` +
-      `${process.execPath} --import ${TSX_LOADER} ${WEAK_BOX} --runtime docker --weaken net --`;
+      `chown -R ${USER_UID}:${USER_UID} "$HOME" && DOCKER_HOST=${boxes!.host} ` +
+      `${process.execPath} --import ${TSX_LOADER} ${WEAK_BOX} --runtime docker --image ${boxes!.image} --weaken net --`;
     const { run, report } = await proveJson("root", ["--only", "egress", "--against", weak]);
     assert.equal(run.code, 1, describeRun(report, run));
     for (const id of ["egress.host-loopback", "egress.udp"])
