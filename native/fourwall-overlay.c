@@ -76,6 +76,7 @@ static int print_opaque(const char *path, const struct stat *st, int type, struc
 }
 
 int main(int argc, char **argv) {
+  cloexec_from(FOURWALL_LAUNCH_FDS_END); /* only bwrap's setup pipes pass on (common.h) */
   if (argc == 3 && strcmp(argv[1], "--opaque") == 0) {
     upper_len = strlen(argv[2]);
     if (nftw(argv[2], print_opaque, 32, FTW_PHYS) != 0) die("walk", argv[2]);
