@@ -16,13 +16,14 @@ import {
   readdirSync,
   readFileSync,
   readlinkSync,
+  rmSync,
   writeFileSync,
 } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { standPlaceholders, startReaper } from "../../src/box/reaper.js";
-import { MODES, makeFixture, runInBox, USER_UID } from "../helpers/box.js";
+import { MODES, makeFixture, ROOT, runInBox, USER_UID, userArgs } from "../helpers/box.js";
 
 /** Workdir names (, : and \ also matter to the gate layer's overlayfs options, which escape them). */
 const WORKDIRS = ["proj?", "proj*", "p[rX]j", "-rf {a,b} $HOME 'q' \"d\" \\ ;x y\nz:", "*"];
@@ -132,6 +133,45 @@ for (const mode of MODES)
         `new: ${JSON.stringify(path.join(dir, "c.txt"))}`,
       ]);
     });
+  });
+
+for (const mode of MODES)
+  it(`a box name is never a path: exec, down and ls leave a foreign directory with a stale info.json alone (${mode})`, () => {
+    const fx = makeFixture(mode);
+    const boxes = mode === "root" ? "/run/fourwall/boxes" : path.join(fx.home, ".local/state/fourwall/boxes");
+    const victim = path.join(boxes, "..", `victim-${process.pid}`);
+    mkdirSync(boxes, { recursive: true, mode: 0o700 });
+    mkdirSync(victim, { recursive: true });
+    // stale: its supervisor and box are long gone (a record the old code would "forget" with rm -rf)
+    writeFileSync(
+      path.join(victim, "info.json"),
+      JSON.stringify({ name: "x", supervisorPid: 2 ** 22 + 1, pid: 2 ** 22 + 1 }),
+    );
+    writeFileSync(path.join(victim, "keep"), "foreign\n");
+    chownAll(mode, fx.home);
+    try {
+      const shim = path.join(ROOT, "bin", "fourwall");
+      for (const args of [
+        ["down", `../victim-${process.pid}`],
+        ["exec", `../victim-${process.pid}`, "--", "true"],
+        ["exec", `../../${path.basename(path.dirname(boxes))}/victim-${process.pid}`, "--", "true"],
+        ["down", ".."],
+        ["down", "--", "-x"],
+      ]) {
+        const [program, ...rest] = [...userArgs(mode), shim, ...args];
+        const r = spawnSync(program!, rest, {
+          cwd: fx.workdir,
+          env: fx.env,
+          encoding: "utf8",
+          timeout: 20_000,
+        });
+        assert.equal(r.status, 125, `${args.join(" ")}: ${r.stdout}${r.stderr}`);
+        assert.match(r.stderr, /bad box name/, args.join(" "));
+        assert.equal(readFileSync(path.join(victim, "keep"), "utf8"), "foreign\n", args.join(" "));
+      }
+    } finally {
+      rmSync(victim, { recursive: true, force: true });
+    }
   });
 
 describe("the reaper removes only its own placeholders", () => {
