@@ -7,9 +7,10 @@
  * (`rm -f -- $files` with globbing on), the same check sees the sibling's files deleted.
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import {
+  existsSync,
   lstatSync,
   mkdirSync,
   mkdtempSync,
@@ -23,7 +24,7 @@ import os from "node:os";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { standPlaceholders, startReaper } from "../../src/box/reaper.js";
-import { MODES, makeFixture, ROOT, runInBox, USER_UID, userArgs } from "../helpers/box.js";
+import { FOURWALL, MODES, makeFixture, ROOT, runInBox, USER_UID, userArgs, waitFor } from "../helpers/box.js";
 
 /** Workdir names (, : and \ also matter to the gate layer's overlayfs options, which escape them). */
 const WORKDIRS = ["proj?", "proj*", "p[rX]j", "-rf {a,b} $HOME 'q' \"d\" \\ ;x y\nz:", "*"];
@@ -172,6 +173,33 @@ for (const mode of MODES)
     } finally {
       rmSync(victim, { recursive: true, force: true });
     }
+  });
+
+for (const mode of MODES)
+  it(`a TMPDIR named with sh syntax stays data in the on-kill script: a SIGKILLed run injects nothing (${mode})`, async () => {
+    const fx = makeFixture(mode);
+    const tmp = path.join(fx.base, "t'; touch PWNED; : '");
+    mkdirSync(tmp);
+    chownAll(mode, tmp);
+    const [program, ...args] = [
+      ...userArgs(mode),
+      ...[process.execPath, FOURWALL, "run", "--", "sh", "-c", "echo up; sleep 30"],
+    ];
+    const child = spawn(program!, args, {
+      cwd: fx.workdir,
+      env: { ...fx.env, TMPDIR: tmp },
+      stdio: ["ignore", "pipe", "ignore"],
+    });
+    let out = "";
+    child.stdout.on("data", (d) => (out += d));
+    try {
+      assert.ok(await waitFor(() => out.includes("up"), 20_000), "the box started");
+    } finally {
+      child.kill("SIGKILL"); // setpriv exec'd fourwall: the same process
+    }
+    // the reaper runs the on-kill script: the gate's empty layer goes, and nothing else runs
+    assert.ok(await waitFor(() => readdirSync(tmp).length === 0, 10_000), `left: ${readdirSync(tmp)}`);
+    assert.equal(existsSync(path.join(fx.workdir, "PWNED")), false, "a command from TMPDIR's name ran");
   });
 
 describe("the reaper removes only its own placeholders", () => {
