@@ -103,6 +103,7 @@ static void idmap_mount(const char *target, unsigned box_uid, unsigned box_gid, 
 }
 
 int main(int argc, char **argv) {
+  cloexec_from(FOURWALL_LAUNCH_FDS_END); /* only bwrap's setup pipes pass on (common.h) */
   if (argc < 5) {
     fprintf(stderr, "usage: fourwall-drop UID GID [--idmap OWNER_UID:OWNER_GID:PATH]... [--cgroup DIR]... -- PROGRAM [ARGS...]\n");
     return 125;

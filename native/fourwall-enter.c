@@ -73,6 +73,7 @@ static void relay(int sig) {
 }
 
 int main(int argc, char **argv) {
+  cloexec_from(3); /* the command gets stdin, stdout, stderr: nothing else the caller held */
   if (argc < 4 || strcmp(argv[2], "--") != 0) {
     fprintf(stderr, "usage: fourwall-enter BOXDIR -- PROGRAM [ARGS...]\n");
     return 125;

@@ -41,7 +41,24 @@
 #define FOURWALL_HELPER "fourwall-overlay"
 #include "common.h"
 
-static int has_comma(const char *s) { return strchr(s, ',') != NULL || strchr(s, ':') != NULL; }
+/*
+ * A path as an overlay option value: the option string separates with "," and lowerdir with ":",
+ * so those and "\\" are backslash-escaped (overlayfs unescapes them): a workdir named with them is
+ * still exactly that directory, never a second layer or option. Returns 0 when it does not fit.
+ */
+static int escape_option(const char *in, char *out, size_t size) {
+  size_t n = 0;
+  for (; *in; in++) {
+    if (*in == ',' || *in == ':' || *in == '\\') {
+      if (n + 1 >= size) return 0;
+      out[n++] = '\\';
+    }
+    if (n + 1 >= size) return 0;
+    out[n++] = *in;
+  }
+  out[n] = '\0';
+  return 1;
+}
 
 static size_t upper_len;
 
@@ -59,6 +76,7 @@ static int print_opaque(const char *path, const struct stat *st, int type, struc
 }
 
 int main(int argc, char **argv) {
+  cloexec_from(FOURWALL_LAUNCH_FDS_END); /* only bwrap's setup pipes pass on (common.h) */
   if (argc == 3 && strcmp(argv[1], "--opaque") == 0) {
     upper_len = strlen(argv[2]);
     if (nftw(argv[2], print_opaque, 32, FTW_PHYS) != 0) die("walk", argv[2]);
@@ -69,8 +87,12 @@ int main(int argc, char **argv) {
     return 125;
   }
   const char *lower = argv[1], *upper = argv[2], *work = argv[3];
-  /* overlay's option string separates with , and : — such paths cannot be expressed safely. */
-  if (has_comma(lower) || has_comma(upper) || has_comma(work)) { errno = EINVAL; die("a path with ',' or ':' cannot be an overlay layer", lower); }
+  char lower_opt[4096 * 2], upper_opt[4096 * 2], work_opt[4096 * 2];
+  if (!escape_option(lower, lower_opt, sizeof lower_opt) || !escape_option(upper, upper_opt, sizeof upper_opt) ||
+      !escape_option(work, work_opt, sizeof work_opt)) {
+    errno = ENAMETOOLONG;
+    die("overlay layer path", lower);
+  }
   uid_t uid = getuid();
   gid_t gid = getgid();
   if (unshare(CLONE_NEWUSER | CLONE_NEWNS) < 0) die("unshare(CLONE_NEWUSER|CLONE_NEWNS)", NULL);
@@ -81,9 +103,9 @@ int main(int argc, char **argv) {
   snprintf(map, sizeof map, "%u %u 1\n", gid, gid);
   write_file("/proc/self/gid_map", map);
   if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) die("make / private", NULL);
-  char options[8192];
+  char options[3 * 4096 * 2 + 128];
   int n = snprintf(options, sizeof options, "lowerdir=%s,upperdir=%s,workdir=%s,userxattr,metacopy=off,index=off,xino=off",
-                   lower, upper, work);
+                   lower_opt, upper_opt, work_opt);
   if (n < 0 || (size_t)n >= sizeof options) { errno = ENAMETOOLONG; die("overlay options", lower); }
   if (mount("overlay", lower, "overlay", 0, options) < 0) die("mount overlay over", lower);
   if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) die("prctl(PR_SET_PDEATHSIG)", NULL);

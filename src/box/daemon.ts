@@ -5,6 +5,7 @@ import { AuditLog } from "../audit/log.js";
 import type { BoxPlan } from "../plan/plan.js";
 import { runtimeFor } from "../runtimes/index.js";
 import type { RunningBox } from "../runtimes/runtime.js";
+import { checkBoxName } from "./name.js";
 import { boxDir, boxesRoot, forgetBox, recordBox } from "./persistent.js";
 import { superviseBox } from "./supervisor.js";
 
@@ -100,6 +101,7 @@ export async function runDaemon(): Promise<void> {
       let reply: DaemonReply;
       try {
         const req = JSON.parse(text.slice(0, newline)) as DaemonRequest;
+        if (req.op !== "ping") checkBoxName(req.name); // a request names a box, never a path
         reply = req.op === "up" ? await up(req) : req.op === "down" ? await down(req.name) : { ok: true };
       } catch (error) {
         reply = { ok: false, error: `bad request: ${(error as Error).message}` };

@@ -14,6 +14,7 @@ import path from "node:path";
 import pc from "picocolors";
 import type { AuditLog } from "../audit/log.js";
 import { WallError } from "../core/errors.js";
+import { shellQuote } from "../core/shell.js";
 import type { BoxPlan } from "../plan/plan.js";
 import { onKill } from "../plan/session.js";
 import type { BoxSession } from "../runtimes/runtime.js";
@@ -132,7 +133,7 @@ export async function openGateSession(
     // a layer with the box's work in it stays, to be recovered.
     onKill(
       session.runDir,
-      `rmdir -- '${upper}' 2>/dev/null && chmod -R u+rwx -- '${layer}' && rm -rf --one-file-system -- '${layer}'`,
+      `rmdir -- ${shellQuote(upper)} 2>/dev/null && chmod -R u+rwx -- ${shellQuote(layer)} && rm -rf --one-file-system -- ${shellQuote(layer)}`,
     );
   }
 

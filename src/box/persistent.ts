@@ -3,6 +3,7 @@ import path from "node:path";
 import { privateStateDir } from "../core/state-dir.js";
 import type { BoxPlan } from "../plan/plan.js";
 import type { BoxSession, RunningBox } from "../runtimes/runtime.js";
+import { checkBoxName, isBoxName } from "./name.js";
 
 /**
  * Persistent boxes (`fourwall up/exec/down/ls`): a box that stays up so each command pays only
@@ -10,8 +11,6 @@ import type { BoxSession, RunningBox } from "../runtimes/runtime.js";
  * `info.json` for the CLI, and `enter`, `env`, `seccomp` for native/fourwall-enter.c, which
  * joins the box without starting Node.
  */
-
-export const BOX_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 
 export interface BoxInfo {
   name: string;
@@ -28,7 +27,8 @@ export interface BoxInfo {
 /** Where boxes are recorded (bin/fourwall looks in the same places, in the same order). */
 export const boxesRoot = () => privateStateDir("boxes");
 
-export const boxDir = (name: string) => path.join(boxesRoot(), name);
+/** A box's state directory; a name that is not a plain box name never becomes a path (WallError). */
+export const boxDir = (name: string) => path.join(boxesRoot(), checkBoxName(name));
 
 /** The enter file (pure): what fourwall-enter needs to give a command the box's walls. */
 export function enterFile(plan: BoxPlan, pid: number, cgroupDirs: string[]): string {
@@ -91,6 +91,7 @@ const alive = (pid: number) => {
 };
 
 export function readBox(name: string): BoxInfo | undefined {
+  if (!isBoxName(name)) return undefined; // never a path: ../x is not a box, and nothing of it is removed
   try {
     const info = JSON.parse(readFileSync(path.join(boxDir(name), "info.json"), "utf8")) as BoxInfo;
     if (alive(info.supervisorPid) && alive(info.pid)) return info;
@@ -105,6 +106,7 @@ export function listBoxes(): BoxInfo[] {
   const root = boxesRoot();
   if (!existsSync(root)) return [];
   return readdirSync(root)
+    .filter(isBoxName)
     .map(readBox)
     .filter((b): b is BoxInfo => b !== undefined);
 }

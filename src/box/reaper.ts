@@ -38,26 +38,37 @@ for d in "$@"; do for t in 1 2 3 4 5 6 7 8 9 10; do [ -d "$d" ] || break; rmdir 
 [ -d "$run_dir" ] && rm -rf --one-file-system -- "$run_dir"
 [ -s "$list" ] || exit 0
 if flock -x -n 9; then
-  # newest first: a later placeholder may stand inside an earlier one (.claude/settings.json in .claude);
-  # files only while still what fourwall put there (empty, or "{}"); builtins, then one rm and one rmdir
-  files= dirs=
-  while IFS=' ' read -r kind p; do
-    if [ "$kind" = dir ]; then dirs="$p
-$dirs"
-    elif [ -f "$p" ]; then
-      first= second=
-      { IFS= read -r first; IFS= read -r second; } < "$p"
-      if [ ! -s "$p" ] || { [ "$first" = "{}" ] && [ -z "$second" ]; }; then files="$p
-$files"; fi
-    fi
+  # Every path is data: one entry per line, "KIND PATH" with PATH's backslashes and newlines
+  # escaped (encodeListPath); each is decoded with printf %b and used only inside double quotes,
+  # never split or globbed. Files only while still what fourwall put there (empty, or "{}");
+  # directories after, newest first (a later placeholder may stand inside an earlier one).
+  decode() { p=$(printf '%bx' "$1"); p=\${p%x}; }
+  dirs=
+  while IFS= read -r line; do
+    kind=\${line%% *} enc=\${line#* }
+    if [ "$kind" = dir ]; then dirs="$enc
+$dirs"; continue; fi
+    decode "$enc"
+    [ -f "$p" ] && [ ! -L "$p" ] || continue
+    first= second=
+    { IFS= read -r first; IFS= read -r second; } < "$p"
+    if [ ! -s "$p" ] || { [ "$first" = "{}" ] && [ -z "$second" ]; }; then rm -f -- "$p"; fi
   done < "$list"
-  IFS='
-'
-  [ -n "$files" ] && rm -f -- $files
-  [ -n "$dirs" ] && rmdir -- $dirs 2>/dev/null
+  printf '%s' "$dirs" | while IFS= read -r enc; do
+    [ -n "$enc" ] || continue
+    decode "$enc"
+    [ -d "$p" ] && [ ! -L "$p" ] && rmdir -- "$p" 2>/dev/null
+  done
   : > "$list"
 fi
 `;
+
+/**
+ * A path as one line of the placeholder list: backslashes and newlines escaped, so a name holding
+ * a newline stays one entry; the reaper decodes it with printf %b (which knows only these two
+ * escapes once every backslash is doubled).
+ */
+export const encodeListPath = (p: string): string => p.replaceAll("\\", "\\\\").replaceAll("\n", "\\n");
 
 export interface Reaper {
   /** fourwall is done with the box: the reaper cleans up; resolves when it has. */
@@ -69,6 +80,8 @@ export async function startReaper(
   workdir: string,
   runDir: string,
   cgroupDirs: string[],
+  /** Tests only: another script (the broken reaper the path tests must catch). */
+  script = REAPER_SCRIPT,
 ): Promise<{ reaper: Reaper; list: string }> {
   const dir = privateStateDir("locks");
   const key = createHash("sha256").update(workdir).digest("hex").slice(0, 32);
@@ -76,7 +89,7 @@ export async function startReaper(
   const list = path.join(dir, `${key}.placeholders`);
   const child: ChildProcess = spawn(
     "/bin/sh",
-    ["-c", REAPER_SCRIPT, "fourwall-reaper", lock, list, runDir, ...cgroupDirs],
+    ["-c", script, "fourwall-reaper", lock, list, runDir, ...cgroupDirs],
     {
       detached: true,
       stdio: ["pipe", "pipe", "ignore"],
@@ -122,7 +135,7 @@ export function standPlaceholders(placeholders: Placeholder[], list: string): vo
     try {
       if (p.kind === "dir") mkdirSync(p.path, { mode: 0o755 });
       else writeFileSync(p.path, p.content, { flag: "wx", mode: 0o644 });
-      appendFileSync(list, `${p.kind} ${p.path}\n`, { mode: 0o600 });
+      appendFileSync(list, `${p.kind} ${encodeListPath(p.path)}\n`, { mode: 0o600 });
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === "EEXIST") continue;
       throw new WallError(

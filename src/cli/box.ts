@@ -2,7 +2,8 @@ import { spawn } from "node:child_process";
 import path from "node:path";
 import pc from "picocolors";
 import { askDaemon, runDaemon } from "../box/daemon.js";
-import { BOX_NAME, boxDir, listBoxes, readBox } from "../box/persistent.js";
+import { checkBoxName } from "../box/name.js";
+import { boxDir, listBoxes, readBox } from "../box/persistent.js";
 import { WallError } from "../core/errors.js";
 import { exitStatus } from "../core/exit.js";
 import { enterHelperPath } from "../core/paths.js";
@@ -11,15 +12,6 @@ import { failClosed } from "./run.js";
 
 /** What keeps a persistent box's first process alive: nothing but waiting. */
 const IDLE = ["sleep", "infinity"];
-
-function checkName(name: string): void {
-  if (!BOX_NAME.test(name))
-    throw new WallError(
-      "policy",
-      `bad box name ${JSON.stringify(name)}`,
-      "use letters, digits, . _ - (up to 63)",
-    );
-}
 
 /** Starts the user's box daemon unless one answers already. */
 async function ensureDaemon(): Promise<void> {
@@ -46,7 +38,7 @@ async function ensureDaemon(): Promise<void> {
  */
 export async function upCommand(options: RunOptions & { name: string }): Promise<number> {
   try {
-    checkName(options.name);
+    checkBoxName(options.name);
     if (readBox(options.name))
       throw new WallError(
         "policy",
@@ -91,6 +83,11 @@ export async function daemonCommand(): Promise<number> {
 
 /** `fourwall exec N -- cmd` (the slow path; bin/fourwall calls the native helper directly). */
 export async function execCommand(name: string, command: string[]): Promise<number> {
+  try {
+    checkBoxName(name);
+  } catch (error) {
+    return failClosed(error);
+  }
   if (!readBox(name))
     return failClosed(new WallError("isolation", `no box named ${name} is up`, `fourwall up --name ${name}`));
   const child = spawn(enterHelperPath(), [boxDir(name), "--", ...command], { stdio: "inherit" });
@@ -100,6 +97,11 @@ export async function execCommand(name: string, command: string[]): Promise<numb
 
 /** `fourwall down N`: stops the box; returns once it is gone (nothing left behind). */
 export async function downCommand(name: string): Promise<number> {
+  try {
+    checkBoxName(name);
+  } catch (error) {
+    return failClosed(error);
+  }
   if (!readBox(name))
     return failClosed(new WallError("isolation", `no box named ${name} is up`, "fourwall ls"));
   const reply = await askDaemon({ op: "down", name });

@@ -1,7 +1,11 @@
 import { Command, Option } from "@commander-js/extra-typings";
+import { closeInheritedFds } from "../core/fds.js";
 import { RUNTIME_NAMES } from "../core/runtime-names.js";
 
 const collect = (value: string, previous: string[]) => [...previous, value];
+
+// First of all: no descriptor the caller held may reach a box (src/core/fds.ts).
+closeInheritedFds();
 
 const program = new Command()
   .name("fourwall")

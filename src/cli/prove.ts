@@ -56,6 +56,15 @@ export async function proveCommand(options: ProveCommandOptions): Promise<number
     return EXIT_PROVE_ERROR;
   }
   const { report, exitCode } = outcome;
+  if (outcome.boxFailed !== undefined) {
+    // Nothing ran: say so once, with the fix, not a row per probe that never started (the JSON
+    // report has no results and the reason in its notes; no JUnit file, so CI sees no tests).
+    process.stderr.write(
+      `${pc.red("fourwall prove: the box could not be built, nothing was proven")}\n${outcome.boxFailed}\n`,
+    );
+    if (options.json) process.stdout.write(renderJson(report));
+    return exitCode;
+  }
   if (options.junit) writeFileSync(options.junit, renderJUnit(report));
   process.stdout.write(
     options.json

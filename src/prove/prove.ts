@@ -36,6 +36,11 @@ export interface ProveOutcome {
   report: ProveReport;
   /** 0: the walls held; 1: a hole or a failure (or nothing proven); 125: the box could not be built. */
   exitCode: number;
+  /**
+   * Set when no box could be built (nothing ran, so there is nothing to judge): why, with the fix.
+   * The CLI says this once and exits 125 instead of a table of probes that never ran.
+   */
+  boxFailed?: string;
 }
 
 const PYTHON = "/usr/bin/python3";
@@ -114,6 +119,7 @@ export async function runProve(options: ProveOptions): Promise<ProveOutcome> {
   let output = "";
   let missing = "the probe program did not report it";
   let exitCode: number | undefined;
+  let boxFailed: string | undefined;
   let canaries: Canaries | undefined;
   let outcome: ProveOutcome | undefined;
   try {
@@ -181,8 +187,14 @@ export async function runProve(options: ProveOptions): Promise<ProveOutcome> {
         judgeTarget = { kind: "box", runtime: box.runtime, rlimits: box.rlimits };
         output = existsSync(layout.results) ? readFileSync(layout.results, "utf8") : "";
         missing = `no report: the probe program in the box exited ${box.exitCode}`;
-        if (!parseProbeOutput(output).finished)
+        const parsedBox = parseProbeOutput(output);
+        if (!parsedBox.finished)
           notes.push(`the probe program in the box exited ${box.exitCode} before its end`);
+        // 125 with not one report: the runtime's own "nothing ran" (e.g. docker run refusing), not a probe.
+        if (box.exitCode === 125 && parsedBox.reports.length === 0) {
+          boxFailed = `the ${box.runtime} box exited 125 before the probe program reported anything: the box could not be built (run \`fourwall run -r ${box.runtime} -- true\` to see why)`;
+          exitCode = 125;
+        }
       } else {
         judgeTarget = {
           kind: "box",
@@ -191,20 +203,26 @@ export async function runProve(options: ProveOptions): Promise<ProveOutcome> {
         };
         notes.push(box.why);
         missing = "the box could not be built: nothing ran";
+        boxFailed = box.why;
         exitCode = 125;
       }
     }
     const parsed = parseProbeOutput(output);
-    const results = evaluate(
-      specs,
-      parsed.reports,
-      { target: judgeTarget, evidence: gatherEvidence(layout, canaries), root },
-      missing,
-    );
+    // No box, nothing ran: there is nothing to judge (not a FAIL row per probe that never started).
+    const results =
+      boxFailed === undefined
+        ? evaluate(
+            specs,
+            parsed.reports,
+            { target: judgeTarget, evidence: gatherEvidence(layout, canaries), root },
+            missing,
+          )
+        : [];
     const counts = tally(results);
     const ok = heldUp(counts);
     outcome = {
       exitCode: exitCode ?? (ok ? 0 : 1),
+      ...(boxFailed === undefined ? {} : { boxFailed }),
       report: {
         version: 1,
         runId: token,

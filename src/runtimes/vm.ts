@@ -108,7 +108,10 @@ export function qemuArgs(
   qemu = `/usr/bin/${QEMU}`,
 ): string[] {
   const memory = guestMemoryMiB(plan.boxLimits.memoryBytes);
-  const chardev = (name: PortName) => ["-chardev", `socket,id=${name},path=${dir}/${name}.sock`];
+  // A path inside a QEMU option string is data: QEMU reads ",," as one literal comma (a workdir
+  // named "w,readonly=off" must not add an option).
+  const q = (value: string) => value.replaceAll(",", ",,");
+  const chardev = (name: PortName) => ["-chardev", `socket,id=${name},path=${q(`${dir}/${name}.sock`)}`];
   const port = (name: PortName) => [
     ...chardev(name),
     "-device",
@@ -116,7 +119,7 @@ export function qemuArgs(
   ];
   const share = (tag: string, sharePath: string, readonly: boolean) => [
     "-fsdev",
-    `local,id=${tag},path=${sharePath},security_model=none,multidevs=remap${readonly ? ",readonly=on" : ""}`,
+    `local,id=${tag},path=${q(sharePath)},security_model=none,multidevs=remap${readonly ? ",readonly=on" : ""}`,
     "-device",
     `virtio-9p-pci,fsdev=${tag},mount_tag=${tag}`,
   ];

@@ -343,8 +343,20 @@ describe("fourwall prove output", () => {
     const { run, report } = await proveJson("root", ["--only", "isolation", "--policy", bad]);
     assert.equal(run.code, 125);
     assert.equal(report.ok, false);
-    assert.ok(report.results.every((r) => r.status === "FAIL"));
+    assert.deepEqual(report.results, [], "no row for a probe that never ran");
     assert.match(report.notes.join("\n"), /memory/);
     assert.equal(existsSync(bad) && readFileSync(bad, "utf8").includes("lots"), true);
   });
+
+  for (const mode of MODES)
+    it(`a box that cannot be built (no docker daemon) is said once, with the fix: exit 125, no rows (${mode})`, async () => {
+      const run = await prove(mode, ["-r", "docker", "--only", "isolation"], {
+        DOCKER_HOST: `unix://${path.join(scratch, "no-daemon.sock")}`,
+      });
+      assert.equal(run.code, 125, run.stderr);
+      assert.equal(run.stdout, "", "no table of probes that never ran");
+      assert.equal(run.stderr.match(/could not be built/g)?.length, 2, run.stderr); // the headline and the wall's own line
+      assert.match(run.stderr, /fix: /);
+      assert.doesNotMatch(run.stderr + run.stdout, /FAIL/);
+    });
 });

@@ -1,6 +1,6 @@
 import path from "node:path";
 import { isUnder } from "../../core/paths.js";
-import { expandGlob } from "./glob.js";
+import { expandGlob, GlobError, hasGlob, literalPath } from "./glob.js";
 import type { HostView } from "./host-view.js";
 import { HOME_SECRETS, PERSISTENCE_PATHS, SOCKET_DIRS, SYSTEM_SECRETS, WORKDIR_SECRETS } from "./lists.js";
 import type { FilesystemPlan, Mount, Placeholder } from "./mounts.js";
@@ -47,7 +47,18 @@ export function planFilesystem(policy: FilesystemPolicy, ctx: FilesystemContext)
   const { host } = ctx;
   const workdir = path.resolve(ctx.workdir);
   const home = path.resolve(ctx.home);
-  const expand = (p: string, field: string) => expandPath(p, { home, workdir, field });
+  const where = (field: string) => ({ home, workdir, field });
+  // writable, scratch: one literal path each (a glob there is refused: it is not expanded)
+  const expand = (p: string, field: string) => literalPolicyPath(p, where(field));
+  // hide, readOnly: globs expanded against the host now (only the policy's words are a pattern)
+  const matches = (base: string, pattern: string, field: string) => {
+    try {
+      return expandGlob(base, pattern, host);
+    } catch (error) {
+      if (error instanceof GlobError) throw new FilesystemPlanError(field, error.message);
+      throw error;
+    }
+  };
   const notes: string[] = [];
   const mounts: Mount[] = [];
   const placeholders: Placeholder[] = [];
@@ -103,23 +114,25 @@ export function planFilesystem(policy: FilesystemPolicy, ctx: FilesystemContext)
 
   // secrets: expand now, so the home rebuild can leave top-level ones out
   const secretPatterns = [
-    ...HOME_SECRETS.map((s) => ({ pattern: path.join(home, s), field: "filesystem.hide (built-in)" })),
-    ...SYSTEM_SECRETS.map((s) => ({ pattern: s, field: "filesystem.hide (built-in)" })),
+    ...HOME_SECRETS.map((s) => ({ base: home, pattern: s, field: "filesystem.hide (built-in)" })),
+    ...SYSTEM_SECRETS.map((s) => ({ base: "/", pattern: s, field: "filesystem.hide (built-in)" })),
     ...(policy.allowDotEnv ? [] : WORKDIR_SECRETS).map((s) => ({
-      pattern: path.join(workdir, s),
+      base: workdir,
+      pattern: s,
       field: "filesystem.hide (.env)",
     })),
     ...policy.hide.map((s, i) => ({
-      pattern: expand(s, `filesystem.hide[${i}]`),
+      ...splitPolicyPath(s, where(`filesystem.hide[${i}]`)),
       field: `filesystem.hide[${i}]`,
     })),
   ];
   const secrets: string[] = [];
-  for (const { pattern, field } of secretPatterns) {
-    if (pattern === "/" || isUnder(workdir, pattern)) {
-      throw new FilesystemPlanError(field, `hiding ${pattern} would hide the workdir ${workdir}`);
+  for (const { base, pattern, field } of secretPatterns) {
+    for (const match of matches(base, pattern, field)) {
+      if (match === "/" || isUnder(workdir, match))
+        throw new FilesystemPlanError(field, `hiding ${match} would hide the workdir ${workdir}`);
+      secrets.push(match);
     }
-    for (const match of expandGlob(pattern, host)) secrets.push(match);
   }
 
   // 2. HOME rebuilt from the host's entries, secrets left out
@@ -203,8 +216,13 @@ export function planFilesystem(policy: FilesystemPolicy, ctx: FilesystemContext)
     mounts.push({ type: "bind", source: first, target: first, writable: false, why });
   };
   policy.readOnly.forEach((r, i) => {
-    const target = expand(r, `filesystem.readOnly[${i}]`);
-    protect(target, r.endsWith("/") ? "dir" : "file", `filesystem.readOnly[${i}]`, "read-only by policy");
+    const field = `filesystem.readOnly[${i}]`;
+    const { base, pattern } = splitPolicyPath(r, where(field));
+    const found = matches(base, pattern, field);
+    // A glob covers what exists now; a literal path is protected even before it exists (placeholder).
+    if (found.length === 0) notes.push(`${field} ${r} matches nothing on the host: nothing to protect`);
+    for (const target of found)
+      protect(target, r.endsWith("/") ? "dir" : "file", field, "read-only by policy");
   });
   const gitKind = host.kind(path.join(workdir, ".git"));
   if (gitKind === "file" && !policy.allowPersistence.includes(".git")) {
@@ -233,15 +251,42 @@ export function planFilesystem(policy: FilesystemPolicy, ctx: FilesystemContext)
   return { mounts, placeholders, writable, home, cwd: workdir, notes };
 }
 
-/** `~` and `~/x` → home; relative → the workdir; `..` and `**` refused. */
-export function expandPath(p: string, where: { home: string; workdir: string; field: string }): string {
+interface Where {
+  home: string;
+  workdir: string;
+  field: string;
+}
+
+/**
+ * A policy path as the directory it is relative to (taken literally: `~` → home, relative → the
+ * workdir, absolute → /) and the policy's own words below it (which may hold globs). `..` and
+ * `**` refused.
+ */
+export function splitPolicyPath(p: string, where: Where): { base: string; pattern: string } {
   if (p.includes("**"))
     throw new FilesystemPlanError(where.field, `"**" is not supported in ${JSON.stringify(p)}`);
   if (p.split("/").includes(".."))
     throw new FilesystemPlanError(where.field, `".." is not allowed in ${JSON.stringify(p)}`);
-  if (p === "~") return where.home;
-  if (p.startsWith("~/")) return path.join(where.home, p.slice(2));
+  if (p === "~") return { base: where.home, pattern: "" };
+  if (p.startsWith("~/")) return { base: where.home, pattern: p.slice(2) };
   if (p.startsWith("~"))
     throw new FilesystemPlanError(where.field, `only the current user's home (~/) is supported: ${p}`);
-  return path.isAbsolute(p) ? path.normalize(p) : path.join(where.workdir, p);
+  return path.isAbsolute(p) ? { base: "/", pattern: p } : { base: where.workdir, pattern: p };
+}
+
+/** A policy path that names one path (writable, scratch): a glob there is an error, not a literal name. */
+export function literalPolicyPath(p: string, where: Where): string {
+  const { base, pattern } = splitPolicyPath(p, where);
+  if (hasGlob(pattern))
+    throw new FilesystemPlanError(
+      where.field,
+      `globs are not supported here: ${JSON.stringify(p)} (name each path, or escape * ? [ with \\)`,
+    );
+  return path.join(base, literalPath(pattern));
+}
+
+/** `~` and `~/x` → home; relative → the workdir; `..` and `**` refused (globs left as they are: for peers that expand their own). */
+export function expandPath(p: string, where: Where): string {
+  const { base, pattern } = splitPolicyPath(p, where);
+  return path.join(base, pattern);
 }

@@ -1,7 +1,24 @@
 import { z } from "zod";
 import { sizeSchema } from "../../core/units.js";
+import { policyPathProblem } from "./glob.js";
 
-const pathList = (what: string) => z.array(z.string().min(1)).default([]).describe(what);
+/** A list of policy paths; `globs`: whether its entries are patterns expanded against the host. */
+const pathList = (what: string, globs: boolean) =>
+  z
+    .array(
+      z
+        .string()
+        .min(1)
+        .superRefine((p, ctx) => {
+          const problem = policyPathProblem(p, globs);
+          if (problem) ctx.addIssue({ code: "custom", message: problem });
+        }),
+    )
+    .default([])
+    .describe(what);
+
+const GLOBS =
+  "globs `*` `?` `[..]` match within one name (`\\` takes the next character literally; a leading dot only by an explicit `.`) and are expanded against the host when the box starts, at most 1000 matches; `**` and `..` are errors";
 
 export const filesystemSchema = z
   .strictObject({
@@ -11,15 +28,21 @@ export const filesystemSchema = z
       .default("/")
       .describe("the read-only root the box sees: the host's / or a rootfs directory"),
     hide: pathList(
-      "more secrets to make invisible inside the box, on top of the built-in list (~ and * globs allowed; a path that cannot be hidden is an error)",
+      `more secrets to make invisible inside the box, on top of the built-in list (~/, absolute, or relative to the workdir); ${GLOBS}; a path that cannot be hidden (the workdir or above it) is an error`,
+      true,
     ),
     writable: pathList(
-      "more host paths the box may write (e.g. an agent's own config dir); one that does not exist is skipped with a note",
+      "more host paths the box may write (e.g. an agent's own config dir), one path each (globs are errors); one that does not exist is skipped with a note",
+      false,
     ),
     readOnly: pathList(
-      "more paths inside the workdir that stay read-only (relative to the workdir, or absolute)",
+      `more paths inside the workdir that stay read-only (relative to the workdir, or absolute). A path without a glob is protected even before it exists (a placeholder stops its creation); ${GLOBS}: a glob protects the files that match when the box starts, not files created later under a matching name`,
+      true,
     ),
-    scratch: pathList("more paths that get an empty private tmpfs that vanishes at exit (e.g. ~/.cache)"),
+    scratch: pathList(
+      "more paths that get an empty private tmpfs that vanishes at exit (e.g. ~/.cache), one path each (globs are errors)",
+      false,
+    ),
     tmp: z
       .union([z.literal(false), z.strictObject({ size: sizeSchema.prefault("1GiB") })])
       .prefault({ size: "1GiB" })

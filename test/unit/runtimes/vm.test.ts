@@ -32,6 +32,26 @@ describe("qemuArgs", () => {
   const plan = makePlan();
   const args = qemuArgs(plan, "/run/fourwall/vm", IMAGE);
 
+  it("a path in an option string is data: a comma in it is doubled, never a new option", () => {
+    const odd = "/w/a,readonly=off,security_model=passthrough";
+    const withOdd: BoxPlan = {
+      ...plan,
+      filesystem: {
+        ...plan.filesystem,
+        mounts: [
+          ...plan.filesystem.mounts,
+          { type: "bind", source: odd, target: odd, writable: true, why: "test" },
+        ],
+      },
+    };
+    const fsdevs = option(qemuArgs(withOdd, "/run/x,y", IMAGE), "-fsdev");
+    const share = fsdevs.find((f) => f.includes("/w/a"))!;
+    assert.match(share, /path=\/w\/a,,readonly=off,,security_model=passthrough,security_model=none,/);
+    assert.ok(
+      option(qemuArgs(withOdd, "/run/x,y", IMAGE), "-chardev").every((c) => c.includes("/run/x,,y/")),
+    );
+  });
+
   it("no default devices, no display, no monitor, no reboot", () => {
     for (const flag of ["-nodefaults", "-no-user-config", "-no-reboot"]) assert.ok(args.includes(flag), flag);
     assert.deepEqual(option(args, "-display"), ["none"]);

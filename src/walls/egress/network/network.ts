@@ -1,3 +1,4 @@
+import { shellQuote } from "../../../core/shell.js";
 /**
  * The kernel side of the egress wall (namespaces runtime): the box gets a network namespace of
  * its own with nothing but `lo`, so the kernel has no route anywhere. The one way out is the
@@ -89,11 +90,12 @@ export function bridgeScript(net: BoxNetworkPlan, options: { readyFd?: number } 
     ...forwards.map((f) => procNetTcpAddress(f.address, f.port)),
   ];
   return [
-    `socat TCP-LISTEN:${net.port},bind=127.0.0.1,fork,reuseaddr UNIX-CONNECT:${net.socketInBox} ${quiet}`,
+    // (every word that carries a path or a name is one quoted sh word: data, never code)
+    `socat TCP-LISTEN:${net.port},bind=127.0.0.1,fork,reuseaddr ${shellQuote(`UNIX-CONNECT:${net.socketInBox}`)} ${quiet}`,
     // Each captured connection becomes CONNECT host:port to the bridge: the proxy judges it by name.
     ...forwards.map(
       (f) =>
-        `socat TCP-LISTEN:${f.port},bind=${f.address},fork,reuseaddr 'PROXY:127.0.0.1:${f.host}:${f.port},proxyport=${net.port}' ${quiet}`,
+        `socat TCP-LISTEN:${f.port},bind=${f.address},fork,reuseaddr ${shellQuote(`PROXY:127.0.0.1:${f.host}:${f.port},proxyport=${net.port}`)} ${quiet}`,
     ),
     // Shell builtins only: forking grep and sleep took longer than socat needs to listen. Poll at
     // once a few times, then back off with sleep.

@@ -171,9 +171,15 @@ describe("filesystem plan", () => {
       [{ hide: ["/home"] }, /filesystem\.hide\[0\].*workdir/],
       [{ writable: ["/"] }, /filesystem\.writable\[0\]/],
     ];
+    // (the schema refuses most of these already, for `policy check`; the planner must too)
+    const unchecked = (policy: object) =>
+      planFilesystem(
+        { ...filesystemSchema.parse({}), ...policy },
+        { workdir: WORK, home: HOME, host: fakeHost(baseHost) },
+      );
     for (const [policy, message] of cases) {
       assert.throws(
-        () => plan(policy),
+        () => unchecked(policy),
         (e: unknown) => e instanceof FilesystemPlanError && message.test(e.message),
         JSON.stringify(policy),
       );
