@@ -64,10 +64,10 @@ __attribute__((unused)) static void cloexec_from(unsigned first) {
 
 /*
  * The descriptors a launcher hands on to bwrap on purpose: 0-2 and the namespaces runtime's
- * setup pipes 3-6 (SECCOMP_FD, STATUS_FD, BLOCK_FD, READY_FD in src/runtimes/namespaces.ts; a
+ * setup pipes 3-7 (SECCOMP_FD, STATUS_FD, BLOCK_FD, READY_FD, STDERR_FD in src/runtimes/namespaces.ts; a
  * unit test holds the two together). fourwall itself closed everything else it inherited at its
  * start (src/core/fds.ts); the launchers make sure of it again.
  */
-#define FOURWALL_LAUNCH_FDS_END 7
+#define FOURWALL_LAUNCH_FDS_END 8
 
 #endif

@@ -16,6 +16,6 @@ test("the namespaces runtime's setup pipes lie below the launchers' bound", () =
   assert.ok(end > 3, "the bound is defined");
   const runtime = readFileSync(path.join(ROOT, "src/runtimes/namespaces.ts"), "utf8");
   const fds = [...runtime.matchAll(/^const (\w+_FD) = (\d+);/gm)].map((m) => [m[1]!, Number(m[2])] as const);
-  assert.ok(fds.length >= 4, "SECCOMP_FD, STATUS_FD, BLOCK_FD, READY_FD");
+  assert.ok(fds.length >= 5, "SECCOMP_FD, STATUS_FD, BLOCK_FD, READY_FD, STDERR_FD");
   for (const [name, fd] of fds) assert.ok(fd >= 3 && fd < end, `${name} = ${fd} must be in 3..${end - 1}`);
 });
