@@ -153,6 +153,7 @@ export function runInBox(
     ? [
         ...[process.execPath, "--import", TSX_LOADER, WEAK_BOX, "--weaken", options.weaken.join(",")],
         ...(options.weakRuntime ? ["--runtime", options.weakRuntime] : []),
+        ...(options.flags ?? []),
         "--",
       ]
     : [process.execPath, FOURWALL, "run", ...(options.flags ?? []), "--"];
