@@ -61,6 +61,8 @@ export interface LogChange {
 export interface GitVerdict {
   moves: RefMove[];
   logs: LogChange[];
+  /** Changes of files that re-parent or cut commits (grafts, shallow): `log` is their path in .git. */
+  views: LogChange[];
   /** Refs whose entry in packed-refs differs (the file that carries them). */
   packedChanged: string[];
   /** Some other change of the run (outside git's bookkeeping) was not allowed outright. */
@@ -205,6 +207,12 @@ export function judgeHistory(input: GitInput): GitVerdict {
     const label = refLabel(ref);
     if (!to) return ["ask", `${label} deleted (was ${shown(from)})`];
     if ("invalid" in to) return ["ask", `${label} now holds ${shown(to)}, which git cannot read`];
+    // Replace refs change what git shows as any commit's history: never created or moved unasked.
+    if (ref.startsWith("refs/replace/"))
+      return [
+        "ask",
+        `${label} ${from ? "changed" : "created"}: git would show another object in place of ${ref.slice(13, 25)}`,
+      ];
     if ("symbolic" in to) return ["allow", `${label} now points at ${to.symbolic}`];
     if (from && "invalid" in from) return ["ask", `${label} was ${shown(from)}, now ${short(to.sha)}`];
     if (!from || "symbolic" in from)
@@ -239,6 +247,30 @@ export function judgeHistory(input: GitInput): GitVerdict {
     const [decision, detail] = judge(ref, from, to);
     moves.push({ ref, from, to, decision, detail });
   }
+  // A switch (HEAD → another branch) goes with that branch: were the branch held and the switch
+  // applied, the host's HEAD would point at a branch it does not have.
+  for (const m of moves) {
+    if (!m.to || !("symbolic" in m.to)) continue;
+    const target = moves.find((t) => t.ref === (m.to as { symbolic: string }).symbolic);
+    if (target && target.decision !== "allow") {
+      m.decision = strictest([m.decision, target.decision], "allow");
+      m.detail = `${m.detail}, which is held`;
+    }
+  }
+
+  // Files that rewrite what git shows as history without touching a ref: grafts and the shallow
+  // list cut or re-parent commits. Any change asks.
+  const views: LogChange[] = [];
+  for (const rel of VIEW_FILES) {
+    const old = input.before.read(rel);
+    const now = input.after.read(rel);
+    if ((old === undefined) !== (now === undefined) || (old && now && !old.equals(now)))
+      views.push({
+        log: rel,
+        decision: "ask",
+        detail: `${rel} ${now ? (old ? "changed" : "created") : "deleted"}: it changes which commits git shows as history`,
+      });
+  }
 
   const packedChanged = [...new Set([...before.packed.keys(), ...after.packed.keys()])].filter(
     (ref) => before.packed.get(ref) !== after.packed.get(ref),
@@ -263,8 +295,11 @@ export function judgeHistory(input: GitInput): GitVerdict {
         detail: `${label} rewritten: ${entries(old)} entries before, ${entries(now)} now, not an append`,
       });
   }
-  return { moves, logs, packedChanged, othersHeld: input.othersHeld };
+  return { moves, logs, views, packedChanged, othersHeld: input.othersHeld };
 }
+
+/** `.git` files that change git's view of the history without being refs (relative to `.git`). */
+export const VIEW_FILES = ["shallow", "info/grafts"] as const;
 
 const entries = (b: Buffer) => b.toString("utf8").split("\n").filter(Boolean).length;
 
@@ -297,6 +332,10 @@ export function historyDecision(v: GitVerdict, rel: string): Decision | undefine
   const refsUnder = (prefix: string) => v.moves.filter((m) => under(m.ref, prefix)).map((m) => m.decision);
   const logsUnder = (prefix: string) => v.logs.filter((l) => under(l.log, prefix)).map((l) => l.decision);
   if (p === "HEAD") return of(refsUnder("HEAD"));
+  if ((VIEW_FILES as readonly string[]).includes(p) || p === "info")
+    return of(
+      v.views.filter((w) => (p === "info" ? w.log.startsWith("info/") : w.log === p)).map((w) => w.decision),
+    );
   if (p === "packed-refs")
     return of(v.moves.filter((m) => v.packedChanged.includes(m.ref)).map((m) => m.decision));
   if (p === "refs" || p.startsWith("refs/")) return of(refsUnder(p));

@@ -14,7 +14,8 @@ import type { Decision } from "./schema.js";
 
 /** Is `rel` one of the files whose meaning is history (and judged by git.ts)? */
 export const isGitBookkeeping = (rel: string): boolean =>
-  /^\.git\/(?:HEAD|packed-refs|index|refs|logs)(?:\/|$)/.test(rel);
+  /^\.git\/(?:HEAD|packed-refs|index|refs|logs)(?:\/|$)/.test(rel) ||
+  /^\.git\/(?:shallow|info|info\/grafts)$/.test(rel);
 
 /** Did the run hold back anything outside git's bookkeeping (asked or denied by the policy)? */
 export const othersHeld = (set: ChangeSet): boolean =>
@@ -37,23 +38,22 @@ export function holdHistory(set: ChangeSet, verdict: GitVerdict): ChangeSet {
     if (d && d !== "allow") held.push({ op: "create", path: rel, decision: d });
     else creates.push(rel);
   }
+  const history = (path: string, detail: string, decision: Decision): HeldChange => ({
+    op: "history",
+    path,
+    detail,
+    decision,
+  });
   const described: HeldChange[] = [
     ...verdict.moves
       .filter((m) => m.decision !== "allow")
-      .map((m) => ({
-        op: "history" as const,
-        path: `.git/${m.ref}`,
-        detail: m.detail,
-        decision: m.decision,
-      })),
+      .map((m) => history(`.git/${m.ref}`, m.detail, m.decision)),
     ...verdict.logs
       .filter((l) => l.decision !== "allow")
-      .map((l) => ({
-        op: "history" as const,
-        path: `.git/logs/${l.log}`,
-        detail: l.detail,
-        decision: l.decision,
-      })),
+      .map((l) => history(`.git/logs/${l.log}`, l.detail, l.decision)),
+    ...verdict.views
+      .filter((w) => w.decision !== "allow")
+      .map((w) => history(`.git/${w.log}`, w.detail, w.decision)),
   ];
   return { creates, held: [...described, ...held] };
 }

@@ -241,6 +241,39 @@ describe("judging ref moves (fake data)", () => {
     assert.equal(created.moves[0]!.decision, "ask");
   });
 
+  it("replace refs, grafts and the shallow list rewrite what git shows as history: any change asks", () => {
+    const v = judge(
+      { ...HEAD, "refs/heads/main": B },
+      { ...HEAD, "refs/heads/main": B, [`refs/replace/${B}`]: A, "info/grafts": `${B}\n`, shallow: `${A}\n` },
+    );
+    assert.equal(v.moves[0]!.decision, "ask");
+    assert.match(v.moves[0]!.detail, /git would show another object/);
+    assert.deepEqual(
+      v.views.map((w) => [w.log, w.decision]),
+      [
+        ["shallow", "ask"],
+        ["info/grafts", "ask"],
+      ],
+    );
+    assert.equal(historyDecision(v, ".git/info/grafts"), "ask");
+    assert.equal(historyDecision(v, ".git/info"), "ask", "a new info directory carrying grafts");
+    assert.equal(historyDecision(v, ".git/shallow"), "ask");
+    assert.equal(historyDecision(v, ".git/info/exclude"), undefined);
+  });
+
+  it("a HEAD switch to a branch that is held is held with it", () => {
+    const parents = { [A]: undefined, [B]: A };
+    const v = judge(
+      { ...HEAD, "refs/heads/main": A },
+      { HEAD: "ref: refs/heads/evil\n", "refs/heads/main": A, "refs/heads/evil": B },
+      { parents, othersHeld: true },
+    );
+    const head = v.moves.find((m) => m.ref === "HEAD")!;
+    assert.equal(head.decision, "ask");
+    assert.match(head.detail, /now points at refs\/heads\/evil, which is held/);
+    assert.equal(historyDecision(v, ".git/HEAD"), "ask");
+  });
+
   it("git cannot tell (unknown objects, an unreadable ref): asks", () => {
     const v = judge(
       { ...HEAD, "refs/heads/main": A },
