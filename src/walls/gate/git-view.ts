@@ -9,38 +9,39 @@ import type { GitFiles } from "./git.js";
  * symlink: a ref, a log or a directory the box replaced by a symlink reads as absent (which asks).
  */
 
+/** null when nothing is there; any other failure (EACCES, EIO) throws: not knowing is not absence. */
 const lstatOrNull = (p: string): Stats | null => {
   try {
     return lstatSync(p);
-  } catch {
-    return null;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ENOTDIR") return null;
+    throw error;
   }
 };
 
 const isWhiteout = (s: Stats) => s.isCharacterDevice() && s.rdev === 0;
 
+/**
+ * A regular file's bytes; undefined when there is none. A file that is there but cannot be read
+ * throws (the caller then asks about everything): an unreadable old ref must not pass for absent,
+ * or a branch moved back would look like a new one.
+ */
 function readRegular(p: string): Buffer | undefined {
   const s = lstatOrNull(p);
   if (!s?.isFile()) return undefined;
-  try {
-    return readFileSync(p);
-  } catch {
-    return undefined;
-  }
+  return readFileSync(p);
 }
 
 function entries(p: string): { name: string; dir: boolean; whiteout: boolean }[] {
   const s = lstatOrNull(p);
   if (!s?.isDirectory()) return [];
-  try {
-    return readdirSync(p, { withFileTypes: true }).map((e) => ({
-      name: e.name,
-      dir: e.isDirectory(),
-      whiteout: e.isCharacterDevice() && lstatOrNull(path.join(p, e.name))?.rdev === 0,
-    }));
-  } catch {
-    return [];
-  }
+  // a directory that cannot be listed throws, for the same reason as readRegular
+  return readdirSync(p, { withFileTypes: true }).map((e) => ({
+    name: e.name,
+    dir: e.isDirectory(),
+    whiteout: e.isCharacterDevice() && lstatOrNull(path.join(p, e.name))?.rdev === 0,
+  }));
 }
 
 /** A plain `.git` directory (the real workdir's, or a repository in a unit test). */

@@ -555,6 +555,15 @@ describe("the layer's view of .git (git-view.ts)", () => {
     );
   });
 
+  it("an unreadable ref is not an absent one: reading it throws (and the review asks)", {
+    skip: process.getuid?.() === 0 && "root reads everything",
+  }, () => {
+    const dir = path.join(tmp, `unreadable-${n++}`);
+    mkdirSync(path.join(dir, "refs/heads"), { recursive: true });
+    writeFileSync(path.join(dir, "refs/heads/main"), `${A}\n`, { mode: 0o000 });
+    assert.throws(() => dirGitFiles(dir).read("refs/heads/main"));
+  });
+
   it("a whiteout deletes (root only: mknod)", {
     skip: process.getuid?.() !== 0 && "needs root for mknod",
   }, () => {
