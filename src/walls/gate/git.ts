@@ -213,7 +213,15 @@ export function judgeHistory(input: GitInput): GitVerdict {
         "ask",
         `${label} ${from ? "changed" : "created"}: git would show another object in place of ${ref.slice(13, 25)}`,
       ];
-    if ("symbolic" in to) return ["allow", `${label} now points at ${to.symbolic}`];
+    // HEAD (and a remote's HEAD) name a branch; a branch or tag that turns symbolic takes another
+    // ref's history as its own, which is a rewrite.
+    if ("symbolic" in to)
+      return ref === "HEAD" || ref.endsWith("/HEAD")
+        ? ["allow", `${label} now points at ${to.symbolic}`]
+        : [
+            "ask",
+            `${label} made a symbolic ref to ${to.symbolic} (it would show that ref's history as its own)`,
+          ];
     if (from && "invalid" in from) return ["ask", `${label} was ${shown(from)}, now ${short(to.sha)}`];
     if (!from || "symbolic" in from)
       return judgeNew(label, from ? "detached at" : "created at", to.sha, oldHead);

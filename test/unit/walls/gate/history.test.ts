@@ -261,6 +261,15 @@ describe("judging ref moves (fake data)", () => {
     assert.equal(historyDecision(v, ".git/info/exclude"), undefined);
   });
 
+  it("a branch turned into a symbolic ref to another asks (it takes that branch's history)", () => {
+    const v = judge(
+      { ...HEAD, "refs/heads/main": B, "refs/heads/old": A },
+      { ...HEAD, "refs/heads/main": "ref: refs/heads/old\n", "refs/heads/old": A },
+    );
+    assert.equal(v.moves[0]!.decision, "ask");
+    assert.match(v.moves[0]!.detail, /branch main made a symbolic ref to refs\/heads\/old/);
+  });
+
   it("a HEAD switch to a branch that is held is held with it", () => {
     const parents = { [A]: undefined, [B]: A };
     const v = judge(
