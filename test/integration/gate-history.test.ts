@@ -6,7 +6,7 @@
  *     leave the host's branch, packed-refs and reflogs byte-identical;
  *   - a plain `git commit` (a fast-forward) lands, and nobody is asked;
  *   - a denied edit committed in the run does not reach the host's branch, nor does one committed
- *     and then undone in the working tree;
+ *     and then undone in the working tree, nor one only staged (the host's index);
  * and each attack again against a box whose gate judges refs as files only (weak-box.ts
  * --weaken git-history), to show the test sees the hole.
  */
@@ -46,7 +46,7 @@ function seedRepo(fx: Fixture, o: { packed?: boolean } = {}): void {
   if (fx.mode === "user") spawnSync("chown", ["-R", `${USER_UID}:${USER_UID}`, fx.workdir]);
 }
 
-/** The host's history, byte for byte: the branch, packed-refs, HEAD and the reflogs. */
+/** The host's history, byte for byte: the branch, packed-refs, HEAD, the reflogs and the index. */
 function history(fx: Fixture): Record<string, string | undefined> {
   const read = (rel: string) => {
     const p = path.join(fx.workdir, ".git", rel);
@@ -59,6 +59,7 @@ function history(fx: Fixture): Record<string, string | undefined> {
     HEAD: read("HEAD"),
     logHEAD: read("logs/HEAD"),
     logMain: read("logs/refs/heads/main"),
+    index: read("index"),
   };
 }
 
@@ -93,7 +94,14 @@ git show HEAD~1:a.txt > a.txt
 ${GIT} update-index --refresh >/dev/null || true
 echo "box main: $(git rev-parse main)"`;
 
-const attacks: { name: string; script: string; packed?: boolean }[] = [
+// Not committed: only staged. The host's next `git commit` would carry it.
+const STAGE_DENIED_EDIT = `set -e
+echo 'denied content' >> a.txt
+git add a.txt
+echo "box index: $(git ls-files -s a.txt)"`;
+
+/** What the broken box lets through: the branch moves, or (for a staged edit) the index changes. */
+const attacks: { name: string; script: string; packed?: boolean; hole?: "main" | "index" }[] = [
   { name: "git reset --hard HEAD~1 && git commit", script: RESET_AND_COMMIT },
   {
     name: "git update-ref refs/heads/main <first commit> + truncated reflogs (packed-refs-only repository)",
@@ -102,20 +110,26 @@ const attacks: { name: string; script: string; packed?: boolean }[] = [
   },
   { name: "a denied edit, committed", script: COMMIT_DENIED_EDIT },
   { name: "a denied edit, committed, then undone in the working tree", script: COMMIT_EDIT_THEN_UNDO },
+  { name: "a denied edit, staged (git add)", script: STAGE_DENIED_EDIT, hole: "index" },
 ];
 
 for (const mode of MODES) {
   describe(`approval gate: git history (${mode})`, () => {
     for (const attack of attacks) {
-      it(`${attack.name}: denied, the host's branch and reflogs are byte-identical`, async () => {
+      it(`${attack.name}: denied, the host's branch, reflogs and index are byte-identical`, async () => {
         const fx = makeFixture(mode);
         seedRepo(fx, { packed: attack.packed });
         const before = history(fx);
         const a = readFileSync(path.join(fx.workdir, "a.txt"), "utf8");
         const r = await sh(fx, attack.script, { flags: ["--approver", "exit 1"], timeoutMs: 60_000 });
         assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
-        const boxMain = /box main: (\w+)/.exec(r.stdout)?.[1];
-        assert.ok(boxMain && boxMain !== before.main, `the box moved its branch:\n${r.stdout}\n${r.stderr}`);
+        if (attack.hole !== "index") {
+          const boxMain = /box main: (\w+)/.exec(r.stdout)?.[1];
+          assert.ok(
+            boxMain && boxMain !== before.main,
+            `the box moved its branch:\n${r.stdout}\n${r.stderr}`,
+          );
+        } else assert.match(r.stdout, /box index: /);
         assert.deepEqual(history(fx), before, r.stderr);
         assert.equal(readFileSync(path.join(fx.workdir, "a.txt"), "utf8"), a);
         assert.equal(
@@ -135,9 +149,10 @@ for (const mode of MODES) {
           timeoutMs: 60_000,
         });
         assert.equal(r.code, 0, r.stderr);
+        const what = attack.hole ?? "main";
         assert.notEqual(
-          history(fx).main,
-          before.main,
+          history(fx)[what],
+          before[what],
           `the broken box was not caught\n${r.stdout}\n${r.stderr}`,
         );
       });
