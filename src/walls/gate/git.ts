@@ -158,6 +158,9 @@ const same = (a: RefValue | undefined, b: RefValue | undefined) =>
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
+/** How many changed refs are judged one by one (beyond: all ask). */
+export const MAX_JUDGED = 256;
+
 const CANNOT_TELL = "git could not tell (missing or corrupt objects, or no git on the host)";
 
 export function judgeHistory(input: GitInput): GitVerdict {
@@ -248,11 +251,16 @@ export function judgeHistory(input: GitInput): GitVerdict {
     ...after.loose.keys(),
     ...after.packed.keys(),
   ]);
-  for (const ref of [...names].sort()) {
+  const changed = [...names].sort().filter((ref) => !same(effective(before, ref), effective(after, ref)));
+  // Each judgement is a git process or two: a box that makes thousands of refs must not stall the
+  // review for minutes. Past the limit nothing is judged one by one: every move asks.
+  const tooMany = changed.length > MAX_JUDGED;
+  for (const ref of changed) {
     const from = effective(before, ref);
     const to = effective(after, ref);
-    if (same(from, to)) continue;
-    const [decision, detail] = judge(ref, from, to);
+    const [decision, detail]: [Decision, string] = tooMany
+      ? ["ask", `${refLabel(ref)} changed (${changed.length} refs changed: too many to judge one by one)`]
+      : judge(ref, from, to);
     moves.push({ ref, from, to, decision, detail });
   }
   // A switch (HEAD → another branch) goes with that branch: were the branch held and the switch

@@ -16,6 +16,7 @@ import {
   type GitOracle,
   historyDecision,
   judgeHistory,
+  MAX_JUDGED,
   parsePackedRefs,
   parseRef,
 } from "../../../../src/walls/gate/git.js";
@@ -281,6 +282,35 @@ describe("judging ref moves (fake data)", () => {
     assert.equal(head.decision, "ask");
     assert.match(head.detail, /now points at refs\/heads\/evil, which is held/);
     assert.equal(historyDecision(v, ".git/HEAD"), "ask");
+  });
+
+  it("more changed refs than can be judged one by one: every one asks, git is not asked", () => {
+    const many: Record<string, string> = { ...HEAD, "refs/heads/main": B };
+    for (let i = 0; i <= MAX_JUDGED; i++) many[`refs/tags/t${i}`] = A;
+    let asked = 0;
+    const v = judgeHistory({
+      before: fakeFiles({ ...HEAD, "refs/heads/main": B }),
+      after: fakeFiles(many),
+      oracle: {
+        isAncestor: () => {
+          asked++;
+          return true;
+        },
+        count: () => {
+          asked++;
+          return 0;
+        },
+        changedPaths: () => {
+          asked++;
+          return [];
+        },
+      },
+      othersHeld: false,
+      pathDecision: () => "allow",
+    });
+    assert.equal(v.moves.length, MAX_JUDGED + 1);
+    assert.ok(v.moves.every((m) => m.decision === "ask"));
+    assert.equal(asked, 0);
   });
 
   it("git cannot tell (unknown objects, an unreadable ref): asks", () => {
