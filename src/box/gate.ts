@@ -148,6 +148,7 @@ export async function openGateSession(
         workdir: plan.filesystem.cwd,
         helper: overlayHelperPath(),
         policy: plan.gate.policy.fs,
+        gitHistory: plan.gate.gitHistory,
         broker: service.broker,
         audit: o.audit,
         owner: plan.identity.mode === "root" ? { uid: owner.uid, gid: owner.gid } : undefined,

@@ -263,6 +263,20 @@ export const PROBES: ProbeSpec[] = [
       return pass(`./${name} intact on the host`);
     },
   ),
+  spec(
+    "gate",
+    "history-rewrite",
+    "move the branch back to its first commit, truncate the reflogs (plain writes in .git)",
+    "the host's branch and reflogs unchanged",
+    (data, ctx) => {
+      const changed = ctx.evidence.gate.historyChanged;
+      if (changed.length > 0) return hole(`rewritten on the host: ${changed.join(", ")}`);
+      const asked = ctx.evidence.gate.requests.some((r) => r.includes("moved backwards"));
+      if (asked) return pass("asked (branch main moved backwards), refused: the history is intact");
+      if (data.ref !== "ok") return pass(`the rewrite was refused outright (${text(data.ref, "?")})`);
+      return pass("the branch and its reflogs are intact on the host");
+    },
+  ),
 ];
 
 /** The probes of the given walls (all of them when `only` is empty). */

@@ -47,6 +47,9 @@ export function gatherEvidence(layout: ProveLayout, canaries: Canaries | undefin
       name: path.basename(layout.precious),
       requests: (readOr(layout.approverLog) ?? "").split("\n").filter((line) => line.trim() !== ""),
       precious: readOr(layout.precious),
+      historyChanged: [layout.history.ref, ...layout.history.reflogs]
+        .filter((f) => readOr(f.path) !== f.content)
+        .map((f) => shownPath(layout, f.path)),
     },
   };
 }

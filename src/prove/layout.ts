@@ -4,8 +4,10 @@
  * `makeLayout` is pure (the same paths for the probe and for the host's checks); `plantFakeUser`
  * creates the files.
  */
+import { createHash } from "node:crypto";
 import { copyFileSync, mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
+import { deflateSync } from "node:zlib";
 
 /** What a write probe tries: files to create and files to append to (relative ones from the workdir). */
 export interface WriteAttempt {
@@ -48,6 +50,20 @@ export interface ProveLayout {
   precious: string;
   /** Outside the workdir: every approval request the gate sends to prove's (denying) approver. */
   approverLog: string;
+  /** The workdir's git history: the gate's history probe moves the branch back to `first`. */
+  history: PlantedHistory;
+}
+
+/** A two-commit branch planted in the workdir's .git (real git objects, written without git). */
+export interface PlantedHistory {
+  /** .git/refs/heads/main and what it must still say afterwards. */
+  ref: { path: string; content: string };
+  /** .git/logs/HEAD and .git/logs/refs/heads/main, and what they must still say. */
+  reflogs: { path: string; content: string }[];
+  /** The first commit: where the probe moves the branch back to. */
+  first: string;
+  /** Loose objects to write: path → deflated bytes. */
+  objects: { path: string; bytes: Buffer }[];
 }
 
 /** A path as the table shows it: ./ for the workdir, ~/ for the throwaway home (as the probe shows them). */
@@ -63,6 +79,40 @@ const GIT_CONFIG = "[core]\n\trepositoryformatversion = 0\n\tbare = false\n";
 
 /** What the gate probe tries to delete; it must still say this afterwards. */
 export const PRECIOUS = "work from before the run: deleting it needs a human yes\n";
+
+/** A git object: its id and its loose file's bytes. */
+function gitObject(type: string, body: string): { id: string; bytes: Buffer } {
+  const raw = Buffer.concat([Buffer.from(`${type} ${Buffer.byteLength(body)}\0`), Buffer.from(body)]);
+  return { id: createHash("sha1").update(raw).digest("hex"), bytes: deflateSync(raw) };
+}
+
+/** main: first ← second, both with the empty tree; HEAD's and main's reflogs record both commits. */
+export function plantedHistory(workdir: string): PlantedHistory {
+  const who = "fourwall prove <prove@fourwall.invalid> 1700000000 +0000";
+  const tree = gitObject("tree", "");
+  const first = gitObject(
+    "commit",
+    `tree ${tree.id}\nauthor ${who}\ncommitter ${who}\n\nwork from before the run (1)\n`,
+  );
+  const second = gitObject(
+    "commit",
+    `tree ${tree.id}\nparent ${first.id}\nauthor ${who}\ncommitter ${who}\n\nwork from before the run (2)\n`,
+  );
+  const log = `${"0".repeat(40)} ${first.id} ${who}\tcommit (initial): work from before the run (1)\n${first.id} ${second.id} ${who}\tcommit: work from before the run (2)\n`;
+  const git = (p: string) => path.join(workdir, ".git", p);
+  return {
+    ref: { path: git("refs/heads/main"), content: `${second.id}\n` },
+    reflogs: [
+      { path: git("logs/HEAD"), content: log },
+      { path: git("logs/refs/heads/main"), content: log },
+    ],
+    first: first.id,
+    objects: [tree, first, second].map((o) => ({
+      path: git(`objects/${o.id.slice(0, 2)}/${o.id.slice(2)}`),
+      bytes: o.bytes,
+    })),
+  };
+}
 
 export function makeLayout(base: string, token: string): ProveLayout {
   const home = path.join(base, "home");
@@ -127,6 +177,7 @@ export function makeLayout(base: string, token: string): ProveLayout {
     workdirOk: created("filesystem.workdir-write")[0]!,
     precious: w("precious-notes.txt"),
     approverLog: path.join(base, "approver-requests.jsonl"),
+    history: plantedHistory(workdir),
     writes,
     symlinks,
     hostChecks,
@@ -154,5 +205,13 @@ export function plantFakeUser(layout: ProveLayout, probeSource: string): void {
   writeFileSync(layout.gitConfig, GIT_CONFIG);
   writeFileSync(path.join(workdir, "README.md"), "# a project the agent works on\n");
   writeFileSync(layout.precious, PRECIOUS);
+  for (const file of [
+    ...layout.history.objects.map((o) => ({ path: o.path, content: o.bytes })),
+    layout.history.ref,
+    ...layout.history.reflogs,
+  ]) {
+    mkdirSync(path.dirname(file.path), { recursive: true });
+    writeFileSync(file.path, file.content);
+  }
   copyFileSync(probeSource, layout.probe);
 }

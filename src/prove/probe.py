@@ -810,6 +810,27 @@ def gate_denied_delete_survives():
     # The same attempt as gate.delete-asks, judged from the host: does the file survive a "no"?
     return {"judged": "on the host"}
 
+@probe("gate.history-rewrite")
+def gate_history_rewrite():
+    # What `git reset --hard <first> && git reflog expire` leaves, written straight to .git (no git
+    # needed in the box): the branch back at its first commit, the reflogs emptied.
+    history = CFG["gate"]["history"]
+    out = {}
+    try:
+        with open(history["ref"], "w") as f:
+            f.write(history["first"] + "\n")
+        out["ref"] = "ok"
+    except OSError as error:
+        out["ref"] = os_error(error)
+    for path in history["reflogs"]:
+        try:
+            os.truncate(path, 0)
+            out[short(path)] = "truncated"
+        except OSError as error:
+            out[short(path)] = os_error(error)
+    return out
+
+
 def main():
     os.chdir(CFG["workdir"])
     try:

@@ -46,7 +46,13 @@ export interface HostEvidence {
   /** The host's /proc/version: a box with a kernel of its own (gVisor, a VM) shows another. */
   hostKernel: string;
   /** The approval gate: requests prove's denying approver received, and the precious file on the host. */
-  gate: { name: string; requests: string[]; precious: string | undefined };
+  gate: {
+    name: string;
+    requests: string[];
+    precious: string | undefined;
+    /** The history probe's files that are not, on the host, what they were before the run. */
+    historyChanged: string[];
+  };
 }
 
 export interface JudgeContext {

@@ -1,7 +1,7 @@
 /**
  * A deliberately broken box, for tests only: builds the plan exactly as `fourwall run` does, then
  * removes the named protections. Each security test runs against it to show that it catches the
- * hole. Usage: weak-box.ts --weaken a,b [-w DIR] [--runtime docker [--image TAG]] -- command...
+ * hole. Usage: weak-box.ts --weaken a,b [-w DIR] [--runtime docker [--image TAG]] [--approver CMD] -- command...
  * With --runtime docker the weakenings are made on the `docker run` arguments (DOCKER_WEAKENINGS);
  * with --runtime vm on the plan and on the guest's bwrap arguments (the QEMU box around it stays whole).
  */
@@ -36,6 +36,7 @@ export const WEAKENINGS = [
   "userns", // user namespaces allowed inside
   "cgroup", // no cap on the whole box's memory and processes
   "hosts-leak", // egress transparent mode: the box's hosts file also maps a name no rule allows (other.test)
+  "git-history", // the gate judges git's refs and reflogs as files only (path rules), not as history
 ] as const;
 type Weakening = (typeof WEAKENINGS)[number];
 
@@ -140,6 +141,7 @@ if (onPlan.has("net"))
     writable: false,
     why: "weak",
   });
+if (weaken.has("git-history")) plan.gate.gitHistory = false;
 if (onPlan.has("hosts-leak") && plan.network.transparent)
   plan.network.transparent.hosts += "127.77.255.254\tother.test\n";
 
@@ -169,4 +171,9 @@ const runtime: Runtime = docker
   : vm
     ? new VmRuntime({ transformArgs: weakenBwrap })
     : new NamespacesRuntime({ transformArgs: weakenBwrap });
-process.exitCode = await superviseBox(plan, runtime, { audit: new AuditLog(undefined) });
+// --approver CMD: the gate's approver, as `fourwall run --approver` (no terminal is asked)
+const approver = optValue("--approver");
+process.exitCode = await superviseBox(plan, runtime, {
+  audit: new AuditLog(undefined),
+  gate: approver ? { approver, terminal: false } : undefined,
+});

@@ -190,6 +190,7 @@ for (const mode of MODES) {
         assert.equal(statusOf(report, "egress.listed-https"), "PASS");
         assert.equal(statusOf(report, "gate.delete-asks"), "PASS");
         assert.equal(statusOf(report, "gate.denied-delete-survives"), "PASS");
+        assert.equal(statusOf(report, "gate.history-rewrite"), "PASS");
         const outside = report.results.find((r) => r.id === "egress.outside-host")!;
         if (mode === "root") assert.equal(outside.status, "PASS", outside.observed);
         else assert.deepEqual([outside.status, /needs root/.test(outside.observed)], ["SKIP", true]);
@@ -215,6 +216,7 @@ for (const mode of MODES) {
         "filesystem.environment",
         "egress.host-loopback",
         "egress.udp",
+        "gate.history-rewrite",
       ]) {
         assert.equal(statusOf(report, id), "HOLE", id);
       }
@@ -250,6 +252,7 @@ describe("fourwall prove catches a deliberately weakened fourwall box", () => {
     { weaken: "seccomp", only: "isolation", holes: ["isolation.seccomp"] },
     { weaken: "rlimits", only: "isolation", holes: ["isolation.rlimits"] },
     { weaken: "net", only: "egress", holes: ["egress.host-loopback", "egress.ipv6-loopback", "egress.udp"] },
+    { weaken: "git-history", only: "gate", holes: ["gate.history-rewrite"] },
   ];
   for (const c of cases) {
     it(`without ${c.weaken}: ${c.holes.join(", ")}`, async () => {

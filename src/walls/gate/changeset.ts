@@ -31,7 +31,6 @@ import type { FsChange } from "./types.js";
  */
 
 export interface HeldChange extends FsChange {
-  op: FsOp | "replace";
   /** The policy's decision for it. */
   decision: Decision;
 }
@@ -182,7 +181,9 @@ function safeReaddir(p: string): string[] {
 export function summarise(changes: readonly FsChange[]): string {
   const counts = new Map<string, number>();
   for (const c of changes) counts.set(c.op, (counts.get(c.op) ?? 0) + 1);
-  return [...counts].map(([op, n]) => `${op} ${n} file${n === 1 ? "" : "s"}`).join(", ");
+  return [...counts]
+    .map(([op, n]) => `${op} ${n} ${op === "history" ? "ref" : "file"}${n === 1 ? "" : "s"}`)
+    .join(", ");
 }
 
 export interface ApplyOptions {
@@ -281,6 +282,13 @@ export class Applier {
         case "replace":
         case "overwrite":
           this.copy(rel);
+          break;
+        // git's history (history.ts): a held new file is created; a history change is described
+        // only, the files that carry it are in the same set with the same decision
+        case "create":
+          this.copy(rel);
+          break;
+        case "history":
           break;
         case "chmod": {
           const s = lstatSync(path.join(this.o.upper, rel));

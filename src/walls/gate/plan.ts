@@ -23,6 +23,11 @@ export interface GatePlan {
    * Off only when no fs decision could be anything but allow (then there is nothing to hold).
    */
   overlay: boolean;
+  /**
+   * Judge the workdir's git refs and reflogs as history, with git (history.ts). Always on; a
+   * deliberately weakened test box turns it off to show the tests see the hole.
+   */
+  gitHistory: boolean;
   socketInBox: string;
   settings: AgentSettingsFile[];
 }
@@ -48,7 +53,7 @@ export function planGate(policy: GatePolicy, ctx: GateContext): GatePlan {
     const file = path.join(ctx.home, ".codex", "hooks.json");
     settings.push({ agent: "codex", target: file, base: file, hookCommand: run("codex-hook") });
   }
-  return { policy, overlay, socketInBox: BOX_GATE_SOCKET, settings };
+  return { policy, overlay, gitHistory: true, socketInBox: BOX_GATE_SOCKET, settings };
 }
 
 type Json = Record<string, unknown>;

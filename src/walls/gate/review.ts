@@ -1,6 +1,7 @@
 import type { AuditLog } from "../../audit/log.js";
 import type { Broker } from "./broker.js";
 import { Applier, opaqueDirs, readChangeSet, summarise } from "./changeset.js";
+import { reviewHistory } from "./history-review.js";
 import type { GatePolicy } from "./schema.js";
 
 export interface ReviewOptions {
@@ -13,6 +14,8 @@ export interface ReviewOptions {
   broker: Broker;
   audit: AuditLog;
   owner?: { uid: number; gid: number };
+  /** Judge the workdir's git history with git (history.ts); off only in a deliberately weakened test box. */
+  gitHistory?: boolean;
   /** Lines for the human on fourwall's stderr. */
   notify: (line: string) => void;
 }
@@ -31,7 +34,13 @@ export interface ReviewResult {
  * now, so what was reviewed is exactly what is applied.
  */
 export async function reviewChangeSet(o: ReviewOptions): Promise<ReviewResult> {
-  const set = readChangeSet(o.upper, o.workdir, opaqueDirs(o.upper, o.helper), o.policy);
+  const opaque = opaqueDirs(o.upper, o.helper);
+  const files = readChangeSet(o.upper, o.workdir, opaque, o.policy);
+  // Git's bookkeeping as history, not files: ref moves that rewrite it ask (history-review.ts).
+  const set =
+    o.gitHistory === false
+      ? files
+      : reviewHistory(files, { upper: o.upper, workdir: o.workdir, opaque, policy: o.policy });
   const applier = new Applier({ upper: o.upper, workdir: o.workdir, owner: o.owner });
   for (const rel of set.creates) applier.create(rel);
   const allowed = set.held.filter((c) => c.decision === "allow");
@@ -45,7 +54,14 @@ export async function reviewChangeSet(o: ReviewOptions): Promise<ReviewResult> {
         summary: summarise(asked),
         changes: asked.map(({ decision: _d, ...c }) => c),
         cwd: o.workdir,
-        why: ["the box changed files that existed before the run; they were held in a copy-on-write layer"],
+        why: [
+          "the box changed files that existed before the run; they were held in a copy-on-write layer",
+          ...(asked.some((c) => c.op === "history")
+            ? [
+                "it also rewrote git history (a branch moved other than forward, a ref deleted, a reflog rewritten, or commits that may carry held changes)",
+              ]
+            : []),
+        ],
         via: "change-set",
       },
       "ask",

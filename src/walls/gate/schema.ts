@@ -49,13 +49,16 @@ const netRule = z.strictObject({
 /**
  * The .git files git rewrites on every commit, fetch or checkout: approving them one by one
  * would train people to say yes without reading. Objects are content-addressed (a rewrite is a
- * copy), refs keep a reflog. Deleting them (gc, branch -D) still asks.
+ * copy); deleting them (gc) still asks. Refs, packed-refs, HEAD, the reflogs and the index are
+ * allowed here only as files: what they mean is judged as history by git itself (history.ts):
+ * a fast-forward flows, a branch moved backwards, a deleted ref or a rewritten reflog asks.
  */
 export const DEFAULT_FS_RULES: z.output<typeof fsRule>[] = [
   { path: ".git/index", ops: ["overwrite", "rename", "chmod"], decision: "allow" },
   { path: ".git/objects/**", ops: ["overwrite", "rename", "chmod"], decision: "allow" },
-  { path: ".git/refs/**", ops: ["overwrite", "rename"], decision: "allow" },
-  { path: ".git/logs/**", ops: ["overwrite", "rename"], decision: "allow" },
+  { path: ".git/refs/**", ops: ["overwrite", "rename", "delete"], decision: "allow" },
+  { path: ".git/packed-refs", ops: ["overwrite", "rename"], decision: "allow" },
+  { path: ".git/logs/**", ops: ["overwrite", "rename", "delete"], decision: "allow" },
   { path: ".git/*HEAD", ops: ["overwrite", "rename"], decision: "allow" },
   { path: ".git/COMMIT_EDITMSG", ops: [...FS_OPS], decision: "allow" },
 ];

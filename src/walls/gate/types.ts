@@ -4,7 +4,8 @@ export type GateKind = "exec" | "fs" | "net";
 
 /** One change of a file that existed before the run, as the copy-on-write layer saw it. */
 export interface FsChange {
-  op: FsOp | "replace";
+  /** create: a new file held because it carries history; history: a ref move or reflog rewrite (history.ts). */
+  op: FsOp | "replace" | "create" | "history";
   /** Relative to the workdir. */
   path: string;
   /** For a rename: where the content went (paired by content). */

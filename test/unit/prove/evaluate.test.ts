@@ -20,7 +20,7 @@ const evidence = (over: Partial<HostEvidence> = {}): HostEvidence => ({
   outside: { tcp: 0, udp: 0 },
   hostInit: { comm: "systemd", start: "9" },
   hostKernel: "Linux version 6.18.0 (host)",
-  gate: { name: "precious-notes.txt", requests: [], precious: PRECIOUS },
+  gate: { name: "precious-notes.txt", requests: [], precious: PRECIOUS, historyChanged: [] },
   ...over,
 });
 const boxCtx = (over: Partial<HostEvidence> = {}): JudgeContext => ({
@@ -236,23 +236,41 @@ describe("prove: evaluation", () => {
   });
 
   it("judges the gate from the host: asked and intact passes; deleted without asking is a hole", () => {
-    const gate = PROBES.filter((p) => p.wall === "gate");
+    const gate = PROBES.filter((p) => p.wall === "gate" && p.id !== "gate.history-rewrite");
     const reports: ProbeReport[] = gate.map((p) => ({ id: p.id, data: { unlink: "ok" } }));
     const judged = (g: HostEvidence["gate"]) =>
       evaluate(gate, reports, boxCtx({ gate: g }), "").map((r) => `${r.id}=${r.status}`);
     const asked = ['{"kind":"fs","path":"precious-notes.txt"}'];
-    assert.deepEqual(judged({ name: "precious-notes.txt", requests: asked, precious: PRECIOUS }), [
+    const g = (requests: string[], precious: string | undefined) => ({
+      name: "precious-notes.txt",
+      requests,
+      precious,
+      historyChanged: [],
+    });
+    assert.deepEqual(judged(g(asked, PRECIOUS)), [
       "gate.delete-asks=PASS",
       "gate.denied-delete-survives=PASS",
     ]);
-    assert.deepEqual(judged({ name: "precious-notes.txt", requests: [], precious: undefined }), [
-      "gate.delete-asks=HOLE",
-      "gate.denied-delete-survives=HOLE",
-    ]);
-    assert.deepEqual(judged({ name: "precious-notes.txt", requests: asked, precious: "changed" }), [
+    assert.deepEqual(judged(g([], undefined)), ["gate.delete-asks=HOLE", "gate.denied-delete-survives=HOLE"]);
+    assert.deepEqual(judged(g(asked, "changed")), [
       "gate.delete-asks=PASS",
       "gate.denied-delete-survives=HOLE",
     ]);
+  });
+
+  it("judges the history rewrite from the host: the branch or a reflog changed there is a hole", () => {
+    const spec = PROBES.filter((p) => p.id === "gate.history-rewrite");
+    const judged = (historyChanged: string[], requests: string[] = []) =>
+      evaluate(
+        spec,
+        [{ id: "gate.history-rewrite", data: { ref: "ok" } }],
+        boxCtx({ gate: { name: "precious-notes.txt", requests, precious: PRECIOUS, historyChanged } }),
+        "",
+      )[0]!;
+    assert.equal(judged([]).status, "PASS");
+    assert.match(judged([], ['{"detail":"branch main moved backwards"}']).observed, /asked/);
+    const h = judged(["./.git/refs/heads/main"]);
+    assert.deepEqual([h.status, h.observed], ["HOLE", "rewritten on the host: ./.git/refs/heads/main"]);
   });
 
   it("holds up only with no hole, no failure and at least one pass", () => {
@@ -266,8 +284,8 @@ describe("prove: evaluation", () => {
       boxCtx(),
       "missing",
     );
-    // seccomp 0: a hole; ptrace and both gate probes have no report: failures, never passes
-    assert.deepEqual(tally(results), { pass: 0, hole: 1, fail: 3, skip: 0 });
+    // seccomp 0: a hole; ptrace and the three gate probes have no report: failures, never passes
+    assert.deepEqual(tally(results), { pass: 0, hole: 1, fail: 4, skip: 0 });
   });
 });
 

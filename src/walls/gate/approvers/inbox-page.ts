@@ -59,7 +59,7 @@ function card(r) {
   c.append(el("div", { class: "what" }, what));
   if (r.changes && r.changes.length) {
     const ul = el("ul", { class: "changes" });
-    for (const ch of r.changes.slice(0, 50)) ul.append(el("li", {}, ch.op + " " + ch.path + (ch.to ? " → " + ch.to : "")));
+    for (const ch of r.changes.slice(0, 50)) ul.append(el("li", {}, ch.op + " " + ch.path + (ch.to ? " → " + ch.to : "") + (ch.op === "history" && ch.detail ? ": " + ch.detail : "")));
     c.append(ul);
   }
   const dl = el("dl");
