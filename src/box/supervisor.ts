@@ -110,6 +110,14 @@ function newRepositoryHooks(workdir: string, hadGit: boolean): string[] {
   }
 }
 
+/** The plan's generated files (`file` mounts: the box's /etc/passwd, its ~/.gitconfig), readable by the box uid. */
+function writeGeneratedFiles(plan: BoxPlan, runDir: string): void {
+  const files = plan.filesystem.mounts.filter((m) => m.type === "file");
+  if (files.length === 0) return;
+  mkdirSync(path.join(runDir, "files"), { mode: 0o711 });
+  for (const m of files) writeFileSync(path.join(runDir, "files", m.name), m.content, { mode: 0o444 });
+}
+
 export async function superviseBox(
   plan: BoxPlan,
   runtime: Runtime,
@@ -120,6 +128,7 @@ export async function superviseBox(
   chmodSync(runDir, 0o711); // the box's uid (root mode) must reach the empty file
   const emptyFile = path.join(runDir, "empty");
   writeFileSync(emptyFile, "", { mode: 0o444 });
+  writeGeneratedFiles(plan, runDir);
   const netDir = path.join(runDir, "net");
   mkdirSync(netDir, { mode: 0o700 });
   // Only the box's uid (and root) may reach the proxy socket: other local users cannot borrow it.

@@ -9,6 +9,11 @@ export type Mount =
   /** An empty, read-only file over `target` (hides a file's contents; reads return nothing). */
   | { type: "empty-file"; target: string; why: string }
   | { type: "symlink"; target: string; linkTo: string; why: string }
+  /**
+   * A file fourwall generates (the box's /etc/passwd, a sanitised ~/.gitconfig), read-only over
+   * `target`. The supervisor writes `content` into the run dir as files/<name> (generatedFile()).
+   */
+  | { type: "file"; name: string; target: string; content: string; why: string }
   | { type: "proc"; target: "/proc" }
   | { type: "dev"; target: "/dev" };
 
