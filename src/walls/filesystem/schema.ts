@@ -13,6 +13,17 @@ export const filesystemSchema = z
     hide: pathList(
       "more secrets to make invisible inside the box, on top of the built-in list (~ and * globs allowed; a path that cannot be hidden is an error)",
     ),
+    homeVisible: pathList(
+      "more of HOME the box sees read-only, on top of the built-in allowlist (shell rc files, toolchains, PATH dirs); relative to ~, * globs allowed; secrets inside stay hidden",
+    ),
+    scanLimit: z
+      .number()
+      .int()
+      .positive()
+      .default(100_000)
+      .describe(
+        "entries the plan may look at in the workdir (or the repository around it) for nested .env files, git repositories and shell start-up files; past it the box does not start",
+      ),
     writable: pathList(
       "more host paths the box may write (e.g. an agent's own config dir); one that does not exist is skipped with a note",
     ),
@@ -27,7 +38,7 @@ export const filesystemSchema = z
     allowDotEnv: z
       .boolean()
       .default(false)
-      .describe("let the box read .env* files in the workdir (masked by default)"),
+      .describe("let the box read .env* and *.env files in the workdir, at any depth (masked by default)"),
     allowPersistence: z
       .array(z.string())
       .default([])
