@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import {
   chmodSync,
   chownSync,
@@ -110,6 +111,36 @@ function newRepositoryHooks(workdir: string, hadGit: boolean): string[] {
   }
 }
 
+/**
+ * Placeholders that hold more than the reaper recognises as its own (empty, `{}`): `.git/commondir`
+ * holding "." and a `.bash_profile` that sources `.profile`. Removed here when still unchanged, only
+ * under the workdir's lock taken exclusively (no other box on this workdir is up and relying on
+ * them; one starting now waits for the lock). A SIGKILLed fourwall leaves them (inert: see
+ * docs/filesystem.md) until the next box on the workdir exits.
+ */
+function removeContentPlaceholders(placeholders: BoxPlan["filesystem"]["placeholders"], list: string): void {
+  const lock = list.replace(/\.placeholders$/, ".lock");
+  for (const p of placeholders) {
+    if (p.kind !== "file" || p.content === "" || p.content === "{}\n") continue;
+    // flock(1) -n: if any box still holds the shared lock, leave it for the last one out
+    spawnSync(
+      "flock",
+      [
+        "-x",
+        "-n",
+        lock,
+        "sh",
+        "-c",
+        '[ "$(cat -- "$1")" = "$2" ] && rm -f -- "$1"',
+        "sh",
+        p.path,
+        p.content.replace(/\n$/, ""),
+      ],
+      { stdio: "ignore" },
+    );
+  }
+}
+
 /** The plan's generated files (`file` mounts: the box's /etc/passwd, its ~/.gitconfig), readable by the box uid. */
 function writeGeneratedFiles(plan: BoxPlan, runDir: string): void {
   const files = plan.filesystem.mounts.filter((m) => m.type === "file");
@@ -139,6 +170,7 @@ export async function superviseBox(
   const handlers = new Map<NodeJS.Signals, () => void>();
   let proxy: ProxyHandle | undefined;
   let reaper: Reaper | undefined;
+  let placeholderList: string | undefined;
   let gate: GateSession | undefined;
   const cleanup = async () => {
     for (const [sig, handler] of handlers) process.off(sig, handler);
@@ -147,6 +179,7 @@ export async function superviseBox(
     removeBoxCgroup(cgroup);
     rmSync(runDir, { recursive: true, force: true });
     await reaper?.release(); // placeholders: the last box out on this workdir removes them
+    if (placeholderList) removeContentPlaceholders(plan.filesystem.placeholders, placeholderList);
   };
   try {
     options.audit.write({
@@ -171,6 +204,7 @@ export async function superviseBox(
     await allStarted([
       startReaper(plan.filesystem.cwd, runDir, session.cgroupDirs).then((started) => {
         reaper = started.reaper;
+        placeholderList = started.list;
         standPlaceholders(plan.filesystem.placeholders, started.list);
       }),
       import("./gate.js")
