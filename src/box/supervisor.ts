@@ -1,14 +1,5 @@
 import { spawnSync } from "node:child_process";
-import {
-  chmodSync,
-  chownSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import type { AuditLog } from "../audit/log.js";
@@ -16,6 +7,7 @@ import { WallError } from "../core/errors.js";
 import type { BoxPlan } from "../plan/plan.js";
 import type { BoxSession, RunningBox, Runtime } from "../runtimes/runtime.js";
 import type { AskRequest, EgressEvent, ProxyHandle } from "../walls/egress/index.js";
+import { realHost, resolveGitEntry, scanTrees } from "../walls/filesystem/index.js";
 import { createBoxCgroup, removeBoxCgroup } from "../walls/isolation/index.js";
 import type { GateOptions, GateSession } from "./gate.js";
 import { type Reaper, standPlaceholders, startReaper } from "./reaper.js";
@@ -96,19 +88,26 @@ export interface SuperviseOptions {
  * Returns the command's exit status; throws WallError (nothing ran) when a wall cannot be built.
  */
 /**
- * Hooks of a repository that did not exist before the run are not guarded (the box made it): say
- * so at exit when it left any, before a human runs git there.
+ * Repositories the box made (a `.git` entry the plan did not find, anywhere in the workdir; bounded
+ * like the plan's walk): the filesystem wall cannot guard them, so name them at exit, with their
+ * hooks and config, before a human runs git there.
  */
-function newRepositoryHooks(workdir: string, hadGit: boolean): string[] {
-  if (hadGit) return [];
-  const hooks = path.join(workdir, ".git", "hooks");
-  try {
-    return readdirSync(hooks)
+function newRepositories(plan: BoxPlan): string[] {
+  const known = new Set(plan.filesystem.gitEntries);
+  const found = scanTrees(realHost, [plan.filesystem.cwd]).gitEntries.filter((e) => !known.has(e));
+  return found.flatMap((entry) => {
+    const gitDir = resolveGitEntry(realHost, entry);
+    if (!gitDir) return [entry];
+    const hooks = realHost
+      .readdir(path.join(gitDir, "hooks"))
       .filter((name) => !name.endsWith(".sample"))
-      .map((name) => path.join(hooks, name));
-  } catch {
-    return [];
-  }
+      .map((name) => path.join(gitDir, "hooks", name));
+    return [
+      entry,
+      ...hooks,
+      ...(realHost.kind(path.join(gitDir, "config")) === "file" ? [path.join(gitDir, "config")] : []),
+    ];
+  });
 }
 
 /**
@@ -154,7 +153,6 @@ export async function superviseBox(
   runtime: Runtime,
   options: SuperviseOptions,
 ): Promise<number> {
-  const hadGit = existsSync(path.join(plan.filesystem.cwd, ".git"));
   const runDir = mkdtempSync(path.join(os.tmpdir(), `fourwall-${plan.id}-`));
   chmodSync(runDir, 0o711); // the box's uid (root mode) must reach the empty file
   const emptyFile = path.join(runDir, "empty");
@@ -236,11 +234,11 @@ export async function superviseBox(
     options.onExit?.();
     options.audit.write({ box: plan.id, wall: "isolation", event: "box-exit", code });
     await gate!.finish(); // the copy-on-write layer's change-set: new files in, destructive ones asked
-    const hooks = newRepositoryHooks(plan.filesystem.cwd, hadGit);
-    if (hooks.length > 0) {
-      options.audit.write({ box: plan.id, wall: "filesystem", event: "new-repository-hooks", hooks });
+    const made = newRepositories(plan);
+    if (made.length > 0) {
+      options.audit.write({ box: plan.id, wall: "filesystem", event: "new-repositories", paths: made });
       process.stderr.write(
-        `fourwall: the box created a git repository with hooks; review them before running git here:\n${hooks.map((h) => `  ${h}`).join("\n")}\n`,
+        `fourwall: the box created git repositories (their hooks and config are not guarded); review them before running git here:\n${made.map((h) => `  ${h}`).join("\n")}\n`,
       );
     }
     if (blocked.size > 0 && !options.quiet) process.stderr.write(blockedSummary(blocked));

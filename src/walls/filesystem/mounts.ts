@@ -36,6 +36,12 @@ export interface FilesystemPlan {
   /** The box's HOME and working directory. */
   home: string;
   cwd: string;
+  /**
+   * The `.git` entries (git dirs and pointer files) the plan found and guards. One that appears
+   * during the run is a repository the box made: the wall cannot guard it (docs/filesystem.md),
+   * the supervisor names it at exit.
+   */
+  gitEntries: string[];
   /** Things the plan chose not to do, for --verbose and the audit log (never a security hole). */
   notes: string[];
 }

@@ -336,7 +336,7 @@ export function planFilesystem(policy: FilesystemPolicy, ctx: FilesystemContext)
     else mounts.push({ type: "empty-file", target, why: "secret hidden" });
   }
 
-  return { mounts, placeholders, writable, home, cwd: workdir, notes };
+  return { mounts, placeholders, writable, home, cwd: workdir, notes, gitEntries: scan.gitEntries };
 }
 
 /** `~` and `~/x` → home; relative → the workdir; `..` and `**` refused. */
