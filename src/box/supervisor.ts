@@ -1,13 +1,5 @@
-import {
-  chmodSync,
-  chownSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
+import { spawnSync } from "node:child_process";
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import type { AuditLog } from "../audit/log.js";
@@ -15,6 +7,7 @@ import { WallError } from "../core/errors.js";
 import type { BoxPlan } from "../plan/plan.js";
 import type { BoxSession, RunningBox, Runtime } from "../runtimes/runtime.js";
 import type { AskRequest, EgressEvent, ProxyHandle } from "../walls/egress/index.js";
+import { realHost, resolveGitEntry, scanTrees } from "../walls/filesystem/index.js";
 import { createBoxCgroup, removeBoxCgroup } from "../walls/isolation/index.js";
 import type { GateOptions, GateSession } from "./gate.js";
 import { type Reaper, standPlaceholders, startReaper } from "./reaper.js";
@@ -95,19 +88,64 @@ export interface SuperviseOptions {
  * Returns the command's exit status; throws WallError (nothing ran) when a wall cannot be built.
  */
 /**
- * Hooks of a repository that did not exist before the run are not guarded (the box made it): say
- * so at exit when it left any, before a human runs git there.
+ * Repositories the box made (a `.git` entry the plan did not find, anywhere in the workdir; bounded
+ * like the plan's walk): the filesystem wall cannot guard them, so name them at exit, with their
+ * hooks and config, before a human runs git there.
  */
-function newRepositoryHooks(workdir: string, hadGit: boolean): string[] {
-  if (hadGit) return [];
-  const hooks = path.join(workdir, ".git", "hooks");
-  try {
-    return readdirSync(hooks)
+function newRepositories(plan: BoxPlan): string[] {
+  const known = new Set(plan.filesystem.gitEntries);
+  const found = scanTrees(realHost, [plan.filesystem.cwd]).gitEntries.filter((e) => !known.has(e));
+  return found.flatMap((entry) => {
+    const gitDir = resolveGitEntry(realHost, entry);
+    if (!gitDir) return [entry];
+    const hooks = realHost
+      .readdir(path.join(gitDir, "hooks"))
       .filter((name) => !name.endsWith(".sample"))
-      .map((name) => path.join(hooks, name));
-  } catch {
-    return [];
+      .map((name) => path.join(gitDir, "hooks", name));
+    return [
+      entry,
+      ...hooks,
+      ...(realHost.kind(path.join(gitDir, "config")) === "file" ? [path.join(gitDir, "config")] : []),
+    ];
+  });
+}
+
+/**
+ * Placeholders that hold more than the reaper recognises as its own (empty, `{}`): `.git/commondir`
+ * holding "." and a `.bash_profile` that sources `.profile`. Removed here when still unchanged, only
+ * under the workdir's lock taken exclusively (no other box on this workdir is up and relying on
+ * them; one starting now waits for the lock). A SIGKILLed fourwall leaves them (inert: see
+ * docs/filesystem.md) until the next box on the workdir exits.
+ */
+function removeContentPlaceholders(placeholders: BoxPlan["filesystem"]["placeholders"], list: string): void {
+  const lock = list.replace(/\.placeholders$/, ".lock");
+  for (const p of placeholders) {
+    if (p.kind !== "file" || p.content === "" || p.content === "{}\n") continue;
+    // flock(1) -n: if any box still holds the shared lock, leave it for the last one out
+    spawnSync(
+      "flock",
+      [
+        "-x",
+        "-n",
+        lock,
+        "sh",
+        "-c",
+        '[ "$(cat -- "$1")" = "$2" ] && rm -f -- "$1"',
+        "sh",
+        p.path,
+        p.content.replace(/\n$/, ""),
+      ],
+      { stdio: "ignore" },
+    );
   }
+}
+
+/** The plan's generated files (`file` mounts: the box's /etc/passwd, its ~/.gitconfig), readable by the box uid. */
+function writeGeneratedFiles(plan: BoxPlan, runDir: string): void {
+  const files = plan.filesystem.mounts.filter((m) => m.type === "file");
+  if (files.length === 0) return;
+  mkdirSync(path.join(runDir, "files"), { mode: 0o711 });
+  for (const m of files) writeFileSync(path.join(runDir, "files", m.name), m.content, { mode: 0o444 });
 }
 
 export async function superviseBox(
@@ -115,11 +153,11 @@ export async function superviseBox(
   runtime: Runtime,
   options: SuperviseOptions,
 ): Promise<number> {
-  const hadGit = existsSync(path.join(plan.filesystem.cwd, ".git"));
   const runDir = mkdtempSync(path.join(os.tmpdir(), `fourwall-${plan.id}-`));
   chmodSync(runDir, 0o711); // the box's uid (root mode) must reach the empty file
   const emptyFile = path.join(runDir, "empty");
   writeFileSync(emptyFile, "", { mode: 0o444 });
+  writeGeneratedFiles(plan, runDir);
   const netDir = path.join(runDir, "net");
   mkdirSync(netDir, { mode: 0o700 });
   // Only the box's uid (and root) may reach the proxy socket: other local users cannot borrow it.
@@ -130,6 +168,7 @@ export async function superviseBox(
   const handlers = new Map<NodeJS.Signals, () => void>();
   let proxy: ProxyHandle | undefined;
   let reaper: Reaper | undefined;
+  let placeholderList: string | undefined;
   let gate: GateSession | undefined;
   const cleanup = async () => {
     for (const [sig, handler] of handlers) process.off(sig, handler);
@@ -138,6 +177,7 @@ export async function superviseBox(
     removeBoxCgroup(cgroup);
     rmSync(runDir, { recursive: true, force: true });
     await reaper?.release(); // placeholders: the last box out on this workdir removes them
+    if (placeholderList) removeContentPlaceholders(plan.filesystem.placeholders, placeholderList);
   };
   try {
     options.audit.write({
@@ -162,6 +202,7 @@ export async function superviseBox(
     await allStarted([
       startReaper(plan.filesystem.cwd, runDir, session.cgroupDirs).then((started) => {
         reaper = started.reaper;
+        placeholderList = started.list;
         standPlaceholders(plan.filesystem.placeholders, started.list);
       }),
       import("./gate.js")
@@ -193,11 +234,11 @@ export async function superviseBox(
     options.onExit?.();
     options.audit.write({ box: plan.id, wall: "isolation", event: "box-exit", code });
     await gate!.finish(); // the copy-on-write layer's change-set: new files in, destructive ones asked
-    const hooks = newRepositoryHooks(plan.filesystem.cwd, hadGit);
-    if (hooks.length > 0) {
-      options.audit.write({ box: plan.id, wall: "filesystem", event: "new-repository-hooks", hooks });
+    const made = newRepositories(plan);
+    if (made.length > 0) {
+      options.audit.write({ box: plan.id, wall: "filesystem", event: "new-repositories", paths: made });
       process.stderr.write(
-        `fourwall: the box created a git repository with hooks; review them before running git here:\n${hooks.map((h) => `  ${h}`).join("\n")}\n`,
+        `fourwall: the box created git repositories (their hooks and config are not guarded); review them before running git here:\n${made.map((h) => `  ${h}`).join("\n")}\n`,
       );
     }
     if (blocked.size > 0 && !options.quiet) process.stderr.write(blockedSummary(blocked));

@@ -4,7 +4,12 @@ import type { Policy } from "../policy/schema.js";
 import type { EgressPlan } from "../walls/egress/index.js";
 import { type BoxNetworkPlan, planBoxNetwork, proxyEnvironment } from "../walls/egress/index.js";
 import type { FilesystemPlan, HostView } from "../walls/filesystem/index.js";
-import { FilesystemPlanError, planEnvironment, planFilesystem } from "../walls/filesystem/index.js";
+import {
+  FilesystemPlanError,
+  identityFiles,
+  planEnvironment,
+  planFilesystem,
+} from "../walls/filesystem/index.js";
 import { BOX_GATE_SOCKET, type GatePlan, planGate } from "../walls/gate/index.js";
 import type { RuntimeName } from "../walls/isolation/index.js";
 import {
@@ -65,6 +70,7 @@ export function planBox(policy: Policy, ctx: BoxContext): BoxPlan {
       host: ctx.host,
       runtimeDir: ctx.hostEnv.XDG_RUNTIME_DIR,
       fourwallRoot: ctx.fourwallRoot,
+      pathEnv: ctx.hostEnv.PATH,
     });
   } catch (error) {
     if (error instanceof FilesystemPlanError) {
@@ -91,6 +97,16 @@ export function planBox(policy: Policy, ctx: BoxContext): BoxPlan {
       throw new WallError("isolation", error.message, "run fourwall as the owner of the workdir");
     throw error;
   }
+  // after the identity: the box's own passwd/group name its uid (only on the host's own root)
+  if (policy.filesystem.root === "/")
+    filesystem.mounts.push(
+      ...identityFiles({
+        uid: identity.uid,
+        gid: identity.gid,
+        name: ctx.hostEnv.USER ?? ctx.hostEnv.LOGNAME ?? "box",
+        home: filesystem.home,
+      }),
+    );
   const egress = ctx.egress;
   if (egress.transparent && policy.isolation.runtime !== "namespaces") {
     // transparent mode binds its own hosts file and prepares the box's netns from outside (bwrap only, for now)

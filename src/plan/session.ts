@@ -20,6 +20,9 @@ export interface BoxSession {
   gateFiles?: { source: string; target: string }[];
 }
 
+/** Where the supervisor writes a plan's generated file (a `file` mount) for this run. */
+export const generatedFile = (session: BoxSession, name: string) => path.join(session.runDir, "files", name);
+
 export interface BoxExit {
   /** The command's exit status as a shell reports it (128+N when killed by signal N). */
   code: number;

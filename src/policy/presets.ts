@@ -7,7 +7,7 @@ export type PresetName = (typeof PRESET_NAMES)[number];
 
 type PresetData = {
   egress?: { allow?: string[] };
-  filesystem?: { writable?: string[]; scratch?: string[]; readOnly?: string[] };
+  filesystem?: { writable?: string[]; scratch?: string[]; readOnly?: string[]; homeVisible?: string[] };
   env?: { pass?: string[]; set?: Record<string, string> };
 };
 
@@ -30,12 +30,17 @@ export const PRESETS: Record<PresetName, PresetData> = {
   },
   "node-dev": {
     egress: { allow: ["registry.npmjs.org", "registry.yarnpkg.com"] },
-    filesystem: { scratch: ["~/.npm", "~/.cache", "~/.yarn", "~/.local/share/pnpm"] },
+    // HOME is an allowlist: toolchains (nvm, volta, fnm) are built in; these are version pins
+    filesystem: {
+      scratch: ["~/.npm", "~/.cache", "~/.yarn", "~/.local/share/pnpm"],
+      homeVisible: [".nvmrc", ".node-version"],
+    },
     env: { pass: ["NODE_ENV", "NODE_OPTIONS"] },
   },
   "python-dev": {
     egress: { allow: ["pypi.org", "files.pythonhosted.org"] },
-    filesystem: { scratch: ["~/.cache", "~/.local"] },
+    // pyenv is built in; pip.conf is not shown (index URLs carry credentials)
+    filesystem: { scratch: ["~/.cache", "~/.local"], homeVisible: [".python-version"] },
     env: { pass: ["VIRTUAL_ENV", "PYTHONPATH"], set: { PIP_DISABLE_PIP_VERSION_CHECK: "1" } },
   },
 };

@@ -175,8 +175,12 @@ export function dockerRunArgs(plan: BoxPlan, session: BoxSession, options: Docke
 /** The plan's filesystem with the workdir's bind coming from the mounted gate layer instead. */
 function withWorkdirSource(plan: BoxPlan, layer: string): BoxPlan["filesystem"] {
   const workdir = plan.filesystem.cwd;
+  // every bind from inside the workdir (the workdir, pinned dirs, read-only islands) comes from the
+  // layer: the daemon binds from the host's mount namespace, where the real workdir is not the layer
   const mounts = plan.filesystem.mounts.map((m) =>
-    m.type === "bind" && m.writable && m.source === workdir ? { ...m, source: layer } : m,
+    m.type === "bind" && isUnder(m.source, workdir)
+      ? { ...m, source: path.join(layer, path.relative(workdir, m.source)) }
+      : m,
   );
   return { ...plan.filesystem, mounts };
 }

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { WallError, type WallName } from "../core/errors.js";
 import { dropHelperPath, which } from "../core/paths.js";
 import type { BoxPlan } from "../plan/plan.js";
+import { generatedFile } from "../plan/session.js";
 import {
   BOX_NET_DIR,
   bridgeScript,
@@ -43,6 +44,8 @@ function mountArgs(mount: Mount, session: BoxSession): string[] {
     }
     case "empty-file":
       return ["--ro-bind", session.emptyFile, mount.target];
+    case "file":
+      return ["--ro-bind", generatedFile(session, mount.name), mount.target];
     case "symlink":
       return ["--symlink", mount.linkTo, mount.target];
     case "proc":

@@ -21,6 +21,7 @@ import { WallError } from "../core/errors.js";
 import { isUnder } from "../core/paths.js";
 import { shellQuote } from "../core/shell.js";
 import type { BoxPlan } from "../plan/plan.js";
+import { generatedFile } from "../plan/session.js";
 import { BOX_NET_DIR, bridgeScript } from "../walls/egress/index.js";
 import type { Mount } from "../walls/filesystem/index.js";
 import type { Rlimit } from "../walls/isolation/index.js";
@@ -203,6 +204,13 @@ function translateMount(
       };
     case "empty-file":
       return { destination, type: "bind", source: session.emptyFile, options: ["rbind", "ro"] };
+    case "file":
+      return {
+        destination,
+        type: "bind",
+        source: generatedFile(session, mount.name),
+        options: ["rbind", "ro"],
+      };
     case "tmpfs": {
       // size= is carried for runsc builds that honour it; Debian 12's (2022-12-19) ignores it, so
       // gvisor.ts caps the whole box through its cgroup instead (see there).

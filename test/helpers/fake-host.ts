@@ -3,10 +3,16 @@ import type { EntryKind, HostView } from "../../src/walls/filesystem/host-view.j
 
 /**
  * An in-memory host for the planners: paths ending in "/" are directories, "->target" makes a
- * symlink, "=socket" a socket; parents are implied.
+ * symlink, "=socket" a socket; parents are implied. `contents` gives files their text (a path
+ * listed there exists as a file even when `entries` does not name it).
  */
-export function fakeHost(entries: string[], owners: Record<string, number> = {}): HostView {
+export function fakeHost(
+  entries: string[],
+  owners: Record<string, number> = {},
+  contents: Record<string, string> = {},
+): HostView {
   const kinds = new Map<string, EntryKind>([["/", "dir"]]);
+  entries = [...entries, ...Object.keys(contents)];
   const links = new Map<string, string>();
   for (const raw of entries) {
     let entry = raw;
@@ -40,6 +46,10 @@ export function fakeHost(entries: string[], owners: Record<string, number> = {})
     owner: (p) =>
       kinds.has(path.resolve(p))
         ? { uid: owners[path.resolve(p)] ?? 0, gid: owners[path.resolve(p)] ?? 0 }
+        : undefined,
+    readText: (p, maxBytes) =>
+      kinds.get(path.resolve(p)) === "file"
+        ? (contents[path.resolve(p)] ?? "").slice(0, maxBytes)
         : undefined,
   };
 }

@@ -10,6 +10,7 @@ import os from "node:os";
 import path from "node:path";
 import { AuditLog } from "../../src/audit/log.js";
 import { superviseBox } from "../../src/box/supervisor.js";
+import { isUnder } from "../../src/core/paths.js";
 import type { BoxPlan } from "../../src/plan/plan.js";
 import { planBox } from "../../src/plan/plan.js";
 import { loadPolicy } from "../../src/policy/load.js";
@@ -18,7 +19,6 @@ import { NamespacesRuntime } from "../../src/runtimes/namespaces.js";
 import type { Runtime } from "../../src/runtimes/runtime.js";
 import { VmRuntime } from "../../src/runtimes/vm.js";
 import { realHost } from "../../src/walls/filesystem/host-view.js";
-import { PERSISTENCE_PATHS } from "../../src/walls/filesystem/lists.js";
 
 export const WEAKENINGS = [
   "secrets", // the host's home bound whole: no secret left out or covered
@@ -37,6 +37,9 @@ export const WEAKENINGS = [
   "cgroup", // no cap on the whole box's memory and processes
   "hosts-leak", // egress transparent mode: the box's hosts file also maps a name no rule allows (other.test)
   "git-history", // the gate judges git's refs and reflogs as files only (path rules), not as history
+  "git", // no guard on git dirs (hooks, config, commondir, hooksPath, pointer files) and no pins
+  "passwd", // the host's /etc/passwd and /etc/group instead of the box's own
+  "repo-view", // a workdir inside a repository: the repository around it is not shown
 ] as const;
 type Weakening = (typeof WEAKENINGS)[number];
 
@@ -107,6 +110,8 @@ if (onPlan.has("secrets")) {
   const homeAt = fs.mounts.findIndex((m) => m.target === home);
   fs.mounts = fs.mounts.filter((m) => !("why" in m) || (m.why !== "secret hidden" && m.why !== "home entry"));
   fs.mounts.splice(homeAt, 1, { type: "bind", source: home, target: home, writable: false, why: "weak" });
+  // the whole host home: no sanitised copy of its git config either
+  fs.mounts = fs.mounts.filter((m) => m.type !== "file" || !isUnder(m.target, home));
 }
 if (onPlan.has("home-writable"))
   fs.mounts.push({ type: "bind", source: home, target: home, writable: true, why: "weak" });
@@ -123,11 +128,35 @@ if (onPlan.has("sockets")) {
     ...hostRun.map((p) => ({ type: "bind" as const, source: p, target: p, writable: false, why: "weak" })),
   );
 }
+// every read-only island inside a writable path (persistence files, git, start-up files), every
+// pin, every placeholder: what is left is the writable binds and the secret covers
+type PlanMount = (typeof fs.mounts)[number];
+const island = (m: PlanMount): m is Extract<PlanMount, { type: "bind" }> =>
+  m.type === "bind" &&
+  !fs.writable.includes(m.target) &&
+  fs.writable.some((w) => isUnder(m.target, w)) &&
+  (!m.writable || m.why.startsWith("pinned"));
 if (onPlan.has("persistence")) {
-  const whys = new Set(PERSISTENCE_PATHS.map((p) => p.why));
-  fs.mounts = fs.mounts.filter((m) => !("why" in m) || !whys.has(m.why));
+  fs.mounts = fs.mounts.filter((m) => !island(m));
   fs.placeholders = [];
 }
+if (onPlan.has("git")) {
+  const git = (m: PlanMount) => island(m) && (m.why.startsWith("git") || m.why.startsWith("pinned"));
+  const gone = new Set(fs.mounts.filter(git).map((m) => m.target));
+  fs.mounts = fs.mounts.filter((m) => !git(m));
+  fs.placeholders = fs.placeholders.filter((p) => !gone.has(p.path));
+}
+if (onPlan.has("passwd"))
+  fs.mounts = fs.mounts.filter((m) => m.type !== "file" || !m.target.startsWith("/etc/"));
+if (onPlan.has("repo-view"))
+  fs.mounts = fs.mounts.filter(
+    (m) =>
+      !(
+        m.type === "bind" &&
+        m.why === "home entry" &&
+        realHost.kind(path.join(m.target, ".git")) !== "missing"
+      ),
+  );
 if (onPlan.has("identity") || onPlan.has("caps")) plan.identity = { mode: "user", uid: 0, gid: 0 };
 if (onPlan.has("rlimits")) plan.rlimits = [];
 if (onPlan.has("cgroup")) plan.boxLimits = { memoryBytes: 64 * 1024 ** 3, pids: 1_000_000 };

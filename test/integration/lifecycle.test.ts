@@ -124,12 +124,16 @@ for (const mode of MODES) {
       assert.equal(existsSync(path.join(fx.workdir, "ran")), false);
     });
 
-    it("warns at exit about hooks in a git repository the box created", async () => {
+    it("warns at exit about git repositories the box created, anywhere in the workdir, with their hooks", async () => {
       const fx = makeFixture(mode);
       rmSync(path.join(fx.workdir, ".git"), { recursive: true, force: true });
-      const r = await sh(fx, "git init -q . && echo 'echo evil' > .git/hooks/pre-commit");
-      assert.match(r.stderr, /created a git repository with hooks/);
-      assert.match(r.stderr, /pre-commit/);
+      const r = await sh(
+        fx,
+        "git init -q . && echo 'echo evil' > .git/hooks/pre-commit && git init -q deep/er && echo x > deep/er/.git/hooks/post-checkout",
+      );
+      assert.match(r.stderr, /created git repositories/);
+      assert.match(r.stderr, /\.git\/hooks\/pre-commit/);
+      assert.match(r.stderr, /deep\/er\/\.git\/hooks\/post-checkout/);
     });
 
     it("refuses a missing workdir with exit 125 naming the wall", async () => {

@@ -1,4 +1,4 @@
-import { lstatSync, readdirSync, readlinkSync, statSync } from "node:fs";
+import { closeSync, lstatSync, openSync, readdirSync, readlinkSync, readSync, statSync } from "node:fs";
 
 export type EntryKind = "file" | "dir" | "symlink" | "socket" | "other" | "missing";
 
@@ -14,6 +14,11 @@ export interface HostView {
   readdir(path: string): string[];
   readlink(path: string): string;
   owner(path: string): { uid: number; gid: number } | undefined;
+  /**
+   * The first `maxBytes` of a regular file (a git config, a `.git` pointer file), or undefined when
+   * it is not a readable regular file. Bounded: the planners never slurp a file the box planted.
+   */
+  readText(path: string, maxBytes: number): string | undefined;
 }
 
 function kindOf(stat: {
@@ -58,6 +63,21 @@ export const realHost: HostView = {
     try {
       const stat = statSync(path, { throwIfNoEntry: false });
       return stat ? { uid: stat.uid, gid: stat.gid } : undefined;
+    } catch {
+      return undefined;
+    }
+  },
+  readText(path, maxBytes) {
+    try {
+      if (!statSync(path).isFile()) return undefined; // never block on a FIFO
+      const fd = openSync(path, "r");
+      try {
+        const buffer = Buffer.alloc(maxBytes);
+        const n = readSync(fd, buffer, 0, maxBytes, 0);
+        return buffer.subarray(0, n).toString("utf8");
+      } finally {
+        closeSync(fd);
+      }
     } catch {
       return undefined;
     }

@@ -64,6 +64,61 @@ export const HOME_SECRETS = [
   ".cache/fourwall",
 ] as const;
 
+/**
+ * What of HOME the box sees (read-only), relative to ~ (* globs allowed): an allowlist, because a
+ * deny list of credentials always lags (~/.kaggle, ~/.cache/huggingface/token, ~/.m2, ...). Shell
+ * rc files and config that tools read and that holds no secret by design; toolchains that live in
+ * HOME (version managers); every PATH directory under HOME is added at plan time. ~/.gitconfig is
+ * not here: the box gets a sanitised copy (no credential helpers, includes or tokens). HOME_SECRETS
+ * stays the second net for what an allowlisted directory may hold. Presets and
+ * `filesystem.homeVisible` add more (agents' own dirs).
+ * Measured (docs/filesystem.md): git, node, npm, python3 and pip need nothing of HOME to run.
+ */
+export const HOME_VISIBLE = [
+  // shells (read-only: a box cannot change what the host's next shell runs)
+  ".bashrc",
+  ".bash_profile",
+  ".bash_login",
+  ".bash_logout",
+  ".profile",
+  ".zshrc",
+  ".zshenv",
+  ".zprofile",
+  ".inputrc",
+  ".editorconfig",
+  // git's other global files (its config comes as a sanitised copy)
+  ".config/git/ignore",
+  ".config/git/attributes",
+  ".gitignore_global",
+  // toolchains and version managers (binaries and installed versions, no credentials)
+  ".nvm",
+  ".volta",
+  ".fnm",
+  ".pyenv",
+  ".rbenv",
+  ".asdf",
+  ".rustup",
+  ".cargo/bin",
+  ".local/bin",
+  ".local/lib/python3*",
+  ".deno/bin",
+  ".bun/bin",
+  "go/bin",
+  "go/pkg/mod",
+] as const;
+
+/**
+ * Paths under HOME that make the host run something at a later login or session: guarded when
+ * HOME itself is writable (HOME is the workdir or inside it), on top of the shell start-up files.
+ */
+export const HOME_PERSISTENCE: readonly { path: string; why: string }[] = [
+  { path: ".config/autostart", why: "desktop sessions start these programs" },
+  { path: ".config/systemd/user", why: "systemd --user runs these units" },
+  { path: ".config/environment.d", why: "systemd --user sets this environment (PATH, LD_PRELOAD)" },
+  { path: ".local/bin", why: "on PATH in the host's shells" },
+  { path: ".config/fish", why: "fish runs config.fish and conf.d at start" },
+];
+
 /** Secrets outside any home. */
 export const SYSTEM_SECRETS = ["/var/run/secrets", "/etc/ssh/ssh_host_*_key", "/root/.ssh"] as const;
 

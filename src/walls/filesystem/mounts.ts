@@ -9,6 +9,11 @@ export type Mount =
   /** An empty, read-only file over `target` (hides a file's contents; reads return nothing). */
   | { type: "empty-file"; target: string; why: string }
   | { type: "symlink"; target: string; linkTo: string; why: string }
+  /**
+   * A file fourwall generates (the box's /etc/passwd, a sanitised ~/.gitconfig), read-only over
+   * `target`. The supervisor writes `content` into the run dir as files/<name> (generatedFile()).
+   */
+  | { type: "file"; name: string; target: string; content: string; why: string }
   | { type: "proc"; target: "/proc" }
   | { type: "dev"; target: "/dev" };
 
@@ -31,6 +36,12 @@ export interface FilesystemPlan {
   /** The box's HOME and working directory. */
   home: string;
   cwd: string;
+  /**
+   * The `.git` entries (git dirs and pointer files) the plan found and guards. One that appears
+   * during the run is a repository the box made: the wall cannot guard it (docs/filesystem.md),
+   * the supervisor names it at exit.
+   */
+  gitEntries: string[];
   /** Things the plan chose not to do, for --verbose and the audit log (never a security hole). */
   notes: string[];
 }

@@ -1,10 +1,30 @@
 import path from "node:path";
 import { isUnder } from "../../core/paths.js";
+import {
+  discoverGitDirs,
+  enclosingGitEntry,
+  GIT_DIR_PROTECTED,
+  GIT_WORKTREE_PROTECTED,
+  globalGitConfigs,
+  HOOK_DIR_NAMES,
+  hookDirToGuard,
+  hooksDirs,
+} from "./git.js";
+import { boxGitConfig } from "./gitconfig.js";
 import { expandGlob, GlobError, hasGlob, literalPath } from "./glob.js";
 import type { HostView } from "./host-view.js";
-import { HOME_SECRETS, PERSISTENCE_PATHS, SOCKET_DIRS, SYSTEM_SECRETS, WORKDIR_SECRETS } from "./lists.js";
+import {
+  HOME_PERSISTENCE,
+  HOME_SECRETS,
+  HOME_VISIBLE,
+  PERSISTENCE_PATHS,
+  SOCKET_DIRS,
+  SYSTEM_SECRETS,
+} from "./lists.js";
 import type { FilesystemPlan, Mount, Placeholder } from "./mounts.js";
 import type { FilesystemPolicy } from "./schema.js";
+import { loginPlaceholder } from "./startup.js";
+import { SHELL_STARTUP_FILES, scanTrees } from "./walk.js";
 
 export interface FilesystemContext {
   workdir: string;
@@ -17,6 +37,8 @@ export interface FilesystemContext {
    * stay visible, read-only, even when it lives under a directory the box gets empty (/tmp, /run).
    */
   fourwallRoot?: string | undefined;
+  /** The host's PATH: its directories under HOME stay visible (toolchains installed there). */
+  pathEnv?: string | undefined;
 }
 
 /** A policy entry the wall cannot enforce: an error, never a silent no-op. */
@@ -112,15 +134,25 @@ export function planFilesystem(policy: FilesystemPolicy, ctx: FilesystemContext)
     });
   }
 
+  // The tree the box writes, walked once (bounded): nested .env files, repositories, start-up files.
+  // A workdir inside a repository is walked from the repository's root, which the box then sees.
+  const enclosing = enclosingGitEntry(host, workdir);
+  const repoRoot = enclosing && hostRoot === "/" ? path.dirname(enclosing) : undefined;
+  const scanRoot = repoRoot ?? workdir;
+  const scan = scanTrees(host, [scanRoot], { entries: policy.scanLimit, depth: 24 });
+  if (scan.truncated) {
+    // Fail closed: past the bound a .env or a repository's hooks would go unguarded.
+    throw new FilesystemPlanError(
+      "filesystem.scanLimit",
+      `the walk of ${scanRoot} stopped at ${scan.truncated}: nested .env files and git repositories past it would be unguarded; raise filesystem.scanLimit or choose a smaller workdir`,
+    );
+  }
+  if (enclosing) scan.gitEntries.unshift(enclosing);
+
   // secrets: expand now, so the home rebuild can leave top-level ones out
   const secretPatterns = [
     ...HOME_SECRETS.map((s) => ({ base: home, pattern: s, field: "filesystem.hide (built-in)" })),
     ...SYSTEM_SECRETS.map((s) => ({ base: "/", pattern: s, field: "filesystem.hide (built-in)" })),
-    ...(policy.allowDotEnv ? [] : WORKDIR_SECRETS).map((s) => ({
-      base: workdir,
-      pattern: s,
-      field: "filesystem.hide (.env)",
-    })),
     ...policy.hide.map((s, i) => ({
       ...splitPolicyPath(s, where(`filesystem.hide[${i}]`)),
       field: `filesystem.hide[${i}]`,
@@ -134,39 +166,75 @@ export function planFilesystem(policy: FilesystemPolicy, ctx: FilesystemContext)
       secrets.push(match);
     }
   }
+  if (!policy.allowDotEnv) secrets.push(...scan.envFiles);
 
-  // 2. HOME rebuilt from the host's entries, secrets left out
+  // 2. HOME rebuilt from an allowlist: only what tools need, secrets still left out
   const rebuildHome =
     hostRoot === "/" && home !== "/" && host.kind(home) === "dir" && !isUnder(home, workdir);
-  const leftOut = new Set<string>();
+  const scratch = new Set(policy.scratch.map((s, i) => expand(s, `filesystem.scratch[${i}]`)));
+  const homeShown: string[] = [];
   if (rebuildHome) {
     mounts.push({
       type: "tmpfs",
       target: home,
-      why: "private HOME: host entries bound back read-only, secrets left out",
+      why: "private HOME: an allowlist of host entries bound back read-only, secrets left out",
     });
-    const scratch = new Set(policy.scratch.map((s, i) => expand(s, `filesystem.scratch[${i}]`)));
-    for (const name of host.readdir(home)) {
-      const entry = path.join(home, name);
-      if (secrets.includes(entry)) {
-        leftOut.add(entry);
-        continue;
-      }
-      if (scratch.has(entry)) continue;
+    const wanted = [
+      ...HOME_VISIBLE.flatMap((rel) => matches(home, rel, "filesystem.homeVisible (built-in)")),
+      ...policy.homeVisible.flatMap((p, i) =>
+        matches(home, p.replace(/^~\/?/, ""), `filesystem.homeVisible[${i}]`),
+      ),
+      ...(ctx.pathEnv ?? "")
+        .split(":")
+        .filter(
+          (dir) => path.isAbsolute(dir) && isUnder(path.resolve(dir), home) && path.resolve(dir) !== home,
+        )
+        .map((dir) => path.resolve(dir)),
+      // the repository around the workdir: git in the box finds it, read-only
+      ...(repoRoot && isUnder(repoRoot, home) && repoRoot !== home ? [repoRoot] : []),
+    ];
+    // parents first, so a child inside an allowlisted dir is not bound twice
+    for (const entry of [...new Set(wanted)].sort((a, b) => a.length - b.length)) {
+      if (homeShown.some((done) => isUnder(entry, done))) continue;
+      if (secrets.some((secret) => isUnder(entry, secret))) continue;
+      if ([...scratch].some((s) => isUnder(entry, s))) continue;
       const kind = host.kind(entry);
+      if (kind === "missing") continue;
       if (kind === "socket") {
         notes.push(`home socket ${entry} left out`);
         continue;
       }
+      homeShown.push(entry);
       if (kind === "symlink") {
         mounts.push({ type: "symlink", target: entry, linkTo: host.readlink(entry), why: "home entry" });
       } else {
         mounts.push({ type: "bind", source: entry, target: entry, writable: false, why: "home entry" });
       }
     }
+    if (repoRoot && homeShown.includes(repoRoot))
+      notes.push(
+        `the repository around the workdir (${repoRoot}) is visible read-only: git works in the workdir, commits need its git dir writable`,
+      );
   } else if (hostRoot !== "/") {
     mounts.push({ type: "tmpfs", target: home, why: "private HOME in a custom root" });
   }
+  // git's global config: a sanitised copy (no credential helpers, includes, tokens) wherever HOME
+  // is not the user's writable own
+  if (rebuildHome) {
+    for (const file of globalGitConfigs(home).filter((f) => isUnder(f, home))) {
+      const text = host.readText(file, 256 * 1024);
+      if (text === undefined && file !== path.join(home, ".gitconfig")) continue;
+      mounts.push({
+        type: "file",
+        name: `gitconfig-${path.basename(path.dirname(file))}`,
+        target: file,
+        content: boxGitConfig(text ?? ""),
+        why: "git config, sanitised: no credential helpers, includes or tokens",
+      });
+    }
+  }
+  const visibleInBox = (p: string) =>
+    !rebuildHome || !isUnder(p, home) || homeShown.some((shown) => isUnder(p, shown));
 
   // 3. scratch and writable
   policy.scratch.forEach((s, i) => {
@@ -195,25 +263,39 @@ export function planFilesystem(policy: FilesystemPolicy, ctx: FilesystemContext)
   });
   const inWritable = (p: string) => writable.some((w) => isUnder(p, w));
 
-  // 4. read-only islands inside writable places
-  const protect = (relOrAbs: string, kind: "file" | "dir", field: string, why: string) => {
+  // 4. read-only islands inside writable places. A directory that holds a mount can still be
+  // renamed away (measured: `mv .git x` then a fresh .git), a mount point cannot: every existing
+  // directory between a writable root and an island is pinned by binding it onto itself first.
+  const pins = new Set<string>();
+  const islands: Mount[] = [];
+  const pin = (dir: string) => {
+    if (!writable.includes(dir) && host.kind(dir) === "dir") pins.add(dir);
+  };
+  const protect = (relOrAbs: string, kind: "file" | "dir", field: string, why: string, content?: string) => {
     const target = path.isAbsolute(relOrAbs) ? relOrAbs : path.join(workdir, relOrAbs);
     if (!inWritable(target)) return; // already read-only
+    const root = writable.find((w) => isUnder(target, w))!;
+    if (target === root) return; // a writable root itself is what the policy asked for
     const existing = host.kind(target);
-    if (existing !== "missing") {
-      mounts.push({ type: "bind", source: target, target, writable: false, why });
-      return;
-    }
-    // Not there yet: stand a placeholder on the first missing component, so nothing can be created.
     let first = target;
-    while (host.kind(path.dirname(first)) === "missing") first = path.dirname(first);
-    if (!inWritable(path.dirname(first)) || first === workdir) {
-      throw new FilesystemPlanError(field, `cannot protect ${target}`);
+    if (existing === "missing") {
+      // Not there yet: stand a placeholder on the first missing component, so nothing can be created.
+      while (host.kind(path.dirname(first)) === "missing") first = path.dirname(first);
+      if (!inWritable(path.dirname(first)) || first === workdir) {
+        throw new FilesystemPlanError(field, `cannot protect ${target}`);
+      }
+    }
+    for (let dir = path.dirname(first); dir !== root && isUnder(dir, root); dir = path.dirname(dir)) pin(dir);
+    if (existing !== "missing") {
+      if (islands.some((m) => m.target === target)) return;
+      islands.push({ type: "bind", source: target, target, writable: false, why });
+      return;
     }
     if (placeholders.some((p) => p.path === first)) return; // one placeholder already guards it
     const placeholderKind = first === target ? kind : "dir";
-    placeholders.push({ path: first, kind: placeholderKind, content: placeholderContent(first) });
-    mounts.push({ type: "bind", source: first, target: first, writable: false, why });
+    const text = first === target && content !== undefined ? content : placeholderContent(first);
+    placeholders.push({ path: first, kind: placeholderKind, content: text });
+    islands.push({ type: "bind", source: first, target: first, writable: false, why });
   };
   policy.readOnly.forEach((r, i) => {
     const field = `filesystem.readOnly[${i}]`;
@@ -224,19 +306,43 @@ export function planFilesystem(policy: FilesystemPolicy, ctx: FilesystemContext)
     for (const target of found)
       protect(target, r.endsWith("/") ? "dir" : "file", field, "read-only by policy");
   });
-  const gitKind = host.kind(path.join(workdir, ".git"));
-  if (gitKind === "file" && !policy.allowPersistence.includes(".git")) {
-    protect(".git", "file", "filesystem (persistence)", "a .git file points git at another repository");
-  }
   for (const entry of PERSISTENCE_PATHS) {
+    if (entry.gitOnly) continue; // git's own: per repository, below
     if (policy.allowPersistence.includes(entry.path)) continue;
-    if (entry.gitOnly && gitKind !== "dir") continue; // no repository: nothing to hook
     protect(entry.path, entry.kind, "filesystem (persistence)", entry.why);
   }
+  protectGit(policy, { host, home, scan, inWritable, protect, pin, notes });
+  // shell start-up files wherever they already are in writable places; where a shell reads them
+  // (HOME writable), missing ones too, with the session autostart places
+  for (const file of scan.startupFiles)
+    protect(file, "file", "filesystem (persistence)", "shell start-up file");
+  if (inWritable(home) && !policy.allowPersistence.includes("shell")) {
+    for (const name of SHELL_STARTUP_FILES) {
+      const file = path.join(home, name);
+      protect(
+        file,
+        "file",
+        "filesystem (persistence)",
+        "shell start-up file",
+        loginPlaceholder(host, home, name),
+      );
+    }
+    for (const entry of HOME_PERSISTENCE)
+      protect(path.join(home, entry.path), "dir", "filesystem (persistence)", entry.why);
+  }
+  for (const dir of [...pins].sort((a, b) => a.length - b.length))
+    mounts.push({
+      type: "bind",
+      source: dir,
+      target: dir,
+      writable: true,
+      why: "pinned: cannot be renamed away",
+    });
+  mounts.push(...islands);
 
   // 5. covers over secrets that would still be visible
   for (const secret of new Set(secrets)) {
-    if (leftOut.has(secret) && !inWritable(secret)) continue; // not in the box at all
+    if (!visibleInBox(secret) && !inWritable(secret)) continue; // not in the box at all
     let target = secret;
     let kind = host.kind(onHost(secret));
     if (kind === "symlink") {
@@ -248,7 +354,7 @@ export function planFilesystem(policy: FilesystemPolicy, ctx: FilesystemContext)
     else mounts.push({ type: "empty-file", target, why: "secret hidden" });
   }
 
-  return { mounts, placeholders, writable, home, cwd: workdir, notes };
+  return { mounts, placeholders, writable, home, cwd: workdir, notes, gitEntries: scan.gitEntries };
 }
 
 interface Where {
@@ -289,4 +395,67 @@ export function literalPolicyPath(p: string, where: Where): string {
 export function expandPath(p: string, where: Where): string {
   const { base, pattern } = splitPolicyPath(p, where);
   return path.join(base, pattern);
+}
+
+/**
+ * Every git dir the box can reach, guarded: the repositories found in the walked tree (nested ones,
+ * pointer files, the repository around the workdir), their common dirs, submodules and worktrees.
+ * In each git dir inside a writable place, the names git reads as config, code or pointers are
+ * read-only (placeholders where missing) and the git dir itself is pinned; each `.git` pointer file
+ * is read-only; each worktree's .gitmodules, pre-commit config and hook dirs (core.hooksPath from
+ * the repository's, the user's and the system's config; .husky, .githooks) are guarded.
+ */
+function protectGit(
+  policy: FilesystemPolicy,
+  g: {
+    host: HostView;
+    home: string;
+    scan: { gitEntries: string[] };
+    inWritable: (p: string) => boolean;
+    protect: (p: string, kind: "file" | "dir", field: string, why: string, content?: string) => void;
+    pin: (dir: string) => void;
+    notes: string[];
+  },
+): void {
+  const { host, home, inWritable, protect } = g;
+  const field = "filesystem (git)";
+  const allowed = (name: string) => policy.allowPersistence.includes(`.git/${name}`);
+  const { repos, truncated } = discoverGitDirs(host, g.scan.gitEntries);
+  if (truncated)
+    throw new FilesystemPlanError(
+      field,
+      "more git dirs than fourwall follows (submodules/worktrees): cannot guard them all",
+    );
+  for (const entry of g.scan.gitEntries) {
+    if (host.kind(entry) === "file" && !policy.allowPersistence.includes(".git"))
+      protect(entry, "file", field, "git: a .git file points git at another git dir");
+  }
+  const globalHooks = globalGitConfigs(home).flatMap((file) => (host.kind(file) === "missing" ? [] : [file]));
+  for (const repo of repos) {
+    if (inWritable(repo.gitDir)) {
+      g.pin(repo.gitDir);
+      for (const p of GIT_DIR_PROTECTED) {
+        if (allowed(p.name)) continue;
+        protect(path.join(repo.gitDir, p.name), p.kind, field, p.why, p.content);
+      }
+    }
+    const worktree = repo.worktree;
+    const hookDirs = [
+      ...hooksDirs(host, path.join(repo.gitDir, "config"), { home, worktree }),
+      ...globalHooks.flatMap((file) => hooksDirs(host, file, { home, worktree })),
+    ];
+    if (worktree) {
+      for (const name of HOOK_DIR_NAMES) {
+        if (host.kind(path.join(worktree, name)) !== "missing") hookDirs.push(path.join(worktree, name));
+      }
+      if (inWritable(worktree)) {
+        for (const p of GIT_WORKTREE_PROTECTED)
+          if (!policy.allowPersistence.includes(p.name))
+            protect(path.join(worktree, p.name), p.kind, field, p.why);
+      }
+    }
+    if (allowed("hooks")) continue;
+    for (const dir of hookDirs.map(hookDirToGuard))
+      protect(dir, "dir", field, "git hooks (core.hooksPath) run on the host's next commit");
+  }
 }

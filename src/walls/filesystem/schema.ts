@@ -31,6 +31,18 @@ export const filesystemSchema = z
       `more secrets to make invisible inside the box, on top of the built-in list (~/, absolute, or relative to the workdir); ${GLOBS}; a path that cannot be hidden (the workdir or above it) is an error`,
       true,
     ),
+    homeVisible: pathList(
+      "more of HOME the box sees read-only, on top of the built-in allowlist (shell rc files, toolchains, PATH dirs); relative to ~, * globs allowed; secrets inside stay hidden",
+      true,
+    ),
+    scanLimit: z
+      .number()
+      .int()
+      .positive()
+      .default(100_000)
+      .describe(
+        "entries the plan may look at in the workdir (or the repository around it) for nested .env files, git repositories and shell start-up files; past it the box does not start",
+      ),
     writable: pathList(
       "more host paths the box may write (e.g. an agent's own config dir), one path each (globs are errors); one that does not exist is skipped with a note",
       false,
@@ -50,7 +62,7 @@ export const filesystemSchema = z
     allowDotEnv: z
       .boolean()
       .default(false)
-      .describe("let the box read .env* files in the workdir (masked by default)"),
+      .describe("let the box read .env* and *.env files in the workdir, at any depth (masked by default)"),
     allowPersistence: z
       .array(z.string())
       .default([])

@@ -16,7 +16,7 @@ import type { LaunchSpec } from "../../../src/runtimes/launch.js";
 import { bwrapArgs, namespacesLaunchSpec } from "../../../src/runtimes/namespaces.js";
 import { ociBundle } from "../../../src/runtimes/oci.js";
 import type { BoxSession } from "../../../src/runtimes/runtime.js";
-import { guestScript, qemuArgs, vmLaunchSpec } from "../../../src/runtimes/vm.js";
+import { guestScript, guestView, qemuArgs, vmLaunchSpec } from "../../../src/runtimes/vm.js";
 import { assertGolden } from "../../helpers/golden.js";
 import { HOME, TEST_SESSION, testPlan, WORK } from "../../helpers/plan.js";
 
@@ -150,8 +150,18 @@ function assertBwrapWalls(args: string[], where: string): void {
   assert.deepEqual(after(args, "--seccomp"), ["3"], `${where}: --seccomp 3`);
   for (const flag of ["--share-net", "--cap-add", "--unshare-all"])
     assert.ok(!args.includes(flag), `${where}: no ${flag}`);
-  // the workdir is the one writable bind; HOME and / are read-only
-  assert.deepEqual(after(args, "--bind"), [WORK], `${where}: only the workdir is writable`);
+  // the workdir is the one writable place; HOME and / are read-only. Other writable binds may only
+  // pin a directory of the workdir onto itself (so it cannot be renamed away): they add no write.
+  const binds = args.flatMap((a, i) => (a === "--bind" ? [[args[i + 1]!, args[i + 2]!] as const] : []));
+  assert.ok(
+    binds.some(([src, dst]) => src === WORK && dst === WORK),
+    `${where}: the workdir is bound writable`,
+  );
+  for (const [src, dst] of binds)
+    assert.ok(
+      src === dst && (src === WORK || src.startsWith(`${WORK}/`)),
+      `${where}: ${src} → ${dst} adds a writable place`,
+    );
   assert.ok(after(args, "--ro-bind").includes("/"), `${where}: the host's / read-only`);
   // the secrets are covered
   const covered = args.flatMap((a, i) =>
@@ -280,7 +290,7 @@ describe("security flags, one by one", () => {
   it("the guest's box: the namespaces runtime's own bwrap flags, as an unprivileged uid", () => {
     const plan = userPlan();
     const script = guestScript(plan, []);
-    const guestArgs = bwrapArgs(plan, {
+    const guestArgs = bwrapArgs(guestView(plan), {
       runDir: "/run/fourwall",
       emptyFile: "/run/fourwall/empty",
       netDir: "/run/fourwall/net",

@@ -33,7 +33,10 @@ const HOST = [
   "/srv/dotfiles/",
 ];
 
-const makePlan = (policy: object = {}, hostUid = 1000): BoxPlan => testPlan({ host: HOST, policy, hostUid });
+// HOME is an allowlist: these tests want a nested secret (.config/gcloud) and a home symlink in view
+const SHOWN = { filesystem: { homeVisible: [".config", ".dotfiles-link"] } };
+const makePlan = (policy: object = SHOWN, hostUid = 1000): BoxPlan =>
+  testPlan({ host: HOST, policy, hostUid });
 
 const bundle = (plan = makePlan(), terminal = false) =>
   ociBundle(plan, session, { user: { uid: 0, gid: 0 }, terminal });

@@ -51,15 +51,19 @@ describe("filesystem plan", () => {
     assert.ok(mounts.some((m) => m.type === "proc") && mounts.some((m) => m.type === "dev"));
   });
 
-  it("makes exactly the workdir writable", () => {
+  it("makes exactly the workdir writable (and pins, onto themselves, the dirs that hold read-only islands)", () => {
     const result = plan();
     assert.deepEqual(result.writable, [WORK]);
     assert.deepEqual(
       bindsOf(result.mounts)
-        .filter((b) => b.writable)
+        .filter((b) => b.writable && b.why !== "pinned: cannot be renamed away")
         .map((b) => b.target),
       [WORK],
     );
+    for (const pin of bindsOf(result.mounts).filter((b) => b.writable && b.target !== WORK)) {
+      assert.equal(pin.source, pin.target);
+      assert.ok(pin.target.startsWith(`${WORK}/`), pin.target);
+    }
     assert.equal(result.cwd, WORK);
   });
 
@@ -68,36 +72,67 @@ describe("filesystem plan", () => {
     for (const dir of ["/run", "/tmp", "/var/tmp", "/dev/shm"]) assert.ok(tmpfs.includes(dir), dir);
   });
 
-  it("leaves top-level home secrets out of the rebuilt home entirely", () => {
+  it("shows only an allowlist of HOME: secrets and everything unlisted are not there at all", () => {
     const { mounts } = plan();
-    const bound = bindsOf(mounts).map((b) => b.target);
-    assert.ok(bound.includes(`${HOME}/.bashrc`));
-    assert.ok(bound.includes(`${HOME}/.config`));
-    for (const secret of [".ssh", ".aws", ".netrc"]) {
-      assert.ok(!bound.includes(`${HOME}/${secret}`), secret);
-      assert.ok(!targets(mounts, () => true).includes(`${HOME}/${secret}`), `${secret} not mounted at all`);
-    }
+    const all = targets(mounts, () => true);
+    assert.ok(bindsOf(mounts).some((b) => b.target === `${HOME}/.bashrc` && !b.writable));
+    for (const gone of [".ssh", ".aws", ".netrc", ".config", ".config/nvim", "agent.sock", ".docker-link"])
+      assert.ok(!all.includes(`${HOME}/${gone}`), gone);
   });
 
-  it("covers nested home secrets with an empty read-only tmpfs", () => {
-    const cover = plan().mounts.find((m) => m.target === `${HOME}/.config/gcloud`);
-    assert.deepEqual(cover, {
-      type: "tmpfs",
-      target: `${HOME}/.config/gcloud`,
-      readOnly: true,
-      why: "secret hidden",
+  it("hides credentials no deny list names (the allowlist, not the list, decides)", () => {
+    const host = [
+      ...baseHost,
+      `${HOME}/.kaggle/kaggle.json`,
+      `${HOME}/.cache/huggingface/token`,
+      `${HOME}/.config/rclone/rclone.conf`,
+      `${HOME}/.pulumi/credentials.json`,
+      `${HOME}/.m2/settings.xml`,
+      `${HOME}/.gradle/gradle.properties`,
+      `${HOME}/.terraformrc`,
+    ];
+    const all = targets(plan({}, host).mounts, () => true);
+    for (const p of [".kaggle", ".cache", ".config", ".pulumi", ".m2", ".gradle", ".terraformrc"])
+      assert.ok(!all.some((t) => t === `${HOME}/${p}` || t.startsWith(`${HOME}/${p}/`)), p);
+  });
+
+  it("adds the policy's homeVisible entries and PATH dirs under HOME, still covering secrets inside", () => {
+    const host = [...baseHost, `${HOME}/.nvm/versions/node/v20/bin/node`, `${HOME}/tools/bin/x`];
+    const result = planFilesystem(filesystemSchema.parse({ homeVisible: [".config"] }), {
+      workdir: WORK,
+      home: HOME,
+      host: fakeHost(host),
+      pathEnv: `/usr/bin:${HOME}/tools/bin`,
     });
+    const ro = bindsOf(result.mounts)
+      .filter((b) => !b.writable)
+      .map((b) => b.target);
+    for (const p of [".config", ".nvm", "tools/bin"]) assert.ok(ro.includes(`${HOME}/${p}`), p);
+    assert.deepEqual(
+      result.mounts.find((m) => m.target === `${HOME}/.config/gcloud`),
+      { type: "tmpfs", target: `${HOME}/.config/gcloud`, readOnly: true, why: "secret hidden" },
+    );
   });
 
-  it("leaves host sockets in home out and keeps symlinks as symlinks", () => {
-    const result = plan();
-    assert.ok(!targets(result.mounts, () => true).includes(`${HOME}/agent.sock`));
-    assert.ok(result.notes.some((n) => n.includes("agent.sock")));
-    assert.ok(
-      result.mounts.some(
-        (m) => m.type === "symlink" && m.target === `${HOME}/.docker-link` && m.linkTo === "/srv/docker",
-      ),
-    );
+  it("gives the box a sanitised ~/.gitconfig: no credential helper, include or token", () => {
+    const gitconfig = [
+      "[user]\n\tname = Alice\n\temail = a@example.com",
+      "[credential]\n\thelper = store",
+      '[credential "https://github.com"]\n\thelper = !gh auth git-credential',
+      "[include]\n\tpath = ~/.secret-gitconfig",
+      '[http "https://git.corp"]\n\textraHeader = Authorization: Bearer SECRET1',
+      '[url "https://SECRET2@github.com/"]\n\tinsteadOf = https://github.com/',
+      "[alias]\n\tst = status\n\tgithubToken = SECRET3",
+    ].join("\n");
+    const host = fakeHost(baseHost, {}, { [`${HOME}/.gitconfig`]: gitconfig });
+    const result = planFilesystem(filesystemSchema.parse({}), { workdir: WORK, home: HOME, host });
+    const file = result.mounts.find((m) => m.target === `${HOME}/.gitconfig`);
+    assert.ok(file && file.type === "file");
+    assert.match(file.content, /name = Alice/);
+    assert.match(file.content, /st = status/);
+    assert.match(file.content, /directory = \*/);
+    for (const gone of ["helper =", "secret-gitconfig", "SECRET1", "SECRET2", "SECRET3"])
+      assert.ok(!file.content.includes(gone), gone);
   });
 
   it("masks .env files in the workdir unless the policy opts in", () => {
