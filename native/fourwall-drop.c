@@ -16,7 +16,11 @@
  * Before dropping, it also moves itself into the box's cgroup(s) (--cgroup DIR), so that every
  * process of the box is counted against the box's memory and pids caps from the start.
  *
- * usage: fourwall-drop UID GID [--idmap OWNER_UID:OWNER_GID:PATH]... [--cgroup DIR]... -- PROGRAM [ARGS...]
+ * --fd N:PATH opens the directory PATH as root (no symlink at its end) on fd N before the drop:
+ * the approval gate's copy-on-write layer lives under a directory only fourwall (root) can walk,
+ * and the unprivileged fourwall-overlay that mounts it reaches it only through this fd.
+ *
+ * usage: fourwall-drop UID GID [--idmap OWNER_UID:OWNER_GID:PATH]... [--cgroup DIR]... [--fd N:PATH]... -- PROGRAM [ARGS...]
  * Exit status 125 with a message on stderr when any step fails: nothing is run then.
  */
 #define _GNU_SOURCE
@@ -117,6 +121,19 @@ int main(int argc, char **argv) {
       snprintf(procs, sizeof procs, "%s/cgroup.procs", argv[++i]);
       snprintf(pid, sizeof pid, "%d\n", getpid());
       write_file(procs, pid);
+      continue;
+    }
+    if (strcmp(argv[i], "--fd") == 0 && i + 1 < argc) {
+      char *spec = argv[++i];
+      int target = -1, offset = 0;
+      if (sscanf(spec, "%d:%n", &target, &offset) != 1 || offset == 0 || target < 10) {
+        errno = EINVAL;
+        die("bad --fd (N:PATH, N >= 10)", spec);
+      }
+      int fd = open(spec + offset, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (fd < 0) die("open", spec + offset);
+      if (dup2(fd, target) < 0) die("dup2", spec);  /* dup2 clears close-on-exec on the copy */
+      close(fd);
       continue;
     }
     if (strcmp(argv[i], "--idmap") != 0 || i + 1 >= argc) { errno = EINVAL; die("bad argument", argv[i]); }

@@ -18,7 +18,18 @@
  * redirects are created (a directory rename is EXDEV, so tools copy and delete: plain entries in
  * UPPER); metacopy=off (a chmod copies the data up), index=off, xino=off.
  *
- * usage: fourwall-overlay LOWER UPPER WORK -- PROGRAM [ARGS...]
+ * The layer is reached by fd, never by a path the box could walk: LAYER (the box's own directory,
+ * holding upper/ and work/) is either fd:N (root mode: fourwall-drop opened it as root, under a
+ * directory only root can walk) or a path this helper opens first (user mode: under the user's
+ * own 0700 state dir). The helper makes it its working directory before unsharing (the kernel
+ * carries the cwd, not other fds, into the new mount namespace, and overlayfs only takes layers
+ * from the mounter's namespace), mounts with upperdir=upper,workdir=work relative to it (so the
+ * box's mountinfo names no host path), then leaves it: the box holds no handle on its layer.
+ * --hide DIR mounts an empty read-only tmpfs over DIR (the directory of every layer) in this
+ * namespace, so the box, which in user mode has the user's uid, cannot see its own or another
+ * box's layer through the host's tree.
+ *
+ * usage: fourwall-overlay [--hide DIR] LOWER LAYER -- PROGRAM [ARGS...]
  *        fourwall-overlay --opaque UPPER   (after the run: prints, NUL-separated and relative to
  *        UPPER, the directories overlayfs marked opaque — removed and made again, hiding every
  *        older entry — which node cannot see without an xattr API)
@@ -35,6 +46,7 @@
 #include <sys/mount.h>
 #include <ftw.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -45,12 +57,26 @@ static int has_comma(const char *s) { return strchr(s, ',') != NULL || strchr(s,
 
 static size_t upper_len;
 
+/* fd:N (opened by fourwall-drop), or a directory opened here; never a symlink at its end. */
+static int layer_fd(const char *spec) {
+  if (strncmp(spec, "fd:", 3) == 0) {
+    char *end;
+    long fd = strtol(spec + 3, &end, 10);
+    struct stat st;
+    if (*end || fd < 3 || fstat((int)fd, &st) < 0 || !S_ISDIR(st.st_mode)) { errno = EBADF; die("layer fd", spec); }
+    return (int)fd;
+  }
+  int fd = open(spec, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+  if (fd < 0) die("open layer directory", spec);
+  return fd;
+}
+
 static int print_opaque(const char *path, const struct stat *st, int type, struct FTW *ftw) {
   (void)st;
-  (void)ftw;
   if (type != FTW_D) return 0;
   char value[4] = {0};
-  ssize_t n = lgetxattr(path, "user.overlay.opaque", value, sizeof value - 1);
+  /* FTW_CHDIR: we are in the directory's parent, so its own name reaches it at any depth. */
+  ssize_t n = lgetxattr(ftw->level == 0 ? "." : path + ftw->base, "user.overlay.opaque", value, sizeof value - 1);
   if (n == 1 && value[0] == 'y' && strlen(path) > upper_len) {
     fputs(path + upper_len + 1, stdout);
     fputc('\0', stdout);
@@ -61,16 +87,26 @@ static int print_opaque(const char *path, const struct stat *st, int type, struc
 int main(int argc, char **argv) {
   if (argc == 3 && strcmp(argv[1], "--opaque") == 0) {
     upper_len = strlen(argv[2]);
-    if (nftw(argv[2], print_opaque, 32, FTW_PHYS) != 0) die("walk", argv[2]);
+    if (nftw(argv[2], print_opaque, 32, FTW_PHYS | FTW_CHDIR) != 0) die("walk", argv[2]);
     return fflush(stdout) == 0 ? 0 : 125;
   }
-  if (argc < 6 || strcmp(argv[4], "--") != 0) {
-    fprintf(stderr, "usage: fourwall-overlay LOWER UPPER WORK -- PROGRAM [ARGS...]\n");
+  const char *hide = NULL;
+  if (argc > 2 && strcmp(argv[1], "--hide") == 0) {
+    hide = argv[2];
+    argv += 2;
+    argc -= 2;
+  }
+  if (argc < 5 || strcmp(argv[3], "--") != 0) {
+    fprintf(stderr, "usage: fourwall-overlay [--hide DIR] LOWER LAYER -- PROGRAM [ARGS...]\n");
     return 125;
   }
-  const char *lower = argv[1], *upper = argv[2], *work = argv[3];
+  const char *lower = argv[1];
+  int layer = layer_fd(argv[2]);
+  if (fchdir(layer) < 0) die("enter the layer", argv[2]);
+  close(layer);
+  const char *upper = "upper", *work = "work";
   /* overlay's option string separates with , and : — such paths cannot be expressed safely. */
-  if (has_comma(lower) || has_comma(upper) || has_comma(work)) { errno = EINVAL; die("a path with ',' or ':' cannot be an overlay layer", lower); }
+  if (has_comma(lower)) { errno = EINVAL; die("a path with ',' or ':' cannot be an overlay layer", lower); }
   uid_t uid = getuid();
   gid_t gid = getgid();
   if (unshare(CLONE_NEWUSER | CLONE_NEWNS) < 0) die("unshare(CLONE_NEWUSER|CLONE_NEWNS)", NULL);
@@ -86,9 +122,13 @@ int main(int argc, char **argv) {
                    lower, upper, work);
   if (n < 0 || (size_t)n >= sizeof options) { errno = ENAMETOOLONG; die("overlay options", lower); }
   if (mount("overlay", lower, "overlay", 0, options) < 0) die("mount overlay over", lower);
+  /* The overlay holds its layers now: leave them (bwrap sets the box's own cwd). */
+  if (chdir("/") < 0) die("chdir", "/");
+  if (hide && mount("tmpfs", hide, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0,size=4k") < 0)
+    die("hide the layers under an empty tmpfs:", hide);
   if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) die("prctl(PR_SET_PDEATHSIG)", NULL);
   if (getppid() == 1) { errno = ESRCH; die("parent already gone", NULL); }
-  execvp(argv[5], &argv[5]);
-  die("exec", argv[5]);
+  execvp(argv[4], &argv[4]);
+  die("exec", argv[4]);
   return 125;
 }

@@ -105,7 +105,7 @@ export function bwrapArgs(plan: BoxPlan, session: BoxSession): string[] {
  */
 export function gateLayerPrefix(session: BoxSession): string[] {
   const o = session.overlay;
-  return o ? [overlayHelperPath(), o.lower, o.upper, o.work, "--"] : [];
+  return o ? [overlayHelperPath(), ...o.helperArgs, "--"] : [];
 }
 
 /**
@@ -122,6 +122,8 @@ export function asBoxUser(plan: BoxPlan, session: BoxSession, command: string[])
     String(plan.identity.gid),
     ...idmaps,
     ...cgroups,
+    // approval gate: the layer is opened as root (only root can walk to it), for fourwall-overlay
+    ...(session.overlay?.dropArgs ?? []),
     "--",
     ...command,
   ];

@@ -291,14 +291,3 @@ export class Applier {
     });
   }
 }
-
-/** Removes the upper layer (and the overlay's work dir) after the change-set has been dealt with. */
-export function removeLayer(dir: string): void {
-  try {
-    rmSync(dir, { recursive: true, force: true });
-  } catch {
-    // overlay's work/ may hold a dir without permissions: make it removable and try again
-    spawnSync("chmod", ["-R", "u+rwx", dir]);
-    rmSync(dir, { recursive: true, force: true });
-  }
-}

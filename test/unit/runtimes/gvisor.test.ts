@@ -58,16 +58,15 @@ describe("runsc command line", () => {
 
   it("approval gate: runsc starts inside the copy-on-write layer's mount namespace, as bwrap does", () => {
     const p = plan({ mode: "user", uid: 1000, gid: 1000 });
-    const overlay = { lower: "/home/a/proj", upper: "/tmp/l/upper", work: "/tmp/l/work" };
+    const overlay = {
+      lower: "/home/a/proj",
+      upper: "/tmp/l/upper",
+      work: "/tmp/l/work",
+      helperArgs: ["/home/a/proj", "/tmp/l"],
+      dropArgs: [],
+    };
     const argv = runscCommand(p, { ...session, overlay }, gvisorLayout(p, session), "/usr/bin/runsc");
-    assert.deepEqual(argv.slice(4, 10), [
-      overlayHelperPath(),
-      overlay.lower,
-      overlay.upper,
-      overlay.work,
-      "--",
-      "/usr/bin/runsc",
-    ]);
+    assert.deepEqual(argv.slice(4, 9), [overlayHelperPath(), overlay.lower, "/tmp/l", "--", "/usr/bin/runsc"]);
   });
 
   it("launched by root: runsc under the launcher, as the box uid, in the box cgroup, with the idmaps", () => {
