@@ -44,7 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
-#include <ftw.h>
+#include <dirent.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
@@ -55,7 +55,44 @@
 
 static int has_comma(const char *s) { return strchr(s, ',') != NULL || strchr(s, ':') != NULL; }
 
-static size_t upper_len;
+/* Prints, NUL-terminated and relative to the top, every directory below dirfd marked opaque.
+ * Walks by fd (openat, O_NOFOLLOW): any depth, no path ever longer than one name. */
+struct relpath { char *buf; size_t len, cap; };
+
+static void print_opaque(int fd, struct relpath *rel) {
+  DIR *dir = fdopendir(fd);
+  if (!dir) die("fdopendir", rel->len ? rel->buf : ".");
+  struct dirent *e;
+  while ((errno = 0, e = readdir(dir)) != NULL) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+    if (e->d_type != DT_DIR && e->d_type != DT_UNKNOWN) continue;
+    int sub = openat(dirfd(dir), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (sub < 0) {
+      if (errno == ENOTDIR || errno == ELOOP) continue;
+      die("open", e->d_name);
+    }
+    size_t before = rel->len, name = strlen(e->d_name);
+    if (rel->len + name + 2 > rel->cap) {
+      rel->cap = (rel->len + name + 2) * 2;
+      rel->buf = realloc(rel->buf, rel->cap);
+      if (!rel->buf) die("realloc", NULL);
+    }
+    if (rel->len) rel->buf[rel->len++] = '/';
+    memcpy(rel->buf + rel->len, e->d_name, name + 1);
+    rel->len += name;
+    char value[4] = {0};
+    ssize_t n = fgetxattr(sub, "user.overlay.opaque", value, sizeof value - 1);
+    if (n == 1 && value[0] == 'y') {
+      fputs(rel->buf, stdout);
+      fputc('\0', stdout);
+    }
+    print_opaque(sub, rel);
+    rel->len = before;
+    rel->buf[before] = '\0';
+  }
+  if (errno) die("readdir", rel->len ? rel->buf : ".");
+  closedir(dir);
+}
 
 /* fd:N (opened by fourwall-drop), or a directory opened here; never a symlink at its end. */
 static int layer_fd(const char *spec) {
@@ -71,23 +108,14 @@ static int layer_fd(const char *spec) {
   return fd;
 }
 
-static int print_opaque(const char *path, const struct stat *st, int type, struct FTW *ftw) {
-  (void)st;
-  if (type != FTW_D) return 0;
-  char value[4] = {0};
-  /* FTW_CHDIR: we are in the directory's parent, so its own name reaches it at any depth. */
-  ssize_t n = lgetxattr(ftw->level == 0 ? "." : path + ftw->base, "user.overlay.opaque", value, sizeof value - 1);
-  if (n == 1 && value[0] == 'y' && strlen(path) > upper_len) {
-    fputs(path + upper_len + 1, stdout);
-    fputc('\0', stdout);
-  }
-  return 0;
-}
-
 int main(int argc, char **argv) {
   if (argc == 3 && strcmp(argv[1], "--opaque") == 0) {
-    upper_len = strlen(argv[2]);
-    if (nftw(argv[2], print_opaque, 32, FTW_PHYS | FTW_CHDIR) != 0) die("walk", argv[2]);
+    int top = open(argv[2], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (top < 0) die("open", argv[2]);
+    struct relpath rel = {calloc(256, 1), 0, 256};
+    if (!rel.buf) die("calloc", NULL);
+    print_opaque(top, &rel);
+    free(rel.buf);
     return fflush(stdout) == 0 ? 0 : 125;
   }
   const char *hide = NULL;

@@ -133,20 +133,38 @@ export async function openGateSession(
     async finish() {
       if (!layer) return;
       const owner = statSync(plan.filesystem.cwd);
-      // Every box process is dead (finish runs after the box's exit): nothing may change the
-      // layer between the review and the apply.
-      freezeLayer(layer);
-      await reviewChangeSet({
-        box: plan.id,
-        upper: layer.upper,
-        workdir: plan.filesystem.cwd,
-        helper: overlayHelperPath(),
-        policy: plan.gate.policy.fs,
-        broker: service.broker,
-        audit: o.audit,
-        owner: plan.identity.mode === "root" ? { uid: owner.uid, gid: owner.gid } : undefined,
-        notify,
-      });
+      try {
+        // Every box process is dead (finish runs after the box's exit): nothing may change the
+        // layer between the review and the apply.
+        freezeLayer(layer);
+        await reviewChangeSet({
+          box: plan.id,
+          upper: layer.upper,
+          workdir: plan.filesystem.cwd,
+          helper: overlayHelperPath(),
+          policy: plan.gate.policy.fs,
+          broker: service.broker,
+          audit: o.audit,
+          owner: plan.identity.mode === "root" ? { uid: owner.uid, gid: owner.gid } : undefined,
+          listDir: layer.dir,
+          notify,
+        });
+      } catch (error) {
+        // The review itself failed: nothing more is applied, the box's work is kept, the run's
+        // exit status is the box's own.
+        notify(
+          `fourwall gate: could not review the change-set (${(error as Error).message}); the box's changes are kept in ${layer.upper}`,
+        );
+        o.audit.write({
+          box: plan.id,
+          wall: "gate",
+          event: "change-set-kept",
+          upper: layer.upper,
+          why: String(error),
+        });
+        layer = undefined;
+        return;
+      }
       dropLayer();
     },
     async close() {

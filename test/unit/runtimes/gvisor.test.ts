@@ -66,7 +66,13 @@ describe("runsc command line", () => {
       dropArgs: [],
     };
     const argv = runscCommand(p, { ...session, overlay }, gvisorLayout(p, session), "/usr/bin/runsc");
-    assert.deepEqual(argv.slice(4, 9), [overlayHelperPath(), overlay.lower, "/tmp/l", "--", "/usr/bin/runsc"]);
+    assert.deepEqual(argv.slice(4, 9), [
+      overlayHelperPath(),
+      overlay.lower,
+      "/tmp/l",
+      "--",
+      "/usr/bin/runsc",
+    ]);
   });
 
   it("launched by root: runsc under the launcher, as the box uid, in the box cgroup, with the idmaps", () => {
