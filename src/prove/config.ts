@@ -52,7 +52,7 @@ export interface ProbeConfig {
     ca: string | null;
   } | null;
   outside: { ip: string; tcpPort: number; dnsPort: number } | { skip: string };
-  gate: { precious: string };
+  gate: { precious: string; setuid: string };
   /** Multiplies the probes' timeouts: a box under emulation answers slowly, which is not a refusal. */
   timeScale: number;
 }
@@ -97,7 +97,7 @@ export function probeConfig(
       : null,
     outside:
       "skip" in outside ? outside : { ip: outside.ip, tcpPort: outside.tcpPort, dnsPort: outside.dnsPort },
-    gate: { precious: layout.precious },
+    gate: { precious: layout.precious, setuid: layout.setuidFile },
     timeScale,
   };
 }

@@ -48,6 +48,8 @@ export interface ProveLayout {
   precious: string;
   /** Outside the workdir: every approval request the gate sends to prove's (denying) approver. */
   approverLog: string;
+  /** A new file the gate probe makes setuid/setgid in the box: it must land on the host without. */
+  setuidFile: string;
 }
 
 /** A path as the table shows it: ./ for the workdir, ~/ for the throwaway home (as the probe shows them). */
@@ -127,6 +129,7 @@ export function makeLayout(base: string, token: string): ProveLayout {
     workdirOk: created("filesystem.workdir-write")[0]!,
     precious: w("precious-notes.txt"),
     approverLog: path.join(base, "approver-requests.jsonl"),
+    setuidFile: w("gate-setuid-probe"),
     writes,
     symlinks,
     hostChecks,

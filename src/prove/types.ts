@@ -46,7 +46,13 @@ export interface HostEvidence {
   /** The host's /proc/version: a box with a kernel of its own (gVisor, a VM) shows another. */
   hostKernel: string;
   /** The approval gate: requests prove's denying approver received, and the precious file on the host. */
-  gate: { name: string; requests: string[]; precious: string | undefined };
+  gate: {
+    name: string;
+    requests: string[];
+    precious: string | undefined;
+    /** The mode of the file the box made 6755, as it landed on the host (undefined: it did not). */
+    setuidMode?: number;
+  };
 }
 
 export interface JudgeContext {
