@@ -124,6 +124,9 @@ export function asBoxUser(plan: BoxPlan, session: BoxSession, command: string[])
     ...cgroups,
     // approval gate: the layer is opened as root (only root can walk to it), for fourwall-overlay
     ...(session.overlay?.dropArgs ?? []),
+    // a workdir under a directory the box uid cannot search (/srv 0700, a mktemp -d) stays reachable
+    "--reach",
+    plan.filesystem.cwd,
     "--",
     ...command,
   ];

@@ -36,6 +36,7 @@ export const WEAKENINGS = [
   "userns", // user namespaces allowed inside
   "cgroup", // no cap on the whole box's memory and processes
   "hosts-leak", // egress transparent mode: the box's hosts file also maps a name no rule allows (other.test)
+  "reach", // root mode: a workdir under a directory the box uid cannot search is not made reachable
 ] as const;
 type Weakening = (typeof WEAKENINGS)[number];
 
@@ -161,6 +162,7 @@ function weakenBwrap(argv: string[]): string[] {
   if (weaken.has("die-with-parent")) drop(out, "--die-with-parent", 1);
   if (weaken.has("net")) drop(out, "--unshare-net", 1);
   if (weaken.has("userns")) drop(out, "--disable-userns", 1);
+  if (weaken.has("reach")) drop(out, "--reach", 2);
   return out;
 }
 const runtime: Runtime = docker

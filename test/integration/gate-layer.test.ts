@@ -28,6 +28,7 @@ import {
   MODES,
   makeFixture,
   readAudit,
+  runInBox,
   sh,
   startInBox,
   waitFor,
@@ -188,6 +189,34 @@ for (const mode of MODES) {
         [],
         "the layer is removed",
       );
+    });
+
+    it("a workdir under a directory the box uid cannot search (0700, like /srv or a mktemp -d) works; without --reach it does not (root)", async () => {
+      const fx = makeFixture(mode);
+      const closed = path.join(fx.base, "closed"); // outside HOME (HOME is idmapped as a whole in root mode)
+      const w = path.join(closed, "proj");
+      mkdirSync(w, { recursive: true });
+      writeFileSync(path.join(w, "old.txt"), "old\n");
+      if (mode === "user") spawnSync("chown", ["-R", "65534:65534", closed]);
+      chmodSync(closed, 0o700);
+      const script = "cat old.txt; echo new > new.txt; echo ran";
+      const r = await sh(fx, script, { cwd: w, flags: ["--approver", "exit 0"], timeoutMs: 60_000 });
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /old\nran/);
+      assert.equal(readFileSync(path.join(w, "new.txt"), "utf8"), "new\n");
+      if (mode === "root") {
+        const weak = await runInBox(fx, ["/bin/sh", "-c", script], {
+          cwd: w,
+          weaken: ["reach"],
+          timeoutMs: 60_000,
+        });
+        assert.notEqual(
+          weak.code,
+          0,
+          `without --reach the box cannot get to its workdir: ${weak.stdout} ${weak.stderr}`,
+        );
+        assert.match(weak.stderr, /Permission denied/);
+      }
     });
   });
 }

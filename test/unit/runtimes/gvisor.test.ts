@@ -16,7 +16,8 @@ const session: BoxSession = {
   netDir: "/tmp/fourwall-ab-1/net",
   cgroupDirs: ["/sys/fs/cgroup/memory/fourwall-ab"],
 };
-const plan = (identity: BoxPlan["identity"]) => ({ id: "ab", identity }) as BoxPlan;
+const plan = (identity: BoxPlan["identity"]) =>
+  ({ id: "ab", identity, filesystem: { cwd: "/home/a/proj" } }) as BoxPlan;
 
 describe("runsc command line", () => {
   it("always asks for no network, rootless, ptrace, gVisor's seccomp, no cgroups of runsc's own", () => {
@@ -83,7 +84,7 @@ describe("runsc command line", () => {
       idmaps: [{ path: "/home/a/proj", ownerUid: 0, ownerGid: 0 }],
     });
     const argv = runscCommand(p, session, gvisorLayout(p, session), "/usr/bin/runsc");
-    assert.deepEqual(argv.slice(0, 9), [
+    assert.deepEqual(argv.slice(0, 11), [
       dropHelperPath(),
       "70000",
       "70000",
@@ -91,6 +92,8 @@ describe("runsc command line", () => {
       "0:0:/home/a/proj",
       "--cgroup",
       session.cgroupDirs[0],
+      "--reach",
+      "/home/a/proj",
       "--",
       "/usr/bin/runsc",
     ]);
