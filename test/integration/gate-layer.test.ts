@@ -143,6 +143,7 @@ for (const mode of MODES) {
       if (mode === "user") spawnSync("chown", ["-R", "65534:65534", w]);
       const audit = path.join(fx.base, "audit.jsonl");
       const request = path.join(fx.base, "request.json");
+      const listCopy = path.join(fx.base, "list.txt");
       chownToMode(fx, fx.base);
       const layers = layersOf(fx);
       const before = new Set(list(layers));
@@ -157,7 +158,16 @@ for (const mode of MODES) {
           "python3 deep.py",
           "echo done",
         ].join("\n"),
-        { flags: ["--approver", `cat > ${request}; exit 0`, "--audit", audit], timeoutMs: 120_000 },
+        {
+          flags: [
+            "--approver",
+            // the request, and the full list the approvers point to (readable while the question is open)
+            `tee ${request} | python3 -c 'import json,sys; print(open(json.load(sys.stdin)["listFile"]).read())' > ${listCopy}; exit 0`,
+            "--audit",
+            audit,
+          ],
+          timeoutMs: 120_000,
+        },
       );
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /done/);
@@ -165,6 +175,7 @@ for (const mode of MODES) {
       const ops = asked.changes.map((c: { op: string; path: string }) => `${c.op} ${c.path}`);
       assert.ok(ops.includes("symlink-out keys"), ops.join("\n"));
       assert.ok(ops.includes("exec .git/objects/ab/cd"), ops.join("\n"));
+      assert.match(readFileSync(listCopy, "utf8"), /^symlink-out keys {2}\(new symlink → \/root\/\.ssh\)$/m);
       assert.equal(readlinkSync(path.join(w, "keys")), "/root/.ssh", "approved: applied");
       assert.equal(lstatSync(path.join(w, ".git/objects/ab/cd")).mode & 0o7777, 0o755);
       assert.equal(lstatSync(path.join(w, "new-suid")).mode & 0o7777, 0o755);

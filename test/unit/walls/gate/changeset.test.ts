@@ -21,6 +21,7 @@ import {
 import os from "node:os";
 import path from "node:path";
 import { after, describe, it } from "node:test";
+import { describeRequest } from "../../../../src/walls/gate/approvers/render.js";
 import {
   Applier,
   addsExec,
@@ -91,6 +92,29 @@ describe("change-set kinds (pure)", () => {
     });
     assert.deepEqual(layerLaunchArgs(l, "user").helperArgs, ["--hide", l.parent, "/w", l.dir]);
   });
+  it("the approvers' list: the first 20, then how many more and where every one of them is", () => {
+    const changes = Array.from({ length: 60 }, (_, i) => ({ op: "delete" as const, path: `f${i}` }));
+    const request = {
+      id: "x",
+      box: "b",
+      kind: "fs" as const,
+      summary: "delete 60 files",
+      cwd: "/w",
+      why: ["held"],
+      via: "change-set",
+      changes,
+      listFile: "/run/fourwall/layers/b-1/changes-asked.txt",
+      alwaysAllowed: false,
+      time: "",
+    };
+    const shown = describeRequest(request).lines.map(([, v]) => v);
+    assert.equal(shown.filter((l) => /^delete\s+f\d+$/.test(l)).length, 20);
+    assert.ok(
+      shown.includes("… and 40 more — see /run/fourwall/layers/b-1/changes-asked.txt"),
+      shown.join("\n"),
+    );
+  });
+
   it("never cuts a list silently", () => {
     const many = Array.from({ length: 8 }, (_, i) => ({ op: "delete" as const, path: `f${i}` }));
     assert.equal(listSome(many.slice(0, 2), "x"), "delete f0, delete f1");
