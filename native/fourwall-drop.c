@@ -16,7 +16,18 @@
  * Before dropping, it also moves itself into the box's cgroup(s) (--cgroup DIR), so that every
  * process of the box is counted against the box's memory and pids caps from the start.
  *
- * usage: fourwall-drop UID GID [--idmap OWNER_UID:OWNER_GID:PATH]... [--cgroup DIR]... -- PROGRAM [ARGS...]
+ * --fd N:PATH opens the directory PATH as root (no symlink at its end) on fd N before the drop:
+ * the approval gate's copy-on-write layer lives under a directory only fourwall (root) can walk,
+ * and the unprivileged fourwall-overlay that mounts it reaches it only through this fd.
+ *
+ * --reach PATH (the workdir): if a directory above PATH is one the box uid cannot search (/srv
+ * mode 0700, a `mktemp -d` parent), the box could not even get to its workdir. In this private
+ * mount namespace the topmost such directory is covered by an empty tmpfs holding only the chain
+ * of directories down to PATH, and PATH (its idmapped mount, submounts included) is moved there.
+ * The box sees nothing else of that directory, as before (it could not list it), and reaches
+ * its workdir at its real path.
+ *
+ * usage: fourwall-drop UID GID [--idmap OWNER_UID:OWNER_GID:PATH]... [--cgroup DIR]... [--fd N:PATH]... [--reach PATH] -- PROGRAM [ARGS...]
  * Exit status 125 with a message on stderr when any step fails: nothing is run then.
  */
 #define _GNU_SOURCE
@@ -31,6 +42,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -102,6 +114,44 @@ static void idmap_mount(const char *target, unsigned box_uid, unsigned box_gid, 
   close(userns);
 }
 
+/* Whether uid/gid may search the directory (x for owner, group or others; no capabilities). */
+static int searchable(const char *dir, unsigned uid, unsigned gid) {
+  struct stat st;
+  if (stat(dir, &st) < 0) die("stat", dir);
+  if (st.st_uid == uid) return (st.st_mode & S_IXUSR) != 0;
+  if (st.st_gid == gid) return (st.st_mode & S_IXGRP) != 0;
+  return (st.st_mode & S_IXOTH) != 0;
+}
+
+static void reach(const char *target, unsigned uid, unsigned gid) {
+  if (target[0] != '/' || strstr(target, "/../") || strstr(target, "/./")) { errno = EINVAL; die("--reach needs a normal absolute path", target); }
+  char path[4096];
+  if (strlen(target) >= sizeof path) { errno = ENAMETOOLONG; die("--reach", target); }
+  /* the topmost ancestor (not the target itself) the box cannot search */
+  size_t cover = 0;
+  for (size_t i = 1; target[i]; i++) {
+    if (target[i] != '/') continue;
+    memcpy(path, target, i);
+    path[i] = '\0';
+    if (!searchable(path, uid, gid)) { cover = i; break; }
+  }
+  if (cover == 0) return;
+  int tree = (int)syscall(SYS_open_tree, AT_FDCWD, target, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+  if (tree < 0) die("open_tree", target);
+  memcpy(path, target, cover);
+  path[cover] = '\0';
+  if (mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=64k") < 0) die("cover with a tmpfs", path);
+  for (size_t i = cover + 1;; i++) {
+    if (target[i] != '/' && target[i] != '\0') continue;
+    memcpy(path, target, i);
+    path[i] = '\0';
+    if (mkdir(path, 0755) < 0 && errno != EEXIST) die("mkdir", path);
+    if (target[i] == '\0') break;
+  }
+  if (syscall(SYS_move_mount, tree, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) < 0) die("move_mount", target);
+  close(tree);
+}
+
 int main(int argc, char **argv) {
   cloexec_from(FOURWALL_LAUNCH_FDS_END); /* only bwrap's setup pipes pass on (common.h) */
   if (argc < 5) {
@@ -112,12 +162,30 @@ int main(int argc, char **argv) {
   if (uid == 0 || gid == 0) { errno = EINVAL; die("refusing to run the box as uid or gid 0", NULL); }
   int i = 3;
   int unshared = 0;
+  const char *reach_path = NULL;
   for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
+    if (strcmp(argv[i], "--reach") == 0 && i + 1 < argc) {
+      reach_path = argv[++i];
+      continue;
+    }
     if (strcmp(argv[i], "--cgroup") == 0 && i + 1 < argc) {
       char procs[4096], pid[32];
       snprintf(procs, sizeof procs, "%s/cgroup.procs", argv[++i]);
       snprintf(pid, sizeof pid, "%d\n", getpid());
       write_file(procs, pid);
+      continue;
+    }
+    if (strcmp(argv[i], "--fd") == 0 && i + 1 < argc) {
+      char *spec = argv[++i];
+      int target = -1, offset = 0;
+      if (sscanf(spec, "%d:%n", &target, &offset) != 1 || offset == 0 || target < 10) {
+        errno = EINVAL;
+        die("bad --fd (N:PATH, N >= 10)", spec);
+      }
+      int fd = open(spec + offset, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (fd < 0) die("open", spec + offset);
+      if (dup2(fd, target) < 0) die("dup2", spec);  /* dup2 clears close-on-exec on the copy */
+      close(fd);
       continue;
     }
     if (strcmp(argv[i], "--idmap") != 0 || i + 1 >= argc) { errno = EINVAL; die("bad argument", argv[i]); }
@@ -136,6 +204,14 @@ int main(int argc, char **argv) {
     idmap_mount(spec + offset, uid, gid, owner_uid, owner_gid);
   }
   if (i >= argc - 1) { errno = EINVAL; die("no program after --", NULL); }
+  if (reach_path) {
+    if (!unshared) {
+      if (unshare(CLONE_NEWNS) < 0) die("unshare(CLONE_NEWNS)", NULL);
+      if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) die("make / private", NULL);
+      unshared = 1;
+    }
+    reach(reach_path, uid, gid);
+  }
   if (setgroups(0, NULL) < 0) die("setgroups", NULL);
   if (setresgid(gid, gid, gid) < 0) die("setresgid", NULL);
   if (setresuid(uid, uid, uid) < 0) die("setresuid", NULL);

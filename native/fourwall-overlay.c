@@ -18,7 +18,18 @@
  * redirects are created (a directory rename is EXDEV, so tools copy and delete: plain entries in
  * UPPER); metacopy=off (a chmod copies the data up), index=off, xino=off.
  *
- * usage: fourwall-overlay LOWER UPPER WORK -- PROGRAM [ARGS...]
+ * The layer is reached by fd, never by a path the box could walk: LAYER (the box's own directory,
+ * holding upper/ and work/) is either fd:N (root mode: fourwall-drop opened it as root, under a
+ * directory only root can walk) or a path this helper opens first (user mode: under the user's
+ * own 0700 state dir). The helper makes it its working directory before unsharing (the kernel
+ * carries the cwd, not other fds, into the new mount namespace, and overlayfs only takes layers
+ * from the mounter's namespace), mounts with upperdir=upper,workdir=work relative to it (so the
+ * box's mountinfo names no host path), then leaves it: the box holds no handle on its layer.
+ * --hide DIR mounts an empty read-only tmpfs over DIR (the directory of every layer) in this
+ * namespace, so the box, which in user mode has the user's uid, cannot see its own or another
+ * box's layer through the host's tree.
+ *
+ * usage: fourwall-overlay [--hide DIR] LOWER LAYER -- PROGRAM [ARGS...]
  *        fourwall-overlay --opaque UPPER   (after the run: prints, NUL-separated and relative to
  *        UPPER, the directories overlayfs marked opaque — removed and made again, hiding every
  *        older entry — which node cannot see without an xattr API)
@@ -33,8 +44,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
-#include <ftw.h>
+#include <dirent.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -60,33 +72,86 @@ static int escape_option(const char *in, char *out, size_t size) {
   return 1;
 }
 
-static size_t upper_len;
+/* Prints, NUL-terminated and relative to the top, every directory below dirfd marked opaque.
+ * Walks by fd (openat, O_NOFOLLOW): any depth, no path ever longer than one name. */
+struct relpath { char *buf; size_t len, cap; };
 
-static int print_opaque(const char *path, const struct stat *st, int type, struct FTW *ftw) {
-  (void)st;
-  (void)ftw;
-  if (type != FTW_D) return 0;
-  char value[4] = {0};
-  ssize_t n = lgetxattr(path, "user.overlay.opaque", value, sizeof value - 1);
-  if (n == 1 && value[0] == 'y' && strlen(path) > upper_len) {
-    fputs(path + upper_len + 1, stdout);
-    fputc('\0', stdout);
+static void print_opaque(int fd, struct relpath *rel) {
+  DIR *dir = fdopendir(fd);
+  if (!dir) die("fdopendir", rel->len ? rel->buf : ".");
+  struct dirent *e;
+  while ((errno = 0, e = readdir(dir)) != NULL) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+    if (e->d_type != DT_DIR && e->d_type != DT_UNKNOWN) continue;
+    int sub = openat(dirfd(dir), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (sub < 0) {
+      if (errno == ENOTDIR || errno == ELOOP) continue;
+      die("open", e->d_name);
+    }
+    size_t before = rel->len, name = strlen(e->d_name);
+    if (rel->len + name + 2 > rel->cap) {
+      rel->cap = (rel->len + name + 2) * 2;
+      rel->buf = realloc(rel->buf, rel->cap);
+      if (!rel->buf) die("realloc", NULL);
+    }
+    if (rel->len) rel->buf[rel->len++] = '/';
+    memcpy(rel->buf + rel->len, e->d_name, name + 1);
+    rel->len += name;
+    char value[4] = {0};
+    ssize_t n = fgetxattr(sub, "user.overlay.opaque", value, sizeof value - 1);
+    if (n == 1 && value[0] == 'y') {
+      fputs(rel->buf, stdout);
+      fputc('\0', stdout);
+    }
+    print_opaque(sub, rel);
+    rel->len = before;
+    rel->buf[before] = '\0';
   }
-  return 0;
+  if (errno) die("readdir", rel->len ? rel->buf : ".");
+  closedir(dir);
+}
+
+/* fd:N (opened by fourwall-drop), or a directory opened here; never a symlink at its end. */
+static int layer_fd(const char *spec) {
+  if (strncmp(spec, "fd:", 3) == 0) {
+    char *end;
+    long fd = strtol(spec + 3, &end, 10);
+    struct stat st;
+    if (*end || fd < 3 || fstat((int)fd, &st) < 0 || !S_ISDIR(st.st_mode)) { errno = EBADF; die("layer fd", spec); }
+    return (int)fd;
+  }
+  int fd = open(spec, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+  if (fd < 0) die("open layer directory", spec);
+  return fd;
 }
 
 int main(int argc, char **argv) {
   cloexec_from(FOURWALL_LAUNCH_FDS_END); /* only bwrap's setup pipes pass on (common.h) */
   if (argc == 3 && strcmp(argv[1], "--opaque") == 0) {
-    upper_len = strlen(argv[2]);
-    if (nftw(argv[2], print_opaque, 32, FTW_PHYS) != 0) die("walk", argv[2]);
+    int top = open(argv[2], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (top < 0) die("open", argv[2]);
+    struct relpath rel = {calloc(256, 1), 0, 256};
+    if (!rel.buf) die("calloc", NULL);
+    print_opaque(top, &rel);
+    free(rel.buf);
     return fflush(stdout) == 0 ? 0 : 125;
   }
-  if (argc < 6 || strcmp(argv[4], "--") != 0) {
-    fprintf(stderr, "usage: fourwall-overlay LOWER UPPER WORK -- PROGRAM [ARGS...]\n");
+  const char *hide = NULL;
+  if (argc > 2 && strcmp(argv[1], "--hide") == 0) {
+    hide = argv[2];
+    argv += 2;
+    argc -= 2;
+  }
+  if (argc < 5 || strcmp(argv[3], "--") != 0) {
+    fprintf(stderr, "usage: fourwall-overlay [--hide DIR] LOWER LAYER -- PROGRAM [ARGS...]\n");
     return 125;
   }
-  const char *lower = argv[1], *upper = argv[2], *work = argv[3];
+  const char *lower = argv[1];
+  int layer = layer_fd(argv[2]);
+  if (fchdir(layer) < 0) die("enter the layer", argv[2]);
+  close(layer);
+  /* upper and work are relative to the layer (the current directory): no host path in mountinfo */
+  const char *upper = "upper", *work = "work";
   char lower_opt[4096 * 2], upper_opt[4096 * 2], work_opt[4096 * 2];
   if (!escape_option(lower, lower_opt, sizeof lower_opt) || !escape_option(upper, upper_opt, sizeof upper_opt) ||
       !escape_option(work, work_opt, sizeof work_opt)) {
@@ -108,9 +173,13 @@ int main(int argc, char **argv) {
                    lower_opt, upper_opt, work_opt);
   if (n < 0 || (size_t)n >= sizeof options) { errno = ENAMETOOLONG; die("overlay options", lower); }
   if (mount("overlay", lower, "overlay", 0, options) < 0) die("mount overlay over", lower);
+  /* The overlay holds its layers now: leave them (bwrap sets the box's own cwd). */
+  if (chdir("/") < 0) die("chdir", "/");
+  if (hide && mount("tmpfs", hide, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0,size=4k") < 0)
+    die("hide the layers under an empty tmpfs:", hide);
   if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) die("prctl(PR_SET_PDEATHSIG)", NULL);
   if (getppid() == 1) { errno = ESRCH; die("parent already gone", NULL); }
-  execvp(argv[5], &argv[5]);
-  die("exec", argv[5]);
+  execvp(argv[4], &argv[4]);
+  die("exec", argv[4]);
   return 125;
 }

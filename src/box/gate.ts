@@ -1,15 +1,4 @@
-import {
-  chmodSync,
-  chownSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  statSync,
-  writeFileSync,
-} from "node:fs";
-import os from "node:os";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import pc from "picocolors";
 import type { AuditLog } from "../audit/log.js";
@@ -21,8 +10,11 @@ import type { BoxSession } from "../runtimes/runtime.js";
 import type { Approver } from "../walls/gate/index.js";
 import {
   CommandApprover,
+  freezeLayer,
   type GateService,
   InboxApprover,
+  type Layer,
+  makeLayer,
   overlayHelperPath,
   removeLayer,
   renderAgentSettings,
@@ -87,9 +79,6 @@ export async function openGateSession(
     socketPath: path.join(session.netDir, "gate.sock"),
     notify,
   });
-  const boxOwned = (p: string) => {
-    if (plan.identity.mode === "root") chownSync(p, plan.identity.uid, plan.identity.gid);
-  };
 
   // Agent settings with fourwall's hook, bound read-only over the agents' own.
   session.gateFiles = [];
@@ -104,9 +93,10 @@ export async function openGateSession(
     });
   }
 
-  // The copy-on-write layer's directories live outside the run dir: if fourwall is killed, the
-  // reaper removes the run dir but the box's work stays here, recoverable.
-  let layer: string | undefined;
+  // The copy-on-write layer lives outside the run dir, in fourwall's private layers directory
+  // (layer.ts: nobody but fourwall can walk to it): if fourwall is killed, the reaper removes the
+  // run dir but the box's work stays there, recoverable.
+  let layer: Layer | undefined;
   if (plan.gate.overlay && o.options?.layer === false) {
     o.audit.write({ box: plan.id, wall: "gate", event: "fs-not-held", why: "persistent box" });
   } else if (plan.gate.overlay) {
@@ -117,54 +107,72 @@ export async function openGateSession(
         "npm run setup (compiles native/fourwall-overlay.c)",
       );
     }
-    layer = mkdtempSync(path.join(os.tmpdir(), `fourwall-changes-${plan.id}-`));
-    chmodSync(layer, 0o711);
-    const upper = path.join(layer, "upper");
-    const work = path.join(layer, "work");
-    const workdirMode = statSync(plan.filesystem.cwd).mode & 0o7777;
-    mkdirSync(upper, { mode: 0o700 });
-    mkdirSync(work, { mode: 0o700 });
-    boxOwned(upper);
-    boxOwned(work);
-    // The overlay's root takes the upper dir's mode: keep the workdir's own.
-    chmodSync(upper, workdirMode);
-    session.overlay = { lower: plan.filesystem.cwd, upper, work };
+    const id = plan.identity;
+    layer = makeLayer({
+      id: plan.id,
+      lower: plan.filesystem.cwd,
+      mode: id.mode,
+      box: id.mode === "root" ? { uid: id.uid, gid: id.gid } : undefined,
+    });
+    session.overlay = layer;
     // If fourwall is SIGKILLed, the reaper drops the layer when the box wrote nothing into it;
     // a layer with the box's work in it stays, to be recovered.
     onKill(
       session.runDir,
-      `rmdir -- ${shellQuote(upper)} 2>/dev/null && chmod -R u+rwx -- ${shellQuote(layer)} && rm -rf --one-file-system -- ${shellQuote(layer)}`,
+      `rmdir -- ${shellQuote(layer.upper)} 2>/dev/null && chmod -R u+rwx -- ${shellQuote(layer.dir)} && rm -rf --one-file-system -- ${shellQuote(layer.dir)}`,
     );
   }
+  const dropLayer = () => {
+    const failure = layer ? removeLayer(layer.dir) : undefined;
+    if (failure) notify(`fourwall gate: ${failure}`);
+    layer = undefined;
+  };
 
   return {
     askNet: service.askNet,
     async finish() {
-      if (!layer || !session.overlay) return;
+      if (!layer) return;
       const owner = statSync(plan.filesystem.cwd);
-      await reviewChangeSet({
-        box: plan.id,
-        upper: session.overlay.upper,
-        workdir: plan.filesystem.cwd,
-        helper: overlayHelperPath(),
-        policy: plan.gate.policy.fs,
-        gitHistory: plan.gate.gitHistory,
-        broker: service.broker,
-        audit: o.audit,
-        owner: plan.identity.mode === "root" ? { uid: owner.uid, gid: owner.gid } : undefined,
-        notify,
-      });
-      removeLayer(layer);
-      layer = undefined;
+      try {
+        // Every box process is dead (finish runs after the box's exit): nothing may change the
+        // layer between the review and the apply.
+        freezeLayer(layer);
+        await reviewChangeSet({
+          box: plan.id,
+          upper: layer.upper,
+          workdir: plan.filesystem.cwd,
+          helper: overlayHelperPath(),
+          policy: plan.gate.policy.fs,
+          gitHistory: plan.gate.gitHistory,
+          broker: service.broker,
+          audit: o.audit,
+          owner: plan.identity.mode === "root" ? { uid: owner.uid, gid: owner.gid } : undefined,
+          listDir: layer.dir,
+          notify,
+        });
+      } catch (error) {
+        // The review itself failed: nothing more is applied, the box's work is kept, the run's
+        // exit status is the box's own.
+        notify(
+          `fourwall gate: could not review the change-set (${(error as Error).message}); the box's changes are kept in ${layer.upper}`,
+        );
+        o.audit.write({
+          box: plan.id,
+          wall: "gate",
+          event: "change-set-kept",
+          upper: layer.upper,
+          why: String(error),
+        });
+        layer = undefined;
+        return;
+      }
+      dropLayer();
     },
     async close() {
       await service.close();
       // finish() never ran (the box could not be built, or it failed on the way): a layer the box
       // never wrote into holds nothing to recover — leave nothing behind.
-      if (layer && session.overlay && readdirSync(session.overlay.upper).length === 0) {
-        removeLayer(layer);
-        layer = undefined;
-      }
+      if (layer && readdirSync(layer.upper).length === 0) dropLayer();
     },
   };
 }

@@ -14,8 +14,12 @@ export interface BoxSession {
   netDir: string;
   /** The box's cgroup directories (root mode, where the host has controllers), joined at launch. */
   cgroupDirs: string[];
-  /** Approval gate: the copy-on-write layer over the workdir (upper and work on the host). */
-  overlay?: { lower: string; upper: string; work: string };
+  /**
+   * Approval gate: the copy-on-write layer over the workdir (upper and work on the host, under a
+   * directory only fourwall can walk), fourwall-overlay's arguments before `--`, and what
+   * fourwall-drop adds in root mode (it opens the layer as root for the unprivileged helper).
+   */
+  overlay?: { lower: string; upper: string; work: string; helperArgs: string[]; dropArgs: string[] };
   /** Approval gate: generated agent settings, bound read-only over `target` in the box. */
   gateFiles?: { source: string; target: string }[];
 }

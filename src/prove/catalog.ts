@@ -277,6 +277,34 @@ export const PROBES: ProbeSpec[] = [
       return pass("the branch and its reflogs are intact on the host");
     },
   ),
+  spec(
+    "gate",
+    "setuid-apply",
+    "a new workdir file made setuid/setgid (chmod 6755)",
+    "lands without setuid/setgid",
+    (data, ctx) => {
+      const mode = ctx.evidence.gate.setuidMode;
+      if (data.chmod !== "ok") return pass(`the chmod was refused in the box (${text(data.chmod, "?")})`);
+      if (mode === undefined) return fail("the new file did not reach the host (new files should land)");
+      if (mode & 0o6000) return hole(`it landed on the host as ${mode.toString(8)}`);
+      return pass(`landed as ${mode.toString(8)}`);
+    },
+  ),
+  spec(
+    "gate",
+    "layer-unreachable",
+    "find the copy-on-write layer on the host (mountinfo, known places) and open it",
+    "no host path, nothing reachable",
+    (data) => {
+      const reached = Array.isArray(data.reached) ? (data.reached as string[]) : [];
+      if (reached.length > 0) return hole(`the box reached ${reached.join(", ")}`);
+      if (typeof data.upperdir === "string" && data.upperdir.startsWith("/"))
+        return hole(`the box's mountinfo names the layer: ${data.upperdir}`);
+      if (data.upperdir === undefined || data.upperdir === null)
+        return pass("no copy-on-write layer in this box");
+      return pass(`mountinfo says upperdir=${text(data.upperdir, "?")}; nothing reachable`);
+    },
+  ),
 ];
 
 /** The probes of the given walls (all of them when `only` is empty). */

@@ -52,7 +52,7 @@ export interface ProbeConfig {
     ca: string | null;
   } | null;
   outside: { ip: string; tcpPort: number; dnsPort: number } | { skip: string };
-  gate: { precious: string; history: { ref: string; reflogs: string[]; first: string } };
+  gate: { precious: string; setuid: string; history: { ref: string; reflogs: string[]; first: string } };
   /** Multiplies the probes' timeouts: a box under emulation answers slowly, which is not a refusal. */
   timeScale: number;
 }
@@ -99,6 +99,7 @@ export function probeConfig(
       "skip" in outside ? outside : { ip: outside.ip, tcpPort: outside.tcpPort, dnsPort: outside.dnsPort },
     gate: {
       precious: layout.precious,
+      setuid: layout.setuidFile,
       history: {
         ref: layout.history.ref.path,
         reflogs: layout.history.reflogs.map((r) => r.path),

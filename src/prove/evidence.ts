@@ -3,7 +3,7 @@
  * write land, did a datagram arrive, what is the host's pid 1. The box's word is not enough: a
  * write "succeeds" inside a private tmpfs, and a sent datagram says nothing about its arrival.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, lstatSync, readFileSync } from "node:fs";
 import path from "node:path";
 import type { Canaries } from "./canaries/index.js";
 import { type ProveLayout, shownPath } from "./layout.js";
@@ -12,6 +12,14 @@ import type { HostEvidence } from "./types.js";
 const readOr = (p: string): string | undefined => {
   try {
     return readFileSync(p, "utf8");
+  } catch {
+    return undefined;
+  }
+};
+
+const modeOr = (p: string): number | undefined => {
+  try {
+    return lstatSync(p).mode & 0o7777;
   } catch {
     return undefined;
   }
@@ -50,6 +58,7 @@ export function gatherEvidence(layout: ProveLayout, canaries: Canaries | undefin
       historyChanged: [layout.history.ref, ...layout.history.reflogs]
         .filter((f) => readOr(f.path) !== f.content)
         .map((f) => shownPath(layout, f.path)),
+      setuidMode: modeOr(layout.setuidFile),
     },
   };
 }

@@ -50,6 +50,8 @@ export interface ProveLayout {
   precious: string;
   /** Outside the workdir: every approval request the gate sends to prove's (denying) approver. */
   approverLog: string;
+  /** A new file the gate probe makes setuid/setgid in the box: it must land on the host without. */
+  setuidFile: string;
   /** The workdir's git history: the gate's history probe moves the branch back to `first`. */
   history: PlantedHistory;
 }
@@ -177,6 +179,7 @@ export function makeLayout(base: string, token: string): ProveLayout {
     workdirOk: created("filesystem.workdir-write")[0]!,
     precious: w("precious-notes.txt"),
     approverLog: path.join(base, "approver-requests.jsonl"),
+    setuidFile: w("gate-setuid-probe"),
     history: plantedHistory(workdir),
     writes,
     symlinks,

@@ -18,6 +18,7 @@ usage: python3 probe.py CONFIG.json
 import base64
 import ctypes
 import errno
+import glob
 import json
 import os
 import socket
@@ -803,6 +804,51 @@ def gate_delete():
         return {"unlink": "ok", "existsAfter": os.path.exists(path)}
     except OSError as error:
         return {"unlink": os_error(error)}
+
+
+@probe("gate.setuid-apply")
+def gate_setuid_apply():
+    # A new file made setuid/setgid: new files land without asking, so the host must mask the bits.
+    path = CFG["gate"]["setuid"]
+    try:
+        with open(path, "w") as f:
+            f.write("#!/bin/sh\nid\n")
+        os.chmod(path, 0o6755)
+        return {"chmod": "ok", "modeInBox": oct(os.stat(path).st_mode & 0o7777)}
+    except OSError as error:
+        return {"chmod": os_error(error)}
+
+
+@probe("gate.layer-unreachable")
+def gate_layer_unreachable():
+    # A hijacked agent looks for its own layer (or another box's) on the host: the overlay's
+    # upperdir in mountinfo, then the places layers live or used to live. Listing any is a hole.
+    upperdir = None
+    workdir = os.path.realpath(CFG["workdir"])
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            fields = left.split()
+            if len(fields) > 4 and fields[4] == workdir and right.startswith("overlay "):
+                for opt in right.split()[-1].split(","):
+                    if opt.startswith("upperdir="):
+                        upperdir = opt[len("upperdir="):]
+    candidates = ["/run/fourwall/layers"]
+    candidates += sorted(glob.glob("/tmp/fourwall-changes-*"))
+    candidates += sorted(glob.glob("/home/*/.local/state/fourwall/layers"))
+    candidates += sorted(glob.glob("/run/user/*/fourwall/layers"))
+    if upperdir and upperdir.startswith("/"):
+        candidates += [upperdir, os.path.dirname(upperdir)]
+    reached = []
+    for path in candidates:
+        try:
+            entries = os.listdir(path)
+        except OSError:
+            continue
+        # an empty directory (the box's own /run, a tmpfs hiding the layers) reveals nothing
+        if entries:
+            reached.append(path)
+    return {"upperdir": upperdir, "reached": reached}
 
 
 @probe("gate.denied-delete-survives")

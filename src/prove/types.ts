@@ -52,6 +52,8 @@ export interface HostEvidence {
     precious: string | undefined;
     /** The history probe's files that are not, on the host, what they were before the run. */
     historyChanged: string[];
+    /** The mode of the file the box made 6755, as it landed on the host (undefined: it did not). */
+    setuidMode?: number;
   };
 }
 

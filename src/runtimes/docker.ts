@@ -197,8 +197,13 @@ function mountGateLayer(session: BoxSession, user: { uid: number; gid: number })
   // The layer's root takes the upper dir's owner: the box's user must own it to write the workdir.
   chownSync(upper, user.uid, user.gid);
   chownSync(work, user.uid, user.gid);
-  const options = `lowerdir=${lower},upperdir=${upper},workdir=${work},userxattr,metacopy=off,index=off,xino=off`;
-  const r = spawnSync("mount", ["-t", "overlay", "overlay", "-o", options, merged], { encoding: "utf8" });
+  // upper and work relative to their own directory (mount's cwd): the container's mountinfo shows
+  // the overlay's options, and they name no host path of the layer (the gate's layer.ts)
+  const options = `lowerdir=${lower},upperdir=${path.basename(upper)},workdir=${path.basename(work)},userxattr,metacopy=off,index=off,xino=off`;
+  const r = spawnSync("mount", ["-t", "overlay", "overlay", "-o", options, merged], {
+    encoding: "utf8",
+    cwd: path.dirname(upper),
+  });
   if (r.status !== 0)
     throw new WallError(
       "gate",

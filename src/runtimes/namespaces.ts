@@ -116,7 +116,7 @@ export function bwrapArgs(plan: BoxPlan, session: BoxSession, options: BwrapOpti
  */
 export function gateLayerPrefix(session: BoxSession): string[] {
   const o = session.overlay;
-  return o ? [overlayHelperPath(), o.lower, o.upper, o.work, "--"] : [];
+  return o ? [overlayHelperPath(), ...o.helperArgs, "--"] : [];
 }
 
 /**
@@ -133,6 +133,11 @@ export function asBoxUser(plan: BoxPlan, session: BoxSession, command: string[])
     String(plan.identity.gid),
     ...idmaps,
     ...cgroups,
+    // approval gate: the layer is opened as root (only root can walk to it), for fourwall-overlay
+    ...(session.overlay?.dropArgs ?? []),
+    // a workdir under a directory the box uid cannot search (/srv 0700, a mktemp -d) stays reachable
+    "--reach",
+    plan.filesystem.cwd,
     "--",
     ...command,
   ];

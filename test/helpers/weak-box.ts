@@ -40,6 +40,7 @@ export const WEAKENINGS = [
   "git", // no guard on git dirs (hooks, config, commondir, hooksPath, pointer files) and no pins
   "passwd", // the host's /etc/passwd and /etc/group instead of the box's own
   "repo-view", // a workdir inside a repository: the repository around it is not shown
+  "reach", // root mode: a workdir under a directory the box uid cannot search is not made reachable
 ] as const;
 type Weakening = (typeof WEAKENINGS)[number];
 
@@ -193,6 +194,7 @@ function weakenBwrap(argv: string[]): string[] {
   if (weaken.has("die-with-parent")) drop(out, "--die-with-parent", 1);
   if (weaken.has("net")) drop(out, "--unshare-net", 1);
   if (weaken.has("userns")) drop(out, "--disable-userns", 1);
+  if (weaken.has("reach")) drop(out, "--reach", 2);
   return out;
 }
 const runtime: Runtime = docker

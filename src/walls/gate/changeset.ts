@@ -1,45 +1,72 @@
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import {
-  chmodSync,
-  copyFileSync,
+  closeSync,
+  constants,
   type Dirent,
+  fchmodSync,
+  fchownSync,
+  fstatSync,
   lchownSync,
   lstatSync,
   mkdirSync,
+  openSync,
   readdirSync,
-  readFileSync,
   readlinkSync,
+  readSync,
   renameSync,
-  rmSync,
   type Stats,
   symlinkSync,
 } from "node:fs";
 import path from "node:path";
-import { decideFs } from "./rules.js";
+import {
+  at,
+  chmodNoFollow,
+  copyFd,
+  inDir,
+  openDir,
+  openDirAt,
+  openFileAt,
+  removeAt,
+  splitRel,
+  tempName,
+} from "./fsat.js";
+import { decideFs, strictest } from "./rules.js";
 import type { Decision, FsOp, GatePolicy } from "./schema.js";
 import type { FsChange } from "./types.js";
 
 /**
  * The change-set of one box run, read from the overlay's upper layer after the box has exited
- * (nothing in the box runs any more: no race with the agent). Entries:
+ * and the layer was frozen (nothing in the box runs any more: no race with the agent). Entries:
  *   - a whiteout (char device 0:0): an entry of the real workdir deleted;
  *   - an opaque directory: every older entry inside it deleted (the box removed and remade it);
- *   - an entry with no counterpart in the real workdir: new, applied without asking;
- *   - an entry over an older one: overwritten (content), chmod-ed (mode only) or replaced (type).
+ *   - an entry with no counterpart in the real workdir: new, applied without asking — except a
+ *     symlink leading out of the workdir (`symlink-out`), which is asked about;
+ *   - an entry over an older one: overwritten (content), chmod-ed (mode only) or replaced (type);
+ *     one that makes a file executable is its own kind (`exec`) and is asked about.
  * Deleted files whose content reappears under a new name are shown as renames.
+ * Everything is read and written through directory fds (fsat.ts): no symlink followed, any depth.
  */
 
+/** How an approved change is carried out. */
+/** How an approved change reaches the workdir; "none": described only (git history: history.ts). */
+export type ApplyHow = "copy" | "chmod" | "delete" | "rename" | "none";
+
 export interface HeldChange extends FsChange {
-  /** The policy's decision for it. */
+  /** The policy's decision for it (exec and symlink-out: never less than ask). */
   decision: Decision;
+  how: ApplyHow;
 }
 
 export interface ChangeSet {
   /** New paths (whole subtrees), relative to the workdir. */
   creates: string[];
-  /** Changes to entries that existed before the run. */
+  /** Changes to entries that existed before the run, and new symlinks leading out. */
   held: HeldChange[];
+  /** New symlinks leading out of the workdir, inside `creates`: applied only if approved. */
+  symlinksOut: Set<string>;
+  /** What could not be read (reported, never silently dropped). */
+  unreadable: string[];
 }
 
 const isWhiteout = (s: Stats) => s.isCharacterDevice() && s.rdev === 0;
@@ -52,20 +79,90 @@ function lstatOrNull(p: string): Stats | null {
   }
 }
 
-function sameFile(a: string, b: string, sa: Stats, sb: Stats): boolean {
-  if (sa.isSymbolicLink() && sb.isSymbolicLink()) return readlinkSync(a) === readlinkSync(b);
-  if (!sa.isFile() || !sb.isFile() || sa.size !== sb.size) return false;
-  return readFileSync(a).equals(readFileSync(b));
+const octal = (mode: number) => (mode & 0o7777).toString(8);
+
+/** Exec bits the new mode has and the old one had not (a file that now runs). */
+export const addsExec = (oldMode: number | undefined, newMode: number): boolean =>
+  (newMode & 0o111 & ~((oldMode ?? 0) & 0o111)) !== 0;
+
+/**
+ * The mode fourwall writes: never setuid, setgid or sticky on a file; on a directory only the
+ * special bits it already had in the workdir (a shared repo's setgid directory stays one).
+ */
+export function appliedMode(newMode: number, isDir: boolean, oldMode?: number): number {
+  const special = isDir && oldMode !== undefined ? newMode & oldMode & 0o7000 : 0;
+  return (newMode & 0o777) | special;
 }
 
-const hashOf = (p: string) => {
+export type EntryKind = "symlink" | "dir" | "other" | "missing";
+
+/**
+ * Whether a symlink at `linkRel` pointing at `target` leads out of the workdir (pure; `kindAt`
+ * says what a workdir path will be after the apply). Absolute targets lead out; a relative one
+ * leads out if `..` climbs above the workdir, or if it passes through another symlink (not
+ * followed here: asked about rather than guessed).
+ */
+export function symlinkEscapes(linkRel: string, target: string, kindAt: (rel: string) => EntryKind): boolean {
+  if (target.startsWith("/") || target === "") return true;
+  const parts = path.posix
+    .dirname(linkRel)
+    .split("/")
+    .filter((p) => p !== "" && p !== ".");
+  for (const comp of target.split("/")) {
+    if (comp === "" || comp === ".") continue;
+    if (comp === "..") {
+      if (parts.length === 0) return true;
+      parts.pop();
+      continue;
+    }
+    parts.push(comp);
+    if (kindAt(parts.join("/")) === "symlink") return true;
+  }
+  return false;
+}
+
+function sameContent(aDir: number, bDir: number, name: string, sa: Stats, sb: Stats): boolean {
+  if (sa.size !== sb.size) return false;
+  const a = openFileAt(aDir, name);
+  const b = openFileAt(bDir, name);
   try {
-    const s = lstatSync(p);
-    return s.isFile() ? `${s.size}:${createHash("sha256").update(readFileSync(p)).digest("hex")}` : undefined;
+    const ba = Buffer.allocUnsafe(1 << 16);
+    const bb = Buffer.allocUnsafe(1 << 16);
+    for (;;) {
+      const n = readSync(a, ba, 0, ba.length, null);
+      const m = readSync(b, bb, 0, bb.length, null);
+      if (n !== m || !ba.subarray(0, n).equals(bb.subarray(0, m))) return false;
+      if (n === 0) return true;
+    }
+  } finally {
+    closeSync(a);
+    closeSync(b);
+  }
+}
+
+function hashAt(rootFd: number, rel: string): string | undefined {
+  try {
+    const parts = splitRel(rel);
+    return inDir(rootFd, parts.slice(0, -1), (d) => {
+      const fd = openFileAt(d, parts.at(-1)!);
+      try {
+        const h = createHash("sha256");
+        const buf = Buffer.allocUnsafe(1 << 20);
+        for (
+          let n = readSync(fd, buf, 0, buf.length, null);
+          n > 0;
+          n = readSync(fd, buf, 0, buf.length, null)
+        )
+          h.update(buf.subarray(0, n));
+        return `${fstatSync(fd).size}:${h.digest("hex")}`;
+      } finally {
+        closeSync(fd);
+      }
+    });
   } catch {
     return undefined;
   }
-};
+}
 
 /** Directories overlayfs marked opaque (node has no xattr API: the native helper reads them). */
 export function opaqueDirs(upper: string, helper: string): Set<string> {
@@ -79,6 +176,22 @@ export function opaqueDirs(upper: string, helper: string): Set<string> {
   return new Set(r.stdout.toString("utf8").split("\0").filter(Boolean));
 }
 
+/** What a workdir path will be after the apply: the upper layer's entry over the workdir's. */
+function mergedKind(upperFd: number, lowerFd: number, rel: string): EntryKind {
+  const kindIn = (root: number): EntryKind | undefined => {
+    try {
+      const parts = splitRel(rel);
+      const s = inDir(root, parts.slice(0, -1), (d) => lstatSync(at(d, parts.at(-1)!)));
+      if (isWhiteout(s)) return "missing";
+      return s.isSymbolicLink() ? "symlink" : s.isDirectory() ? "dir" : "other";
+    } catch (error) {
+      // a symlink on the way is not followed: say so, so the caller asks
+      return (error as NodeJS.ErrnoException).code === "ELOOP" ? "symlink" : undefined;
+    }
+  };
+  return kindIn(upperFd) ?? kindIn(lowerFd) ?? "missing";
+}
+
 export function readChangeSet(
   upper: string,
   lower: string,
@@ -86,95 +199,193 @@ export function readChangeSet(
   policy: GatePolicy["fs"],
 ): ChangeSet {
   const creates: string[] = [];
-  const raw: FsChange[] = [];
-  const walk = (rel: string) => {
-    let entries: Dirent[];
-    try {
-      entries = readdirSync(path.join(upper, rel), { withFileTypes: true });
-    } catch {
+  const raw: (FsChange & { how: ApplyHow; base?: FsOp; alwaysAsk?: boolean })[] = [];
+  const unreadable: string[] = [];
+  const symlinksOut = new Set<string>();
+  const upperRoot = openDir(upper);
+  const lowerRoot = openDir(lower);
+  const escapes = (rel: string, target: string) =>
+    symlinkEscapes(rel, target, (r) => mergedKind(upperRoot, lowerRoot, r));
+
+  /** New symlinks leading out, anywhere in a new subtree. */
+  const scanNew = (dirFd: number, name: string, rel: string, s: Stats) => {
+    if (s.isSymbolicLink()) {
+      const target = readlinkSync(at(dirFd, name));
+      if (escapes(rel, target)) {
+        symlinksOut.add(rel);
+        raw.push({
+          op: "symlink-out",
+          path: rel,
+          detail: `new symlink → ${target}`,
+          how: "copy",
+          alwaysAsk: true,
+        });
+      }
       return;
     }
-    if (rel && opaque.has(rel)) {
-      const kept = new Set(entries.map((e) => e.name));
-      for (const name of safeReaddir(path.join(lower, rel)))
-        if (!kept.has(name)) raw.push({ op: "delete", path: path.join(rel, name) });
-    }
-    for (const entry of entries) {
-      const r = rel ? path.join(rel, entry.name) : entry.name;
-      const u = path.join(upper, r);
-      const l = path.join(lower, r);
-      const us = lstatSync(u);
-      const ls = lstatOrNull(l);
-      if (isWhiteout(us)) {
-        if (ls) raw.push({ op: "delete", path: r, detail: ls.isDirectory() ? "directory" : undefined });
-        continue;
-      }
-      if (!ls) {
-        creates.push(r);
-        continue;
-      }
-      if (us.isDirectory() && ls.isDirectory()) {
-        if ((us.mode & 0o7777) !== (ls.mode & 0o7777))
-          raw.push({
-            op: "chmod",
-            path: r,
-            detail: `${(ls.mode & 0o7777).toString(8)} → ${(us.mode & 0o7777).toString(8)}`,
-          });
-        walk(r);
-        continue;
-      }
-      if (us.isDirectory() !== ls.isDirectory() || us.isSymbolicLink() !== ls.isSymbolicLink()) {
-        raw.push({
-          op: "replace",
-          path: r,
-          detail: `${ls.isDirectory() ? "directory" : ls.isSymbolicLink() ? "symlink" : "file"} replaced`,
-        });
-        continue;
-      }
-      if (!sameFile(u, l, us, ls)) raw.push({ op: "overwrite", path: r });
-      else if ((us.mode & 0o7777) !== (ls.mode & 0o7777))
-        raw.push({
-          op: "chmod",
-          path: r,
-          detail: `${(ls.mode & 0o7777).toString(8)} → ${(us.mode & 0o7777).toString(8)}`,
-        });
-      // same content and mode: opened for writing or touched, nothing lost
+    if (!s.isDirectory()) return;
+    const fd = openDirAt(dirFd, name);
+    try {
+      for (const child of readdirSync(at(fd)))
+        scanNew(fd, child, `${rel}/${child}`, lstatSync(at(fd, child)));
+    } finally {
+      closeSync(fd);
     }
   };
-  walk("");
-  // Renames: a deleted file whose exact content is now a new file.
-  const newByHash = new Map<string, string>();
-  for (const c of creates) {
-    const h = hashOf(path.join(upper, c));
-    if (h && !newByHash.has(h)) newByHash.set(h, c);
-  }
-  const renamedTo = new Set<string>();
-  for (const change of raw) {
-    if (change.op !== "delete") continue;
-    const h = hashOf(path.join(lower, change.path));
-    const to = h ? newByHash.get(h) : undefined;
-    if (to && !renamedTo.has(to)) {
-      change.op = "rename";
-      change.to = to;
-      renamedTo.add(to);
-    }
-  }
-  const held: HeldChange[] = raw.map((c) => {
-    const op: FsOp = c.op === "replace" ? "delete" : (c.op as FsOp);
-    return {
-      ...c,
-      op: c.op,
-      decision: decideFs(policy.rules, policy.default, c.path, op).decision,
-    } as HeldChange;
-  });
-  return { creates: creates.filter((c) => !renamedTo.has(c)), held };
-}
 
-function safeReaddir(p: string): string[] {
+  const walk = (uFd: number, lFd: number, rel: string) => {
+    const entries: Dirent[] = readdirSync(at(uFd), { withFileTypes: true });
+    if (rel && opaque.has(rel)) {
+      const kept = new Set(entries.map((e) => e.name));
+      for (const name of readdirSync(at(lFd)))
+        if (!kept.has(name)) raw.push({ op: "delete", path: `${rel}/${name}`, how: "delete" });
+    }
+    for (const entry of entries) {
+      const name = entry.name;
+      const r = rel ? `${rel}/${name}` : name;
+      try {
+        const us = lstatSync(at(uFd, name));
+        const ls = lstatOrNull(at(lFd, name));
+        if (isWhiteout(us)) {
+          if (ls)
+            raw.push({
+              op: "delete",
+              path: r,
+              detail: ls.isDirectory() ? "directory" : undefined,
+              how: "delete",
+            });
+          continue;
+        }
+        if (!ls) {
+          creates.push(r);
+          scanNew(uFd, name, r, us);
+          continue;
+        }
+        const change = `${octal(ls.mode)} → ${octal(us.mode)}`;
+        if (us.isDirectory() && ls.isDirectory()) {
+          if ((us.mode & 0o7777) !== (ls.mode & 0o7777))
+            raw.push({ op: "chmod", path: r, detail: change, how: "chmod" });
+          const u2 = openDirAt(uFd, name);
+          try {
+            const l2 = openDirAt(lFd, name);
+            try {
+              walk(u2, l2, r);
+            } finally {
+              closeSync(l2);
+            }
+          } finally {
+            closeSync(u2);
+          }
+          continue;
+        }
+        const target = us.isSymbolicLink() ? readlinkSync(at(uFd, name)) : undefined;
+        if (us.isDirectory() !== ls.isDirectory() || us.isSymbolicLink() !== ls.isSymbolicLink()) {
+          const was = ls.isDirectory() ? "directory" : ls.isSymbolicLink() ? "symlink" : "file";
+          if (target !== undefined && escapes(r, target))
+            raw.push({
+              op: "symlink-out",
+              path: r,
+              detail: `${was} replaced by a symlink → ${target}`,
+              how: "copy",
+              base: "delete",
+              alwaysAsk: true,
+            });
+          else if (us.isFile() && addsExec(undefined, us.mode))
+            raw.push({
+              op: "exec",
+              path: r,
+              detail: `${was} replaced by an executable file (${octal(us.mode)})`,
+              how: "copy",
+              base: "delete",
+              alwaysAsk: true,
+            });
+          else {
+            raw.push({ op: "replace", path: r, detail: `${was} replaced`, how: "copy", base: "delete" });
+            // a new directory in its place: its symlinks out are their own changes
+            if (us.isDirectory()) scanNew(uFd, name, r, us);
+          }
+          continue;
+        }
+        if (target !== undefined) {
+          if (target === readlinkSync(at(lFd, name))) continue;
+          if (escapes(r, target))
+            raw.push({
+              op: "symlink-out",
+              path: r,
+              detail: `symlink now → ${target}`,
+              how: "copy",
+              base: "overwrite",
+              alwaysAsk: true,
+            });
+          else raw.push({ op: "overwrite", path: r, detail: `symlink now → ${target}`, how: "copy" });
+          continue;
+        }
+        if (!us.isFile() || !ls.isFile()) continue; // fifos, sockets, devices: nothing to keep after the box
+        const exec = addsExec(ls.mode, us.mode);
+        if (!sameContent(uFd, lFd, name, us, ls)) {
+          if (exec)
+            raw.push({
+              op: "exec",
+              path: r,
+              detail: `overwritten and made executable: ${change}`,
+              how: "copy",
+              base: "overwrite",
+              alwaysAsk: true,
+            });
+          else raw.push({ op: "overwrite", path: r, how: "copy" });
+        } else if ((us.mode & 0o7777) !== (ls.mode & 0o7777)) {
+          if (exec)
+            raw.push({
+              op: "exec",
+              path: r,
+              detail: `made executable: ${change}`,
+              how: "chmod",
+              base: "chmod",
+              alwaysAsk: true,
+            });
+          else raw.push({ op: "chmod", path: r, detail: change, how: "chmod" });
+        }
+        // same content and mode: opened for writing or touched, nothing lost
+      } catch (error) {
+        unreadable.push(`${r}: ${(error as Error).message}`);
+      }
+    }
+  };
   try {
-    return readdirSync(p);
-  } catch {
-    return [];
+    walk(upperRoot, lowerRoot, "");
+    // Renames: a deleted file whose exact content is now a new file.
+    const renamedTo = new Set<string>();
+    if (raw.some((c) => c.op === "delete")) {
+      const newByHash = new Map<string, string>();
+      for (const c of creates) {
+        const h = hashAt(upperRoot, c);
+        if (h && !newByHash.has(h)) newByHash.set(h, c);
+      }
+      for (const change of raw) {
+        if (change.op !== "delete") continue;
+        const h = hashAt(lowerRoot, change.path);
+        const to = h ? newByHash.get(h) : undefined;
+        if (to && !renamedTo.has(to) && !symlinksOut.has(to)) {
+          change.op = "rename";
+          change.how = "rename";
+          change.to = to;
+          renamedTo.add(to);
+        }
+      }
+    }
+    const held: HeldChange[] = raw.map(({ base, alwaysAsk, ...c }) => {
+      const op: FsOp | undefined = base ?? (c.op === "replace" ? "delete" : (c.op as FsOp));
+      // a new symlink out has no policy op: it is asked about (only a deny rule could be stricter)
+      const fromPolicy =
+        c.op === "symlink-out" && !base
+          ? "ask"
+          : decideFs(policy.rules, policy.default, c.path, op!).decision;
+      return { ...c, decision: alwaysAsk ? strictest([fromPolicy, "ask"], "ask") : fromPolicy };
+    });
+    return { creates: creates.filter((c) => !renamedTo.has(c)), held, symlinksOut, unreadable };
+  } finally {
+    closeSync(upperRoot);
+    closeSync(lowerRoot);
   }
 }
 
@@ -191,64 +402,105 @@ export interface ApplyOptions {
   workdir: string;
   /** Owner of what fourwall writes into the workdir (root mode: the workdir's owner, not root). */
   owner?: { uid: number; gid: number };
+  /** New symlinks leading out that were not approved: left out of the new subtrees. */
+  skip?: ReadonlySet<string>;
 }
 
 /**
- * Applies changes to the real workdir, never following a symlink in it: every parent of a path it
- * writes must be a real directory inside the workdir (the box may have left a symlink in the
- * upper layer, but a symlink is only ever copied as a symlink, never written through).
+ * Applies changes to the real workdir through directory fds (fsat.ts): every directory on the way
+ * is opened without following a symlink, so nothing is ever written through one and nothing lands
+ * outside the workdir; a symlink is only ever made as a symlink. Modes are masked (appliedMode).
+ * Temporary names are short (a 255-byte name is applied like any other), and paths deeper than
+ * PATH_MAX are reached one directory at a time. Failures are collected, never thrown.
  */
 export class Applier {
   readonly failures: string[] = [];
+  private readonly upperRoot: number;
+  private readonly workRoot: number;
+  /** New symlinks out not (yet) approved: never written, wherever they sit in a copied tree. */
+  private readonly skip: Set<string>;
 
-  constructor(private readonly o: ApplyOptions) {}
-
-  private parentOk(rel: string): boolean {
-    let dir = this.o.workdir;
-    for (const part of path
-      .dirname(rel)
-      .split(path.sep)
-      .filter((p) => p && p !== ".")) {
-      dir = path.join(dir, part);
-      const s = lstatOrNull(dir);
-      if (!s?.isDirectory()) return false;
-    }
-    return true;
+  constructor(private readonly o: ApplyOptions) {
+    this.skip = new Set(o.skip);
+    this.upperRoot = openDir(o.upper);
+    this.workRoot = openDir(o.workdir);
   }
 
-  private own(p: string) {
-    if (this.o.owner) {
-      try {
-        lchownSync(p, this.o.owner.uid, this.o.owner.gid);
-      } catch {}
+  close(): void {
+    closeSync(this.upperRoot);
+    closeSync(this.workRoot);
+  }
+
+  /** Runs fn in the parent directories of `rel` in the upper layer and in the workdir. */
+  private inParents(rel: string, fn: (upperDir: number, workDir: number, name: string) => void): void {
+    const parts = splitRel(rel);
+    const dirs = parts.slice(0, -1);
+    let workDir: number;
+    try {
+      workDir = inDir(this.workRoot, dirs, (d) => openDirAt(d, "."));
+    } catch {
+      return void this.failures.push(`${rel}: its directory is gone or is not a directory`);
+    }
+    try {
+      inDir(this.upperRoot, dirs, (u) => fn(u, workDir, parts.at(-1)!));
+    } finally {
+      closeSync(workDir);
     }
   }
 
-  private copy(rel: string): void {
-    const src = path.join(this.o.upper, rel);
-    const dst = path.join(this.o.workdir, rel);
-    const s = lstatSync(src);
-    if (isWhiteout(s)) return;
+  private own(fd: number) {
+    if (this.o.owner) fchownSync(fd, this.o.owner.uid, this.o.owner.gid);
+  }
+
+  private copyEntry(upperDir: number, workDir: number, name: string, rel: string): void {
+    const s = lstatSync(at(upperDir, name));
+    if (isWhiteout(s) || this.skip.has(rel)) return;
+    const existing = lstatOrNull(at(workDir, name));
     if (s.isDirectory()) {
-      const existing = lstatOrNull(dst);
-      if (existing && !existing.isDirectory()) rmSync(dst, { force: true });
-      if (!existing?.isDirectory()) mkdirSync(dst);
-      chmodSync(dst, s.mode & 0o7777);
-      this.own(dst);
-      for (const name of readdirSync(src)) this.copy(path.join(rel, name));
+      if (existing && !existing.isDirectory()) removeAt(workDir, name);
+      if (!existing?.isDirectory()) mkdirSync(at(workDir, name), { mode: 0o700 });
+      const u = openDirAt(upperDir, name);
+      const w = openDirAt(workDir, name);
+      try {
+        this.own(w);
+        fchmodSync(w, appliedMode(s.mode, true, existing?.isDirectory() ? existing.mode : undefined));
+        for (const child of readdirSync(at(u))) this.copyEntry(u, w, child, `${rel}/${child}`);
+      } finally {
+        closeSync(u);
+        closeSync(w);
+      }
       return;
     }
-    const tmp = path.join(path.dirname(dst), `.fourwall-${process.pid}-${path.basename(dst)}`);
-    rmSync(tmp, { force: true, recursive: true });
-    if (s.isSymbolicLink()) symlinkSync(readlinkSync(src), tmp);
-    else if (s.isFile()) {
-      copyFileSync(src, tmp);
-      chmodSync(tmp, s.mode & 0o7777);
-    } else return; // sockets, fifos, devices: nothing to keep after the box
-    this.own(tmp);
-    const existing = lstatOrNull(dst);
-    if (existing?.isDirectory()) rmSync(dst, { recursive: true, force: true });
-    renameSync(tmp, dst);
+    if (!s.isFile() && !s.isSymbolicLink()) return; // sockets, fifos, devices: nothing to keep after the box
+    const tmp = tempName();
+    try {
+      if (s.isSymbolicLink()) {
+        symlinkSync(readlinkSync(at(upperDir, name)), at(workDir, tmp));
+        if (this.o.owner) lchownSync(at(workDir, tmp), this.o.owner.uid, this.o.owner.gid);
+      } else {
+        const from = openFileAt(upperDir, name);
+        try {
+          const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+          const to = openSync(at(workDir, tmp), flags, 0o600);
+          try {
+            copyFd(from, to);
+            this.own(to);
+            fchmodSync(to, appliedMode(s.mode, false)); // after chown, which may clear bits
+          } finally {
+            closeSync(to);
+          }
+        } finally {
+          closeSync(from);
+        }
+      }
+      if (existing?.isDirectory()) removeAt(workDir, name);
+      renameSync(at(workDir, tmp), at(workDir, name));
+    } catch (error) {
+      try {
+        removeAt(workDir, tmp);
+      } catch {}
+      throw error;
+    }
   }
 
   private attempt(what: string, fn: () => void): void {
@@ -260,53 +512,35 @@ export class Applier {
   }
 
   create(rel: string): void {
-    if (!this.parentOk(rel))
-      return void this.failures.push(`${rel}: its directory is gone or is not a directory`);
-    this.attempt(rel, () => this.copy(rel));
+    this.attempt(rel, () => this.inParents(rel, (u, w, name) => this.copyEntry(u, w, name, rel)));
   }
 
-  apply(change: FsChange): void {
+  apply(change: HeldChange): void {
     const rel = change.path;
-    if (!this.parentOk(rel))
-      return void this.failures.push(`${rel}: its directory is gone or is not a directory`);
-    const real = path.join(this.o.workdir, rel);
-    this.attempt(`${change.op} ${rel}`, () => {
-      switch (change.op) {
-        case "delete":
-          rmSync(real, { recursive: true, force: true });
-          break;
-        case "rename":
-          rmSync(real, { recursive: true, force: true });
-          if (change.to) this.create(change.to);
-          break;
-        case "replace":
-        case "overwrite":
-          this.copy(rel);
-          break;
-        // git's history (history.ts): a held new file is created; a history change is described
-        // only, the files that carry it are in the same set with the same decision
-        case "create":
-          this.copy(rel);
-          break;
-        case "history":
-          break;
-        case "chmod": {
-          const s = lstatSync(path.join(this.o.upper, rel));
-          if (!lstatSync(real).isSymbolicLink()) chmodSync(real, s.mode & 0o7777);
-          break;
+    if (change.op === "symlink-out") this.skip.delete(rel);
+    this.attempt(`${change.op} ${rel}`, () =>
+      this.inParents(rel, (u, w, name) => {
+        switch (change.how) {
+          case "delete":
+            removeAt(w, name);
+            break;
+          case "rename":
+            removeAt(w, name);
+            if (change.to) this.create(change.to);
+            break;
+          case "copy":
+            this.copyEntry(u, w, name, rel);
+            break;
+          case "none": // a history change (history.ts) is described only: the files that carry it apply
+            break;
+          case "chmod": {
+            const s = lstatSync(at(u, name));
+            const old = lstatSync(at(w, name));
+            chmodNoFollow(w, name, appliedMode(s.mode, old.isDirectory(), old.mode));
+            break;
+          }
         }
-      }
-    });
-  }
-}
-
-/** Removes the upper layer (and the overlay's work dir) after the change-set has been dealt with. */
-export function removeLayer(dir: string): void {
-  try {
-    rmSync(dir, { recursive: true, force: true });
-  } catch {
-    // overlay's work/ may hold a dir without permissions: make it removable and try again
-    spawnSync("chmod", ["-R", "u+rwx", dir]);
-    rmSync(dir, { recursive: true, force: true });
+      }),
+    );
   }
 }

@@ -35,7 +35,7 @@ export function holdHistory(set: ChangeSet, verdict: GitVerdict): ChangeSet {
   const creates: string[] = [];
   for (const rel of set.creates) {
     const d = historyDecision(verdict, rel);
-    if (d && d !== "allow") held.push({ op: "create", path: rel, decision: d });
+    if (d && d !== "allow") held.push({ op: "create", path: rel, decision: d, how: "copy" });
     else creates.push(rel);
   }
   const history = (path: string, detail: string, decision: Decision): HeldChange => ({
@@ -43,6 +43,7 @@ export function holdHistory(set: ChangeSet, verdict: GitVerdict): ChangeSet {
     path,
     detail,
     decision,
+    how: "none",
   });
   const described: HeldChange[] = [
     ...verdict.moves
@@ -55,7 +56,7 @@ export function holdHistory(set: ChangeSet, verdict: GitVerdict): ChangeSet {
       .filter((w) => w.decision !== "allow")
       .map((w) => history(`.git/${w.log}`, w.detail, w.decision)),
   ];
-  return { creates, held: [...described, ...held] };
+  return { ...set, creates, held: [...described, ...held] };
 }
 
 /** When git cannot be asked at all: every change of its bookkeeping waits for a human. */
@@ -67,12 +68,20 @@ export function holdAllHistory(set: ChangeSet, why: string): ChangeSet {
   );
   const creates = set.creates.filter((rel) => {
     if (!isGitBookkeeping(rel)) return true;
-    held.push({ op: "create", path: rel, decision: "ask" });
+    held.push({ op: "create", path: rel, decision: "ask", how: "copy" });
     return false;
   });
   const touched = held.some((c) => isGitBookkeeping(c.path) && c.decision !== "allow");
   const described: HeldChange[] = touched
-    ? [{ op: "history", path: ".git", detail: `the history could not be judged: ${why}`, decision: "ask" }]
+    ? [
+        {
+          op: "history",
+          path: ".git",
+          detail: `the history could not be judged: ${why}`,
+          decision: "ask",
+          how: "none",
+        },
+      ]
     : [];
-  return { creates, held: [...described, ...held] };
+  return { ...set, creates, held: [...described, ...held] };
 }

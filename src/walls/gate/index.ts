@@ -3,6 +3,7 @@ export * from "./approvers/command.js";
 export * from "./approvers/inbox.js";
 export * from "./approvers/terminal.js";
 export * from "./changeset.js";
+export * from "./layer.js";
 export * from "./paths.js";
 export * from "./plan.js";
 export * from "./review.js";

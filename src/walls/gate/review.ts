@@ -1,8 +1,25 @@
+import { writeFileSync } from "node:fs";
+import path from "node:path";
 import type { AuditLog } from "../../audit/log.js";
 import type { Broker } from "./broker.js";
-import { Applier, opaqueDirs, readChangeSet, summarise } from "./changeset.js";
+import { Applier, type HeldChange, opaqueDirs, readChangeSet, summarise } from "./changeset.js";
 import { reviewHistory } from "./history-review.js";
 import type { GatePolicy } from "./schema.js";
+import type { FsChange } from "./types.js";
+
+/** One line per change, as every approver and notice shows it. */
+export const changeLine = (c: FsChange): string =>
+  `${c.op} ${c.path}${c.to ? ` → ${c.to}` : ""}${c.detail ? `  (${c.detail})` : ""}`;
+
+/** The first few changes, and how many more there are and where all of them are: never cut silently. */
+export function listSome(changes: readonly FsChange[], where: string, n = 5): string {
+  const shown = changes.slice(0, n).map((c) => `${c.op} ${c.path}`);
+  return changes.length > n
+    ? `${shown.join(", ")}, and ${changes.length - n} more (${where})`
+    : shown.join(", ");
+}
+
+const forApprover = ({ decision: _d, how: _h, ...c }: HeldChange): FsChange => c;
 
 export interface ReviewOptions {
   box: string;
@@ -16,6 +33,11 @@ export interface ReviewOptions {
   owner?: { uid: number; gid: number };
   /** Judge the workdir's git history with git (history.ts); off only in a deliberately weakened test box. */
   gitHistory?: boolean;
+  /**
+   * A private directory (the frozen layer's own, fourwall's, 0700) where the full list of the
+   * changes asked about is written while the question is open: every item is reviewable there.
+   */
+  listDir?: string;
   /** Lines for the human on fourwall's stderr. */
   notify: (line: string) => void;
 }
@@ -41,21 +63,32 @@ export async function reviewChangeSet(o: ReviewOptions): Promise<ReviewResult> {
     o.gitHistory === false
       ? files
       : reviewHistory(files, { upper: o.upper, workdir: o.workdir, opaque, policy: o.policy });
-  const applier = new Applier({ upper: o.upper, workdir: o.workdir, owner: o.owner });
-  for (const rel of set.creates) applier.create(rel);
+  const applier = new Applier({ upper: o.upper, workdir: o.workdir, owner: o.owner, skip: set.symlinksOut });
+  try {
+    for (const rel of set.creates) applier.create(rel);
+  } catch (error) {
+    applier.failures.push((error as Error).message);
+  }
   const allowed = set.held.filter((c) => c.decision === "allow");
   const denied = set.held.filter((c) => c.decision === "deny");
   const asked = set.held.filter((c) => c.decision === "ask");
+  const auditNote = "all of them in the --audit log's change-set line";
   let approved = allowed;
   if (asked.length > 0) {
+    let listFile: string | undefined;
+    if (o.listDir) {
+      listFile = path.join(o.listDir, "changes-asked.txt");
+      writeFileSync(listFile, `${asked.map(changeLine).join("\n")}\n`, { mode: 0o600 });
+    }
     const answer = await o.broker.decide(
       {
         kind: "fs",
         summary: summarise(asked),
-        changes: asked.map(({ decision: _d, ...c }) => c),
+        changes: asked.map(forApprover),
+        listFile,
         cwd: o.workdir,
         why: [
-          "the box changed files that existed before the run; they were held in a copy-on-write layer",
+          "the box changed files that existed before the run (or made a symlink leading out); they were held in a copy-on-write layer",
           ...(asked.some((c) => c.op === "history")
             ? [
                 "it also rewrote git history (a branch moved other than forward, a ref deleted, a reflog rewritten, or commits that may carry held changes)",
@@ -69,20 +102,14 @@ export async function reviewChangeSet(o: ReviewOptions): Promise<ReviewResult> {
     if (answer.decision === "allow") approved = [...allowed, ...asked];
     else
       o.notify(
-        `fourwall gate: kept the originals of ${asked.length} file(s) (${answer.reason}): ${asked
-          .slice(0, 5)
-          .map((c) => `${c.op} ${c.path}`)
-          .join(", ")}${asked.length > 5 ? ", …" : ""}`,
+        `fourwall gate: kept the originals of ${asked.length} file(s) (${answer.reason}): ${listSome(asked, auditNote)}`,
       );
   }
   for (const c of approved) applier.apply(c);
+  applier.close();
   if (denied.length > 0)
-    o.notify(
-      `fourwall gate: the policy refused ${denied.length} change(s): ${denied
-        .slice(0, 5)
-        .map((c) => `${c.op} ${c.path}`)
-        .join(", ")}`,
-    );
+    o.notify(`fourwall gate: the policy refused ${denied.length} change(s): ${listSome(denied, auditNote)}`);
+  applier.failures.push(...set.unreadable.map((u) => `(unreadable in the layer) ${u}`));
   const refused = set.held.length - approved.length;
   o.audit.write({
     box: o.box,
@@ -94,6 +121,7 @@ export async function reviewChangeSet(o: ReviewOptions): Promise<ReviewResult> {
       path: c.path,
       to: c.to,
       by: c.decision === "allow" ? "policy" : "human",
+      detail: c.detail,
     })),
     refused: set.held.filter((c) => !approved.includes(c)).map((c) => ({ op: c.op, path: c.path, to: c.to })),
     failures: applier.failures,

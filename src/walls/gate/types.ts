@@ -2,10 +2,17 @@ import type { FsOp } from "./schema.js";
 
 export type GateKind = "exec" | "fs" | "net";
 
-/** One change of a file that existed before the run, as the copy-on-write layer saw it. */
+/**
+ * One change the copy-on-write layer holds: of a file that existed before the run, or a new
+ * symlink leading out of the workdir. `exec` (a file made executable) and `symlink-out` are kinds
+ * of their own, always asked about (only a deny rule is stricter).
+ */
 export interface FsChange {
-  /** create: a new file held because it carries history; history: a ref move or reflog rewrite (history.ts). */
-  op: FsOp | "replace" | "create" | "history";
+  /**
+   * create: a new file held because it carries history; history: a ref move or reflog rewrite
+   * (history.ts); exec: a file made executable; symlink-out: a new symlink leading out of the workdir.
+   */
+  op: FsOp | "replace" | "create" | "history" | "exec" | "symlink-out";
   /** Relative to the workdir. */
   path: string;
   /** For a rename: where the content went (paired by content). */
@@ -28,6 +35,8 @@ export interface GateRequest {
   via: string;
   command?: string;
   changes?: FsChange[];
+  /** fs: a file (fourwall's, 0600) listing every change asked about, while the question is open. */
+  listFile?: string;
   host?: string;
   port?: number;
   method?: string;

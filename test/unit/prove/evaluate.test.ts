@@ -236,7 +236,7 @@ describe("prove: evaluation", () => {
   });
 
   it("judges the gate from the host: asked and intact passes; deleted without asking is a hole", () => {
-    const gate = PROBES.filter((p) => p.wall === "gate" && p.id !== "gate.history-rewrite");
+    const gate = PROBES.filter((p) => p.id === "gate.delete-asks" || p.id === "gate.denied-delete-survives");
     const reports: ProbeReport[] = gate.map((p) => ({ id: p.id, data: { unlink: "ok" } }));
     const judged = (g: HostEvidence["gate"]) =>
       evaluate(gate, reports, boxCtx({ gate: g }), "").map((r) => `${r.id}=${r.status}`);
@@ -273,6 +273,30 @@ describe("prove: evaluation", () => {
     assert.deepEqual([h.status, h.observed], ["HOLE", "rewritten on the host: ./.git/refs/heads/main"]);
   });
 
+  it("judges the gate's layer: a setuid bit landing, a layer named or reached from the box are holes", () => {
+    const byId = (id: string) => PROBES.filter((p) => p.id === id);
+    const judge = (id: string, data: Record<string, unknown>, setuidMode?: number) =>
+      evaluate(
+        byId(id),
+        [{ id, data }],
+        boxCtx({ gate: { name: "p", requests: [], precious: PRECIOUS, setuidMode, historyChanged: [] } }),
+        "",
+      )[0]!.status;
+    assert.equal(judge("gate.setuid-apply", { chmod: "ok" }, 0o755), "PASS");
+    assert.equal(judge("gate.setuid-apply", { chmod: "ok" }, 0o6755), "HOLE");
+    assert.equal(judge("gate.setuid-apply", { chmod: "ok" }, 0o2755), "HOLE");
+    assert.equal(judge("gate.setuid-apply", { chmod: "ok" }, undefined), "FAIL");
+    assert.equal(judge("gate.layer-unreachable", { upperdir: "upper", reached: [] }), "PASS");
+    assert.equal(
+      judge("gate.layer-unreachable", { upperdir: "/tmp/fourwall-changes-x/upper", reached: [] }),
+      "HOLE",
+    );
+    assert.equal(
+      judge("gate.layer-unreachable", { upperdir: "upper", reached: ["/tmp/fourwall-changes-x"] }),
+      "HOLE",
+    );
+  });
+
   it("holds up only with no hole, no failure and at least one pass", () => {
     assert.equal(heldUp({ pass: 3, hole: 0, fail: 0, skip: 2 }), true);
     assert.equal(heldUp({ pass: 3, hole: 1, fail: 0, skip: 0 }), false);
@@ -284,8 +308,8 @@ describe("prove: evaluation", () => {
       boxCtx(),
       "missing",
     );
-    // seccomp 0: a hole; ptrace and the three gate probes have no report: failures, never passes
-    assert.deepEqual(tally(results), { pass: 0, hole: 1, fail: 4, skip: 0 });
+    // seccomp 0: a hole; ptrace and the five gate probes have no report: failures, never passes
+    assert.deepEqual(tally(results), { pass: 0, hole: 1, fail: 6, skip: 0 });
   });
 });
 

@@ -2,10 +2,11 @@
  * Golden argv of every runtime (test/unit/runtimes/golden/*.json), built from fixed plans against
  * the fake host: bwrap's (the most security-critical argv), runsc's and its OCI bundle, `docker
  * run`'s, QEMU's and the guest's script. Any change to them shows up as a diff to review; to
- * accept an intended one: npm run golden (FOURWALL_GOLDEN=update node --import tsx --test test/unit/runtimes/golden.test.ts)
+ * accept an intended one: npm run golden (FOURWALL_GOLDEN=update node --import import tsx --test test/unit/runtimes/golden.test.ts)
  * The security-relevant flags are also asserted one by one, so a regenerated golden file cannot
  * quietly drop them.
  */
+
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { shellQuote } from "../../../src/core/shell.js";
@@ -17,6 +18,7 @@ import { bwrapArgs, namespacesLaunchSpec } from "../../../src/runtimes/namespace
 import { ociBundle } from "../../../src/runtimes/oci.js";
 import type { BoxSession } from "../../../src/runtimes/runtime.js";
 import { guestScript, guestView, qemuArgs, vmLaunchSpec } from "../../../src/runtimes/vm.js";
+import { layerLaunchArgs } from "../../../src/walls/gate/layer.js";
 import { assertGolden } from "../../helpers/golden.js";
 import { HOME, TEST_SESSION, testPlan, WORK } from "../../helpers/plan.js";
 
@@ -38,7 +40,15 @@ const rootPlan = (): BoxPlan => testPlan({ host: HOST, command: COMMAND, hostUid
 const ROOT_SESSION: BoxSession = {
   ...TEST_SESSION,
   cgroupDirs: ["/sys/fs/cgroup/fourwall/abcd1234"],
-  overlay: { lower: WORK, upper: "/tmp/fourwall-x/upper", work: "/tmp/fourwall-x/work" },
+  overlay: {
+    lower: WORK,
+    upper: "/run/fourwall/layers/abcd1234-x/upper",
+    work: "/run/fourwall/layers/abcd1234-x/work",
+    ...layerLaunchArgs(
+      { lower: WORK, dir: "/run/fourwall/layers/abcd1234-x", parent: "/run/fourwall/layers" },
+      "root",
+    ),
+  },
   gateFiles: [{ source: "/tmp/fourwall-x/claude-settings.json", target: `${HOME}/.claude/settings.json` }],
 };
 const IMAGE = { kernel: "/k/vmlinuz", initrd: "/k/initrd.img" };

@@ -16,7 +16,8 @@ const session: BoxSession = {
   netDir: "/tmp/fourwall-ab-1/net",
   cgroupDirs: ["/sys/fs/cgroup/memory/fourwall-ab"],
 };
-const plan = (identity: BoxPlan["identity"]) => ({ id: "ab", identity }) as BoxPlan;
+const plan = (identity: BoxPlan["identity"]) =>
+  ({ id: "ab", identity, filesystem: { cwd: "/home/a/proj" } }) as BoxPlan;
 
 describe("runsc command line", () => {
   it("always asks for no network, rootless, ptrace, gVisor's seccomp, no cgroups of runsc's own", () => {
@@ -58,13 +59,18 @@ describe("runsc command line", () => {
 
   it("approval gate: runsc starts inside the copy-on-write layer's mount namespace, as bwrap does", () => {
     const p = plan({ mode: "user", uid: 1000, gid: 1000 });
-    const overlay = { lower: "/home/a/proj", upper: "/tmp/l/upper", work: "/tmp/l/work" };
+    const overlay = {
+      lower: "/home/a/proj",
+      upper: "/tmp/l/upper",
+      work: "/tmp/l/work",
+      helperArgs: ["/home/a/proj", "/tmp/l"],
+      dropArgs: [],
+    };
     const argv = runscCommand(p, { ...session, overlay }, gvisorLayout(p, session), "/usr/bin/runsc");
-    assert.deepEqual(argv.slice(4, 10), [
+    assert.deepEqual(argv.slice(4, 9), [
       overlayHelperPath(),
       overlay.lower,
-      overlay.upper,
-      overlay.work,
+      "/tmp/l",
       "--",
       "/usr/bin/runsc",
     ]);
@@ -78,7 +84,7 @@ describe("runsc command line", () => {
       idmaps: [{ path: "/home/a/proj", ownerUid: 0, ownerGid: 0 }],
     });
     const argv = runscCommand(p, session, gvisorLayout(p, session), "/usr/bin/runsc");
-    assert.deepEqual(argv.slice(0, 9), [
+    assert.deepEqual(argv.slice(0, 11), [
       dropHelperPath(),
       "70000",
       "70000",
@@ -86,6 +92,8 @@ describe("runsc command line", () => {
       "0:0:/home/a/proj",
       "--cgroup",
       session.cgroupDirs[0],
+      "--reach",
+      "/home/a/proj",
       "--",
       "/usr/bin/runsc",
     ]);

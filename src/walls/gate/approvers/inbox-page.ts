@@ -22,7 +22,8 @@ export const INBOX_PAGE = `<!doctype html>
   .what { font-family: ui-monospace, monospace; font-size: 15px; background: #f0f2f5; padding: 8px 10px; border-radius: 4px; white-space: pre-wrap; word-break: break-all; }
   dl { display: grid; grid-template-columns: 60px 1fr; gap: 4px 12px; font-size: 13px; margin: 10px 0; }
   dt { color: #5b6472; } dd { margin: 0; font-family: ui-monospace, monospace; word-break: break-all; }
-  ul.changes { font-family: ui-monospace, monospace; font-size: 13px; margin: 6px 0; padding-left: 18px; }
+  ul.changes { font-family: ui-monospace, monospace; font-size: 13px; margin: 6px 0; padding-left: 18px; max-height: 24em; overflow-y: auto; }
+  ul.changes li.warn { color: #b00020; font-weight: 600; }
   .buttons { display: flex; gap: 10px; margin-top: 10px; }
   button { font-size: 14px; padding: 8px 18px; border-radius: 6px; border: 0; cursor: pointer; }
   button.yes { background: #1f883d; color: #fff; } button.no { background: #cf222e; color: #fff; } button.always { background: #dde3ea; }
@@ -58,8 +59,10 @@ function card(r) {
   c.append(el("div", { class: "meta" }, "box " + r.box + " · " + r.kind + " · via " + r.via + " · " + new Date(r.time).toLocaleTimeString()));
   c.append(el("div", { class: "what" }, what));
   if (r.changes && r.changes.length) {
+    // every change is listed (the list scrolls), with a count: nothing is cut off
+    c.append(el("div", { class: "count" }, r.changes.length + " change" + (r.changes.length === 1 ? "" : "s") + (r.listFile ? " (also in " + r.listFile + ")" : "")));
     const ul = el("ul", { class: "changes" });
-    for (const ch of r.changes.slice(0, 50)) ul.append(el("li", {}, ch.op + " " + ch.path + (ch.to ? " → " + ch.to : "") + (ch.op === "history" && ch.detail ? ": " + ch.detail : "")));
+    for (const ch of r.changes) ul.append(el("li", { class: ch.op === "exec" || ch.op === "symlink-out" ? "warn" : "" }, ch.op + " " + ch.path + (ch.to ? " → " + ch.to : "") + (ch.op === "history" && ch.detail ? ": " + ch.detail : ch.detail ? "  (" + ch.detail + ")" : "")));
     c.append(ul);
   }
   const dl = el("dl");

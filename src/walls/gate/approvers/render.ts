@@ -16,8 +16,12 @@ export function describeRequest(r: GateRequest): { title: string; lines: [string
         `${c.op.padEnd(9)} ${c.path}${c.to ? ` → ${c.to}` : ""}${c.detail ? `  (${c.detail})` : ""}`,
       ]);
     }
-    if ((r.changes?.length ?? 0) > MAX_LIST)
-      lines.push(["", `… and ${r.changes!.length - MAX_LIST} more (all listed in the audit log)`]);
+    const more = (r.changes?.length ?? 0) - MAX_LIST;
+    if (more > 0)
+      lines.push([
+        "",
+        `… and ${more} more — see ${r.listFile ?? "the request's changes (--approver gets all of them as JSON)"}`,
+      ]);
   }
   lines.push(["in", r.cwd]);
   for (const [i, why] of r.why.entries()) lines.push([i === 0 ? "why" : "", why]);

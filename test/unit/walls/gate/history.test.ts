@@ -335,7 +335,9 @@ describe("holding history in the change-set", () => {
   it("a new loose ref that moves a branch back is held, not created; the move is described as history", () => {
     const set: ChangeSet = {
       creates: [".git/refs/heads/main", ".git/objects/aa/bb", "new.txt"],
-      held: [{ op: "overwrite", path: ".git/logs/HEAD", decision: "allow" }],
+      symlinksOut: new Set<string>(),
+      unreadable: [],
+      held: [{ op: "overwrite", path: ".git/logs/HEAD", decision: "allow", how: "copy" }],
     };
     const out = holdHistory(set, verdict);
     assert.deepEqual(out.creates, [".git/objects/aa/bb", "new.txt"]);
@@ -348,18 +350,30 @@ describe("holding history in the change-set", () => {
   it("the policy's stricter word stands (a deny on refs stays a deny)", () => {
     const set: ChangeSet = {
       creates: [],
-      held: [{ op: "overwrite", path: ".git/refs/heads/main", decision: "deny" }],
+      symlinksOut: new Set<string>(),
+      unreadable: [],
+      held: [{ op: "overwrite", path: ".git/refs/heads/main", decision: "deny", how: "copy" }],
     };
     assert.equal(holdHistory(set, verdict).held.find((c) => c.op === "overwrite")!.decision, "deny");
   });
 
   it("othersHeld sees held work outside git's bookkeeping only", () => {
     assert.equal(
-      othersHeld({ creates: [], held: [{ op: "overwrite", path: ".git/index", decision: "ask" }] }),
+      othersHeld({
+        creates: [],
+        symlinksOut: new Set<string>(),
+        unreadable: [],
+        held: [{ op: "overwrite", path: ".git/index", decision: "ask", how: "copy" }],
+      }),
       false,
     );
     assert.equal(
-      othersHeld({ creates: [], held: [{ op: "overwrite", path: "README.md", decision: "deny" }] }),
+      othersHeld({
+        creates: [],
+        symlinksOut: new Set<string>(),
+        unreadable: [],
+        held: [{ op: "overwrite", path: "README.md", decision: "deny", how: "copy" }],
+      }),
       true,
     );
   });
@@ -367,7 +381,9 @@ describe("holding history in the change-set", () => {
   it("when git cannot be asked at all, every change of git's bookkeeping asks", () => {
     const set: ChangeSet = {
       creates: [".git/refs/heads/x", "new.txt"],
-      held: [{ op: "overwrite", path: ".git/refs/heads/main", decision: "allow" }],
+      symlinksOut: new Set<string>(),
+      unreadable: [],
+      held: [{ op: "overwrite", path: ".git/refs/heads/main", decision: "allow", how: "copy" }],
     };
     const out = holdAllHistory(set, "no git");
     assert.deepEqual(out.creates, ["new.txt"]);
