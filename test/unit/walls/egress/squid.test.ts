@@ -41,7 +41,9 @@ describe("renderSquidConfig", () => {
 
   test("one listener, on the address given", () => {
     const conf = render(full);
-    assert.deepEqual(lines(conf, "http_port"), ["http_port 127.0.0.1:40123"]);
+    assert.deepEqual(lines(conf, "http_port"), [
+      "http_port 127.0.0.1:40123 ssl-bump tls-cert=/etc/squid/fourwall/bump.pem tls-key=/etc/squid/fourwall/bump.key generate-host-certificates=off",
+    ]);
     assert.deepEqual(lines(conf, "icp_port"), ["icp_port 0"]);
     assert.deepEqual(lines(conf, "htcp_port"), ["htcp_port 0"]);
   });
