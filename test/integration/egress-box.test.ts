@@ -143,9 +143,14 @@ for (const target of TARGETS) {
   describe(`egress wall in the box (${where})`, { skip }, () => {
     const onRuntime = () =>
       runtime === "docker" ? { flags: ["-r", "docker"], env: docker!.env, timeoutMs: 60_000 } : { flags: [] };
+    // FOURWALL_SQUID (a squid-openssl kept outside PATH) reaches fourwall through the fixture's clean env.
+    const squidEnv: Record<string, string> = process.env.FOURWALL_SQUID
+      ? { FOURWALL_SQUID: process.env.FOURWALL_SQUID }
+      : {};
     const run = (fx: Fixture, script: string, extra: string[] = []) => {
       const r = onRuntime();
-      return sh(fx, script, { ...r, flags: [...r.flags, ...flags(backend), ...extra] });
+      const env = { ...(r as { env?: Record<string, string> }).env, ...squidEnv };
+      return sh(fx, script, { ...r, env, flags: [...r.flags, ...flags(backend), ...extra] });
     };
 
     it("curl and python urllib reach an allowlisted origin over plain HTTP, body checked", async () => {
