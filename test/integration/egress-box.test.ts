@@ -199,7 +199,7 @@ for (const target of TARGETS) {
       assert.match(r.stdout, new RegExp(registry.marker), r.stderr);
     });
 
-    it("node fetch through undici's EnvHttpProxyAgent, HTTP and HTTPS, bodies checked", async () => {
+    it(`node fetch through undici's EnvHttpProxyAgent, HTTP${backend === "squid" ? " (refused: squid cannot check Host inside a tunnel)" : ""} and HTTPS, bodies checked`, async () => {
       const fx = fixtureWithCa(target);
       const script = path.join(fx.workdir, "fetch.cjs");
       writeFileSync(script, NODE_FETCH);
@@ -211,7 +211,10 @@ for (const target of TARGETS) {
         fx,
         `node ${script} http://allowed.test:${http.port}/node ${fx.ca}; node ${script} https://allowed.test:${https.port}/node-tls ${fx.ca}`,
       );
-      assert.match(r.stdout, /fetch: origin=http method=GET url=\/node host=allowed\.test/, r.stderr);
+      // undici's proxy agent tunnels http:// URLs through CONNECT too. The builtin proxy checks each
+      // request in the tunnel; squid cannot follow HTTP inside a tunnel, so it refuses it (its stated limit).
+      if (backend === "squid") assert.match(r.stderr, /allowed\.test:\d+ \(tunnel-not-tls\)/, r.stderr);
+      else assert.match(r.stdout, /fetch: origin=http method=GET url=\/node host=allowed\.test/, r.stderr);
       assert.match(
         r.stdout,
         /fetch: origin=https method=GET url=\/node-tls host=allowed\.test:\d+ sni=allowed\.test/,
