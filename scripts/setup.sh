@@ -9,10 +9,11 @@ cd "$(dirname "$0")/.."
 # launcher · socat, nftables, iproute2: the egress wall · curl, git, python3, openssl, tmux,
 # bsdutils (script): real clients and terminals in the tests · ripgrep: the peer srt in bench ·
 # chromium: the approval inbox page, tested headless · runsc: gVisor, the --runtime gvisor box.
-# squid: the second egress backend (egress.proxy: squid), started per box, never as a service.
+# squid-openssl: the second egress backend (egress.proxy: squid), started per box, never as a service;
+# the OpenSSL build (not Debian's default GnuTLS "squid", which it replaces) can peek at the TLS SNI.
 # docker.io, busybox-static: the --runtime docker box (its default image is busybox-static + socat).
 # qemu-system-x86: the --runtime vm box (its guest is Debian's kernel + a busybox initramfs, scripts/build-vm.sh).
-PACKAGES=(iptables bubblewrap util-linux bsdutils gcc libc6-dev socat nftables iproute2 curl git python3 openssl tmux procps psmisc ripgrep chromium runsc squid docker.io busybox-static qemu-system-x86)
+PACKAGES=(iptables bubblewrap util-linux bsdutils gcc libc6-dev socat nftables iproute2 curl git python3 openssl tmux procps psmisc ripgrep chromium runsc squid-openssl docker.io busybox-static qemu-system-x86)
 
 say() { printf '\033[36msetup:\033[0m %s\n' "$*" >&2; }
 
@@ -28,10 +29,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   say "installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
+  # squid-openssl conflicts with (and replaces) the GnuTLS "squid" an older set-up installed: apt removes it.
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # Debian starts squid as a system-wide service on :3128; fourwall starts its own per box and
   # wants no proxy left listening on the host.
-  if [[ " ${missing[*]} " == *" squid "* ]] && [ -d /run/systemd/system ]; then
+  if [[ " ${missing[*]} " == *" squid-openssl "* ]] && [ -d /run/systemd/system ]; then
     systemctl disable --now squid >/dev/null 2>&1 || true
   fi
 fi

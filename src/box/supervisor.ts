@@ -42,7 +42,7 @@ async function startEgressProxy(
       "egress",
       `the ${squid ? "squid" : "egress"} proxy could not start: ${(error as Error).message}`,
       squid
-        ? "apt-get install squid (npm run setup does), or use the builtin proxy"
+        ? "apt-get install squid-openssl (npm run setup does), or use the builtin proxy"
         : "run `fourwall doctor`",
     );
   }

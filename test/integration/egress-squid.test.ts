@@ -21,6 +21,11 @@ import path from "node:path";
 import { after, describe, it } from "node:test";
 import { FOURWALL, MODES, makeFixture, runDirs, runInBox, sh, userArgs, waitFor } from "../helpers/box.js";
 
+/** FOURWALL_SQUID (a squid-openssl kept outside PATH) reaches fourwall through the fixture's clean env. */
+const squidEnv: Record<string, string> = process.env.FOURWALL_SQUID
+  ? { FOURWALL_SQUID: process.env.FOURWALL_SQUID }
+  : {};
+
 /**
  * Processes whose command line contains `text` (squid runs as `squid -N -n fourwall<box>x<pid> ...`);
  * a leading ^ anchors it at the start of the command line.
@@ -56,7 +61,10 @@ for (const mode of MODES) {
     it("runs one squid per box with its own service name, and leaves nothing after the box exits", async () => {
       const fx = makeFixture(mode);
       const audit = path.join(fx.home, "audit.jsonl");
-      const r = await sh(fx, "ls /run/fourwall; echo ran", { flags: ["--proxy", "squid", "--audit", audit] });
+      const r = await sh(fx, "ls /run/fourwall; echo ran", {
+        flags: ["--proxy", "squid", "--audit", audit],
+        env: squidEnv,
+      });
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /proxy\.sock/);
       const box = JSON.parse(readFileSync(audit, "utf8").split("\n")[0]!).box as string;
@@ -84,7 +92,11 @@ for (const mode of MODES) {
         "sleep",
         marker,
       ];
-      const child = spawn(program!, args, { cwd: fx.workdir, env: fx.env, stdio: "ignore" });
+      const child = spawn(program!, args, {
+        cwd: fx.workdir,
+        env: { ...fx.env, ...squidEnv },
+        stdio: "ignore",
+      });
       let service = "";
       try {
         assert.ok(

@@ -57,7 +57,7 @@ after(() => new Promise<void>((r) => server.close(() => r())));
 async function proxy(limits: Record<string, number> = {}) {
   const events: EgressEvent[] = [];
   const handle = await startProxy({
-    plan: compileEgressPlan(egressSchema.parse({ allow: [`[127.0.0.1/32]:${port}`] })),
+    plan: compileEgressPlan(egressSchema.parse({ allow: [`tcp://[127.0.0.1/32]:${port}`] })),
     box: "splice",
     listen: [{ port: 0 }],
     onDecision: (e) => events.push(e),
@@ -253,7 +253,9 @@ describe("the splice data path", {
     const dir = mkdtempSync(path.join(os.tmpdir(), "fwtest-splice-squid-"));
     chmodSync(dir, 0o711); // squid runs as the proxy user when the tests run as root
     const handle = await startSquid({
-      plan: compileEgressPlan(egressSchema.parse({ allow: [`[127.0.0.1/32]:${port}`], proxy: "squid" })),
+      plan: compileEgressPlan(
+        egressSchema.parse({ allow: [`tcp://[127.0.0.1/32]:${port}`], proxy: "squid" }),
+      ),
       box: "splicesquid",
       socketPath: path.join(dir, "proxy.sock"),
       dir: path.join(dir, "squid"),

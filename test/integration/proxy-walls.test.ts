@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
+import {
+  type AddressInfo,
+  createServer as createTcpServer,
+  connect as netConnect,
+  type Socket,
+} from "node:net";
 import { after, before, describe, test } from "node:test";
+import { connect as tlsConnect } from "node:tls";
 import { type EgressEvent, type ProxyHandle, startProxy } from "../../src/walls/egress/proxy/proxy.js";
 import { compileEgressPlan } from "../../src/walls/egress/rules/rules.js";
 import { egressSchema } from "../../src/walls/egress/schema.js";
@@ -29,6 +36,7 @@ let http: Origin; // the allowed plain-HTTP origin
 let http2: Origin; // another port on the same host, never listed
 let https: Origin;
 let http6: Origin; // plain HTTP on ::1
+let sink: Sink; // counts the bytes that reach it: shows whether a tunnel passed anything on
 const proxies: Record<"strict" | "leaky", { handle: ProxyHandle; events: EgressEvent[] }> = {} as never;
 
 function policy() {
@@ -44,6 +52,9 @@ function policy() {
       `paths.test:${hp}/v2/`,
       `allowed6.test:${http6.port}`,
       `rebind6.test:${http6.port}`,
+      `tls://tlsport.test:${hp}`,
+      `allowed.test:${sink.port}`,
+      `tcp://rawok.test:${sink.port}`,
     ],
     deny: ["both.test"],
     resolve: [
@@ -54,6 +65,8 @@ function policy() {
       "both.test=127.0.0.1",
       "paths.test=127.0.0.1",
       "allowed6.test=::1",
+      "tlsport.test=127.0.0.1",
+      "rawok.test=127.0.0.1",
       "other6.test=[::1]",
     ],
     methods: { "getonly.test": ["GET", "HEAD"] },
@@ -64,6 +77,7 @@ function policy() {
 const lookup = testLookup({ "rebind.test": ["127.0.0.1"], "rebind6.test": ["::1"] });
 
 before(async () => {
+  sink = await startSink();
   certs = await makeCerts();
   [http, http2, https, http6] = await Promise.all([
     startHttpOrigin(),
@@ -103,6 +117,7 @@ after(async () => {
     http?.close(),
     http2?.close(),
     https?.close(),
+    sink?.close(),
   ]);
   certs?.cleanup();
 });
@@ -283,6 +298,11 @@ const PROBES: Probe[] = [
     name: "Host header disagrees with the request target",
     reason: "host-mismatch",
     run: (e) => curlVia(e.url, `http://allowed.test:${e.hp}/`, ["-H", "Host: other.test"]),
+  },
+  {
+    name: "plain HTTP to a port a tls:// rule marks TLS only",
+    reason: "tls-required",
+    run: (e) => curlVia(e.url, `http://tlsport.test:${e.hp}/`),
   },
   {
     name: "two Host headers",
@@ -481,5 +501,314 @@ describe("denials are visible to the client", () => {
       `http://other.test:${http.port}/`,
     );
     assert.match(out.stderr, /\(2\)/);
+  });
+});
+
+// ---- tunnels: what rides inside an allowed CONNECT or SOCKS tunnel gets the same checks ----
+
+interface Sink {
+  port: number;
+  /** Bytes received per connection, in order of connection. */
+  received: Buffer[];
+  close(): Promise<void>;
+}
+
+/** A TCP listener that keeps what each connection sends and answers nothing. */
+async function startSink(): Promise<Sink> {
+  const received: Buffer[] = [];
+  const sockets = new Set<Socket>();
+  const server = createTcpServer((s) => {
+    const i = received.push(Buffer.alloc(0)) - 1;
+    sockets.add(s);
+    s.on("data", (d: Buffer) => {
+      received[i] = Buffer.concat([received[i]!, d]);
+    });
+    s.on("error", () => {});
+    s.on("close", () => sockets.delete(s));
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    port: (server.address() as AddressInfo).port,
+    received,
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
+  };
+}
+
+/** A real ClientHello from node's TLS stack for `servername`, as the bytes it sends. */
+async function clientHello(servername: string): Promise<Buffer> {
+  const got = new Promise<Buffer>((resolve) => {
+    const server = createTcpServer((s) => {
+      let buf = Buffer.alloc(0);
+      s.on("data", (d: Buffer) => {
+        buf = Buffer.concat([buf, d]);
+        if (buf.length >= 5 && buf.length >= 5 + buf.readUInt16BE(3)) {
+          resolve(buf.subarray(0, 5 + buf.readUInt16BE(3)));
+          s.destroy();
+          server.close();
+        }
+      });
+    });
+    server.listen(0, "127.0.0.1", () => {
+      const t = tlsConnect({ host: "127.0.0.1", port: (server.address() as AddressInfo).port, servername });
+      t.on("error", () => {});
+    });
+  });
+  return got;
+}
+
+/** The same handshake message cut into `parts` TLS records (the ClientHello across several records). */
+function reframe(record: Buffer, parts: number): Buffer[] {
+  const msg = record.subarray(5);
+  const size = Math.ceil(msg.length / parts);
+  const out: Buffer[] = [];
+  for (let off = 0; off < msg.length; off += size) {
+    const frag = msg.subarray(off, off + size);
+    out.push(Buffer.concat([Buffer.from([0x16, 0x03, 0x01, frag.length >> 8, frag.length & 0xff]), frag]));
+  }
+  return out;
+}
+
+/**
+ * Opens a tunnel through the proxy (CONNECT, or SOCKS5 with a name), then sends each step: bytes to
+ * write, each step after the answer to the one before it when `waitFor` says so. Returns everything the
+ * client read after the tunnel opened.
+ */
+async function tunnel(
+  proxyPort: number,
+  how: "connect" | "socks",
+  target: string,
+  steps: Array<{ send: Buffer | string; waitFor?: RegExp; pauseMs?: number }>,
+): Promise<string> {
+  const s = netConnect({ host: "127.0.0.1", port: proxyPort });
+  s.on("error", () => {});
+  let text = "";
+  let opened = false;
+  const waiters: Array<() => void> = [];
+  s.on("data", (d: Buffer) => {
+    text += d.toString("latin1");
+    for (const w of waiters.splice(0)) w();
+  });
+  const closed = new Promise<void>((r) => s.on("close", () => r()));
+  const until = (want: RegExp | ((t: string) => boolean), ms = 3000) =>
+    new Promise<boolean>((resolve) => {
+      const ok = () => (typeof want === "function" ? want(text) : want.test(text));
+      const check = () => {
+        if (ok()) resolve(true);
+        else waiters.push(check);
+      };
+      setTimeout(() => resolve(false), ms);
+      void closed.then(() => resolve(ok()));
+      check();
+    });
+  await new Promise<void>((r) => s.once("connect", () => r()));
+  const [name, port] = [
+    target.slice(0, target.lastIndexOf(":")),
+    Number(target.slice(target.lastIndexOf(":") + 1)),
+  ];
+  if (how === "connect") {
+    s.write(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`);
+    opened = await until(/^HTTP\/1\.1 200[^\r]*\r\n\r\n/);
+  } else {
+    s.write(Buffer.from([5, 1, 0]));
+    s.write(
+      Buffer.concat([
+        Buffer.from([5, 1, 0, 3, name.length]),
+        Buffer.from(name),
+        Buffer.from([port >> 8, port & 0xff]),
+      ]),
+    );
+    // method reply 05 00, then the request reply 05 00 (succeeded) and 8 more bytes
+    opened = await until((t) => t.length >= 12 && t.charCodeAt(1) === 0 && t.charCodeAt(3) === 0);
+  }
+  const mark = how === "socks" ? 12 : text.length;
+  if (opened) {
+    for (const step of steps) {
+      if (s.destroyed) break;
+      s.write(step.send);
+      if (step.pauseMs) await new Promise((r) => setTimeout(r, step.pauseMs));
+      if (step.waitFor) await until(step.waitFor);
+    }
+    await Promise.race([closed, new Promise((r) => setTimeout(r, 1500))]);
+  }
+  s.destroy();
+  return opened ? text.slice(mark) : `tunnel not opened: ${text}`;
+}
+
+const get = (host: string, path = "/", extra = "") => `GET ${path} HTTP/1.1\r\nHost: ${host}\r\n${extra}\r\n`;
+
+interface TunnelProbe {
+  name: string;
+  reason: string;
+  run(port: number): Promise<{ text: string; leaked: boolean }>;
+}
+
+const FRONTED = /host=secret-vhost\.test/;
+const TUNNEL_PROBES: TunnelProbe[] = [
+  {
+    name: "CONNECT to an allowed HTTP port, first request names another vhost (domain fronting)",
+    reason: "host-mismatch",
+    run: async (p) => {
+      const text = await tunnel(p, "connect", `allowed.test:${http.port}`, [
+        { send: get("secret-vhost.test") },
+      ]);
+      return { text, leaked: FRONTED.test(text) };
+    },
+  },
+  {
+    name: "keep-alive: the second request on the tunnel names another vhost",
+    reason: "host-mismatch",
+    run: async (p) => {
+      const text = await tunnel(p, "connect", `allowed.test:${http.port}`, [
+        { send: get(`allowed.test:${http.port}`, "/first"), waitFor: /origin=http[^\n]*\n/ },
+        { send: get("secret-vhost.test", "/second") },
+      ]);
+      return { text, leaked: FRONTED.test(text) };
+    },
+  },
+  {
+    name: "pipelining: a good and a fronted request in one write",
+    reason: "host-mismatch",
+    run: async (p) => {
+      const both = get(`allowed.test:${http.port}`, "/first") + get("secret-vhost.test", "/second");
+      const text = await tunnel(p, "connect", `allowed.test:${http.port}`, [{ send: both }]);
+      return { text, leaked: FRONTED.test(text) };
+    },
+  },
+  {
+    name: "a fronted request hidden as the body of a POST is not one, the one after it is checked",
+    reason: "host-mismatch",
+    run: async (p) => {
+      const inner = get("secret-vhost.test", "/in-body");
+      const post = `POST /first HTTP/1.1\r\nHost: allowed.test:${http.port}\r\nContent-Length: ${inner.length}\r\n\r\n${inner}`;
+      const text = await tunnel(p, "connect", `allowed.test:${http.port}`, [
+        { send: post + get("secret-vhost.test", "/after") },
+      ]);
+      return { text, leaked: FRONTED.test(text) };
+    },
+  },
+  {
+    name: "SOCKS5 tunnel, request names another vhost",
+    reason: "host-mismatch",
+    run: async (p) => {
+      const text = await tunnel(p, "socks", `allowed.test:${http.port}`, [
+        { send: get("secret-vhost.test") },
+      ]);
+      return { text, leaked: FRONTED.test(text) };
+    },
+  },
+  {
+    name: "curl -p (CONNECT for plain HTTP) with -H 'Host: secret-vhost.test'",
+    reason: "host-mismatch",
+    run: async (p) => {
+      const o = await curlVia(`http://127.0.0.1:${p}`, `http://allowed.test:${http.port}/`, [
+        "-p",
+        "-H",
+        "Host: secret-vhost.test",
+      ]);
+      return { text: o.body + o.stderr, leaked: FRONTED.test(o.body) };
+    },
+  },
+  {
+    name: "a port a tls:// rule marks TLS only, tunnel starts with plain HTTP",
+    reason: "tunnel-not-tls",
+    run: async (p) => {
+      const text = await tunnel(p, "connect", `tlsport.test:${http.port}`, [
+        { send: get(`tlsport.test:${http.port}`) },
+      ]);
+      return { text, leaked: /origin=http/.test(text) };
+    },
+  },
+  {
+    name: "ClientHello naming another host, cut into 3 records and sent in 9 TCP segments",
+    reason: "sni-mismatch",
+    run: async (p) => {
+      const before = sink.received.length;
+      const records = reframe(await clientHello("secret-vhost.test"), 3);
+      const bytes = Buffer.concat(records);
+      const cut = Math.ceil(bytes.length / 9);
+      const steps = Array.from({ length: 9 }, (_, i) => ({
+        send: bytes.subarray(i * cut, (i + 1) * cut),
+        pauseMs: 15,
+      }));
+      const text = await tunnel(p, "connect", `allowed.test:${sink.port}`, steps);
+      const got = sink.received.slice(before).reduce((n, b) => n + b.length, 0);
+      return { text: `${text} (sink got ${got} bytes)`, leaked: got > 0 };
+    },
+  },
+  {
+    name: "a non-HTTP, non-TLS protocol (an SSH banner) to a port without tcp://",
+    reason: "not-http",
+    run: async (p) => {
+      const before = sink.received.length;
+      const text = await tunnel(p, "connect", `allowed.test:${sink.port}`, [
+        { send: "SSH-2.0-OpenSSH_9.2\r\n" },
+      ]);
+      const got = sink.received.slice(before).reduce((n, b) => n + b.length, 0);
+      return { text: `${text} (sink got ${got} bytes)`, leaked: got > 0 };
+    },
+  },
+];
+
+for (const mode of ["strict", "leaky"] as const) {
+  describe(`${mode} proxy: inside tunnels`, () => {
+    const port = () => (proxies[mode].handle.listeners[0] as { port: number }).port;
+    for (const probe of TUNNEL_PROBES) {
+      test(`${probe.name}: ${mode === "strict" ? `refused (${probe.reason})` : "gets through (the probe can see a leak)"}`, async () => {
+        const events = proxies[mode].events;
+        const seen = events.length;
+        const out = await probe.run(port());
+        if (mode === "strict") {
+          assert.equal(out.leaked, false, `leaked: ${out.text}`);
+          await new Promise((r) => setTimeout(r, 50));
+          const reasons = events.slice(seen).map((e) => e.reason);
+          assert.ok(
+            reasons.includes(probe.reason),
+            `expected ${probe.reason}, events: ${JSON.stringify(events.slice(seen))}`,
+          );
+          // A refused plain-HTTP request is answered with the reason, in place of its response.
+          if (/vhost/.test(probe.name) && !/curl/.test(probe.name))
+            assert.match(out.text, new RegExp(`X-Fourwall-Denied: ${probe.reason}`));
+        } else assert.equal(out.leaked, true, `the leaky proxy did not pass it: ${out.text}`);
+      });
+    }
+  });
+}
+
+describe("inside tunnels: what must still work", () => {
+  const port = () => (proxies.strict.handle.listeners[0] as { port: number }).port;
+  test("keep-alive and pipelined requests naming the tunnel's host all reach the origin", async () => {
+    const h = `allowed.test:${http.port}`;
+    const text = await tunnel(port(), "connect", h, [
+      { send: get(h, "/a"), waitFor: /url=\/a/ },
+      { send: get(h, "/b") + get(h, "/c", "Connection: close\r\n") },
+    ]);
+    for (const u of ["a", "b", "c"]) assert.match(text, new RegExp(`url=/${u} host=allowed\\.test`));
+  });
+  test("a ClientHello naming the target, cut into records and segments, passes byte for byte", async () => {
+    const before = sink.received.length;
+    const bytes = Buffer.concat(reframe(await clientHello("allowed.test"), 4));
+    const cut = Math.ceil(bytes.length / 5);
+    await tunnel(
+      port(),
+      "connect",
+      `allowed.test:${sink.port}`,
+      Array.from({ length: 5 }, (_, i) => ({ send: bytes.subarray(i * cut, (i + 1) * cut), pauseMs: 10 })),
+    );
+    assert.deepEqual(sink.received[before], bytes);
+  });
+  test("a tcp:// rule lets another protocol through its port unchecked (the opt-out)", async () => {
+    const before = sink.received.length;
+    await tunnel(port(), "connect", `rawok.test:${sink.port}`, [
+      { send: "SSH-2.0-OpenSSH_9.2\r\n", pauseMs: 100 },
+    ]);
+    assert.equal(sink.received[before]?.toString(), "SSH-2.0-OpenSSH_9.2\r\n");
+  });
+  test("curl -p to an allowed plain-HTTP port works", async () => {
+    const o = await curlVia(`http://127.0.0.1:${port()}`, `http://allowed.test:${http.port}/p`, ["-p"]);
+    assert.match(o.body, /origin=http method=GET url=\/p host=allowed\.test/);
   });
 });

@@ -13,6 +13,9 @@ export const egressSchema = z
       .describe(
         "hosts the box may reach: example.com | *.example.com (subdomains only) | example.com:8443 | example.com:8000-8100 | " +
           "10.0.0.0/8 | [::1]:8080 | example.com/v2/ (path prefix, plain HTTP only). Ports 80 and 443 unless a port is named. " +
+          "A tunnel (CONNECT, SOCKS) must carry TLS whose SNI names the host, or plain HTTP whose every request's Host names " +
+          "it; on port 443 TLS only. tls://example.com:8443 makes those ports TLS only; tcp://git.example.com:22 lets other " +
+          "protocols through those ports unchecked (the opt-out: ssh, databases). " +
           "Internal addresses (loopback, private, link-local, metadata, ...) are refused unless pinned in resolve or inside an allowed CIDR",
       ),
     deny: z

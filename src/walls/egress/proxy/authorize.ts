@@ -1,7 +1,7 @@
 import { lookup as dnsLookup } from "node:dns/promises";
 import { hostText, type NormalHost, normaliseHost } from "../rules/hostname.js";
-import { checkMethods, decide, pinsFor, vetAddress } from "../rules/match.js";
-import type { RuleRequest } from "../rules/rules.js";
+import { checkMethods, decide, pinsFor, tunnelCheck, vetAddress } from "../rules/match.js";
+import type { RuleRequest, TunnelCheck } from "../rules/rules.js";
 import type { EgressEvent, ProxyContext } from "./types.js";
 
 // The one decision pipeline that HTTP, CONNECT and SOCKS all go through: normalise the host, apply the
@@ -22,6 +22,8 @@ export type Authorized = {
   addresses: string[];
   reason: "rule" | "ask";
   rule?: string;
+  /** For tunnels: what runTunnel must see before passing bytes on (asked: the port's default). */
+  tunnel: TunnelCheck;
 };
 
 export type Denied = {
@@ -58,6 +60,7 @@ export async function authorize(ctx: ProxyContext, target: Target): Promise<Auth
 
   let reason: "rule" | "ask" = "rule";
   let rule: string | undefined;
+  let tunnel = tunnelCheck(target.port);
   if (!ctx.unsafe.allowAll) {
     const verdict = decide(ctx.plan, req);
     if (verdict.verdict === "deny") {
@@ -70,8 +73,10 @@ export async function authorize(ctx: ProxyContext, target: Target): Promise<Auth
       if (verdict.rule) denied.rule = verdict.rule;
       return denied;
     }
-    if (verdict.verdict === "allow") rule = verdict.rule.source;
-    else {
+    if (verdict.verdict === "allow") {
+      rule = verdict.rule.source;
+      if (verdict.tunnel) tunnel = verdict.tunnel;
+    } else {
       // No rule names this host: deny, or (policy "ask") hold the request while a human decides.
       if (ctx.plan.unknown !== "ask" || !ctx.ask)
         return { ok: false, reason: "not-allowed", host, status: 403 };
@@ -129,7 +134,7 @@ export async function authorize(ctx: ProxyContext, target: Target): Promise<Auth
       }
     }
   }
-  const ok: Authorized = { ok: true, host: norm, addresses, reason };
+  const ok: Authorized = { ok: true, host: norm, addresses, reason, tunnel };
   if (rule !== undefined) ok.rule = rule;
   return ok;
 }

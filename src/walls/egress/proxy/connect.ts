@@ -101,7 +101,15 @@ export async function handleConnectTarget(
   client.setTimeout(0);
   client.setNoDelay(true);
   client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
-  runTunnel(ctx, client, up.socket, head, result.host, event, started);
+  runTunnel(
+    ctx,
+    client,
+    up.socket,
+    head,
+    { host: result.host, port: target.port, check: result.tunnel },
+    event,
+    started,
+  );
 }
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;

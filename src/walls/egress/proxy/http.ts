@@ -5,7 +5,8 @@ import {
   type ServerResponse,
 } from "node:http";
 import type { Socket } from "node:net";
-import { hostText, normaliseHost } from "../rules/hostname.js";
+import { normaliseHost } from "../rules/hostname.js";
+import { authorityMatches } from "./authority.js";
 import { allowEvent, authorize, denialBody, denyEvent, type Target } from "./authorize.js";
 import type { ProxyContext } from "./types.js";
 
@@ -68,12 +69,8 @@ function hostHeaderAgrees(raw: string[], url: URL, port: number): boolean {
   for (let i = 0; i + 1 < raw.length; i += 2) if (raw[i]!.toLowerCase() === "host") values.push(raw[i + 1]!);
   if (values.length === 0) return true; // HTTP/1.0 style; the proxy sends the target's Host itself
   if (values.length > 1) return false;
-  const m = /^(\[[0-9a-fA-F:.]+\]|[^:[\]\s/?#@]+)(?::(\d{1,5}))?$/.exec(values[0]!.trim());
-  if (!m) return false;
-  const a = normaliseHost(m[1]!);
-  const b = normaliseHost(url.hostname);
-  if ("error" in a || "error" in b) return false;
-  return hostText(a) === hostText(b) && (m[2] === undefined ? 80 : Number(m[2])) === port;
+  const target = normaliseHost(url.hostname);
+  return !("error" in target) && authorityMatches(values[0]!, target, port);
 }
 
 export async function handleHttp(

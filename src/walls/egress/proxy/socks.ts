@@ -157,5 +157,13 @@ async function connectTarget(
   client.setTimeout(0);
   client.setNoDelay(true);
   client.write(Buffer.from([0x05, REP.ok, 0x00, 0x01, 0, 0, 0, 0, 0, 0]));
-  runTunnel(ctx, client, up.socket, head, result.host, event, started);
+  runTunnel(
+    ctx,
+    client,
+    up.socket,
+    head,
+    { host: result.host, port: target.port, check: result.tunnel },
+    event,
+    started,
+  );
 }

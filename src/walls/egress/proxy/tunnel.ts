@@ -1,7 +1,9 @@
 import { connect, type Socket } from "node:net";
 import { hostText, type NormalHost, normaliseHost } from "../rules/hostname.js";
+import type { TunnelCheck } from "../rules/rules.js";
 import { readClientHello } from "./sni.js";
 import { handOffQuiet } from "./splice.js";
+import { TunnelHttpInspector } from "./tunnel-http.js";
 import type { EgressEvent, ProxyContext } from "./types.js";
 
 // Upstream connection and byte shuttling for CONNECT and SOCKS. The only per-chunk work is the SNI peek
@@ -54,6 +56,9 @@ export function openUpstream(
   });
 }
 
+/** The first byte of a TLS record carrying a handshake message (a ClientHello starts with one). */
+const TLS_HANDSHAKE = 0x16;
+
 function sniMatches(target: NormalHost, sni: string | undefined): boolean {
   // An IP target: a standard client sends no SNI (RFC 6066 forbids addresses there).
   if (target.kind === "ip") return sni === undefined;
@@ -63,19 +68,23 @@ function sniMatches(target: NormalHost, sni: string | undefined): boolean {
 }
 
 /**
- * Joins client and upstream. `head` holds bytes the client already sent. If the client's first flight is
- * a TLS ClientHello whose SNI names another host than the target (or none), the tunnel is closed and a
- * deny event is emitted instead of the allow event.
+ * Joins client and upstream. `head` holds bytes the client already sent. What the tunnel must carry
+ * (`to.check`, from the rules: match.ts tunnelCheck) is judged on its first bytes before any reach the
+ * upstream: a TLS ClientHello whose SNI names the target ("tls"; a named target needs an SNI, an IP
+ * target must send none), or that or plain HTTP whose every request names the target ("inspect"), or
+ * anything ("raw", a tcp:// rule). A refusal closes the tunnel (with a 403 in place of a refused HTTP
+ * request) and emits a deny event instead of the allow event.
  */
 export function runTunnel(
   ctx: ProxyContext,
   client: Socket,
   upstream: Socket,
   head: Buffer,
-  target: NormalHost,
+  to: { host: NormalHost; port: number; check: TunnelCheck },
   event: EgressEvent,
   started: number,
 ): void {
+  const { host: target, port, check } = to;
   let finished = false;
   let denied = false;
   let handedOff = false;
@@ -165,12 +174,33 @@ export function runTunnel(
       upstream.on("data", watchBulk);
     }
   };
-  if (ctx.unsafe.skipSniCheck) {
-    start(head);
-    return;
-  }
+  // Nothing reaches the upstream before the tunnel's first bytes are judged (and, for plain HTTP,
+  // before each request head is); the splice hand-off is armed only in start(), after that.
   let seen = head;
+  const deny = (reason: string) => {
+    denied = true;
+    event.decision = "deny";
+    delete event.rule;
+    event.reason = reason;
+    event.bytesUp = upstream.bytesWritten;
+    event.bytesDown = upstream.bytesRead;
+    event.durationMs = Date.now() - started;
+    ctx.emit(event);
+  };
   const judge = (): boolean => {
+    if (seen.length === 0) return false;
+    if (seen[0] !== TLS_HANDSHAKE) {
+      if (check === "tls" && !ctx.unsafe.skipSniCheck) {
+        deny("tunnel-not-tls");
+        finish();
+      } else if (ctx.unsafe.skipHostCheck) start(seen);
+      else inspectHttp(seen);
+      return true;
+    }
+    if (ctx.unsafe.skipSniCheck) {
+      start(seen);
+      return true;
+    }
     const hello = readClientHello(seen);
     if (hello.state === "more") return false;
     if (hello.state === "hello") {
@@ -180,31 +210,79 @@ export function runTunnel(
         return true;
       }
     }
-    if (hello.state === "not-tls") {
-      start(seen);
-      return true;
-    }
     // Mismatch, missing SNI for a named target, or a malformed hello: fail closed.
-    denied = true;
-    event.decision = "deny";
-    delete event.rule;
-    event.reason =
-      hello.state === "bad" ? "tls-malformed" : hello.sni === undefined ? "sni-missing" : "sni-mismatch";
-    event.bytesUp = 0;
-    event.bytesDown = upstream.bytesRead;
-    event.durationMs = Date.now() - started;
-    ctx.emit(event);
+    deny(
+      hello.state === "hello" ? (hello.sni === undefined ? "sni-missing" : "sni-mismatch") : "tls-malformed",
+    );
     finish();
     return true;
   };
-  if (seen.length > 0 && judge()) return;
+
+  // Plain HTTP: every request head on the connection is checked before it is passed on (tunnel-http.ts).
+  // These tunnels stay in Node (never spliced): the next head must be seen too.
+  const inspectHttp = (first: Buffer) => {
+    const inspector = new TunnelHttpInspector(target, port, ctx.limits.maxHeaderBytes);
+    const feed = (chunk: Buffer) => {
+      const r = inspector.push(chunk);
+      let full = false;
+      for (const b of r.forward) if (b.length > 0 && !upstream.write(b)) full = true;
+      if (r.denied) {
+        client.removeListener("data", feed);
+        refuseHttp(r.denied, inspector.requests === 0);
+        return;
+      }
+      if (full) {
+        client.pause();
+        upstream.once("drain", () => client.resume());
+      }
+    };
+    client.on("data", feed);
+    client.once("end", () => {
+      if (!denied && !upstream.destroyed) upstream.end();
+    });
+    feed(first);
+    client.resume();
+  };
+  // The answer to a refused request is a 403 in place of its response: at once when it is the first,
+  // else after the origin has answered (and closed on) the requests before it, which were passed on.
+  const refuseHttp = (reason: string, first: boolean) => {
+    deny(reason);
+    client.pause();
+    const body = `fourwall egress: request in the tunnel to ${hostText(target)}:${port} denied (${reason})\n`;
+    let answered = false;
+    const answer = () => {
+      if (answered || client.destroyed) return;
+      answered = true;
+      client.end(
+        `HTTP/1.1 403 Forbidden\r\nX-Fourwall-Denied: ${reason}\r\nContent-Type: text/plain; charset=utf-8\r\n` +
+          `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      );
+      upstream.destroy();
+      setTimeout(() => finish(), 2000).unref();
+    };
+    if (first) {
+      upstream.unpipe(client);
+      answer();
+      return;
+    }
+    upstream.unpipe(client);
+    upstream.on("data", (d: Buffer) => client.write(d));
+    upstream.once("end", answer);
+    upstream.end();
+    setTimeout(answer, 2000).unref();
+  };
+
+  if (check === "raw") {
+    start(head);
+    return;
+  }
+  if (judge()) return;
   const onData = (chunk: Buffer) => {
     seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);
     client.pause();
-    if (judge()) {
-      client.removeListener("data", onData);
-      return;
-    }
+    client.removeListener("data", onData);
+    if (judge()) return;
+    client.on("data", onData);
     client.resume();
   };
   // A client that half-closes before its first byte has nothing to say; don't hold the upstream for it.

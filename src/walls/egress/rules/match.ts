@@ -7,6 +7,7 @@ import type {
   MethodLimit,
   RuleRequest,
   RuleVerdict,
+  TunnelCheck,
 } from "./rules.js";
 
 // Matching a request against a compiled EgressPlan. The plan stays plain JSON; the lookup tables built
@@ -98,6 +99,21 @@ export function checkMethods(plan: EgressPlan, req: RuleRequest): RuleVerdict | 
   return undefined;
 }
 
+/** The port TLS clients use; a tunnel there must be TLS whatever the rule says, unless a tcp:// rule opts out. */
+export const TLS_PORT = 443;
+
+/**
+ * What an allowed tunnel to `port` must carry, from the allow rules that took it (`rules`: those on
+ * this port, without a path). An explicit tcp:// opt-out wins (allow rules add up); otherwise port 443
+ * or a tls:// mark on the port makes it TLS only; otherwise TLS or plain HTTP, each checked. A tunnel
+ * no rule took (asked, or the test switch allowAll) gets the port's default.
+ */
+export function tunnelCheck(port: number, rules: CompiledRule[] = []): TunnelCheck {
+  if (rules.some((r) => r.protocol === "tcp")) return "raw";
+  if (port === TLS_PORT || rules.some((r) => r.protocol === "tls")) return "tls";
+  return "inspect";
+}
+
 /** Applies deny, then allow (port, path), then method limits. "unknown" means no allow rule names the host. */
 export function decide(plan: EgressPlan, req: RuleRequest): RuleVerdict {
   if (!Number.isInteger(req.port) || req.port < 1 || req.port > 65535)
@@ -120,7 +136,26 @@ export function decide(plan: EgressPlan, req: RuleRequest): RuleVerdict {
     ? onPort.find((r) => r.path === undefined)
     : onPort.find((r) => r.path === undefined || (req.path !== undefined && pathMatches(r.path, req.path)));
   if (!hit) return { verdict: "deny", reason: tunnel ? "tunnel-not-inspectable" : "path-not-allowed" };
-  return checkMethods(plan, req) ?? { verdict: "allow", rule: hit };
+  const limited = checkMethods(plan, req);
+  if (limited) return limited;
+  if (!tunnel) {
+    // Plain HTTP to a port a rule marks tls:// (and no tcp:// rule opens): the origin there speaks TLS.
+    if (tunnelCheck(req.port, onPort) === "tls" && req.port !== TLS_PORT)
+      return {
+        verdict: "deny",
+        reason: "tls-required",
+        rule: onPort.find((r) => r.protocol === "tls")?.source,
+      };
+    return { verdict: "allow", rule: hit };
+  }
+  return {
+    verdict: "allow",
+    rule: hit,
+    tunnel: tunnelCheck(
+      req.port,
+      onPort.filter((r) => r.path === undefined),
+    ),
+  };
 }
 
 export type AddressVerdict =

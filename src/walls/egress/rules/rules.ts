@@ -19,6 +19,13 @@ export interface CompiledRule {
   ports: Array<[number, number]>;
   /** Path prefix for plain HTTP; a rule with a path never matches a tunnel (CONNECT/SOCKS), which hides paths. */
   path?: string;
+  /**
+   * What a tunnel to this rule's ports must carry (tunnelCheck in match.ts). Absent: TLS with the
+   * target's name as SNI, or plain HTTP whose every Host names the target; TLS only on port 443.
+   * "tls" (written tls://host:port): TLS only. "tcp" (tcp://host:port): anything, unchecked: the
+   * opt-out for other protocols (ssh, databases) on the rule's own ports.
+   */
+  protocol?: "tls" | "tcp";
 }
 
 export interface MethodLimit {
@@ -47,7 +54,8 @@ export type DenyReason =
   | "port-not-allowed"
   | "path-not-allowed"
   | "method-not-allowed"
-  | "tunnel-not-inspectable";
+  | "tunnel-not-inspectable"
+  | "tls-required";
 
 export interface RuleRequest {
   kind: "http" | "connect" | "socks";
@@ -58,8 +66,15 @@ export interface RuleRequest {
   path?: string;
 }
 
+/**
+ * What the proxy checks inside an allowed tunnel before any byte of it reaches the origin:
+ * "tls": a ClientHello whose SNI is the target's name; "inspect": that, or plain HTTP whose every
+ * request names the target; "raw": nothing (a tcp:// rule).
+ */
+export type TunnelCheck = "tls" | "inspect" | "raw";
+
 export type RuleVerdict =
-  | { verdict: "allow"; rule: CompiledRule }
+  | { verdict: "allow"; rule: CompiledRule; tunnel?: TunnelCheck }
   | { verdict: "deny"; reason: DenyReason; rule?: string }
   | { verdict: "unknown" };
 
@@ -171,8 +186,21 @@ function publicSuffixList(): typeof import("tldts") {
 export function parseRule(text: string, side: "allow" | "deny" = "allow"): CompiledRule {
   const rule = text;
   if (text !== text.trim() || text === "") throw new RuleError(rule, "empty, or surrounded by spaces");
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(text))
-    throw new RuleError(rule, "write the host without a scheme (example.com, not https://example.com)");
+  // tls:// and tcp:// name what a tunnel carries; any other scheme is a URL pasted by mistake.
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(text);
+  let protocol: "tls" | "tcp" | undefined;
+  if (scheme) {
+    const name = scheme[1]!;
+    if (name !== "tls" && name !== "tcp")
+      throw new RuleError(
+        rule,
+        "write the host without a scheme (example.com, not https://example.com); only tls:// and tcp:// mark what a tunnel carries",
+      );
+    if (side === "deny")
+      throw new RuleError(rule, "a deny rule covers every protocol: drop the tls:// or tcp://");
+    protocol = name;
+    text = text.slice(scheme[0].length);
+  }
   let hostPart: string;
   let portPart: string | undefined;
   let rest = "";
@@ -222,7 +250,16 @@ export function parseRule(text: string, side: "allow" | "deny" = "allow"): Compi
   const ports =
     portPart !== undefined ? parsePorts(rule, portPart) : side === "allow" ? DEFAULT_PORTS : ALL_PORTS;
   const compiled: CompiledRule = { source: rule, host, ports };
-  if (rest) compiled.path = parsePath(rule, rest);
+  if (rest) {
+    if (protocol)
+      throw new RuleError(rule, "a path is for plain HTTP; a tls:// or tcp:// rule cannot hold one");
+    compiled.path = parsePath(rule, rest);
+  }
+  if (protocol) {
+    if (portPart === undefined)
+      throw new RuleError(rule, `name the port(s) this protocol uses (${protocol}://host:PORT)`);
+    compiled.protocol = protocol;
+  }
   return compiled;
 }
 

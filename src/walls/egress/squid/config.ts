@@ -8,11 +8,21 @@ import type { CompiledRule, EgressPlan, HostPattern } from "../rules/rules.js";
 // for what a rule took. Every deny line ends in an annotate_transaction ACL naming the reason, which becomes the
 // X-Fourwall-Denied header, the short error body and a field of the access log fourwall reads back.
 //
-// What squid cannot do here (stated, not hidden): check the TLS SNI inside a CONNECT tunnel (Debian's
-// squid is built with GnuTLS, without ssl-bump); ask a human about unknown names; refuse a plain-HTTP
-// Host header that disagrees with the target (squid rewrites Host from the URL instead, so the origin
-// still only sees the vetted name). The address guard sees every address a name resolves to; a name
-// with one address inside an allowed CIDR (on that rule's port) passes with all its addresses.
+// Inside tunnels (squid-openssl, squid built with OpenSSL): ssl_bump peeks at the ClientHello without
+// decrypting anything, splices a tunnel whose SNI the rule that took its CONNECT name also allows (an
+// IP target: only without SNI), and terminates the rest; a tunnel that does not start with TLS is
+// refused, except through a tcp:// rule's ports, which are spliced unlooked-at (the opt-out). Squid
+// needs a certificate for any ssl-bump port even when it only peeks: a throwaway one per box
+// (squid.ts). An absent SNI is told apart by a tiny external ACL helper (squid's ssl::server_name falls
+// back to the CONNECT name when there is none).
+//
+// What squid cannot do here (stated, not hidden): follow plain HTTP inside a CONNECT tunnel request by
+// request, so it refuses it (tunnel-not-tls) where the builtin proxy checks every Host; pair an SNI
+// with the exact CONNECT name (it checks that the same rule allows both, so one wildcard rule's names
+// can front for each other); ask a human about unknown names; refuse a plain-HTTP Host header that
+// disagrees with the target (squid rewrites Host from the URL instead, so the origin still only sees
+// the vetted name). The address guard sees every address a name resolves to; a name with one address
+// inside an allowed CIDR (on that rule's port) passes with all its addresses.
 
 export class SquidConfigError extends Error {
   override name = "SquidConfigError";
@@ -41,7 +51,19 @@ export const squidFiles = (dir: string) => ({
   accessLog: `${dir}/access.log`,
   hosts: `${dir}/hosts`,
   errors: `${dir}/errors`,
+  /** The throwaway certificate and key squid's ssl-bump port needs (it only peeks: nothing is signed with it). */
+  bumpCert: `${dir}/bump.pem`,
+  bumpKey: `${dir}/bump.key`,
+  /** The external ACL helper that says whether a ClientHello carried no SNI. */
+  sniHelper: `${dir}/no-sni.sh`,
 });
+
+/** The helper's program: squid sends "<sni or -> <acl data>" per line and reads OK (no SNI) or ERR. */
+export const SQUID_SNI_HELPER = `#!/bin/sh
+while read -r sni rest; do
+  if [ "$sni" = - ]; then echo OK; else echo ERR; fi
+done
+`;
 
 const reasonAcl = (reason: string) => `fw_r_${reason.replaceAll("-", "_")}`;
 
@@ -135,6 +157,13 @@ class Lines {
   mark(annotate: string, ...acls: string[]): void {
     this.marks.add(annotate);
     this.access.push(`http_access deny ${[...acls, annotate, "fw_never"].join(" ")}`);
+  }
+
+  /** ACLs matching the ClientHello's SNI against a name pattern, like host() does for the CONNECT name. */
+  sni(h: Extract<HostPattern, { kind: "name" }>): string[] {
+    const kind = "ssl::server_name --client-requested";
+    if (!h.wildcard) return [this.acl(kind, [h.name], "fw_sni")];
+    return [this.acl(kind, [`.${h.name}`], "fw_sni"), `!${this.acl(kind, [h.name], "fw_sni_apex")}`];
   }
 
   /** ACLs matching a host pattern: a list of names that must all match (the last may be negated). */
@@ -268,16 +297,39 @@ export function renderSquidConfig(plan: EgressPlan, options: SquidRenderOptions)
   L.allow("fw_ruled");
   L.deny("not-allowed");
 
+  // 8. Inside the tunnels http_access let through: peek at the ClientHello, splice or terminate.
+  const bump: string[] = [];
+  for (const rule of plan.allow.filter((r) => r.protocol === "tcp" && r.path === undefined)) {
+    // The opt-out: spliced at once, before squid looks at a byte.
+    bump.push(
+      `ssl_bump splice ${[...L.host(rule.host, "fw_raw"), L.acl("port", [portList(rule.ports)], "fw_rawport")].join(" ")}`,
+    );
+  }
+  bump.push("ssl_bump peek fw_step1");
+  L.reasons.add("sni-mismatch").add("sni-missing").add("tunnel-not-tls");
+  // An IP target: standard clients send no SNI there (RFC 6066), so a name would be fronting.
+  bump.push("ssl_bump splice fw_iplit fw_nosni", `ssl_bump terminate fw_iplit ${reasonAcl("sni-mismatch")}`);
+  bump.push(`ssl_bump terminate fw_nosni ${reasonAcl("sni-missing")}`);
+  for (const rule of nameAllows.filter((r) => r.path === undefined && r.protocol !== "tcp")) {
+    const h = rule.host as Extract<HostPattern, { kind: "name" }>;
+    const ports = L.acl("port", [portList(rule.ports)], "fw_sniport");
+    bump.push(`ssl_bump splice ${[...L.host(h, "fw_sdst"), ports, ...L.sni(h)].join(" ")}`);
+  }
+  bump.push(`ssl_bump terminate ${reasonAcl("sni-mismatch")}`);
+
   const dir = options.dir;
   const files = dir ? squidFiles(dir) : undefined;
   const { host, port } = options.listen;
   const listen = host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+  // The paste-elsewhere form names where to put the certificate and helper (see squidFiles for what they are).
+  const tls = files ?? squidFiles("/etc/squid/fourwall");
   const out: string[] = [
     `# squid 5 configuration generated by fourwall from the egress policy${options.box ? ` of box ${options.box}` : ""}.`,
-    "# Regenerated for every box; edit the policy, not this file.",
+    "# Regenerated for every box; edit the policy, not this file. Needs squid built with OpenSSL (Debian: squid-openssl).",
     "",
-    "# One listener; fourwall checks it is bound (squid keeps running when a listener fails).",
-    `http_port ${listen}`,
+    "# One listener; fourwall checks it is bound (squid keeps running when a listener fails). ssl-bump: to peek",
+    "# at the TLS ClientHello in tunnels; the certificate is never used (no tunnel is decrypted).",
+    `http_port ${listen} ssl-bump tls-cert=${tls.bumpCert} tls-key=${tls.bumpKey} generate-host-certificates=off`,
     "icp_port 0",
     "htcp_port 0",
     "",
@@ -332,14 +384,29 @@ export function renderSquidConfig(plan: EgressPlan, options: SquidRenderOptions)
   );
   if (L.marks.has("fw_mark_exempt"))
     out.push("acl fw_mark_exempt annotate_transaction fw_guard=exempt", "acl fw_exempt note fw_guard exempt");
+  if (!files)
+    out.push(
+      "# Make the ssl-bump certificate and the SNI helper once, readable by squid's user:",
+      `#   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 -subj /CN=fourwall-peek-only -keyout ${tls.bumpKey} -out ${tls.bumpCert}`,
+      `#   ${tls.sniHelper}, mode 755: ${SQUID_SNI_HELPER.trim().split("\n").slice(1).join(" ; ")}`,
+    );
   out.push(
     "acl fw_denied note fw_reason",
+    "acl fw_step1 at_step SslBump1",
+    `external_acl_type fw_sni_helper ttl=0 negative_ttl=0 children-max=2 children-startup=0 children-idle=1 %ssl::>sni ${tls.sniHelper}`,
+    "acl fw_nosni external fw_sni_helper",
     "",
     "# The policy's rules.",
     ...L.acls,
     "",
     "# Deny first; the last line denies the rest.",
     ...L.access,
+    "",
+    "# Inside allowed tunnels: TLS whose SNI the same rule allows, or (tcp:// rules) anything; else terminate.",
+    ...bump,
+    // (a CONNECT already refused keeps its own reason: squid answers it inside the tunnel too)
+    `on_unsupported_protocol respond !fw_denied ${reasonAcl("tunnel-not-tls")}`,
+    "on_unsupported_protocol respond all",
   );
   out.push(
     "",

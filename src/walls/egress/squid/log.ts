@@ -38,6 +38,9 @@ export function parseSquidLogLine(line: string, box: string): EgressEvent | unde
   const malformed = status.startsWith("NONE") && /^4\d\d$/.test(httpStatus ?? "");
   const reason = note && note !== "-" ? note : malformed ? (ERRORS[code ?? ""] ?? "bad-request") : undefined;
   const denied = reason !== undefined || status.startsWith("TCP_DENIED");
+  // A peeked tunnel is logged twice: the CONNECT when squid decides to splice (no bytes yet), then the
+  // tunnel itself (TCP_TUNNEL, with its bytes). The first is not a connection of its own.
+  if (connect && !denied && status.startsWith("NONE") && httpStatus === "200") return undefined;
   const event: EgressEvent = {
     time: new Date(Math.round(startSec * 1000)).toISOString(),
     box,

@@ -12,7 +12,7 @@
  * listening socket must be bound at the chosen address (it keeps running when a listener fails).
  * Every access-log line becomes an EgressEvent, read as it is written and once more at close.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import {
   chmodSync,
   chownSync,
@@ -34,7 +34,13 @@ import path from "node:path";
 import { handOffQuiet, Splicer } from "../proxy/splice.js";
 import type { EgressEvent, ProxyHandle } from "../proxy/types.js";
 import type { EgressPlan } from "../rules/rules.js";
-import { renderSquidConfig, renderSquidHosts, SQUID_ERROR_TEMPLATE, squidFiles } from "./config.js";
+import {
+  renderSquidConfig,
+  renderSquidHosts,
+  SQUID_ERROR_TEMPLATE,
+  SQUID_SNI_HELPER,
+  squidFiles,
+} from "./config.js";
 import { parseSquidLogLine } from "./log.js";
 
 /** The forwarder hands a connection to the splice helper after this many bytes (as the builtin proxy does). */
@@ -78,7 +84,10 @@ export function removeSquidSegments(service: string): void {
   } catch {}
 }
 
+/** The squid binary: FOURWALL_SQUID when set (a squid-openssl kept somewhere else), else squid on PATH. */
 export function findSquid(): string | undefined {
+  const chosen = process.env.FOURWALL_SQUID;
+  if (chosen) return existsSync(chosen) ? chosen : undefined;
   for (const dir of (process.env.PATH ?? "").split(":").concat(["/usr/sbin", "/usr/local/sbin"])) {
     if (dir && existsSync(path.join(dir, "squid"))) return path.join(dir, "squid");
   }
@@ -168,6 +177,31 @@ function writeFiles(
     etcHosts = readFileSync("/etc/hosts", "utf8");
   } catch {}
   writeFileSync(files.hosts, renderSquidHosts(options.plan, etcHosts), { mode: 0o644 });
+  // squid's ssl-bump port wants a certificate even though it only peeks at ClientHellos and splices or
+  // terminates: a throwaway one per box, in the box's private squid dir (the box never sees it).
+  execFileSync(
+    "openssl",
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:P-256",
+      "-nodes",
+      "-days",
+      "2",
+      "-subj",
+      "/CN=fourwall-peek-only",
+      "-keyout",
+      files.bumpKey,
+      "-out",
+      files.bumpCert,
+    ],
+    { stdio: "ignore", timeout: 10_000 },
+  );
+  chmodSync(files.bumpKey, 0o600);
+  writeFileSync(files.sniHelper, SQUID_SNI_HELPER, { mode: 0o755 });
   const config = renderSquidConfig(options.plan, {
     listen: { host: "127.0.0.1", port },
     dir: options.dir,
@@ -183,6 +217,9 @@ function writeFiles(
       ...readdirSync(files.errors).map((n) => path.join(files.errors, n)),
       files.hosts,
       files.conf,
+      files.bumpCert,
+      files.bumpKey,
+      files.sniHelper,
     ])
       chownSync(p, owner.uid, owner.gid);
   }
@@ -335,7 +372,12 @@ export async function startSquid(options: SquidOptions): Promise<SquidHandle> {
       if (!/Unable to open HTTP Socket|Address already in use/.test(lastError.message)) break;
     }
   }
-  if (!started) throw lastError ?? new Error("squid did not start");
+  if (!started) {
+    if (lastError && /ssl-bump/.test(lastError.message))
+      lastError.message +=
+        " (this squid is built without OpenSSL and cannot check the TLS SNI: install squid-openssl)";
+    throw lastError ?? new Error("squid did not start");
+  }
   const { pid } = started;
 
   // The access log, read as squid writes it (squid writes each line at once: buffered_logs is off).

@@ -41,7 +41,9 @@ describe("renderSquidConfig", () => {
 
   test("one listener, on the address given", () => {
     const conf = render(full);
-    assert.deepEqual(lines(conf, "http_port"), ["http_port 127.0.0.1:40123"]);
+    assert.deepEqual(lines(conf, "http_port"), [
+      "http_port 127.0.0.1:40123 ssl-bump tls-cert=/etc/squid/fourwall/bump.pem tls-key=/etc/squid/fourwall/bump.key generate-host-certificates=off",
+    ]);
     assert.deepEqual(lines(conf, "icp_port"), ["icp_port 0"]);
     assert.deepEqual(lines(conf, "htcp_port"), ["htcp_port 0"]);
   });
@@ -295,6 +297,34 @@ describe("parseSquidLogLine", () => {
     )!;
     assert.equal(e.decision, "allow");
     assert.equal(e.error, "connect-failed");
+  });
+
+  test("a peeked tunnel's first line (the splice decision, no bytes) is not an event; its refusal is", () => {
+    assert.equal(parseSquidLogLine("1.0 NONE_NONE 200 CONNECT a.test 443 - 0 0 1 - - -", "b"), undefined);
+    const e = parseSquidLogLine("1.0 NONE_NONE 200 CONNECT a.test 443 - 0 0 1 sni-mismatch - -", "b")!;
+    assert.equal(e.decision, "deny");
+    assert.equal(e.reason, "sni-mismatch");
+  });
+
+  test("tunnels: peek, splice on the SNI the same rule allows, terminate the rest; tcp:// spliced unlooked-at", () => {
+    const conf = render({ allow: ["a.test", "*.w.test:8443", "tcp://git.test:22", "[10.0.0.0/8]:9000"] });
+    const bump = lines(conf, "ssl_bump");
+    assert.match(bump[0]!, /^ssl_bump splice fw_raw\d+ fw_rawport\d+$/, "tcp:// first, before any peek");
+    assert.equal(bump[1], "ssl_bump peek fw_step1");
+    assert.equal(bump.at(-1), "ssl_bump terminate fw_r_sni_mismatch");
+    assert.ok(bump.includes("ssl_bump terminate fw_nosni fw_r_sni_missing"));
+    assert.ok(bump.includes("ssl_bump splice fw_iplit fw_nosni"), "an IP target only without SNI");
+    const wild = bump.find((l) => / fw_sni\d+ !fw_sni_apex\d+$/.test(l));
+    assert.ok(wild, "a wildcard's SNI excludes its apex, like its CONNECT name");
+    assert.match(conf, /^acl fw_sni\d+ ssl::server_name --client-requested a\.test$/m);
+    assert.match(
+      lines(conf, "http_port")[0]!,
+      / ssl-bump tls-cert=\S+ tls-key=\S+ generate-host-certificates=off$/,
+    );
+    assert.deepEqual(lines(conf, "on_unsupported_protocol"), [
+      "on_unsupported_protocol respond !fw_denied fw_r_tunnel_not_tls",
+      "on_unsupported_protocol respond all",
+    ]);
   });
 
   test("a request squid could not parse is a denial", () => {
