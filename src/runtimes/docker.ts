@@ -23,6 +23,7 @@
  * Lifetime: `docker run --rm` in the foreground; signals go through `docker kill --signal`, and a
  * client that dies without its container gets `docker rm -f`.
  */
+
 import { type ChildProcess, execFile, spawn, spawnSync } from "node:child_process";
 import { chownSync, mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
@@ -43,6 +44,7 @@ import {
   type Runtime,
   type RuntimeCheck,
 } from "./runtime.js";
+import { terminalPrefix } from "./terminal.js";
 
 /** Debian's docker client first: it matches Debian's daemon. */
 const DOCKER_PATH = "/usr/bin:/usr/sbin:/usr/local/bin:/usr/local/sbin:/bin:/sbin";
@@ -476,7 +478,9 @@ export class DockerRuntime implements Runtime {
     onKill(session.runDir, `${clientEnv} ${shellQuote(bin)} rm -f ${shellQuote(name)}`, "first");
     // The box's environment rides in the client's own environment, named in argv by -e NAME only.
     const env = { ...plan.env, ...dockerClientEnv() };
-    const child: ChildProcess = spawn(bin, args, { stdio: "inherit", env });
+    // The docker client starts under the box's own session and terminal, like every launcher.
+    const [program, ...argv] = [...terminalPrefix(session), bin, ...args];
+    const child: ChildProcess = spawn(program!, argv, { stdio: "inherit", env });
     let spawnError: Error | undefined;
     const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
       child.once("close", (code, signal) => resolve({ code, signal }));

@@ -321,7 +321,8 @@ export class VmRuntime implements Runtime {
       const image = vmImage();
       qemu = await outer.launch(
         outerPlan(plan, qemuArgs(plan, `${BOX_NET_DIR}/vm`, image, vmAccel()), image),
-        session,
+        // QEMU never gets the caller's terminal: fourwall relays the guest's stdio ports itself.
+        { ...session, terminal: session.terminal && { ...session.terminal, detach: true } },
       );
     } catch (error) {
       closeAll();
