@@ -106,17 +106,9 @@ static int pass_on(int sig, pid_t child) {
 
 struct limit { int resource; rlim_t value; };
 
-/*
- * Pid 1 of the command's own pid namespace: a session of its own (the box's pty as its
- * controlling terminal, when there is one), the box's walls on itself, then the command as its
- * child in the foreground; it waits, passes signals on, and ends with the command's status —
- * which ends every process the command left behind.
- */
-__attribute__((noreturn)) static void enter_reaper(struct relay *r, unsigned uid, unsigned gid, struct limit *limits,
-                                                   int nlimits, const char *cwd, struct sock_fprog *prog,
-                                                   char **command, char **envp) {
-  if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) die("prctl(PR_SET_PDEATHSIG)", NULL);
-  if (relay_child(r) < 0) die("set up the command's terminal", r->slave);
+/* The box's walls on this process: its uid, no capability, no_new_privs, rlimits, cwd, seccomp. */
+static void become_box(unsigned uid, unsigned gid, struct limit *limits, int nlimits, const char *cwd,
+                       struct sock_fprog *prog) {
   if (setgroups(0, NULL) < 0 && errno != EPERM) die("setgroups", NULL);
   if (setresgid(gid, gid, gid) < 0) die("setresgid", NULL);
   if (setresuid(uid, uid, uid) < 0) die("setresuid", NULL);
@@ -133,6 +125,20 @@ __attribute__((noreturn)) static void enter_reaper(struct relay *r, unsigned uid
   }
   if (chdir(cwd) < 0) die("chdir", cwd);
   if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, prog, 0, 0) < 0) die("seccomp", NULL);
+}
+
+/*
+ * Pid 1 of the command's own pid namespace: a session of its own (the box's pty as its
+ * controlling terminal, when there is one), the box's walls on itself, then the command as its
+ * child in the foreground; it waits, passes signals on, and ends with the command's status —
+ * which ends every process the command left behind.
+ */
+__attribute__((noreturn)) static void enter_reaper(struct relay *r, unsigned uid, unsigned gid, struct limit *limits,
+                                                   int nlimits, const char *cwd, struct sock_fprog *prog,
+                                                   char **command, char **envp) {
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) die("prctl(PR_SET_PDEATHSIG)", NULL);
+  if (relay_child(r) < 0) die("set up the command's terminal", r->slave);
+  become_box(uid, gid, limits, nlimits, cwd, prog);
   pid_t command_pid = fork();
   if (command_pid < 0) die("fork", NULL);
   if (command_pid == 0) {
@@ -250,6 +256,20 @@ int main(int argc, char **argv) {
     close(fds[i]);
   }
 
+#ifdef FOURWALL_UNSAFE_SHARED_TERMINAL
+  /* Tests only (test/integration/terminal.test.ts builds this variant to show its test catches
+   * the hole): the command shares the caller's session and terminal and nothing ends what it
+   * started — exec as it was before the box had a terminal of its own. */
+  child_pid = fork();
+  if (child_pid < 0) die("fork", NULL);
+  if (child_pid == 0) {
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) die("prctl(PR_SET_PDEATHSIG)", NULL);
+    become_box(uid, gid, limits, nlimits, cwd, &prog);
+    execvpe(argv[3], &argv[3], envp);
+    _exit(127);
+  }
+  return wait_relaying(child_pid);
+#endif
   /* The box's own terminal (pty-relay.h): a pty of the box's (its devpts: we are in its mount
    * namespace) when the caller is on a terminal; nothing of the caller's terminal goes in. */
   struct relay r;
