@@ -13,15 +13,7 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import {
-  existsSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  readlinkSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, describe, it } from "node:test";
@@ -33,10 +25,8 @@ import {
   FOURWALL,
   fourwallArgv,
   MODES,
-  type Mode,
   makeFixture,
   ROOT,
-  USER_UID,
   userArgs,
   WEAK_BOX,
 } from "../helpers/box.js";
@@ -66,14 +56,26 @@ function boxInTmux(fx: Fixture, script: string, o: { flags?: string[]; weaken?: 
   return tmux;
 }
 
-/** Processes holding the terminal `tty` open (any fd), with their command lines. */
+/**
+ * Processes holding the terminal `tty` open (any fd), with their command lines. Compared by device
+ * and inode, not by name: a box's own pty can have the same /dev/pts/N name in its devpts.
+ */
 function holders(tty: string): { pid: number; cmdline: string }[] {
+  const want = statSync(tty);
   const out: { pid: number; cmdline: string }[] = [];
   for (const name of readdirSync("/proc")) {
     if (!/^\d+$/.test(name)) continue;
     try {
       const fds = readdirSync(`/proc/${name}/fd`);
-      if (fds.some((fd) => readlinkSync(`/proc/${name}/fd/${fd}`) === tty))
+      const same = (fd: string) => {
+        try {
+          const st = statSync(`/proc/${name}/fd/${fd}`);
+          return st.dev === want.dev && st.ino === want.ino;
+        } catch {
+          return false;
+        }
+      };
+      if (fds.some(same))
         out.push({
           pid: Number(name),
           cmdline: readFileSync(`/proc/${name}/cmdline`, "utf8").replaceAll("\0", " "),
@@ -240,4 +242,201 @@ function readFileSafe(p: string): string {
   } catch {
     return "";
   }
+}
+
+/** A box's state directory, as bin/fourwall finds it (the fixtures set no XDG_RUNTIME_DIR). */
+const boxDirOf = (fx: Fixture, name: string) =>
+  fx.mode === "root"
+    ? `/run/fourwall/boxes/${name}`
+    : path.join(fx.home, ".local/state/fourwall/boxes", name);
+
+/** fourwall-enter as it was: the caller's session and terminal, nothing ends what it starts. */
+const weakEnter = (() => {
+  let built: string | undefined;
+  return () => {
+    if (built) return built;
+    const dir = mkdtempSync(path.join(os.tmpdir(), "fourwall-weak-enter-"));
+    process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
+    spawnSync("chmod", ["755", dir]);
+    const bin = path.join(dir, "fourwall-enter");
+    const cc = spawnSync(
+      "gcc",
+      ["-O2", "-DFOURWALL_UNSAFE_SHARED_TERMINAL", "-o", bin, path.join(ROOT, "native", "fourwall-enter.c")],
+      { encoding: "utf8" },
+    );
+    assert.equal(cc.status, 0, cc.stderr);
+    built = bin;
+    return bin;
+  };
+})();
+
+function fw(fx: Fixture, args: string[], input = "") {
+  const argv = [...userArgs(fx.mode), SHIM, ...args];
+  const r = spawnSync(argv[0]!, argv.slice(1), {
+    cwd: fx.workdir,
+    env: fx.env,
+    input,
+    encoding: "utf8",
+    timeout: 30_000,
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/**
+ * A child of an `exec` (its stdin: the terminal it was given as stderr; sh gives a background job
+ * /dev/null): its own process group, then (after exec has returned) the foreground of
+ * the terminal it was given (TIOCSPGRP) and a read of whatever is typed there, kept in stolen.txt.
+ */
+const STEAL = `import os, signal, time
+signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+signal.signal(signal.SIGHUP, signal.SIG_IGN)
+try: os.setpgid(0, 0)
+except OSError: pass
+time.sleep(1.5)
+try: os.tcsetpgrp(0, os.getpgrp())
+except OSError: pass
+data = b""
+try: data = os.read(0, 200)
+except OSError: pass
+open("stolen.txt", "wb").write(data)
+`;
+
+for (const mode of MODES) {
+  describe(`fourwall exec and the caller's terminal (${mode}, tmux)`, () => {
+    const fx = makeFixture(mode);
+    const name = `term-${mode}-${process.pid}`;
+    const shell = (): Tmux => {
+      const tmux = new Tmux();
+      tmux.start(`${envLine(fx)} bash --norc --noprofile`, fx.workdir);
+      return tmux;
+    };
+    let up = false;
+    const ensureUp = () => {
+      if (up) return;
+      writeFileSync(path.join(fx.workdir, "steal.py"), STEAL);
+      chownToMode(fx, path.join(fx.workdir, "steal.py"));
+      const r = fw(fx, ["up", "--name", name]);
+      assert.equal(r.code, 0, r.stderr);
+      up = true;
+    };
+    after(() => {
+      if (up) fw(fx, ["down", name]);
+    });
+
+    const stealAfterExec = async (enter: string[]) => {
+      ensureUp();
+      const mark = randomBytes(4).toString("hex");
+      fw(fx, ["exec", name, "--", "rm", "-f", "stolen.txt"]);
+      const tmux = shell();
+      try {
+        await sleep(300);
+        tmux.keys(`${enter.join(" ")} sh -c 'python3 steal.py <&2 & echo started'; echo EXEC-RC=$?`, "Enter");
+        await tmux.waitFor(/EXEC-RC=0/);
+        await sleep(2500); // the child has had its time to take the terminal
+        tmux.keys(`echo typed-${mark}`, "Enter");
+        await sleep(1500);
+        const screen = tmux.history();
+        const stolen = fw(fx, ["exec", name, "--", "cat", "stolen.txt"]).stdout;
+        return { mark, screen, stolen };
+      } finally {
+        tmux.kill();
+      }
+    };
+    it("a child an exec left behind, taking the terminal's foreground, reads nothing typed after exec returned", async () => {
+      const { mark, screen, stolen } = await stealAfterExec([SHIM, "exec", name, "--"]);
+      assert.match(screen, new RegExp(`^typed-${mark}$`, "m"), "the caller's shell got the keys");
+      assert.doesNotMatch(stolen, new RegExp(mark), "the box did not");
+    });
+    it("(broken: exec shares the caller's terminal and session) the test sees the keys stolen", async () => {
+      const { mark, stolen } = await stealAfterExec([weakEnter(), boxDirOf(fx, name), "--"]);
+      assert.match(stolen, new RegExp(mark));
+    });
+
+    const execHolders = async (enter: string[]) => {
+      ensureUp();
+      const tmux = shell();
+      try {
+        await sleep(300);
+        const tty = tmux.paneTty();
+        tmux.keys(`${enter.join(" ")} sleep 1234.6; echo EXEC-RC=$?`, "Enter");
+        let held: { pid: number; cmdline: string }[] = [];
+        for (let i = 0; i < 60; i++, await sleep(100)) {
+          const running = readdirSync("/proc").some(
+            (p) =>
+              /^\d+$/.test(p) &&
+              readFileSafe(`/proc/${p}/cmdline`).replaceAll("\0", " ").trim() === "sleep 1234.6",
+          );
+          if (running) {
+            held = holders(tty).filter((h) => h.cmdline.trim() === "sleep 1234.6");
+            break;
+          }
+        }
+        tmux.keys("C-c");
+        await tmux.waitFor(/EXEC-RC=130/);
+        return held;
+      } finally {
+        tmux.kill();
+      }
+    };
+    it("exec: the command does not hold the caller's terminal, and Ctrl-C reaches it (130)", async () => {
+      assert.deepEqual(await execHolders([SHIM, "exec", name, "--"]), []);
+    });
+    it("(broken: exec shares the caller's terminal) the test sees the command holding it", async () => {
+      assert.notDeepEqual(await execHolders([weakEnter(), boxDirOf(fx, name), "--"]), []);
+    });
+
+    it("exec passes keys, output and the exit status through its terminal", async () => {
+      ensureUp();
+      const tmux = shell();
+      try {
+        await sleep(300);
+        tmux.keys(`${SHIM} exec ${name} -- sh -c 'read x; echo "got:$x"; exit 3'; echo EXEC-RC=$?`, "Enter");
+        await sleep(800);
+        tmux.keys("hello-exec", "Enter");
+        const screen = await tmux.waitFor(/EXEC-RC=\d+/);
+        assert.match(screen, /^got:hello-exec$/m);
+        assert.match(screen, /EXEC-RC=3/);
+      } finally {
+        tmux.kill();
+      }
+    });
+  });
+
+  describe(`fourwall run passes the terminal through (${mode}, tmux)`, () => {
+    it("keys, output and the exit status; Ctrl-C reaches the box's command", async () => {
+      const fx = makeFixture(mode);
+      const tmux = boxInTmux(
+        fx,
+        `read x; echo "got:$x"; trap 'echo got-int; exit 42' INT; echo ready; sleep 100 & wait`,
+      );
+      try {
+        await sleep(1500);
+        tmux.keys("hello-run", "Enter");
+        await tmux.waitFor(/ready/);
+        tmux.keys("C-c");
+        const screen = await tmux.waitFor(/BOX-EXIT=\d+/);
+        assert.match(screen, /^got:hello-run$/m);
+        assert.match(screen, /got-int/);
+        // the trap ran; the status is 42, or 130 when bwrap's own process (in the same foreground
+        // process group of the box's pty, as it was in the caller's) ended on the same SIGINT first
+        assert.match(screen, /BOX-EXIT=(42|130)/);
+      } finally {
+        tmux.kill();
+      }
+    });
+    it("without a terminal, run pipes stdin to stdout byte-exact and returns the status", () => {
+      const fx = makeFixture(mode);
+      const data = randomBytes(1 << 20);
+      const argv = fourwallArgv(fx.mode, ["run", "--", "sh", "-c", "cat; exit 7"]);
+      const r = spawnSync(argv[0]!, argv.slice(1), {
+        cwd: fx.workdir,
+        env: fx.env,
+        input: data,
+        timeout: 60_000,
+      });
+      assert.equal(r.status, 7, String(r.stderr));
+      const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
+      assert.equal(sha(r.stdout), sha(data));
+    });
+  });
 }
