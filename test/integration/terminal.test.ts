@@ -416,9 +416,9 @@ for (const mode of MODES) {
         tmux.keys("C-c");
         const screen = await tmux.waitFor(/BOX-EXIT=\d+/);
         assert.match(screen, /^got:hello-run$/m);
-        assert.match(screen, /got-int/);
-        // the trap ran; the status is 42, or 130 when bwrap's own process (in the same foreground
-        // process group of the box's pty, as it was in the caller's) ended on the same SIGINT first
+        // Ctrl-C reached the box: the trap's 42, or 130 when bwrap's own process (in the box's
+        // foreground process group, as it was in the caller's before) ended on the same SIGINT
+        // first and took the box with it before the trap could finish (known, docs/THREAT-MODEL.md)
         assert.match(screen, /BOX-EXIT=(42|130)/);
       } finally {
         tmux.kill();
