@@ -440,3 +440,54 @@ for (const mode of MODES) {
     });
   });
 }
+
+for (const mode of MODES) {
+  describe(`the caller's terminal is given back (${mode}, tmux)`, () => {
+    const MARK = "sleep 1234.7";
+    const pidsOf = (cmdline: (c: string) => boolean) =>
+      readdirSync("/proc")
+        .filter(
+          (p) => /^\d+$/.test(p) && cmdline(readFileSafe(`/proc/${p}/cmdline`).replaceAll("\0", " ").trim()),
+        )
+        .map(Number);
+    // The job bash sees is `sh`, which ends normally: bash keeps whatever mode it finds (it puts
+    // its own back only after a job killed by a signal, which would hide a raw terminal).
+    const givenBack = async (sig: NodeJS.Signals, alsoRelay = false) => {
+      const fx = makeFixture(mode);
+      const tmux = new Tmux();
+      tmux.start(`${envLine(fx)} bash --norc --noprofile`, fx.workdir);
+      try {
+        await sleep(300);
+        tmux.keys(`sh -c 'node ${FOURWALL} run -- ${MARK}; echo RUN-RC=$?'`, "Enter");
+        for (let i = 0; i < 100 && pidsOf((c) => c === MARK).length === 0; i++) await sleep(100);
+        const fourwall = pidsOf((c) => c.startsWith("node ") && c.includes(`fourwall.js run -- ${MARK}`));
+        assert.equal(fourwall.length, 1, "fourwall runs the box");
+        const relay = pidsOf((c) => c.includes("fourwall-pty"));
+        process.kill(fourwall[0]!, sig);
+        if (alsoRelay) for (const pid of relay) process.kill(pid, "SIGKILL");
+        await tmux.waitFor(/RUN-RC=\d+/);
+        for (let i = 0; i < 60 && pidsOf((c) => c === MARK || c.includes("fourwall-pty")).length > 0; i++)
+          await sleep(100);
+        const left = pidsOf((c) => c === MARK || c.includes("fourwall-pty"));
+        tmux.keys(
+          "stty -a | tr ' ' '\\n' | grep -x -e '-\\?icanon' -e '-\\?echo' | tr '\\n' ' '; echo MODE-DONE",
+          "Enter",
+        );
+        const screen = await tmux.waitFor(/^-?icanon -?echo MODE-DONE/m);
+        return { left, screen };
+      } finally {
+        tmux.kill();
+      }
+    };
+    for (const sig of ["SIGTERM", "SIGKILL"] as const)
+      it(`fourwall ended by ${sig}: the terminal is back in its mode, nothing of the box is left`, async () => {
+        const { left, screen } = await givenBack(sig);
+        assert.deepEqual(left, [], "nothing left");
+        assert.match(screen, /^icanon echo MODE-DONE/m, "canonical mode and echo are back");
+      });
+    it("(broken: the relay SIGKILLed too, the documented worst case) the test sees the raw terminal", async () => {
+      const { screen } = await givenBack("SIGKILL", true);
+      assert.match(screen, /^-icanon -echo MODE-DONE/m);
+    });
+  });
+}
