@@ -458,7 +458,9 @@ for (const mode of MODES) {
       tmux.start(`${envLine(fx)} bash --norc --noprofile`, fx.workdir);
       try {
         await sleep(300);
-        tmux.keys(`sh -c 'node ${FOURWALL} run -- ${MARK}; echo RUN-RC=$?'`, "Enter");
+        // (after fourwall's death the relay restores the mode within moments: sh waits a second
+        // before it ends, so that bash does not save the mode of that moment as its own)
+        tmux.keys(`sh -c 'node ${FOURWALL} run -- ${MARK}; rc=$?; sleep 1; echo RUN-RC=$rc'`, "Enter");
         for (let i = 0; i < 100 && pidsOf((c) => c === MARK).length === 0; i++) await sleep(100);
         const fourwall = pidsOf((c) => c.startsWith("node ") && c.includes(`fourwall.js run -- ${MARK}`));
         assert.equal(fourwall.length, 1, "fourwall runs the box");
