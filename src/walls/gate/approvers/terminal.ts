@@ -14,6 +14,10 @@ export function openTerminal(): number | undefined {
   }
 }
 
+/** The answers offered. */
+export const promptKeys = (request: GateRequest): string =>
+  request.alwaysAllowed ? "[y]es  [n]o  [a]lways for this box" : "[y]es  [n]o";
+
 /** Keeps the box from drawing on the terminal while a question is on it (fourwall-pty's pause). */
 export interface ScreenHold {
   /** Resolves once the box's output is held; rejects when it cannot be (then nothing is asked). */
@@ -53,7 +57,7 @@ export class TerminalApprover implements Approver {
   }
 
   /** The box's output is held from before the question is drawn until after the answer is. */
-  private async held(request: GateRequest, signal: AbortSignal): Promise<ApproverAnswer> {
+  protected async held(request: GateRequest, signal: AbortSignal): Promise<ApproverAnswer> {
     if (!this.screen) return this.prompt(request, signal);
     await this.screen.hold(); // cannot hold the box's output: no question on a screen it may draw on
     try {
@@ -63,15 +67,18 @@ export class TerminalApprover implements Approver {
     }
   }
 
+  /** The question as written to the terminal: reset, clean screen, escaped values that fit. */
+  protected compose(request: GateRequest, rows: number, cols: number): string {
+    const display = fitDisplay((items) => describeRequest(request, items), rows, cols);
+    return promptScreen(display, promptKeys(request), rows);
+  }
+
   private prompt(request: GateRequest, signal: AbortSignal): Promise<ApproverAnswer> {
     const fd = openTerminal();
     if (fd === undefined) return Promise.reject(new Error("no terminal"));
     const input = new tty.ReadStream(fd);
     const output = new tty.WriteStream(fd);
-    const rows = output.rows || 24;
-    const display = fitDisplay((items) => describeRequest(request, items), rows, output.columns || 80);
-    const keys = request.alwaysAllowed ? "[y]es  [n]o  [a]lways for this box" : "[y]es  [n]o";
-    const text = promptScreen(display, keys, rows);
+    const text = this.compose(request, output.rows || 24, output.columns || 80);
     return new Promise<ApproverAnswer>((resolve) => {
       let done = false;
       const finish = (answer: ApproverAnswer, shown: string) => {
