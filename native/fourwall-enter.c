@@ -6,7 +6,10 @@
  * namespaces of the box's pid 1, becomes the box's uid, drops every capability, sets
  * no_new_privs, the box's rlimits and the box's seccomp filter, and execs the command with the
  * box's environment and working directory: the same walls as the box's own first process.
- * The parent stays outside to relay signals and the exit status.
+ * The parent stays outside to relay signals and the exit status and, when the caller is on a
+ * terminal, the bytes between it and the command's own pty (pty-relay.h): the command never holds
+ * the caller's terminal, and when it ends, everything it started ends with it (its own pid
+ * namespace, nested in the box's: see enter_reaper).
  *
  * usage: fourwall-enter BOXDIR -- PROGRAM [ARGS...]
  *   BOXDIR/enter     lines: pid=N uid=N gid=N cwd=PATH rlimit=RESOURCE:VALUE cgroup=DIR ...
@@ -37,6 +40,7 @@
 
 #define FOURWALL_HELPER "fourwall exec"
 #include "common.h"
+#include "pty-relay.h"
 
 static char *slurp(const char *path, size_t *len) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -72,6 +76,102 @@ static void relay(int sig) {
   if (child_pid > 0) kill(child_pid, sig);
 }
 
+static int exit_code(int status) {
+  if (status < 0) return 125;
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return 125;
+}
+
+/* Passes the signals we get on to child_pid and returns its exit status when it ends. */
+static int wait_relaying(pid_t pid) {
+  child_pid = pid;
+  struct sigaction sa = {0};
+  sa.sa_handler = relay;
+  sigemptyset(&sa.sa_mask);
+  int relayed[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+  for (size_t i = 0; i < sizeof relayed / sizeof *relayed; i++) sigaction(relayed[i], &sa, NULL);
+  int status;
+  while (waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) die("waitpid", NULL);
+  }
+  return exit_code(status);
+}
+
+/* The terminal relay's signal policy for `exec`: pass the signal on, keep relaying. */
+static int pass_on(int sig, pid_t child) {
+  kill(child, sig);
+  return 0;
+}
+
+struct limit { int resource; rlim_t value; };
+
+/* The box's walls on this process: its uid, no capability, no_new_privs, rlimits, cwd, seccomp. */
+static void become_box(unsigned uid, unsigned gid, struct limit *limits, int nlimits, const char *cwd,
+                       struct sock_fprog *prog) {
+  if (setgroups(0, NULL) < 0 && errno != EPERM) die("setgroups", NULL);
+  if (setresgid(gid, gid, gid) < 0) die("setresgid", NULL);
+  if (setresuid(uid, uid, uid) < 0) die("setresuid", NULL);
+  for (int cap = 0; cap <= 63; cap++) prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
+  struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+  struct __user_cap_data_struct data[2];
+  memset(data, 0, sizeof data);
+  if (syscall(SYS_capset, &hdr, data) < 0) die("capset", NULL);
+  if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0) die("clear ambient capabilities", NULL);
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) die("no_new_privs", NULL);
+  for (int i = 0; i < nlimits; i++) {
+    struct rlimit rl = {limits[i].value, limits[i].value};
+    if (setrlimit(limits[i].resource, &rl) < 0) die("setrlimit", NULL);
+  }
+  if (chdir(cwd) < 0) die("chdir", cwd);
+  if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, prog, 0, 0) < 0) die("seccomp", NULL);
+}
+
+/*
+ * Pid 1 of the command's own pid namespace: a session of its own (the box's pty as its
+ * controlling terminal, when there is one), the box's walls on itself, then the command as its
+ * child in the foreground; it waits, passes signals on, and ends with the command's status —
+ * which ends every process the command left behind.
+ */
+__attribute__((noreturn)) static void enter_reaper(struct relay *r, unsigned uid, unsigned gid, struct limit *limits,
+                                                   int nlimits, const char *cwd, struct sock_fprog *prog,
+                                                   char **command, char **envp) {
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) die("prctl(PR_SET_PDEATHSIG)", NULL);
+  if (relay_child(r) < 0) die("set up the command's terminal", r->slave);
+  become_box(uid, gid, limits, nlimits, cwd, prog);
+  pid_t command_pid = fork();
+  if (command_pid < 0) die("fork", NULL);
+  if (command_pid == 0) {
+    /* its own process group, in the foreground of its terminal: Ctrl-C and Ctrl-Z typed on the
+     * caller's terminal reach the command (and what it started), not this reaper */
+    setpgid(0, 0);
+    if (r->master >= 0) {
+      sigset_t ttou, old;
+      sigemptyset(&ttou);
+      sigaddset(&ttou, SIGTTOU);
+      sigprocmask(SIG_BLOCK, &ttou, &old);
+      tcsetpgrp(r->tty[0] ? 0 : r->tty[1] ? 1 : 2, getpid());
+      sigprocmask(SIG_SETMASK, &old, NULL);
+    }
+    execvpe(command[0], command, envp);
+    fprintf(stderr, "fourwall exec: %s: %s\n", command[0], strerror(errno));
+    _exit(errno == ENOENT ? 127 : 126);
+  }
+  /* pass signals on; reap every orphan the command leaves (pid 1), until the command itself ends */
+  child_pid = command_pid;
+  struct sigaction sa = {0};
+  sa.sa_handler = relay;
+  sigemptyset(&sa.sa_mask);
+  int relayed[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+  for (size_t i = 0; i < sizeof relayed / sizeof *relayed; i++) sigaction(relayed[i], &sa, NULL);
+  for (;;) {
+    int status;
+    pid_t done = waitpid(-1, &status, 0);
+    if (done == command_pid) _exit(exit_code(status));
+    if (done < 0 && errno != EINTR) _exit(125);
+  }
+}
+
 int main(int argc, char **argv) {
   cloexec_from(3); /* the command gets stdin, stdout, stderr: nothing else the caller held */
   if (argc < 4 || strcmp(argv[2], "--") != 0) {
@@ -85,7 +185,7 @@ int main(int argc, char **argv) {
   long pid = 0;
   unsigned uid = 0, gid = 0;
   const char *cwd = "/";
-  struct { int resource; rlim_t value; } limits[16];
+  struct limit limits[16];
   int nlimits = 0;
   for (char *line = strtok(conf, "\n"); line; line = strtok(NULL, "\n")) {
     if (!strncmp(line, "pid=", 4)) pid = strtol(line + 4, NULL, 10);
@@ -157,40 +257,51 @@ int main(int argc, char **argv) {
     close(fds[i]);
   }
 
-  child_pid = fork(); /* the pid namespace applies to children */
+#ifdef FOURWALL_UNSAFE_SHARED_TERMINAL
+  /* Tests only (test/integration/terminal.test.ts builds this variant to show its test catches
+   * the hole): the command shares the caller's session and terminal and nothing ends what it
+   * started — exec as it was before the box had a terminal of its own. */
+  child_pid = fork();
   if (child_pid < 0) die("fork", NULL);
   if (child_pid == 0) {
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) die("prctl(PR_SET_PDEATHSIG)", NULL);
-    if (setgroups(0, NULL) < 0 && errno != EPERM) die("setgroups", NULL);
-    if (setresgid(gid, gid, gid) < 0) die("setresgid", NULL);
-    if (setresuid(uid, uid, uid) < 0) die("setresuid", NULL);
-    for (int cap = 0; cap <= 63; cap++) prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
-    struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
-    struct __user_cap_data_struct data[2];
-    memset(data, 0, sizeof data);
-    if (syscall(SYS_capset, &hdr, data) < 0) die("capset", NULL);
-    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0) die("clear ambient capabilities", NULL);
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) die("no_new_privs", NULL);
-    for (int i = 0; i < nlimits; i++) {
-      struct rlimit rl = {limits[i].value, limits[i].value};
-      if (setrlimit(limits[i].resource, &rl) < 0) die("setrlimit", NULL);
-    }
-    if (chdir(cwd) < 0) die("chdir", cwd);
-    if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) < 0) die("seccomp", NULL);
+    become_box(uid, gid, limits, nlimits, cwd, &prog);
     execvpe(argv[3], &argv[3], envp);
-    fprintf(stderr, "fourwall exec: %s: %s\n", argv[3], strerror(errno));
-    _exit(errno == ENOENT ? 127 : 126);
+    _exit(127);
   }
-  struct sigaction sa = {0};
-  sa.sa_handler = relay;
-  sigemptyset(&sa.sa_mask);
-  int relayed[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
-  for (size_t i = 0; i < sizeof relayed / sizeof *relayed; i++) sigaction(relayed[i], &sa, NULL);
-  int status;
-  while (waitpid(child_pid, &status, 0) < 0) {
-    if (errno != EINTR) die("waitpid", NULL);
+  return wait_relaying(child_pid);
+#endif
+  /* The box's own terminal (pty-relay.h): a pty of the box's (its devpts: we are in its mount
+   * namespace) when the caller is on a terminal; nothing of the caller's terminal goes in. */
+  struct relay r;
+  int tty = relay_open(&r);
+  if (tty < 0) die("open a pty for the command", NULL);
+
+  child_pid = fork(); /* the box's pid namespace applies to children */
+  if (child_pid < 0) die("fork", NULL);
+  if (child_pid == 0) {
+    /* A pid namespace of this command's own, nested in the box's: when the command ends, its
+     * first process (the reaper below) ends, and the kernel kills everything the command started
+     * — nothing outlives `exec`, and nothing can leave (no setns/unshare under the filter). The
+     * box's other processes are untouched. unshare(CLONE_NEWPID) applies to the next child, hence
+     * this intermediate process, which only waits and passes signals on. */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) die("prctl(PR_SET_PDEATHSIG)", NULL);
+    if (unshare(CLONE_NEWPID) < 0) die("unshare", "pid (the command's own)");
+    pid_t reaper = fork();
+    if (reaper < 0) die("fork", NULL);
+    if (reaper == 0) enter_reaper(&r, uid, gid, limits, nlimits, cwd, &prog, &argv[3], envp);
+    if (tty > 0) close(r.master);
+    /* this process waits in the box's pid namespace: it keeps no fd of the caller's terminal */
+    for (int fd = 0; fd < 3; fd++) {
+      if (!r.tty[fd]) continue;
+      int null = open("/dev/null", O_RDWR);
+      if (null < 0 || dup2(null, fd) < 0) die("open", "/dev/null");
+      if (null > 2) close(null);
+    }
+    return wait_relaying(reaper);
   }
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-  return 125;
+  if (tty == 0) return wait_relaying(child_pid);
+  static const int relayed[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+  int status = relay_run(&r, child_pid, relayed, 6, pass_on);
+  return exit_code(status);
 }

@@ -48,7 +48,7 @@ fi
 mkdir -p native/build
 for src in native/*.c; do
   bin="native/build/$(basename "$src" .c)"
-  if [ ! -x "$bin" ] || [ "$src" -nt "$bin" ] || [ native/common.h -nt "$bin" ]; then
+  if [ ! -x "$bin" ] || [ "$src" -nt "$bin" ] || [ native/common.h -nt "$bin" ] || [ native/pty-relay.h -nt "$bin" ]; then
     say "compiling $src"
     gcc -O2 -Wall -Wextra -Werror -o "$bin" "$src"
   fi

@@ -7,7 +7,7 @@ import { shellQuote } from "../core/shell.js";
 import type { BoxPlan } from "../plan/plan.js";
 import { onKill } from "../plan/session.js";
 import type { BoxSession } from "../runtimes/runtime.js";
-import type { Approver } from "../walls/gate/index.js";
+import type { Approver, ScreenHold } from "../walls/gate/index.js";
 import {
   CommandApprover,
   freezeLayer,
@@ -43,7 +43,11 @@ export interface GateSession {
   close(): Promise<void>;
 }
 
-async function makeApprovers(options: GateOptions, notify: (line: string) => void): Promise<Approver[]> {
+async function makeApprovers(
+  options: GateOptions,
+  notify: (line: string) => void,
+  screen?: ScreenHold,
+): Promise<Approver[]> {
   const approvers: Approver[] = [];
   if (options.approver) approvers.push(new CommandApprover(options.approver));
   if (options.inbox) {
@@ -53,7 +57,8 @@ async function makeApprovers(options: GateOptions, notify: (line: string) => voi
     notify(`fourwall gate: approval inbox at ${url} (the link works once)`);
     approvers.push(inbox);
   }
-  if (options.terminal !== false && TerminalApprover.available()) approvers.push(new TerminalApprover());
+  if (options.terminal !== false && TerminalApprover.available())
+    approvers.push(new TerminalApprover(screen));
   return approvers;
 }
 
@@ -65,10 +70,10 @@ async function makeApprovers(options: GateOptions, notify: (line: string) => voi
 export async function openGateSession(
   plan: BoxPlan,
   session: BoxSession,
-  o: { audit: AuditLog; options?: GateOptions },
+  o: { audit: AuditLog; options?: GateOptions; screen?: ScreenHold },
 ): Promise<GateSession> {
   const notify = (line: string) => process.stderr.write(`${pc.yellow(line)}\n`);
-  const approvers = await makeApprovers(o.options ?? {}, notify);
+  const approvers = await makeApprovers(o.options ?? {}, notify, o.screen);
   const service = await startGate({
     box: plan.id,
     policy: plan.gate.policy,

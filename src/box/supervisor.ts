@@ -11,6 +11,7 @@ import { realHost, resolveGitEntry, scanTrees } from "../walls/filesystem/index.
 import { createBoxCgroup, removeBoxCgroup } from "../walls/isolation/index.js";
 import type { GateOptions, GateSession } from "./gate.js";
 import { type Reaper, standPlaceholders, startReaper } from "./reaper.js";
+import { openTerminalControl, type TerminalControl } from "./terminal.js";
 
 type AskHook = (request: AskRequest) => Promise<boolean>;
 
@@ -164,6 +165,7 @@ export async function superviseBox(
   if (plan.identity.mode === "root") chownSync(netDir, plan.identity.uid, plan.identity.gid);
   const cgroup = plan.identity.mode === "root" ? createBoxCgroup(plan.id, plan.boxLimits) : undefined;
   const session: BoxSession = { runDir, emptyFile, netDir, cgroupDirs: cgroup?.dirs ?? [] };
+  let terminal: TerminalControl | undefined;
   const blocked = new Map<string, number>();
   const handlers = new Map<NodeJS.Signals, () => void>();
   let proxy: ProxyHandle | undefined;
@@ -174,6 +176,7 @@ export async function superviseBox(
     for (const [sig, handler] of handlers) process.off(sig, handler);
     void proxy?.close();
     await gate?.close();
+    terminal?.close();
     removeBoxCgroup(cgroup);
     rmSync(runDir, { recursive: true, force: true });
     await reaper?.release(); // placeholders: the last box out on this workdir removes them
@@ -199,6 +202,10 @@ export async function superviseBox(
       }
     };
     const askNet: AskHook = (request) => (gate ? gate.askNet(request) : Promise.resolve(false));
+    // The box's own session and terminal: every runtime's launcher starts under fourwall-pty.
+    terminal = await openTerminalControl(runDir);
+    session.terminal = terminal.spec;
+    const screen = terminal;
     await allStarted([
       startReaper(plan.filesystem.cwd, runDir, session.cgroupDirs).then((started) => {
         reaper = started.reaper;
@@ -207,7 +214,7 @@ export async function superviseBox(
       }),
       import("./gate.js")
         .then(({ openGateSession }) =>
-          openGateSession(plan, session, { audit: options.audit, options: options.gate }),
+          openGateSession(plan, session, { audit: options.audit, options: options.gate, screen }),
         )
         .then((opened) => {
           gate = opened;
@@ -218,13 +225,11 @@ export async function superviseBox(
     ]);
     const box = await runtime.launch(plan, session);
     options.onStarted?.(box, session);
-    const interactive = process.stdin.isTTY === true;
     for (const sig of options.forwardSignals === false ? [] : FORWARDED) {
-      // On a terminal, Ctrl-C and friends already reach the box (same process group): only keep
-      // fourwall alive. Otherwise pass the signal on to the command.
-      const handler = () => {
-        if (!(interactive && (sig === "SIGINT" || sig === "SIGQUIT"))) box.signal(sig);
-      };
+      // The box has a session (and, on a terminal, a pty) of its own: Ctrl-C typed on the caller's
+      // terminal reaches it through its pty, never through fourwall. A signal fourwall gets is
+      // passed on to the command.
+      const handler = () => box.signal(sig);
       handlers.set(sig, handler);
       process.on(sig, handler);
     }

@@ -16,12 +16,18 @@ export function packageRoot(): string {
 /** Where scripts/setup.sh compiles native/*.c (and builds the microVM's guest, under vm/). */
 export const nativeBuildDir = () => path.join(packageRoot(), "native", "build");
 
-/** A native helper by name: fourwall-drop (root-mode launcher), -enter (`exec`), -overlay, -netns, -splice. */
-export const nativeHelperPath = (name: "drop" | "enter" | "overlay" | "netns" | "splice") =>
+/**
+ * A native helper by name: fourwall-drop (root-mode launcher), -enter (`exec`), -overlay, -netns,
+ * -splice, -pty (the box's own session and terminal).
+ */
+export const nativeHelperPath = (name: "drop" | "enter" | "overlay" | "netns" | "splice" | "pty") =>
   path.join(nativeBuildDir(), `fourwall-${name}`);
 
 /** The root-mode launcher compiled from native/fourwall-drop.c by scripts/setup.sh. */
 export const dropHelperPath = () => nativeHelperPath("drop");
+
+/** The box's own session and pty, relayed to the caller's terminal (native/fourwall-pty.c). */
+export const ptyHelperPath = () => nativeHelperPath("pty");
 
 /** The fast path of `fourwall exec`, compiled from native/fourwall-enter.c. */
 export const enterHelperPath = () => nativeHelperPath("enter");

@@ -22,6 +22,20 @@ export interface BoxSession {
   overlay?: { lower: string; upper: string; work: string; helperArgs: string[]; dropArgs: string[] };
   /** Approval gate: generated agent settings, bound read-only over `target` in the box. */
   gateFiles?: { source: string; target: string }[];
+  /**
+   * The box's own session and terminal (fourwall-pty, set by the supervisor): every runtime's
+   * launcher starts under it, so no box process ever holds the caller's terminal.
+   */
+  terminal?: BoxTerminal;
+}
+
+/** How the box's launcher is started by fourwall-pty. */
+export interface BoxTerminal {
+  helper: string;
+  /** fourwall's socket for pausing box output while it asks on the terminal. */
+  control?: string;
+  /** No relay even on a terminal (the microVM: fourwall relays the guest's stdio itself). */
+  detach?: boolean;
 }
 
 /** Where the supervisor writes a plan's generated file (a `file` mount) for this run. */

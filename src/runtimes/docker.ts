@@ -43,6 +43,7 @@ import {
   type RuntimeCheck,
   type RuntimeTestOptions,
 } from "./runtime.js";
+import { terminalPrefix } from "./terminal.js";
 
 /** Debian's docker client first: it matches Debian's daemon. */
 const DOCKER_PATH = "/usr/bin:/usr/sbin:/usr/local/bin:/usr/local/sbin:/bin:/sbin";
@@ -482,6 +483,8 @@ export class DockerRuntime implements Runtime {
       args: this.options.transformArgs ? this.options.transformArgs(args) : args,
       name,
       clientEnv: dockerClientEnv(),
+      // the docker client starts under the box's own session and terminal, like every launcher
+      prefix: terminalPrefix(session),
     });
     // before the gate reads the layer and writes the workdir
     return launchBox(launch, layer ? { afterExit: () => unmountGateLayer(layer) } : {});
@@ -496,11 +499,11 @@ export class DockerRuntime implements Runtime {
  */
 export function dockerLaunchSpec(
   plan: BoxPlan,
-  run: { bin: string; args: string[]; name: string; clientEnv: Record<string, string> },
+  run: { bin: string; args: string[]; name: string; clientEnv: Record<string, string>; prefix?: string[] },
 ): LaunchSpec {
   return {
     builder: "docker",
-    argv: [run.bin, ...run.args],
+    argv: [...(run.prefix ?? []), run.bin, ...run.args],
     env: { ...plan.env, ...run.clientEnv },
     stdio: ["inherit", "inherit", "inherit"],
     extraFds: [],

@@ -23,6 +23,7 @@ import {
   type RuntimeTestOptions,
   unavailable,
 } from "./runtime.js";
+import { terminalPrefix } from "./terminal.js";
 
 const SECCOMP_FD = 3;
 const STATUS_FD = 4;
@@ -120,10 +121,15 @@ export function gateLayerPrefix(session: BoxSession): string[] {
 }
 
 /**
- * How a runtime's launcher command starts: as is for an ordinary user; as root, through the
- * root-mode launcher (fourwall-drop: the box's cgroup, idmapped mounts, the unprivileged box uid).
+ * How a runtime's launcher command starts: under the box's own session and terminal
+ * (`terminalPrefix`), then as is for an ordinary user; as root, through the root-mode launcher
+ * (fourwall-drop: the box's cgroup, idmapped mounts, the unprivileged box uid).
  */
 export function asBoxUser(plan: BoxPlan, session: BoxSession, command: string[]): string[] {
+  return [...terminalPrefix(session), ...asBoxUid(plan, session, command)];
+}
+
+function asBoxUid(plan: BoxPlan, session: BoxSession, command: string[]): string[] {
   if (plan.identity.mode === "user") return command;
   const idmaps = plan.identity.idmaps.flatMap((m) => ["--idmap", `${m.ownerUid}:${m.ownerGid}:${m.path}`]);
   const cgroups = session.cgroupDirs.flatMap((dir) => ["--cgroup", dir]);

@@ -354,7 +354,12 @@ export class VmRuntime implements Runtime {
     let qemu: RunningBox;
     try {
       const qemuBin = which(QEMU, "/usr/bin:/usr/local/bin") ?? `/usr/bin/${QEMU}`;
-      const launch = vmLaunchSpec(plan, session, { image: vmImage(), accel: vmAccel(), qemu: qemuBin });
+      // QEMU never gets the caller's terminal: fourwall relays the guest's stdio ports itself.
+      const outerSession = {
+        ...session,
+        terminal: session.terminal && { ...session.terminal, detach: true },
+      };
+      const launch = vmLaunchSpec(plan, outerSession, { image: vmImage(), accel: vmAccel(), qemu: qemuBin });
       qemu = await launchBox(launch, namespacesHooks());
     } catch (error) {
       closeAll();

@@ -19,6 +19,9 @@ import { NamespacesRuntime } from "../../src/runtimes/namespaces.js";
 import type { Runtime } from "../../src/runtimes/runtime.js";
 import { VmRuntime } from "../../src/runtimes/vm.js";
 import { realHost } from "../../src/walls/filesystem/host-view.js";
+import { PERSISTENCE_PATHS } from "../../src/walls/filesystem/lists.js";
+import { promptKeys, TerminalApprover } from "../../src/walls/gate/index.js";
+import type { GateRequest } from "../../src/walls/gate/types.js";
 
 export const WEAKENINGS = [
   "secrets", // the host's home bound whole: no secret left out or covered
@@ -41,6 +44,10 @@ export const WEAKENINGS = [
   "passwd", // the host's /etc/passwd and /etc/group instead of the box's own
   "repo-view", // a workdir inside a repository: the repository around it is not shown
   "reach", // root mode: a workdir under a directory the box uid cannot search is not made reachable
+  "terminal", // no fourwall-pty: the box shares fourwall's session and holds the caller's terminal
+  "prompt-hold", // the terminal prompt does not hold the box's output while it asks
+  "prompt-reset", // the terminal prompt is drawn as is: no reset, no clean screen
+  "prompt-escape", // the terminal prompt shows the box's names and commands raw
 ] as const;
 type Weakening = (typeof WEAKENINGS)[number];
 
@@ -195,8 +202,45 @@ function weakenBwrap(argv: string[]): string[] {
   if (weaken.has("net")) drop(out, "--unshare-net", 1);
   if (weaken.has("userns")) drop(out, "--disable-userns", 1);
   if (weaken.has("reach")) drop(out, "--reach", 2);
+  // the launcher starts straight from fourwall, as before the box had a terminal of its own
+  if (weaken.has("terminal") && path.basename(out[0] ?? "") === "fourwall-pty")
+    out.splice(0, out.indexOf("--") + 1);
   return out;
 }
+
+// The terminal prompt's protections, removed one at a time (the approver's own methods, replaced).
+// biome-ignore lint/suspicious/noExplicitAny: reaching the approver's protected methods, tests only
+const terminalApprover = TerminalApprover.prototype as any;
+if (weaken.has("prompt-hold"))
+  terminalApprover.held = function (
+    this: typeof terminalApprover,
+    request: GateRequest,
+    signal: AbortSignal,
+  ) {
+    return this.prompt(request, signal);
+  };
+const realCompose = terminalApprover.compose;
+if (weaken.has("prompt-reset"))
+  terminalApprover.compose = function (this: unknown, request: GateRequest, rows: number, cols: number) {
+    const text: string = realCompose.call(this, request, rows, cols);
+    return `\r\n${text.slice(text.lastIndexOf("\x1b[H") + 3)}`; // what follows the reset and the clean screen
+  };
+if (weaken.has("prompt-escape"))
+  terminalApprover.compose = function (this: unknown, request: GateRequest) {
+    const changes = (request.changes ?? []).map(
+      (c) => `│          ${c.op} ${c.path}${c.to ? ` → ${c.to}` : ""}`,
+    );
+    const what =
+      request.kind === "fs" ? changes : [`│ ${request.kind}  ${request.command ?? request.summary}`];
+    return [
+      "",
+      `┌ fourwall gate · box ${request.box} · ${request.kind}`,
+      ...what,
+      `└ allow? ${promptKeys(request)} `,
+    ]
+      .join("\n")
+      .replaceAll("\n", "\r\n");
+  };
 const runtime: Runtime = docker
   ? dockerRuntime()
   : vm

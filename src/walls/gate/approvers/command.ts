@@ -1,10 +1,12 @@
 import { spawn } from "node:child_process";
 import type { Approver, ApproverAnswer, GateRequest } from "../types.js";
+import { describeRequest } from "./render.js";
 
 /**
  * The approver command (`--approver '<cmd>'`), for bots and tests: run with /bin/sh -c, it gets
  * the request as one JSON object on stdin and answers by its exit status: 0 = yes, anything else
- * (a crash, a signal, being killed at the timeout) = no. Its output goes to fourwall's stderr so
+ * (a crash, a signal, being killed at the timeout) = no. The JSON carries the raw values and, in
+ * `display`, the title and lines a human should see (every value escaped by `visible`). Its output goes to fourwall's stderr so
  * that a human watching sees what it said.
  */
 export class CommandApprover implements Approver {
@@ -29,7 +31,8 @@ export class CommandApprover implements Approver {
         resolve(code === 0 && !signal.aborted ? "yes" : "no");
       });
       child.stdin.on("error", () => {}); // an approver that does not read its input may still answer
-      child.stdin.end(`${JSON.stringify(request)}\n`);
+      // Raw values for a program; `display` is what a human should be shown (escaped, cut, counted).
+      child.stdin.end(`${JSON.stringify({ ...request, display: describeRequest(request) })}\n`);
     });
   }
 }

@@ -54,20 +54,12 @@ async function answer(id, value) {
   if (!r.ok) alert(await r.text());
 }
 function card(r) {
-  const what = r.kind === "exec" ? (r.command || r.summary) : r.summary;
+  // Only r.display (escaped on the server by render.ts visible(): controls, bidi, zero-width as
+  // visible escapes, long values cut), and only as text nodes (never HTML).
   const c = el("div", { class: "card", "data-id": r.id });
-  c.append(el("div", { class: "meta" }, "box " + r.box + " · " + r.kind + " · via " + r.via + " · " + new Date(r.time).toLocaleTimeString()));
-  c.append(el("div", { class: "what" }, what));
-  if (r.changes && r.changes.length) {
-    // every change is listed (the list scrolls), with a count: nothing is cut off
-    c.append(el("div", { class: "count" }, r.changes.length + " change" + (r.changes.length === 1 ? "" : "s") + (r.listFile ? " (also in " + r.listFile + ")" : "")));
-    const ul = el("ul", { class: "changes" });
-    for (const ch of r.changes) ul.append(el("li", { class: ch.op === "exec" || ch.op === "symlink-out" ? "warn" : "" }, ch.op + " " + ch.path + (ch.to ? " → " + ch.to : "") + (ch.op === "history" && ch.detail ? ": " + ch.detail : ch.detail ? "  (" + ch.detail + ")" : "")));
-    c.append(ul);
-  }
+  c.append(el("div", { class: "meta" }, r.display.title + " · " + new Date(r.time).toLocaleTimeString()));
   const dl = el("dl");
-  dl.append(el("dt", {}, "in"), el("dd", {}, r.cwd));
-  for (const w of r.why) dl.append(el("dt", {}, "why"), el("dd", {}, w));
+  for (const [k, v] of r.display.lines) dl.append(el("dt", {}, k), el("dd", { class: "what" }, v));
   c.append(dl);
   const b = el("div", { class: "buttons" });
   const yes = el("button", { class: "yes" }, "Approve"); yes.onclick = () => answer(r.id, "yes");

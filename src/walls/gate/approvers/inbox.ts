@@ -3,6 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import type { Approver, ApproverAnswer, GateAnswer, GateRequest } from "../types.js";
 import { INBOX_PAGE } from "./inbox-page.js";
+import { describeRequest, visible } from "./render.js";
 
 interface Pending {
   request: GateRequest;
@@ -74,10 +75,14 @@ export class InboxApprover implements Approver {
 
   private snapshot(): string {
     return JSON.stringify({
-      pending: [...this.pending.values()].map((p) => p.request),
+      // The page shows only `display` (escaped by `visible`, put on the page as text nodes).
+      pending: [...this.pending.values()].map((p) => ({
+        ...p.request,
+        display: describeRequest(p.request, Number.MAX_SAFE_INTEGER), // every change, escaped: the page scrolls
+      })),
       decided: this.history.map((h) => ({
         id: h.request.id,
-        summary: h.request.summary,
+        summary: visible(h.request.summary),
         kind: h.request.kind,
         decision: h.answer.decision,
         by: h.answer.by,

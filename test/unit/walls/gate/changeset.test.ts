@@ -92,7 +92,7 @@ describe("change-set kinds (pure)", () => {
     });
     assert.deepEqual(layerLaunchArgs(l, "user").helperArgs, ["--hide", l.parent, "/w", l.dir]);
   });
-  it("the approvers' list: the first 20, then how many more and where every one of them is", () => {
+  it("the approvers' list: what fits in 20 lines, then how many more and where every one of them is", () => {
     const changes = Array.from({ length: 60 }, (_, i) => ({ op: "delete" as const, path: `f${i}` }));
     const request = {
       id: "x",
@@ -108,9 +108,9 @@ describe("change-set kinds (pure)", () => {
       time: "",
     };
     const shown = describeRequest(request).lines.map(([, v]) => v);
-    assert.equal(shown.filter((l) => /^delete\s+f\d+$/.test(l)).length, 20);
+    assert.equal(shown.filter((l) => /^delete\s+f\d+$/.test(l)).length, 19);
     assert.ok(
-      shown.includes("… and 40 more — see /run/fourwall/layers/b-1/changes-asked.txt"),
+      shown.includes("… and 41 more — see /run/fourwall/layers/b-1/changes-asked.txt"),
       shown.join("\n"),
     );
   });
