@@ -21,6 +21,7 @@ import { NamespacesRuntime } from "../../src/runtimes/namespaces.js";
 import type { OciSpec } from "../../src/runtimes/oci.js";
 import type { Runtime } from "../../src/runtimes/runtime.js";
 import { VmRuntime } from "../../src/runtimes/vm.js";
+import { BOX_NET_DIR } from "../../src/walls/egress/index.js";
 import { realHost } from "../../src/walls/filesystem/host-view.js";
 import { PERSISTENCE_PATHS } from "../../src/walls/filesystem/lists.js";
 
@@ -164,7 +165,13 @@ if (onPlan.has("sockets")) {
   // it) but gets the host's entries bound back, sockets included.
   fs.mounts = fs.mounts.filter((m) => !(m.type === "tmpfs" && ["/tmp", "/var/tmp"].includes(m.target)));
   const runAt = fs.mounts.findIndex((m) => m.type === "tmpfs" && m.target === "/run");
-  const hostRun = readdirSync("/run").map((name) => `/run/${name}`);
+  // all but fourwall's own state dir, where the box's proxy socket directory is mounted; gVisor
+  // gets /tmp only (its gofer cannot serve the host's private /run entries: runsc will not start)
+  const hostRun = gvisor
+    ? []
+    : readdirSync("/run")
+        .map((name) => `/run/${name}`)
+        .filter((p) => !isUnder(p, BOX_NET_DIR));
   fs.mounts.splice(
     runAt + 1,
     0,
