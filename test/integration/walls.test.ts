@@ -73,7 +73,9 @@ function inBox(
 }
 
 // Two cells at a time, two boxes in each: the boxes mostly wait (runsc's start, sleeping children).
-describe("the wall catalogue, runtime × launch mode × whole or broken box", { concurrency: 2 }, () => {
+// The whole matrix is one suite: its own timeout, not the per-test one of scripts/test.sh.
+const matrix = { concurrency: 2, timeout: 30 * 60_000 };
+describe("the wall catalogue, runtime × launch mode × whole or broken box", matrix, () => {
   for (const { runtime, skip, timeoutMs } of RUNTIMES)
     for (const mode of MODES) {
       const cell: Cell = { runtime, mode };
