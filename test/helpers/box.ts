@@ -12,12 +12,38 @@ import {
 } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { pathToFileURL } from "node:url";
+import { buildSync } from "esbuild";
 
 export const ROOT = path.resolve(import.meta.dirname, "../..");
 export const FOURWALL = path.join(ROOT, "bin", "fourwall.js");
 export const WEAK_BOX = path.join(ROOT, "test", "helpers", "weak-box.ts");
-const TSX_LOADER = pathToFileURL(path.join(ROOT, "node_modules", "tsx", "dist", "loader.mjs")).href;
+
+let weakBundle: string | undefined;
+/**
+ * weak-box.ts bundled once per test process, as scripts/build.mjs bundles the CLI: a broken box then
+ * starts as fast as `fourwall run` instead of transpiling src/ through tsx on every launch (seconds
+ * per box on a loaded machine). It lives under the repository, where node_modules resolves.
+ */
+function weakBoxBundle(): string {
+  if (weakBundle) return weakBundle;
+  const dir = path.join(ROOT, "test-output");
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  const out = path.join(dir, `weak-box-${process.pid}.mjs`);
+  buildSync({
+    entryPoints: [WEAK_BOX],
+    outfile: out,
+    bundle: true,
+    platform: "node",
+    target: "node20",
+    format: "esm",
+    packages: "external",
+    logLevel: "warning",
+  });
+  chmodSync(out, 0o644);
+  process.on("exit", () => rmSync(out, { force: true }));
+  weakBundle = out;
+  return out;
+}
 
 /** The two ways fourwall is launched: as root (CI, servers) and as an ordinary user (laptops). */
 export type Mode = "root" | "user";
@@ -142,7 +168,7 @@ export function runInBox(
   options: {
     weaken?: string[];
     /** The broken box's runtime (weak-box.ts --runtime). */
-    weakRuntime?: "docker";
+    weakRuntime?: "docker" | "gvisor";
     /** More weak-box.ts options (e.g. --image TAG). */
     weakFlags?: string[];
     flags?: string[];
@@ -153,7 +179,7 @@ export function runInBox(
 ): Promise<Result> {
   const entry = options.weaken
     ? [
-        ...[process.execPath, "--import", TSX_LOADER, WEAK_BOX, "--weaken", options.weaken.join(",")],
+        ...[process.execPath, weakBoxBundle(), "--weaken", options.weaken.join(",")],
         ...(options.weakRuntime ? ["--runtime", options.weakRuntime] : []),
         ...(options.weakFlags ?? []),
         "--",

@@ -3,7 +3,8 @@
  * removes the named protections. Each security test runs against it to show that it catches the
  * hole. Usage: weak-box.ts --weaken a,b [-w DIR] [--runtime docker [--image TAG]] [--approver CMD] -- command...
  * With --runtime docker the weakenings are made on the `docker run` arguments (DOCKER_WEAKENINGS);
- * with --runtime vm on the plan and on the guest's bwrap arguments (the QEMU box around it stays whole).
+ * with --runtime vm on the plan and on the guest's bwrap arguments (the QEMU box around it stays whole);
+ * with --runtime gvisor on the plan (which becomes the OCI bundle) and on the OCI spec (GVISOR_WEAKENINGS).
  */
 import { readdirSync } from "node:fs";
 import os from "node:os";
@@ -15,9 +16,12 @@ import type { BoxPlan } from "../../src/plan/plan.js";
 import { planBox } from "../../src/plan/plan.js";
 import { loadPolicy } from "../../src/policy/load.js";
 import { DockerRuntime } from "../../src/runtimes/docker.js";
+import { GvisorRuntime } from "../../src/runtimes/gvisor.js";
 import { NamespacesRuntime } from "../../src/runtimes/namespaces.js";
+import type { OciSpec } from "../../src/runtimes/oci.js";
 import type { Runtime } from "../../src/runtimes/runtime.js";
 import { VmRuntime } from "../../src/runtimes/vm.js";
+import { BOX_NET_DIR } from "../../src/walls/egress/index.js";
 import { realHost } from "../../src/walls/filesystem/host-view.js";
 import { PERSISTENCE_PATHS } from "../../src/walls/filesystem/lists.js";
 import { promptKeys, TerminalApprover } from "../../src/walls/gate/index.js";
@@ -91,15 +95,55 @@ const DOCKER_WEAKENINGS: Partial<Record<Weakening, (args: string[]) => string[]>
   },
 };
 
+const ALL_CAPS = [
+  "CAP_SYS_ADMIN",
+  "CAP_DAC_OVERRIDE",
+  "CAP_DAC_READ_SEARCH",
+  "CAP_NET_ADMIN",
+  "CAP_SYS_PTRACE",
+];
+/**
+ * What a broken gVisor box lacks beyond the plan: one change of the OCI spec each. The plan's own
+ * weakenings (secrets, home-writable, sockets, env, ...) reach gVisor through the bundle made from
+ * it. runsc's flags (--network=none) are not in the spec: no "net" variant; gVisor serves its own
+ * /proc whatever the bundle says: no "proc" variant.
+ */
+const GVISOR_SPEC_WEAKENINGS: Partial<Record<Weakening, (spec: OciSpec) => void>> = {
+  seccomp: (spec) => {
+    spec.linux.seccomp.syscalls = []; // default allow, nothing denied
+  },
+  // every box process holds the powerful capabilities inside gVisor's kernel
+  caps: (spec) => {
+    spec.process.capabilities = {
+      bounding: ALL_CAPS,
+      effective: ALL_CAPS,
+      inheritable: ALL_CAPS,
+      permitted: ALL_CAPS,
+      ambient: ALL_CAPS,
+    };
+  },
+};
+/** The plan's weakenings that gVisor's bundle carries over as they are. */
+const GVISOR_PLAN_ONLY: Weakening[] = [
+  ...["secrets", "home-writable", "sockets", "persistence", "identity"],
+  ...["rlimits", "cgroup", "env", "hosts-leak"],
+] as Weakening[];
+
 const docker = optValue("--runtime") === "docker";
 const vm = optValue("--runtime") === "vm";
+const gvisor = optValue("--runtime") === "gvisor";
 if (docker)
   for (const w of weaken)
     if (!DOCKER_WEAKENINGS[w]) throw new Error(`no docker variant of the weakening ${w}`);
+if (gvisor)
+  for (const w of weaken)
+    if (!GVISOR_SPEC_WEAKENINGS[w] && !GVISOR_PLAN_ONLY.includes(w))
+      throw new Error(`no gvisor variant of the weakening ${w}`);
 const cwd = process.cwd();
 const { policy, egress } = loadPolicy({ file: optValue("--policy"), cwd });
 if (docker) policy.isolation.runtime = "docker"; // as -r docker does (the gate then knows there is no copy-on-write layer)
 if (vm) policy.isolation.runtime = "vm";
+if (gvisor) policy.isolation.runtime = "gvisor";
 const home = os.homedir();
 const plan: BoxPlan = planBox(policy, {
   command,
@@ -121,15 +165,26 @@ if (onPlan.has("secrets")) {
   // the whole host home: no sanitised copy of its git config either
   fs.mounts = fs.mounts.filter((m) => m.type !== "file" || !isUnder(m.target, home));
 }
-if (onPlan.has("home-writable"))
-  fs.mounts.push({ type: "bind", source: home, target: home, writable: true, why: "weak" });
+if (onPlan.has("home-writable")) {
+  // the real home, writable, in place of the private one and everything mounted inside it: what a
+  // whole-home bind on top shows, in an order every runtime accepts (runsc wants parents first)
+  const homeAt = fs.mounts.findIndex((m) => isUnder(m.target, home));
+  fs.mounts = fs.mounts.filter((m) => !isUnder(m.target, home));
+  fs.mounts.splice(homeAt, 0, { type: "bind", source: home, target: home, writable: true, why: "weak" });
+}
 if (onPlan.has("proc")) fs.mounts = fs.mounts.filter((m) => m.type !== "proc");
 if (onPlan.has("sockets")) {
   // /tmp and /var/tmp straight from the host; /run stays a tmpfs (the proxy socket is mounted in
   // it) but gets the host's entries bound back, sockets included.
   fs.mounts = fs.mounts.filter((m) => !(m.type === "tmpfs" && ["/tmp", "/var/tmp"].includes(m.target)));
   const runAt = fs.mounts.findIndex((m) => m.type === "tmpfs" && m.target === "/run");
-  const hostRun = readdirSync("/run").map((name) => `/run/${name}`);
+  // all but fourwall's own state dir, where the box's proxy socket directory is mounted; gVisor
+  // gets /tmp only (its gofer cannot serve the host's private /run entries: runsc will not start)
+  const hostRun = gvisor
+    ? []
+    : readdirSync("/run")
+        .map((name) => `/run/${name}`)
+        .filter((p) => !isUnder(p, BOX_NET_DIR));
   fs.mounts.splice(
     runAt + 1,
     0,
@@ -165,7 +220,9 @@ if (onPlan.has("repo-view"))
         realHost.kind(path.join(m.target, ".git")) !== "missing"
       ),
   );
-if (onPlan.has("identity") || onPlan.has("caps")) plan.identity = { mode: "user", uid: 0, gid: 0 };
+// gVisor's "caps" is the spec's (its runsc stays the box uid's)
+if (onPlan.has("identity") || (onPlan.has("caps") && !gvisor))
+  plan.identity = { mode: "user", uid: 0, gid: 0 };
 if (onPlan.has("rlimits")) plan.rlimits = [];
 if (onPlan.has("cgroup")) plan.boxLimits = { memoryBytes: 64 * 1024 ** 3, pids: 1_000_000 };
 if (onPlan.has("env")) plan.env = { ...(process.env as Record<string, string>), ...plan.env };
@@ -241,11 +298,20 @@ if (weaken.has("prompt-escape"))
       .join("\n")
       .replaceAll("\n", "\r\n");
   };
+const gvisorRuntime = () =>
+  new GvisorRuntime({
+    transformSpec: (spec) => {
+      for (const w of weaken) GVISOR_SPEC_WEAKENINGS[w]?.(spec);
+      return spec;
+    },
+  });
 const runtime: Runtime = docker
   ? dockerRuntime()
-  : vm
-    ? new VmRuntime({ transformArgs: weakenBwrap })
-    : new NamespacesRuntime({ transformArgs: weakenBwrap });
+  : gvisor
+    ? gvisorRuntime()
+    : vm
+      ? new VmRuntime({ transformArgs: weakenBwrap })
+      : new NamespacesRuntime({ transformArgs: weakenBwrap });
 // --approver CMD: the gate's approver, as `fourwall run --approver` (no terminal is asked)
 const approver = optValue("--approver");
 process.exitCode = await superviseBox(plan, runtime, {

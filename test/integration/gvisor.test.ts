@@ -1,34 +1,26 @@
 /**
- * `--runtime gvisor`, attacked from inside a real gVisor box, for both ways fourwall is launched:
- * the isolation, filesystem and egress walls of walls.test.ts and egress-box.test.ts, what gVisor
- * itself adds (its own kernel), and the box's life (exit status, stdio, terminal, signals,
- * nothing left after SIGKILL). Skipped, with the reason, where runsc is not installed.
- * A few checks also run against a deliberately broken gVisor box (the same bundle with one
- * protection removed) to show they see the hole under this runtime too.
+ * `--runtime gvisor` beyond the wall catalogue (whose isolation and filesystem checks, gVisor's own
+ * kernel and seccomp leftovers included, run on gVisor in walls.test.ts's matrix): the egress wall
+ * through runsc's --network=none, and the box's life under runsc (exit status, stdio, terminal,
+ * signals, runsc's processes and what is left after SIGKILL), for both ways fourwall is launched.
+ * Skipped, with the reason, where runsc is not installed.
  */
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { pathToFileURL } from "node:url";
 import { which } from "../../src/core/paths.js";
 import {
   checkSigtermForwarded,
-  type Fixture,
   fourwallArgv,
   MODES,
-  type Mode,
   makeFixture,
-  type Result,
-  ROOT,
   runDirs,
   runInBox,
-  SECRET,
   sh,
   USER_UID,
-  userArgs,
   waitFor,
 } from "../helpers/box.js";
 import { type HostCanaries, startHostCanaries } from "../helpers/host-canaries.js";
@@ -51,333 +43,19 @@ function processesWith(needle: string): { pid: number; uid: number; cmd: string 
   }
   return out;
 }
-// --- a deliberately broken gVisor box: the same plan and bundle, one protection removed
 
-const TSX_LOADER = pathToFileURL(path.join(ROOT, "node_modules", "tsx", "dist", "loader.mjs")).href;
-const WEAK_GVISOR = `
-import os from "node:os";
-import { planBox } from ${JSON.stringify(pathToFileURL(path.join(ROOT, "src/plan/plan.ts")).href)};
-import { superviseBox } from ${JSON.stringify(pathToFileURL(path.join(ROOT, "src/box/supervisor.ts")).href)};
-import { loadPolicy } from ${JSON.stringify(pathToFileURL(path.join(ROOT, "src/policy/load.ts")).href)};
-import { AuditLog } from ${JSON.stringify(pathToFileURL(path.join(ROOT, "src/audit/log.ts")).href)};
-import { GvisorRuntime } from ${JSON.stringify(pathToFileURL(path.join(ROOT, "src/runtimes/gvisor.ts")).href)};
-import { realHost } from ${JSON.stringify(pathToFileURL(path.join(ROOT, "src/walls/filesystem/host.ts")).href)};
-const [weaken, ...command] = process.argv.slice(1);
-const { policy, egress } = loadPolicy({ cwd: process.cwd() });
-const plan = planBox(policy, { command, workdir: process.cwd(), home: os.homedir(), hostUid: process.getuid(), hostGid: process.getgid(),
-  hostEnv: process.env, host: realHost, egress });
-const ALL = ["CAP_SYS_ADMIN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_NET_ADMIN", "CAP_SYS_PTRACE"];
-const runtime = new GvisorRuntime({ transformSpec: (spec) => {
-  if (weaken === "seccomp") spec.linux.seccomp.syscalls = [];
-  if (weaken === "secrets") spec.mounts = spec.mounts.filter((m) => !(m.source.endsWith("/empty") || (m.type === "tmpfs" && m.options.includes("ro"))));
-  if (weaken === "caps") spec.process.capabilities = { bounding: ALL, effective: ALL, inheritable: ALL, permitted: ALL, ambient: ALL };
-  return spec;
-} });
-process.exitCode = await superviseBox(plan, runtime, { audit: new AuditLog(undefined) });
-`;
-
-function weakGvisor(fx: Fixture, weaken: string, script: string): Promise<Result> {
-  const argv = [
-    ...userArgs(fx.mode),
-    process.execPath,
-    "--import",
-    TSX_LOADER,
-    "--input-type=module",
-    "-e",
-    WEAK_GVISOR,
-    "--",
-    weaken,
-    "/bin/sh",
-    "-c",
-    script,
-  ];
-  return new Promise((resolve) => {
-    const child = spawn(argv[0]!, argv.slice(1), {
-      cwd: fx.workdir,
-      env: { ...fx.env, NODE_PATH: path.join(ROOT, "node_modules") },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
-    const timer = setTimeout(() => child.kill("SIGKILL"), 40_000);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-// --- host-side canaries the box must not reach
+// --- the allowlisted origin of the egress checks, on the host's loopback
 
 let canaries: HostCanaries;
-let loopbackPort = 0;
 let originPort = 0;
-let socketPaths: string[] = [];
 before(async () => {
   if (skip) return;
   canaries = await startHostCanaries("gv");
-  ({ loopbackPort, originPort, socketPaths } = canaries);
+  ({ originPort } = canaries);
 });
 after(() => canaries?.close());
 
-interface Check {
-  name: string;
-  script: (fx: Fixture) => string;
-  hole: (r: Result, fx: Fixture) => string | undefined;
-  prepare?: (fx: Fixture) => void;
-  /** The broken gVisor box the check must catch (see WEAK_GVISOR), where there is one. */
-  weaken?: "seccomp" | "secrets" | "caps";
-  onlyIn?: { mode: Mode; why: string };
-}
-
-const leaks = (r: Result) => (r.stdout.includes(SECRET) ? "a planted secret was read" : undefined);
-
-const checks: Check[] = [
-  {
-    name: "runs on gVisor's kernel, not the host's (uname, /proc/version; dmesg is refused like on the host)",
-    script: () => "uname -a; cat /proc/version; dmesg 2>&1 | head -3",
-    hole: (r) => {
-      if (r.stdout.includes(os.release())) return `sees the host kernel ${os.release()}`;
-      // gVisor's fixed kernel identity; syslog(2) is denied by fourwall's seccomp rules
-      if (!r.stdout.includes("Linux version 4.4.0 #1 SMP Sun Jan 10 15:06:54 PST 2016"))
-        return "not gVisor's /proc/version";
-      return /Operation not permitted/.test(r.stdout) ? undefined : "dmesg was readable";
-    },
-  },
-  {
-    name: "cannot write to ~/.ssh",
-    script: () => "echo pwn > ~/.ssh/pwn; mkdir -p ~/.ssh; echo pwn > ~/.ssh/authorized_keys",
-    hole: (_r, fx) =>
-      existsSync(path.join(fx.home, ".ssh/pwn")) || existsSync(path.join(fx.home, ".ssh/authorized_keys"))
-        ? "a file appeared in the host's ~/.ssh"
-        : undefined,
-  },
-  {
-    name: "cannot read planted secrets (~/.ssh, ~/.aws, ~/.config/gcloud, ~/.netrc, .env)",
-    script: () =>
-      "cat ~/.ssh/id_* ~/.aws/credentials ~/.config/gcloud/credentials.db ~/.netrc .env 2>&1; echo ~/.* ~/.ssh/*",
-    hole: leaks,
-    weaken: "secrets",
-  },
-  {
-    name: "gets no secret variables from the host environment",
-    script: () => "env",
-    hole: (r) =>
-      r.stdout.includes(SECRET) || r.stdout.includes("SSH_AUTH_SOCK")
-        ? "a host secret variable passed"
-        : undefined,
-  },
-  {
-    name: "cannot change or delete files outside the workdir",
-    script: (fx) =>
-      `echo changed > ${fx.outside}; rm -f ${fx.outside} ~/.bashrc; echo x > /etc/fourwall-gv-pwn; echo x > /usr/fourwall-gv-pwn`,
-    hole: (_r, fx) =>
-      !existsSync(fx.outside) ||
-      readFileSync(fx.outside, "utf8") !== "outside the workdir\n" ||
-      existsSync("/etc/fourwall-gv-pwn") ||
-      existsSync("/usr/fourwall-gv-pwn")
-        ? "a host file outside the workdir changed"
-        : undefined,
-  },
-  {
-    name: "cannot write through a symlink leading out of the workdir",
-    script: () => "ln -sf ~/.bashrc link && echo evil >> link; ln -sf ~/.ssh/id_ed25519 key && cat key",
-    hole: (r, fx) =>
-      leaks(r) ??
-      (readFileSync(path.join(fx.home, ".bashrc"), "utf8").includes("evil")
-        ? "wrote ~/.bashrc through a symlink"
-        : undefined),
-  },
-  {
-    name: "cannot reach the host through /proc/<pid>/root or cwd",
-    script: (fx) =>
-      `for p in /proc/*/root /proc/*/cwd; do cat $p${fx.home}/.ssh/id_ed25519 2>/dev/null; done; cat /proc/1/root${fx.home}/.ssh/id_ed25519 2>&1`,
-    hole: leaks,
-  },
-  {
-    name: "cannot plant git hooks, git config, MCP servers or editor tasks",
-    script: () =>
-      "mkdir -p .git/hooks; echo evil > .git/hooks/pre-commit; echo '[core] hooksPath=/tmp' >> .git/config; " +
-      `echo '{"mcpServers":{"x":{"command":"sh"}}}' > .mcp.json; mkdir -p .vscode; echo '{}' > .vscode/tasks.json; echo evil > .envrc`,
-    hole: (_r, fx) => {
-      const w = (p: string) => path.join(fx.workdir, p);
-      if (existsSync(w(".git/hooks/pre-commit"))) return "created .git/hooks/pre-commit";
-      if (readFileSync(w(".git/config"), "utf8").includes("hooksPath")) return "changed .git/config";
-      if (existsSync(w(".mcp.json")) || existsSync(w(".vscode")) || existsSync(w(".envrc")))
-        return "created a persistence file";
-      return undefined;
-    },
-  },
-  {
-    name: "has no capabilities, no_new_privs and a seccomp filter",
-    // gVisor's /proc/self/status has no NoNewPrivs line: ask prctl(PR_GET_NO_NEW_PRIVS).
-    script: () =>
-      "grep -E '^(CapEff|Seccomp):' /proc/self/status; python3 -c 'import ctypes; print(\"NoNewPrivs:\", ctypes.CDLL(None).prctl(39, 0, 0, 0, 0))'",
-    hole: (r) => {
-      if (!/CapEff:\s*0+\n/.test(r.stdout)) return "capabilities held";
-      if (!/NoNewPrivs:\s*1/.test(r.stdout)) return "no_new_privs off";
-      if (!/Seccomp:\s*2/.test(r.stdout)) return "no seccomp filter";
-      return undefined;
-    },
-    weaken: "caps",
-  },
-  {
-    name: "root-only host files stay unreadable",
-    script: () => "head -c 64 /etc/shadow && echo READ-SHADOW",
-    hole: (r) => (r.stdout.includes("READ-SHADOW") ? "read /etc/shadow" : undefined),
-  },
-  {
-    name: "cannot see host processes",
-    script: () => "cat /proc/1/comm; echo /proc/[0-9]* | wc -w",
-    hole: (r) => {
-      const [comm, count] = r.stdout.trim().split("\n");
-      return Number(count) > 10 || comm === "systemd" || comm === "init"
-        ? `sees host processes (pid 1 is ${comm}, ${count} pids)`
-        : undefined;
-    },
-  },
-  {
-    name: "cannot make new namespaces (unshare, user namespaces)",
-    script: () => "unshare -U true && echo UNSHARED; unshare -r -n true && echo UNSHARED",
-    hole: (r) => (r.stdout.includes("UNSHARED") ? "created a namespace" : undefined),
-    weaken: "seccomp",
-  },
-  {
-    name: "the seccomp rules left to gVisor's kernel hold (clone3, personality, x32), threads still work",
-    script: () => `/usr/bin/python3 -c '
-import ctypes, os, socket, threading
-libc = ctypes.CDLL(None, use_errno=True); libc.syscall.restype = ctypes.c_long
-def sc(nr, *a):
-    r = libc.syscall(nr, *[ctypes.c_long(x) for x in a]); return 0 if r >= 0 else ctypes.get_errno()
-print("clone3", sc(435, 0, 0))
-print("personality", sc(135, 0x40000), sc(135, 0x400000))
-print("x32", sc(0x40000000 | 39))
-try:
-    socket.socket(16, 3, 15); print("uevent allowed")
-except OSError as e: print("uevent", e.errno)
-t = threading.Thread(target=lambda: print("thread ran")); t.start(); t.join()
-'`,
-    hole: (r) => {
-      if (!/clone3 38\b/.test(r.stdout)) return "clone3 did not fail with ENOSYS";
-      if (!/personality [1-9]\d* [1-9]\d*/.test(r.stdout)) return "a persona was set";
-      if (!/x32 38\b/.test(r.stdout)) return "x32 syscalls served";
-      if (!/uevent 1\b/.test(r.stdout))
-        return "the OCI profile is not in force (netlink uevent socket allowed)";
-      if (!r.stdout.includes("thread ran")) return "threads broken";
-      return undefined;
-    },
-  },
-  {
-    name: "cannot reach host unix sockets (/run, /tmp)",
-    script: () => `/usr/bin/python3 -c '
-import socket
-for p in ${JSON.stringify(socketPaths)}:
-    s = socket.socket(socket.AF_UNIX)
-    try:
-        s.connect(p); print("CONNECTED", p)
-    except OSError as e:
-        print("refused", p, e.errno)
-'`,
-    hole: (r) =>
-      r.stdout.includes("CONNECTED")
-        ? "connected to a host socket"
-        : r.stdout.includes("refused")
-          ? undefined
-          : `no answer: ${r.stderr}`,
-  },
-  {
-    name: "cannot reach the host's loopback services",
-    script: () =>
-      `curl -s -m 3 --noproxy '*' http://127.0.0.1:${loopbackPort}/ ; echo; ip -o link | grep -vc ' lo:'`,
-    hole: (r) => (r.stdout.includes("loopback-canary") ? "reached a host loopback service" : undefined),
-  },
-  {
-    name: "a fork bomb is bounded by the box's pids limit",
-    prepare: (fx) =>
-      writeFileSync(path.join(fx.workdir, "fourwall.yaml"), "isolation:\n  limits:\n    pids: 64\n"),
-    script: () => `/usr/bin/python3 -c '
-import os, time
-n = 0
-for i in range(300):
-    try:
-        pid = os.fork()
-    except OSError:
-        break
-    if pid == 0:
-        time.sleep(2); os._exit(0)
-    n += 1
-print("forked", n)
-'`,
-    hole: (r) => {
-      const n = Number(/forked (\d+)/.exec(r.stdout)?.[1] ?? "NaN");
-      return !(n < 100) ? `forked ${n} processes past a limit of 64\n${r.stderr}` : undefined;
-    },
-  },
-  {
-    name: "memory across many processes, tmpfs included, is capped for the whole box (cgroup)",
-    onlyIn: {
-      mode: "root",
-      why: "an unprivileged launcher gets no cgroup on this host (no delegation), and this runsc ignores tmpfs size=",
-    },
-    prepare: (fx) =>
-      writeFileSync(path.join(fx.workdir, "fourwall.yaml"), "isolation:\n  limits:\n    memory: 300MiB\n"),
-    script: () =>
-      'head -c 200000000 /dev/zero > /tmp/fill && echo filled-tmp; for i in 1 2; do /usr/bin/python3 -c \'import time; b = b"x" * (200 << 20); time.sleep(1.5); print("held")\' & done; wait',
-    hole: (r) => {
-      const held = (r.stdout.match(/held/g) ?? []).length;
-      return r.stdout.includes("filled-tmp") && held === 2 ? "600 MB held under a 300 MiB cap" : undefined;
-    },
-  },
-];
-
 for (const mode of MODES) {
-  describe(`gvisor: walls hold (${mode === "root" ? "launched as root" : `launched as uid ${USER_UID}`})`, {
-    skip,
-    concurrency: 2,
-  }, () => {
-    for (const check of checks) {
-      if (check.onlyIn && check.onlyIn.mode !== mode) {
-        it(check.name, (t) => t.skip(check.onlyIn!.why));
-        continue;
-      }
-      it(check.name, async () => {
-        const fx = makeFixture(mode);
-        check.prepare?.(fx);
-        const r = await sh(fx, check.script(fx), G);
-        assert.equal(r.stderr.includes("fourwall: the"), false, `fourwall failed: ${r.stderr}`);
-        assert.equal(check.hole(r, fx), undefined, `${check.name}\n${r.stdout}\n${r.stderr}`);
-      });
-      if (check.weaken) {
-        const weaken = check.weaken;
-        it(`${check.name} — the check sees the hole in a gVisor box without ${weaken}`, async () => {
-          const fx = makeFixture(mode);
-          check.prepare?.(fx);
-          const r = await weakGvisor(fx, weaken, check.script(fx));
-          assert.notEqual(
-            check.hole(r, fx),
-            undefined,
-            `the broken box was not caught\n${r.stdout}\n${r.stderr}`,
-          );
-        });
-      }
-    }
-
-    it("writes in the workdir land on the host, owned by the workdir's owner", async () => {
-      const fx = makeFixture(mode);
-      const r = await sh(
-        fx,
-        "echo made-in-box > out.txt && mkdir -p sub && echo y > sub/f && cat out.txt",
-        G,
-      );
-      assert.equal(r.code, 0, r.stderr);
-      assert.equal(readFileSync(path.join(fx.workdir, "out.txt"), "utf8"), "made-in-box\n");
-      assert.equal(statSync(path.join(fx.workdir, "out.txt")).uid, mode === "root" ? 0 : USER_UID);
-      assert.equal(statSync(path.join(fx.workdir, "sub", "f")).uid, mode === "root" ? 0 : USER_UID);
-    });
-  });
-
   describe(`gvisor: egress wall (${mode})`, { skip, concurrency: 2 }, () => {
     const flags = () => [
       ...G.flags,
