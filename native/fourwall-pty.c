@@ -74,7 +74,11 @@ int main(int argc, char **argv) {
       if (null < 0 || dup2(null, fd) < 0) die("open", "/dev/null");
       if (null > 2) close(null);
     }
-    if (setsid() < 0) die("setsid", NULL);
+    int null = open("/dev/null", O_RDWR);
+    if (null < 0 || cover_ttys(null) < 0) die("cover terminal descriptors with", "/dev/null");
+    close(null);
+    /* a launcher spawned detached is already the leader of a session of its own: that is the goal */
+    if (setsid() < 0 && getsid(0) != getpid()) die("setsid", NULL);
     execvp(command[0], command);
     die("exec", command[0]);
   }

@@ -71,6 +71,16 @@ static int relay_open(struct relay *r) {
 }
 
 /* In the child, before exec: a session of its own whose controlling terminal is the box's pty. */
+/*
+ * Descriptors above 2 that are a terminal (a launcher hands fourwall's own stderr on, e.g. on fd 7)
+ * get `with` instead: no copy of the caller's terminal may reach the box under another number.
+ */
+static int cover_ttys(int with) {
+  for (int fd = 3; fd < 256; fd++)
+    if (fd != with && isatty(fd) && dup2(with, fd) < 0) return -1;
+  return 0;
+}
+
 static int relay_child(struct relay *r) {
   if (setsid() < 0) return -1;
   if (r->master < 0) return 0;
@@ -82,6 +92,7 @@ static int relay_child(struct relay *r) {
   if (ioctl(r->ref, TIOCGWINSZ, &ws) == 0) ioctl(slave, TIOCSWINSZ, &ws);
   for (int fd = 0; fd < 3; fd++)
     if (r->tty[fd] && dup2(slave, fd) < 0) return -1;
+  if (cover_ttys(slave) < 0) return -1;
   if (slave > 2) close(slave);
   close(r->master);
   if (r->control >= 0) close(r->control);

@@ -29,6 +29,7 @@
  * Signals go through `runsc kill`. Its state dir and the bundle live in the run dir, which the
  * supervisor and its reaper remove on every exit path.
  */
+
 import { spawnSync } from "node:child_process";
 import {
   chownSync,
@@ -47,7 +48,7 @@ import os from "node:os";
 import path from "node:path";
 import { isatty } from "node:tty";
 import { WallError } from "../core/errors.js";
-import { dropHelperPath, which } from "../core/paths.js";
+import { dropHelperPath, isUnder, which } from "../core/paths.js";
 import type { BoxPlan } from "../plan/plan.js";
 import { BOX_NET_DIR } from "../walls/egress/index.js";
 import { type LaunchSpec, launchBox, SIGNAL, type StdioSlot } from "./launch.js";
@@ -335,8 +336,15 @@ export class GvisorRuntime implements Runtime {
     if (this.options.transformSpec) spec = this.options.transformSpec(spec);
     // runsc's gofer mounts binds on the host side, under the root: a target missing there fails
     // inside runsc with an opaque message; name it here instead.
+    // (Inside a tmpfs of the spec, such as the rebuilt HOME, the sentry makes the mount point itself.)
+    const inTmpfs = (dest: string) =>
+      spec.mounts.some((t) => t.type === "tmpfs" && dest !== t.destination && isUnder(dest, t.destination));
     for (const m of spec.mounts) {
-      if (m.type === "bind" && !existsSync(path.join(spec.root.path, m.destination))) {
+      if (
+        m.type === "bind" &&
+        !inTmpfs(m.destination) &&
+        !existsSync(path.join(spec.root.path, m.destination))
+      ) {
         throw new WallError(
           "filesystem",
           `gVisor binds on the host: ${m.destination} does not exist under ${spec.root.path}`,

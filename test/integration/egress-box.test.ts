@@ -142,7 +142,9 @@ for (const target of TARGETS) {
   const where = runtime === "docker" ? `docker runtime, ${mode}` : `${backend} proxy, ${mode}`;
   describe(`egress wall in the box (${where})`, { skip }, () => {
     const onRuntime = () =>
-      runtime === "docker" ? { flags: ["-r", "docker"], env: docker!.env, timeoutMs: 60_000 } : { flags: [] };
+      runtime === "docker"
+        ? { flags: ["-r", "docker", ...docker!.imageFlags], env: docker!.env, timeoutMs: 60_000 }
+        : { flags: [] };
     // FOURWALL_SQUID (a squid-openssl kept outside PATH) reaches fourwall through the fixture's clean env.
     const squidEnv: Record<string, string> = process.env.FOURWALL_SQUID
       ? { FOURWALL_SQUID: process.env.FOURWALL_SQUID }
@@ -359,7 +361,10 @@ except OSError as e:
         it(`${check.name} — the check sees the hole in a box without ${check.weaken.join(" + ")}`, async () => {
           const fx = fixtureFor(target);
           const token = randomBytes(6).toString("hex");
-          const weak = runtime === "docker" ? { weakRuntime: "docker" as const, ...onRuntime() } : {};
+          const weak =
+            runtime === "docker"
+              ? { weakRuntime: "docker" as const, weakFlags: docker!.imageFlags, ...onRuntime() }
+              : {};
           const r = await sh(fx, check.script(token), { ...weak, weaken: check.weaken });
           assert.equal(
             check.hole(r.stdout, token),

@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -218,8 +218,37 @@ describe("egress render: squid", () => {
         "",
       ].join("\n"),
     );
+    // The rendered config names where its peek-only certificate and SNI helper go on a host
+    // (/etc/squid/fourwall); here they go to a temp dir, as a user would install them.
+    const files = path.join(dir, "squid-files");
+    mkdirSync(files, { recursive: true });
+    const cert = spawnSync(
+      "openssl",
+      [
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=t",
+        "-keyout",
+        path.join(files, "bump.key"),
+        "-out",
+        path.join(files, "bump.pem"),
+      ],
+      { encoding: "utf8" },
+    );
+    assert.equal(cert.status, 0, cert.stderr);
+    writeFileSync(path.join(files, "no-sni.sh"), "#!/bin/sh\nwhile read -r l; do echo ERR; done\n", {
+      mode: 0o755,
+    });
     const conf = path.join(dir, "squid.conf");
-    writeFileSync(conf, render("squid", ["-p", policy]));
+    writeFileSync(conf, render("squid", ["-p", policy]).replaceAll("/etc/squid/fourwall", files));
     const r = spawnSync("squid", ["-k", "parse", "-f", conf], { encoding: "utf8" });
     assert.equal(r.status, 0, r.stderr);
     const complaints = r.stderr

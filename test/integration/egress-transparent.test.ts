@@ -82,11 +82,18 @@ for (const backend of BACKENDS) {
             flags: ["--audit", audit],
           },
         );
-        assert.match(r.stdout, /^outside-host 80 \/transparent$/m, r.stderr);
         assert.match(
           r.stderr,
           /transparent egress: \*\.wild\.test: a hosts file cannot list every subdomain/,
         );
+        if (backend === "squid") {
+          // squid cannot check the Host of plain HTTP inside a tunnel, so it refuses it (its stated
+          // limit, THREAT-MODEL): captured port-80 traffic reaches squid as a tunnel and stops there.
+          assert.doesNotMatch(r.stdout, /outside-host/);
+          assert.match(r.stderr, /outside\.test:80 \(tunnel-not-tls\)/);
+          return;
+        }
+        assert.match(r.stdout, /^outside-host 80 \/transparent$/m, r.stderr);
         const events = readAudit(audit);
         assert.ok(
           events.some(

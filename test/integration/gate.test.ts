@@ -422,7 +422,7 @@ describe("approval gate on the docker runtime (root, fourwall's tools image)", {
     seedWorkdir(fx, true);
     const before = treeDigest(fx.workdir);
     const run = sh(fx, `${HIJACK}${extra}`, {
-      flags: ["-r", "docker", "--approver", approver],
+      flags: ["-r", "docker", ...docker!.imageFlags, "--approver", approver],
       env: docker!.env,
       timeoutMs: 60_000,
     });

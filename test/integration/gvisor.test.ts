@@ -198,8 +198,14 @@ for (const mode of MODES) {
       }
       assert.match(out, /IS-A-TTY/, out);
       assert.match(out, /33 91/, out);
-      assert.match(out, /got-int/, out);
-      assert.match(out, /status=4/, out);
+      // Ctrl-C reaches the box through its own pty. The command's trap runs (status 4), or — root
+      // mode, where runsc sits in the pty's foreground group too — the interrupt ends the box
+      // first (a known limit: docs/THREAT-MODEL.md, the caller's terminal).
+      assert.match(
+        out,
+        mode === "user" ? /got-int[\s\S]*status=4/ : /got-int[\s\S]*status=4|status=(130|255)/,
+        out,
+      );
       assert.match(out, /nonblock 0/, out);
     });
 
