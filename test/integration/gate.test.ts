@@ -159,6 +159,30 @@ for (const mode of MODES) {
       assert.equal(lstatSync(path.join(fx.workdir, "fresh.txt")).uid, lstatSync(fx.workdir).uid);
     });
 
+    it("a new git repository anywhere in the workdir is held: refused, its hooks never reach the host; without the gate they would", async () => {
+      const plant =
+        "git init -q lib/sub && printf '#!/bin/sh\\ntouch pwned\\n' > lib/sub/.git/hooks/post-checkout && " +
+        "git -C lib/sub config core.fsmonitor 'touch pwned' && echo 'gitdir: /tmp/x' > .gitdir-probe && mkdir -p wt && cp .gitdir-probe wt/.git && echo ok";
+      const held = makeFixture(mode);
+      const r = await sh(held, plant, { flags: ["--approver", "exit 1"], timeoutMs: 60_000 });
+      assert.match(r.stdout, /ok/, r.stderr);
+      assert.equal(existsSync(path.join(held.workdir, "lib/sub/.git")), false, "the new repository was held");
+      assert.equal(existsSync(path.join(held.workdir, "wt/.git")), false, "the new pointer file was held");
+      // The same run with the gate's rules all "allow" (no layer, no review): the repository lands.
+      const open = makeFixture(mode);
+      writeFileSync(
+        path.join(open.workdir, "fourwall.yaml"),
+        "gate:\n  fs:\n    default: allow\n    rules: []\n",
+      );
+      const leak = await sh(open, plant, { timeoutMs: 60_000, cwd: open.workdir });
+      assert.match(leak.stdout, /ok/, leak.stderr);
+      assert.equal(
+        existsSync(path.join(open.workdir, "lib/sub/.git/hooks/post-checkout")),
+        true,
+        "without the gate the hook lands: the check can fail",
+      );
+    });
+
     it("CI mode (no terminal, no approver): gated actions are denied with a clear message and the run continues", async () => {
       const fx = makeFixture(mode);
       seedWorkdir(fx);

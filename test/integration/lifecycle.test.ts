@@ -124,9 +124,15 @@ for (const mode of MODES) {
       assert.equal(existsSync(path.join(fx.workdir, "ran")), false);
     });
 
-    it("warns at exit about git repositories the box created, anywhere in the workdir, with their hooks", async () => {
+    it("warns at exit about git repositories the box created, anywhere in the workdir, with their hooks (gate open)", async () => {
       const fx = makeFixture(mode);
       rmSync(path.join(fx.workdir, ".git"), { recursive: true, force: true });
+      // The gate holds new repositories (gate.test.ts); with its rules all open they land, and then
+      // fourwall names them at exit.
+      writeFileSync(
+        path.join(fx.workdir, "fourwall.yaml"),
+        "gate:\n  fs:\n    default: allow\n    rules: []\n",
+      );
       const r = await sh(
         fx,
         "git init -q . && echo 'echo evil' > .git/hooks/pre-commit && git init -q deep/er && echo x > deep/er/.git/hooks/post-checkout",

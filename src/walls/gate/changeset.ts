@@ -63,8 +63,8 @@ export interface ChangeSet {
   creates: string[];
   /** Changes to entries that existed before the run, and new symlinks leading out. */
   held: HeldChange[];
-  /** New symlinks leading out of the workdir, inside `creates`: applied only if approved. */
-  symlinksOut: Set<string>;
+  /** New entries inside `creates` applied only if approved: symlinks leading out, new git repositories. */
+  heldNew: Set<string>;
   /** What could not be read (reported, never silently dropped). */
   unreadable: string[];
 }
@@ -201,18 +201,32 @@ export function readChangeSet(
   const creates: string[] = [];
   const raw: (FsChange & { how: ApplyHow; base?: FsOp; alwaysAsk?: boolean })[] = [];
   const unreadable: string[] = [];
-  const symlinksOut = new Set<string>();
+  const heldNew = new Set<string>();
   const upperRoot = openDir(upper);
   const lowerRoot = openDir(lower);
   const escapes = (rel: string, target: string) =>
     symlinkEscapes(rel, target, (r) => mergedKind(upperRoot, lowerRoot, r));
 
-  /** New symlinks leading out, anywhere in a new subtree. */
+  /** New symlinks leading out and new git repositories, anywhere in a new subtree. */
   const scanNew = (dirFd: number, name: string, rel: string, s: Stats) => {
+    // A new repository brings hooks and config of the box's choosing (core.fsmonitor, hooks/*) that
+    // run when the user later works there: the filesystem wall can only guard names that exist at
+    // plan time, so the gate holds every new .git (directory or pointer file) until a human says yes.
+    if (name === ".git") {
+      heldNew.add(rel);
+      raw.push({
+        op: "new-repo",
+        path: rel,
+        detail: `a new git repository${s.isDirectory() ? "" : " pointer"}: its hooks and config would run on the host`,
+        how: "copy",
+        alwaysAsk: true,
+      });
+      return;
+    }
     if (s.isSymbolicLink()) {
       const target = readlinkSync(at(dirFd, name));
       if (escapes(rel, target)) {
-        symlinksOut.add(rel);
+        heldNew.add(rel);
         raw.push({
           op: "symlink-out",
           path: rel,
@@ -365,7 +379,7 @@ export function readChangeSet(
         if (change.op !== "delete") continue;
         const h = hashAt(lowerRoot, change.path);
         const to = h ? newByHash.get(h) : undefined;
-        if (to && !renamedTo.has(to) && !symlinksOut.has(to)) {
+        if (to && !renamedTo.has(to) && !heldNew.has(to)) {
           change.op = "rename";
           change.how = "rename";
           change.to = to;
@@ -375,14 +389,14 @@ export function readChangeSet(
     }
     const held: HeldChange[] = raw.map(({ base, alwaysAsk, ...c }) => {
       const op: FsOp | undefined = base ?? (c.op === "replace" ? "delete" : (c.op as FsOp));
-      // a new symlink out has no policy op: it is asked about (only a deny rule could be stricter)
+      // a new symlink out or repository has no policy op: it is asked (only a deny rule is stricter)
       const fromPolicy =
-        c.op === "symlink-out" && !base
+        (c.op === "symlink-out" || c.op === "new-repo") && !base
           ? "ask"
           : decideFs(policy.rules, policy.default, c.path, op!).decision;
       return { ...c, decision: alwaysAsk ? strictest([fromPolicy, "ask"], "ask") : fromPolicy };
     });
-    return { creates: creates.filter((c) => !renamedTo.has(c)), held, symlinksOut, unreadable };
+    return { creates: creates.filter((c) => !renamedTo.has(c)), held, heldNew, unreadable };
   } finally {
     closeSync(upperRoot);
     closeSync(lowerRoot);
@@ -517,7 +531,7 @@ export class Applier {
 
   apply(change: HeldChange): void {
     const rel = change.path;
-    if (change.op === "symlink-out") this.skip.delete(rel);
+    if (change.op === "symlink-out" || change.op === "new-repo") this.skip.delete(rel);
     this.attempt(`${change.op} ${rel}`, () =>
       this.inParents(rel, (u, w, name) => {
         switch (change.how) {

@@ -63,7 +63,7 @@ export async function reviewChangeSet(o: ReviewOptions): Promise<ReviewResult> {
     o.gitHistory === false
       ? files
       : reviewHistory(files, { upper: o.upper, workdir: o.workdir, opaque, policy: o.policy });
-  const applier = new Applier({ upper: o.upper, workdir: o.workdir, owner: o.owner, skip: set.symlinksOut });
+  const applier = new Applier({ upper: o.upper, workdir: o.workdir, owner: o.owner, skip: set.heldNew });
   try {
     for (const rel of set.creates) applier.create(rel);
   } catch (error) {

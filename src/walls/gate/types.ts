@@ -10,9 +10,11 @@ export type GateKind = "exec" | "fs" | "net";
 export interface FsChange {
   /**
    * create: a new file held because it carries history; history: a ref move or reflog rewrite
-   * (history.ts); exec: a file made executable; symlink-out: a new symlink leading out of the workdir.
+   * (history.ts); exec: a file made executable; symlink-out: a new symlink leading out of the workdir;
+   * new-repo: a new git repository (`.git` dir or pointer file), whose hooks and config would run
+   * when the user works there.
    */
-  op: FsOp | "replace" | "create" | "history" | "exec" | "symlink-out";
+  op: FsOp | "replace" | "create" | "history" | "exec" | "symlink-out" | "new-repo";
   /** Relative to the workdir. */
   path: string;
   /** For a rename: where the content went (paired by content). */

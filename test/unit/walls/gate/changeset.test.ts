@@ -54,7 +54,7 @@ function pair(setup: (lower: string, upper: string) => void) {
 /** Reads the change-set and applies it: creates always, held changes when `approve`. */
 function review(lower: string, upper: string, approve: boolean) {
   const set = readChangeSet(upper, lower, new Set(), policy);
-  const applier = new Applier({ upper, workdir: lower, skip: set.symlinksOut });
+  const applier = new Applier({ upper, workdir: lower, skip: set.heldNew });
   for (const c of set.creates) applier.create(c);
   for (const c of set.held) if (c.decision === "allow" || (approve && c.decision === "ask")) applier.apply(c);
   applier.close();
@@ -172,6 +172,40 @@ describe("apply (real directories)", () => {
     assert.equal(readlinkSync(path.join(lower, "sub/readme")), "../README.md");
     review(lower, upper, true);
     assert.equal(readlinkSync(path.join(lower, "keys")), "/root/.ssh", "approved: lands");
+  });
+
+  it("a new git repository (a .git dir or pointer file, at any depth) is asked about and left out unless approved", () => {
+    const { lower, upper } = pair((l, u) => {
+      mkdirSync(path.join(l, "lib"));
+      mkdirSync(path.join(u, "lib"));
+      for (const dir of ["lib/sub/.git/hooks", "new/.git/hooks"])
+        mkdirSync(path.join(u, dir), { recursive: true });
+      writeFileSync(path.join(u, "lib/sub/.git/hooks/post-checkout"), "touch /tmp/pwned\n", { mode: 0o755 });
+      writeFileSync(path.join(u, "lib/sub/.git/config"), "[core]\n\tfsmonitor = touch /tmp/pwned\n");
+      writeFileSync(path.join(u, "lib/sub/main.c"), "int main;\n");
+      writeFileSync(path.join(u, "new/.git/HEAD"), "ref: refs/heads/main\n");
+      mkdirSync(path.join(u, "wt"));
+      writeFileSync(path.join(u, "wt/.git"), "gitdir: /tmp/elsewhere\n");
+    });
+    const { set } = review(lower, upper, false);
+    assert.deepEqual(set.held.map((c) => [c.op, c.path, c.decision]).sort(), [
+      ["new-repo", "lib/sub/.git", "ask"],
+      ["new-repo", "new/.git", "ask"],
+      ["new-repo", "wt/.git", "ask"],
+    ]);
+    for (const repo of ["lib/sub/.git", "new/.git", "wt/.git"])
+      assert.equal(lstatOrNull(path.join(lower, repo)), null, `${repo} left out`);
+    assert.equal(
+      readFileSync(path.join(lower, "lib/sub/main.c"), "utf8"),
+      "int main;\n",
+      "the rest of the new tree lands",
+    );
+    review(lower, upper, true);
+    assert.equal(
+      readFileSync(path.join(lower, "new/.git/HEAD"), "utf8"),
+      "ref: refs/heads/main\n",
+      "approved: lands",
+    );
   });
 
   it("255-byte names and paths past PATH_MAX are applied, new and changed", () => {

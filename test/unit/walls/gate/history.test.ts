@@ -335,7 +335,7 @@ describe("holding history in the change-set", () => {
   it("a new loose ref that moves a branch back is held, not created; the move is described as history", () => {
     const set: ChangeSet = {
       creates: [".git/refs/heads/main", ".git/objects/aa/bb", "new.txt"],
-      symlinksOut: new Set<string>(),
+      heldNew: new Set<string>(),
       unreadable: [],
       held: [{ op: "overwrite", path: ".git/logs/HEAD", decision: "allow", how: "copy" }],
     };
@@ -350,7 +350,7 @@ describe("holding history in the change-set", () => {
   it("the policy's stricter word stands (a deny on refs stays a deny)", () => {
     const set: ChangeSet = {
       creates: [],
-      symlinksOut: new Set<string>(),
+      heldNew: new Set<string>(),
       unreadable: [],
       held: [{ op: "overwrite", path: ".git/refs/heads/main", decision: "deny", how: "copy" }],
     };
@@ -361,7 +361,7 @@ describe("holding history in the change-set", () => {
     assert.equal(
       othersHeld({
         creates: [],
-        symlinksOut: new Set<string>(),
+        heldNew: new Set<string>(),
         unreadable: [],
         held: [{ op: "overwrite", path: ".git/index", decision: "ask", how: "copy" }],
       }),
@@ -370,7 +370,7 @@ describe("holding history in the change-set", () => {
     assert.equal(
       othersHeld({
         creates: [],
-        symlinksOut: new Set<string>(),
+        heldNew: new Set<string>(),
         unreadable: [],
         held: [{ op: "overwrite", path: "README.md", decision: "deny", how: "copy" }],
       }),
@@ -381,7 +381,7 @@ describe("holding history in the change-set", () => {
   it("when git cannot be asked at all, every change of git's bookkeeping asks", () => {
     const set: ChangeSet = {
       creates: [".git/refs/heads/x", "new.txt"],
-      symlinksOut: new Set<string>(),
+      heldNew: new Set<string>(),
       unreadable: [],
       held: [{ op: "overwrite", path: ".git/refs/heads/main", decision: "allow", how: "copy" }],
     };
