@@ -5,6 +5,7 @@
  * (policy accept) get through, so they can tell. The squid format is `squid -k parse`-clean. Traffic
  * stays between two test namespaces on 198.18.0.0/15 and 2001:2::/48 (benchmarking ranges).
  */
+
 import assert from "node:assert/strict";
 import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -12,6 +13,7 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { iptablesSections } from "../../src/walls/egress/network/firewall.js";
+import { writePeekCertificate } from "../../src/walls/egress/squid/squid.js";
 import { FOURWALL } from "../helpers/box.js";
 
 const isRoot = process.getuid?.() === 0;
@@ -222,28 +224,7 @@ describe("egress render: squid", () => {
     // (/etc/squid/fourwall); here they go to a temp dir, as a user would install them.
     const files = path.join(dir, "squid-files");
     mkdirSync(files, { recursive: true });
-    const cert = spawnSync(
-      "openssl",
-      [
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=t",
-        "-keyout",
-        path.join(files, "bump.key"),
-        "-out",
-        path.join(files, "bump.pem"),
-      ],
-      { encoding: "utf8" },
-    );
-    assert.equal(cert.status, 0, cert.stderr);
+    writePeekCertificate({ bumpCert: path.join(files, "bump.pem"), bumpKey: path.join(files, "bump.key") });
     writeFileSync(path.join(files, "no-sni.sh"), "#!/bin/sh\nwhile read -r l; do echo ERR; done\n", {
       mode: 0o755,
     });

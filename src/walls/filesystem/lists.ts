@@ -74,8 +74,8 @@ export const HOME_SECRETS = [
  * `filesystem.homeVisible` add more (agents' own dirs).
  * Measured (docs/filesystem.md): git, node, npm, python3 and pip need nothing of HOME to run.
  */
-export const HOME_VISIBLE = [
-  // shells (read-only: a box cannot change what the host's next shell runs)
+/** Shells' start-up files: read-only wherever they are, a box cannot change what the next shell runs. */
+export const SHELL_STARTUP_FILES = [
   ".bashrc",
   ".bash_profile",
   ".bash_login",
@@ -84,6 +84,13 @@ export const HOME_VISIBLE = [
   ".zshrc",
   ".zshenv",
   ".zprofile",
+  ".zlogin",
+  ".zlogout",
+] as const;
+
+export const HOME_VISIBLE = [
+  // shells (read-only: a box cannot change what the host's next shell runs)
+  ...SHELL_STARTUP_FILES,
   ".inputrc",
   ".editorconfig",
   // git's other global files (its config comes as a sanitised copy)

@@ -18,13 +18,14 @@ import {
   HOME_SECRETS,
   HOME_VISIBLE,
   PERSISTENCE_PATHS,
+  SHELL_STARTUP_FILES,
   SOCKET_DIRS,
   SYSTEM_SECRETS,
 } from "./lists.js";
 import type { FilesystemPlan, Mount, Placeholder } from "./mounts.js";
 import type { FilesystemPolicy } from "./schema.js";
 import { loginPlaceholder } from "./startup.js";
-import { SHELL_STARTUP_FILES, scanTrees } from "./walk.js";
+import { scanTrees } from "./walk.js";
 
 export interface FilesystemContext {
   workdir: string;

@@ -1,5 +1,6 @@
 import path from "node:path";
 import type { HostView } from "./host-view.js";
+import { SHELL_STARTUP_FILES } from "./lists.js";
 
 /**
  * A bounded walk of a tree the box may write (the workdir, or the repository around it): the
@@ -30,19 +31,6 @@ export const DEFAULT_SCAN_LIMITS: ScanLimits = { entries: 100_000, depth: 24 };
  * repositories, and a large node_modules would eat the whole budget. Nothing else is skipped.
  */
 export const SCAN_SKIP_DIRS = ["node_modules"] as const;
-
-export const SHELL_STARTUP_FILES = [
-  ".bashrc",
-  ".bash_profile",
-  ".bash_login",
-  ".bash_logout",
-  ".profile",
-  ".zshrc",
-  ".zshenv",
-  ".zprofile",
-  ".zlogin",
-  ".zlogout",
-] as const;
 
 /** `.env`, `.env.production`, `.envrc`, `prod.env`: the names WORKDIR_SECRETS describes, at any depth. */
 export const isEnvFileName = (name: string) => name.startsWith(".env") || name.endsWith(".env");

@@ -177,30 +177,7 @@ function writeFiles(
     etcHosts = readFileSync("/etc/hosts", "utf8");
   } catch {}
   writeFileSync(files.hosts, renderSquidHosts(options.plan, etcHosts), { mode: 0o644 });
-  // squid's ssl-bump port wants a certificate even though it only peeks at ClientHellos and splices or
-  // terminates: a throwaway one per box, in the box's private squid dir (the box never sees it).
-  execFileSync(
-    "openssl",
-    [
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:P-256",
-      "-nodes",
-      "-days",
-      "2",
-      "-subj",
-      "/CN=fourwall-peek-only",
-      "-keyout",
-      files.bumpKey,
-      "-out",
-      files.bumpCert,
-    ],
-    { stdio: "ignore", timeout: 10_000 },
-  );
-  chmodSync(files.bumpKey, 0o600);
+  writePeekCertificate(files);
   writeFileSync(files.sniHelper, SQUID_SNI_HELPER, { mode: 0o755 });
   const config = renderSquidConfig(options.plan, {
     listen: { host: "127.0.0.1", port },
@@ -498,4 +475,33 @@ export async function startSquid(options: SquidOptions): Promise<SquidHandle> {
       return closing;
     },
   };
+}
+
+/**
+ * squid's ssl-bump port wants a certificate even though it only peeks at ClientHellos and splices or
+ * terminates: a throwaway one (2 days), per box in its private squid dir (the box never sees it).
+ */
+export function writePeekCertificate(files: { bumpCert: string; bumpKey: string }): void {
+  execFileSync(
+    "openssl",
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:P-256",
+      "-nodes",
+      "-days",
+      "2",
+      "-subj",
+      "/CN=fourwall-peek-only",
+      "-keyout",
+      files.bumpKey,
+      "-out",
+      files.bumpCert,
+    ],
+    { stdio: "ignore", timeout: 10_000 },
+  );
+  chmodSync(files.bumpKey, 0o600);
 }
