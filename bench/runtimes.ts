@@ -72,7 +72,8 @@ function vmAndDockerSubjects(ctx: BenchContext, docker: DockerBoxes | string): S
     fourwallRun(ctx, {
       id: "docker-root",
       as: "root",
-      flags: ["-r", "docker"],
+      // the same image as the bare baseline (the tools image), passed as a user would
+      flags: ["-r", "docker", "--image", image],
       workdir: ctx.tempDir({ uid: USER_ID, gid: USER_ID }),
       env: dockerEnv,
       ...(noDocker ? { skip: noDocker } : {}),
