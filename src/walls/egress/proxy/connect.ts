@@ -1,7 +1,7 @@
 import type { IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
 import { allowEvent, authorize, denialBody, denyEvent, type Target } from "./authorize.js";
-import { openUpstream, runTunnel } from "./tunnel.js";
+import { openUpstream, startTunnel } from "./tunnel.js";
 import type { ProxyContext } from "./types.js";
 
 // HTTPS (and any other TCP) through CONNECT host:port. The reply to the client comes only after the
@@ -94,17 +94,11 @@ export async function handleConnectTarget(
     );
     return;
   }
-  if (client.destroyed) {
-    up.socket.destroy();
-    return;
-  }
-  client.setTimeout(0);
-  client.setNoDelay(true);
-  client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
-  runTunnel(
+  startTunnel(
     ctx,
     client,
     up.socket,
+    "HTTP/1.1 200 Connection Established\r\n\r\n",
     head,
     { host: result.host, port: target.port, check: result.tunnel },
     event,

@@ -1,7 +1,7 @@
 import type { Socket } from "node:net";
 import { formatIPv6 } from "../rules/hostname.js";
 import { allowEvent, authorize, denyEvent, type Target } from "./authorize.js";
-import { openUpstream, runTunnel } from "./tunnel.js";
+import { openUpstream, startTunnel } from "./tunnel.js";
 import type { ProxyContext } from "./types.js";
 
 // SOCKS5 (RFC 1928), the subset agents use: no authentication, CONNECT only, names resolved here (the
@@ -150,17 +150,11 @@ async function connectTarget(
     );
     return;
   }
-  if (client.destroyed) {
-    up.socket.destroy();
-    return;
-  }
-  client.setTimeout(0);
-  client.setNoDelay(true);
-  client.write(Buffer.from([0x05, REP.ok, 0x00, 0x01, 0, 0, 0, 0, 0, 0]));
-  runTunnel(
+  startTunnel(
     ctx,
     client,
     up.socket,
+    Buffer.from([0x05, REP.ok, 0x00, 0x01, 0, 0, 0, 0, 0, 0]),
     head,
     { host: result.host, port: target.port, check: result.tunnel },
     event,

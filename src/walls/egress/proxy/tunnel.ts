@@ -75,6 +75,30 @@ function sniMatches(target: NormalHost, sni: string | undefined): boolean {
  * anything ("raw", a tcp:// rule). A refusal closes the tunnel (with a 403 in place of a refused HTTP
  * request) and emits a deny event instead of the allow event.
  */
+/**
+ * The connection is up: unless the client already left, answer it (`established`: CONNECT's 200 or
+ * SOCKS5's success reply) and relay. Shared by CONNECT and SOCKS, which differ only in that reply.
+ */
+export function startTunnel(
+  ctx: ProxyContext,
+  client: Socket,
+  upstream: Socket,
+  established: string | Buffer,
+  head: Buffer,
+  to: { host: NormalHost; port: number; check: TunnelCheck },
+  event: EgressEvent,
+  started: number,
+): void {
+  if (client.destroyed) {
+    upstream.destroy();
+    return;
+  }
+  client.setTimeout(0);
+  client.setNoDelay(true);
+  client.write(established);
+  runTunnel(ctx, client, upstream, head, to, event, started);
+}
+
 export function runTunnel(
   ctx: ProxyContext,
   client: Socket,
