@@ -83,14 +83,19 @@ static int exit_code(int status) {
   return 125;
 }
 
-/* Passes the signals we get on to child_pid and returns its exit status when it ends. */
-static int wait_relaying(pid_t pid) {
+/* From now on the signals we get (those a shell sends a job) go on to `pid`. */
+static void relay_signals_to(pid_t pid) {
   child_pid = pid;
   struct sigaction sa = {0};
   sa.sa_handler = relay;
   sigemptyset(&sa.sa_mask);
   int relayed[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
   for (size_t i = 0; i < sizeof relayed / sizeof *relayed; i++) sigaction(relayed[i], &sa, NULL);
+}
+
+/* Passes the signals we get on to child_pid and returns its exit status when it ends. */
+static int wait_relaying(pid_t pid) {
+  relay_signals_to(pid);
   int status;
   while (waitpid(pid, &status, 0) < 0) {
     if (errno != EINTR) die("waitpid", NULL);
@@ -158,12 +163,7 @@ __attribute__((noreturn)) static void enter_reaper(struct relay *r, unsigned uid
     _exit(errno == ENOENT ? 127 : 126);
   }
   /* pass signals on; reap every orphan the command leaves (pid 1), until the command itself ends */
-  child_pid = command_pid;
-  struct sigaction sa = {0};
-  sa.sa_handler = relay;
-  sigemptyset(&sa.sa_mask);
-  int relayed[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
-  for (size_t i = 0; i < sizeof relayed / sizeof *relayed; i++) sigaction(relayed[i], &sa, NULL);
+  relay_signals_to(command_pid);
   for (;;) {
     int status;
     pid_t done = waitpid(-1, &status, 0);
