@@ -149,13 +149,25 @@ function writeGeneratedFiles(plan: BoxPlan, runDir: string): void {
   for (const m of files) writeFileSync(path.join(runDir, "files", m.name), m.content, { mode: 0o444 });
 }
 
+/**
+ * The run dir is reachable by its launcher and, in root mode, by the box's group (bwrap runs as the
+ * box uid and binds the empty file and generated files from here): never by another local user, who
+ * could otherwise read the box's passwd and gitconfig or learn its socket paths.
+ */
+function guardRunDir(runDir: string, plan: BoxPlan): void {
+  if (plan.identity.mode === "root") {
+    chownSync(runDir, 0, plan.identity.gid);
+    chmodSync(runDir, 0o710);
+  } else chmodSync(runDir, 0o700);
+}
+
 export async function superviseBox(
   plan: BoxPlan,
   runtime: Runtime,
   options: SuperviseOptions,
 ): Promise<number> {
   const runDir = mkdtempSync(path.join(os.tmpdir(), `fourwall-${plan.id}-`));
-  chmodSync(runDir, 0o711); // the box's uid (root mode) must reach the empty file
+  guardRunDir(runDir, plan);
   const emptyFile = path.join(runDir, "empty");
   writeFileSync(emptyFile, "", { mode: 0o444 });
   writeGeneratedFiles(plan, runDir);

@@ -6,7 +6,7 @@ import path from "node:path";
 
 /** Host-side resources of one box run, owned by the supervisor and gone at exit. */
 export interface BoxSession {
-  /** A private directory for this run (mode 0711): sockets, the empty file used for covers. */
+  /** A private directory for this run (0700; root mode: 0710, group = the box's gid): sockets, the empty file used for covers. */
   runDir: string;
   /** An empty read-only file, bound over secret files. */
   emptyFile: string;
