@@ -81,7 +81,15 @@ export interface SuperviseOptions {
   forwardSignals?: boolean;
   /** Approval gate: who is asked (--approver, --inbox, the terminal). */
   gate?: GateOptions;
+  /**
+   * After a terminating signal (SIGTERM, SIGINT, SIGHUP) is passed on, how long the command has to
+   * end before the box is killed (MCP clients expect a stdio server to go within a grace period).
+   * Unset: the command decides when to end.
+   */
+  graceMs?: number;
 }
+
+const TERMINATING = new Set<NodeJS.Signals>(["SIGTERM", "SIGINT", "SIGHUP"]);
 
 /**
  * Runs one box to completion: makes the run dir and placeholders, arms the reaper, launches the
@@ -172,7 +180,9 @@ export async function superviseBox(
   let reaper: Reaper | undefined;
   let placeholderList: string | undefined;
   let gate: GateSession | undefined;
+  let grace: NodeJS.Timeout | undefined;
   const cleanup = async () => {
+    clearTimeout(grace);
     for (const [sig, handler] of handlers) process.off(sig, handler);
     void proxy?.close();
     await gate?.close();
@@ -229,7 +239,11 @@ export async function superviseBox(
       // The box has a session (and, on a terminal, a pty) of its own: Ctrl-C typed on the caller's
       // terminal reaches it through its pty, never through fourwall. A signal fourwall gets is
       // passed on to the command.
-      const handler = () => box.signal(sig);
+      const handler = () => {
+        box.signal(sig);
+        if (options.graceMs !== undefined && TERMINATING.has(sig) && !grace)
+          grace = setTimeout(() => box.signal("SIGKILL"), options.graceMs);
+      };
       handlers.set(sig, handler);
       process.on(sig, handler);
     }

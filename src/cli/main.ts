@@ -111,6 +111,56 @@ program
     process.exitCode = lsCommand(options);
   });
 
+const mcp = program
+  .command("mcp")
+  .description("MCP servers, each in a box of its own: wrap one, or rewrite your clients' configs");
+withBoxOptions(
+  mcp
+    .command("wrap")
+    .description(
+      "run one stdio MCP server in a box (stdout stays the server's JSON-RPC; fourwall speaks on stderr)",
+    ),
+)
+  .option(
+    "-e, --env <name>",
+    "pass this host variable into the box (repeatable; `mcp install` passes a server's env names)",
+    collect,
+    [] as string[],
+  )
+  .option("--grace <seconds>", "after SIGTERM, how long the server has before its box is killed", "5")
+  .argument("<command...>", "the server's command and its arguments (after --)")
+  .passThroughOptions()
+  .action(async (command, options) => {
+    const { mcpWrapCommand } = await import("./mcp.js");
+    process.exitCode = await mcpWrapCommand(command, options as never);
+  });
+for (const [name, description] of [
+  ["install", "rewrite MCP client configs so every local server runs through `fourwall mcp wrap`"],
+  ["uninstall", "undo `mcp install`: each server back to its own command (the backup, byte for byte)"],
+] as const) {
+  mcp
+    .command(name)
+    .description(description)
+    .option(
+      "--client <name>",
+      "only this client: claude-code | claude-desktop | codex (repeatable; default: all found)",
+      collect,
+      [] as string[],
+    )
+    .option(
+      "--config <file>",
+      "this config file instead of the clients' usual ones (repeatable)",
+      collect,
+      [] as string[],
+    )
+    .option("-p, --policy <file>", "install: the policy file every wrapped server gets")
+    .option("--dry-run", "show the rewrite as a diff; change nothing")
+    .action(async (options) => {
+      const m = await import("./mcp.js");
+      process.exitCode = (name === "install" ? m.mcpInstallCommand : m.mcpUninstallCommand)(options as never);
+    });
+}
+
 program
   .command("doctor")
   .description("what this host supports, runtime by runtime, and how to fix what is missing")

@@ -15,6 +15,8 @@ export interface RunOptions {
   preset: string[];
   allow: string[];
   resolve: string[];
+  /** Host variables passed into the box by name (--env NAME: `mcp wrap`, a server's own env). */
+  env?: string[];
   runtime?: string;
   /** With the docker runtime: the image to run (--image). */
   image?: string;
@@ -48,6 +50,7 @@ export async function planFromOptions(
   if (options.runtime) flags.isolation = { runtime: options.runtime };
   if (options.allow.length > 0 || options.resolve.length > 0)
     flags.egress = { allow: options.allow, resolve: options.resolve };
+  if (options.env && options.env.length > 0) flags.env = { pass: options.env };
   if (options.proxy) flags.egress = { ...(flags.egress as object | undefined), proxy: options.proxy };
   const { policy, source, egress } = await loadPolicyCached({
     file: options.policy,
