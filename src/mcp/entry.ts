@@ -5,6 +5,7 @@
  * the client adds) stays where it was, and the original command line is recoverable from the
  * wrapped one (everything after `--`). Pure.
  */
+import path from "node:path";
 
 export type Entry = Record<string, unknown>;
 
@@ -42,8 +43,10 @@ export function isWrapped(entry: Entry): boolean {
  */
 export function serverDirectory(argv: string[], isDir: (p: string) => boolean): string | undefined {
   for (const arg of argv.slice(1)) {
-    const value = arg.startsWith("--") && arg.includes("=") ? arg.slice(arg.indexOf("=") + 1) : arg;
-    if (value.startsWith("/") && value !== "/" && isDir(value)) return value.replace(/\/+$/, "");
+    const raw = arg.startsWith("--") && arg.includes("=") ? arg.slice(arg.indexOf("=") + 1) : arg;
+    if (!raw.startsWith("/")) continue;
+    const value = path.normalize(raw).replace(/(.)\/+$/, "$1");
+    if (value !== "/" && isDir(value)) return value;
   }
   return undefined;
 }

@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
@@ -152,6 +152,97 @@ for (const mode of MODES) {
         assert.equal(left, "", "no process of the box is left");
       } finally {
         child.kill("SIGKILL");
+      }
+    });
+  });
+}
+
+/** One sample config of each client, as a user would have them, in a fixture's HOME and project. */
+function sampleConfigs(fx: Fixture): Record<string, string> {
+  return {
+    [path.join(fx.workdir, ".mcp.json")]: `{
+  "mcpServers": {
+    "notes": { "command": "node", "args": ["${SERVER}"] }
+  }
+}
+`,
+    [path.join(fx.home, ".claude.json")]: `{
+  "numStartups": 2,
+  "mcpServers": {
+    "fs": { "type": "stdio", "command": "npx", "args": ["-y", "@modelcontextprotocol/server-filesystem", "${fx.workdir}"], "env": { "LOG": "1" } },
+    "docs": { "type": "http", "url": "https://mcp.example.com/mcp" }
+  },
+  "projects": { "${fx.workdir}": { "mcpServers": { "git": { "command": "uvx", "args": ["mcp-server-git"] } } } }
+}
+`,
+    [path.join(fx.home, ".config", "Claude", "claude_desktop_config.json")]: `{
+\t"mcpServers": {
+\t\t"fs": { "command": "npx", "args": ["-y", "@modelcontextprotocol/server-filesystem", "${fx.workdir}"] }
+\t}
+}
+`,
+    [path.join(fx.home, ".codex", "config.toml")]: `# codex
+model = "o4-mini"
+
+[mcp_servers.fs]
+command = "npx"
+args = ["-y", "@modelcontextprotocol/server-filesystem", "${fx.workdir}"]
+env = { "LOG" = "1" }
+`,
+  };
+}
+
+for (const mode of MODES) {
+  describe(`fourwall mcp install / uninstall (${mode})`, () => {
+    it("shows each client's rewrite as a diff, installs once, and uninstall restores every file byte for byte", () => {
+      const fx = makeFixture(mode);
+      const files = sampleConfigs(fx);
+      for (const [file, text] of Object.entries(files)) {
+        mkdirSync(path.dirname(file), { recursive: true });
+        writeFileSync(file, text, { mode: 0o600 });
+      }
+      spawnSync("chown", ["-R", mode === "root" ? "0:0" : "65534:65534", fx.home]);
+      const fourwall = (args: string[]) => {
+        const [program, ...rest] = fourwallArgv(mode, ["mcp", ...args]);
+        return spawnSync(program!, rest, { cwd: fx.workdir, env: fx.env, encoding: "utf8", timeout: 30_000 });
+      };
+      const dry = fourwall(["install", "--dry-run"]);
+      assert.equal(dry.status, 0, dry.stderr);
+      for (const file of Object.keys(files)) {
+        assert.ok(dry.stdout.includes(`--- ${file}`), `the diff shows ${file}:\n${dry.stdout}`);
+        assert.equal(readFileSync(file, "utf8"), files[file], "a dry run changes nothing");
+      }
+      assert.match(dry.stdout, /\+.*"mcp",\s*"wrap"/);
+      assert.match(dry.stdout, /skipped\s+docs: remote server/);
+      assert.match(dry.stdout, /wrapped git \(projects\[/);
+
+      const installed = fourwall(["install"]);
+      assert.equal(installed.status, 0, installed.stderr);
+      for (const file of Object.keys(files)) {
+        assert.match(readFileSync(file, "utf8"), /"mcp",\s*"wrap"/, file);
+        assert.equal(readFileSync(`${file}.fourwall-backup`, "utf8"), files[file]);
+        assert.equal(statSync(file).mode & 0o777, 0o600, "the file keeps its mode");
+      }
+      const claude = JSON.parse(readFileSync(path.join(fx.home, ".claude.json"), "utf8"));
+      assert.deepEqual(claude.mcpServers.fs.args.slice(0, 7), [
+        "mcp",
+        "wrap",
+        "--workdir",
+        fx.workdir,
+        "--env",
+        "LOG",
+        "--",
+      ]);
+      const again = fourwall(["install"]);
+      assert.equal(again.status, 0, again.stderr);
+      assert.doesNotMatch(again.stdout, /^ {2}wrapped /m, "never wraps twice");
+      assert.match(again.stdout, /already wrapped/);
+
+      const removed = fourwall(["uninstall"]);
+      assert.equal(removed.status, 0, removed.stderr);
+      for (const [file, text] of Object.entries(files)) {
+        assert.equal(readFileSync(file, "utf8"), text, `${file} is back byte for byte`);
+        assert.ok(!existsSync(`${file}.fourwall-backup`), "the backup is gone");
       }
     });
   });
