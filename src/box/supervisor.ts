@@ -6,7 +6,13 @@ import type { AuditLog } from "../audit/log.js";
 import { WallError } from "../core/errors.js";
 import type { BoxPlan } from "../plan/plan.js";
 import type { BoxSession, RunningBox, Runtime } from "../runtimes/runtime.js";
-import type { AskRequest, EgressEvent, ProxyHandle } from "../walls/egress/index.js";
+import {
+  type AskRequest,
+  type EgressEvent,
+  isUnreachable,
+  type ProxyHandle,
+  summaryRow,
+} from "../walls/egress/index.js";
 import { realHost, resolveGitEntry, scanTrees } from "../walls/filesystem/index.js";
 import { createBoxCgroup, removeBoxCgroup } from "../walls/isolation/index.js";
 import type { GateOptions, GateSession } from "./gate.js";
@@ -49,12 +55,12 @@ async function startEgressProxy(
   }
 }
 
-/** One screen at most: what the box tried to reach and was refused, most frequent first. */
-function blockedSummary(blocked: Map<string, number>): string {
+/** One screen at most: what the box tried to reach and was refused, most frequent first, each with its fix. */
+export function blockedSummary(blocked: Map<string, number>, what = "egress blocked"): string {
   const rows = [...blocked.entries()].sort((a, b) => b[1] - a[1]);
-  const shown = rows.slice(0, 15).map(([what, n]) => `  ${n > 1 ? `${n}× ` : ""}${what}`);
+  const shown = rows.slice(0, 15).map(([row, n]) => `  ${n > 1 ? `${n}× ` : ""}${row}`);
   const more = rows.length > 15 ? [`  … and ${rows.length - 15} more (see --audit)`] : [];
-  return `fourwall: egress blocked ${rows.reduce((t, [, n]) => t + n, 0)} request(s):\n${[...shown, ...more].join("\n")}\n`;
+  return `fourwall: ${what} ${rows.reduce((t, [, n]) => t + n, 0)} request(s):\n${[...shown, ...more].join("\n")}\n`;
 }
 
 /**
@@ -175,6 +181,7 @@ export async function superviseBox(
   const session: BoxSession = { runDir, emptyFile, netDir, cgroupDirs: cgroup?.dirs ?? [] };
   let terminal: TerminalControl | undefined;
   const blocked = new Map<string, number>();
+  const unreachable = new Map<string, number>();
   const handlers = new Map<NodeJS.Signals, () => void>();
   let proxy: ProxyHandle | undefined;
   let reaper: Reaper | undefined;
@@ -207,8 +214,10 @@ export async function superviseBox(
     const onDecision = (event: EgressEvent) => {
       options.audit.write({ wall: "egress", event: "decision", ...event });
       if (event.decision === "deny") {
-        const key = `${event.host}:${event.port} (${event.reason})`;
-        blocked.set(key, (blocked.get(key) ?? 0) + 1);
+        // a name that does not resolve was not blocked: it is summed up apart, as unreachable
+        const rows = isUnreachable(event.reason) ? unreachable : blocked;
+        const key = summaryRow(event);
+        rows.set(key, (rows.get(key) ?? 0) + 1);
       }
     };
     const askNet: AskHook = (request) => (gate ? gate.askNet(request) : Promise.resolve(false));
@@ -261,6 +270,8 @@ export async function superviseBox(
       );
     }
     if (blocked.size > 0 && !options.quiet) process.stderr.write(blockedSummary(blocked));
+    if (unreachable.size > 0 && !options.quiet)
+      process.stderr.write(blockedSummary(unreachable, "egress could not reach (not blocked)"));
     return code;
   } finally {
     await cleanup();

@@ -1,4 +1,5 @@
-import { Command, Option } from "@commander-js/extra-typings";
+import { Command, CommanderError, Option } from "@commander-js/extra-typings";
+import { EXIT_BOX_FAILED } from "../core/errors.js";
 import { closeInheritedFds } from "../core/fds.js";
 import { RUNTIME_NAMES } from "../core/runtime-names.js";
 
@@ -12,7 +13,9 @@ const program = new Command()
   .description("Run an AI agent behind four walls, and prove the walls hold.")
   .version("0.1.0")
   .enablePositionalOptions()
-  .showHelpAfterError();
+  // An argument error is one line (commander's, naming what is valid) and exit 125, like every
+  // error that leaves nothing run; never the whole help. Inherited by every command defined below.
+  .exitOverride();
 
 /** The options that build a box, shared by `run` and `up`. */
 function withBoxOptions(command: Command) {
@@ -358,4 +361,11 @@ program
     process.exitCode = await demoCommand();
   });
 
-await program.parseAsync(process.argv);
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  if (!(error instanceof CommanderError)) throw error;
+  // help and --version end with their own status; anything else commander refused is a usage error
+  const own = ["commander.helpDisplayed", "commander.help", "commander.version"].includes(error.code);
+  process.exitCode = own ? error.exitCode : EXIT_BOX_FAILED;
+}
