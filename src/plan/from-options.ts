@@ -1,10 +1,12 @@
-import { statSync } from "node:fs";
+import { chownSync, mkdirSync, statSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { WallError } from "../core/errors.js";
 import { packageRoot } from "../core/paths.js";
 import { loadPolicyCached } from "../policy/cached.js";
+import type { Policy } from "../policy/schema.js";
 import { realHost } from "../walls/filesystem/index.js";
+import { cacheEnvironment, cacheKey, cacheRoot } from "./caches.js";
 import { type BoxPlan, planBox } from "./plan.js";
 
 // What `run`, `up` and `prove` share: the caller's flags and policy, turned into one BoxPlan.
@@ -58,10 +60,11 @@ export async function planFromOptions(
     flags,
     presets: options.preset,
   });
-  const plan = planBox(policy, {
+  const home = caller.env.HOME ?? os.homedir();
+  const plan = planBox(policy.filesystem.caches ? withCaches(policy, home, caller.env) : policy, {
     command,
     workdir,
-    home: caller.env.HOME ?? os.homedir(),
+    home,
     hostUid: process.getuid!(),
     hostGid: process.getgid!(),
     hostEnv: caller.env,
@@ -71,4 +74,37 @@ export async function planFromOptions(
     fourwall: [process.execPath, path.join(packageRoot(), "bin", "fourwall.js")],
   });
   return { plan, source };
+}
+
+/**
+ * The policy plus the box's package manager caches (plan/caches.ts): the directory made (owned by
+ * HOME's owner, as root too, so the box writes it through the same idmapped mount as HOME), bound
+ * writable, and each tool's variable set (a variable the policy sets itself wins).
+ */
+function withCaches(policy: Policy, home: string, env: NodeJS.ProcessEnv): Policy {
+  const dir = path.join(cacheRoot(home, env), cacheKey(policy.egress.allow));
+  const owner = statSync(home, { throwIfNoEntry: false });
+  if (!owner?.isDirectory()) return policy;
+  try {
+    makeOwned(dir, owner.uid, owner.gid);
+  } catch (error) {
+    throw new WallError(
+      "filesystem",
+      `cannot make the box's cache directory ${dir}: ${(error as Error).message}`,
+      "make it writable, or set filesystem.caches: false",
+    );
+  }
+  return {
+    ...policy,
+    filesystem: { ...policy.filesystem, writable: [...policy.filesystem.writable, dir] },
+    env: { ...policy.env, set: { ...cacheEnvironment(dir), ...policy.env.set } },
+  };
+}
+
+/** mkdir -p, each directory it makes 0700 and given to uid:gid (root making them in a user's HOME). */
+function makeOwned(dir: string, uid: number, gid: number): void {
+  if (statSync(dir, { throwIfNoEntry: false })?.isDirectory()) return;
+  makeOwned(path.dirname(dir), uid, gid);
+  mkdirSync(dir, { mode: 0o700 });
+  if (process.getuid!() === 0) chownSync(dir, uid, gid);
 }

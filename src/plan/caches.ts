@@ -1,0 +1,38 @@
+import { createHash } from "node:crypto";
+import path from "node:path";
+
+/**
+ * Package manager caches for boxes: one directory per user and egress allowlist (boxes that can
+ * reach the same registries share one, so `npx` starts warm the second time), under fourwall's own
+ * cache directory, never the tools' own (~/.npm, ~/.cache/pip): a box could poison the host's cache,
+ * and the host's would hand the box whatever the user fetched without it. Bound writable into the
+ * box and pointed at by each tool's variable. Pure; the caller makes the directory.
+ */
+
+/** The key: the egress allow rules as written, in order-free form. */
+export function cacheKey(allow: string[]): string {
+  return createHash("sha256")
+    .update(JSON.stringify([...new Set(allow)].sort()))
+    .digest("hex")
+    .slice(0, 16);
+}
+
+/** Where a user's box caches live: $XDG_CACHE_HOME/fourwall/boxes, else ~/.cache/fourwall/boxes. */
+export function cacheRoot(home: string, env: Record<string, string | undefined>): string {
+  const base =
+    env.XDG_CACHE_HOME && path.isAbsolute(env.XDG_CACHE_HOME)
+      ? env.XDG_CACHE_HOME
+      : path.join(home, ".cache");
+  return path.join(base, "fourwall", "boxes");
+}
+
+/** Each tool's cache variable, pointed into the box's cache directory. */
+export function cacheEnvironment(dir: string): Record<string, string> {
+  return {
+    npm_config_cache: path.join(dir, "npm"),
+    PIP_CACHE_DIR: path.join(dir, "pip"),
+    UV_CACHE_DIR: path.join(dir, "uv"),
+    YARN_CACHE_FOLDER: path.join(dir, "yarn"),
+    npm_config_store_dir: path.join(dir, "pnpm"),
+  };
+}
