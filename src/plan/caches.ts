@@ -33,6 +33,5 @@ export function cacheEnvironment(dir: string): Record<string, string> {
     PIP_CACHE_DIR: path.join(dir, "pip"),
     UV_CACHE_DIR: path.join(dir, "uv"),
     YARN_CACHE_FOLDER: path.join(dir, "yarn"),
-    npm_config_store_dir: path.join(dir, "pnpm"),
   };
 }

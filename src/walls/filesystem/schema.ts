@@ -63,7 +63,7 @@ export const filesystemSchema = z
       .boolean()
       .default(true)
       .describe(
-        "package manager caches (npm/npx, pip, uv, yarn, pnpm) kept between boxes, per user and egress allowlist, in fourwall's own cache directory: never the host's (a box could poison it)",
+        "package manager caches (npm/npx, pip, uv, yarn) kept between boxes, per user and egress allowlist, in fourwall's own cache directory: never the host's (a box could poison it)",
       ),
     allowDotEnv: z
       .boolean()
