@@ -17,13 +17,15 @@ export function cacheKey(allow: string[]): string {
     .slice(0, 16);
 }
 
-/** Where a user's box caches live: $XDG_CACHE_HOME/fourwall/boxes, else ~/.cache/fourwall/boxes. */
+/**
+ * Where a user's box caches live: $XDG_CACHE_HOME/fourwall/boxes when it lies in HOME, else
+ * ~/.cache/fourwall/boxes. Always inside HOME: in root mode HOME is what the box uid reaches
+ * through its idmapped mount; a cache elsewhere could sit under a directory it cannot search.
+ */
 export function cacheRoot(home: string, env: Record<string, string | undefined>): string {
-  const base =
-    env.XDG_CACHE_HOME && path.isAbsolute(env.XDG_CACHE_HOME)
-      ? env.XDG_CACHE_HOME
-      : path.join(home, ".cache");
-  return path.join(base, "fourwall", "boxes");
+  const xdg = env.XDG_CACHE_HOME;
+  const inHome = xdg !== undefined && path.isAbsolute(xdg) && path.normalize(xdg).startsWith(`${home}/`);
+  return path.join(inHome ? path.normalize(xdg) : path.join(home, ".cache"), "fourwall", "boxes");
 }
 
 /** Each tool's cache variable, pointed into the box's cache directory. */
