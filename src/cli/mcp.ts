@@ -16,7 +16,6 @@ import pc from "picocolors";
 import { superviseBox } from "../box/supervisor.js";
 import { EXIT_BOX_FAILED } from "../core/errors.js";
 import { packageRoot } from "../core/paths.js";
-import { privateStateDir } from "../core/state-dir.js";
 import {
   type Change,
   CLIENTS,
@@ -49,7 +48,9 @@ const isDir = (p: string) => statSync(p, { throwIfNoEntry: false })?.isDirectory
 /**
  * The wrapped server's one writable directory: --workdir, else the directory it is given on its
  * command line, else the current directory, unless that is "/" (clients such as Claude Desktop
- * start servers there): then a private scratch directory of its own, kept between runs.
+ * start servers there): then a directory of its own in HOME, kept between runs
+ * (~/.local/share/fourwall/mcp/KEY, KEY a hash of the command line: in HOME, which the box reaches
+ * in root mode too; fourwall's state and cache dirs are hidden from boxes, /run and /tmp are the box's own).
  */
 export function wrapWorkdir(command: string[], options: { workdir?: string }, cwd: string): string {
   if (options.workdir) return path.resolve(cwd, options.workdir);
@@ -57,7 +58,7 @@ export function wrapWorkdir(command: string[], options: { workdir?: string }, cw
   if (given) return given;
   if (cwd !== "/") return cwd;
   const key = createHash("sha256").update(command.join("\0")).digest("hex").slice(0, 16);
-  const scratch = path.join(privateStateDir("mcp"), key);
+  const scratch = path.join(process.env.HOME ?? os.homedir(), ".local", "share", "fourwall", "mcp", key);
   mkdirSync(scratch, { recursive: true, mode: 0o700 });
   return scratch;
 }

@@ -123,6 +123,30 @@ for (const mode of MODES) {
       assert.match(r.stderr, /Secure MCP Filesystem Server running on stdio/);
     });
 
+    it("started in / with no directory: a workdir of its own in HOME, kept between runs", () => {
+      const fx = makeFixture(mode);
+      const [program, ...args] = fourwallArgv(mode, [
+        "mcp",
+        "wrap",
+        "--",
+        "sh",
+        "-c",
+        "pwd; touch made && echo ok",
+      ]);
+      const r = spawnSync(program!, args, {
+        cwd: "/",
+        env: fx.env,
+        input: "",
+        encoding: "utf8",
+        timeout: 30_000,
+      });
+      assert.equal(r.status, 0, r.stderr);
+      const [dir, ok] = r.stdout.trim().split("\n");
+      assert.ok(dir!.startsWith(path.join(fx.home, ".local", "share", "fourwall", "mcp")), dir);
+      assert.equal(ok, "ok");
+      assert.ok(existsSync(path.join(dir!, "made")));
+    });
+
     it("SIGTERM: a server that ignores it is ended after the grace period; nothing is left", async () => {
       const fx = makeFixture(mode);
       const marker = `mcp-grace-${process.pid}-${mode}`;
