@@ -123,6 +123,28 @@ for (const mode of MODES) {
       assert.match(r.stderr, /Secure MCP Filesystem Server running on stdio/);
     });
 
+    it("--env NAME passes a server's own variable into the box; others stay out", () => {
+      const fx = makeFixture(mode);
+      const [program, ...args] = fourwallArgv(mode, [
+        "mcp",
+        "wrap",
+        "--env",
+        "SERVER_TOKEN",
+        "--",
+        "sh",
+        "-c",
+        'echo "token=$SERVER_TOKEN other=$OTHER_TOKEN"',
+      ]);
+      const r = spawnSync(program!, args, {
+        cwd: fx.workdir,
+        env: { ...fx.env, SERVER_TOKEN: "for-the-server", OTHER_TOKEN: "not-for-it" },
+        input: "",
+        encoding: "utf8",
+        timeout: 30_000,
+      });
+      assert.equal(r.stdout, "token=for-the-server other=\n", r.stderr);
+    });
+
     it("started in / with no directory: a workdir of its own in HOME, kept between runs", () => {
       const fx = makeFixture(mode);
       const [program, ...args] = fourwallArgv(mode, [
