@@ -1,20 +1,12 @@
 import { createHash } from "node:crypto";
-import {
-  chmodSync,
-  existsSync,
-  mkdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from "node:fs";
+import { chmodSync, existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { createTwoFilesPatch } from "diff";
 import pc from "picocolors";
 import { superviseBox } from "../box/supervisor.js";
 import { EXIT_BOX_FAILED } from "../core/errors.js";
+import { makeOwnedDir } from "../core/owned-dir.js";
 import { packageRoot } from "../core/paths.js";
 import {
   type Change,
@@ -58,8 +50,10 @@ export function wrapWorkdir(command: string[], options: { workdir?: string }, cw
   if (given) return given;
   if (cwd !== "/") return cwd;
   const key = createHash("sha256").update(command.join("\0")).digest("hex").slice(0, 16);
-  const scratch = path.join(process.env.HOME ?? os.homedir(), ".local", "share", "fourwall", "mcp", key);
-  mkdirSync(scratch, { recursive: true, mode: 0o700 });
+  const home = process.env.HOME ?? os.homedir();
+  const scratch = path.join(home, ".local", "share", "fourwall", "mcp", key);
+  const owner = statSync(home);
+  makeOwnedDir(scratch, owner);
   return scratch;
 }
 

@@ -1,7 +1,8 @@
-import { chownSync, mkdirSync, statSync } from "node:fs";
+import { statSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { WallError } from "../core/errors.js";
+import { makeOwnedDir } from "../core/owned-dir.js";
 import { packageRoot } from "../core/paths.js";
 import { loadPolicyCached } from "../policy/cached.js";
 import type { Policy } from "../policy/schema.js";
@@ -86,7 +87,7 @@ function withCaches(policy: Policy, home: string, env: NodeJS.ProcessEnv): Polic
   const owner = statSync(home, { throwIfNoEntry: false });
   if (!owner?.isDirectory()) return policy;
   try {
-    makeOwned(dir, owner.uid, owner.gid);
+    makeOwnedDir(dir, owner);
   } catch (error) {
     throw new WallError(
       "filesystem",
@@ -99,12 +100,4 @@ function withCaches(policy: Policy, home: string, env: NodeJS.ProcessEnv): Polic
     filesystem: { ...policy.filesystem, writable: [...policy.filesystem.writable, dir] },
     env: { ...policy.env, set: { ...cacheEnvironment(dir), ...policy.env.set } },
   };
-}
-
-/** mkdir -p, each directory it makes 0700 and given to uid:gid (root making them in a user's HOME). */
-function makeOwned(dir: string, uid: number, gid: number): void {
-  if (statSync(dir, { throwIfNoEntry: false })?.isDirectory()) return;
-  makeOwned(path.dirname(dir), uid, gid);
-  mkdirSync(dir, { mode: 0o700 });
-  if (process.getuid!() === 0) chownSync(dir, uid, gid);
 }
