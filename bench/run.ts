@@ -23,6 +23,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { caches } from "./caches.js";
 import { coldstart } from "./coldstart.js";
 import { exec } from "./exec.js";
 import type { BenchContext, BenchGroup, GroupResult } from "./lib/group.js";
@@ -34,7 +35,7 @@ import { proxy } from "./proxy.js";
 import { runtimes } from "./runtimes.js";
 import { scale } from "./scale.js";
 
-const GROUPS: BenchGroup[] = [coldstart, runtimes, exec, scale, prove, proxy];
+const GROUPS: BenchGroup[] = [coldstart, runtimes, exec, scale, prove, proxy, caches];
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 

@@ -6,7 +6,13 @@ import type { AuditLog } from "../audit/log.js";
 import { WallError } from "../core/errors.js";
 import type { BoxPlan } from "../plan/plan.js";
 import type { BoxSession, RunningBox, Runtime } from "../runtimes/runtime.js";
-import type { AskRequest, EgressEvent, ProxyHandle } from "../walls/egress/index.js";
+import {
+  type AskRequest,
+  type EgressEvent,
+  isUnreachable,
+  type ProxyHandle,
+  summaryRow,
+} from "../walls/egress/index.js";
 import { realHost, resolveGitEntry, scanTrees } from "../walls/filesystem/index.js";
 import { createBoxCgroup, removeBoxCgroup } from "../walls/isolation/index.js";
 import type { GateOptions, GateSession } from "./gate.js";
@@ -49,12 +55,12 @@ async function startEgressProxy(
   }
 }
 
-/** One screen at most: what the box tried to reach and was refused, most frequent first. */
-function blockedSummary(blocked: Map<string, number>): string {
+/** One screen at most: what the box tried to reach and was refused, most frequent first, each with its fix. */
+export function blockedSummary(blocked: Map<string, number>, what = "egress blocked"): string {
   const rows = [...blocked.entries()].sort((a, b) => b[1] - a[1]);
-  const shown = rows.slice(0, 15).map(([what, n]) => `  ${n > 1 ? `${n}× ` : ""}${what}`);
+  const shown = rows.slice(0, 15).map(([row, n]) => `  ${n > 1 ? `${n}× ` : ""}${row}`);
   const more = rows.length > 15 ? [`  … and ${rows.length - 15} more (see --audit)`] : [];
-  return `fourwall: egress blocked ${rows.reduce((t, [, n]) => t + n, 0)} request(s):\n${[...shown, ...more].join("\n")}\n`;
+  return `fourwall: ${what} ${rows.reduce((t, [, n]) => t + n, 0)} request(s):\n${[...shown, ...more].join("\n")}\n`;
 }
 
 /**
@@ -81,7 +87,15 @@ export interface SuperviseOptions {
   forwardSignals?: boolean;
   /** Approval gate: who is asked (--approver, --inbox, the terminal). */
   gate?: GateOptions;
+  /**
+   * After a terminating signal (SIGTERM, SIGINT, SIGHUP) is passed on, how long the command has to
+   * end before the box is killed (MCP clients expect a stdio server to go within a grace period).
+   * Unset: the command decides when to end.
+   */
+  graceMs?: number;
 }
+
+const TERMINATING = new Set<NodeJS.Signals>(["SIGTERM", "SIGINT", "SIGHUP"]);
 
 /**
  * Runs one box to completion: makes the run dir and placeholders, arms the reaper, launches the
@@ -179,12 +193,15 @@ export async function superviseBox(
   const session: BoxSession = { runDir, emptyFile, netDir, cgroupDirs: cgroup?.dirs ?? [] };
   let terminal: TerminalControl | undefined;
   const blocked = new Map<string, number>();
+  const unreachable = new Map<string, number>();
   const handlers = new Map<NodeJS.Signals, () => void>();
   let proxy: ProxyHandle | undefined;
   let reaper: Reaper | undefined;
   let placeholderList: string | undefined;
   let gate: GateSession | undefined;
+  let grace: NodeJS.Timeout | undefined;
   const cleanup = async () => {
+    clearTimeout(grace);
     for (const [sig, handler] of handlers) process.off(sig, handler);
     void proxy?.close();
     await gate?.close();
@@ -209,8 +226,10 @@ export async function superviseBox(
     const onDecision = (event: EgressEvent) => {
       options.audit.write({ wall: "egress", event: "decision", ...event });
       if (event.decision === "deny") {
-        const key = `${event.host}:${event.port} (${event.reason})`;
-        blocked.set(key, (blocked.get(key) ?? 0) + 1);
+        // a name that does not resolve was not blocked: it is summed up apart, as unreachable
+        const rows = isUnreachable(event.reason) ? unreachable : blocked;
+        const key = summaryRow(event);
+        rows.set(key, (rows.get(key) ?? 0) + 1);
       }
     };
     const askNet: AskHook = (request) => (gate ? gate.askNet(request) : Promise.resolve(false));
@@ -241,7 +260,11 @@ export async function superviseBox(
       // The box has a session (and, on a terminal, a pty) of its own: Ctrl-C typed on the caller's
       // terminal reaches it through its pty, never through fourwall. A signal fourwall gets is
       // passed on to the command.
-      const handler = () => box.signal(sig);
+      const handler = () => {
+        box.signal(sig);
+        if (options.graceMs !== undefined && TERMINATING.has(sig) && !grace)
+          grace = setTimeout(() => box.signal("SIGKILL"), options.graceMs);
+      };
       handlers.set(sig, handler);
       process.on(sig, handler);
     }
@@ -259,6 +282,8 @@ export async function superviseBox(
       );
     }
     if (blocked.size > 0 && !options.quiet) process.stderr.write(blockedSummary(blocked));
+    if (unreachable.size > 0 && !options.quiet)
+      process.stderr.write(blockedSummary(unreachable, "egress could not reach (not blocked)"));
     return code;
   } finally {
     await cleanup();

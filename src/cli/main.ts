@@ -1,4 +1,5 @@
-import { Command, Option } from "@commander-js/extra-typings";
+import { Command, CommanderError, Option } from "@commander-js/extra-typings";
+import { EXIT_BOX_FAILED } from "../core/errors.js";
 import { closeInheritedFds } from "../core/fds.js";
 import { RUNTIME_NAMES } from "../core/runtime-names.js";
 
@@ -12,7 +13,9 @@ const program = new Command()
   .description("Run an AI agent behind four walls, and prove the walls hold.")
   .version("0.1.0")
   .enablePositionalOptions()
-  .showHelpAfterError();
+  // An argument error is one line (commander's, naming what is valid) and exit 125, like every
+  // error that leaves nothing run; never the whole help. Inherited by every command defined below.
+  .exitOverride();
 
 /** The options that build a box, shared by `run` and `up`. */
 function withBoxOptions(command: Command) {
@@ -110,6 +113,56 @@ program
     const { lsCommand } = await import("./box.js");
     process.exitCode = lsCommand(options);
   });
+
+const mcp = program
+  .command("mcp")
+  .description("MCP servers, each in a box of its own: wrap one, or rewrite your clients' configs");
+withBoxOptions(
+  mcp
+    .command("wrap")
+    .description(
+      "run one stdio MCP server in a box (stdout stays the server's JSON-RPC; fourwall speaks on stderr)",
+    ),
+)
+  .option(
+    "-e, --env <name>",
+    "pass this host variable into the box (repeatable; `mcp install` passes a server's env names)",
+    collect,
+    [] as string[],
+  )
+  .option("--grace <seconds>", "after SIGTERM, how long the server has before its box is killed", "5")
+  .argument("<command...>", "the server's command and its arguments (after --)")
+  .passThroughOptions()
+  .action(async (command, options) => {
+    const { mcpWrapCommand } = await import("./mcp.js");
+    process.exitCode = await mcpWrapCommand(command, options as never);
+  });
+for (const [name, description] of [
+  ["install", "rewrite MCP client configs so every local server runs through `fourwall mcp wrap`"],
+  ["uninstall", "undo `mcp install`: each server back to its own command (the backup, byte for byte)"],
+] as const) {
+  mcp
+    .command(name)
+    .description(description)
+    .option(
+      "--client <name>",
+      "only this client: claude-code | claude-desktop | codex (repeatable; default: all found)",
+      collect,
+      [] as string[],
+    )
+    .option(
+      "--config <file>",
+      "this config file instead of the clients' usual ones (repeatable)",
+      collect,
+      [] as string[],
+    )
+    .option("-p, --policy <file>", "install: the policy file every wrapped server gets")
+    .option("--dry-run", "show the rewrite as a diff; change nothing")
+    .action(async (options) => {
+      const m = await import("./mcp.js");
+      process.exitCode = (name === "install" ? m.mcpInstallCommand : m.mcpUninstallCommand)(options as never);
+    });
+}
 
 program
   .command("doctor")
@@ -308,4 +361,11 @@ program
     process.exitCode = await demoCommand();
   });
 
-await program.parseAsync(process.argv);
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  if (!(error instanceof CommanderError)) throw error;
+  // help and --version end with their own status; anything else commander refused is a usage error
+  const own = ["commander.helpDisplayed", "commander.help", "commander.version"].includes(error.code);
+  process.exitCode = own ? error.exitCode : EXIT_BOX_FAILED;
+}

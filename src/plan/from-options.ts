@@ -2,9 +2,12 @@ import { statSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { WallError } from "../core/errors.js";
+import { makeOwnedDir } from "../core/owned-dir.js";
 import { packageRoot } from "../core/paths.js";
 import { loadPolicyCached } from "../policy/cached.js";
+import type { Policy } from "../policy/schema.js";
 import { realHost } from "../walls/filesystem/index.js";
+import { cacheEnvironment, cacheKey, cacheRoot } from "./caches.js";
 import { type BoxPlan, planBox } from "./plan.js";
 
 // What `run`, `up` and `prove` share: the caller's flags and policy, turned into one BoxPlan.
@@ -15,6 +18,8 @@ export interface RunOptions {
   preset: string[];
   allow: string[];
   resolve: string[];
+  /** Host variables passed into the box by name (--env NAME: `mcp wrap`, a server's own env). */
+  env?: string[];
   runtime?: string;
   /** With the docker runtime: the image to run (--image). */
   image?: string;
@@ -48,6 +53,7 @@ export async function planFromOptions(
   if (options.runtime) flags.isolation = { runtime: options.runtime };
   if (options.allow.length > 0 || options.resolve.length > 0)
     flags.egress = { allow: options.allow, resolve: options.resolve };
+  if (options.env && options.env.length > 0) flags.env = { pass: options.env };
   if (options.proxy) flags.egress = { ...(flags.egress as object | undefined), proxy: options.proxy };
   const { policy, source, egress } = await loadPolicyCached({
     file: options.policy,
@@ -55,10 +61,11 @@ export async function planFromOptions(
     flags,
     presets: options.preset,
   });
-  const plan = planBox(policy, {
+  const home = caller.env.HOME ?? os.homedir();
+  const plan = planBox(policy.filesystem.caches ? withCaches(policy, home, caller.env) : policy, {
     command,
     workdir,
-    home: caller.env.HOME ?? os.homedir(),
+    home,
     hostUid: process.getuid!(),
     hostGid: process.getgid!(),
     hostEnv: caller.env,
@@ -68,4 +75,29 @@ export async function planFromOptions(
     fourwall: [process.execPath, path.join(packageRoot(), "bin", "fourwall.js")],
   });
   return { plan, source };
+}
+
+/**
+ * The policy plus the box's package manager caches (plan/caches.ts): the directory made (owned by
+ * HOME's owner, as root too, so the box writes it through the same idmapped mount as HOME), bound
+ * writable, and each tool's variable set (a variable the policy sets itself wins).
+ */
+function withCaches(policy: Policy, home: string, env: NodeJS.ProcessEnv): Policy {
+  const dir = path.join(cacheRoot(home, env), cacheKey(policy.egress.allow));
+  const owner = statSync(home, { throwIfNoEntry: false });
+  if (!owner?.isDirectory()) return policy;
+  try {
+    makeOwnedDir(dir, owner);
+  } catch (error) {
+    throw new WallError(
+      "filesystem",
+      `cannot make the box's cache directory ${dir}: ${(error as Error).message}`,
+      "make it writable, or set filesystem.caches: false",
+    );
+  }
+  return {
+    ...policy,
+    filesystem: { ...policy.filesystem, writable: [...policy.filesystem.writable, dir] },
+    env: { ...policy.env, set: { ...cacheEnvironment(dir), ...policy.env.set } },
+  };
 }

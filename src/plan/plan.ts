@@ -77,7 +77,7 @@ export function planBox(policy: Policy, ctx: BoxContext): BoxPlan {
       throw new WallError(
         "filesystem",
         error.message,
-        "change the policy entry (see `fourwall policy check`)",
+        error.fix ?? "change the policy entry (see `fourwall policy check`)",
       );
     }
     throw error;

@@ -24,7 +24,7 @@ let weakBundle: string | undefined;
  * starts as fast as `fourwall run` instead of transpiling src/ through tsx on every launch (seconds
  * per box on a loaded machine). It lives under the repository, where node_modules resolves.
  */
-function weakBoxBundle(): string {
+export function weakBoxBundle(): string {
   if (weakBundle) return weakBundle;
   const dir = path.join(ROOT, "test-output");
   mkdirSync(dir, { recursive: true, mode: 0o755 });

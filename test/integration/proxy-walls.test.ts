@@ -485,7 +485,11 @@ describe("denials are visible to the client", () => {
     );
     assert.match(out.body, /^HTTP\/1\.1 403 Forbidden\r\n/);
     assert.match(out.body, /\r\nX-Fourwall-Denied: not-allowed\r\n/i);
-    assert.match(out.body, /fourwall egress: GET to other\.test:\d+ denied \(not-allowed\)\n$/);
+    // what was refused, why, and the flag that would allow it (rules/explain.ts)
+    assert.match(
+      out.body,
+      /fourwall egress: GET to other\.test:(\d+) denied \(not-allowed\): no egress rule allows other\.test:\1\n {2}fix: -a other\.test:\1 \(policy: egress\.allow: \["other\.test:\1"\]\)\n$/,
+    );
   });
   test("CONNECT 403 carries the reason header too", async () => {
     const out = await curlVia(proxies.strict.handle.url!, `https://other.test:${https.port}/`, [

@@ -14,6 +14,7 @@ const SRC = path.resolve(import.meta.dirname, "../../src");
 /** Top floor first. A file's floor is the first folder under src/. */
 export const FLOORS = [
   "cli",
+  "mcp",
   "prove",
   "k8s",
   "box",

@@ -6,6 +6,7 @@ export * from "./network/netns.js";
 export * from "./network/network.js";
 export * from "./proxy/types.js";
 export * from "./rules/addresses.js";
+export * from "./rules/explain.js";
 export * from "./rules/hostname.js";
 export * from "./rules/match.js";
 export * from "./rules/rules.js";

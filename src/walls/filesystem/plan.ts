@@ -47,6 +47,8 @@ export class FilesystemPlanError extends Error {
   constructor(
     readonly field: string,
     reason: string,
+    /** The fix when it is not a policy entry (the workdir comes from where fourwall was started). */
+    readonly fix?: string,
   ) {
     super(`${field}: ${reason}`);
     this.name = "FilesystemPlanError";
@@ -88,7 +90,12 @@ export function planFilesystem(policy: FilesystemPolicy, ctx: FilesystemContext)
   const hostRoot = policy.root;
   const onHost = (p: string) => (hostRoot === "/" ? p : path.join(hostRoot, p));
 
-  if (workdir === "/") throw new FilesystemPlanError("workdir", "the whole filesystem cannot be the workdir");
+  if (workdir === "/")
+    throw new FilesystemPlanError(
+      "workdir",
+      "the whole filesystem cannot be the workdir (fourwall was started in /, or given -w /)",
+      "cd into your project's directory first, or pass --workdir DIR",
+    );
   if (host.targetKind(workdir) !== "dir")
     throw new FilesystemPlanError("workdir", `${workdir} is not a directory`);
 

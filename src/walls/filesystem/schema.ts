@@ -59,6 +59,12 @@ export const filesystemSchema = z
       .union([z.literal(false), z.strictObject({ size: sizeSchema.prefault("1GiB") })])
       .prefault({ size: "1GiB" })
       .describe("the private /tmp: false to leave the box without a writable /tmp, or its size"),
+    caches: z
+      .boolean()
+      .default(true)
+      .describe(
+        "package manager caches (npm/npx, pip, uv, yarn) kept between boxes, per user and egress allowlist, in fourwall's own cache directory: never the host's (a box could poison it)",
+      ),
     allowDotEnv: z
       .boolean()
       .default(false)

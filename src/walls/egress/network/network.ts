@@ -24,6 +24,26 @@ export interface BoxNetworkPlan {
   socks: boolean;
   /** Transparent mode: the box's hosts file and the forwarders that carry its names to the proxy. */
   transparent?: TransparentPlan;
+  /** The box's NO_PROXY: its own loopback names, minus those an allow rule names (they mean the host's). */
+  noProxy: string[];
+}
+
+/** What clients in the box reach directly, without the proxy: the box's own loopback. */
+export const BOX_LOCAL_NAMES = ["localhost", "127.0.0.1", "::1"];
+
+/**
+ * The box's loopback names that no allow rule names. A rule such as `-a 127.0.0.1:8080` means the
+ * host's port (the proxy connects there); NO_PROXY listing 127.0.0.1 would send clients to the box's
+ * own, empty loopback instead, defeating the explicit allow without a word.
+ */
+export function noProxyFor(allow: Pick<EgressPlan, "allow">["allow"]): string[] {
+  const named = (name: string) =>
+    allow.some((r) => {
+      if (r.host.kind === "name") return !r.host.wildcard && r.host.name === name;
+      if (name === "127.0.0.1") return r.host.family === 4 && r.host.network.startsWith("127.");
+      return name === "::1" && r.host.family === 6 && r.host.network === "::1";
+    });
+  return BOX_LOCAL_NAMES.filter((name) => !named(name));
 }
 
 export function planBoxNetwork(
@@ -35,6 +55,7 @@ export function planBoxNetwork(
     port: BOX_PROXY_PORT,
     socketInBox: BOX_PROXY_SOCKET,
     socks: egress?.proxy !== "squid",
+    noProxy: noProxyFor(egress?.allow ?? []),
   };
   if (egress?.transparent) net.transparent = planTransparent(egress, options);
   return net;
@@ -42,7 +63,7 @@ export function planBoxNetwork(
 
 /** The variables that point proxy-aware tools at the bridge (both spellings, per-tool ones too). */
 export function proxyEnvironment(net: BoxNetworkPlan): Record<string, string> {
-  return proxyEnvironmentAt("127.0.0.1", net.port, net.socks !== false);
+  return proxyEnvironmentAt("127.0.0.1", net.port, net.socks !== false, net.noProxy);
 }
 
 /** The same variables for a proxy at HOST:PORT (a cluster's proxy Service, for instance). */
@@ -50,11 +71,12 @@ export function proxyEnvironmentAt(
   host: string,
   portNumber: number,
   socksToo: boolean,
+  direct: string[] = BOX_LOCAL_NAMES,
 ): Record<string, string> {
   const url = `http://${host}:${portNumber}`;
   // ALL_PROXY is for clients that prefer SOCKS; behind squid it points at the HTTP proxy instead.
   const socks = socksToo ? `socks5h://${host}:${portNumber}` : url;
-  const noProxy = "localhost,127.0.0.1,::1";
+  const noProxy = direct.join(",");
   const port = String(portNumber);
   return {
     HTTP_PROXY: url,
@@ -72,7 +94,7 @@ export function proxyEnvironmentAt(
     YARN_HTTPS_PROXY: url,
     PIP_PROXY: url,
     grpc_proxy: url,
-    JAVA_TOOL_OPTIONS: `-Dhttp.proxyHost=${host} -Dhttp.proxyPort=${port} -Dhttps.proxyHost=${host} -Dhttps.proxyPort=${port} -Dhttp.nonProxyHosts=localhost|127.0.0.1`,
+    JAVA_TOOL_OPTIONS: `-Dhttp.proxyHost=${host} -Dhttp.proxyPort=${port} -Dhttps.proxyHost=${host} -Dhttps.proxyPort=${port} -Dhttp.nonProxyHosts=${direct.filter((d) => d !== "::1").join("|")}`,
   };
 }
 

@@ -1,4 +1,5 @@
 import { lookup as dnsLookup } from "node:dns/promises";
+import { refusalText } from "../rules/explain.js";
 import { hostText, type NormalHost, normaliseHost } from "../rules/hostname.js";
 import { checkMethods, decide, pinsFor, tunnelCheck, vetAddress } from "../rules/match.js";
 import type { RuleRequest, TunnelCheck } from "../rules/rules.js";
@@ -183,6 +184,20 @@ export function denyEvent(ctx: ProxyContext, target: Target, started: number, de
   return event;
 }
 
-export function denialBody(kind: string, host: string, port: number, reason: string): string {
-  return `fourwall egress: ${kind} to ${host}:${port} denied (${reason})\n`;
+/** The body of a refusal: what was refused, why, and the flag or policy line that would allow it. */
+export function denialBody(
+  kind: string,
+  host: string,
+  port: number,
+  reason: string,
+  denied?: Denied,
+): string {
+  return refusalText(kind, {
+    host,
+    port,
+    reason,
+    rule: denied?.rule,
+    address: denied?.address,
+    method: kind,
+  });
 }

@@ -72,7 +72,7 @@ export async function handleConnectTarget(
       result.status,
       STATUS_TEXT[result.status] ?? "Forbidden",
       { "X-Fourwall-Denied": result.reason },
-      denialBody("CONNECT", result.host, target.port, result.reason),
+      denialBody("CONNECT", result.host, target.port, result.reason, result),
     );
     return;
   }

@@ -121,7 +121,12 @@ export async function handleHttp(
   const result = await authorize(ctx, target);
   if (!result.ok) {
     ctx.emit(denyEvent(ctx, target, started, result));
-    deny(res, result.status, result.reason, denialBody(method, result.host, target.port, result.reason));
+    deny(
+      res,
+      result.status,
+      result.reason,
+      denialBody(method, result.host, target.port, result.reason, result),
+    );
     return;
   }
   const event = allowEvent(ctx, target, started, result);

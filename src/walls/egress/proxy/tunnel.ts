@@ -1,4 +1,5 @@
 import { connect, type Socket } from "node:net";
+import { refusalText } from "../rules/explain.js";
 import { hostText, type NormalHost, normaliseHost } from "../rules/hostname.js";
 import type { TunnelCheck } from "../rules/rules.js";
 import { readClientHello } from "./sni.js";
@@ -272,7 +273,7 @@ export function runTunnel(
   const refuseHttp = (reason: string, first: boolean) => {
     deny(reason);
     client.pause();
-    const body = `fourwall egress: request in the tunnel to ${hostText(target)}:${port} denied (${reason})\n`;
+    const body = refusalText("a request in the tunnel", { host: hostText(target), port, reason });
     let answered = false;
     const answer = () => {
       if (answered || client.destroyed) return;

@@ -219,7 +219,12 @@ describe("filesystem plan", () => {
         JSON.stringify(policy),
       );
     }
-    assert.throws(() => plan({}, baseHost, { workdir: "/" }), FilesystemPlanError);
+    // started in / : the fix is where fourwall is started, not a policy entry
+    assert.throws(
+      () => plan({}, baseHost, { workdir: "/" }),
+      (e: unknown) =>
+        e instanceof FilesystemPlanError && /cd into your project's directory|--workdir/.test(e.fix ?? ""),
+    );
     assert.throws(() => plan({}, baseHost, { workdir: "/nope" }), /not a directory/);
   });
 
