@@ -11,10 +11,13 @@ export interface Rlimit {
  * namespace, where the kernel counts RLIMIT_NPROC per namespace: the limit is the box's own
  * process count, not the user's across the host.
  */
-export function planRlimits(limits: Limits): Rlimit[] {
+export function planRlimits(limits: Limits, options: { cgroupCapsMemory?: boolean } = {}): Rlimit[] {
   const out: Rlimit[] = [
     { name: "nproc", value: limits.pids },
-    { name: "data", value: limits.memory },
+    // Where a cgroup caps the box's memory, no RLIMIT_DATA: it counts address space V8 only
+    // reserves (Node 24's CodeRange, worker isolates), and such a process dies at start with
+    // "Failed to reserve virtual memory for CodeRange" (exit 133) long before it uses the memory.
+    ...(options.cgroupCapsMemory ? [] : [{ name: "data" as const, value: limits.memory }]),
     { name: "fsize", value: limits.fileSize },
     { name: "nofile", value: limits.openFiles },
     { name: "core", value: 0 },
@@ -26,4 +29,14 @@ export function planRlimits(limits: Limits): Rlimit[] {
 /** prlimit(1) arguments for the plan: `--nproc=1024:1024 ...`. */
 export function prlimitArgs(rlimits: Rlimit[]): string[] {
   return rlimits.map((r) => `--${r.name}=${r.value}:${r.value}`);
+}
+
+/**
+ * A hint for an exit that looks like an address-space limit: V8 dies with SIGTRAP (exit 133)
+ * when it cannot reserve its code range, other programs with ENOMEM. Undefined otherwise.
+ */
+export function addressSpaceHint(code: number | null, rlimits: readonly Rlimit[]): string | undefined {
+  const data = rlimits.find((r) => r.name === "data");
+  if (code !== 133 || !data) return undefined;
+  return `fourwall: the command died of SIGTRAP (exit 133), as V8 does when it cannot reserve memory under RLIMIT_DATA (${data.value} bytes here); raise isolation.limits.memory (e.g. 16GiB), or run fourwall as root, where a cgroup caps memory instead\n`;
 }
