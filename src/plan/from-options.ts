@@ -4,7 +4,8 @@ import path from "node:path";
 import { WallError } from "../core/errors.js";
 import { packageRoot } from "../core/paths.js";
 import { loadPolicyCached } from "../policy/cached.js";
-import { realHost } from "../walls/filesystem/index.js";
+import { createStatePaths, realHost } from "../walls/filesystem/index.js";
+import { checkCommand } from "./command.js";
 import { type BoxPlan, planBox } from "./plan.js";
 
 // What `run`, `up` and `prove` share: the caller's flags and policy, turned into one BoxPlan.
@@ -15,6 +16,8 @@ export interface RunOptions {
   preset: string[];
   allow: string[];
   resolve: string[];
+  /** --ro PATH: host paths shown read-only (filesystem.readOnly). */
+  ro?: string[];
   runtime?: string;
   /** With the docker runtime: the image to run (--image). */
   image?: string;
@@ -48,6 +51,8 @@ export async function planFromOptions(
   if (options.runtime) flags.isolation = { runtime: options.runtime };
   if (options.allow.length > 0 || options.resolve.length > 0)
     flags.egress = { allow: options.allow, resolve: options.resolve };
+  if (options.ro && options.ro.length > 0)
+    flags.filesystem = { readOnly: options.ro.map((p) => path.resolve(cwd, p)) };
   if (options.proxy) flags.egress = { ...(flags.egress as object | undefined), proxy: options.proxy };
   const { policy, source, egress } = await loadPolicyCached({
     file: options.policy,
@@ -55,10 +60,13 @@ export async function planFromOptions(
     flags,
     presets: options.preset,
   });
+  // An agent's config and state dirs, made on the host before the box starts, so they persist.
+  const home = caller.env.HOME ?? os.homedir();
+  if (!options.dryRun) createStatePaths(policy.filesystem, { home, workdir });
   const plan = planBox(policy, {
     command,
     workdir,
-    home: caller.env.HOME ?? os.homedir(),
+    home,
     hostUid: process.getuid!(),
     hostGid: process.getgid!(),
     hostEnv: caller.env,
@@ -67,5 +75,9 @@ export async function planFromOptions(
     fourwallRoot: packageRoot(),
     fourwall: [process.execPath, path.join(packageRoot(), "bin", "fourwall.js")],
   });
+  // The command as the box's shell will find it (the box's PATH, its view of the host). A docker
+  // image or another root has files of its own: the check is for boxes over the host's /.
+  if (policy.filesystem.root === "/" && plan.runtime !== "docker")
+    checkCommand(plan.command, { filesystem: plan.filesystem, boxPath: plan.env.PATH ?? "", host: realHost });
   return { plan, source };
 }
