@@ -1,0 +1,178 @@
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { before, describe, it } from "node:test";
+import { AGENT_PACKAGES, installAgents, node24Bin } from "../helpers/agents.js";
+import {
+  chownToMode,
+  MODES,
+  type Mode,
+  makeFixture,
+  readAudit,
+  runInBox,
+  SECRET,
+  USER_UID,
+} from "../helpers/box.js";
+import { type ModelApi, startAnthropicApi, startOpenAiApi } from "../helpers/model-apis.js";
+
+// The real agents, from npm, each in a box with its preset, one real turn against a local stand-in
+// of its model API. The stand-in's host name (model.test) is pinned to 127.0.0.1 at the proxy
+// (--resolve), so the agent reaches it only through the egress wall. The scripted reply asks the
+// agent's shell tool to write a file, read secrets and reach a blocked host.
+
+const HOST_PATH = "/usr/local/bin:/usr/bin:/bin";
+const COMMAND = [
+  "echo agent-was-here > landed.txt",
+  "cat ~/.ssh/id_ed25519 ~/.aws/credentials .env 2>&1",
+  "curl -s -m 5 -o /dev/null -w 'blocked=%{http_code}\\n' http://blocked.test/",
+].join("; ");
+
+let cli: string;
+before(() => {
+  // first run downloads (~300 MB); later runs reuse the cache
+  cli = installAgents("cli", { timeoutMs: 900_000 });
+});
+
+interface Turn {
+  code: number | null;
+  stderr: string;
+  api: ModelApi;
+  audit: string;
+  fx: ReturnType<typeof makeFixture>;
+}
+
+async function oneTurn(
+  mode: Mode,
+  o: {
+    preset: string;
+    argv: (port: number) => string[];
+    api: "anthropic" | "openai";
+    keyVar: string;
+    env?: (port: number) => Record<string, string>;
+  },
+): Promise<Turn> {
+  const fx = makeFixture(mode);
+  const key = `sk-fourwall-${randomBytes(6).toString("hex")}`;
+  const api = await (o.api === "anthropic" ? startAnthropicApi : startOpenAiApi)({ key, command: COMMAND });
+  const audit = path.join(fx.base, "audit.jsonl");
+  writeFileSync(audit, "");
+  chownToMode(fx, audit);
+  try {
+    const r = await runInBox(fx, o.argv(api.port), {
+      // the gate asks about the shell command (it reaches the network): a human who says yes
+      flags: [
+        "--preset",
+        o.preset,
+        "--audit",
+        audit,
+        "--approver",
+        "true",
+        "-a",
+        `model.test:${api.port}`,
+        "--resolve",
+        "model.test=127.0.0.1",
+      ],
+      env: {
+        PATH: `${path.join(cli, "node_modules", ".bin")}:${HOST_PATH}`,
+        [o.keyVar]: key,
+        ...o.env?.(api.port),
+      },
+      timeoutMs: 120_000,
+    });
+    return { code: r.code, stderr: r.stderr, api, audit, fx };
+  } finally {
+    await api.close();
+  }
+}
+
+/** What every agent's turn must show: the key checked, the file landed, a blocked host, no secret. */
+function checkTurn(t: Turn): void {
+  assert.equal(t.code, 0, t.stderr.slice(-3000));
+  assert.ok(
+    t.api.requests.length > 0 && t.api.requests.every((r) => r.keyOk),
+    "the stand-in saw the right key",
+  );
+  assert.equal(t.api.toolResults.length, 1, "one tool result came back");
+  const out = t.api.toolResults[0]!;
+  assert.doesNotMatch(out, new RegExp(SECRET), "no secret reached the agent");
+  assert.match(out, /blocked=403/);
+  assert.equal(readFileSync(path.join(t.fx.workdir, "landed.txt"), "utf8"), "agent-was-here\n");
+  const denied = readAudit(t.audit)
+    .filter((e) => e.decision === "deny")
+    .map((e) => e.host);
+  assert.ok(denied.includes("blocked.test"), `blocked.test in the audit (denied: ${denied.join(", ")})`);
+}
+
+const owner = (mode: Mode) => (mode === "root" ? 0 : USER_UID);
+
+for (const mode of MODES) {
+  describe(`real agents in the box (${mode})`, { timeout: 300_000 }, () => {
+    it(`Claude Code ${AGENT_PACKAGES.cli[0].split("@")[2]}: one turn through claude -p; ~/.claude made on first use and kept`, async () => {
+      const t = await oneTurn(mode, {
+        preset: "claude-code",
+        api: "anthropic",
+        keyVar: "ANTHROPIC_API_KEY",
+        argv: () => ["claude", "-p", "write the file", "--allowedTools", "Bash"],
+        env: (port) => ({ ANTHROPIC_BASE_URL: `http://model.test:${port}` }),
+      });
+      checkTurn(t);
+      // a first-time user's state dirs were made on the host, owned by the user, and kept
+      for (const p of [".claude", ".claude.json"]) {
+        const st = statSync(path.join(t.fx.home, p));
+        assert.equal(st.uid, owner(mode), `${p} owned by the user`);
+      }
+      assert.ok(
+        readFileSync(path.join(t.fx.home, ".claude.json"), "utf8").length > 3,
+        "Claude Code wrote its state",
+      );
+      // the gate's settings file and the placeholders are gone
+      assert.ok(!existsSync(path.join(t.fx.home, ".claude", "settings.json")), "no residue settings.json");
+    });
+
+    it(`Codex ${AGENT_PACKAGES.cli[1].split("@")[2]}: one turn through codex exec; no hooks.json left behind`, async () => {
+      const t = await oneTurn(mode, {
+        preset: "codex",
+        api: "openai",
+        keyVar: "OPENAI_API_KEY",
+        argv: (port) => [
+          "codex",
+          "exec",
+          "--skip-git-repo-check",
+          // fourwall is the sandbox: Codex's own cannot nest (no user namespaces in the box)
+          "--sandbox",
+          "danger-full-access",
+          // a model whose tools are the classic shell functions, not the JavaScript code mode
+          "-m",
+          "gpt-4.1",
+          "-c",
+          'model_provider="standin"',
+          "-c",
+          `model_providers.standin={name="standin", base_url="http://model.test:${port}/v1", env_key="OPENAI_API_KEY", wire_api="responses"}`,
+          "write the file",
+        ],
+      });
+      checkTurn(t);
+      const codex = path.join(t.fx.home, ".codex");
+      assert.equal(statSync(codex).uid, owner(mode), "~/.codex owned by the user");
+      assert.ok(!existsSync(path.join(codex, "hooks.json")), "no empty hooks.json left on the host");
+      assert.ok(!existsSync(path.join(codex, "config.toml")), "no placeholder config.toml left on the host");
+    });
+  });
+}
+
+describe("OpenClaw under Node 24 from npm", { timeout: 900_000 }, () => {
+  it("starts in the box with its preset (the default memory limits do not break V8)", async () => {
+    const node24 = node24Bin(installAgents("node24"));
+    const openclaw = installAgents("openclaw", { nodeBin: node24, timeoutMs: 900_000 });
+    const fx = makeFixture("root");
+    const r = await runInBox(fx, ["openclaw", "--version"], {
+      flags: ["--preset", "openclaw"],
+      env: { PATH: `${path.join(openclaw, "node_modules", ".bin")}:${node24}:${HOST_PATH}` },
+      timeoutMs: 60_000,
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /OpenClaw \d+\.\d+/);
+    assert.ok(statSync(path.join(fx.home, ".openclaw")).isDirectory(), "~/.openclaw made on first use");
+  });
+});
