@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { before, describe, it } from "node:test";
 import { AGENT_PACKAGES, installAgents, node24Bin } from "../helpers/agents.js";
@@ -157,6 +158,33 @@ for (const mode of MODES) {
       assert.equal(statSync(codex).uid, owner(mode), "~/.codex owned by the user");
       assert.ok(!existsSync(path.join(codex, "hooks.json")), "no empty hooks.json left on the host");
       assert.ok(!existsSync(path.join(codex, "config.toml")), "no placeholder config.toml left on the host");
+    });
+  });
+}
+
+for (const mode of MODES) {
+  describe(`an agent installed outside the box's view (${mode})`, () => {
+    it("is named before launch (exit 125), and runs once --ro shows it", async () => {
+      const fx = makeFixture(mode);
+      // an agent "installed" under /tmp: private in the box
+      const bin = mkdtempSync(path.join(os.tmpdir(), "fourwall-agent-bin-"));
+      chmodSync(bin, 0o755);
+      writeFileSync(path.join(bin, "agent"), "#!/bin/sh\necho agent-ran\n", { mode: 0o755 });
+      try {
+        const env = { PATH: `${bin}:${HOST_PATH}` };
+        const hidden = await runInBox(fx, ["agent"], { env });
+        assert.equal(hidden.code, 125);
+        assert.match(hidden.stderr, /agent is not visible in the box: \/tmp is private/);
+        assert.match(hidden.stderr, /--ro /);
+        const missing = await runInBox(fx, ["no-such-agent"], { env });
+        assert.equal(missing.code, 125);
+        assert.match(missing.stderr, /no-such-agent not found in the box/);
+        const shown = await runInBox(fx, ["agent"], { env, flags: ["--ro", bin] });
+        assert.equal(shown.code, 0, shown.stderr);
+        assert.equal(shown.stdout, "agent-ran\n");
+      } finally {
+        rmSync(bin, { recursive: true, force: true });
+      }
     });
   });
 }
