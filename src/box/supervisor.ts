@@ -8,7 +8,7 @@ import type { BoxPlan } from "../plan/plan.js";
 import type { BoxSession, RunningBox, Runtime } from "../runtimes/runtime.js";
 import type { AskRequest, EgressEvent, ProxyHandle } from "../walls/egress/index.js";
 import { realHost, resolveGitEntry, scanTrees } from "../walls/filesystem/index.js";
-import { addressSpaceHint, createBoxCgroup, removeBoxCgroup } from "../walls/isolation/index.js";
+import { addressSpaceHint, createBoxCgroup, dataLimit, removeBoxCgroup } from "../walls/isolation/index.js";
 import type { GateOptions, GateSession } from "./gate.js";
 import { type Reaper, standPlaceholders, startReaper } from "./reaper.js";
 import { openTerminalControl, type TerminalControl } from "./terminal.js";
@@ -166,7 +166,7 @@ export async function superviseBox(
   const cgroup = plan.identity.mode === "root" ? createBoxCgroup(plan.id, plan.boxLimits) : undefined;
   // No cgroup after all (no memory controller, a read-only cgroupfs): RLIMIT_DATA caps memory again.
   if (!cgroup && !plan.rlimits.some((r) => r.name === "data"))
-    plan = { ...plan, rlimits: [...plan.rlimits, { name: "data", value: plan.boxLimits.memoryBytes }] };
+    plan = { ...plan, rlimits: [...plan.rlimits, dataLimit(plan.boxLimits.memoryBytes)] };
   const session: BoxSession = { runDir, emptyFile, netDir, cgroupDirs: cgroup?.dirs ?? [] };
   let terminal: TerminalControl | undefined;
   const blocked = new Map<string, number>();

@@ -58,7 +58,10 @@ describe("filesystem.state", () => {
 describe("planRlimits", () => {
   const limits = limitsSchema.parse({});
   it("sets RLIMIT_DATA only where no cgroup caps memory (it breaks V8's reservations)", () => {
-    assert.ok(planRlimits(limits).some((r) => r.name === "data"));
+    assert.deepEqual(
+      planRlimits(limits).find((r) => r.name === "data"),
+      { name: "data", value: 32 * 2 ** 30 },
+    );
     assert.ok(!planRlimits(limits, { cgroupCapsMemory: true }).some((r) => r.name === "data"));
   });
 });
