@@ -189,18 +189,50 @@ for (const mode of MODES) {
   });
 }
 
-describe("OpenClaw under Node 24 from npm", { timeout: 900_000 }, () => {
-  it("starts in the box with its preset (the default memory limits do not break V8)", async () => {
-    const node24 = node24Bin(installAgents("node24"));
-    const openclaw = installAgents("openclaw", { nodeBin: node24, timeoutMs: 900_000 });
-    const fx = makeFixture("root");
-    const r = await runInBox(fx, ["openclaw", "--version"], {
-      flags: ["--preset", "openclaw"],
-      env: { PATH: `${path.join(openclaw, "node_modules", ".bin")}:${node24}:${HOST_PATH}` },
-      timeoutMs: 60_000,
+const WORKERS = (n: number) =>
+  `const { Worker } = require("node:worker_threads"); let done = 0; for (let i = 0; i < ${n}; i++) new Worker("setTimeout(() => {}, 300)", { eval: true }).on("exit", () => { if (++done === ${n}) console.log("workers-ok"); });`;
+
+for (const mode of MODES) {
+  describe(`OpenClaw and Node 24 from npm (${mode})`, { timeout: 900_000 }, () => {
+    let node24: string;
+    let openclaw: string;
+    before(() => {
+      node24 = node24Bin(installAgents("node24"));
+      openclaw = installAgents("openclaw", { nodeBin: node24, timeoutMs: 900_000 });
     });
-    assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /OpenClaw \d+\.\d+/);
-    assert.ok(statSync(path.join(fx.home, ".openclaw")).isDirectory(), "~/.openclaw made on first use");
+
+    it("OpenClaw starts in the box with its preset; ~/.openclaw made on first use", async () => {
+      const fx = makeFixture(mode);
+      const r = await runInBox(fx, ["openclaw", "--version"], {
+        flags: ["--preset", "openclaw"],
+        env: { PATH: `${path.join(openclaw, "node_modules", ".bin")}:${node24}:${HOST_PATH}` },
+        timeoutMs: 60_000,
+      });
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /OpenClaw \d+\.\d+/);
+      const st = statSync(path.join(fx.home, ".openclaw"));
+      assert.ok(
+        st.isDirectory() && st.uid === owner(mode),
+        "~/.openclaw made on first use, owned by the user",
+      );
+    });
+
+    it("the default memory limits do not break V8 (Node 24, 8 worker threads); a tight one is named", async () => {
+      const fx = makeFixture(mode);
+      const env = { PATH: `${node24}:${HOST_PATH}` };
+      const ok = await runInBox(fx, ["node", "-e", WORKERS(8)], { env, timeoutMs: 60_000 });
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.equal(ok.stdout, "workers-ok\n");
+      if (mode === "root") return; // a cgroup caps memory there: no RLIMIT_DATA to hit
+      const policy = path.join(fx.base, "tight.yaml");
+      writeFileSync(policy, "isolation:\n  limits:\n    memory: 256MiB\n");
+      const tight = await runInBox(fx, ["node", "-e", WORKERS(8)], {
+        env,
+        flags: ["-p", policy],
+        timeoutMs: 60_000,
+      });
+      assert.equal(tight.code, 133);
+      assert.match(tight.stderr, /exit 133.*RLIMIT_DATA.*raise isolation\.limits\.memory/);
+    });
   });
-});
+}
