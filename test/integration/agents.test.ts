@@ -1,6 +1,15 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { before, describe, it } from "node:test";
@@ -41,6 +50,8 @@ interface Turn {
   api: ModelApi;
   audit: string;
   fx: ReturnType<typeof makeFixture>;
+  /** New entries in HOME after the run. */
+  made: string[];
 }
 
 async function oneTurn(
@@ -59,6 +70,7 @@ async function oneTurn(
   const audit = path.join(fx.base, "audit.jsonl");
   writeFileSync(audit, "");
   chownToMode(fx, audit);
+  const homeBefore = readdirSync(fx.home);
   try {
     const r = await runInBox(fx, o.argv(api.port), {
       // the gate asks about the shell command (it reaches the network): a human who says yes
@@ -81,10 +93,23 @@ async function oneTurn(
       },
       timeoutMs: 120_000,
     });
-    return { code: r.code, stderr: r.stderr, api, audit, fx };
+    // nothing new in HOME but the preset's state (no residue files, no placeholders left)
+    const made = readdirSync(fx.home).filter((n) => !homeBefore.includes(n) && !fourwallsOwn(fx.home, n));
+    return { code: r.code, stderr: r.stderr, api, audit, fx, made };
   } finally {
     await api.close();
   }
+}
+
+/** fourwall's own state in HOME (its policy cache, user mode's locks and layers), not the agent's. */
+function fourwallsOwn(home: string, name: string): boolean {
+  const only = (dir: string, entry: string) => {
+    const list = readdirSync(path.join(home, dir));
+    return list.length === 1 && list[0] === entry;
+  };
+  if (name === ".cache") return only(".cache", "fourwall");
+  if (name === ".local") return only(".local", "state") && only(".local/state", "fourwall");
+  return false;
 }
 
 /** What every agent's turn must show: the key checked, the file landed, a blocked host, no secret. */
@@ -118,6 +143,7 @@ for (const mode of MODES) {
         env: (port) => ({ ANTHROPIC_BASE_URL: `http://model.test:${port}` }),
       });
       checkTurn(t);
+      assert.deepEqual(t.made.sort(), [".claude", ".claude.json"]);
       // a first-time user's state dirs were made on the host, owned by the user, and kept
       for (const p of [".claude", ".claude.json"]) {
         const st = statSync(path.join(t.fx.home, p));
@@ -154,6 +180,7 @@ for (const mode of MODES) {
         ],
       });
       checkTurn(t);
+      assert.deepEqual(t.made, [".codex"]);
       const codex = path.join(t.fx.home, ".codex");
       assert.equal(statSync(codex).uid, owner(mode), "~/.codex owned by the user");
       assert.ok(!existsSync(path.join(codex, "hooks.json")), "no empty hooks.json left on the host");
