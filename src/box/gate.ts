@@ -1,4 +1,13 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import path from "node:path";
 import pc from "picocolors";
 import type { AuditLog } from "../audit/log.js";
@@ -87,11 +96,20 @@ export async function openGateSession(
 
   // Agent settings with fourwall's hook, bound read-only over the agents' own.
   session.gateFiles = [];
+  // A settings file the agent does not have yet (~/.codex/hooks.json) gets a mount point that bwrap
+  // creates on the host when its directory is writable: removed at exit (or by the reaper), so the
+  // agent outside the box does not find an empty file it never had.
+  const mountPoints: string[] = [];
   if (plan.gate.settings.length > 0) {
     const dir = path.join(session.runDir, "gate-files");
     mkdirSync(dir, { mode: 0o755 });
     plan.gate.settings.forEach((file, i) => {
       const base = existsSync(file.base) ? readFileSync(file.base, "utf8") : undefined;
+      if (!existsSync(file.target)) {
+        mountPoints.push(file.target);
+        const q = shellQuote(file.target);
+        onKill(session.runDir, `[ -f ${q} ] && [ ! -s ${q} ] && rm -f -- ${q}`);
+      }
       const source = path.join(dir, `${i}-${path.basename(file.target)}`);
       writeFileSync(source, renderAgentSettings(file, base), { mode: 0o444 });
       session.gateFiles!.push({ source, target: file.target });
@@ -175,9 +193,16 @@ export async function openGateSession(
     },
     async close() {
       await service.close();
+      for (const p of mountPoints) removeEmptyFile(p);
       // finish() never ran (the box could not be built, or it failed on the way): a layer the box
       // never wrote into holds nothing to recover — leave nothing behind.
       if (layer && readdirSync(layer.upper).length === 0) dropLayer();
     },
   };
+}
+
+/** Removes `p` if it is an empty regular file (a mount point bwrap made), never anything else. */
+function removeEmptyFile(p: string): void {
+  const st = lstatSync(p, { throwIfNoEntry: false });
+  if (st?.isFile() && st.size === 0) rmSync(p, { force: true });
 }

@@ -14,7 +14,7 @@ import {
   summaryRow,
 } from "../walls/egress/index.js";
 import { realHost, resolveGitEntry, scanTrees } from "../walls/filesystem/index.js";
-import { createBoxCgroup, removeBoxCgroup } from "../walls/isolation/index.js";
+import { addressSpaceHint, createBoxCgroup, dataLimit, removeBoxCgroup } from "../walls/isolation/index.js";
 import type { GateOptions, GateSession } from "./gate.js";
 import { type Reaper, standPlaceholders, startReaper } from "./reaper.js";
 import { openTerminalControl, type TerminalControl } from "./terminal.js";
@@ -190,6 +190,9 @@ export async function superviseBox(
   // Only the box's uid (and root) may reach the proxy socket: other local users cannot borrow it.
   if (plan.identity.mode === "root") chownSync(netDir, plan.identity.uid, plan.identity.gid);
   const cgroup = plan.identity.mode === "root" ? createBoxCgroup(plan.id, plan.boxLimits) : undefined;
+  // No cgroup after all (no memory controller, a read-only cgroupfs): RLIMIT_DATA caps memory again.
+  if (!cgroup && !plan.rlimits.some((r) => r.name === "data"))
+    plan = { ...plan, rlimits: [...plan.rlimits, dataLimit(plan.boxLimits.memoryBytes)] };
   const session: BoxSession = { runDir, emptyFile, netDir, cgroupDirs: cgroup?.dirs ?? [] };
   let terminal: TerminalControl | undefined;
   const blocked = new Map<string, number>();
@@ -284,6 +287,8 @@ export async function superviseBox(
     if (blocked.size > 0 && !options.quiet) process.stderr.write(blockedSummary(blocked));
     if (unreachable.size > 0 && !options.quiet)
       process.stderr.write(blockedSummary(unreachable, "egress could not reach (not blocked)"));
+    const hint = addressSpaceHint(code, plan.rlimits);
+    if (hint && !options.quiet) process.stderr.write(hint);
     return code;
   } finally {
     await cleanup();

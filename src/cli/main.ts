@@ -24,7 +24,7 @@ function withBoxOptions(command: Command) {
     .option("-p, --policy <file>", "policy file, YAML or JSON (default: ./fourwall.yaml if present)")
     .option(
       "--preset <name>",
-      "add a built-in preset: claude-code | codex | node-dev | python-dev",
+      "add a built-in preset: claude-code | codex | openclaw | node-dev | python-dev",
       collect,
       [] as string[],
     )
@@ -37,6 +37,12 @@ function withBoxOptions(command: Command) {
     .option(
       "--resolve <host=ip>",
       "pin a host name to an address at the proxy (repeatable)",
+      collect,
+      [] as string[],
+    )
+    .option(
+      "--ro <path>",
+      "show a host path read-only in the box, e.g. a tool installed under /tmp (repeatable; secrets in it stay hidden)",
       collect,
       [] as string[],
     )
@@ -293,7 +299,7 @@ program
   .option("-p, --policy <file>", "policy file, YAML or JSON (default: ./fourwall.yaml if present)")
   .option(
     "--preset <name>",
-    "add a built-in preset: claude-code | codex | node-dev | python-dev",
+    "add a built-in preset: claude-code | codex | openclaw | node-dev | python-dev",
     collect,
     [] as string[],
   )

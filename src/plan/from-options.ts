@@ -6,8 +6,9 @@ import { makeOwnedDir } from "../core/owned-dir.js";
 import { packageRoot } from "../core/paths.js";
 import { loadPolicyCached } from "../policy/cached.js";
 import type { Policy } from "../policy/schema.js";
-import { realHost } from "../walls/filesystem/index.js";
+import { createStatePaths, realHost } from "../walls/filesystem/index.js";
 import { cacheEnvironment, cacheKey, cacheRoot } from "./caches.js";
+import { checkCommand } from "./command.js";
 import { type BoxPlan, planBox } from "./plan.js";
 
 // What `run`, `up` and `prove` share: the caller's flags and policy, turned into one BoxPlan.
@@ -20,6 +21,8 @@ export interface RunOptions {
   resolve: string[];
   /** Host variables passed into the box by name (--env NAME: `mcp wrap`, a server's own env). */
   env?: string[];
+  /** --ro PATH: host paths shown read-only (filesystem.readOnly). */
+  ro?: string[];
   runtime?: string;
   /** With the docker runtime: the image to run (--image). */
   image?: string;
@@ -54,6 +57,8 @@ export async function planFromOptions(
   if (options.allow.length > 0 || options.resolve.length > 0)
     flags.egress = { allow: options.allow, resolve: options.resolve };
   if (options.env && options.env.length > 0) flags.env = { pass: options.env };
+  if (options.ro && options.ro.length > 0)
+    flags.filesystem = { readOnly: options.ro.map((p) => path.resolve(cwd, p)) };
   if (options.proxy) flags.egress = { ...(flags.egress as object | undefined), proxy: options.proxy };
   const { policy, source, egress } = await loadPolicyCached({
     file: options.policy,
@@ -61,7 +66,9 @@ export async function planFromOptions(
     flags,
     presets: options.preset,
   });
+  // An agent's config and state dirs, made on the host before the box starts, so they persist.
   const home = caller.env.HOME ?? os.homedir();
+  if (!options.dryRun) createStatePaths(policy.filesystem, { home, workdir });
   const plan = planBox(policy.filesystem.caches ? withCaches(policy, home, caller.env) : policy, {
     command,
     workdir,
@@ -74,6 +81,10 @@ export async function planFromOptions(
     fourwallRoot: packageRoot(),
     fourwall: [process.execPath, path.join(packageRoot(), "bin", "fourwall.js")],
   });
+  // The command as the box's shell will find it (the box's PATH, its view of the host). A docker
+  // image or another root has files of its own: the check is for boxes over the host's /.
+  if (policy.filesystem.root === "/" && plan.runtime !== "docker")
+    checkCommand(plan.command, { filesystem: plan.filesystem, boxPath: plan.env.PATH ?? "", host: realHost });
   return { plan, source };
 }
 

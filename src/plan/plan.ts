@@ -142,7 +142,8 @@ export function planBox(policy: Policy, ctx: BoxContext): BoxPlan {
     filesystem,
     env,
     identity,
-    rlimits: planRlimits(policy.isolation.limits),
+    // root mode makes a cgroup for the box's memory (box/supervisor.ts); it puts RLIMIT_DATA back if it cannot
+    rlimits: planRlimits(policy.isolation.limits, { cgroupCapsMemory: identity.mode === "root" }),
     boxLimits: { memoryBytes: policy.isolation.limits.memory, pids: policy.isolation.limits.pids },
     seccomp: buildSeccompFilter(),
     hostname: "fourwall",

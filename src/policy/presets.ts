@@ -2,31 +2,59 @@
  * Built-in presets: data, reviewed like code. A preset lists what one agent needs to work and
  * nothing more; the user's policy is merged over it (lists add up, scalars override).
  */
-export const PRESET_NAMES = ["claude-code", "codex", "node-dev", "python-dev"] as const;
+export const PRESET_NAMES = ["claude-code", "codex", "openclaw", "node-dev", "python-dev"] as const;
 export type PresetName = (typeof PRESET_NAMES)[number];
 
 type PresetData = {
   egress?: { allow?: string[] };
-  filesystem?: { writable?: string[]; scratch?: string[]; readOnly?: string[]; homeVisible?: string[] };
+  filesystem?: {
+    writable?: string[];
+    state?: string[];
+    scratch?: string[];
+    readOnly?: string[];
+    homeVisible?: string[];
+  };
   env?: { pass?: string[]; set?: Record<string, string> };
 };
 
 export const PRESETS: Record<PresetName, PresetData> = {
   "claude-code": {
-    egress: { allow: ["api.anthropic.com", "statsig.anthropic.com", "claude.ai", "console.anthropic.com"] },
-    // Claude Code keeps its sessions and login here; it needs to write them.
+    // Measured (Claude Code 2.1.197, `claude -p`, API key): only api.anthropic.com. The login
+    // (OAuth) pages moved to platform.claude.com; raw.githubusercontent.com (release notes) is left out.
+    egress: {
+      allow: [
+        "api.anthropic.com",
+        "statsig.anthropic.com",
+        "claude.ai",
+        "console.anthropic.com",
+        "platform.claude.com",
+      ],
+    },
+    // Claude Code keeps its sessions and login here; it needs to write them. Made on first use
+    // (a first-time user has neither), so they persist.
     filesystem: {
-      writable: ["~/.claude", "~/.claude.json"],
+      state: ["~/.claude/", "~/.claude.json"],
       // ...but not its settings: they hold the hooks, and a hook the model could rewrite is no gate.
       readOnly: ["~/.claude/settings.json", "~/.claude/settings.local.json"],
       scratch: ["~/.cache", "~/.npm"],
     },
     env: { pass: ["ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "CLAUDE_CODE_*", "COLORTERM"] },
   },
+  // Measured (Codex 0.171, `codex exec`): api.openai.com and chatgpt.com (its backend); the
+  // github.com / api.github.com (plugin lists) and ab.chatgpt.com (experiments) it also tries are
+  // left out: it works without them. Its own sandbox cannot nest here: run it with
+  // `--sandbox danger-full-access` (fourwall is the sandbox).
   codex: {
     egress: { allow: ["api.openai.com", "chatgpt.com", "auth.openai.com"] },
-    filesystem: { writable: ["~/.codex"], readOnly: ["~/.codex/config.toml"], scratch: ["~/.cache"] },
+    filesystem: { state: ["~/.codex/"], readOnly: ["~/.codex/config.toml"], scratch: ["~/.cache"] },
     env: { pass: ["OPENAI_API_KEY", "OPENAI_BASE_URL", "CODEX_*", "COLORTERM"] },
+  },
+  // OpenClaw (Node >= 24.16): its config, sessions and workspace live in ~/.openclaw. The model
+  // provider's host is the user's choice (-a); the two common ones are here.
+  openclaw: {
+    egress: { allow: ["api.anthropic.com", "api.openai.com"] },
+    filesystem: { state: ["~/.openclaw/"], scratch: ["~/.cache", "~/.npm"] },
+    env: { pass: ["OPENCLAW_*", "ANTHROPIC_API_KEY", "OPENAI_API_KEY", "COLORTERM"] },
   },
   "node-dev": {
     egress: { allow: ["registry.npmjs.org", "registry.yarnpkg.com"] },

@@ -126,10 +126,10 @@ for (const mode of MODES) {
       assert.match(r.stderr, /kept the originals/);
     });
 
-    it("returns the command's own exit status; 127 for a missing program", async () => {
+    it("returns the command's own exit status; 125 (named before launch) for a missing program", async () => {
       const fx = makeFixture(mode);
       assert.equal((await sh(fx, "exit 7", G)).code, 7);
-      assert.equal((await runInBox(fx, ["/no/such/program"], G)).code, 127);
+      assert.equal((await runInBox(fx, ["/no/such/program"], G)).code, 125);
     });
 
     it("passes stdin and stdout through pipes, and appends to a regular file instead of overwriting it", () => {

@@ -29,7 +29,10 @@ for (const mode of MODES) {
       const fx = makeFixture(mode);
       assert.equal((await sh(fx, "exit 7")).code, 7);
       assert.equal((await sh(fx, "true")).code, 0);
-      assert.equal((await runInBox(fx, ["/no/such/program"])).code, 127);
+      // a program the box cannot find is named before launch: exit 125, nothing run
+      const missing = await runInBox(fx, ["/no/such/program"]);
+      assert.equal(missing.code, 125);
+      assert.match(missing.stderr, /\/no\/such\/program not found in the box/);
     });
 
     it("passes stdin and stdout through", async () => {

@@ -69,6 +69,8 @@ export function srtSettings(
       allowWrite: [
         layout.workdir,
         ...policy.filesystem.writable.map((s, i) => where(s, `filesystem.writable[${i}]`)),
+        // an agent preset's state dirs are writable too (fourwall also makes them on first use)
+        ...policy.filesystem.state.map((s, i) => where(s.replace(/\/+$/, ""), `filesystem.state[${i}]`)),
       ],
       denyWrite: PERSISTENCE_PATHS.filter((p) => !policy.filesystem.allowPersistence.includes(p.path)).map(
         (p) => path.join(layout.workdir, p.path),

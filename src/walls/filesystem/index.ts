@@ -8,4 +8,6 @@ export * from "./mounts.js";
 export * from "./passwd.js";
 export * from "./plan.js";
 export * from "./schema.js";
+export * from "./state.js";
+export * from "./visibility.js";
 export * from "./walk.js";

@@ -25,6 +25,7 @@ import {
 import type { FilesystemPlan, Mount, Placeholder } from "./mounts.js";
 import type { FilesystemPolicy } from "./schema.js";
 import { loginPlaceholder } from "./startup.js";
+import { boxSight } from "./visibility.js";
 import { scanTrees } from "./walk.js";
 
 export interface FilesystemContext {
@@ -241,8 +242,13 @@ export function planFilesystem(policy: FilesystemPolicy, ctx: FilesystemContext)
       });
     }
   }
+  // read-only paths the box would not otherwise see (--ro, filesystem.readOnly outside the workdir)
+  const roShown: string[] = [];
   const visibleInBox = (p: string) =>
-    !rebuildHome || !isUnder(p, home) || homeShown.some((shown) => isUnder(p, shown));
+    !rebuildHome ||
+    !isUnder(p, home) ||
+    homeShown.some((shown) => isUnder(p, shown)) ||
+    roShown.some((shown) => isUnder(p, shown));
 
   // 3. scratch and writable
   policy.scratch.forEach((s, i) => {
@@ -257,10 +263,18 @@ export function planFilesystem(policy: FilesystemPolicy, ctx: FilesystemContext)
   });
   const writable = [workdir];
   mounts.push({ type: "bind", source: workdir, target: workdir, writable: true, why: "the workdir" });
-  policy.writable.forEach((w, i) => {
-    const target = expand(w, `filesystem.writable[${i}]`);
-    if (target === "/")
-      throw new FilesystemPlanError(`filesystem.writable[${i}]`, "the whole filesystem cannot be writable");
+  const writableEntries = [
+    ...policy.writable.map((w, i) => ({
+      target: expand(w, `filesystem.writable[${i}]`),
+      field: `filesystem.writable[${i}]`,
+    })),
+    ...statePaths(policy, { home, workdir }).map((s, i) => ({
+      target: s.path,
+      field: `filesystem.state[${i}]`,
+    })),
+  ];
+  writableEntries.forEach(({ target, field }) => {
+    if (target === "/") throw new FilesystemPlanError(field, "the whole filesystem cannot be writable");
     if (host.kind(target) === "missing") {
       notes.push(`writable ${target} skipped: it does not exist`);
       return;
@@ -305,14 +319,37 @@ export function planFilesystem(policy: FilesystemPolicy, ctx: FilesystemContext)
     placeholders.push({ path: first, kind: placeholderKind, content: text });
     islands.push({ type: "bind", source: first, target: first, writable: false, why });
   };
+  // Outside the writable places everything is read-only already, but maybe not visible: a tool
+  // installed under /tmp (private in the box) or in HOME beyond the allowlist is bound in,
+  // read-only; the covers below still hide the secrets inside it. A secret itself is refused.
+  const showReadOnly = (target: string, field: string) => {
+    const secret = secrets.find((s) => isUnder(target, s));
+    if (secret)
+      throw new FilesystemPlanError(field, `${target} is a secret (${secret}): it stays hidden from the box`);
+    if (host.kind(onHost(target)) === "missing") {
+      notes.push(`${field} ${target} skipped: it does not exist`);
+      return;
+    }
+    if (boxSight(mounts, target).seen || roShown.some((done) => isUnder(target, done))) return;
+    roShown.push(target);
+    mounts.push({
+      type: "bind",
+      source: onHost(target),
+      target,
+      writable: false,
+      why: "read-only by policy",
+    });
+  };
   policy.readOnly.forEach((r, i) => {
     const field = `filesystem.readOnly[${i}]`;
     const { base, pattern } = splitPolicyPath(r, where(field));
     const found = matches(base, pattern, field);
     // A glob covers what exists now; a literal path is protected even before it exists (placeholder).
     if (found.length === 0) notes.push(`${field} ${r} matches nothing on the host: nothing to protect`);
-    for (const target of found)
-      protect(target, r.endsWith("/") ? "dir" : "file", field, "read-only by policy");
+    for (const target of found) {
+      if (inWritable(target)) protect(target, r.endsWith("/") ? "dir" : "file", field, "read-only by policy");
+      else showReadOnly(target, field);
+    }
   });
   for (const entry of PERSISTENCE_PATHS) {
     if (entry.gitOnly) continue; // git's own: per repository, below
@@ -386,6 +423,20 @@ export function splitPolicyPath(p: string, where: Where): { base: string; patter
   if (p.startsWith("~"))
     throw new FilesystemPlanError(where.field, `only the current user's home (~/) is supported: ${p}`);
   return path.isAbsolute(p) ? { base: "/", pattern: p } : { base: where.workdir, pattern: p };
+}
+
+/** One state path of the policy: where, and whether it is a directory (written with a trailing /). */
+export interface StatePath {
+  path: string;
+  kind: "file" | "dir";
+}
+
+/** The policy's `filesystem.state` entries as host paths (pure). */
+export function statePaths(policy: FilesystemPolicy, where: { home: string; workdir: string }): StatePath[] {
+  return policy.state.map((p, i) => ({
+    path: literalPolicyPath(p.replace(/\/+$/, "") || "/", { ...where, field: `filesystem.state[${i}]` }),
+    kind: p.endsWith("/") ? "dir" : "file",
+  }));
 }
 
 /** A policy path that names one path (writable, scratch): a glob there is an error, not a literal name. */

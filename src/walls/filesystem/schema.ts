@@ -47,8 +47,12 @@ export const filesystemSchema = z
       "more host paths the box may write (e.g. an agent's own config dir), one path each (globs are errors); one that does not exist is skipped with a note",
       false,
     ),
+    state: pathList(
+      "an agent's own config and state (e.g. ~/.claude/, ~/.codex/): writable like `writable`, and made on the host (owned by HOME's owner, 0700/0600) before the box starts when missing, so a first run's state persists; a trailing / makes a directory, else a file (a .json one holds {}); they stay after exit",
+      false,
+    ),
     readOnly: pathList(
-      `more paths inside the workdir that stay read-only (relative to the workdir, or absolute). A path without a glob is protected even before it exists (a placeholder stops its creation); ${GLOBS}: a glob protects the files that match when the box starts, not files created later under a matching name`,
+      `more paths that stay read-only (relative to the workdir, or absolute): inside a writable place a path without a glob is protected even before it exists (a placeholder stops its creation); outside, a path the box would not see (under /tmp, or in HOME beyond the allowlist) is shown read-only, secrets in it still hidden, and a secret itself is refused; ${GLOBS}: a glob protects the files that match when the box starts, not files created later under a matching name`,
       true,
     ),
     scratch: pathList(

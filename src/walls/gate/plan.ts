@@ -83,5 +83,11 @@ export function renderAgentSettings(file: AgentSettingsFile, baseText: string | 
   const out: Json = { ...base, hooks };
   // A user-level "disableAllHooks" would switch fourwall's hook off with the rest.
   if (file.agent === "claude-code") delete out.disableAllHooks;
+  // Claude Code's own sandbox (bwrap) cannot start in the box (no user namespaces there), and
+  // fourwall is the sandbox: switched off, as Claude Code documents for running inside one.
+  if (file.agent === "claude-code") {
+    const own = out.sandbox && typeof out.sandbox === "object" ? (out.sandbox as Json) : {};
+    out.sandbox = { ...own, enabled: false };
+  }
   return `${JSON.stringify(out, null, 2)}\n`;
 }

@@ -10,7 +10,7 @@ export const limitsSchema = z
     memory: sizeSchema
       .prefault("4GiB")
       .describe(
-        "address space a process may allocate (RLIMIT_DATA), and the box's cgroup memory cap where one can be made",
+        "the box's memory: its cgroup memory cap where one can be made (root mode); else each process's RLIMIT_DATA, set to 8x this (V8 reserves ~0.5 GiB of address space per isolate)",
       ),
     pids: z
       .number()
