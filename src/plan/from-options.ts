@@ -4,6 +4,7 @@ import path from "node:path";
 import { WallError } from "../core/errors.js";
 import { packageRoot } from "../core/paths.js";
 import { loadPolicyCached } from "../policy/cached.js";
+import { PolicyError } from "../policy/errors.js";
 import { realHost } from "../walls/filesystem/index.js";
 import { type BoxPlan, planBox } from "./plan.js";
 
@@ -15,6 +16,8 @@ export interface RunOptions {
   preset: string[];
   allow: string[];
   resolve: string[];
+  /** --secret VAR@HOST: credentials kept outside the box (egress.credentials shorthand). */
+  secret?: string[];
   runtime?: string;
   /** With the docker runtime: the image to run (--image). */
   image?: string;
@@ -27,6 +30,28 @@ export interface RunOptions {
   dryRun?: true;
   json?: true;
   verbose?: true;
+}
+
+/** Variables that hold git hosting tokens: --secret gives them to git too (its config sends the sentinel). */
+const GIT_TOKEN = /^(GITHUB_TOKEN|GH_TOKEN|GH_ENTERPRISE_TOKEN|GITLAB_TOKEN|GITEA_TOKEN|GIT_TOKEN)$/;
+
+/** --secret VAR@HOST (repeatable; one VAR may name several hosts) → egress.credentials entries. */
+export function secretFlags(values: string[]): Array<Record<string, unknown>> {
+  const byVar = new Map<string, string[]>();
+  for (const value of values) {
+    const m = /^([A-Za-z_][A-Za-z0-9_]*)@([^@\s]+)$/.exec(value);
+    if (!m)
+      throw new PolicyError([
+        { file: "--secret", field: "egress.credentials", reason: `"${value}": write VAR@HOST (e.g. GITHUB_TOKEN@github.com)` },
+      ]);
+    byVar.set(m[1]!, [...(byVar.get(m[1]!) ?? []), m[2]!]);
+  }
+  return [...byVar].map(([name, hosts]) => ({
+    name,
+    fromEnv: name,
+    hosts,
+    ...(GIT_TOKEN.test(name) ? { git: true } : {}),
+  }));
 }
 
 /** Policy + flags → a plan for `command`, as `run` and `up` build it. Throws PolicyError/WallError. */
@@ -49,6 +74,8 @@ export async function planFromOptions(
   if (options.allow.length > 0 || options.resolve.length > 0)
     flags.egress = { allow: options.allow, resolve: options.resolve };
   if (options.proxy) flags.egress = { ...(flags.egress as object | undefined), proxy: options.proxy };
+  if (options.secret && options.secret.length > 0)
+    flags.egress = { ...(flags.egress as object | undefined), credentials: secretFlags(options.secret) };
   const { policy, source, egress } = await loadPolicyCached({
     file: options.policy,
     cwd,

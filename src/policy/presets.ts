@@ -2,18 +2,24 @@
  * Built-in presets: data, reviewed like code. A preset lists what one agent needs to work and
  * nothing more; the user's policy is merged over it (lists add up, scalars override).
  */
+import type { CredentialPolicyInput } from "../walls/egress/index.js";
+
 export const PRESET_NAMES = ["claude-code", "codex", "node-dev", "python-dev"] as const;
 export type PresetName = (typeof PRESET_NAMES)[number];
 
 type PresetData = {
-  egress?: { allow?: string[] };
+  egress?: { allow?: string[]; credentials?: CredentialPolicyInput[] };
   filesystem?: { writable?: string[]; scratch?: string[]; readOnly?: string[]; homeVisible?: string[] };
   env?: { pass?: string[]; set?: Record<string, string> };
 };
 
 export const PRESETS: Record<PresetName, PresetData> = {
   "claude-code": {
-    egress: { allow: ["api.anthropic.com", "statsig.anthropic.com", "claude.ai", "console.anthropic.com"] },
+    egress: {
+      allow: ["api.anthropic.com", "statsig.anthropic.com", "claude.ai", "console.anthropic.com"],
+      // the API key stays outside: the box holds a sentinel the proxy swaps (docs/credentials.md)
+      credentials: [{ name: "anthropic", fromEnv: "ANTHROPIC_API_KEY", hosts: ["api.anthropic.com"], optional: true }],
+    },
     // Claude Code keeps its sessions and login here; it needs to write them.
     filesystem: {
       writable: ["~/.claude", "~/.claude.json"],
@@ -24,7 +30,10 @@ export const PRESETS: Record<PresetName, PresetData> = {
     env: { pass: ["ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "CLAUDE_CODE_*", "COLORTERM"] },
   },
   codex: {
-    egress: { allow: ["api.openai.com", "chatgpt.com", "auth.openai.com"] },
+    egress: {
+      allow: ["api.openai.com", "chatgpt.com", "auth.openai.com"],
+      credentials: [{ name: "openai", fromEnv: "OPENAI_API_KEY", hosts: ["api.openai.com"], optional: true }],
+    },
     filesystem: { writable: ["~/.codex"], readOnly: ["~/.codex/config.toml"], scratch: ["~/.cache"] },
     env: { pass: ["OPENAI_API_KEY", "OPENAI_BASE_URL", "CODEX_*", "COLORTERM"] },
   },

@@ -1,5 +1,12 @@
 import { createRequire } from "node:module";
 import { isIPv4 } from "node:net";
+import {
+  type CompiledCredential,
+  type CompiledInputRule,
+  checkBoundHostsAllowed,
+  compileCredentials,
+  compileInputRules,
+} from "../credentials/compile.js";
 import type { EgressPolicy } from "../schema.js";
 import { parseIP } from "./addresses.js";
 import { formatIPv6, type NormalHost, normaliseHost } from "./hostname.js";
@@ -45,6 +52,12 @@ export interface EgressPlan {
   unknown: "deny" | "ask";
   transparent: boolean;
   proxy: "builtin" | "squid";
+  /** Secrets the proxy swaps in for their sentinels (credentials/); absent in plans made before them. */
+  credentials?: CompiledCredential[];
+  /** Extra CA files for upstream TLS the proxy itself speaks (bound hosts, the input gate). */
+  trust?: string[];
+  /** The input gate's rules for responses. */
+  input?: CompiledInputRule[];
 }
 
 export type DenyReason =
@@ -265,9 +278,14 @@ export function parseRule(text: string, side: "allow" | "deny" = "allow"): Compi
 
 function parseMethodKey(key: string): HostPattern | undefined {
   if (key === "*") return undefined;
-  const rule = parseRule(key, "deny");
+  return parseHostOnly(key, "a methods key");
+}
+
+/** A host pattern in the rules' syntax, without port or path (methods keys, credential and input hosts). */
+function parseHostOnly(text: string, what: string): HostPattern {
+  const rule = parseRule(text, "deny");
   if (rule.path !== undefined || rule.ports !== ALL_PORTS)
-    throw new RuleError(key, "a methods key is a host pattern without port or path");
+    throw new RuleError(text, `${what} is a host pattern without port or path`);
   return rule.host;
 }
 
@@ -286,10 +304,14 @@ export function compileEgressPlan(policy: EgressPolicy): EgressPlan {
     if (!list.includes(addr.ip)) list.push(addr.ip);
     pins[name.name] = list;
   }
+  const allow = policy.allow.map((r) => parseRule(r, "allow"));
+  const deny = policy.deny.map((r) => parseRule(r, "deny"));
+  const credentials = compileCredentials(policy.credentials ?? [], (h) => parseHostOnly(h, "a credential's host"));
+  checkBoundHostsAllowed(credentials, allow, deny);
   return {
     version: 1,
-    allow: policy.allow.map((r) => parseRule(r, "allow")),
-    deny: policy.deny.map((r) => parseRule(r, "deny")),
+    allow,
+    deny,
     pins,
     methods: Object.entries(policy.methods).map(([key, methods]) => {
       const host = parseMethodKey(key);
@@ -300,5 +322,8 @@ export function compileEgressPlan(policy: EgressPolicy): EgressPlan {
     unknown: policy.unknown,
     transparent: policy.transparent,
     proxy: policy.proxy,
+    credentials,
+    trust: policy.trust ?? [],
+    input: compileInputRules(policy.input ?? [], (h) => parseHostOnly(h, "an input gate host")),
   };
 }
