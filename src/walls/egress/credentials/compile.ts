@@ -73,7 +73,7 @@ export function compileCredentials(
     };
     if (entry.methods) out.methods = [...new Set(entry.methods)];
     if (entry.paths) out.paths = entry.paths;
-    const boxEnv = entry.env ?? (entry.file === undefined ? entry.fromEnv : undefined);
+    const boxEnv = entry.env ?? entry.fromEnv;
     if (boxEnv !== undefined) out.env = boxEnv;
     if (entry.file !== undefined) out.file = path.posix.normalize(entry.file);
     return out;

@@ -53,7 +53,7 @@ export interface CredentialBinding {
   /** The box's variable and/or file holding the sentinel. */
   env?: string;
   file?: string;
-  /** git over HTTPS: hosts whose git config sends the sentinel (Basic auth, user x-access-token). */
+  /** git over HTTPS: the origins (host, or host:port) whose git config sends the sentinel (Basic auth, user x-access-token). */
   gitHosts: string[];
 }
 
@@ -136,9 +136,7 @@ export function planCredentials(egress: EgressPlan, ctx: CredentialContext): Cre
     const binding: CredentialBinding = {
       name: entry.name,
       sentinel,
-      gitHosts: entry.git
-        ? entry.hosts.flatMap((h) => (h.kind === "name" && !h.wildcard ? [h.name] : []))
-        : [],
+      gitHosts: entry.git ? gitOrigins(egress, entry) : [],
     };
     if (entry.env) binding.env = entry.env;
     if (entry.file) binding.file = entry.file;
@@ -167,6 +165,32 @@ export function applyCredentialEnv(
       throw new CredentialPlanError(
         `the box's variable ${name} holds a secret that a credential entry keeps outside: remove it from env.pass / env.set`,
       );
+  return out;
+}
+
+/**
+ * git matches a config URL's port exactly: one origin per port egress allows for each exact bound
+ * name (443 written bare), at most 16 per rule (a wide range gets none: write the port in the rule).
+ */
+function gitOrigins(egress: EgressPlan, entry: CompiledCredential): string[] {
+  const out: string[] = [];
+  for (const h of entry.hosts) {
+    if (h.kind !== "name" || h.wildcard) continue;
+    for (const rule of egress.allow) {
+      const covers =
+        rule.host.kind === "name" &&
+        (rule.host.wildcard ? h.name.endsWith(`.${rule.host.name}`) : rule.host.name === h.name);
+      if (!covers || rule.path !== undefined) continue;
+      for (const [lo, hi] of rule.ports) {
+        if (hi - lo >= 16) continue;
+        for (let port = lo; port <= hi; port++) {
+          if (port === 80) continue; // git's token goes over HTTPS only
+          const origin = port === 443 ? h.name : `${h.name}:${port}`;
+          if (!out.includes(origin)) out.push(origin);
+        }
+      }
+    }
+  }
   return out;
 }
 

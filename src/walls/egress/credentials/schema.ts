@@ -56,7 +56,7 @@ export const credentialSchema = z
       .string()
       .regex(ENV_NAME, "an environment variable name")
       .optional()
-      .describe("the box's variable that holds the sentinel (default: fromEnv's name)"),
+      .describe("the box's variable that holds the sentinel (default: fromEnv's name; none for fromFile)"),
     file: z
       .string()
       .startsWith("/", "an absolute path inside the box")
