@@ -42,7 +42,11 @@ export function secretFlags(values: string[]): Array<Record<string, unknown>> {
     const m = /^([A-Za-z_][A-Za-z0-9_]*)@([^@\s]+)$/.exec(value);
     if (!m)
       throw new PolicyError([
-        { file: "--secret", field: "egress.credentials", reason: `"${value}": write VAR@HOST (e.g. GITHUB_TOKEN@github.com)` },
+        {
+          file: "--secret",
+          field: "egress.credentials",
+          reason: `"${value}": write VAR@HOST (e.g. GITHUB_TOKEN@github.com)`,
+        },
       ]);
     byVar.set(m[1]!, [...(byVar.get(m[1]!) ?? []), m[2]!]);
   }

@@ -213,7 +213,11 @@ function planBoxCredentials(
     return credentials;
   } catch (error) {
     if (error instanceof CredentialPlanError)
-      throw new WallError("egress", error.message, "fix egress.credentials or the host's secret (docs/credentials.md)");
+      throw new WallError(
+        "egress",
+        error.message,
+        "fix egress.credentials or the host's secret (docs/credentials.md)",
+      );
     throw error;
   }
 }
@@ -227,7 +231,11 @@ function applyCredentialEnvOrThrow(
     return applyCredentialEnv(env, egress, credentials);
   } catch (error) {
     if (error instanceof CredentialPlanError)
-      throw new WallError("egress", error.message, "a secret bound by egress.credentials stays outside the box");
+      throw new WallError(
+        "egress",
+        error.message,
+        "a secret bound by egress.credentials stays outside the box",
+      );
     throw error;
   }
 }

@@ -18,7 +18,9 @@ export const PRESETS: Record<PresetName, PresetData> = {
     egress: {
       allow: ["api.anthropic.com", "statsig.anthropic.com", "claude.ai", "console.anthropic.com"],
       // the API key stays outside: the box holds a sentinel the proxy swaps (docs/credentials.md)
-      credentials: [{ name: "anthropic", fromEnv: "ANTHROPIC_API_KEY", hosts: ["api.anthropic.com"], optional: true }],
+      credentials: [
+        { name: "anthropic", fromEnv: "ANTHROPIC_API_KEY", hosts: ["api.anthropic.com"], optional: true },
+      ],
     },
     // Claude Code keeps its sessions and login here; it needs to write them.
     filesystem: {

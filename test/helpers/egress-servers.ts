@@ -47,7 +47,9 @@ export interface GitServer extends LocalServer {
  * A bare repository with one commit, served by `git http-backend` (smart HTTP) at /repo.git. With
  * `tls`, over HTTPS; with `token`, only to Basic credentials whose password is the token (else 401).
  */
-export async function startGitServer(options: { tls?: { cert: string; key: string }; token?: string } = {}): Promise<GitServer> {
+export async function startGitServer(
+  options: { tls?: { cert: string; key: string }; token?: string } = {},
+): Promise<GitServer> {
   const root = mkdtempSync(path.join(os.tmpdir(), "fwtest-git-"));
   const work = path.join(root, "work");
   const git = (args: string[], cwd = root) =>

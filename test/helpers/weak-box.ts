@@ -23,7 +23,6 @@ import type { Runtime } from "../../src/runtimes/runtime.js";
 import { VmRuntime } from "../../src/runtimes/vm.js";
 import { BOX_NET_DIR } from "../../src/walls/egress/index.js";
 import { realHost } from "../../src/walls/filesystem/host-view.js";
-import { PERSISTENCE_PATHS } from "../../src/walls/filesystem/lists.js";
 import { promptKeys, TerminalApprover } from "../../src/walls/gate/index.js";
 import type { GateRequest } from "../../src/walls/gate/types.js";
 
@@ -238,7 +237,8 @@ if (onPlan.has("net"))
   });
 if (weaken.has("git-history")) plan.gate.gitHistory = false;
 if (onPlan.has("credentials"))
-  for (const b of plan.credentials.bindings) if (b.env) plan.env[b.env] = plan.credentials.secrets.get(b.name)!;
+  for (const b of plan.credentials.bindings)
+    if (b.env) plan.env[b.env] = plan.credentials.secrets.get(b.name)!;
 if (onPlan.has("hosts-leak") && plan.network.transparent)
   plan.network.transparent.hosts += "127.77.255.254\tother.test\n";
 

@@ -19,8 +19,8 @@ import {
   type Fixture,
   MODES,
   makeFixture,
-  readAudit,
   ROOT,
+  readAudit,
   runDirs,
   sh,
 } from "../helpers/box.js";
@@ -46,7 +46,12 @@ function origin(kind: "http" | "https", certs: Certs) {
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => {
       const auth = req.headers.authorization ?? "";
-      seen.push({ method: req.method ?? "", url: req.url ?? "", auth, body: Buffer.concat(chunks).toString() });
+      seen.push({
+        method: req.method ?? "",
+        url: req.url ?? "",
+        auth,
+        body: Buffer.concat(chunks).toString(),
+      });
       const url = req.url ?? "";
       if (url.startsWith("/echo")) {
         res.writeHead(200, { "content-type": "text/plain", "x-echo": auth });
@@ -73,7 +78,10 @@ function origin(kind: "http" | "https", certs: Certs) {
   return {
     seen,
     server,
-    start: () => new Promise<number>((r) => server.listen(0, "127.0.0.1", () => r((server.address() as AddressInfo).port))),
+    start: () =>
+      new Promise<number>((r) =>
+        server.listen(0, "127.0.0.1", () => r((server.address() as AddressInfo).port)),
+      ),
   };
 }
 
@@ -89,7 +97,11 @@ before(async () => {
   https = origin("https", certs);
   http = origin("http", certs);
   otherHttp = origin("http", certs);
-  [ports.https, ports.http, ports.other] = await Promise.all([https.start(), http.start(), otherHttp.start()]);
+  [ports.https, ports.http, ports.other] = await Promise.all([
+    https.start(),
+    http.start(),
+    otherHttp.start(),
+  ]);
   git = await startGitServer({ tls: { cert: certs.cert, key: certs.key }, token: GIT_TOKEN });
 });
 
@@ -105,7 +117,7 @@ function setUp(fx: Fixture, extra = ""): { policy: string; audit: string } {
   copyFileSync(certs.cert, trust);
   chownToMode(fx, trust);
   const hook = path.join(fx.home, "hook.sh");
-  writeFileSync(hook, '#!/bin/sh\n! grep -q EVIL\n');
+  writeFileSync(hook, "#!/bin/sh\n! grep -q EVIL\n");
   chmodSync(hook, 0o755);
   const policy = path.join(fx.home, "fourwall.yaml");
   writeFileSync(
@@ -152,7 +164,9 @@ for (const mode of MODES) {
     it("the bound origin gets the real secret over HTTPS and plain HTTP from curl, python and node; the box holds only the sentinel", async () => {
       const fx = makeFixture(mode);
       const { policy, audit } = setUp(fx);
-      cpSync(path.join(ROOT, "node_modules", "undici"), path.join(fx.workdir, "node_modules", "undici"), { recursive: true });
+      cpSync(path.join(ROOT, "node_modules", "undici"), path.join(fx.workdir, "node_modules", "undici"), {
+        recursive: true,
+      });
       writeFileSync(
         path.join(fx.workdir, "fetch.cjs"),
         `const { fetch, EnvHttpProxyAgent } = require("undici");
@@ -190,7 +204,9 @@ ${SEARCH}`,
       if (!/requests: not installed/.test(out)) clients.push("requests");
       for (const client of clients)
         assert.match(out, new RegExp(`origin=https? GET /v1/${client}`), `${client}: ${out}\n${r.stderr}`);
-      const got = [...https.seen.slice(marks[0]), ...http.seen.slice(marks[1])].filter((s) => s.url.startsWith("/v1/"));
+      const got = [...https.seen.slice(marks[0]), ...http.seen.slice(marks[1])].filter((s) =>
+        s.url.startsWith("/v1/"),
+      );
       assert.equal(got.length, clients.length, JSON.stringify(got));
       for (const s of got) assert.equal(s.auth, `Bearer ${SECRET}`, `${s.url} got the real secret`);
       // the origin echoed the secret: the box reads the sentinel back, in the header and the body
@@ -198,20 +214,38 @@ ${SEARCH}`,
       assert.match(out, new RegExp(`echo:Bearer ${sentinel[1]}`));
       // git over HTTPS: the sentinel in git's config, the token at the origin
       assert.match(out, new RegExp(`^${git.head}\\s+refs/heads/main$`, "m"), r.stderr);
-      assert.ok(git.auth.some((a) => Buffer.from(a.replace(/^Basic /, ""), "base64").toString() === `x-access-token:${GIT_TOKEN}`));
+      assert.ok(
+        git.auth.some(
+          (a) => Buffer.from(a.replace(/^Basic /, ""), "base64").toString() === `x-access-token:${GIT_TOKEN}`,
+        ),
+      );
       assert.match(out, /no-secret-in-box/);
       assert.match(out, /no-key-in-box/);
-      assert.match(out, /^ca-bundle\.pem ca\.pem (gate\.sock )?proxy\.sock $/m, "only certificates beside the sockets");
+      assert.match(
+        out,
+        /^ca-bundle\.pem ca\.pem (gate\.sock )?proxy\.sock $/m,
+        "only certificates beside the sockets",
+      );
       assert.equal(r.code, 0, r.stderr);
       // the run dir (CA certificate, bundle) is gone with the box; the key was never on disk
       const id = /box=([0-9a-f]{8})/.exec(out)?.[1];
       assert.ok(id && before.every((d) => !d.startsWith(`fourwall-${id}-`)));
-      assert.deepEqual(runDirs().filter((d) => d.startsWith(`fourwall-${id}-`)), []);
+      assert.deepEqual(
+        runDirs().filter((d) => d.startsWith(`fourwall-${id}-`)),
+        [],
+      );
       const events = readAudit(audit).filter((e) => e.event === "credential");
-      assert.ok(events.some((e) => e.action === "swap" && e.names?.includes("api") && e.host === "allowed.test" && e.via === "tls"));
+      assert.ok(
+        events.some(
+          (e) =>
+            e.action === "swap" && e.names?.includes("api") && e.host === "allowed.test" && e.via === "tls",
+        ),
+      );
       assert.ok(events.some((e) => e.action === "swap" && e.via === "http"));
       assert.ok(events.some((e) => e.action === "swap" && e.names?.includes("github")));
-      assert.ok(!readFileSync(audit, "utf8").includes(SECRET) && !readFileSync(audit, "utf8").includes(sentinel[1]!));
+      assert.ok(
+        !readFileSync(audit, "utf8").includes(SECRET) && !readFileSync(audit, "utf8").includes(sentinel[1]!),
+      );
       assert.match(r.stderr, /fourwall: credentials:\n\s+swapped \d+× api → allowed\.test/);
     });
 
@@ -252,7 +286,10 @@ echo "nocred: $(code -X DELETE https://allowed.test:${ports.https}/v2/x)"`,
       const leaked = otherHttp.seen.slice(seenBefore).filter((s) => s.url !== "/clean");
       assert.deepEqual(leaked, [], "the other origin saw none of the refused requests");
       const refusals = readAudit(audit).filter((e) => e.event === "credential" && e.action === "refuse");
-      assert.ok(refusals.filter((e) => e.reason === "credential-exfiltration" && e.host === "other.test").length >= 5, JSON.stringify(refusals));
+      assert.ok(
+        refusals.filter((e) => e.reason === "credential-exfiltration" && e.host === "other.test").length >= 5,
+        JSON.stringify(refusals),
+      );
       assert.match(r.stderr, /REFUSED .*credential-exfiltration \(api\)/);
     });
 

@@ -22,7 +22,10 @@ export interface RunCa {
   contextFor(host: string): Promise<SecureContext>;
 }
 
-const serial = () => Buffer.from(webcrypto.getRandomValues(new Uint8Array(16))).toString("hex").replace(/^[89a-f]/, "1");
+const serial = () =>
+  Buffer.from(webcrypto.getRandomValues(new Uint8Array(16)))
+    .toString("hex")
+    .replace(/^[89a-f]/, "1");
 
 export async function createRunCa(runId: string): Promise<RunCa> {
   const subtle = webcrypto.subtle;
@@ -68,7 +71,10 @@ export async function createRunCa(runId: string): Promise<RunCa> {
         await x509.AuthorityKeyIdentifierExtension.create(caKeys.publicKey),
       ],
     });
-    return createSecureContext({ key: leafKeyPem, cert: `${cert.toString("pem")}\n${caCert.toString("pem")}\n` });
+    return createSecureContext({
+      key: leafKeyPem,
+      cert: `${cert.toString("pem")}\n${caCert.toString("pem")}\n`,
+    });
   };
   return {
     certPem: `${caCert.toString("pem")}\n`,

@@ -1,7 +1,6 @@
 import path from "node:path";
 import { inPrefix, parseIP } from "../rules/addresses.js";
-import type { NormalHost } from "../rules/hostname.js";
-import type { HostPattern } from "../rules/rules.js";
+import type { HostPattern, NormalHost } from "../rules/hostname.js";
 import type { CredentialPolicy, InputRulePolicy } from "./schema.js";
 
 // Pure: the credentials and input-gate slices → compiled entries in the EgressPlan (plain JSON, cached
@@ -50,7 +49,9 @@ export function compileCredentials(
   const names = new Set<string>();
   return entries.map((entry, i) => {
     const name =
-      entry.name ?? entry.fromEnv ?? path.basename(entry.fromFile ?? `credential-${i}`).replace(/[^\w.-]/g, "_");
+      entry.name ??
+      entry.fromEnv ??
+      path.basename(entry.fromFile ?? `credential-${i}`).replace(/[^\w.-]/g, "_");
     if (names.has(name))
       throw new CredentialError(`credentials.${i}.name`, `two entries are named ${name}: name them apart`);
     names.add(name);
@@ -107,7 +108,9 @@ export function patternCovers(pattern: HostPattern, host: NormalHost): boolean {
     if (host.kind !== "ip") return false;
     const ip = parseIP(host.ip);
     const net = parseIP(pattern.network);
-    return ip !== undefined && net !== undefined && ip.length === net.length && inPrefix(ip, net, pattern.prefix);
+    return (
+      ip !== undefined && net !== undefined && ip.length === net.length && inPrefix(ip, net, pattern.prefix)
+    );
   }
   if (host.kind !== "name") return false;
   return pattern.wildcard ? host.name.endsWith(`.${pattern.name}`) : host.name === pattern.name;
@@ -159,7 +162,10 @@ export function checkBoundHostsAllowed(
       const text = entry.hostSources[j]!;
       const denied = deny.find((d) => d.path === undefined && covers(d.host, host));
       if (denied)
-        throw new CredentialError(field, `${text} is refused by egress.deny "${denied.source}": a secret cannot go there`);
+        throw new CredentialError(
+          field,
+          `${text} is refused by egress.deny "${denied.source}": a secret cannot go there`,
+        );
       if (!allow.some((a) => covers(a.host, host)))
         throw new CredentialError(
           field,

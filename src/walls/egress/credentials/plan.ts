@@ -92,7 +92,9 @@ function readSecret(entry: CompiledCredential, ctx: CredentialContext): string |
   if ("env" in entry.source) return ctx.hostEnv[entry.source.env];
   const file = entry.source.file.replace(/^~(?=\/|$)/, ctx.home);
   if (!path.isAbsolute(file))
-    throw new CredentialPlanError(`credential ${entry.name}: fromFile ${file} must be an absolute path (or start with ~/)`);
+    throw new CredentialPlanError(
+      `credential ${entry.name}: fromFile ${file} must be an absolute path (or start with ~/)`,
+    );
   if (ctx.writable.some((w) => isUnder(file, w)))
     throw new CredentialPlanError(
       `credential ${entry.name}: fromFile ${file} is in a path the box can write, so the box could read it: keep the secret outside the workdir and writable paths`,
@@ -125,7 +127,7 @@ export function planCredentials(egress: EgressPlan, ctx: CredentialContext): Cre
         `credential ${entry.name}: ${where} is ${"env" in entry.source ? "not set (or empty)" : "missing, unreadable or empty"} on the host`,
       );
     }
-    if (secret.length < 8 || /[\s\x00-\x1f\x7f]/.test(secret))
+    if (secret.length < 8 || /\s|\p{Cc}/u.test(secret))
       throw new CredentialPlanError(
         `credential ${entry.name}: the secret in ${where} is shorter than 8 characters or holds spaces or control characters; such a value cannot be found and swapped reliably`,
       );

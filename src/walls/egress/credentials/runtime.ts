@@ -3,8 +3,8 @@ import path from "node:path";
 import { createSecureContext, rootCertificates } from "node:tls";
 import type { ProxyCredentialOptions } from "../proxy/credentials.js";
 import type { EgressPlan } from "../rules/rules.js";
-import type { LiveCredential } from "./swap.js";
 import { type CredentialBoxPlan, HeldSecrets } from "./plan.js";
+import type { LiveCredential } from "./swap.js";
 
 // Effectful set-up for a box's credentials, at start: the run's CA (memory only), its certificate
 // and a bundle (system + CA) in the run's net dir (bound read-only into the box at /run/fourwall),
@@ -36,7 +36,8 @@ export async function prepareCredentials(
   for (const binding of credentials.bindings) {
     const entry = (egress.credentials ?? []).find((e) => e.name === binding.name);
     const secret = credentials.secrets.get(binding.name);
-    if (!entry || !secret) throw new CredentialSetupError(`credential ${binding.name}: its secret is not held`);
+    if (!entry || !secret)
+      throw new CredentialSetupError(`credential ${binding.name}: its secret is not held`);
     live.push({ entry, sentinel: binding.sentinel, secret });
   }
   const system = systemBundle();

@@ -127,7 +127,11 @@ export class StreamReplace extends Transform {
     super();
     this.needles = pairs
       .filter((p) => p.find.length > 0)
-      .map((p) => ({ find: Buffer.from(p.find), put: p.put === null ? null : Buffer.from(p.put), name: p.name }));
+      .map((p) => ({
+        find: Buffer.from(p.find),
+        put: p.put === null ? null : Buffer.from(p.put),
+        name: p.name,
+      }));
     this.keep = Math.max(0, ...this.needles.map((n) => n.find.length - 1));
   }
 
@@ -176,6 +180,7 @@ export class StreamReplace extends Transform {
 export function carriesSentinel(text: string, sentinels: string[]): boolean {
   if (sentinels.length === 0) return false;
   const texts = [text];
-  for (const m of text.matchAll(/basic\s+([A-Za-z0-9+/=_-]{4,})/gi)) texts.push(Buffer.from(m[1]!, "base64").toString("latin1"));
+  for (const m of text.matchAll(/basic\s+([A-Za-z0-9+/=_-]{4,})/gi))
+    texts.push(Buffer.from(m[1]!, "base64").toString("latin1"));
   return texts.some((t) => sentinels.some((s) => t.includes(s)));
 }

@@ -5,8 +5,8 @@ import {
   type ServerResponse,
 } from "node:http";
 import type { Socket } from "node:net";
-import { hostText, normaliseHost } from "../rules/hostname.js";
 import { SentinelInBody } from "../credentials/swap.js";
+import { hostText, normaliseHost } from "../rules/hostname.js";
 import { authorityMatches } from "./authority.js";
 import { allowEvent, authorize, denialBody, denyEvent, type Target } from "./authorize.js";
 import { relayResponse, requestBody, type SwapVerdict, withoutLength } from "./swap-pipeline.js";
@@ -148,8 +148,20 @@ export async function handleHttp(
         path: url.pathname,
         via: "http",
       });
-      ctx.emit(denyEvent(ctx, target, started, { ok: false, reason: verdict.reason, host: hostText(result.host), status: 403 }));
-      deny(res, 403, verdict.reason, denialBody(method, hostText(result.host), target.port, `${verdict.reason}: ${verdict.name}`));
+      ctx.emit(
+        denyEvent(ctx, target, started, {
+          ok: false,
+          reason: verdict.reason,
+          host: hostText(result.host),
+          status: 403,
+        }),
+      );
+      deny(
+        res,
+        403,
+        verdict.reason,
+        denialBody(method, hostText(result.host), target.port, `${verdict.reason}: ${verdict.name}`),
+      );
       return;
     }
     swap = verdict;
@@ -240,13 +252,29 @@ export async function handleHttp(
         rule: inputRule,
         info: { host: hostText(result.host), method, url: url.href },
         blocked: (reason) => {
-          ctx.creds?.emit({ action: "input-blocked", reason, host: hostText(result.host), port: target.port, method, path: url.pathname, via: "http" });
+          ctx.creds?.emit({
+            action: "input-blocked",
+            reason,
+            host: hostText(result.host),
+            port: target.port,
+            method,
+            path: url.pathname,
+            via: "http",
+          });
           deny(res, 403, reason, denialBody(method, hostText(result.host), target.port, reason));
           finish(reason);
         },
         done: (error) => {
           if (error === "input-too-large")
-            ctx.creds?.emit({ action: "input-blocked", reason: error, host: hostText(result.host), port: target.port, method, path: url.pathname, via: "http" });
+            ctx.creds?.emit({
+              action: "input-blocked",
+              reason: error,
+              host: hostText(result.host),
+              port: target.port,
+              method,
+              path: url.pathname,
+              via: "http",
+            });
           finish(error);
         },
       }).catch(() => {
@@ -279,10 +307,24 @@ export async function handleHttp(
       // a sentinel bound elsewhere in the body: nothing of it went on (StreamReplace holds it back)
       upstream.destroy();
       if (err instanceof SentinelInBody) {
-        ctx.creds?.emit({ action: "refuse", reason: "credential-exfiltration", names: [err.credential], host: hostText(result.host), port: target.port, method, path: url.pathname, via: "http" });
+        ctx.creds?.emit({
+          action: "refuse",
+          reason: "credential-exfiltration",
+          names: [err.credential],
+          host: hostText(result.host),
+          port: target.port,
+          method,
+          path: url.pathname,
+          via: "http",
+        });
         event.decision = "deny";
         event.reason = "credential-exfiltration";
-        deny(res, 403, "credential-exfiltration", denialBody(method, hostText(result.host), target.port, "credential-exfiltration"));
+        deny(
+          res,
+          403,
+          "credential-exfiltration",
+          denialBody(method, hostText(result.host), target.port, "credential-exfiltration"),
+        );
       } else res.destroy();
       finish();
     });

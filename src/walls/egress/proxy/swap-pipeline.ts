@@ -11,7 +11,10 @@ import { type RequestVerdict, StreamReplace, scrubHeaders } from "../credentials
 export type SwapVerdict = Extract<RequestVerdict, { ok: true }>;
 
 /** The request body toward the origin, and whether its length may change (then it goes chunked). */
-export function requestBody(req: Readable, verdict: SwapVerdict | undefined): { body: Readable; resized: boolean } {
+export function requestBody(
+  req: Readable,
+  verdict: SwapVerdict | undefined,
+): { body: Readable; resized: boolean } {
   if (!verdict || (verdict.body.replace.length === 0 && verdict.body.forbid.length === 0))
     return { body: req, resized: false };
   const swap = new StreamReplace([
@@ -68,7 +71,10 @@ export async function relayResponse(
   const map = headerMap(raw);
   const rule = opts.rule;
   if (rule) {
-    const denial = screenHead(rule, { contentType: map["content-type"], contentLength: map["content-length"] });
+    const denial = screenHead(rule, {
+      contentType: map["content-type"],
+      contentLength: map["content-length"],
+    });
     if (denial) {
       upRes.destroy();
       opts.blocked(denial);
@@ -87,10 +93,13 @@ export async function relayResponse(
     stages.push(new ByteCap(rule.hookMaxBytes));
     const chunks: Buffer[] = [];
     const whole = await new Promise<Buffer | string>((resolve) => {
-      const tail = stages.length > 0 ? (pipeline([body, ...stages] as never, () => {}) as unknown as Readable) : body;
+      const tail =
+        stages.length > 0 ? (pipeline([body, ...stages] as never, () => {}) as unknown as Readable) : body;
       tail.on("data", (c: Buffer) => chunks.push(c));
       tail.on("end", () => resolve(Buffer.concat(chunks)));
-      tail.on("error", (e: Error) => resolve(e.message === "input-too-large" ? "input-too-large" : "upstream-error"));
+      tail.on("error", (e: Error) =>
+        resolve(e.message === "input-too-large" ? "input-too-large" : "upstream-error"),
+      );
     });
     if (typeof whole === "string") {
       upRes.destroy();
@@ -109,7 +118,10 @@ export async function relayResponse(
       opts.blocked(verdict);
       return;
     }
-    res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, { ...withoutLength(out), "content-length": whole.length });
+    res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, {
+      ...withoutLength(out),
+      "content-length": whole.length,
+    });
     res.end(whole);
     opts.done();
     return;

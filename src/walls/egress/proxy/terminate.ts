@@ -1,4 +1,10 @@
-import { createServer as createHttpServer, type IncomingMessage, request as httpRequest, type ServerResponse, type Server } from "node:http";
+import {
+  createServer as createHttpServer,
+  request as httpRequest,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import type { Socket } from "node:net";
 import { TLSSocket } from "node:tls";
@@ -38,7 +44,12 @@ function innerServer(ctx: ProxyContext): { server: Server; agent: HttpsAgent } {
     keepAliveTimeout: 5_000,
   });
   server.timeout = ctx.limits.idleTimeoutMs;
-  const agent = new HttpsAgent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64, timeout: ctx.limits.idleTimeoutMs });
+  const agent = new HttpsAgent({
+    keepAlive: true,
+    maxSockets: 256,
+    maxFreeSockets: 64,
+    timeout: ctx.limits.idleTimeoutMs,
+  });
   server.on("request", (req: IncomingMessage, res: ServerResponse) => {
     const opened = tunnels.get(req.socket);
     if (!opened) {
@@ -48,7 +59,9 @@ function innerServer(ctx: ProxyContext): { server: Server; agent: HttpsAgent } {
     handleRequest(ctx, opened, agent, req, res);
   });
   server.on("upgrade", (_req, socket: Socket) => {
-    socket.end("HTTP/1.1 403 Forbidden\r\nX-Fourwall-Denied: upgrade-not-supported\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    socket.end(
+      "HTTP/1.1 403 Forbidden\r\nX-Fourwall-Denied: upgrade-not-supported\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
   });
   server.on("clientError", (_err, socket: Socket) => socket.destroy());
   server.emit("listening");
@@ -133,7 +146,12 @@ export function terminateTunnel(
           SNICallback: (servername, cb) => {
             event.sni = servername.slice(0, 256);
             const norm = normaliseHost(servername);
-            if (to.host.kind === "name" && !("error" in norm) && norm.kind === "name" && norm.name === to.host.name)
+            if (
+              to.host.kind === "name" &&
+              !("error" in norm) &&
+              norm.kind === "name" &&
+              norm.name === to.host.name
+            )
               cb(null, secureContext);
             else {
               end("sni-mismatch");
@@ -187,8 +205,22 @@ function handleRequest(
   const pathname = target.split("?")[0]!;
   const verdict = creds.judge(opened.host, { method, target, pathname, rawHeaders: req.rawHeaders });
   if (!verdict.ok) {
-    creds.emit({ action: "refuse", reason: verdict.reason, names: [verdict.name], host, port: opened.port, method, path: pathname, via });
-    deny(res, 403, verdict.reason, denialBody(method, host, opened.port, `${verdict.reason}: ${verdict.name}`));
+    creds.emit({
+      action: "refuse",
+      reason: verdict.reason,
+      names: [verdict.name],
+      host,
+      port: opened.port,
+      method,
+      path: pathname,
+      via,
+    });
+    deny(
+      res,
+      403,
+      verdict.reason,
+      denialBody(method, host, opened.port, `${verdict.reason}: ${verdict.name}`),
+    );
     return;
   }
   if (verdict.swapped.length > 0 || verdict.passed.length > 0)
@@ -221,7 +253,15 @@ function handleRequest(
           agent,
           setHost: false,
         })
-      : httpRequest({ host: address, port: opened.port, method, path: verdict.target, headers, agent: ctx.agent, setHost: false });
+      : httpRequest({
+          host: address,
+          port: opened.port,
+          method,
+          path: verdict.target,
+          headers,
+          agent: ctx.agent,
+          setHost: false,
+        });
   } catch {
     deny(res, 400, "bad-request", denialBody(method, host, opened.port, "bad-request"));
     return;
@@ -232,7 +272,16 @@ function handleRequest(
       res.destroy();
       return;
     }
-    const code = err.message === "idle-timeout" ? "idle-timeout" : err.code === "ECONNREFUSED" ? "connect-refused" : /certificate|self.signed|unable to verify|altname/i.test(err.message) || err.code?.startsWith("ERR_TLS") || err.code?.includes("CERT") ? "upstream-tls-unverified" : "upstream-error";
+    const code =
+      err.message === "idle-timeout"
+        ? "idle-timeout"
+        : err.code === "ECONNREFUSED"
+          ? "connect-refused"
+          : /certificate|self.signed|unable to verify|altname/i.test(err.message) ||
+              err.code?.startsWith("ERR_TLS") ||
+              err.code?.includes("CERT")
+            ? "upstream-tls-unverified"
+            : "upstream-error";
     const text = `fourwall egress: ${code}\n`;
     res.writeHead(code === "idle-timeout" ? 504 : 502, {
       "Content-Type": "text/plain; charset=utf-8",
@@ -255,7 +304,15 @@ function handleRequest(
       },
       done: (error) => {
         if (error === "input-too-large")
-          creds.emit({ action: "input-blocked", reason: error, host, port: opened.port, method, path: pathname, via });
+          creds.emit({
+            action: "input-blocked",
+            reason: error,
+            host,
+            port: opened.port,
+            method,
+            path: pathname,
+            via,
+          });
       },
     }).catch(() => res.destroy());
   });
@@ -266,8 +323,22 @@ function handleRequest(
     body.on("error", (err) => {
       upstream.destroy();
       if (err instanceof SentinelInBody) {
-        creds.emit({ action: "refuse", reason: "credential-exfiltration", names: [err.credential], host, port: opened.port, method, path: pathname, via });
-        deny(res, 403, "credential-exfiltration", denialBody(method, host, opened.port, "credential-exfiltration"));
+        creds.emit({
+          action: "refuse",
+          reason: "credential-exfiltration",
+          names: [err.credential],
+          host,
+          port: opened.port,
+          method,
+          path: pathname,
+          via,
+        });
+        deny(
+          res,
+          403,
+          "credential-exfiltration",
+          denialBody(method, host, opened.port, "credential-exfiltration"),
+        );
       } else res.destroy();
     });
   body.pipe(upstream);

@@ -253,7 +253,13 @@ export function runTunnel(
       if (r.denied) {
         client.removeListener("data", feed);
         if (r.denied === "credential-exfiltration")
-          ctx.creds?.emit({ action: "refuse", reason: r.denied, host: hostText(target), port, via: "tunnel" });
+          ctx.creds?.emit({
+            action: "refuse",
+            reason: r.denied,
+            host: hostText(target),
+            port,
+            via: "tunnel",
+          });
         refuseHttp(r.denied, inspector.requests === 0);
         return;
       }

@@ -1,8 +1,8 @@
 import type { Agent } from "node:http";
 import type { Socket } from "node:net";
 import type { EgressPlan } from "../rules/rules.js";
-import type { IdleSweeper } from "./idle.js";
 import type { CredentialRuntime, ProxyCredentialOptions } from "./credentials.js";
+import type { IdleSweeper } from "./idle.js";
 import type { Splicer } from "./splice.js";
 
 /** One audit record per decision: a denial at once, an allowed connection when it ends (with byte counts). */

@@ -9,14 +9,12 @@ import {
 } from "../credentials/compile.js";
 import type { EgressPolicy } from "../schema.js";
 import { parseIP } from "./addresses.js";
-import { formatIPv6, type NormalHost, normaliseHost } from "./hostname.js";
+import { formatIPv6, type HostPattern, type NormalHost, normaliseHost } from "./hostname.js";
 
 // Pure: rule text -> compiled rules; matching lives in match.ts. The EgressPlan is plain JSON so the
 // box builder, the squid renderer and a proxy in another process all read the same thing.
 
-export type HostPattern =
-  | { kind: "name"; name: string; wildcard: boolean } // wildcard: subdomains of name, not name itself
-  | { kind: "cidr"; family: 4 | 6; network: string; prefix: number };
+export type { HostPattern } from "./hostname.js";
 
 export interface CompiledRule {
   /** The rule as written in the policy, for messages and the audit log. */
@@ -306,7 +304,9 @@ export function compileEgressPlan(policy: EgressPolicy): EgressPlan {
   }
   const allow = policy.allow.map((r) => parseRule(r, "allow"));
   const deny = policy.deny.map((r) => parseRule(r, "deny"));
-  const credentials = compileCredentials(policy.credentials ?? [], (h) => parseHostOnly(h, "a credential's host"));
+  const credentials = compileCredentials(policy.credentials ?? [], (h) =>
+    parseHostOnly(h, "a credential's host"),
+  );
   checkBoundHostsAllowed(credentials, allow, deny);
   return {
     version: 1,

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { Readable } from "node:stream";
 import { text } from "node:stream/consumers";
 import { describe, test } from "node:test";
-import { CredentialError } from "../../../../../src/walls/egress/credentials/compile.js";
+import { boundTo, CredentialError } from "../../../../../src/walls/egress/credentials/compile.js";
 import { inputRuleFor, screenHead } from "../../../../../src/walls/egress/credentials/input-gate.js";
 import {
   applyCredentialEnv,
@@ -21,7 +21,6 @@ import {
 import { normaliseHost } from "../../../../../src/walls/egress/rules/hostname.js";
 import { compileEgressPlan, type EgressPlan } from "../../../../../src/walls/egress/rules/rules.js";
 import { type EgressPolicyInput, egressSchema } from "../../../../../src/walls/egress/schema.js";
-import { boundTo } from "../../../../../src/walls/egress/credentials/compile.js";
 
 const plan = (input: EgressPolicyInput): EgressPlan => compileEgressPlan(egressSchema.parse(input));
 const host = (text: string) => {
@@ -69,10 +68,8 @@ describe("judgeRequest", () => {
     { api: "real-api-secret-1", loose: "real-loose-secret", git: "real-git-secret-22" },
   );
   const judge = (h: string, method: string, target: string, rawHeaders: string[]) =>
-    judgeRequest(
-      creds,
-      { host: host(h), method, target, pathname: target.split("?")[0]!, rawHeaders },
-      (e) => boundTo(e, host(h)),
+    judgeRequest(creds, { host: host(h), method, target, pathname: target.split("?")[0]!, rawHeaders }, (e) =>
+      boundTo(e, host(h)),
     );
 
   test("swaps a sentinel in headers and the request target for its bound host in scope", () => {
@@ -112,11 +109,17 @@ describe("judgeRequest", () => {
   });
 
   test("scopes: out of scope is refused, or passed unswapped when the entry says pass", () => {
-    const wrongMethod = judge("api.example.com", "DELETE", "/v1/x", ["Authorization", "SENT-api-0123456789abcdef"]);
+    const wrongMethod = judge("api.example.com", "DELETE", "/v1/x", [
+      "Authorization",
+      "SENT-api-0123456789abcdef",
+    ]);
     assert.deepEqual(wrongMethod, { ok: false, reason: "credential-out-of-scope", name: "api" });
     const wrongPath = judge("api.example.com", "GET", "/v10", ["Authorization", "SENT-api-0123456789abcdef"]);
     assert.equal(!wrongPath.ok && wrongPath.reason, "credential-out-of-scope");
-    const dotdot = judge("api.example.com", "GET", "/v1/../admin", ["Authorization", "SENT-api-0123456789abcdef"]);
+    const dotdot = judge("api.example.com", "GET", "/v1/../admin", [
+      "Authorization",
+      "SENT-api-0123456789abcdef",
+    ]);
     assert.equal(!dotdot.ok && dotdot.reason, "credential-out-of-scope");
     const passed = judge("api.example.com", "GET", "/v1/x", ["X-Loose", "SENT-loose-0123456789abcdef"]);
     assert.ok(passed.ok);
@@ -143,9 +146,10 @@ describe("StreamReplace", () => {
     const body = "before SENTINEL-xyz middle SENTINEL-xyz after";
     for (let i = 0; i <= body.length; i++)
       for (const j of [i, Math.min(body.length, i + 3)]) {
-        const out = await run([body.slice(0, i), body.slice(i, j), body.slice(j)], [
-          { find: "SENTINEL-xyz", put: "secret-longer-value", name: "a" },
-        ]);
+        const out = await run(
+          [body.slice(0, i), body.slice(i, j), body.slice(j)],
+          [{ find: "SENTINEL-xyz", put: "secret-longer-value", name: "a" }],
+        );
         assert.equal(out, "before secret-longer-value middle secret-longer-value after");
       }
   });
@@ -166,7 +170,9 @@ describe("StreamReplace", () => {
 describe("carriesSentinel", () => {
   test("finds sentinels in a head, plain or in Basic", () => {
     assert.ok(carriesSentinel("GET /?SENTX HTTP/1.1\r\n", ["SENTX"]));
-    assert.ok(carriesSentinel(`Authorization: Basic ${Buffer.from("a:SENTX").toString("base64")}`, ["SENTX"]));
+    assert.ok(
+      carriesSentinel(`Authorization: Basic ${Buffer.from("a:SENTX").toString("base64")}`, ["SENTX"]),
+    );
     assert.ok(!carriesSentinel("GET / HTTP/1.1", ["SENTX"]));
   });
 });
@@ -175,18 +181,33 @@ describe("policy", () => {
   test("a bound host must be allowed by egress, and not denied", () => {
     assert.throws(
       () => plan({ credentials: [{ fromEnv: "K", hosts: ["api.example.com"] }] }),
-      (e: unknown) => e instanceof CredentialError && e.field === "credentials.0.hosts.0" && /not allowed by egress.allow/.test(e.message),
+      (e: unknown) =>
+        e instanceof CredentialError &&
+        e.field === "credentials.0.hosts.0" &&
+        /not allowed by egress.allow/.test(e.message),
     );
     assert.throws(
-      () => plan({ allow: ["*.example.com"], deny: ["api.example.com"], credentials: [{ fromEnv: "K", hosts: ["api.example.com"] }] }),
+      () =>
+        plan({
+          allow: ["*.example.com"],
+          deny: ["api.example.com"],
+          credentials: [{ fromEnv: "K", hosts: ["api.example.com"] }],
+        }),
       /refused by egress.deny/,
     );
-    assert.doesNotThrow(() => plan({ allow: ["*.example.com"], credentials: [{ fromEnv: "K", hosts: ["api.example.com"] }] }));
-    assert.doesNotThrow(() => plan({ allow: ["api.example.com:8443"], credentials: [{ fromEnv: "K", hosts: ["api.example.com"] }] }));
+    assert.doesNotThrow(() =>
+      plan({ allow: ["*.example.com"], credentials: [{ fromEnv: "K", hosts: ["api.example.com"] }] }),
+    );
+    assert.doesNotThrow(() =>
+      plan({ allow: ["api.example.com:8443"], credentials: [{ fromEnv: "K", hosts: ["api.example.com"] }] }),
+    );
   });
   test("one source, a host without port or path", () => {
     assert.throws(() => egressSchema.parse({ credentials: [{ hosts: ["a.test"] }] }), /exactly one source/);
-    assert.throws(() => plan({ allow: ["a.test"], credentials: [{ fromEnv: "K", hosts: ["a.test:443"] }] }), /without port or path/);
+    assert.throws(
+      () => plan({ allow: ["a.test"], credentials: [{ fromEnv: "K", hosts: ["a.test:443"] }] }),
+      /without port or path/,
+    );
   });
 });
 
@@ -195,23 +216,34 @@ describe("planCredentials", () => {
     allow: ["api.example.com", "github.com"],
     credentials: [
       { name: "api", fromEnv: "API_KEY", hosts: ["api.example.com"] },
-      { name: "gh", fromFile: "~/.secret/gh", hosts: ["github.com"], env: "GH_TOKEN", file: "/run/gh-token", git: true },
+      {
+        name: "gh",
+        fromFile: "~/.secret/gh",
+        hosts: ["github.com"],
+        env: "GH_TOKEN",
+        file: "/run/gh-token",
+        git: true,
+      },
       { name: "opt", fromEnv: "ANTHROPIC_API_KEY", hosts: ["api.example.com"], optional: true },
     ],
   });
   const ctx = {
     hostEnv: { API_KEY: "sk-realrealrealrealrealreal1", OTHER: "x" },
     home: "/home/u",
-    readFile: (f: string) => (f === "/home/u/.secret/gh" ? "ghp_abcdefghijklmnopqrstuvwxyz0123456789\n" : undefined),
+    readFile: (f: string) =>
+      f === "/home/u/.secret/gh" ? "ghp_abcdefghijklmnopqrstuvwxyz0123456789\n" : undefined,
     writable: ["/home/u/proj"],
   };
 
   test("sentinels for each entry, the secrets held but never serialised, notes for skipped optional ones", () => {
     const p = planCredentials(egress, ctx);
-    assert.deepEqual(p.bindings.map((b) => [b.name, b.env, b.file, b.gitHosts]), [
-      ["api", "API_KEY", undefined, []],
-      ["gh", "GH_TOKEN", "/run/gh-token", ["github.com"]],
-    ]);
+    assert.deepEqual(
+      p.bindings.map((b) => [b.name, b.env, b.file, b.gitHosts]),
+      [
+        ["api", "API_KEY", undefined, []],
+        ["gh", "GH_TOKEN", "/run/gh-token", ["github.com"]],
+      ],
+    );
     assert.match(p.bindings[1]!.sentinel, /^ghp_[A-Za-z0-9]{36}$/);
     assert.equal(p.secrets.get("gh"), "ghp_abcdefghijklmnopqrstuvwxyz0123456789");
     const json = JSON.stringify(p);
@@ -221,7 +253,11 @@ describe("planCredentials", () => {
 
   test("the box's environment: the source variable gone, the sentinel and CA variables in", () => {
     const p = planCredentials(egress, ctx);
-    const env = applyCredentialEnv({ PATH: "/bin", API_KEY: "sk-realrealrealrealrealreal1", HOME: "/h" }, egress, p);
+    const env = applyCredentialEnv(
+      { PATH: "/bin", API_KEY: "sk-realrealrealrealrealreal1", HOME: "/h" },
+      egress,
+      p,
+    );
     assert.equal(env.API_KEY, p.bindings[0]!.sentinel);
     assert.equal(env.GH_TOKEN, p.bindings[1]!.sentinel);
     assert.equal(env.SSL_CERT_FILE, "/run/fourwall/ca-bundle.pem");
@@ -234,18 +270,26 @@ describe("planCredentials", () => {
 
   test("a missing secret refuses, a source the box can write refuses", () => {
     assert.throws(() => planCredentials(egress, { ...ctx, hostEnv: {} }), /\$API_KEY is not set/);
-    const inWorkdir = plan({ allow: ["a.test"], credentials: [{ fromFile: "/home/u/proj/.token", hosts: ["a.test"] }] });
+    const inWorkdir = plan({
+      allow: ["a.test"],
+      credentials: [{ fromFile: "/home/u/proj/.token", hosts: ["a.test"] }],
+    });
     assert.throws(() => planCredentials(inWorkdir, ctx), /path the box can write/);
   });
 });
 
 describe("input gate", () => {
-  const rules = plan({ input: [{ hosts: ["*.example.com"], maxBytes: 10, contentTypes: ["application/json", "text/*"] }] }).input!;
+  const rules = plan({
+    input: [{ hosts: ["*.example.com"], maxBytes: 10, contentTypes: ["application/json", "text/*"] }],
+  }).input!;
   test("rules by host; content types and declared sizes judged on the head", () => {
     assert.ok(inputRuleFor(rules, host("a.example.com")));
     assert.equal(inputRuleFor(rules, host("example.org")), undefined);
     const rule = rules[0]!;
-    assert.equal(screenHead(rule, { contentType: "application/json; charset=utf-8", contentLength: "5" }), undefined);
+    assert.equal(
+      screenHead(rule, { contentType: "application/json; charset=utf-8", contentLength: "5" }),
+      undefined,
+    );
     assert.equal(screenHead(rule, { contentType: "text/html" }), undefined);
     assert.equal(screenHead(rule, { contentType: "application/octet-stream" }), "input-content-type");
     assert.equal(screenHead(rule, {}), "input-content-type");
