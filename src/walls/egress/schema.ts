@@ -63,19 +63,19 @@ export const egressSchema = z
       ),
     credentials: z
       .array(credentialSchema)
-      .default([])
+      .optional()
       .describe(
         "secrets kept outside the box: the box holds a per-run sentinel, the proxy swaps in the real value for the bound hosts only (builtin proxy; TLS to those hosts is terminated with a per-run CA)",
       ),
     trust: z
       .array(z.string().min(1))
-      .default([])
+      .optional()
       .describe(
         "extra CA certificate files (PEM) the proxy trusts for upstream servers it talks TLS to (bound hosts, input gate), beside the system trust store: private CAs",
       ),
     input: z
       .array(inputRuleSchema)
-      .default([])
+      .optional()
       .describe(
         "input gate: size caps, content types and a hook for responses from these hosts (plain HTTP, and TLS, which a rule here makes the proxy terminate)",
       ),

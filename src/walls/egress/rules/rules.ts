@@ -322,8 +322,11 @@ export function compileEgressPlan(policy: EgressPolicy): EgressPlan {
     unknown: policy.unknown,
     transparent: policy.transparent,
     proxy: policy.proxy,
-    credentials,
-    trust: policy.trust ?? [],
-    input: compileInputRules(policy.input ?? [], (h) => parseHostOnly(h, "an input gate host")),
+    // only when used: a plan without them stays as it was (k8s ConfigMaps, cached plans)
+    ...(credentials.length > 0 ? { credentials } : {}),
+    ...(policy.trust && policy.trust.length > 0 ? { trust: policy.trust } : {}),
+    ...(policy.input && policy.input.length > 0
+      ? { input: compileInputRules(policy.input, (h) => parseHostOnly(h, "an input gate host")) }
+      : {}),
   };
 }
