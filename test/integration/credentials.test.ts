@@ -182,6 +182,8 @@ fetch(process.argv[2], { headers: { authorization: "Bearer " + process.env.API_T
         `echo "sentinel=$API_TOKEN file=$(cat /tmp/api-token) box=$FOURWALL_BOX"
 curl -sS -m 10 -H "Authorization: Bearer $API_TOKEN" https://allowed.test:${ports.https}/v1/curl-tls
 curl -sS -m 10 -H "Authorization: Bearer $API_TOKEN" http://allowed.test:${ports.http}/v1/curl-plain
+curl -sS -m 10 --socks5-hostname 127.0.0.1:3128 -H "Authorization: Bearer $API_TOKEN" https://allowed.test:${ports.https}/v1/curl-socks
+curl -sS -m 10 --http2 -H "Authorization: Bearer $API_TOKEN" https://allowed.test:${ports.https}/v1/curl-h2
 python3 -c 'import os, urllib.request as u; print(u.urlopen(u.Request("https://allowed.test:${ports.https}/v1/urllib", headers={"Authorization": "Bearer " + os.environ["API_TOKEN"]}), timeout=10).read().decode().strip())'
 if python3 -c 'import requests' 2>/dev/null; then
   python3 -c 'import os, requests; print(requests.get("https://allowed.test:${ports.https}/v1/requests", headers={"Authorization": "Bearer " + os.environ["API_TOKEN"]}, timeout=10).text.strip())'
@@ -200,7 +202,8 @@ ${SEARCH}`,
       assert.match(sentinel[1]!, /^sk-[A-Za-z0-9]{37}$/, "shaped like the key");
       assert.notEqual(sentinel[1], SECRET);
       // python requests is tried when the box's python has it (Debian 12 here: python3-requests is not installed)
-      const clients = ["curl-tls", "curl-plain", "urllib", "fetch"];
+      // SOCKS5 tunnels are opened up like CONNECT ones; an h2 client falls back to HTTP/1.1 (ALPN offers only that)
+      const clients = ["curl-tls", "curl-plain", "curl-socks", "curl-h2", "urllib", "fetch"];
       if (!/requests: not installed/.test(out)) clients.push("requests");
       for (const client of clients)
         assert.match(out, new RegExp(`origin=https? GET /v1/${client}`), `${client}: ${out}\n${r.stderr}`);
