@@ -66,8 +66,8 @@ async function startCredentials(
   netDir: string,
   onEvent: (e: CredentialEvent) => void,
 ): Promise<ProxyCredentialOptions | undefined> {
+  for (const note of plan.credentials?.notes ?? []) process.stderr.write(`fourwall: ${note}\n`);
   if (!plan.credentials?.terminates) return undefined;
-  for (const note of plan.credentials.notes) process.stderr.write(`fourwall: ${note}\n`);
   const { prepareCredentials } = await import("../walls/egress/credentials/runtime.js");
   try {
     return await prepareCredentials(plan.egress, plan.credentials, plan.id, netDir, onEvent);

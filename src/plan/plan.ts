@@ -181,19 +181,6 @@ function planBoxCredentials(
   ctx: BoxContext,
   filesystem: FilesystemPlan,
 ): CredentialBoxPlan {
-  const swapping = (egress.credentials ?? []).length > 0 || (egress.input ?? []).length > 0;
-  if (swapping && egress.proxy === "squid")
-    throw new WallError(
-      "egress",
-      "credentials and the input gate need fourwall's own proxy (it swaps sentinels and terminates TLS); squid cannot",
-      "drop --proxy squid (egress.proxy: builtin), or remove egress.credentials / egress.input",
-    );
-  if (swapping && runtime === "vm")
-    throw new WallError(
-      "egress",
-      "credentials and the input gate are not built for the microVM runtime yet (the guest does not see the run's CA bundle)",
-      "use --runtime namespaces, gvisor or docker",
-    );
   try {
     const credentials = planCredentials(egress, {
       hostEnv: ctx.hostEnv,
@@ -201,6 +188,20 @@ function planBoxCredentials(
       readFile: (file) => ctx.host.readText(file, 64 * 1024),
       writable: filesystem.writable,
     });
+    // (a preset's optional key that is not set binds nothing: then nothing here applies)
+    const swapping = credentials.terminates;
+    if (swapping && egress.proxy === "squid")
+      throw new WallError(
+        "egress",
+        "credentials and the input gate need fourwall's own proxy (it swaps sentinels and terminates TLS); squid cannot",
+        "drop --proxy squid (egress.proxy: builtin), or remove egress.credentials / egress.input",
+      );
+    if (swapping && runtime === "vm")
+      throw new WallError(
+        "egress",
+        "credentials and the input gate are not built for the microVM runtime yet (the guest does not see the run's CA bundle)",
+        "use --runtime namespaces, gvisor or docker",
+      );
     for (const b of credentials.bindings)
       if (b.file)
         filesystem.mounts.push({

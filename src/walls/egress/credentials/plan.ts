@@ -107,7 +107,7 @@ export function planCredentials(egress: EgressPlan, ctx: CredentialContext): Cre
   const entries = egress.credentials ?? [];
   const plan: CredentialBoxPlan = {
     bindings: [],
-    terminates: entries.length > 0 || (egress.input ?? []).length > 0,
+    terminates: false, // set below: only when a secret is really held, or the input gate is on
     secrets: new HeldSecrets(),
     notes: [],
   };
@@ -144,6 +144,8 @@ export function planCredentials(egress: EgressPlan, ctx: CredentialContext): Cre
     if (entry.file) binding.file = entry.file;
     plan.bindings.push(binding);
   }
+  // No CA, no terminated tunnels when every entry was an optional one without its secret.
+  plan.terminates = plan.bindings.length > 0 || (egress.input ?? []).length > 0;
   return plan;
 }
 
