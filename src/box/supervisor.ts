@@ -8,8 +8,10 @@ import type { BoxPlan } from "../plan/plan.js";
 import type { BoxSession, RunningBox, Runtime } from "../runtimes/runtime.js";
 import {
   type AskRequest,
+  type CredentialEvent,
   type EgressEvent,
   isUnreachable,
+  type ProxyCredentialOptions,
   type ProxyHandle,
   summaryRow,
 } from "../walls/egress/index.js";
@@ -27,6 +29,7 @@ async function startEgressProxy(
   socketPath: string,
   onDecision: (e: EgressEvent) => void,
   ask?: AskHook,
+  credentials?: ProxyCredentialOptions,
 ): Promise<ProxyHandle> {
   const { startEgressBackend } = await import("../walls/egress/proxy/backend.js");
   // Transparent mode says what it cannot capture (wildcards, address rules, wide port ranges).
@@ -42,6 +45,7 @@ async function startEgressProxy(
       stateDir: path.join(path.dirname(path.dirname(socketPath)), plan.egress.proxy),
       onDecision,
       ask,
+      credentials,
     });
   } catch (error) {
     const squid = plan.egress.proxy === "squid";
@@ -53,6 +57,57 @@ async function startEgressProxy(
         : "run `fourwall doctor`",
     );
   }
+}
+
+/**
+ * The credentials wing's set-up (the run's CA in memory, its bundle in the net dir, the live swap
+ * table); undefined when the policy has no credentials or input gate. WallError when it cannot.
+ */
+async function startCredentials(
+  plan: BoxPlan,
+  netDir: string,
+  onEvent: (e: CredentialEvent) => void,
+): Promise<ProxyCredentialOptions | undefined> {
+  for (const note of plan.credentials?.notes ?? []) process.stderr.write(`fourwall: ${note}\n`);
+  if (!plan.credentials?.terminates) return undefined;
+  const { prepareCredentials } = await import("../walls/egress/credentials/runtime.js");
+  try {
+    return await prepareCredentials(plan.egress, plan.credentials, plan.id, netDir, onEvent);
+  } catch (error) {
+    throw new WallError(
+      "egress",
+      `credentials: ${(error as Error).message}`,
+      "see docs/credentials.md (or remove egress.credentials / egress.input)",
+    );
+  }
+}
+
+/** Counts of what the swap did, kept for the summary at exit (bounded: one entry per key). */
+class CredentialTally {
+  readonly swaps = new Map<string, number>();
+  readonly refused = new Map<string, number>();
+  add(e: CredentialEvent): void {
+    const names = (e.names ?? []).join(",");
+    if (e.action === "swap") {
+      const key = `${names} → ${e.host}`;
+      this.swaps.set(key, (this.swaps.get(key) ?? 0) + 1);
+    } else if ((e.action === "refuse" || e.action === "input-blocked") && this.refused.size < 1000) {
+      const key = `${e.reason}${names ? ` (${names})` : ""}: ${e.method ?? ""} ${e.host}:${e.port}${e.path ?? ""}`;
+      this.refused.set(key, (this.refused.get(key) ?? 0) + 1);
+    }
+  }
+  get size(): number {
+    return this.swaps.size + this.refused.size;
+  }
+}
+
+/** What the swap did, said once at exit: per entry, requests that got the secret, and every refusal. */
+function credentialSummary({ swaps, refused }: CredentialTally): string {
+  const lines = [
+    ...[...swaps].map(([k, n]) => `  swapped ${n}× ${k}`),
+    ...[...refused].slice(0, 15).map(([k, n]) => `  REFUSED ${n > 1 ? `${n}× ` : ""}${k}`),
+  ];
+  return lines.length === 0 ? "" : `fourwall: credentials:\n${lines.join("\n")}\n`;
 }
 
 /** One screen at most: what the box tried to reach and was refused, most frequent first, each with its fix. */
@@ -197,6 +252,7 @@ export async function superviseBox(
   let terminal: TerminalControl | undefined;
   const blocked = new Map<string, number>();
   const unreachable = new Map<string, number>();
+  const credentialTally = new CredentialTally();
   const handlers = new Map<NodeJS.Signals, () => void>();
   let proxy: ProxyHandle | undefined;
   let reaper: Reaper | undefined;
@@ -235,6 +291,11 @@ export async function superviseBox(
         rows.set(key, (rows.get(key) ?? 0) + 1);
       }
     };
+    // Credentials: every swap and refusal in the audit log (entry names and hosts, never a value).
+    const onCredential = (event: CredentialEvent) => {
+      credentialTally.add(event);
+      options.audit.write({ wall: "egress", event: "credential", ...event });
+    };
     const askNet: AskHook = (request) => (gate ? gate.askNet(request) : Promise.resolve(false));
     // The box's own session and terminal: every runtime's launcher starts under fourwall-pty.
     terminal = await openTerminalControl(runDir);
@@ -253,9 +314,13 @@ export async function superviseBox(
         .then((opened) => {
           gate = opened;
         }),
-      startEgressProxy(plan, path.join(netDir, "proxy.sock"), onDecision, askNet).then((started) => {
-        proxy = started;
-      }),
+      startCredentials(plan, netDir, onCredential)
+        .then((credentials) =>
+          startEgressProxy(plan, path.join(netDir, "proxy.sock"), onDecision, askNet, credentials),
+        )
+        .then((started) => {
+          proxy = started;
+        }),
     ]);
     const box = await runtime.launch(plan, session);
     options.onStarted?.(box, session);
@@ -289,6 +354,7 @@ export async function superviseBox(
       process.stderr.write(blockedSummary(unreachable, "egress could not reach (not blocked)"));
     const hint = addressSpaceHint(code, plan.rlimits);
     if (hint && !options.quiet) process.stderr.write(hint);
+    if (credentialTally.size > 0 && !options.quiet) process.stderr.write(credentialSummary(credentialTally));
     return code;
   } finally {
     await cleanup();

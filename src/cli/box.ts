@@ -46,6 +46,13 @@ export async function upCommand(options: RunOptions & { name: string }): Promise
         `fourwall down ${options.name}`,
       );
     const { plan } = await planFromOptions(IDLE, options);
+    // The box daemon gets the plan as JSON, which never carries secrets: no swap to hand over yet.
+    if (plan.credentials.terminates)
+      throw new WallError(
+        "egress",
+        `credentials and the input gate are built for \`fourwall run\` only, not persistent boxes yet (bound: ${plan.credentials.bindings.map((b) => b.name).join(", ") || "none; input gate set"})`,
+        "use fourwall run; or, for a preset's API key, unset the variable for `up` (the key then stays out of the box entirely) — see docs/credentials.md",
+      );
     // fourwall exec joins the box's namespaces: only the namespaces runtime has a box to join.
     if (plan.runtime !== "namespaces")
       throw new WallError(

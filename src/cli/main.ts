@@ -46,6 +46,12 @@ function withBoxOptions(command: Command) {
       collect,
       [] as string[],
     )
+    .option(
+      "--secret <VAR@HOST>",
+      "keep the host's $VAR outside the box: the box's VAR holds a sentinel the proxy swaps for the real value on requests to HOST (repeatable; HOST must be allowed)",
+      collect,
+      [] as string[],
+    )
     .addOption(new Option("-r, --runtime <name>", "isolation runtime").choices(RUNTIME_NAMES))
     .addOption(
       new Option("--proxy <backend>", "egress proxy: builtin (default) | squid").choices([

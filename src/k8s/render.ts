@@ -58,6 +58,21 @@ export const BLOCKED_RANGES = [
 const ROLE = "fourwall.dev/role";
 const BOX = "fourwall.dev/box";
 
+/**
+ * The egress slice the cluster's proxy gets: credentials and the input gate are built for `fourwall
+ * run` only (the secret, the sentinels and the per-run CA live in the local proxy); they are left
+ * out here, with a note, rather than half-applied.
+ */
+function clusterEgress(egress: Policy["egress"], notes: string[]): Policy["egress"] {
+  const { credentials, input, trust, ...rest } = egress;
+  if ((credentials?.length ?? 0) > 0 || (input?.length ?? 0) > 0)
+    notes.push(
+      "egress.credentials and egress.input are not rendered for Kubernetes yet (the swap needs fourwall's local proxy): give the agent its key as a Kubernetes Secret, or run it with `fourwall run`",
+    );
+  void trust;
+  return rest;
+}
+
 export function renderManifests(policy: Policy, egress: EgressPlan, o: K8sOptions): Rendered {
   const ns = o.namespace;
   const labels = (role: "agent" | "egress") => ({
@@ -83,7 +98,9 @@ export function renderManifests(policy: Policy, egress: EgressPlan, o: K8sOption
       apiVersion: "v1",
       kind: "ConfigMap",
       metadata: meta(`${proxyName}-policy`, "egress"),
-      data: { "policy.json": `${JSON.stringify({ egress: policy.egress }, null, 2)}\n` },
+      data: {
+        "policy.json": `${JSON.stringify({ egress: clusterEgress(policy.egress, notes) }, null, 2)}\n`,
+      },
     },
     proxyDeployment(o, meta(proxyName, "egress"), labels("egress")),
     {

@@ -5,6 +5,7 @@ import { WallError } from "../core/errors.js";
 import { makeOwnedDir } from "../core/owned-dir.js";
 import { packageRoot } from "../core/paths.js";
 import { loadPolicyCached } from "../policy/cached.js";
+import { PolicyError } from "../policy/errors.js";
 import type { Policy } from "../policy/schema.js";
 import { createStatePaths, realHost } from "../walls/filesystem/index.js";
 import { cacheEnvironment, cacheKey, cacheRoot } from "./caches.js";
@@ -23,6 +24,8 @@ export interface RunOptions {
   env?: string[];
   /** --ro PATH: host paths shown read-only (filesystem.readOnly). */
   ro?: string[];
+  /** --secret VAR@HOST: credentials kept outside the box (egress.credentials shorthand). */
+  secret?: string[];
   runtime?: string;
   /** With the docker runtime: the image to run (--image). */
   image?: string;
@@ -35,6 +38,32 @@ export interface RunOptions {
   dryRun?: true;
   json?: true;
   verbose?: true;
+}
+
+/** Variables that hold git hosting tokens: --secret gives them to git too (its config sends the sentinel). */
+const GIT_TOKEN = /^(GITHUB_TOKEN|GH_TOKEN|GH_ENTERPRISE_TOKEN|GITLAB_TOKEN|GITEA_TOKEN|GIT_TOKEN)$/;
+
+/** --secret VAR@HOST (repeatable; one VAR may name several hosts) → egress.credentials entries. */
+export function secretFlags(values: string[]): Array<Record<string, unknown>> {
+  const byVar = new Map<string, string[]>();
+  for (const value of values) {
+    const m = /^([A-Za-z_][A-Za-z0-9_]*)@([^@\s]+)$/.exec(value);
+    if (!m)
+      throw new PolicyError([
+        {
+          file: "--secret",
+          field: "egress.credentials",
+          reason: `"${value}": write VAR@HOST (e.g. GITHUB_TOKEN@github.com)`,
+        },
+      ]);
+    byVar.set(m[1]!, [...(byVar.get(m[1]!) ?? []), m[2]!]);
+  }
+  return [...byVar].map(([name, hosts]) => ({
+    name,
+    fromEnv: name,
+    hosts,
+    ...(GIT_TOKEN.test(name) ? { git: true } : {}),
+  }));
 }
 
 /** Policy + flags → a plan for `command`, as `run` and `up` build it. Throws PolicyError/WallError. */
@@ -60,6 +89,8 @@ export async function planFromOptions(
   if (options.ro && options.ro.length > 0)
     flags.filesystem = { readOnly: options.ro.map((p) => path.resolve(cwd, p)) };
   if (options.proxy) flags.egress = { ...(flags.egress as object | undefined), proxy: options.proxy };
+  if (options.secret && options.secret.length > 0)
+    flags.egress = { ...(flags.egress as object | undefined), credentials: secretFlags(options.secret) };
   const { policy, source, egress } = await loadPolicyCached({
     file: options.policy,
     cwd,

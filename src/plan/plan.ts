@@ -2,10 +2,20 @@ import { randomBytes } from "node:crypto";
 import { WallError } from "../core/errors.js";
 import type { Policy } from "../policy/schema.js";
 import type { EgressPlan } from "../walls/egress/index.js";
-import { type BoxNetworkPlan, planBoxNetwork, proxyEnvironment } from "../walls/egress/index.js";
+import {
+  applyCredentialEnv,
+  type BoxNetworkPlan,
+  type CredentialBoxPlan,
+  CredentialPlanError,
+  gitBasicHeader,
+  planBoxNetwork,
+  planCredentials,
+  proxyEnvironment,
+} from "../walls/egress/index.js";
 import type { FilesystemPlan, HostView } from "../walls/filesystem/index.js";
 import {
   FilesystemPlanError,
+  gitHeaderSections,
   identityFiles,
   planEnvironment,
   planFilesystem,
@@ -38,6 +48,8 @@ export interface BoxPlan {
   /** The proxy's rules (the egress wall) and how the box reaches the proxy. */
   egress: EgressPlan;
   network: BoxNetworkPlan;
+  /** Credentials kept outside the box: sentinels, where the box sees them, the secrets (held, never serialised). */
+  credentials: CredentialBoxPlan;
   /** The approval gate: its policy, the copy-on-write layer over the workdir, agent hook settings. */
   gate: GatePlan;
 }
@@ -121,13 +133,22 @@ export function planBox(policy: Policy, ctx: BoxContext): BoxPlan {
     // transparent mode binds its own /etc/hosts and /etc/resolv.conf; bwrap follows a symlink there
     readlink: (p) => (ctx.host.kind(p) === "symlink" ? ctx.host.readlink(p) : undefined),
   });
-  const env = planEnvironment(policy.env, ctx.hostEnv, {
-    ...proxyEnvironment(network),
-    HOME: filesystem.home,
-    FOURWALL: "1",
-    FOURWALL_BOX: id,
-    FOURWALL_GATE_SOCKET: BOX_GATE_SOCKET,
-  });
+  const credentials = planBoxCredentials(egress, policy.isolation.runtime, ctx, filesystem);
+  const env = withGitCredentials(
+    applyCredentialEnvOrThrow(
+      planEnvironment(policy.env, ctx.hostEnv, {
+        ...proxyEnvironment(network),
+        HOME: filesystem.home,
+        FOURWALL: "1",
+        FOURWALL_BOX: id,
+        FOURWALL_GATE_SOCKET: BOX_GATE_SOCKET,
+      }),
+      egress,
+      credentials,
+    ),
+    filesystem,
+    credentials,
+  );
   const presets =
     policy.preset === undefined ? [] : Array.isArray(policy.preset) ? policy.preset : [policy.preset];
   const gate = planGate(policy.gate, {
@@ -149,6 +170,106 @@ export function planBox(policy: Policy, ctx: BoxContext): BoxPlan {
     hostname: "fourwall",
     egress,
     network,
+    credentials,
     gate,
   };
+}
+
+/** The credentials' sentinels and secrets; their files join the mounts. WallError when one cannot be kept outside. */
+function planBoxCredentials(
+  egress: EgressPlan,
+  runtime: RuntimeName,
+  ctx: BoxContext,
+  filesystem: FilesystemPlan,
+): CredentialBoxPlan {
+  try {
+    const credentials = planCredentials(egress, {
+      hostEnv: ctx.hostEnv,
+      home: ctx.home,
+      readFile: (file) => ctx.host.readText(file, 64 * 1024),
+      writable: filesystem.writable,
+    });
+    // (a preset's optional key that is not set binds nothing: then nothing here applies)
+    const swapping = credentials.terminates;
+    if (swapping && egress.proxy === "squid")
+      throw new WallError(
+        "egress",
+        "credentials and the input gate need fourwall's own proxy (it swaps sentinels and terminates TLS); squid cannot",
+        "drop --proxy squid (egress.proxy: builtin), or remove egress.credentials / egress.input",
+      );
+    if (swapping && runtime === "vm")
+      throw new WallError(
+        "egress",
+        "credentials and the input gate are not built for the microVM runtime yet (the guest does not see the run's CA bundle)",
+        "use --runtime namespaces, gvisor or docker",
+      );
+    for (const b of credentials.bindings)
+      if (b.file)
+        filesystem.mounts.push({
+          type: "file",
+          name: `credential-${b.name}`,
+          target: b.file,
+          content: `${b.sentinel}\n`,
+          why: `credential ${b.name}: a sentinel, swapped by the proxy`,
+        });
+    return credentials;
+  } catch (error) {
+    if (error instanceof CredentialPlanError)
+      throw new WallError(
+        "egress",
+        error.message,
+        "fix egress.credentials or the host's secret (docs/credentials.md)",
+      );
+    throw error;
+  }
+}
+
+function applyCredentialEnvOrThrow(
+  env: Record<string, string>,
+  egress: EgressPlan,
+  credentials: CredentialBoxPlan,
+): Record<string, string> {
+  try {
+    return applyCredentialEnv(env, egress, credentials);
+  } catch (error) {
+    if (error instanceof CredentialPlanError)
+      throw new WallError(
+        "egress",
+        error.message,
+        "a secret bound by egress.credentials stays outside the box",
+      );
+    throw error;
+  }
+}
+
+/**
+ * git over HTTPS: the sentinel goes in the box's generated git config (an extraHeader per bound
+ * host); with no generated config (HOME is the user's own), in git's GIT_CONFIG_* variables.
+ */
+function withGitCredentials(
+  env: Record<string, string>,
+  filesystem: FilesystemPlan,
+  credentials: CredentialBoxPlan,
+): Record<string, string> {
+  const entries = credentials.bindings.flatMap((b) =>
+    b.gitHosts.map((host) => ({ host, header: gitBasicHeader(b.sentinel) })),
+  );
+  if (entries.length === 0) return env;
+  const configs = filesystem.mounts.filter(
+    (m): m is Extract<typeof m, { type: "file" }> => m.type === "file" && m.name.startsWith("gitconfig-"),
+  );
+  const home = configs.find((m) => m.target === `${filesystem.home}/.gitconfig`) ?? configs[0];
+  if (home) {
+    home.content += gitHeaderSections(entries);
+    return env;
+  }
+  const out = { ...env };
+  let n = Number(out.GIT_CONFIG_COUNT ?? 0) || 0;
+  for (const e of entries) {
+    out[`GIT_CONFIG_KEY_${n}`] = `http.https://${e.host}/.extraHeader`;
+    out[`GIT_CONFIG_VALUE_${n}`] = e.header;
+    n++;
+  }
+  out.GIT_CONFIG_COUNT = String(n);
+  return out;
 }

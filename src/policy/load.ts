@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { type Document, isMap, isScalar, LineCounter, parseDocument } from "yaml";
 import type { z } from "zod";
-import { compileEgressPlan, type EgressPlan, RuleError } from "../walls/egress/index.js";
+import { CredentialError, compileEgressPlan, type EgressPlan, RuleError } from "../walls/egress/index.js";
 import { PolicyError, type PolicyProblem } from "./errors.js";
 import { mergeLayers } from "./merge.js";
 import { PRESET_NAMES, PRESETS, type PresetName } from "./presets.js";
@@ -52,6 +52,20 @@ function compileEgress(policy: Policy, parsed: ParsedFile, options: LoadOptions)
   try {
     return compileEgressPlan(policy.egress);
   } catch (error) {
+    if (error instanceof CredentialError) {
+      // a credential or input entry: located by its field path in the file, or named as the flag
+      const field = ["egress", ...error.field.split(".")];
+      const line = lineOf(parsed, field);
+      const inFile = line !== undefined;
+      throw new PolicyError([
+        {
+          file: inFile ? parsed.source : options.flags?.egress ? "--secret" : parsed.source,
+          ...(inFile ? { line } : {}),
+          field: field.join("."),
+          reason: error.message,
+        },
+      ]);
+    }
     if (!(error instanceof RuleError)) throw error;
     const fileRaw = (parsed.raw ?? {}) as { egress?: Record<string, unknown> };
     for (const side of ["allow", "deny", "methods", "resolve"] as const) {

@@ -2,11 +2,13 @@
  * Built-in presets: data, reviewed like code. A preset lists what one agent needs to work and
  * nothing more; the user's policy is merged over it (lists add up, scalars override).
  */
+import type { CredentialPolicyInput } from "../walls/egress/index.js";
+
 export const PRESET_NAMES = ["claude-code", "codex", "openclaw", "node-dev", "python-dev"] as const;
 export type PresetName = (typeof PRESET_NAMES)[number];
 
 type PresetData = {
-  egress?: { allow?: string[] };
+  egress?: { allow?: string[]; credentials?: CredentialPolicyInput[] };
   filesystem?: {
     writable?: string[];
     state?: string[];
@@ -29,6 +31,10 @@ export const PRESETS: Record<PresetName, PresetData> = {
         "console.anthropic.com",
         "platform.claude.com",
       ],
+      // the API key stays outside: the box holds a sentinel the proxy swaps (docs/credentials.md)
+      credentials: [
+        { name: "anthropic", fromEnv: "ANTHROPIC_API_KEY", hosts: ["api.anthropic.com"], optional: true },
+      ],
     },
     // Claude Code keeps its sessions and login here; it needs to write them. Made on first use
     // (a first-time user has neither), so they persist.
@@ -45,14 +51,23 @@ export const PRESETS: Record<PresetName, PresetData> = {
   // left out: it works without them. Its own sandbox cannot nest here: run it with
   // `--sandbox danger-full-access` (fourwall is the sandbox).
   codex: {
-    egress: { allow: ["api.openai.com", "chatgpt.com", "auth.openai.com"] },
+    egress: {
+      allow: ["api.openai.com", "chatgpt.com", "auth.openai.com"],
+      credentials: [{ name: "openai", fromEnv: "OPENAI_API_KEY", hosts: ["api.openai.com"], optional: true }],
+    },
     filesystem: { state: ["~/.codex/"], readOnly: ["~/.codex/config.toml"], scratch: ["~/.cache"] },
     env: { pass: ["OPENAI_API_KEY", "OPENAI_BASE_URL", "CODEX_*", "COLORTERM"] },
   },
   // OpenClaw (Node >= 24.16): its config, sessions and workspace live in ~/.openclaw. The model
   // provider's host is the user's choice (-a); the two common ones are here.
   openclaw: {
-    egress: { allow: ["api.anthropic.com", "api.openai.com"] },
+    egress: {
+      allow: ["api.anthropic.com", "api.openai.com"],
+      credentials: [
+        { name: "anthropic", fromEnv: "ANTHROPIC_API_KEY", hosts: ["api.anthropic.com"], optional: true },
+        { name: "openai", fromEnv: "OPENAI_API_KEY", hosts: ["api.openai.com"], optional: true },
+      ],
+    },
     filesystem: { state: ["~/.openclaw/"], scratch: ["~/.cache", "~/.npm"] },
     env: { pass: ["OPENCLAW_*", "ANTHROPIC_API_KEY", "OPENAI_API_KEY", "COLORTERM"] },
   },

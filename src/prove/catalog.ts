@@ -211,6 +211,14 @@ export const PROBES: ProbeSpec[] = [
   spec("egress", "internal-guard", "an allowed name resolving to loopback", "refused", denied),
   spec("egress", "sni-mismatch", "TLS SNI other than the CONNECT host", "refused", denied),
   spec("egress", "host-mismatch", "Host header other than the request's host", "refused", denied),
+  spec(
+    "egress",
+    "credential-hidden",
+    "find a --secret credential (env, /proc, files)",
+    "sentinel only",
+    denied,
+  ),
+  spec("egress", "credential-exfiltration", "its sentinel to another allowed host", "refused (403)", denied),
   spec("egress", "host-loopback", "host loopback services, no proxy", "unreachable", denied),
   spec("egress", "ipv6-loopback", "the host's [::1], no proxy", "unreachable", denied),
   spec(

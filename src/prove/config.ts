@@ -5,6 +5,7 @@
 import { writeFileSync } from "node:fs";
 import { type Arch, SYSCALLS, type SyscallName, syscallNumber } from "../walls/isolation/index.js";
 import type { Canaries } from "./canaries/index.js";
+import { CREDENTIAL_ENV, credentialMarker } from "./canaries/names.js";
 import type { ProveLayout } from "./layout.js";
 import type { ProbeSpec } from "./types.js";
 
@@ -50,6 +51,8 @@ export interface ProbeConfig {
     loopback6Port: number | null;
     udpPort: number;
     ca: string | null;
+    /** The credential canary: the box's variable (a sentinel in a fourwall box) and the secret's marker. */
+    credential: { env: string; marker: string };
   } | null;
   outside: { ip: string; tcpPort: number; dnsPort: number } | { skip: string };
   gate: { precious: string; setuid: string; history: { ref: string; reflogs: string[]; first: string } };
@@ -93,6 +96,7 @@ export function probeConfig(
           loopback6Port: origins.loopback6Port ?? null,
           udpPort: origins.udpPort,
           ca: canaries.caPath ?? null,
+          credential: { env: CREDENTIAL_ENV, marker: credentialMarker(layout.token) },
         }
       : null,
     outside:

@@ -639,6 +639,62 @@ def host_mismatch():
     return {"reached": False, "detail": f"{status_of(answer)} {denial}".strip()}
 
 
+
+def credential_places():
+    """Where a credential could sit in the box: every visible process's environment and command line, then files."""
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            for part in ("environ", "cmdline"):
+                yield f"/proc/{entry}/{part}"
+    seen = 0
+    mine = os.path.realpath(CFG["proveDir"])  # prove's own files (the config names the marker)
+    for top in ("/run/fourwall", os.environ.get("HOME", "/nonexistent"), "/tmp", CFG["workdir"]):
+        for root, dirs, files in os.walk(top):
+            if os.path.realpath(root).startswith(mine):
+                dirs[:] = []
+                continue
+            dirs[:] = [d for d in dirs if d not in (".git", "node_modules")]
+            for name in files:
+                seen += 1
+                if seen > 5000:
+                    return
+                yield os.path.join(root, name)
+
+
+@probe("egress.credential-hidden")
+def credential_hidden():
+    # prove binds a canary key with --secret; the box must hold a sentinel, the real value nowhere
+    cred = (EGRESS or {}).get("credential") or {}
+    marker = cred.get("marker")
+    if not marker:
+        raise Skip("no credential canary")
+    found = [f"${name}" for name, value in os.environ.items() if marker in value]
+    for place in credential_places():
+        try:
+            with open(place, "rb") as f:
+                if marker.encode() in f.read(1 << 20):
+                    found.append(short(place))
+        except OSError:
+            pass
+    if found:
+        return {"reached": True, "detail": "the real key in " + ", ".join(sorted(set(found))[:4])}
+    held = "a sentinel in $" + cred["env"] if os.environ.get(cred["env"]) else "no key in the environment"
+    return {"reached": False, "detail": held}
+
+
+@probe("egress.credential-exfiltration")
+def credential_exfiltration():
+    cred = (EGRESS or {}).get("credential") or {}
+    value = os.environ.get(cred.get("env", ""), "")
+    if not value:
+        raise Skip("the box holds no credential variable")
+    port = need_egress_canary("httpPort")
+    out = curl(http_url(EGRESS["listedHost"], port, "/credential"), extra=["-H", f"Authorization: Bearer {value}"])
+    if not out["reached"] and out.get("denial") == "credential-exfiltration":
+        out["detail"] = f"{out['code']} credential-exfiltration"
+    return out
+
+
 def tcp_reach(address, port, shown):
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)

@@ -10,7 +10,7 @@ import path from "node:path";
 import { packageRoot } from "../core/paths.js";
 import { shellQuote } from "../core/shell.js";
 import { type Canaries, startCanaries } from "./canaries/index.js";
-import { FOURWALL_NAMES } from "./canaries/names.js";
+import { CREDENTIAL_ENV, credentialSecret, FOURWALL_NAMES } from "./canaries/names.js";
 import { outsideNames } from "./canaries/outside.js";
 import { hostSocketPath } from "./canaries/sockets.js";
 import { selectProbes } from "./catalog.js";
@@ -60,6 +60,8 @@ function startingEnvironment(layout: ProveLayout, canaries: Canaries): Record<st
     USER: os.userInfo().username,
     LOGNAME: os.userInfo().username,
     ...canaries.plantedEnv,
+    // bound by --secret in a fourwall box (targets/box.ts): the box must hold only a sentinel
+    [CREDENTIAL_ENV]: credentialSecret(layout.token),
   };
   if (process.env.TERM) env.TERM = process.env.TERM;
   return env;

@@ -6,7 +6,8 @@
 import { execFileSync, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer, type Server } from "node:http";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo, Socket } from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -38,10 +39,17 @@ async function listen(server: Server): Promise<{ port: number; close: () => Prom
 export interface GitServer extends LocalServer {
   /** The commit the served repository's main branch points at. */
   head: string;
+  /** The Authorization headers requests carried (with a token: every one, in order). */
+  auth: string[];
 }
 
-/** A bare repository with one commit, served by `git http-backend` (smart HTTP) at /repo.git. */
-export async function startGitServer(): Promise<GitServer> {
+/**
+ * A bare repository with one commit, served by `git http-backend` (smart HTTP) at /repo.git. With
+ * `tls`, over HTTPS; with `token`, only to Basic credentials whose password is the token (else 401).
+ */
+export async function startGitServer(
+  options: { tls?: { cert: string; key: string }; token?: string } = {},
+): Promise<GitServer> {
   const root = mkdtempSync(path.join(os.tmpdir(), "fwtest-git-"));
   const work = path.join(root, "work");
   const git = (args: string[], cwd = root) =>
@@ -62,9 +70,20 @@ export async function startGitServer(): Promise<GitServer> {
   git(["commit", "-q", "-m", "init"], work);
   git(["clone", "-q", "--bare", work, path.join(root, "repo.git")]);
   const head = git(["rev-parse", "HEAD"], work);
-  const server: GitServer = { port: 0, hits: 0, head, close: async () => {} };
-  const http = createServer((req, res) => {
+  const server: GitServer = { port: 0, hits: 0, head, auth: [], close: async () => {} };
+  const handler = (req: IncomingMessage, res: ServerResponse) => {
     server.hits++;
+    if (options.token !== undefined) {
+      const auth = req.headers.authorization ?? "";
+      server.auth.push(auth);
+      const basic = /^Basic (.+)$/.exec(auth);
+      const password = basic ? Buffer.from(basic[1]!, "base64").toString().split(":").slice(1).join(":") : "";
+      if (password !== options.token) {
+        res.writeHead(401, { "WWW-Authenticate": 'Basic realm="git"', "Content-Length": 0 });
+        res.end();
+        return;
+      }
+    }
     const url = new URL(req.url ?? "/", "http://x");
     const cgi = spawn("git", ["http-backend"], {
       env: {
@@ -100,8 +119,11 @@ export async function startGitServer(): Promise<GitServer> {
       res.writeHead(status, headers);
       res.end(split < 0 ? out : out.subarray(split + 4));
     });
-  });
-  const { port, close } = await listen(http);
+  };
+  const http = options.tls
+    ? createHttpsServer({ cert: readFileSync(options.tls.cert), key: readFileSync(options.tls.key) }, handler)
+    : createServer(handler);
+  const { port, close } = await listen(http as Server);
   server.port = port;
   server.close = async () => {
     await close();

@@ -51,6 +51,7 @@ export const WEAKENINGS = [
   "prompt-hold", // the terminal prompt does not hold the box's output while it asks
   "prompt-reset", // the terminal prompt is drawn as is: no reset, no clean screen
   "prompt-escape", // the terminal prompt shows the box's names and commands raw
+  "credentials", // egress.credentials: the box's variables hold the real secrets, not the sentinels
 ] as const;
 type Weakening = (typeof WEAKENINGS)[number];
 
@@ -235,6 +236,9 @@ if (onPlan.has("net"))
     why: "weak",
   });
 if (weaken.has("git-history")) plan.gate.gitHistory = false;
+if (onPlan.has("credentials"))
+  for (const b of plan.credentials.bindings)
+    if (b.env) plan.env[b.env] = plan.credentials.secrets.get(b.name)!;
 if (onPlan.has("hosts-leak") && plan.network.transparent)
   plan.network.transparent.hosts += "127.77.255.254\tother.test\n";
 

@@ -19,6 +19,7 @@ import { PolicyError } from "../../policy/errors.js";
 import { runtimeFor } from "../../runtimes/index.js";
 import type { Rlimit } from "../../walls/isolation/index.js";
 import type { Canaries } from "../canaries/index.js";
+import { CREDENTIAL_ENV, CREDENTIAL_HOST } from "../canaries/names.js";
 import type { ProveLayout } from "../layout.js";
 import { handHomeToBox, proveRuntime } from "./docker.js";
 export interface BoxChoice {
@@ -42,7 +43,12 @@ export function canaryRules(canaries: Canaries): { allow: string[]; resolve: str
   const allow = [`${names.listed}:${origins.httpPort}`];
   if (typeof names.guard === "string") allow.push(`${names.guard}:${origins.loopbackPort}`);
   if (origins.httpsPort !== undefined) allow.push(`${names.listed}:${origins.httpsPort}`);
-  return { allow, resolve: [`${names.listed}=127.0.0.1`, `${names.unlisted}=127.0.0.1`] };
+  // the credential canary's bound host: allowed and pinned, never contacted by the probes
+  allow.push(`${CREDENTIAL_HOST}:${origins.httpPort}`);
+  return {
+    allow,
+    resolve: [`${names.listed}=127.0.0.1`, `${names.unlisted}=127.0.0.1`, `${CREDENTIAL_HOST}=127.0.0.1`],
+  };
 }
 
 /**
@@ -102,6 +108,12 @@ export async function runProbeInBox(
           preset: choice.presets,
           allow: rules.allow,
           resolve: rules.resolve,
+          // the credential canary, kept outside as `--secret` does; not through exec (a persistent
+          // box's hand-off carries no secrets) nor in the microVM (not built there): the canary is
+          // then simply not passed in, and the probes say so
+          ...(choice.exec || choice.runtime === "vm" || !canaries.origins
+            ? {}
+            : { secret: [`${CREDENTIAL_ENV}@${CREDENTIAL_HOST}`] }),
           runtime: choice.runtime,
         },
         { cwd: choice.cwd, env },

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { credentialSchema, inputRuleSchema } from "./credentials/schema.js";
 
 // Owned by the egress wall. Rule strings are validated (and parsed) by compileEgressPlan in rules.ts;
 // this slice only fixes their shape so the policy file, the CLI flags and the JSON Schema agree.
@@ -59,6 +60,24 @@ export const egressSchema = z
       .default("builtin")
       .describe(
         "which proxy enforces the policy: fourwall's own (builtin) or a generated Debian squid 5 config",
+      ),
+    credentials: z
+      .array(credentialSchema)
+      .optional()
+      .describe(
+        "secrets kept outside the box: the box holds a per-run sentinel, the proxy swaps in the real value for the bound hosts only (builtin proxy; TLS to those hosts is terminated with a per-run CA)",
+      ),
+    trust: z
+      .array(z.string().min(1))
+      .optional()
+      .describe(
+        "extra CA certificate files (PEM) the proxy trusts for upstream servers it talks TLS to (bound hosts, input gate), beside the system trust store: private CAs",
+      ),
+    input: z
+      .array(inputRuleSchema)
+      .optional()
+      .describe(
+        "input gate: size caps, content types and a hook for responses from these hosts (plain HTTP, and TLS, which a rule here makes the proxy terminate)",
       ),
   })
   .describe("the egress wall: default deny, the allowlisting proxy is the only way out");

@@ -34,3 +34,16 @@ export function sanitiseGitConfig(text: string): string {
  */
 export const boxGitConfig = (text: string) =>
   `${sanitiseGitConfig(text).trimEnd()}\n# fourwall: credential helpers, includes and tokens removed\n[safe]\n\tdirectory = *\n`;
+
+/**
+ * Per-host headers appended to the box's git config (after sanitising, so the user's own are gone):
+ * credentials fourwall's proxy swaps (a sentinel, never a secret), each scoped to https://HOST/.
+ */
+export function gitHeaderSections(entries: Array<{ host: string; header: string }>): string {
+  return entries
+    .map(
+      (e) =>
+        `# fourwall: a sentinel the egress proxy swaps for the real token (docs/credentials.md)\n[http "https://${e.host}/"]\n\textraHeader = ${e.header}\n`,
+    )
+    .join("");
+}

@@ -1,4 +1,5 @@
 import type { EgressPlan } from "../rules/rules.js";
+import type { ProxyCredentialOptions } from "./credentials.js";
 import type { AskRequest, EgressEvent, ProxyHandle } from "./types.js";
 
 // The one place the box builder starts "the proxy": fourwall's own, or squid with a generated config.
@@ -16,10 +17,13 @@ export interface BackendOptions {
   onDecision: (event: EgressEvent) => void;
   /** The approval gate's question for names no rule allows (policy unknown: ask; builtin only). */
   ask?: ((request: AskRequest) => Promise<boolean>) | undefined;
+  /** Credentials and the input gate (builtin only; the plan refuses them with squid). */
+  credentials?: ProxyCredentialOptions | undefined;
 }
 
 export async function startEgressBackend(options: BackendOptions): Promise<ProxyHandle> {
   if (options.plan.proxy === "squid") {
+    if (options.credentials) throw new Error("credentials and the input gate need the builtin proxy");
     const { startSquid } = await import("../squid/squid.js");
     const squid: Parameters<typeof startSquid>[0] = {
       plan: options.plan,
@@ -38,5 +42,6 @@ export async function startEgressBackend(options: BackendOptions): Promise<Proxy
     listen: [{ path: options.socketPath, mode: options.socketMode }],
     onDecision: options.onDecision,
     ...(options.ask ? { ask: options.ask } : {}),
+    ...(options.credentials ? { credentials: options.credentials } : {}),
   });
 }

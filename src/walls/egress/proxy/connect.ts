@@ -78,6 +78,20 @@ export async function handleConnectTarget(
   }
   if (client.destroyed) return;
   const event = allowEvent(ctx, target, started, result);
+  // A host a credential is bound to (or the input gate screens): the proxy opens the tunnel up.
+  if (ctx.creds && result.tunnel !== "raw" && ctx.creds.terminates(result.host)) {
+    const { terminateTunnel } = await import("./terminate.js");
+    terminateTunnel(
+      ctx,
+      client,
+      "HTTP/1.1 200 Connection Established\r\n\r\n",
+      head,
+      { host: result.host, port: target.port, addresses: result.addresses, check: result.tunnel },
+      event,
+      started,
+    );
+    return;
+  }
   const up = await openUpstream(ctx, result.addresses, target.port);
   event.address = up.address;
   if ("error" in up) {

@@ -5,9 +5,11 @@ import {
   type ServerResponse,
 } from "node:http";
 import type { Socket } from "node:net";
-import { normaliseHost } from "../rules/hostname.js";
+import { SentinelInBody } from "../credentials/swap.js";
+import { hostText, normaliseHost } from "../rules/hostname.js";
 import { authorityMatches } from "./authority.js";
 import { allowEvent, authorize, denialBody, denyEvent, type Target } from "./authorize.js";
+import { relayResponse, requestBody, type SwapVerdict, withoutLength } from "./swap-pipeline.js";
 import type { ProxyContext } from "./types.js";
 
 // Plain HTTP in absolute form (GET http://host/path). Unlike a tunnel, everything is visible here, so
@@ -28,7 +30,7 @@ const HOP_BY_HOP = new Set([
 ]);
 
 /** Copies raw headers minus hop-by-hop ones, Proxy-*, and any the Connection header names. */
-function forwardHeaders(raw: string[], extraDrop: Set<string>): OutgoingHttpHeaders {
+export function forwardHeaders(raw: string[], extraDrop: Set<string>): OutgoingHttpHeaders {
   const out: Record<string, string[]> = {};
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i]!.toLowerCase();
@@ -40,7 +42,7 @@ function forwardHeaders(raw: string[], extraDrop: Set<string>): OutgoingHttpHead
   return out;
 }
 
-function connectionTokens(raw: string[]): Set<string> {
+export function connectionTokens(raw: string[]): Set<string> {
   const drop = new Set<string>();
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i]!.toLowerCase();
@@ -50,7 +52,7 @@ function connectionTokens(raw: string[]): Set<string> {
   return drop;
 }
 
-function deny(res: ServerResponse, status: number, reason: string, body: string): void {
+export function deny(res: ServerResponse, status: number, reason: string, body: string): void {
   if (res.headersSent) {
     res.destroy();
     return;
@@ -129,11 +131,65 @@ export async function handleHttp(
     );
     return;
   }
+  // Credentials: a sentinel bound elsewhere (or out of scope) stops here; one bound here is swapped.
+  let swap: SwapVerdict | undefined;
+  let requestPath = url.pathname + url.search;
+  let rawHeaders = req.rawHeaders;
+  if (ctx.creds) {
+    const verdict = ctx.creds.judge(result.host, {
+      method,
+      target: requestPath,
+      pathname: url.pathname,
+      rawHeaders,
+    });
+    if (!verdict.ok) {
+      ctx.creds.emit({
+        action: "refuse",
+        reason: verdict.reason,
+        names: [verdict.name],
+        host: hostText(result.host),
+        port: target.port,
+        method,
+        path: url.pathname,
+        via: "http",
+      });
+      ctx.emit(
+        denyEvent(ctx, target, started, {
+          ok: false,
+          reason: verdict.reason,
+          host: hostText(result.host),
+          status: 403,
+        }),
+      );
+      deny(
+        res,
+        403,
+        verdict.reason,
+        denialBody(method, hostText(result.host), target.port, `${verdict.reason}: ${verdict.name}`),
+      );
+      return;
+    }
+    swap = verdict;
+    requestPath = verdict.target;
+    rawHeaders = verdict.rawHeaders;
+    if (verdict.swapped.length > 0 || verdict.passed.length > 0)
+      ctx.creds.emit({
+        action: verdict.swapped.length > 0 ? "swap" : "pass",
+        names: verdict.swapped.length > 0 ? verdict.swapped : verdict.passed,
+        host: hostText(result.host),
+        port: target.port,
+        method,
+        path: url.pathname,
+        via: "http",
+      });
+  }
   const event = allowEvent(ctx, target, started, result);
   const address = result.addresses[0]!;
   event.address = address;
 
-  const headers = forwardHeaders(req.rawHeaders, connectionTokens(req.rawHeaders));
+  const { body, resized } = requestBody(req, swap);
+  let headers = forwardHeaders(rawHeaders, connectionTokens(rawHeaders));
+  if (resized) headers = withoutLength(headers);
   headers.host = url.host;
   let upstream: ReturnType<typeof httpRequest>;
   try {
@@ -141,7 +197,7 @@ export async function handleHttp(
       host: address,
       port: target.port,
       method,
-      path: url.pathname + url.search,
+      path: requestPath,
       headers,
       agent: ctx.agent,
       setHost: false,
@@ -192,9 +248,47 @@ export async function handleHttp(
       res.end(body);
     } else res.destroy();
   });
+  const inputRule = ctx.creds?.inputRule(result.host);
   upstream.on("response", (upRes) => {
+    const drop = connectionTokens(upRes.rawHeaders);
+    if (swap || inputRule) {
+      relayResponse(upRes, res, (raw) => forwardHeaders(raw, drop), {
+        verdict: swap,
+        rule: inputRule,
+        info: { host: hostText(result.host), method, url: url.href },
+        blocked: (reason) => {
+          ctx.creds?.emit({
+            action: "input-blocked",
+            reason,
+            host: hostText(result.host),
+            port: target.port,
+            method,
+            path: url.pathname,
+            via: "http",
+          });
+          deny(res, 403, reason, denialBody(method, hostText(result.host), target.port, reason));
+          finish(reason);
+        },
+        done: (error) => {
+          if (error === "input-too-large")
+            ctx.creds?.emit({
+              action: "input-blocked",
+              reason: error,
+              host: hostText(result.host),
+              port: target.port,
+              method,
+              path: url.pathname,
+              via: "http",
+            });
+          finish(error);
+        },
+      }).catch(() => {
+        res.destroy();
+        finish("upstream-error");
+      });
+      return;
+    }
     try {
-      const drop = connectionTokens(upRes.rawHeaders);
       res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, forwardHeaders(upRes.rawHeaders, drop));
     } catch {
       upstream.destroy();
@@ -213,5 +307,31 @@ export async function handleHttp(
       finish("client-closed");
     }
   });
-  req.pipe(upstream);
+  if (body !== req)
+    body.on("error", (err) => {
+      // a sentinel bound elsewhere in the body: nothing of it went on (StreamReplace holds it back)
+      upstream.destroy();
+      if (err instanceof SentinelInBody) {
+        ctx.creds?.emit({
+          action: "refuse",
+          reason: "credential-exfiltration",
+          names: [err.credential],
+          host: hostText(result.host),
+          port: target.port,
+          method,
+          path: url.pathname,
+          via: "http",
+        });
+        event.decision = "deny";
+        event.reason = "credential-exfiltration";
+        deny(
+          res,
+          403,
+          "credential-exfiltration",
+          denialBody(method, hostText(result.host), target.port, "credential-exfiltration"),
+        );
+      } else res.destroy();
+      finish();
+    });
+  body.pipe(upstream);
 }

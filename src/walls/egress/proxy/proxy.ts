@@ -19,6 +19,7 @@ import { Agent, createServer as createHttpServer } from "node:http";
 import { createServer, type Server, type Socket } from "node:net";
 import { systemLookup } from "./authorize.js";
 import { handleConnect, handleConnectTarget, parseConnectHead } from "./connect.js";
+import { CredentialRuntime } from "./credentials.js";
 import { handleHttp } from "./http.js";
 import { IdleSweeper } from "./idle.js";
 import { handleSocks } from "./socks.js";
@@ -74,6 +75,9 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
     track,
     untrack: (socket: Socket) => sockets.delete(socket),
     ...(splicer ? { splicer } : {}),
+    ...(options.credentials
+      ? { creds: new CredentialRuntime(options.credentials, options.box ?? "box") }
+      : {}),
   };
 
   const http = createHttpServer({
@@ -228,6 +232,7 @@ export async function startProxy(options: ProxyOptions): Promise<ProxyHandle> {
         await Promise.all(stopped);
         ctx.agent.destroy();
         ctx.idle.stop();
+        if (ctx.creds) (await import("./terminate.js")).closeTerminator(ctx);
         http.close(() => {});
         for (const p of unixPaths) removeStaleSocket(p);
       })();

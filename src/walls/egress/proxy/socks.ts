@@ -134,6 +134,20 @@ async function connectTarget(
   }
   if (client.destroyed) return;
   const event = allowEvent(ctx, target, started, result);
+  // A host a credential is bound to (or the input gate screens): the proxy opens the tunnel up.
+  if (ctx.creds && result.tunnel !== "raw" && ctx.creds.terminates(result.host)) {
+    const { terminateTunnel } = await import("./terminate.js");
+    terminateTunnel(
+      ctx,
+      client,
+      Buffer.from([0x05, REP.ok, 0x00, 0x01, 0, 0, 0, 0, 0, 0]),
+      head,
+      { host: result.host, port: target.port, addresses: result.addresses, check: result.tunnel },
+      event,
+      started,
+    );
+    return;
+  }
   const up = await openUpstream(ctx, result.addresses, port);
   event.address = up.address;
   if ("error" in up) {

@@ -1,3 +1,4 @@
+import { carriesSentinel } from "../credentials/swap.js";
 import type { NormalHost } from "../rules/hostname.js";
 import { authorityMatches } from "./authority.js";
 
@@ -19,7 +20,8 @@ export type TunnelHttpDenial =
   | "header-too-large"
   | "upgrade-not-supported"
   | "expect-not-supported"
-  | "connect-in-tunnel";
+  | "connect-in-tunnel"
+  | "credential-exfiltration";
 
 export interface InspectResult {
   /** Bytes that passed the checks, in order, to forward now. */
@@ -62,6 +64,8 @@ export class TunnelHttpInspector {
     private readonly target: NormalHost,
     private readonly port: number,
     private readonly maxHeadBytes = 32 * 1024,
+    /** The run's sentinels: none may leave through a tunnel the proxy does not open up (no credential is bound here). */
+    private readonly sentinels: string[] = [],
   ) {}
 
   push(chunk: Buffer): InspectResult {
@@ -170,6 +174,7 @@ export class TunnelHttpInspector {
     const lines = head.split("\r\n");
     const m = REQUEST_LINE.exec(lines[0]!);
     if (!m) return this.requests === 0 && !lines[0]!.includes(" HTTP/") ? "not-http" : "bad-request";
+    if (carriesSentinel(head, this.sentinels)) return "credential-exfiltration";
     const method = m[1]!;
     const requestTarget = m[2]!;
     const http10 = m[3] === "0";

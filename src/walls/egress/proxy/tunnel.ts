@@ -246,13 +246,21 @@ export function runTunnel(
   // Plain HTTP: every request head on the connection is checked before it is passed on (tunnel-http.ts).
   // These tunnels stay in Node (never spliced): the next head must be seen too.
   const inspectHttp = (first: Buffer) => {
-    const inspector = new TunnelHttpInspector(target, port, ctx.limits.maxHeaderBytes);
+    const inspector = new TunnelHttpInspector(target, port, ctx.limits.maxHeaderBytes, ctx.creds?.sentinels);
     const feed = (chunk: Buffer) => {
       const r = inspector.push(chunk);
       let full = false;
       for (const b of r.forward) if (b.length > 0 && !upstream.write(b)) full = true;
       if (r.denied) {
         client.removeListener("data", feed);
+        if (r.denied === "credential-exfiltration")
+          ctx.creds?.emit({
+            action: "refuse",
+            reason: r.denied,
+            host: hostText(target),
+            port,
+            via: "tunnel",
+          });
         refuseHttp(r.denied, inspector.requests === 0);
         return;
       }

@@ -1,6 +1,7 @@
 import type { Agent } from "node:http";
 import type { Socket } from "node:net";
 import type { EgressPlan } from "../rules/rules.js";
+import type { CredentialRuntime, ProxyCredentialOptions } from "./credentials.js";
 import type { IdleSweeper } from "./idle.js";
 import type { Splicer } from "./splice.js";
 
@@ -29,6 +30,8 @@ export interface EgressEvent {
   bytesUp: number;
   bytesDown: number;
   durationMs: number;
+  /** A tunnel whose TLS the proxy terminated (a bound credential's host, or the input gate's). */
+  terminated?: boolean;
 }
 
 export interface AskRequest {
@@ -92,6 +95,8 @@ export interface ProxyOptions {
   /** Name resolution, replaceable in tests. Default dns.lookup (all addresses, system order). */
   lookup?: (name: string) => Promise<string[]>;
   unsafeForTests?: UnsafeTestSwitches;
+  /** Credentials to swap and the input gate (credentials/): set when the policy has either. */
+  credentials?: ProxyCredentialOptions;
 }
 
 export interface ProxyHandle {
@@ -123,4 +128,6 @@ export interface ProxyContext {
   untrack: (socket: Socket) => void;
   /** The bulk data path for tunnels, when native/fourwall-splice is built. */
   splicer?: Splicer;
+  /** Sentinel swap, TLS termination and the input gate, when configured. */
+  creds?: CredentialRuntime;
 }

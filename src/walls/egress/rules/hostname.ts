@@ -85,3 +85,8 @@ export function hostText(host: NormalHost): string {
   if (host.kind === "name") return host.name;
   return host.family === 6 ? `[${host.ip}]` : host.ip;
 }
+
+/** A host in a rule: a name (wildcard: subdomains of name, not name itself) or an address block. */
+export type HostPattern =
+  | { kind: "name"; name: string; wildcard: boolean } // wildcard: subdomains of name, not name itself
+  | { kind: "cidr"; family: 4 | 6; network: string; prefix: number };

@@ -1,15 +1,20 @@
 import { createRequire } from "node:module";
 import { isIPv4 } from "node:net";
+import {
+  type CompiledCredential,
+  type CompiledInputRule,
+  checkBoundHostsAllowed,
+  compileCredentials,
+  compileInputRules,
+} from "../credentials/compile.js";
 import type { EgressPolicy } from "../schema.js";
 import { parseIP } from "./addresses.js";
-import { formatIPv6, type NormalHost, normaliseHost } from "./hostname.js";
+import { formatIPv6, type HostPattern, type NormalHost, normaliseHost } from "./hostname.js";
 
 // Pure: rule text -> compiled rules; matching lives in match.ts. The EgressPlan is plain JSON so the
 // box builder, the squid renderer and a proxy in another process all read the same thing.
 
-export type HostPattern =
-  | { kind: "name"; name: string; wildcard: boolean } // wildcard: subdomains of name, not name itself
-  | { kind: "cidr"; family: 4 | 6; network: string; prefix: number };
+export type { HostPattern } from "./hostname.js";
 
 export interface CompiledRule {
   /** The rule as written in the policy, for messages and the audit log. */
@@ -45,6 +50,12 @@ export interface EgressPlan {
   unknown: "deny" | "ask";
   transparent: boolean;
   proxy: "builtin" | "squid";
+  /** Secrets the proxy swaps in for their sentinels (credentials/); absent in plans made before them. */
+  credentials?: CompiledCredential[];
+  /** Extra CA files for upstream TLS the proxy itself speaks (bound hosts, the input gate). */
+  trust?: string[];
+  /** The input gate's rules for responses. */
+  input?: CompiledInputRule[];
 }
 
 export type DenyReason =
@@ -265,9 +276,14 @@ export function parseRule(text: string, side: "allow" | "deny" = "allow"): Compi
 
 function parseMethodKey(key: string): HostPattern | undefined {
   if (key === "*") return undefined;
-  const rule = parseRule(key, "deny");
+  return parseHostOnly(key, "a methods key");
+}
+
+/** A host pattern in the rules' syntax, without port or path (methods keys, credential and input hosts). */
+function parseHostOnly(text: string, what: string): HostPattern {
+  const rule = parseRule(text, "deny");
   if (rule.path !== undefined || rule.ports !== ALL_PORTS)
-    throw new RuleError(key, "a methods key is a host pattern without port or path");
+    throw new RuleError(text, `${what} is a host pattern without port or path`);
   return rule.host;
 }
 
@@ -286,10 +302,16 @@ export function compileEgressPlan(policy: EgressPolicy): EgressPlan {
     if (!list.includes(addr.ip)) list.push(addr.ip);
     pins[name.name] = list;
   }
+  const allow = policy.allow.map((r) => parseRule(r, "allow"));
+  const deny = policy.deny.map((r) => parseRule(r, "deny"));
+  const credentials = compileCredentials(policy.credentials ?? [], (h) =>
+    parseHostOnly(h, "a credential's host"),
+  );
+  checkBoundHostsAllowed(credentials, allow, deny);
   return {
     version: 1,
-    allow: policy.allow.map((r) => parseRule(r, "allow")),
-    deny: policy.deny.map((r) => parseRule(r, "deny")),
+    allow,
+    deny,
     pins,
     methods: Object.entries(policy.methods).map(([key, methods]) => {
       const host = parseMethodKey(key);
@@ -300,5 +322,11 @@ export function compileEgressPlan(policy: EgressPolicy): EgressPlan {
     unknown: policy.unknown,
     transparent: policy.transparent,
     proxy: policy.proxy,
+    // only when used: a plan without them stays as it was (k8s ConfigMaps, cached plans)
+    ...(credentials.length > 0 ? { credentials } : {}),
+    ...(policy.trust && policy.trust.length > 0 ? { trust: policy.trust } : {}),
+    ...(policy.input && policy.input.length > 0
+      ? { input: compileInputRules(policy.input, (h) => parseHostOnly(h, "an input gate host")) }
+      : {}),
   };
 }
