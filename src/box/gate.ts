@@ -14,12 +14,14 @@ import {
   type GateService,
   InboxApprover,
   type Layer,
+  type LiveSync,
   makeLayer,
   overlayHelperPath,
   removeLayer,
   renderAgentSettings,
   reviewChangeSet,
   startGate,
+  startLive,
   TerminalApprover,
 } from "../walls/gate/index.js";
 
@@ -102,6 +104,7 @@ export async function openGateSession(
   // (layer.ts: nobody but fourwall can walk to it): if fourwall is killed, the reaper removes the
   // run dir but the box's work stays there, recoverable.
   let layer: Layer | undefined;
+  let live: LiveSync | undefined;
   if (plan.gate.overlay && o.options?.layer === false) {
     o.audit.write({ box: plan.id, wall: "gate", event: "fs-not-held", why: "persistent box" });
   } else if (plan.gate.overlay) {
@@ -120,6 +123,15 @@ export async function openGateSession(
       box: id.mode === "root" ? { uid: id.uid, gid: id.gid } : undefined,
     });
     session.overlay = layer;
+    // The live layer: new files reach the workdir while the box runs (walls/gate/live.ts).
+    const owner = statSync(plan.filesystem.cwd);
+    live = startLive({
+      box: plan.id,
+      audit: o.audit,
+      upper: layer.upper,
+      workdir: plan.filesystem.cwd,
+      owner: id.mode === "root" ? { uid: owner.uid, gid: owner.gid } : undefined,
+    });
     // If fourwall is SIGKILLed, the reaper drops the layer when the box wrote nothing into it;
     // a layer with the box's work in it stays, to be recovered.
     onKill(
@@ -142,6 +154,10 @@ export async function openGateSession(
         // Every box process is dead (finish runs after the box's exit): nothing may change the
         // layer between the review and the apply.
         freezeLayer(layer);
+        live?.stop();
+        const last = live?.tick(true); // the box is dead: whatever it left flows as it is
+        if (last && last.applied.length + last.removed.length + last.failures.length > 0)
+          o.audit.write({ box: plan.id, wall: "gate", event: "live", final: true, ...last });
         await reviewChangeSet({
           box: plan.id,
           upper: layer.upper,
@@ -154,6 +170,7 @@ export async function openGateSession(
           owner: plan.identity.mode === "root" ? { uid: owner.uid, gid: owner.gid } : undefined,
           listDir: layer.dir,
           notify,
+          made: live?.made(),
         });
       } catch (error) {
         // The review itself failed: nothing more is applied, the box's work is kept, the run's
@@ -174,6 +191,7 @@ export async function openGateSession(
       dropLayer();
     },
     async close() {
+      live?.stop();
       await service.close();
       // finish() never ran (the box could not be built, or it failed on the way): a layer the box
       // never wrote into holds nothing to recover — leave nothing behind.

@@ -4,6 +4,7 @@ export * from "./approvers/inbox.js";
 export * from "./approvers/terminal.js";
 export * from "./changeset.js";
 export * from "./layer.js";
+export * from "./live.js";
 export * from "./paths.js";
 export * from "./plan.js";
 export * from "./review.js";
