@@ -4,6 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import type { AuditLog } from "../audit/log.js";
 import { WallError } from "../core/errors.js";
+import { isUnder } from "../core/paths.js";
 import type { BoxPlan } from "../plan/plan.js";
 import type { BoxSession, RunningBox, Runtime } from "../runtimes/runtime.js";
 import type { AskRequest, EgressEvent, ProxyHandle } from "../walls/egress/index.js";
@@ -172,6 +173,13 @@ export async function superviseBox(
   let reaper: Reaper | undefined;
   let placeholderList: string | undefined;
   let gate: GateSession | undefined;
+  // With the gate's layer over the workdir, the placeholders inside it stand in the layer (no
+  // trace on the host: walls/gate/placeholders.ts, placeholdersInLayer); only the others stand on
+  // the host. (The gate is loaded lazily: the same one-line rule, not its module.)
+  const layered = plan.gate.overlay && options.gate?.layer !== false;
+  const hostPlaceholders = plan.filesystem.placeholders.filter(
+    (p) => !(layered && p.path !== plan.filesystem.cwd && isUnder(p.path, plan.filesystem.cwd)),
+  );
   const cleanup = async () => {
     for (const [sig, handler] of handlers) process.off(sig, handler);
     void proxy?.close();
@@ -180,7 +188,7 @@ export async function superviseBox(
     removeBoxCgroup(cgroup);
     rmSync(runDir, { recursive: true, force: true });
     await reaper?.release(); // placeholders: the last box out on this workdir removes them
-    if (placeholderList) removeContentPlaceholders(plan.filesystem.placeholders, placeholderList);
+    if (placeholderList) removeContentPlaceholders(hostPlaceholders, placeholderList);
   };
   try {
     options.audit.write({
@@ -210,7 +218,7 @@ export async function superviseBox(
       startReaper(plan.filesystem.cwd, runDir, session.cgroupDirs).then((started) => {
         reaper = started.reaper;
         placeholderList = started.list;
-        standPlaceholders(plan.filesystem.placeholders, started.list);
+        standPlaceholders(hostPlaceholders, started.list);
       }),
       import("./gate.js")
         .then(({ openGateSession }) =>

@@ -6,6 +6,7 @@ export * from "./changeset.js";
 export * from "./layer.js";
 export * from "./live.js";
 export * from "./paths.js";
+export * from "./placeholders.js";
 export * from "./plan.js";
 export * from "./review.js";
 export * from "./schema.js";
