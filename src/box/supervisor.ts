@@ -5,11 +5,11 @@ import path from "node:path";
 import type { AuditLog } from "../audit/log.js";
 import { WallError } from "../core/errors.js";
 import { isUnder } from "../core/paths.js";
-import type { BoxPlan } from "../plan/plan.js";
+import { type BoxPlan, withBoxUid } from "../plan/plan.js";
 import type { BoxSession, RunningBox, Runtime } from "../runtimes/runtime.js";
 import type { AskRequest, EgressEvent, ProxyHandle } from "../walls/egress/index.js";
 import { realHost, resolveGitEntry, scanTrees } from "../walls/filesystem/index.js";
-import { createBoxCgroup, removeBoxCgroup } from "../walls/isolation/index.js";
+import { BOX_UID_COUNT, BOX_UID_FIRST, createBoxCgroup, removeBoxCgroup } from "../walls/isolation/index.js";
 import type { GateOptions, GateSession } from "./gate.js";
 import { type Reaper, standPlaceholders, startReaper } from "./reaper.js";
 import { openTerminalControl, type TerminalControl } from "./terminal.js";
@@ -75,7 +75,7 @@ export interface SuperviseOptions {
   /** No summary of blocked requests at exit. */
   quiet?: boolean;
   /** Called once the command runs (persistent boxes record how to enter it). */
-  onStarted?: (box: RunningBox, session: BoxSession) => void;
+  onStarted?: (box: RunningBox, session: BoxSession, plan: BoxPlan) => void;
   /** Called once the box has ended, before cleanup. */
   onExit?: () => void;
   /** Pass fourwall's own signals to the box (default). A daemon hosting many boxes says no. */
@@ -151,19 +151,17 @@ function writeGeneratedFiles(plan: BoxPlan, runDir: string): void {
 }
 
 export async function superviseBox(
-  plan: BoxPlan,
+  planned: BoxPlan,
   runtime: Runtime,
   options: SuperviseOptions,
 ): Promise<number> {
+  let plan = planned;
   const runDir = mkdtempSync(path.join(os.tmpdir(), `fourwall-${plan.id}-`));
   chmodSync(runDir, 0o711); // the box's uid (root mode) must reach the empty file
   const emptyFile = path.join(runDir, "empty");
   writeFileSync(emptyFile, "", { mode: 0o444 });
-  writeGeneratedFiles(plan, runDir);
   const netDir = path.join(runDir, "net");
   mkdirSync(netDir, { mode: 0o700 });
-  // Only the box's uid (and root) may reach the proxy socket: other local users cannot borrow it.
-  if (plan.identity.mode === "root") chownSync(netDir, plan.identity.uid, plan.identity.gid);
   const cgroup = plan.identity.mode === "root" ? createBoxCgroup(plan.id, plan.boxLimits) : undefined;
   const session: BoxSession = { runDir, emptyFile, netDir, cgroupDirs: cgroup?.dirs ?? [] };
   let terminal: TerminalControl | undefined;
@@ -199,8 +197,8 @@ export async function superviseBox(
       command: plan.command,
       identity: plan.identity.mode,
     });
-    // Reaper, gate and proxy do not depend on each other: start them together (their processes,
-    // module loads and sockets overlap). The box launches only once all three are up, so its
+    // Gate and proxy do not depend on each other: start them together (their processes, module
+    // loads and sockets overlap). The box launches only once both are up, so its
     // first request never races the proxy and the gate is open before anything can ask it.
     const onDecision = (event: EgressEvent) => {
       options.audit.write({ wall: "egress", event: "decision", ...event });
@@ -210,16 +208,28 @@ export async function superviseBox(
       }
     };
     const askNet: AskHook = (request) => (gate ? gate.askNet(request) : Promise.resolve(false));
+    // The reaper first: as root it also gives the box a uid of its own (held while the box lives),
+    // which the box's files, its layer and its proxy socket's directory then belong to.
+    const id = plan.identity;
+    const reaped = await startReaper(
+      plan.filesystem.cwd,
+      runDir,
+      session.cgroupDirs,
+      undefined,
+      id.mode === "root" && !id.pinned ? { first: BOX_UID_FIRST, count: BOX_UID_COUNT } : undefined,
+    );
+    reaper = reaped.reaper;
+    placeholderList = reaped.list;
+    if (reaped.uid !== undefined) plan = withBoxUid(plan, reaped.uid);
+    standPlaceholders(hostPlaceholders, reaped.list);
+    writeGeneratedFiles(plan, runDir);
+    // Only the box's uid (and root) may reach the proxy socket: other local users cannot borrow it.
+    if (plan.identity.mode === "root") chownSync(netDir, plan.identity.uid, plan.identity.gid);
     // The box's own session and terminal: every runtime's launcher starts under fourwall-pty.
     terminal = await openTerminalControl(runDir);
     session.terminal = terminal.spec;
     const screen = terminal;
     await allStarted([
-      startReaper(plan.filesystem.cwd, runDir, session.cgroupDirs).then((started) => {
-        reaper = started.reaper;
-        placeholderList = started.list;
-        standPlaceholders(hostPlaceholders, started.list);
-      }),
       import("./gate.js")
         .then(({ openGateSession }) =>
           openGateSession(plan, session, { audit: options.audit, options: options.gate, screen }),
@@ -232,7 +242,7 @@ export async function superviseBox(
       }),
     ]);
     const box = await runtime.launch(plan, session);
-    options.onStarted?.(box, session);
+    options.onStarted?.(box, session, plan);
     for (const sig of options.forwardSignals === false ? [] : FORWARDED) {
       // The box has a session (and, on a terminal, a pty) of its own: Ctrl-C typed on the caller's
       // terminal reaches it through its pty, never through fourwall. A signal fourwall gets is
