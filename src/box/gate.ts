@@ -134,6 +134,7 @@ export async function openGateSession(
       workdir: plan.filesystem.cwd,
       placeholders: plan.filesystem.placeholders,
       box: id.mode === "root" ? { uid: id.uid, gid: id.gid } : undefined,
+      ownLikeLower: id.mode === "root" && plan.runtime === "docker", // docker mounts it on the host, unmapped
     });
     // The live layer: new files reach the workdir while the box runs (walls/gate/live.ts).
     const owner = statSync(plan.filesystem.cwd);

@@ -67,12 +67,22 @@ export function standInLayer(o: {
   upper: string;
   workdir: string;
   placeholders: readonly Placeholder[];
-  /** Root mode: the box uid, which owns what the overlay writes. */
+  /**
+   * Who owns what the overlay writes, as its copy-up would: root mode, "box" (the box uid: the
+   * lower is idmapped to it) or "lower" (docker: the overlay is mounted on the host over the real
+   * workdir, so a copy keeps the real owner); user mode: nothing to change.
+   */
   box?: { uid: number; gid: number };
+  ownLikeLower?: boolean;
 }): StoodInLayer {
   const stood: StoodInLayer = { entries: [], hidden: new Set() };
   const own = (p: string) => {
-    if (o.box) chownSync(p, o.box.uid, o.box.gid);
+    if (o.ownLikeLower) {
+      // the real directory of the same name, or (a placeholder) the one it stands in
+      const real = path.join(o.workdir, path.relative(o.upper, p));
+      const s = lstatOrNull(real) ?? lstatSync(path.dirname(real));
+      chownSync(p, s.uid, s.gid);
+    } else if (o.box) chownSync(p, o.box.uid, o.box.gid);
   };
   const mirrorDirs = (rel: string) => {
     let sofar = "";
