@@ -25,7 +25,7 @@ function sleeper(marker: string): { pid: number; uid: number } | undefined {
 
 /** What `uid` manages against process `pid` and directory `dir` (expected: nothing). One line per success. */
 function attemptsAs(uid: number, pid: number, dir: string): string {
-  const script = String.raw`
+  const script = `
 kill -0 ${pid} 2>/dev/null && echo "REACHED: signal"
 cat /proc/${pid}/environ >/dev/null 2>&1 && echo "REACHED: /proc/pid/environ"
 ls /proc/${pid}/fd >/dev/null 2>&1 && echo "REACHED: /proc/pid/fd"

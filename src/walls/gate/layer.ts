@@ -50,7 +50,7 @@ export function layersDir(): string {
 
 /** Whether a mount's options keep setuid files and device nodes inert (pure). */
 export const inertMount = (m: MountEntry | undefined): boolean =>
-  m !== undefined && m.options.has("nosuid") && m.options.has("nodev");
+  m?.options.has("nosuid") === true && m.options.has("nodev");
 
 /**
  * Root mode: the layers directory sits on a nosuid,nodev mount. A setuid file or a device node the
