@@ -56,9 +56,9 @@ export async function runDaemon(): Promise<void> {
         // writes at once; the host gets new files, and approved changes to old ones, at `down`.
         // No terminal here: the approver of `up --approver`, or nobody (= no).
         gate: { terminal: false, ...(req.approver ? { approver: req.approver } : {}) },
-        onStarted(box, session) {
+        onStarted(box, session, running) {
           entry.box = box;
-          recordBox(req.name, plan, box, session);
+          recordBox(req.name, running, box, session); // the plan as started: the box's own uid
           started();
         },
         onExit: () => forgetBox(req.name),

@@ -19,16 +19,22 @@ import type { BoxSession } from "../runtimes/runtime.js";
 import type { Approver, ScreenHold } from "../walls/gate/index.js";
 import {
   CommandApprover,
+  clearFromLayer,
+  clearFromLayerScript,
   freezeLayer,
   type GateService,
   InboxApprover,
   type Layer,
+  type LiveSync,
   makeLayer,
   overlayHelperPath,
   removeLayer,
   renderAgentSettings,
   reviewChangeSet,
+  type StoodInLayer,
+  standInLayer,
   startGate,
+  startLive,
   TerminalApprover,
 } from "../walls/gate/index.js";
 
@@ -120,6 +126,8 @@ export async function openGateSession(
   // (layer.ts: nobody but fourwall can walk to it): if fourwall is killed, the reaper removes the
   // run dir but the box's work stays there, recoverable.
   let layer: Layer | undefined;
+  let live: LiveSync | undefined;
+  let stood: StoodInLayer | undefined;
   if (plan.gate.overlay && o.options?.layer === false) {
     o.audit.write({ box: plan.id, wall: "gate", event: "fs-not-held", why: "persistent box" });
   } else if (plan.gate.overlay) {
@@ -138,11 +146,29 @@ export async function openGateSession(
       box: id.mode === "root" ? { uid: id.uid, gid: id.gid } : undefined,
     });
     session.overlay = layer;
+    // Placeholders inside the workdir stand in the layer only: no trace on the host (placeholders.ts).
+    stood = standInLayer({
+      upper: layer.upper,
+      workdir: plan.filesystem.cwd,
+      placeholders: plan.filesystem.placeholders,
+      box: id.mode === "root" ? { uid: id.uid, gid: id.gid } : undefined,
+      ownLikeLower: id.mode === "root" && plan.runtime === "docker", // docker mounts it on the host, unmapped
+    });
+    // The live layer: new files reach the workdir while the box runs (walls/gate/live.ts).
+    const owner = statSync(plan.filesystem.cwd);
+    live = startLive({
+      box: plan.id,
+      audit: o.audit,
+      upper: layer.upper,
+      workdir: plan.filesystem.cwd,
+      owner: id.mode === "root" ? { uid: owner.uid, gid: owner.gid } : undefined,
+      hidden: stood.hidden,
+    });
     // If fourwall is SIGKILLed, the reaper drops the layer when the box wrote nothing into it;
     // a layer with the box's work in it stays, to be recovered.
     onKill(
       session.runDir,
-      `rmdir -- ${shellQuote(layer.upper)} 2>/dev/null && chmod -R u+rwx -- ${shellQuote(layer.dir)} && rm -rf --one-file-system -- ${shellQuote(layer.dir)}`,
+      `${clearFromLayerScript(layer.upper, stood, shellQuote) || ":"}; rmdir -- ${shellQuote(layer.upper)} 2>/dev/null && chmod -R u+rwx -- ${shellQuote(layer.dir)} && rm -rf --one-file-system -- ${shellQuote(layer.dir)}`,
     );
   }
   const dropLayer = () => {
@@ -160,6 +186,12 @@ export async function openGateSession(
         // Every box process is dead (finish runs after the box's exit): nothing may change the
         // layer between the review and the apply.
         freezeLayer(layer);
+        live?.stop();
+        for (const f of stood ? clearFromLayer(layer.upper, stood) : [])
+          notify(`fourwall gate: placeholder ${f}`);
+        const last = live?.tick(true); // the box is dead: whatever it left flows as it is
+        if (last && last.applied.length + last.removed.length + last.failures.length > 0)
+          o.audit.write({ box: plan.id, wall: "gate", event: "live", final: true, ...last });
         await reviewChangeSet({
           box: plan.id,
           upper: layer.upper,
@@ -172,6 +204,7 @@ export async function openGateSession(
           owner: plan.identity.mode === "root" ? { uid: owner.uid, gid: owner.gid } : undefined,
           listDir: layer.dir,
           notify,
+          made: live?.made(),
         });
       } catch (error) {
         // The review itself failed: nothing more is applied, the box's work is kept, the run's
@@ -192,10 +225,12 @@ export async function openGateSession(
       dropLayer();
     },
     async close() {
+      live?.stop();
       await service.close();
       for (const p of mountPoints) removeEmptyFile(p);
       // finish() never ran (the box could not be built, or it failed on the way): a layer the box
       // never wrote into holds nothing to recover — leave nothing behind.
+      if (layer && stood) clearFromLayer(layer.upper, stood);
       if (layer && readdirSync(layer.upper).length === 0) dropLayer();
     },
   };

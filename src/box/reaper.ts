@@ -26,7 +26,22 @@ trap '' INT TERM HUP QUIT
 lock=$1 list=$2 run_dir=$3; shift 3
 exec 9>>"$lock"
 flock -s 9 || exit 1
-echo locked
+uid=
+if [ -n "$FOURWALL_UIDS" ]; then
+  # a uid of the box's own: the first whose lock nobody holds; held (fd 8) for the reaper's life,
+  # so a box killed with fourwall frees it when its reaper ends, and no stale lock outlives them
+  read -r uids_dir first count <<EOF_UIDS
+$FOURWALL_UIDS
+EOF_UIDS
+  u=$first
+  while [ "$u" -lt $((first + count)) ]; do
+    exec 8>"$uids_dir/$u.lock"
+    if flock -x -n 8; then uid=$u; break; fi
+    u=$((u + 1))
+  done
+  [ -n "$uid" ] || exit 2
+fi
+echo "locked $uid"
 IFS= read -r line
 if [ "$line" != ok ]; then
   # killed: what a runtime left outside the box's process tree (a docker container) goes first
@@ -82,7 +97,9 @@ export async function startReaper(
   cgroupDirs: string[],
   /** Tests only: another script (the broken reaper the path tests must catch). */
   script = REAPER_SCRIPT,
-): Promise<{ reaper: Reaper; list: string }> {
+  /** Root mode: allocate the box a uid of its own from [first, first + count), held while the reaper lives. */
+  uids?: { first: number; count: number },
+): Promise<{ reaper: Reaper; list: string; uid?: number }> {
   const dir = privateStateDir("locks");
   const key = createHash("sha256").update(workdir).digest("hex").slice(0, 32);
   const lock = path.join(dir, `${key}.lock`);
@@ -93,26 +110,38 @@ export async function startReaper(
     {
       detached: true,
       stdio: ["pipe", "pipe", "ignore"],
+      env: {
+        ...process.env,
+        FOURWALL_UIDS: uids ? `${privateStateDir("uids")} ${uids.first} ${uids.count}` : "",
+      },
     },
   );
   child.stdin!.on("error", () => {});
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  const locked = await new Promise<boolean>((resolve) => {
-    child.stdout!.once("data", () => resolve(true));
-    child.once("exit", () => resolve(false));
-    child.once("error", () => resolve(false));
+  const locked = await new Promise<string | undefined>((resolve) => {
+    child.stdout!.once("data", (d: Buffer) => resolve(d.toString()));
+    child.once("exit", () => resolve(undefined));
+    child.once("error", () => resolve(undefined));
   });
-  if (!locked)
-    throw new WallError(
-      "filesystem",
-      "the reaper could not take the workdir's lock",
-      "check that flock (util-linux) is installed",
-    );
+  if (locked === undefined)
+    throw uids
+      ? new WallError(
+          "isolation",
+          `no free box uid in ${uids.first}-${uids.first + uids.count - 1} (one per running root box), or the reaper could not take the workdir's lock`,
+          "bring some boxes down (fourwall ls), or pin one uid for all with isolation.rootModeUid",
+        )
+      : new WallError(
+          "filesystem",
+          "the reaper could not take the workdir's lock",
+          "check that flock (util-linux) is installed",
+        );
+  const uid = /^locked (\d+)/.exec(locked)?.[1];
   child.stdout!.destroy();
   child.unref();
   (child.stdin as unknown as { unref?: () => void }).unref?.();
   return {
     list,
+    uid: uid === undefined ? undefined : Number(uid),
     reaper: {
       async release() {
         child.ref(); // keep fourwall alive until the reaper has cleaned up

@@ -4,7 +4,8 @@ import os from "node:os";
 import path from "node:path";
 import type { AuditLog } from "../audit/log.js";
 import { WallError } from "../core/errors.js";
-import type { BoxPlan } from "../plan/plan.js";
+import { isUnder } from "../core/paths.js";
+import { type BoxPlan, withBoxUid } from "../plan/plan.js";
 import type { BoxSession, RunningBox, Runtime } from "../runtimes/runtime.js";
 import {
   type AskRequest,
@@ -16,7 +17,14 @@ import {
   summaryRow,
 } from "../walls/egress/index.js";
 import { realHost, resolveGitEntry, scanTrees } from "../walls/filesystem/index.js";
-import { addressSpaceHint, createBoxCgroup, dataLimit, removeBoxCgroup } from "../walls/isolation/index.js";
+import {
+  addressSpaceHint,
+  BOX_UID_COUNT,
+  BOX_UID_FIRST,
+  createBoxCgroup,
+  dataLimit,
+  removeBoxCgroup,
+} from "../walls/isolation/index.js";
 import type { GateOptions, GateSession } from "./gate.js";
 import { type Reaper, standPlaceholders, startReaper } from "./reaper.js";
 import { openTerminalControl, type TerminalControl } from "./terminal.js";
@@ -135,7 +143,7 @@ export interface SuperviseOptions {
   /** No summary of blocked requests at exit. */
   quiet?: boolean;
   /** Called once the command runs (persistent boxes record how to enter it). */
-  onStarted?: (box: RunningBox, session: BoxSession) => void;
+  onStarted?: (box: RunningBox, session: BoxSession, plan: BoxPlan) => void;
   /** Called once the box has ended, before cleanup. */
   onExit?: () => void;
   /** Pass fourwall's own signals to the box (default). A daemon hosting many boxes says no. */
@@ -231,19 +239,17 @@ function guardRunDir(runDir: string, plan: BoxPlan): void {
 }
 
 export async function superviseBox(
-  plan: BoxPlan,
+  planned: BoxPlan,
   runtime: Runtime,
   options: SuperviseOptions,
 ): Promise<number> {
+  let plan = planned;
+  // 0700 (mkdtemp's) until the box's uid is known; then guardRunDir opens it to the box's group.
   const runDir = mkdtempSync(path.join(os.tmpdir(), `fourwall-${plan.id}-`));
-  guardRunDir(runDir, plan);
   const emptyFile = path.join(runDir, "empty");
   writeFileSync(emptyFile, "", { mode: 0o444 });
-  writeGeneratedFiles(plan, runDir);
   const netDir = path.join(runDir, "net");
   mkdirSync(netDir, { mode: 0o700 });
-  // Only the box's uid (and root) may reach the proxy socket: other local users cannot borrow it.
-  if (plan.identity.mode === "root") chownSync(netDir, plan.identity.uid, plan.identity.gid);
   const cgroup = plan.identity.mode === "root" ? createBoxCgroup(plan.id, plan.boxLimits) : undefined;
   // No cgroup after all (no memory controller, a read-only cgroupfs): RLIMIT_DATA caps memory again.
   if (!cgroup && !plan.rlimits.some((r) => r.name === "data"))
@@ -259,6 +265,13 @@ export async function superviseBox(
   let placeholderList: string | undefined;
   let gate: GateSession | undefined;
   let grace: NodeJS.Timeout | undefined;
+  // With the gate's layer over the workdir, the placeholders inside it stand in the layer (no
+  // trace on the host: walls/gate/placeholders.ts, placeholdersInLayer); only the others stand on
+  // the host. (The gate is loaded lazily: the same one-line rule, not its module.)
+  const layered = plan.gate.overlay && options.gate?.layer !== false;
+  const hostPlaceholders = plan.filesystem.placeholders.filter(
+    (p) => !(layered && p.path !== plan.filesystem.cwd && isUnder(p.path, plan.filesystem.cwd)),
+  );
   const cleanup = async () => {
     clearTimeout(grace);
     for (const [sig, handler] of handlers) process.off(sig, handler);
@@ -268,7 +281,7 @@ export async function superviseBox(
     removeBoxCgroup(cgroup);
     rmSync(runDir, { recursive: true, force: true });
     await reaper?.release(); // placeholders: the last box out on this workdir removes them
-    if (placeholderList) removeContentPlaceholders(plan.filesystem.placeholders, placeholderList);
+    if (placeholderList) removeContentPlaceholders(hostPlaceholders, placeholderList);
   };
   try {
     options.audit.write({
@@ -279,8 +292,8 @@ export async function superviseBox(
       command: plan.command,
       identity: plan.identity.mode,
     });
-    // Reaper, gate and proxy do not depend on each other: start them together (their processes,
-    // module loads and sockets overlap). The box launches only once all three are up, so its
+    // Gate and proxy do not depend on each other: start them together (their processes, module
+    // loads and sockets overlap). The box launches only once both are up, so its
     // first request never races the proxy and the gate is open before anything can ask it.
     const onDecision = (event: EgressEvent) => {
       options.audit.write({ wall: "egress", event: "decision", ...event });
@@ -297,16 +310,29 @@ export async function superviseBox(
       options.audit.write({ wall: "egress", event: "credential", ...event });
     };
     const askNet: AskHook = (request) => (gate ? gate.askNet(request) : Promise.resolve(false));
+    // The reaper first: as root it also gives the box a uid of its own (held while the box lives),
+    // which the box's files, its layer and its proxy socket's directory then belong to.
+    const id = plan.identity;
+    const reaped = await startReaper(
+      plan.filesystem.cwd,
+      runDir,
+      session.cgroupDirs,
+      undefined,
+      id.mode === "root" && !id.pinned ? { first: BOX_UID_FIRST, count: BOX_UID_COUNT } : undefined,
+    );
+    reaper = reaped.reaper;
+    placeholderList = reaped.list;
+    if (reaped.uid !== undefined) plan = withBoxUid(plan, reaped.uid);
+    guardRunDir(runDir, plan);
+    standPlaceholders(hostPlaceholders, reaped.list);
+    writeGeneratedFiles(plan, runDir);
+    // Only the box's uid (and root) may reach the proxy socket: other local users cannot borrow it.
+    if (plan.identity.mode === "root") chownSync(netDir, plan.identity.uid, plan.identity.gid);
     // The box's own session and terminal: every runtime's launcher starts under fourwall-pty.
     terminal = await openTerminalControl(runDir);
     session.terminal = terminal.spec;
     const screen = terminal;
     await allStarted([
-      startReaper(plan.filesystem.cwd, runDir, session.cgroupDirs).then((started) => {
-        reaper = started.reaper;
-        placeholderList = started.list;
-        standPlaceholders(plan.filesystem.placeholders, started.list);
-      }),
       import("./gate.js")
         .then(({ openGateSession }) =>
           openGateSession(plan, session, { audit: options.audit, options: options.gate, screen }),
@@ -323,7 +349,7 @@ export async function superviseBox(
         }),
     ]);
     const box = await runtime.launch(plan, session);
-    options.onStarted?.(box, session);
+    options.onStarted?.(box, session, plan);
     for (const sig of options.forwardSignals === false ? [] : FORWARDED) {
       // The box has a session (and, on a terminal, a pty) of its own: Ctrl-C typed on the caller's
       // terminal reaches it through its pty, never through fourwall. A signal fourwall gets is

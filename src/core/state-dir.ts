@@ -8,7 +8,7 @@ import { WallError } from "./errors.js";
  * /run/fourwall (root), $XDG_RUNTIME_DIR, ~/.local/state that can be made, else /tmp/fourwall-UID
  * (used only if it is the user's own, mode 0700: another user could have planted it).
  */
-export function privateStateDir(name: "locks" | "boxes" | "layers"): string {
+export function privateStateDir(name: "locks" | "boxes" | "layers" | "uids"): string {
   const uid = process.getuid!();
   const candidates =
     uid === 0

@@ -199,7 +199,7 @@ const MiB = 1024 * 1024;
 
 /** The agent's pod: the isolation and filesystem walls in Kubernetes' own words. */
 export function agentPodSpec(policy: Policy, o: K8sOptions, proxyHost: string) {
-  const uid = policy.isolation.rootModeUid;
+  const uid = policy.isolation.rootModeUid ?? 70000;
   const memory = `${Math.max(64, Math.floor(policy.isolation.limits.memory / MiB))}Mi`;
   const seccompProfile =
     o.seccomp === "fourwall"

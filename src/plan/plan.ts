@@ -273,3 +273,26 @@ function withGitCredentials(
   out.GIT_CONFIG_COUNT = String(n);
   return out;
 }
+
+/**
+ * The plan for a root-launched box given its own uid (the supervisor allocates one per box: a
+ * hijacked box then shares no uid with another box). Pure: the identity and the box's generated
+ * passwd/group lines (fourwall's own text, so the box line is found exactly) follow.
+ */
+export function withBoxUid(plan: BoxPlan, uid: number): BoxPlan {
+  const id = plan.identity;
+  if (id.mode !== "root" || id.uid === uid) return plan;
+  const mounts = plan.filesystem.mounts.map((m) => {
+    if (m.type !== "file" || (m.name !== "passwd" && m.name !== "group")) return m;
+    const content =
+      m.name === "passwd"
+        ? m.content.replace(`:x:${id.uid}:${id.gid}:fourwall box:`, `:x:${uid}:${uid}:fourwall box:`)
+        : m.content.replace(new RegExp(`^([^:\\n]+):x:${id.gid}:$`, "m"), `$1:x:${uid}:`);
+    return { ...m, content };
+  });
+  return {
+    ...plan,
+    identity: { ...id, uid, gid: uid },
+    filesystem: { ...plan.filesystem, mounts },
+  };
+}

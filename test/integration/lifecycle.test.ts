@@ -75,7 +75,11 @@ for (const mode of MODES) {
       const [program, ...args] = fourwallArgv(mode, ["run", "--", "sleep", marker]);
       const child = spawn(program!, args, { cwd: fx.workdir, env: fx.env, stdio: "ignore" });
       assert.ok(await waitFor(() => pgrep(`^sleep ${marker}$`) !== "", 10_000), "box started");
-      assert.ok(existsSync(path.join(fx.workdir, ".mcp.json")), "placeholders stand while the box runs");
+      // placeholders stand in the gate's layer, never on the host (issue 12)
+      assert.ok(
+        !existsSync(path.join(fx.workdir, ".mcp.json")),
+        "no placeholder on the host while the box runs",
+      );
       // this box's reaper (other boxes may run on the machine): its lock names the workdir, and its
       // arguments name the box's run dir
       const lockKey = createHash("sha256").update(fx.workdir).digest("hex").slice(0, 32);

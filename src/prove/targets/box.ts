@@ -70,9 +70,9 @@ async function probeThroughExec(
     audit,
     quiet: true,
     gate,
-    onStarted(box, session) {
+    onStarted(box, session, started) {
       const dir = path.join(layout.base, "enter");
-      writeEnterFiles(dir, idle, box, session);
+      writeEnterFiles(dir, started, box, session); // as started: the box's own uid
       const child = spawn(enterHelperPath(), [dir, "--", ...command], {
         stdio: ["ignore", "ignore", "pipe"],
       });

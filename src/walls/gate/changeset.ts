@@ -69,7 +69,8 @@ export interface ChangeSet {
   unreadable: string[];
 }
 
-const isWhiteout = (s: Stats) => s.isCharacterDevice() && s.rdev === 0;
+export const isWhiteout = (s: { isCharacterDevice(): boolean; rdev: number | bigint }) =>
+  s.isCharacterDevice() && Number(s.rdev) === 0;
 
 function lstatOrNull(p: string): Stats | null {
   try {
@@ -140,6 +141,14 @@ function sameContent(aDir: number, bDir: number, name: string, sa: Stats, sb: St
   }
 }
 
+/** Whether applying the upper entry would leave the host entry as it is (content, target, masked mode). */
+function sameAsApplied(uDir: number, lDir: number, name: string, us: Stats, ls: Stats): boolean {
+  if (us.isSymbolicLink() && ls.isSymbolicLink())
+    return readlinkSync(at(uDir, name)) === readlinkSync(at(lDir, name));
+  if (!us.isFile() || !ls.isFile()) return false;
+  return appliedMode(us.mode, false) === (ls.mode & 0o7777) && sameContent(uDir, lDir, name, us, ls);
+}
+
 function hashAt(rootFd: number, rel: string): string | undefined {
   try {
     const parts = splitRel(rel);
@@ -177,7 +186,7 @@ export function opaqueDirs(upper: string, helper: string): Set<string> {
 }
 
 /** What a workdir path will be after the apply: the upper layer's entry over the workdir's. */
-function mergedKind(upperFd: number, lowerFd: number, rel: string): EntryKind {
+export function mergedKind(upperFd: number, lowerFd: number, rel: string): EntryKind {
   const kindIn = (root: number): EntryKind | undefined => {
     try {
       const parts = splitRel(rel);
@@ -197,6 +206,11 @@ export function readChangeSet(
   lower: string,
   opaque: Set<string>,
   policy: GatePolicy["fs"],
+  /**
+   * Paths this run already made on the host (the live layer, live.ts) that are still as fourwall
+   * left them: what differs there is new work of this run and flows like a new file.
+   */
+  made: ReadonlySet<string> = new Set(),
 ): ChangeSet {
   const creates: string[] = [];
   const raw: (FsChange & { how: ApplyHow; base?: FsOp; alwaysAsk?: boolean })[] = [];
@@ -275,9 +289,16 @@ export function readChangeSet(
           scanNew(uFd, name, r, us);
           continue;
         }
+        if (made.has(r) && !(us.isDirectory() && ls.isDirectory())) {
+          if (!sameAsApplied(uFd, lFd, name, us, ls)) {
+            creates.push(r);
+            scanNew(uFd, name, r, us);
+          }
+          continue;
+        }
         const change = `${octal(ls.mode)} → ${octal(us.mode)}`;
         if (us.isDirectory() && ls.isDirectory()) {
-          if ((us.mode & 0o7777) !== (ls.mode & 0o7777))
+          if ((us.mode & 0o7777) !== (ls.mode & 0o7777) && !made.has(r))
             raw.push({ op: "chmod", path: r, detail: change, how: "chmod" });
           const u2 = openDirAt(uFd, name);
           try {

@@ -1,6 +1,8 @@
 import { spawnSync } from "node:child_process";
 import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync } from "node:fs";
 import path from "node:path";
+import { WallError } from "../../core/errors.js";
+import { hostMountOf, type MountEntry } from "../../core/mountinfo.js";
 import { privateStateDir } from "../../core/state-dir.js";
 
 /**
@@ -42,7 +44,33 @@ export function layersDir(): string {
   if (!s.isDirectory() || s.uid !== process.getuid!())
     throw new Error(`${dir} is not fourwall's own directory`);
   if ((s.mode & 0o777) !== 0o700) chmodSync(dir, 0o700);
+  if (process.getuid!() === 0) ensureNosuidNodev(dir);
   return dir;
+}
+
+/** Whether a mount's options keep setuid files and device nodes inert (pure). */
+export const inertMount = (m: MountEntry | undefined): boolean =>
+  m?.options.has("nosuid") === true && m.options.has("nodev");
+
+/**
+ * Root mode: the layers directory sits on a nosuid,nodev mount. A setuid file or a device node the
+ * box leaves in its layer then means nothing on the host, even to a process that could walk there
+ * (nobody but root can). /run is usually a plain directory of / (setuid allowed: measured here), so
+ * fourwall binds the layers directory onto itself, nosuid,nodev (a tmpfs would hold every change-set
+ * in memory). The bind stays until reboot; every later box finds it and does nothing.
+ */
+export function ensureNosuidNodev(dir: string): void {
+  if (inertMount(hostMountOf(dir))) return;
+  const run = (args: string[]) => spawnSync("mount", args, { encoding: "utf8" });
+  const mounted = hostMountOf(dir)?.mountPoint === dir;
+  const bind = mounted ? { status: 0, stderr: "" } : run(["--bind", dir, dir]);
+  const remount = bind.status === 0 ? run(["-o", "remount,bind,nosuid,nodev", dir]) : bind;
+  if (remount.status !== 0 || !inertMount(hostMountOf(dir)))
+    throw new WallError(
+      "gate",
+      `cannot make ${dir} a nosuid,nodev mount: ${remount.stderr?.trim() || "mount failed"}`,
+      `mount --bind ${dir} ${dir} && mount -o remount,bind,nosuid,nodev ${dir}`,
+    );
 }
 
 /**

@@ -40,6 +40,8 @@ export interface ReviewOptions {
   listDir?: string;
   /** Lines for the human on fourwall's stderr. */
   notify: (line: string) => void;
+  /** What the live layer already made on the host in this run (live.ts): changes to it flow. */
+  made?: ReadonlySet<string>;
 }
 
 export interface ReviewResult {
@@ -57,7 +59,7 @@ export interface ReviewResult {
  */
 export async function reviewChangeSet(o: ReviewOptions): Promise<ReviewResult> {
   const opaque = opaqueDirs(o.upper, o.helper);
-  const files = readChangeSet(o.upper, o.workdir, opaque, o.policy);
+  const files = readChangeSet(o.upper, o.workdir, opaque, o.policy, o.made);
   // Git's bookkeeping as history, not files: ref moves that rewrite it ask (history-review.ts).
   const set =
     o.gitHistory === false

@@ -10,7 +10,21 @@ export interface Idmap {
 /** Who the box runs as on the host, and how it gets to write where it must. */
 export type Identity =
   | { mode: "user"; uid: number; gid: number }
-  | { mode: "root"; uid: number; gid: number; idmaps: Idmap[] };
+  | {
+      mode: "root";
+      uid: number;
+      gid: number;
+      idmaps: Idmap[];
+      /**
+       * The policy named the uid (isolation.rootModeUid): every box runs as it. Otherwise the uid
+       * here is the range's first and the supervisor gives each box one of its own (uids.ts).
+       */
+      pinned?: boolean;
+    };
+
+/** Root-launched boxes get a uid of their own from [BOX_UID_FIRST, BOX_UID_FIRST + BOX_UID_COUNT). */
+export const BOX_UID_FIRST = 70000;
+export const BOX_UID_COUNT = 1000;
 
 export class IdentityError extends Error {}
 
@@ -23,12 +37,14 @@ export class IdentityError extends Error {}
 export function planIdentity(options: {
   hostUid: number;
   hostGid: number;
-  boxUid: number;
+  /** isolation.rootModeUid, when the policy pins it. */
+  boxUid: number | undefined;
   home: string;
   writable: string[];
   host: HostView;
 }): Identity {
-  const { hostUid, hostGid, boxUid, host } = options;
+  const { hostUid, hostGid, host } = options;
+  const boxUid = options.boxUid ?? BOX_UID_FIRST;
   if (hostUid !== 0) return { mode: "user", uid: hostUid, gid: hostGid };
   const idmaps: Idmap[] = [];
   const wanted = [options.home !== "/" ? options.home : undefined, ...options.writable].filter(
@@ -47,5 +63,5 @@ export function planIdentity(options: {
     }
     idmaps.push({ path: p, ownerUid: owner.uid, ownerGid: owner.gid });
   }
-  return { mode: "root", uid: boxUid, gid: boxUid, idmaps };
+  return { mode: "root", uid: boxUid, gid: boxUid, idmaps, pinned: options.boxUid !== undefined };
 }

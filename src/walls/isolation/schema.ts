@@ -46,8 +46,10 @@ export const isolationSchema = z
       .int()
       .min(1000)
       .max(2 ** 31)
-      .default(70000)
-      .describe("host uid (and gid) the box runs as when fourwall itself runs as root; never 0"),
+      .optional()
+      .describe(
+        "host uid (and gid) every box runs as when fourwall itself runs as root; never 0. Unset (the default): each box gets a uid of its own from 70000-70999",
+      ),
   })
   .describe("the isolation wall: runtime, identity and resource limits");
 
