@@ -16,10 +16,13 @@ import {
   type Layer,
   makeLayer,
   overlayHelperPath,
+  type PauseSession,
+  pauseHelperPath,
   removeLayer,
   renderAgentSettings,
   reviewChangeSet,
   startGate,
+  startPause,
   TerminalApprover,
 } from "../walls/gate/index.js";
 
@@ -127,6 +130,33 @@ export async function openGateSession(
       `rmdir -- ${shellQuote(layer.upper)} 2>/dev/null && chmod -R u+rwx -- ${shellQuote(layer.dir)} && rm -rf --one-file-system -- ${shellQuote(layer.dir)}`,
     );
   }
+  // The pause at the action (namespaces runtime): destructive syscalls on pre-existing workdir files
+  // wait for the answer; the layer stays underneath for everything else (other runtimes, races).
+  let pause: PauseSession | undefined;
+  if (layer && plan.runtime === "namespaces") {
+    if (!existsSync(pauseHelperPath()))
+      throw new WallError(
+        "gate",
+        `the pause helper ${pauseHelperPath()} is not built`,
+        "npm run setup (compiles native/fourwall-pause.c)",
+      );
+    const owner = statSync(plan.filesystem.cwd);
+    pause = await startPause({
+      box: plan.id,
+      helper: pauseHelperPath(),
+      workdir: plan.filesystem.cwd,
+      upper: layer.upper,
+      netDir: session.netDir,
+      policy: plan.gate.policy.fs,
+      broker: service.broker,
+      audit: o.audit,
+      owner: plan.identity.mode === "root" ? { uid: owner.uid, gid: owner.gid } : undefined,
+      notify,
+    }).catch((error: Error) => {
+      throw new WallError("gate", error.message, "run `fourwall doctor`; npm run setup rebuilds the helper");
+    });
+    session.pause = { helper: pauseHelperPath() };
+  }
   const dropLayer = () => {
     const failure = layer ? removeLayer(layer.dir) : undefined;
     if (failure) notify(`fourwall gate: ${failure}`);
@@ -136,6 +166,7 @@ export async function openGateSession(
   return {
     askNet: service.askNet,
     async finish() {
+      await pause?.close(); // the box is gone: its open questions are withdrawn
       if (!layer) return;
       const owner = statSync(plan.filesystem.cwd);
       try {
@@ -154,6 +185,7 @@ export async function openGateSession(
           owner: plan.identity.mode === "root" ? { uid: owner.uid, gid: owner.gid } : undefined,
           listDir: layer.dir,
           notify,
+          approvedAtAction: pause?.approved,
         });
       } catch (error) {
         // The review itself failed: nothing more is applied, the box's work is kept, the run's
@@ -174,6 +206,7 @@ export async function openGateSession(
       dropLayer();
     },
     async close() {
+      await pause?.close();
       await service.close();
       // finish() never ran (the box could not be built, or it failed on the way): a layer the box
       // never wrote into holds nothing to recover — leave nothing behind.
