@@ -91,7 +91,8 @@ export async function startPause(o: PauseOptions): Promise<PauseSession> {
     const result = await o.broker.decide(
       {
         kind: "fs",
-        summary: summarise(asked),
+        // one change (the usual case) is named: the line fourwall prints when nobody can answer says which file
+        summary: asked.length === 1 ? `${asked[0]!.op} ${asked[0]!.path}` : summarise(asked),
         changes: asked.map(({ decision: _d, ...c }) => c),
         cwd: o.workdir,
         why: [
