@@ -14,8 +14,10 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, write
 import path from "node:path";
 import { describe, it } from "node:test";
 import {
+  asMode,
   chownToMode,
   type Fixture,
+  FOURWALL,
   MODES,
   makeFixture,
   ROOT,
@@ -185,6 +187,68 @@ for (const mode of MODES) {
       const r = await goneWhileRunning(fx, ["pause"]);
       assert.equal(r.gone, false, "the weak box's removal waited for the review at exit");
       assert.equal(existsSync(path.join(fx.workdir, "victim.txt")), false, "applied at exit");
+    });
+  });
+}
+
+const FS_SERVER = path.join(
+  ROOT,
+  "node_modules",
+  "@modelcontextprotocol",
+  "server-filesystem",
+  "dist",
+  "index.js",
+);
+
+/**
+ * The reference MCP filesystem server in a box, driven by the MCP SDK's client over stdio through
+ * `fourwall run`: its edit of a pre-existing file (a temp file renamed over it) is asked at the
+ * action, approved, and on the host before the client closes.
+ */
+async function mcpEdit(fx: Fixture): Promise<{ onHostBeforeClose: string; text: string }> {
+  const { Client } = await import("@modelcontextprotocol/sdk/client/index.js");
+  const { StdioClientTransport } = await import("@modelcontextprotocol/sdk/client/stdio.js");
+  const [command, ...args] = asMode(fx.mode, [
+    process.execPath,
+    FOURWALL,
+    "run",
+    "--approver",
+    "cat > /dev/null; exit 0",
+    "--",
+    "node",
+    FS_SERVER,
+    fx.workdir,
+  ]);
+  const transport = new StdioClientTransport({
+    command: command!,
+    args,
+    env: fx.env,
+    cwd: fx.workdir,
+    stderr: "pipe",
+  });
+  const client = new Client({ name: "fourwall-test", version: "1.0.0" });
+  await client.connect(transport);
+  try {
+    const result = await client.callTool({
+      name: "edit_file",
+      arguments: {
+        path: path.join(fx.workdir, "README.md"),
+        edits: [{ oldText: "# project", newText: "# project, edited over MCP" }],
+      },
+    });
+    const text = JSON.stringify(result.content);
+    return { onHostBeforeClose: readFileSync(path.join(fx.workdir, "README.md"), "utf8"), text };
+  } finally {
+    await client.close();
+  }
+}
+
+for (const mode of MODES) {
+  describe(`gate pause with the reference MCP filesystem server (${mode})`, () => {
+    it("an approved edit of a pre-existing file is on the host before the client closes", async () => {
+      const fx = makeFixture(mode);
+      const r = await mcpEdit(fx);
+      assert.equal(r.onHostBeforeClose, "# project, edited over MCP\n", r.text);
     });
   });
 }
