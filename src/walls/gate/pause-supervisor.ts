@@ -112,6 +112,7 @@ export async function startPause(o: PauseOptions): Promise<PauseSession> {
     }
     await applyWhenSeen(o, verdict.expect);
   };
+  let done = false; // every box process has exited: the supervisor ends on its own
   const lines = createInterface({ input: child.stdout! });
   lines.on("line", (line) => {
     const parsed = parsePauseLine(line);
@@ -121,6 +122,7 @@ export async function startPause(o: PauseOptions): Promise<PauseSession> {
       return;
     }
     if (parsed.kind === "done") {
+      done = true;
       const { kind: _k, ...counts } = parsed;
       o.audit.write({ box: o.box, wall: "gate", event: "pause-summary", ...counts });
       return;
@@ -134,9 +136,18 @@ export async function startPause(o: PauseOptions): Promise<PauseSession> {
   });
 
   if (!(await ready)) throw new Error(`the pause supervisor ${o.helper} did not start`);
+  let closing = false;
+  // Gone while the box runs: its paused calls fail with ENOSYS (closed), and the human should know why.
+  void exited.then(() => {
+    if (!closing && !done)
+      o.notify(
+        "fourwall gate: the pause supervisor ended early; the box's destructive calls now fail (ENOSYS)",
+      );
+  });
   return {
     approved,
     async close() {
+      closing = true;
       withdraw.abort();
       child.stdin!.end();
       const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
