@@ -74,7 +74,7 @@ function attemptsAs(uid: number, dir: string): string {
 }
 
 /** The box: a setuid shell, world-writable dirs, a touched file; reports its mountinfo; waits. */
-const BOX_SCRIPT = String.raw`
+const BOX_SCRIPT = `
 cp /bin/sh suid && chmod 4755 suid
 chmod 777 . .git && mkdir -p .git/hooks && chmod 777 .git/hooks
 echo touched >> README.md
