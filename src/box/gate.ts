@@ -28,6 +28,8 @@ import {
   type LiveSync,
   makeLayer,
   overlayHelperPath,
+  type PauseSession,
+  pauseHelperPath,
   removeLayer,
   renderAgentSettings,
   reviewChangeSet,
@@ -35,6 +37,7 @@ import {
   standInLayer,
   startGate,
   startLive,
+  startPause,
   TerminalApprover,
 } from "../walls/gate/index.js";
 
@@ -171,6 +174,33 @@ export async function openGateSession(
       `${clearFromLayerScript(layer.upper, stood, shellQuote) || ":"}; rmdir -- ${shellQuote(layer.upper)} 2>/dev/null && chmod -R u+rwx -- ${shellQuote(layer.dir)} && rm -rf --one-file-system -- ${shellQuote(layer.dir)}`,
     );
   }
+  // The pause at the action (namespaces runtime): destructive syscalls on pre-existing workdir files
+  // wait for the answer; the layer stays underneath for everything else (other runtimes, races).
+  let pause: PauseSession | undefined;
+  if (layer && plan.runtime === "namespaces") {
+    if (!existsSync(pauseHelperPath()))
+      throw new WallError(
+        "gate",
+        `the pause helper ${pauseHelperPath()} is not built`,
+        "npm run setup (compiles native/fourwall-pause.c)",
+      );
+    const owner = statSync(plan.filesystem.cwd);
+    pause = await startPause({
+      box: plan.id,
+      helper: pauseHelperPath(),
+      workdir: plan.filesystem.cwd,
+      upper: layer.upper,
+      netDir: session.netDir,
+      policy: plan.gate.policy.fs,
+      broker: service.broker,
+      audit: o.audit,
+      owner: plan.identity.mode === "root" ? { uid: owner.uid, gid: owner.gid } : undefined,
+      notify,
+    }).catch((error: Error) => {
+      throw new WallError("gate", error.message, "run `fourwall doctor`; npm run setup rebuilds the helper");
+    });
+    session.pause = { helper: pauseHelperPath() };
+  }
   const dropLayer = () => {
     const failure = layer ? removeLayer(layer.dir) : undefined;
     if (failure) notify(`fourwall gate: ${failure}`);
@@ -180,6 +210,7 @@ export async function openGateSession(
   return {
     askNet: service.askNet,
     async finish() {
+      await pause?.close(); // the box is gone: its open questions are withdrawn
       if (!layer) return;
       const owner = statSync(plan.filesystem.cwd);
       try {
@@ -205,6 +236,7 @@ export async function openGateSession(
           listDir: layer.dir,
           notify,
           made: live?.made(),
+          approvedAtAction: pause?.approved,
         });
       } catch (error) {
         // The review itself failed: nothing more is applied, the box's work is kept, the run's
@@ -226,6 +258,7 @@ export async function openGateSession(
     },
     async close() {
       live?.stop();
+      await pause?.close();
       await service.close();
       for (const p of mountPoints) removeEmptyFile(p);
       // finish() never ran (the box could not be built, or it failed on the way): a layer the box

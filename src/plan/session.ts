@@ -20,6 +20,11 @@ export interface BoxSession {
    * fourwall-drop adds in root mode (it opens the layer as root for the unprivileged helper).
    */
   overlay?: { lower: string; upper: string; work: string; helperArgs: string[]; dropArgs: string[] };
+  /**
+   * Approval gate, namespaces runtime: the pause at the action. The helper (host path) is bound into
+   * the box and installs the notify filter before the command (walls/gate/pause-supervisor.ts).
+   */
+  pause?: { helper: string };
   /** Approval gate: generated agent settings, bound read-only over `target` in the box. */
   gateFiles?: { source: string; target: string }[];
   /**

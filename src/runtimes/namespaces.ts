@@ -12,7 +12,7 @@ import {
   writeTransparentFiles,
 } from "../walls/egress/index.js";
 import type { Mount } from "../walls/filesystem/index.js";
-import { overlayHelperPath } from "../walls/gate/index.js";
+import { overlayHelperPath, PAUSE_IN_BOX, pauseInstallArgs } from "../walls/gate/index.js";
 import { prlimitArgs } from "../walls/isolation/index.js";
 import { type LaunchHooks, type LaunchSpec, launchBox } from "./launch.js";
 import {
@@ -64,8 +64,9 @@ export interface BwrapOptions {
 /**
  * bwrap's argument list for a plan (pure). Every namespace is new; the box keeps no capability,
  * cannot make user namespaces, dies with its parent, and gets fourwall's seccomp filter on fd 3.
- * Inside, a shell starts the egress bridge and execs prlimit, which sets the rlimits (in the box's
- * own user namespace, where NPROC counts the box) and execs the command.
+ * Inside, a shell starts the egress bridge, then (approval gate) fourwall-pause installs the pause's
+ * notify filter, then prlimit sets the rlimits (in the box's own user namespace, where NPROC
+ * counts the box) and execs the command.
  */
 export function bwrapArgs(plan: BoxPlan, session: BoxSession, options: BwrapOptions = {}): string[] {
   // Where the launcher captures bwrap's stderr, the box first takes fourwall's own back to fd 2.
@@ -95,6 +96,8 @@ export function bwrapArgs(plan: BoxPlan, session: BoxSession, options: BwrapOpti
     "--ro-bind",
     session.netDir,
     BOX_NET_DIR,
+    // approval gate: the pause's helper, over its mount point in the run dir's net/
+    ...(session.pause ? ["--ro-bind", session.pause.helper, PAUSE_IN_BOX.helper] : []),
     // egress transparent mode: the box's own hosts file (only allowlisted names) and no resolver
     ...transparentMounts(plan.network, session.runDir).flatMap((m) => ["--ro-bind", m.source, m.target]),
     "--chdir",
@@ -104,6 +107,8 @@ export function bwrapArgs(plan: BoxPlan, session: BoxSession, options: BwrapOpti
     "-c",
     restoreStderr + bridgeScript(plan.network, { readyFd: READY_FD }),
     "fourwall-bridge",
+    // approval gate: destructive syscalls on pre-existing workdir files wait for fourwall's answer
+    ...(session.pause ? pauseInstallArgs() : []),
     "/usr/bin/prlimit",
     ...prlimitArgs(plan.rlimits),
     "--",

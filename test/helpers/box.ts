@@ -119,10 +119,25 @@ export const asMode = (mode: Mode, argv: string[]): string[] => [...userArgs(mod
 export const fourwallArgv = (mode: Mode, args: string[]): string[] =>
   asMode(mode, [process.execPath, FOURWALL, ...args]);
 
-/** `fourwall run FLAGS -- sh -c SCRIPT` in the background: its stdout so far, and its exit code when it closes. */
-export function startInBox(fx: Fixture, flags: string[], script: string) {
-  const [program, ...args] = fourwallArgv(fx.mode, ["run", ...flags, "--", "sh", "-c", script]);
-  const child = spawn(program!, args, { cwd: fx.workdir, env: fx.env, stdio: ["ignore", "pipe", "pipe"] });
+/**
+ * `fourwall run FLAGS -- sh -c SCRIPT` in the background: its stdout so far, and its exit code when
+ * it closes. With `weaken`, the deliberately broken box instead (FLAGS are weak-box.ts's then).
+ */
+export function startInBox(
+  fx: Fixture,
+  flags: string[],
+  script: string,
+  options: { weaken?: string[] } = {},
+) {
+  const entry = options.weaken
+    ? [process.execPath, weakBoxBundle(), "--weaken", options.weaken.join(","), ...flags]
+    : [process.execPath, FOURWALL, "run", ...flags];
+  const [program, ...args] = asMode(fx.mode, [...entry, "--", "sh", "-c", script]);
+  const child = spawn(program!, args, {
+    cwd: fx.workdir,
+    env: { ...fx.env, ...(options.weaken ? { NODE_PATH: path.join(ROOT, "node_modules") } : {}) },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let out = "";
   child.stdout.on("data", (d) => (out += d));
   const closed = new Promise<number | null>((resolve) => child.on("close", resolve));

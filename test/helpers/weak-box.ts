@@ -23,7 +23,7 @@ import type { Runtime } from "../../src/runtimes/runtime.js";
 import { VmRuntime } from "../../src/runtimes/vm.js";
 import { BOX_NET_DIR } from "../../src/walls/egress/index.js";
 import { realHost } from "../../src/walls/filesystem/host-view.js";
-import { promptKeys, TerminalApprover } from "../../src/walls/gate/index.js";
+import { PAUSE_IN_BOX, promptKeys, TerminalApprover } from "../../src/walls/gate/index.js";
 import type { GateRequest } from "../../src/walls/gate/types.js";
 
 export const WEAKENINGS = [
@@ -52,6 +52,7 @@ export const WEAKENINGS = [
   "prompt-reset", // the terminal prompt is drawn as is: no reset, no clean screen
   "prompt-escape", // the terminal prompt shows the box's names and commands raw
   "credentials", // egress.credentials: the box's variables hold the real secrets, not the sentinels
+  "pause", // no pause at the action: the notify filter is not installed (the layer still holds)
 ] as const;
 type Weakening = (typeof WEAKENINGS)[number];
 
@@ -262,6 +263,10 @@ function weakenBwrap(argv: string[]): string[] {
   if (weaken.has("net")) drop(out, "--unshare-net", 1);
   if (weaken.has("userns")) drop(out, "--disable-userns", 1);
   if (weaken.has("reach")) drop(out, "--reach", 2);
+  if (weaken.has("pause")) {
+    const at = out.findIndex((a, i) => a === PAUSE_IN_BOX.helper && out[i + 1] === "install");
+    if (at >= 0) out.splice(at, out.indexOf("--", at) - at + 1);
+  }
   // the launcher starts straight from fourwall, as before the box had a terminal of its own
   if (weaken.has("terminal") && path.basename(out[0] ?? "") === "fourwall-pty")
     out.splice(0, out.indexOf("--") + 1);

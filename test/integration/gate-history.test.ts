@@ -8,7 +8,9 @@
  *   - a denied edit committed in the run does not reach the host's branch, nor does one committed
  *     and then undone in the working tree, nor one only staged (the host's index);
  * and each attack again against a box whose gate judges refs as files only (weak-box.ts
- * --weaken git-history), to show the test sees the hole.
+ * --weaken git-history), to show the test sees the hole. The attacks run without the pause at the
+ * action (--weaken pause: the layer alone, as on the other runtimes): with it, git's working-tree
+ * writes are refused at the moment, before any branch moves.
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -121,7 +123,14 @@ for (const mode of MODES) {
         seedRepo(fx, { packed: attack.packed });
         const before = history(fx);
         const a = readFileSync(path.join(fx.workdir, "a.txt"), "utf8");
-        const r = await sh(fx, attack.script, { flags: ["--approver", "exit 1"], timeoutMs: 60_000 });
+        // The review at exit is what is tested here, so the box runs without the pause at the action
+        // (which would refuse git's working-tree writes before any branch moved): the layer alone, as
+        // on the other runtimes.
+        const r = await sh(fx, attack.script, {
+          weaken: ["pause"],
+          weakFlags: ["--approver", "exit 1"],
+          timeoutMs: 60_000,
+        });
         assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
         if (attack.hole !== "index") {
           const boxMain = /box main: (\w+)/.exec(r.stdout)?.[1];
@@ -144,7 +153,7 @@ for (const mode of MODES) {
         seedRepo(fx, { packed: attack.packed });
         const before = history(fx);
         const r = await sh(fx, attack.script, {
-          weaken: ["git-history"],
+          weaken: ["git-history", "pause"],
           weakFlags: ["--approver", "exit 1"],
           timeoutMs: 60_000,
         });

@@ -167,8 +167,9 @@ for (const mode of MODES) {
         {
           flags: [
             "--approver",
-            // the request, and the full list the approvers point to (readable while the question is open)
-            `tee ${request} | python3 -c 'import json,sys; print(open(json.load(sys.stdin)["listFile"]).read())' > ${listCopy}; exit 0`,
+            // every request (the pause asks the chmod at the action, the review the rest at exit), and
+            // the full list the review's question points to (readable while the question is open)
+            `tee -a ${request} | python3 -c 'import json,sys; print(open(json.load(sys.stdin)["listFile"]).read())' > ${listCopy}.new && mv ${listCopy}.new ${listCopy}; exit 0`,
             "--audit",
             audit,
           ],
@@ -177,8 +178,13 @@ for (const mode of MODES) {
       );
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /done/);
-      const asked = JSON.parse(readFileSync(request, "utf8"));
-      const ops = asked.changes.map((c: { op: string; path: string }) => `${c.op} ${c.path}`);
+      const asked = readFileSync(request, "utf8")
+        .trim()
+        .split("\n")
+        .map((line) => JSON.parse(line));
+      const ops = asked.flatMap((a) =>
+        a.changes.map((c: { op: string; path: string }) => `${c.op} ${c.path}`),
+      );
       assert.ok(ops.includes("symlink-out keys"), ops.join("\n"));
       assert.ok(ops.includes("exec .git/objects/ab/cd"), ops.join("\n"));
       assert.match(readFileSync(listCopy, "utf8"), /^symlink-out keys {2}\(new symlink → \/root\/\.ssh\)$/m);

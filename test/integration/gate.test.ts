@@ -117,11 +117,32 @@ echo "hijack done: $(ls | tr '\n' ' ')"
 
 for (const mode of MODES) {
   describe(`approval gate (${mode})`, () => {
-    it("a hijacked agent (python, node, /bin/rm, git clean -fdx) cannot change a pre-existing file: denied, the workdir is byte-for-byte unchanged", async () => {
+    it("a hijacked agent (python, node, /bin/rm, git clean -fdx) cannot change a pre-existing file: denied at the action, the workdir is byte-for-byte unchanged", async () => {
       const fx = makeFixture(mode);
       seedWorkdir(fx);
       const before = treeDigest(fx.workdir);
       const r = await sh(fx, HIJACK, { flags: ["--approver", "exit 1"], timeoutMs: 60_000 });
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /hijack done: /);
+      // the pause refused each call: inside the box the files are still there
+      assert.match(
+        r.stdout.split("hijack done:")[1] ?? "",
+        /notes\.txt/,
+        "the delete was refused in the box",
+      );
+      assert.match(r.stdout, /python unlink README\.md \[Errno 13\] Permission denied/);
+      assert.equal(treeDigest(fx.workdir), before, `the workdir changed:\n${r.stderr}`);
+    });
+
+    it("the same hijack without the pause (the layer alone, as on the other runtimes): the box sees its changes, the workdir is unchanged", async () => {
+      const fx = makeFixture(mode);
+      seedWorkdir(fx);
+      const before = treeDigest(fx.workdir);
+      const r = await sh(fx, HIJACK, {
+        weaken: ["pause"],
+        weakFlags: ["--approver", "exit 1"],
+        timeoutMs: 60_000,
+      });
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /hijack done: /, "inside the box the agent saw its changes happen");
       assert.doesNotMatch(
@@ -150,10 +171,19 @@ for (const mode of MODES) {
       const decision = events.find((e) => e.wall === "gate" && e.event === "decision" && e.kind === "fs");
       assert.equal(decision?.decision, "allow");
       assert.equal(decision?.by, "approver-command");
-      const set = events.find((e) => e.event === "change-set");
+      // approved at the action (the pause) or, for what slipped past it, at exit (the review)
+      const approvedDeletes = events.flatMap((e) =>
+        e.event === "change-set"
+          ? e.applied
+          : e.event === "request" && e.via === "pause" && e.kind === "fs"
+            ? e.changes
+            : [],
+      );
       assert.ok(
-        set.applied.some((c: { op: string; path: string }) => c.op === "delete" && c.path === "notes.txt"),
-        JSON.stringify(set),
+        approvedDeletes.some(
+          (c: { op: string; path: string }) => c.op === "delete" && c.path === "notes.txt",
+        ),
+        JSON.stringify(events.filter((e) => e.wall === "gate")),
       );
       // new files land owned by the workdir's owner, never by the box's uid
       assert.equal(lstatSync(path.join(fx.workdir, "fresh.txt")).uid, lstatSync(fx.workdir).uid);
@@ -198,7 +228,11 @@ for (const mode of MODES) {
         r.stderr,
         /fourwall gate: denied \(no-approver\): denied: nobody to ask \(no terminal, no --approver, no --inbox\)/,
       );
-      assert.match(r.stderr, /kept the originals of 1 file\(s\).*delete README\.md/);
+      // refused at the action (the pause), or kept at exit (the layer alone)
+      assert.match(
+        r.stderr,
+        /kept the originals of 1 file\(s\).*delete README\.md|fs delete README\.md: denied: nobody to ask/,
+      );
       assert.equal(readFileSync(path.join(fx.workdir, "made.txt"), "utf8"), "new\n", "new files still flow");
       writeFileSync(path.join(fx.workdir, "made.txt"), "");
       spawnSync("rm", [path.join(fx.workdir, "made.txt")]);
@@ -371,10 +405,11 @@ for (const mode of MODES) {
   describe(`approval gate on a real terminal (${mode}, tmux)`, () => {
     it("the seed's test: deleting an existing file brings a y/n prompt; n keeps it", async () => {
       const fx = makeFixture(mode);
-      const tmux = boxInTmux(fx, "rm README.md && echo deleted-in-box");
+      const tmux = boxInTmux(fx, "rm README.md && echo deleted-in-box || echo refused-in-box");
       try {
         const screen = await tmux.waitFor(/allow\?/);
-        assert.match(screen, /fourwall gate · box \w+ · fs \(via change-set\)/);
+        // asked at the moment of the delete (the pause), or at exit where there is none
+        assert.match(screen, /fourwall gate · box \w+ · fs \(via (pause|change-set)\)/);
         assert.match(screen, /delete\s+README\.md/);
         assert.match(screen, new RegExp(`in\\s+${fx.workdir.replace(/[/.]/g, "\\$&")}`));
         assert.match(screen, /\[y\]es\s+\[n\]o/);
@@ -385,7 +420,7 @@ for (const mode of MODES) {
         );
         tmux.keys("n");
         const end = await tmux.waitFor(/BOX-EXIT=\d+/);
-        assert.match(end, /deleted-in-box/);
+        assert.match(end, /refused-in-box|deleted-in-box/);
         assert.match(end, /BOX-EXIT=0/);
         assert.equal(readFileSync(path.join(fx.workdir, "README.md"), "utf8"), "# project\n");
       } finally {

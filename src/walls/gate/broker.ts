@@ -39,7 +39,8 @@ export class Broker {
     return JSON.stringify([r.kind, r.command ?? r.summary, r.host ?? "", r.method ?? "", r.cwd]);
   }
 
-  async decide(request: NewRequest, policy: Decision): Promise<GateAnswer> {
+  /** `withdrawn`: the question is taken back (the box that asked is gone): settles no. */
+  async decide(request: NewRequest, policy: Decision, withdrawn?: AbortSignal): Promise<GateAnswer> {
     const full: GateRequest = {
       ...request,
       id: randomBytes(6).toString("hex"),
@@ -49,7 +50,7 @@ export class Broker {
     };
     const started = performance.now();
     this.audit("request", full, { policy });
-    const answer = await this.settle(full, policy);
+    const answer = await this.settle(full, policy, withdrawn);
     this.audit("decision", full, {
       decision: answer.decision,
       by: answer.by,
@@ -59,7 +60,7 @@ export class Broker {
     return answer;
   }
 
-  private async settle(request: GateRequest, policy: Decision): Promise<GateAnswer> {
+  private async settle(request: GateRequest, policy: Decision, withdrawn?: AbortSignal): Promise<GateAnswer> {
     if (policy === "allow") return { decision: "allow", by: "policy", reason: "allowed by the gate policy" };
     if (policy === "deny")
       return {
@@ -70,7 +71,8 @@ export class Broker {
     const key = this.key(request);
     if (this.always.has(key))
       return { decision: "allow", by: "always", reason: "a human said always for this box earlier" };
-    if (this.closed) return { decision: "deny", by: "closed", reason: "the box is shutting down" };
+    if (this.closed || withdrawn?.aborted)
+      return { decision: "deny", by: "closed", reason: "the box is shutting down" };
     if (this.options.approvers.length === 0) {
       const reason =
         "denied: nobody to ask (no terminal, no --approver, no --inbox); allow it in the policy's gate rules to let it through unattended";
@@ -79,6 +81,7 @@ export class Broker {
       return { decision: "deny", by: "no-approver", reason };
     }
     const controller = new AbortController();
+    withdrawn?.addEventListener("abort", () => controller.abort(), { once: true });
     this.pending.set(request.id, controller);
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<GateAnswer>((resolve) => {

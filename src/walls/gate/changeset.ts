@@ -122,7 +122,7 @@ export function symlinkEscapes(linkRel: string, target: string, kindAt: (rel: st
   return false;
 }
 
-function sameContent(aDir: number, bDir: number, name: string, sa: Stats, sb: Stats): boolean {
+export function sameContent(aDir: number, bDir: number, name: string, sa: Stats, sb: Stats): boolean {
   if (sa.size !== sb.size) return false;
   const a = openFileAt(aDir, name);
   const b = openFileAt(bDir, name);

@@ -42,6 +42,11 @@ export interface ReviewOptions {
   notify: (line: string) => void;
   /** What the live layer already made on the host in this run (live.ts): changes to it flow. */
   made?: ReadonlySet<string>;
+  /**
+   * (op, path) a human approved while the box ran (the pause at the action, pause-supervisor.ts):
+   * not asked again; what the box did to that path afterwards (the rest of an overwrite) applies.
+   */
+  approvedAtAction?: readonly { op: string; path: string }[];
 }
 
 export interface ReviewResult {
@@ -73,9 +78,11 @@ export async function reviewChangeSet(o: ReviewOptions): Promise<ReviewResult> {
   }
   const allowed = set.held.filter((c) => c.decision === "allow");
   const denied = set.held.filter((c) => c.decision === "deny");
-  const asked = set.held.filter((c) => c.decision === "ask");
+  const atAction = new Set((o.approvedAtAction ?? []).map((a) => `${a.op}\0${a.path}`));
+  const earlier = (c: HeldChange) => c.decision === "ask" && atAction.has(`${c.op}\0${c.path}`);
+  const asked = set.held.filter((c) => c.decision === "ask" && !earlier(c));
   const auditNote = "all of them in the --audit log's change-set line";
-  let approved = allowed;
+  let approved = [...allowed, ...set.held.filter(earlier)];
   if (asked.length > 0) {
     let listFile: string | undefined;
     if (o.listDir) {
@@ -101,7 +108,7 @@ export async function reviewChangeSet(o: ReviewOptions): Promise<ReviewResult> {
       },
       "ask",
     );
-    if (answer.decision === "allow") approved = [...allowed, ...asked];
+    if (answer.decision === "allow") approved = [...approved, ...asked];
     else
       o.notify(
         `fourwall gate: kept the originals of ${asked.length} file(s) (${answer.reason}): ${listSome(asked, auditNote)}`,

@@ -36,7 +36,7 @@ const HOST = [
 const COMMAND = ["claude", "--print", "it's $HOME"];
 const userPlan = (): BoxPlan => testPlan({ host: HOST, command: COMMAND });
 const rootPlan = (): BoxPlan => testPlan({ host: HOST, command: COMMAND, hostUid: 0, owner: 1000 });
-/** Root mode with the box cgroup and the approval gate's copy-on-write layer and hook settings. */
+/** Root mode with the box cgroup and the approval gate's copy-on-write layer, pause and hook settings. */
 const ROOT_SESSION: BoxSession = {
   ...TEST_SESSION,
   cgroupDirs: ["/sys/fs/cgroup/fourwall/abcd1234"],
@@ -50,6 +50,7 @@ const ROOT_SESSION: BoxSession = {
     ),
   },
   gateFiles: [{ source: "/tmp/fourwall-x/claude-settings.json", target: `${HOME}/.claude/settings.json` }],
+  pause: { helper: "/opt/fourwall/native/build/fourwall-pause" },
 };
 const IMAGE = { kernel: "/k/vmlinuz", initrd: "/k/initrd.img" };
 

@@ -1,0 +1,457 @@
+/*
+ * fourwall-pause: the approval gate's pause at the action (namespaces runtime). A destructive
+ * syscall on a file that existed in the workdir before the run waits, in the kernel, until fourwall
+ * on the host has an answer: yes lets it run, no fails it with EACCES. Two halves, one binary:
+ *
+ *   fourwall-pause install SOCKET PROGRAM -- COMMAND [ARGS...]
+ *     Inside the box, as the command's prefix (after bwrap has installed the box's own filter and
+ *     set no_new_privs): installs PROGRAM (struct sock_filter[], made by src/walls/gate/pause-filter.ts)
+ *     as a second seccomp filter with a user-notification listener, passes the listener's fd to
+ *     the supervisor over the unix socket SOCKET (SCM_RIGHTS), waits for its one-byte receipt,
+ *     closes both and execs the command. Every process the command starts inherits the filter.
+ *
+ *   fourwall-pause supervise SOCKET WORKDIR
+ *     On the host, started by fourwall: listens on SOCKET (its directory is bound into the box),
+ *     prints {"event":"listening"}, takes exactly one listener fd from the first connection (the
+ *     install half, before the command runs), then removes SOCKET. Each notification is read from
+ *     the box process (/proc/PID/mem for the path, /proc/PID/cwd or /proc/PID/fd/N for the base;
+ *     SECCOMP_IOCTL_NOTIF_ID_VALID after every read, so a recycled pid is never believed). A path
+ *     that is not a pre-existing entry of WORKDIR (the host's real workdir, which is also the
+ *     workdir's path inside the box) lets the syscall continue at once, here, without Node. The
+ *     others become one JSON line on stdout; fourwall answers on stdin, one line per notification:
+ *     "ID c" (continue) or "ID d" (EACCES). stdin closed: exit (the box's paused syscalls then fail
+ *     with ENOSYS). The listener closed (every box process gone): prints the counters and exits 0.
+ *
+ * Continuing a syscall is racy by nature (the box may rewrite the path after the check; see
+ * linux/seccomp.h): the pause is never the enforcement. The copy-on-write layer underneath holds
+ * whatever the box does, and fourwall applies early only the path a human said yes to.
+ *
+ * Exit status 125 with one line on stderr when a step fails (install: the command never runs).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <linux/filter.h>
+#include <linux/openat2.h>
+#include <linux/seccomp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define FOURWALL_HELPER "fourwall-pause"
+#include "common.h"
+
+#ifndef SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+#define SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (1UL << 5)
+#endif
+#ifndef AT_EMPTY_PATH
+#define AT_EMPTY_PATH 0x1000
+#endif
+#ifndef SYS_fchmodat2
+#define SYS_fchmodat2 452
+#endif
+#define RENAME_NOREPLACE_FLAG 1
+#define RENAME_EXCHANGE_FLAG 2
+
+/* ------------------------------------------------------------------ install (inside the box) */
+
+static int install(const char *socket_path, const char *program_path, char **command) {
+  int pfd = open(program_path, O_RDONLY | O_CLOEXEC);
+  if (pfd < 0) die("open the filter program", program_path);
+  static struct sock_filter insns[BPF_MAXINSNS + 1];
+  ssize_t n = read(pfd, insns, sizeof insns);
+  close(pfd);
+  if (n <= 0 || n % (ssize_t)sizeof(struct sock_filter) != 0 || n > (ssize_t)(BPF_MAXINSNS * sizeof(struct sock_filter))) {
+    errno = EINVAL;
+    die("bad filter program", program_path);
+  }
+  struct sock_fprog prog = {.len = (unsigned short)(n / sizeof(struct sock_filter)), .filter = insns};
+  /* bwrap set it already; installing a filter unprivileged requires it. */
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) die("prctl(PR_SET_NO_NEW_PRIVS)", NULL);
+  /* WAIT_KILLABLE_RECV (Linux 5.19): once fourwall has the notification, only a fatal signal
+   * interrupts the wait, so a SIGWINCH or SIGCHLD does not restart the syscall and ask twice. */
+  long listener = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+                          SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV, &prog);
+  if (listener < 0 && errno == EINVAL)
+    listener = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+  if (listener < 0) die("seccomp(SECCOMP_FILTER_FLAG_NEW_LISTENER)", NULL);
+
+  int sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (sock < 0) die("socket", NULL);
+  struct sockaddr_un addr = {.sun_family = AF_UNIX};
+  if (strlen(socket_path) >= sizeof addr.sun_path) { errno = ENAMETOOLONG; die("socket path", socket_path); }
+  strcpy(addr.sun_path, socket_path);
+  if (connect(sock, (struct sockaddr *)&addr, sizeof addr) < 0) die("connect", socket_path);
+  char byte = 'L';
+  struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+  union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } control;
+  memset(&control, 0, sizeof control);
+  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control.buf};
+  struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  int lfd = (int)listener;
+  memcpy(CMSG_DATA(c), &lfd, sizeof lfd);
+  if (sendmsg(sock, &msg, MSG_NOSIGNAL) != 1) die("send the listener to", socket_path);
+  /* The receipt: the supervisor holds the listener before the command runs (else: 125). */
+  if (read(sock, &byte, 1) != 1 || byte != 'K') { errno = EPROTO; die("no receipt from the supervisor at", socket_path); }
+  close(lfd);
+  close(sock);
+  execvp(command[0], command);
+  die("exec", command[0]);
+}
+
+/* ------------------------------------------------------------------ supervise (on the host) */
+
+static int lower_fd = -1;
+static char workdir[PATH_MAX];
+static size_t workdir_len;
+static unsigned long long fast_continued, asked, unresolved;
+
+/* A NUL-terminated string from the box process's memory, page by page (never across an unmapped
+ * page in one read). 0 on success. */
+static int read_string(int mem, uint64_t addr, char *out, size_t size) {
+  size_t got = 0;
+  while (got < size) {
+    size_t page_left = 4096 - ((addr + got) & 4095);
+    size_t want = size - got < page_left ? size - got : page_left;
+    ssize_t n = pread(mem, out + got, want, (off_t)(addr + got));
+    if (n <= 0) return -1;
+    char *nul = memchr(out + got, '\0', (size_t)n);
+    if (nul) return 0;
+    got += (size_t)n;
+  }
+  return -1; /* longer than PATH_MAX: the kernel refuses it anyway */
+}
+
+/* readlink of /proc/PID/cwd or /proc/PID/fd/N: the base of a relative path, as the box sees it. */
+static int base_of(pid_t pid, int dirfd, char *out, size_t size) {
+  char link[64];
+  if (dirfd == AT_FDCWD) snprintf(link, sizeof link, "/proc/%d/cwd", pid);
+  else snprintf(link, sizeof link, "/proc/%d/fd/%d", pid, dirfd);
+  ssize_t n = readlink(link, out, size - 1);
+  if (n <= 0 || out[0] != '/') return -1; /* pipe:[…], anon_inode:…, unreachable */
+  out[n] = '\0';
+  if (n >= 10 && strcmp(out + n - 10, " (deleted)") == 0) return -1;
+  return 0;
+}
+
+/* base + path, normalised as text ("." and ".." and "//"): symlinks are not followed here, so a
+ * path through one may be misnamed; the layer underneath holds what really changed. */
+static int join_normal(const char *base, const char *path, char *out, size_t size) {
+  char tmp[PATH_MAX * 2 + 2];
+  int n = path[0] == '/' ? snprintf(tmp, sizeof tmp, "%s", path) : snprintf(tmp, sizeof tmp, "%s/%s", base, path);
+  if (n < 0 || (size_t)n >= sizeof tmp) return -1;
+  size_t len = 0;
+  for (char *save = NULL, *part = strtok_r(tmp, "/", &save); part; part = strtok_r(NULL, "/", &save)) {
+    if (strcmp(part, ".") == 0) continue;
+    if (strcmp(part, "..") == 0) {
+      while (len > 0 && out[len - 1] != '/') len--;
+      if (len > 0) len--;
+      continue;
+    }
+    size_t pl = strlen(part);
+    if (len + 1 + pl + 1 > size) return -1;
+    out[len++] = '/';
+    memcpy(out + len, part, pl);
+    len += pl;
+  }
+  if (len == 0) out[len++] = '/';
+  out[len] = '\0';
+  return 0;
+}
+
+struct target {
+  int resolved;      /* a path we could name */
+  int in_workdir;    /* below the workdir (not the workdir itself) */
+  char path[PATH_MAX]; /* relative to the workdir when in_workdir, else absolute (as the box sees it) */
+  int exists;        /* a pre-existing entry of the real workdir */
+  mode_t mode;       /* its mode there */
+};
+
+/* Whether rel names an entry of the real workdir, walked beneath it without following a symlink. */
+static void classify(struct target *t, const char *abs) {
+  t->resolved = 1;
+  if (strncmp(abs, workdir, workdir_len) == 0 && abs[workdir_len] == '/' && abs[workdir_len + 1]) {
+    t->in_workdir = 1;
+    snprintf(t->path, sizeof t->path, "%s", abs + workdir_len + 1);
+    struct open_how how = {
+      .flags = O_PATH | O_NOFOLLOW | O_CLOEXEC,
+      .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV,
+    };
+    long fd = syscall(SYS_openat2, lower_fd, t->path, &how, sizeof how);
+    struct stat st;
+    if (fd >= 0) {
+      if (fstat((int)fd, &st) == 0) {
+        t->exists = 1;
+        t->mode = st.st_mode;
+      }
+      close((int)fd);
+    } else if (errno != ENOENT && errno != ENOTDIR) {
+      t->resolved = 0; /* a symlink on the way (ELOOP, EXDEV): not named here, the layer holds it */
+    }
+  } else {
+    snprintf(t->path, sizeof t->path, "%s", abs);
+  }
+}
+
+/* Resolves (dirfd, path at addr) of the notifying process into t. */
+static void resolve_path(struct target *t, pid_t pid, int mem, int dirfd, uint64_t addr, int empty_ok) {
+  memset(t, 0, sizeof *t);
+  char path[PATH_MAX], base[PATH_MAX], abs[PATH_MAX];
+  if (read_string(mem, addr, path, sizeof path) < 0) return;
+  if (path[0] == '\0') {
+    if (!empty_ok) return;
+    if (base_of(pid, dirfd, abs, sizeof abs) < 0) return;
+    classify(t, abs);
+    return;
+  }
+  if (path[0] != '/' && base_of(pid, dirfd, base, sizeof base) < 0) return;
+  if (join_normal(base, path, abs, sizeof abs) < 0) return;
+  classify(t, abs);
+}
+
+static void resolve_fd(struct target *t, pid_t pid, int fd) {
+  memset(t, 0, sizeof *t);
+  char abs[PATH_MAX];
+  if (fd < 0 || base_of(pid, fd, abs, sizeof abs) < 0) return;
+  classify(t, abs);
+}
+
+static void respond(int listener, uint64_t id, int allow) {
+  struct seccomp_notif_resp resp = {.id = id};
+  if (allow) resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+  else resp.error = -EACCES;
+  /* ENOENT: the syscall was interrupted or the process is gone; nothing to answer. */
+  ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, &resp);
+}
+
+static void put_hex(const char *s) {
+  for (; *s; s++) printf("%02x", (unsigned char)*s);
+}
+
+static void put_target(const char *role, const struct target *t, int first) {
+  printf("%s{\"role\":\"%s\",\"inWorkdir\":%s,\"path\":\"", first ? "" : ",", role, t->in_workdir ? "true" : "false");
+  put_hex(t->path);
+  printf("\",\"exists\":%s,\"mode\":%u}", t->exists ? "true" : "false", (unsigned)t->mode);
+}
+
+/* One notification: answered here when no pre-existing workdir entry is involved, else one line
+ * for fourwall. */
+static void handle(int listener, struct seccomp_notif *req) {
+  const __u64 *a = req->data.args;
+  pid_t pid = (pid_t)req->pid;
+  char memp[64];
+  snprintf(memp, sizeof memp, "/proc/%d/mem", pid);
+  int mem = open(memp, O_RDONLY | O_CLOEXEC);
+  if (mem < 0) { unresolved++; respond(listener, req->id, 1); return; }
+  struct target t[2];
+  memset(t, 0, sizeof t);
+  int count = 1;
+  const char *sys = "?", *roles[2] = {"target", "to"};
+  uint64_t flags = 0, mode = 0, length = 0;
+  int nr = req->data.nr;
+  switch (nr) {
+#ifdef SYS_unlink
+    case SYS_unlink: sys = "unlink"; resolve_path(&t[0], pid, mem, AT_FDCWD, a[0], 0); break;
+    case SYS_rmdir: sys = "rmdir"; resolve_path(&t[0], pid, mem, AT_FDCWD, a[0], 0); break;
+    case SYS_rename:
+      sys = "rename"; roles[0] = "from"; count = 2;
+      resolve_path(&t[0], pid, mem, AT_FDCWD, a[0], 0);
+      resolve_path(&t[1], pid, mem, AT_FDCWD, a[1], 0);
+      break;
+    case SYS_open: sys = "open"; flags = a[1]; resolve_path(&t[0], pid, mem, AT_FDCWD, a[0], 0); break;
+    case SYS_creat: sys = "creat"; flags = O_TRUNC; resolve_path(&t[0], pid, mem, AT_FDCWD, a[0], 0); break;
+    case SYS_chmod: sys = "chmod"; mode = a[1]; resolve_path(&t[0], pid, mem, AT_FDCWD, a[0], 0); break;
+#endif
+    case SYS_unlinkat:
+      flags = a[2];
+      sys = (flags & AT_REMOVEDIR) ? "rmdir" : "unlink";
+      resolve_path(&t[0], pid, mem, (int)a[0], a[1], 0);
+      break;
+    case SYS_renameat:
+    case SYS_renameat2:
+      sys = nr == SYS_renameat ? "rename" : "renameat2";
+      flags = nr == SYS_renameat2 ? a[4] : 0;
+      roles[0] = "from"; count = 2;
+      resolve_path(&t[0], pid, mem, (int)a[0], a[1], 0);
+      resolve_path(&t[1], pid, mem, (int)a[2], a[3], 0);
+      break;
+    case SYS_truncate: sys = "truncate"; length = a[1]; resolve_path(&t[0], pid, mem, AT_FDCWD, a[0], 0); break;
+    case SYS_ftruncate: sys = "truncate"; length = a[1]; resolve_fd(&t[0], pid, (int)a[0]); break;
+    case SYS_openat: sys = "open"; flags = a[2]; resolve_path(&t[0], pid, mem, (int)a[0], a[1], 0); break;
+    case SYS_openat2: {
+      /* the flags live in struct open_how, which a filter cannot read: read them here */
+      uint64_t how_flags = 0;
+      sys = "open";
+      if (a[3] >= sizeof how_flags && pread(mem, &how_flags, sizeof how_flags, (off_t)a[2]) == sizeof how_flags) {
+        flags = how_flags;
+        if (flags & O_TRUNC) resolve_path(&t[0], pid, mem, (int)a[0], a[1], 0);
+      }
+      break;
+    }
+    case SYS_fchmod: sys = "chmod"; mode = a[1]; resolve_fd(&t[0], pid, (int)a[0]); break;
+    case SYS_fchmodat: sys = "chmod"; mode = a[2]; resolve_path(&t[0], pid, mem, (int)a[0], a[1], 0); break;
+    case SYS_fchmodat2:
+      sys = "chmod"; mode = a[2]; flags = a[3];
+      resolve_path(&t[0], pid, mem, (int)a[0], a[1], (flags & AT_EMPTY_PATH) != 0);
+      break;
+    default: break;
+  }
+  close(mem);
+  if (strcmp(sys, "open") == 0 && !(flags & O_TRUNC)) t[0].exists = 0; /* not a truncation */
+  int relevant = t[0].exists;
+  /* rename: the destination matters when it is replaced (not with RENAME_NOREPLACE) */
+  if (count == 2 && t[1].exists && !(flags & RENAME_NOREPLACE_FLAG)) relevant = 1;
+  /* Read after the reads: the process that asked is still the one we read (no recycled pid). */
+  if (ioctl(listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &req->id) < 0) return;
+  if (!relevant) {
+    if (!t[0].resolved) unresolved++;
+    fast_continued++;
+    respond(listener, req->id, 1);
+    return;
+  }
+  asked++;
+  printf("{\"id\":\"%" PRIu64 "\",\"pid\":%d,\"sys\":\"%s\",\"flags\":%" PRIu64 ",\"mode\":%" PRIu64 ",\"length\":%" PRIu64 ",\"paths\":[",
+         (uint64_t)req->id, pid, sys, flags, mode, length);
+  for (int i = 0; i < count; i++) put_target(roles[i], &t[i], i == 0);
+  printf("]}\n");
+  fflush(stdout);
+}
+
+/* "ID c" or "ID d" lines from fourwall. */
+static void answer_lines(int listener, char *buf, size_t *len) {
+  char *start = buf, *nl;
+  while ((nl = memchr(start, '\n', *len - (size_t)(start - buf))) != NULL) {
+    *nl = '\0';
+    char *end;
+    uint64_t id = strtoull(start, &end, 10);
+    if (end != start && *end == ' ') respond(listener, id, end[1] == 'c');
+    start = nl + 1;
+  }
+  size_t rest = *len - (size_t)(start - buf);
+  memmove(buf, start, rest);
+  *len = rest;
+}
+
+static int take_listener(int server) {
+  int conn = accept4(server, NULL, NULL, SOCK_CLOEXEC);
+  if (conn < 0) die("accept", NULL);
+  char byte;
+  struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+  union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } control;
+  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control.buf};
+  if (recvmsg(conn, &msg, MSG_CMSG_CLOEXEC) != 1) die("recvmsg", NULL);
+  struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+  if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof(int))) {
+    errno = EPROTO;
+    die("no listener fd in the message", NULL);
+  }
+  int listener;
+  memcpy(&listener, CMSG_DATA(c), sizeof listener);
+  if (write(conn, "K", 1) != 1) die("receipt", NULL);
+  close(conn);
+  return listener;
+}
+
+static int supervise(const char *socket_path, const char *dir) {
+  signal(SIGPIPE, SIG_IGN);
+  /* Ctrl-C on the caller's terminal is the box's business, not ours: fourwall ends us (stdin). */
+  signal(SIGINT, SIG_IGN);
+  signal(SIGQUIT, SIG_IGN);
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) die("prctl(PR_SET_PDEATHSIG)", NULL);
+  if (getppid() == 1) { errno = ESRCH; die("parent already gone", NULL); }
+  size_t dl = strlen(dir);
+  while (dl > 1 && dir[dl - 1] == '/') dl--;
+  if (dir[0] != '/' || dl >= sizeof workdir) { errno = EINVAL; die("workdir", dir); }
+  memcpy(workdir, dir, dl);
+  workdir[dl] = '\0';
+  workdir_len = dl;
+  lower_fd = open(workdir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (lower_fd < 0) die("open", workdir);
+
+  int server = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (server < 0) die("socket", NULL);
+  struct sockaddr_un addr = {.sun_family = AF_UNIX};
+  if (strlen(socket_path) >= sizeof addr.sun_path) { errno = ENAMETOOLONG; die("socket path", socket_path); }
+  strcpy(addr.sun_path, socket_path);
+  unlink(socket_path);
+  if (bind(server, (struct sockaddr *)&addr, sizeof addr) < 0) die("bind", socket_path);
+  /* The box's uid (root mode) connects; the directory (0700, the box uid's) keeps others out. */
+  if (chmod(socket_path, 0666) < 0) die("chmod", socket_path);
+  if (listen(server, 1) < 0) die("listen", socket_path);
+  printf("{\"event\":\"listening\"}\n");
+  fflush(stdout);
+
+  char buf[8192];
+  size_t len = 0;
+  int listener = -1;
+  /* Until the install half connects: stdin closing (the box never started) ends us. */
+  while (listener < 0) {
+    struct pollfd p[2] = {{.fd = server, .events = POLLIN}, {.fd = 0, .events = POLLIN}};
+    if (poll(p, 2, -1) < 0) { if (errno == EINTR) continue; die("poll", NULL); }
+    if (p[1].revents) {
+      ssize_t n = read(0, buf, sizeof buf);
+      if (n <= 0) { unlink(socket_path); return 0; }
+    }
+    if (p[0].revents & POLLIN) listener = take_listener(server);
+  }
+  /* One listener per box: nobody else in the box gets to hand us one. */
+  close(server);
+  unlink(socket_path);
+  printf("{\"event\":\"attached\"}\n");
+  fflush(stdout);
+
+  struct seccomp_notif_sizes sizes;
+  if (syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &sizes) < 0) die("seccomp(SECCOMP_GET_NOTIF_SIZES)", NULL);
+  size_t req_size = sizes.seccomp_notif > sizeof(struct seccomp_notif) ? sizes.seccomp_notif : sizeof(struct seccomp_notif);
+  struct seccomp_notif *req = malloc(req_size);
+  if (!req) die("malloc", NULL);
+  for (;;) {
+    struct pollfd p[2] = {{.fd = listener, .events = POLLIN}, {.fd = 0, .events = POLLIN}};
+    if (poll(p, 2, -1) < 0) { if (errno == EINTR) continue; die("poll", NULL); }
+    if (p[1].revents) {
+      ssize_t n = read(0, buf + len, sizeof buf - 1 - len);
+      if (n <= 0) break;
+      len += (size_t)n;
+      answer_lines(listener, buf, &len);
+      if (len >= sizeof buf - 1) len = 0; /* a line that long is not fourwall's: drop it */
+    }
+    if (p[0].revents & POLLIN) {
+      memset(req, 0, req_size);
+      if (ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, req) == 0) handle(listener, req);
+      else if (errno != ENOENT && errno != EINTR) die("SECCOMP_IOCTL_NOTIF_RECV", NULL);
+    } else if (p[0].revents & (POLLHUP | POLLERR)) {
+      break; /* every process of the box has exited */
+    }
+  }
+  printf("{\"event\":\"done\",\"continued\":%llu,\"asked\":%llu,\"unresolved\":%llu}\n", fast_continued, asked, unresolved);
+  fflush(stdout);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc >= 6 && strcmp(argv[1], "install") == 0 && strcmp(argv[4], "--") == 0)
+    return install(argv[2], argv[3], &argv[5]);
+  if (argc == 4 && strcmp(argv[1], "supervise") == 0) {
+    cloexec_from(3);
+    return supervise(argv[2], argv[3]);
+  }
+  fprintf(stderr,
+          "usage: fourwall-pause install SOCKET PROGRAM -- COMMAND [ARGS...]\n"
+          "       fourwall-pause supervise SOCKET WORKDIR\n");
+  return 125;
+}

@@ -1,0 +1,226 @@
+// The pause at the action, host side: starts native/fourwall-pause's supervisor, answers the
+// syscalls it reports (policy, then a human through the broker), and after a yes applies that one
+// path from the copy-on-write layer to the host at once.
+import { spawn } from "node:child_process";
+import { closeSync, lstatSync, type Stats, writeFileSync } from "node:fs";
+import path from "node:path";
+import { createInterface } from "node:readline";
+import type { AuditLog } from "../../audit/log.js";
+import type { Broker } from "./broker.js";
+import { Applier, type HeldChange, sameContent, summarise } from "./changeset.js";
+import { at, inDir, openDir, splitRel } from "./fsat.js";
+import { judgePause, type PauseExpect, type PauseNotice, parsePauseLine, pauseSyscallName } from "./pause.js";
+import { buildPauseFilter } from "./pause-filter.js";
+import type { GatePolicy } from "./schema.js";
+
+/** Inside the box, next to the proxy's socket (the run dir's net/ is bound at /run/fourwall). */
+export const PAUSE_IN_BOX = {
+  helper: "/run/fourwall/pause-helper",
+  socket: "/run/fourwall/pause.sock",
+  program: "/run/fourwall/pause.bpf",
+} as const;
+
+/** The command prefix that installs the pause inside the box (before the command, after the bridge). */
+export const pauseInstallArgs = (): string[] => [
+  PAUSE_IN_BOX.helper,
+  "install",
+  PAUSE_IN_BOX.socket,
+  PAUSE_IN_BOX.program,
+  "--",
+];
+
+/** How long fourwall looks in the layer for the change a human approved (the syscall runs after the yes). */
+const APPLY_WITHIN_MS = 2000;
+const POLL_MS = 5;
+
+export interface PauseOptions {
+  box: string;
+  /** The native helper (host path); bound into the box at PAUSE_IN_BOX.helper. */
+  helper: string;
+  /** The real workdir: the layer's lower dir, and the workdir's path inside the box. */
+  workdir: string;
+  upper: string;
+  /** The run dir's net/ (bound into the box at /run/fourwall). */
+  netDir: string;
+  policy: GatePolicy["fs"];
+  broker: Broker;
+  audit: AuditLog;
+  /** Owner of what fourwall writes into the workdir (root mode). */
+  owner?: { uid: number; gid: number };
+  notify: (line: string) => void;
+}
+
+export interface PauseSession {
+  /** (op, path) of every change a human approved at the action: the review at exit does not ask again. */
+  approved: { op: string; path: string }[];
+  /** After the box has exited: ends the supervisor, withdraws open questions, waits for the applies. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the supervisor and writes what the box's install half reads (the filter program, the
+ * mount point of the helper) into net/. Resolves once the supervisor listens.
+ */
+export async function startPause(o: PauseOptions): Promise<PauseSession> {
+  writeFileSync(path.join(o.netDir, "pause.bpf"), buildPauseFilter(), { mode: 0o444 });
+  writeFileSync(path.join(o.netDir, "pause-helper"), "", { mode: 0o444 }); // bwrap binds the helper over it
+  const child = spawn(o.helper, ["supervise", path.join(o.netDir, "pause.sock"), o.workdir], {
+    stdio: ["pipe", "pipe", "inherit"],
+  });
+  child.stdin!.on("error", () => {}); // the supervisor gone: the exit path says so
+  const approved: { op: string; path: string }[] = [];
+  const inFlight = new Set<Promise<void>>();
+  const withdraw = new AbortController();
+  const exited = new Promise<void>((resolve) => {
+    child.once("close", () => resolve());
+    child.once("error", () => resolve());
+  });
+  let listening: () => void = () => {};
+  const ready = new Promise<boolean>((resolve) => {
+    listening = () => resolve(true);
+    void exited.then(() => resolve(false));
+  });
+
+  const answer = (id: string, yes: boolean) => {
+    if (!child.stdin!.destroyed) child.stdin!.write(`${id} ${yes ? "c" : "d"}\n`);
+  };
+  const onNotice = async (n: PauseNotice) => {
+    const verdict = judgePause(n, o.policy);
+    if (verdict.decision === "allow") return answer(n.id, true);
+    const asked = verdict.changes.filter((c) => c.decision !== "allow");
+    const result = await o.broker.decide(
+      {
+        kind: "fs",
+        // one change (the usual case) is named: the line fourwall prints when nobody can answer says which file
+        summary: asked.length === 1 ? `${asked[0]!.op} ${asked[0]!.path}` : summarise(asked),
+        changes: asked.map(({ decision: _d, ...c }) => c),
+        cwd: o.workdir,
+        why: [
+          `the box is changing a file that existed before the run: its ${pauseSyscallName(n)} waits for the answer (no: it fails with EACCES, the file stays)`,
+        ],
+        via: "pause",
+      },
+      verdict.decision,
+      withdraw.signal,
+    );
+    const yes = result.decision === "allow";
+    answer(n.id, yes);
+    if (!yes || verdict.decision !== "ask") return;
+    for (const c of verdict.changes) {
+      approved.push({ op: c.op, path: c.path });
+      if (c.op === "rename") approved.push({ op: "delete", path: c.path });
+    }
+    await applyWhenSeen(o, verdict.expect);
+  };
+  let done = false; // every box process has exited: the supervisor ends on its own
+  const lines = createInterface({ input: child.stdout! });
+  lines.on("line", (line) => {
+    const parsed = parsePauseLine(line);
+    if (!parsed) return;
+    if (parsed.kind === "event") {
+      if (parsed.event === "listening") listening();
+      return;
+    }
+    if (parsed.kind === "done") {
+      done = true;
+      const { kind: _k, ...counts } = parsed;
+      o.audit.write({ box: o.box, wall: "gate", event: "pause-summary", ...counts });
+      return;
+    }
+    const job = onNotice(parsed.notice).catch((error: unknown) => {
+      answer(parsed.notice.id, false); // fail closed
+      o.notify(`fourwall gate: the pause failed (${(error as Error).message}); the call was refused`);
+    });
+    inFlight.add(job);
+    void job.finally(() => inFlight.delete(job));
+  });
+
+  if (!(await ready)) throw new Error(`the pause supervisor ${o.helper} did not start`);
+  let closing = false;
+  // Gone while the box runs: its paused calls fail with ENOSYS (closed), and the human should know why.
+  void exited.then(() => {
+    if (!closing && !done)
+      o.notify(
+        "fourwall gate: the pause supervisor ended early; the box's destructive calls now fail (ENOSYS)",
+      );
+  });
+  return {
+    approved,
+    async close() {
+      closing = true;
+      withdraw.abort();
+      child.stdin!.end();
+      const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
+      await exited;
+      clearTimeout(timer);
+      await Promise.all([...inFlight]);
+    },
+  };
+}
+
+const isWhiteout = (s: Stats) => s.isCharacterDevice() && s.rdev === 0;
+
+/** The entry at `rel` below an open directory, never through a symlink; null when absent. */
+function entryAt(root: number, rel: string): Stats | null {
+  try {
+    const parts = splitRel(rel);
+    return inDir(root, parts.slice(0, -1), (d) => lstatSync(at(d, parts.at(-1)!)));
+  } catch {
+    return null;
+  }
+}
+
+/** Whether the layer shows what a human approved for this path (so it can go to the host). */
+function seen(e: PauseExpect, upper: number, lower: number): boolean {
+  const u = entryAt(upper, e.path);
+  if (!u) return false;
+  if (e.kind === "gone") return isWhiteout(u);
+  if (isWhiteout(u)) return false;
+  if (e.kind === "mode") return (u.mode & 0o7777) === e.mode;
+  const l = entryAt(lower, e.path);
+  if (!l || !u.isFile() || !l.isFile()) return true;
+  if (u.size !== l.size || (u.mode & 0o7777) !== (l.mode & 0o7777)) return true;
+  const parts = splitRel(e.path);
+  try {
+    return !inDir(upper, parts.slice(0, -1), (ud) =>
+      inDir(lower, parts.slice(0, -1), (ld) => sameContent(ud, ld, parts.at(-1)!, u, l)),
+    );
+  } catch {
+    return false;
+  }
+}
+
+const HOW: Record<PauseExpect["kind"], HeldChange["how"]> = {
+  gone: "delete",
+  changed: "copy",
+  mode: "chmod",
+};
+
+/**
+ * The syscall runs after the yes, in the layer: look for its effect there for a short while, then
+ * apply exactly that path to the host (the Applier: by fd, no symlink followed, modes masked). A
+ * change not seen in time (the call failed, or the box raced it) stays in the layer for the review.
+ */
+async function applyWhenSeen(o: PauseOptions, expect: readonly PauseExpect[]): Promise<void> {
+  let pending = [...expect];
+  const end = Date.now() + APPLY_WITHIN_MS;
+  while (pending.length > 0 && Date.now() < end) {
+    const upper = openDir(o.upper);
+    const lower = openDir(o.workdir);
+    try {
+      const ready = pending.filter((e) => seen(e, upper, lower));
+      if (ready.length > 0) {
+        const applier = new Applier({ upper: o.upper, workdir: o.workdir, owner: o.owner });
+        for (const e of ready)
+          applier.apply({ op: "overwrite", path: e.path, how: HOW[e.kind], decision: "allow" });
+        applier.close();
+        for (const f of applier.failures) o.notify(`fourwall gate: could not apply ${f} at once`);
+        pending = pending.filter((e) => !ready.includes(e));
+      }
+    } finally {
+      closeSync(upper);
+      closeSync(lower);
+    }
+    if (pending.length > 0) await new Promise((r) => setTimeout(r, POLL_MS));
+  }
+}

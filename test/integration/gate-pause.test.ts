@@ -1,0 +1,254 @@
+/**
+ * The pause at the action (issue 12), in real boxes launched as root and as uid 65534, with real
+ * python inside:
+ *   - a denying approver: os.remove of a pre-existing file raises PermissionError in the box and the
+ *     file survives; so do a rename away, a rename over, open("w") (O_TRUNC), truncate, chmod and
+ *     os.chmod adding exec bits; a file made in the run is removed without a question;
+ *   - an approving approver: the removal is on the host while the box still runs (the box waits for
+ *     the test's go), and the review at exit asks nothing more;
+ *   - the same checks against a box without the pause (weak-box.ts --weaken pause) see the holes:
+ *     the calls succeed in the box (the layer holds them: nothing lands on the host until the end).
+ */
+import assert from "node:assert/strict";
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { describe, it } from "node:test";
+import {
+  asMode,
+  chownToMode,
+  type Fixture,
+  FOURWALL,
+  MODES,
+  makeFixture,
+  ROOT,
+  readAudit,
+  runInBox,
+  startInBox,
+  waitFor,
+} from "../helpers/box.js";
+
+/** Each attack, one line of output: NAME ok | NAME PermissionError. */
+const ATTACKS = String.raw`
+import os
+def attempt(name, fn):
+    try:
+        fn()
+        print(name, "ok", flush=True)
+    except OSError as error:
+        print(name, type(error).__name__, flush=True)
+attempt("remove", lambda: os.remove("victim.txt"))
+attempt("rename-away", lambda: os.rename("away.txt", "away.moved"))
+def rename_over():
+    with open("incoming.tmp", "w") as f:
+        f.write("replacement\n")
+    os.rename("incoming.tmp", "over.txt")
+attempt("rename-over", rename_over)
+attempt("open-w", lambda: open("trunc.txt", "w").close())
+attempt("truncate", lambda: os.truncate("trunc2.txt", 0))
+attempt("chmod", lambda: os.chmod("mode.txt", 0o600))
+attempt("chmod-exec", lambda: os.chmod("run.sh", 0o755))
+def new_file():
+    with open("scratch.txt", "w") as f:
+        f.write("mine\n")
+    os.remove("scratch.txt")
+attempt("new-file", new_file)
+`;
+
+const FILES: Record<string, string> = {
+  "victim.txt": "precious\n",
+  "away.txt": "stay here\n",
+  "over.txt": "original\n",
+  "trunc.txt": "keep my bytes\n",
+  "trunc2.txt": "keep these too\n",
+  "mode.txt": "mode 644\n",
+  "run.sh": "echo hi\n",
+};
+
+function plant(fx: Fixture): void {
+  for (const [name, text] of Object.entries(FILES)) {
+    const p = path.join(fx.workdir, name);
+    writeFileSync(p, text, { mode: 0o644 });
+    chownToMode(fx, p);
+  }
+  writeFileSync(path.join(fx.workdir, "attacks.py"), ATTACKS);
+  chownToMode(fx, path.join(fx.workdir, "attacks.py"));
+}
+
+/** What the denied attacks did (expected: nothing). An empty list: the pause held. */
+function holesWhenDenied(fx: Fixture, out: string): string[] {
+  const holes: string[] = [];
+  for (const name of ["remove", "rename-away", "rename-over", "open-w", "truncate", "chmod", "chmod-exec"])
+    if (!new RegExp(`^${name} PermissionError$`, "m").test(out))
+      holes.push(`${name}: no PermissionError in the box`);
+  if (!/^new-file ok$/m.test(out)) holes.push("a file of the run could not be removed");
+  for (const [name, text] of Object.entries(FILES)) {
+    const p = path.join(fx.workdir, name);
+    if (!existsSync(p)) holes.push(`${name} gone from the host`);
+    else if (readFileSync(p, "utf8") !== text) holes.push(`${name} changed on the host`);
+    else if ((statSync(p).mode & 0o777) !== 0o644) holes.push(`${name} mode changed on the host`);
+  }
+  return holes;
+}
+
+/**
+ * The box removes a pre-existing file, says so, then waits (up to 20 s) for the test's go: a file
+ * the test makes under the repository, which the box sees through its read-only view of the host.
+ * Resolves with whether the file was gone from the host while the box still ran.
+ */
+let goes = 0;
+async function goneWhileRunning(
+  fx: Fixture,
+  weaken?: string[],
+): Promise<{ gone: boolean; code: number | null; out: string }> {
+  const outDir = path.join(ROOT, "test-output");
+  mkdirSync(outDir, { recursive: true, mode: 0o755 });
+  const go = path.join(outDir, `pause-go-${process.pid}-${goes++}`);
+  const script = `python3 -c 'import os; os.remove("victim.txt"); print("removed", flush=True)' && i=0 && while [ ! -e ${go} ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done; echo done`;
+  const audit = path.join(fx.home, `audit-${goes}.jsonl`);
+  const flags = weaken ? ["--approver", "exit 0"] : ["--approver", "exit 0", "--audit", audit];
+  const box = startInBox(fx, flags, script, { weaken });
+  const victim = path.join(fx.workdir, "victim.txt");
+  try {
+    assert.ok(
+      await waitFor(() => box.out().includes("removed"), 60_000),
+      `the box removed the file: ${box.out()}`,
+    );
+    const gone = await waitFor(() => !existsSync(victim), weaken ? 3000 : 10_000);
+    let closed = false;
+    void box.closed.then(() => (closed = true));
+    assert.equal(closed, false, "the box still runs");
+    writeFileSync(go, "");
+    chmodSync(go, 0o644);
+    const code = await box.closed;
+    if (!weaken) {
+      const events = readAudit(audit);
+      const set = events.find((e) => e.event === "change-set");
+      assert.deepEqual(set?.applied ?? [], [], "the review at exit asked nothing more");
+      assert.ok(
+        events.some((e) => e.event === "decision" && e.via === "pause" && e.decision === "allow"),
+        "the approver was asked at the action",
+      );
+    }
+    return { gone, code, out: box.out() };
+  } finally {
+    box.child.kill("SIGKILL");
+    rmSync(go, { force: true });
+  }
+}
+
+for (const mode of MODES) {
+  describe(`gate pause at the action (${mode})`, () => {
+    it("a denying approver: PermissionError in the box for each destructive call, every file intact on the host", async () => {
+      const fx = makeFixture(mode);
+      plant(fx);
+      const r = await runInBox(fx, ["python3", "attacks.py"], {
+        flags: ["--approver", "exit 1"],
+        timeoutMs: 90_000,
+      });
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(holesWhenDenied(fx, r.stdout), [], r.stdout);
+    });
+
+    it("without the pause (weak box) the same check sees the calls succeed in the box", async () => {
+      const fx = makeFixture(mode);
+      plant(fx);
+      const r = await runInBox(fx, ["python3", "attacks.py"], {
+        weaken: ["pause"],
+        weakFlags: ["--approver", "exit 1"],
+        timeoutMs: 90_000,
+      });
+      assert.equal(r.code, 0, r.stderr);
+      const holes = holesWhenDenied(fx, r.stdout);
+      assert.ok(
+        holes.some((h) => h.startsWith("remove: no PermissionError")),
+        holes.join("; "),
+      );
+      // the layer underneath still holds them: nothing reached the host
+      assert.ok(
+        holes.every((h) => h.includes("in the box")),
+        holes.join("; "),
+      );
+    });
+
+    it("an approving approver: the file is gone from the host before the box exits, and not asked again", async () => {
+      const fx = makeFixture(mode);
+      writeFileSync(path.join(fx.workdir, "victim.txt"), "precious\n");
+      chownToMode(fx, path.join(fx.workdir, "victim.txt"));
+      const r = await goneWhileRunning(fx);
+      assert.equal(r.gone, true, `gone from the host while the box ran: ${r.out}`);
+      assert.equal(r.code, 0);
+      assert.equal(existsSync(path.join(fx.workdir, "victim.txt")), false);
+    });
+
+    it("without the pause (weak box) the approved removal reaches the host only after the box", async () => {
+      const fx = makeFixture(mode);
+      writeFileSync(path.join(fx.workdir, "victim.txt"), "precious\n");
+      chownToMode(fx, path.join(fx.workdir, "victim.txt"));
+      const r = await goneWhileRunning(fx, ["pause"]);
+      assert.equal(r.gone, false, "the weak box's removal waited for the review at exit");
+      assert.equal(existsSync(path.join(fx.workdir, "victim.txt")), false, "applied at exit");
+    });
+  });
+}
+
+const FS_SERVER = path.join(
+  ROOT,
+  "node_modules",
+  "@modelcontextprotocol",
+  "server-filesystem",
+  "dist",
+  "index.js",
+);
+
+/**
+ * The reference MCP filesystem server in a box, driven by the MCP SDK's client over stdio through
+ * `fourwall run`: its edit of a pre-existing file (a temp file renamed over it) is asked at the
+ * action, approved, and on the host before the client closes.
+ */
+async function mcpEdit(fx: Fixture): Promise<{ onHostBeforeClose: string; text: string }> {
+  const { Client } = await import("@modelcontextprotocol/sdk/client/index.js");
+  const { StdioClientTransport } = await import("@modelcontextprotocol/sdk/client/stdio.js");
+  const [command, ...args] = asMode(fx.mode, [
+    process.execPath,
+    FOURWALL,
+    "run",
+    "--approver",
+    "cat > /dev/null; exit 0",
+    "--",
+    "node",
+    FS_SERVER,
+    fx.workdir,
+  ]);
+  const transport = new StdioClientTransport({
+    command: command!,
+    args,
+    env: fx.env,
+    cwd: fx.workdir,
+    stderr: "pipe",
+  });
+  const client = new Client({ name: "fourwall-test", version: "1.0.0" });
+  await client.connect(transport);
+  try {
+    const result = await client.callTool({
+      name: "edit_file",
+      arguments: {
+        path: path.join(fx.workdir, "README.md"),
+        edits: [{ oldText: "# project", newText: "# project, edited over MCP" }],
+      },
+    });
+    const text = JSON.stringify(result.content);
+    return { onHostBeforeClose: readFileSync(path.join(fx.workdir, "README.md"), "utf8"), text };
+  } finally {
+    await client.close();
+  }
+}
+
+for (const mode of MODES) {
+  describe(`gate pause with the reference MCP filesystem server (${mode})`, () => {
+    it("an approved edit of a pre-existing file is on the host before the client closes", async () => {
+      const fx = makeFixture(mode);
+      const r = await mcpEdit(fx);
+      assert.equal(r.onHostBeforeClose, "# project, edited over MCP\n", r.text);
+    });
+  });
+}

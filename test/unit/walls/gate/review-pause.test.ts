@@ -1,0 +1,87 @@
+/**
+ * The review at exit after the pause at the action (pure enough: real directories standing in for
+ * the layer and the workdir, no overlay): a change a human approved at the action is applied without
+ * a second question; one not approved still asks; a change already applied early is no change.
+ */
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { after, describe, it } from "node:test";
+import { AuditLog } from "../../../../src/audit/log.js";
+import { Broker } from "../../../../src/walls/gate/broker.js";
+import { overlayHelperPath } from "../../../../src/walls/gate/paths.js";
+import { reviewChangeSet } from "../../../../src/walls/gate/review.js";
+import { gateSchema } from "../../../../src/walls/gate/schema.js";
+import type { Approver, GateRequest } from "../../../../src/walls/gate/types.js";
+
+const base = mkdtempSync(path.join(os.tmpdir(), "fourwall-review-pause-"));
+after(() => rmSync(base, { recursive: true, force: true }));
+
+/** An approver that says no and remembers what it was asked. */
+function recorder(): Approver & { asked: GateRequest[] } {
+  const asked: GateRequest[] = [];
+  return {
+    name: "recorder",
+    asked,
+    ask: async (r) => {
+      asked.push(r);
+      return "no";
+    },
+  };
+}
+
+async function review(approvedAtAction: { op: string; path: string }[]) {
+  const dir = mkdtempSync(path.join(base, "case-"));
+  const upper = path.join(dir, "upper");
+  const workdir = path.join(dir, "work");
+  mkdirSync(upper);
+  mkdirSync(workdir);
+  // the box rewrote both files after the run started; one was approved at the action
+  for (const name of ["approved.txt", "other.txt"]) {
+    writeFileSync(path.join(workdir, name), "before\n");
+    writeFileSync(path.join(upper, name), "after\n");
+  }
+  // applied early by the pause: identical in the layer and on the host, so no change at all
+  writeFileSync(path.join(workdir, "synced.txt"), "same\n");
+  writeFileSync(path.join(upper, "synced.txt"), "same\n");
+  const approver = recorder();
+  const result = await reviewChangeSet({
+    box: "b1",
+    upper,
+    workdir,
+    helper: overlayHelperPath(),
+    policy: gateSchema.parse({}).fs,
+    broker: new Broker({
+      box: "b1",
+      audit: new AuditLog(undefined),
+      approvers: [approver],
+      timeoutMs: 5000,
+      always: "off",
+    }),
+    audit: new AuditLog(undefined),
+    gitHistory: false,
+    notify: () => {},
+    approvedAtAction,
+  });
+  return { result, approver, workdir };
+}
+
+describe("the review after the pause", () => {
+  it("a change approved at the action is applied without asking again; the others still ask", async () => {
+    const { result, approver, workdir } = await review([{ op: "overwrite", path: "approved.txt" }]);
+    assert.equal(readFileSync(path.join(workdir, "approved.txt"), "utf8"), "after\n");
+    assert.equal(readFileSync(path.join(workdir, "other.txt"), "utf8"), "before\n", "refused at exit");
+    assert.deepEqual(
+      approver.asked.flatMap((r) => r.changes!.map((c) => `${c.op} ${c.path}`)),
+      ["overwrite other.txt"],
+    );
+    assert.equal(result.applied, 1);
+  });
+
+  it("an approval is keyed to the path and the kind of change", async () => {
+    const { approver, workdir } = await review([{ op: "delete", path: "approved.txt" }]);
+    assert.equal(readFileSync(path.join(workdir, "approved.txt"), "utf8"), "before\n");
+    assert.equal(approver.asked[0]!.changes!.length, 2);
+  });
+});
