@@ -2,14 +2,17 @@ import { spawnSync } from "node:child_process";
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import pc from "picocolors";
 import type { AuditLog } from "../audit/log.js";
 import { WallError } from "../core/errors.js";
 import type { BoxPlan } from "../plan/plan.js";
 import type { BoxSession, RunningBox, Runtime } from "../runtimes/runtime.js";
 import type { AskRequest, EgressEvent, ProxyHandle } from "../walls/egress/index.js";
 import { realHost, resolveGitEntry, scanTrees } from "../walls/filesystem/index.js";
+import type { KeptChangeSet } from "../walls/gate/index.js";
 import { createBoxCgroup, removeBoxCgroup } from "../walls/isolation/index.js";
 import type { GateOptions, GateSession } from "./gate.js";
+import { EXIT_CHANGES_KEPT, keptLine } from "./kept.js";
 import { type Reaper, standPlaceholders, startReaper } from "./reaper.js";
 import { openTerminalControl, type TerminalControl } from "./terminal.js";
 
@@ -81,6 +84,10 @@ export interface SuperviseOptions {
   forwardSignals?: boolean;
   /** Approval gate: who is asked (--approver, --inbox, the terminal). */
   gate?: GateOptions;
+  /** Changes were kept, not applied (their change-set); the daemon hands it to `down`. */
+  onKept?: (kept: KeptChangeSet) => void;
+  /** --strict-gate: exit EXIT_CHANGES_KEPT (when the box itself exited 0) if changes were kept. */
+  strictGate?: boolean;
 }
 
 /**
@@ -238,7 +245,7 @@ export async function superviseBox(
     await proxy!.close();
     options.onExit?.();
     options.audit.write({ box: plan.id, wall: "isolation", event: "box-exit", code });
-    await gate!.finish(); // the copy-on-write layer's change-set: new files in, destructive ones asked
+    const kept = await gate!.finish(); // the copy-on-write layer's change-set: new files in, destructive ones asked
     const made = newRepositories(plan);
     if (made.length > 0) {
       options.audit.write({ box: plan.id, wall: "filesystem", event: "new-repositories", paths: made });
@@ -247,6 +254,12 @@ export async function superviseBox(
       );
     }
     if (blocked.size > 0 && !options.quiet) process.stderr.write(blockedSummary(blocked));
+    if (kept) {
+      // last, and loud: what the human must not miss
+      options.onKept?.(kept);
+      process.stderr.write(`${pc.bold(pc.yellow(keptLine(kept)))}\n`);
+      if (options.strictGate && code === 0) return EXIT_CHANGES_KEPT;
+    }
     return code;
   } finally {
     await cleanup();
