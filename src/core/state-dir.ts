@@ -4,11 +4,11 @@ import path from "node:path";
 import { WallError } from "./errors.js";
 
 /**
- * A directory of fourwall's state (box records, workdir locks, layers, kept change-sets), private to the user: the first of
+ * A directory of fourwall's state (box records, workdir locks), private to the user: the first of
  * /run/fourwall (root), $XDG_RUNTIME_DIR, ~/.local/state that can be made, else /tmp/fourwall-UID
  * (used only if it is the user's own, mode 0700: another user could have planted it).
  */
-export function privateStateDir(name: "locks" | "boxes" | "layers" | "changes"): string {
+export function privateStateDir(name: "locks" | "boxes" | "layers"): string {
   const uid = process.getuid!();
   const candidates =
     uid === 0

@@ -3,6 +3,7 @@ import {
   closeSync,
   existsSync,
   lstatSync,
+  mkdirSync,
   readdirSync,
   readFileSync,
   renameSync,
@@ -10,11 +11,10 @@ import {
 } from "node:fs";
 import path from "node:path";
 import { shellQuote } from "../../core/shell.js";
-import { privateStateDir } from "../../core/state-dir.js";
 import { Applier, type ApplyHow, type HeldChange, opaqueDirs, readChangeSet } from "./changeset.js";
 import { factsAt, sameFacts } from "./facts.js";
 import { openDir } from "./fsat.js";
-import { removeLayer } from "./layer.js";
+import { layersDir, removeLayer } from "./layer.js";
 import type { FsChange } from "./types.js";
 
 /**
@@ -22,11 +22,13 @@ import type { FsChange } from "./types.js";
  * unanswered, failed to apply, or the layer of a run whose fourwall was killed — is kept here
  * instead of deleted, for `fourwall changes ls | show | diff | apply | drop`.
  *
- * One entry = the box's frozen layer directory itself (upper/, work/), renamed into the store
- * (same filesystem as the layers: one atomic rename, also from the reaper's shell), plus
- * meta.json. The store is fourwall's private state dir (`/run/fourwall/changes` as root, the
- * user's own 0700 state dir otherwise): every directory 0700 and the launching user's; the box
- * uid and other users cannot walk to it (it holds what the box wrote: setuid files, hooks).
+ * One entry = the box's frozen layer directory itself (upper/, work/), renamed into the store,
+ * plus meta.json. The store is `kept/` inside fourwall's layers directory (layer.ts:
+ * `/run/fourwall/layers/kept` as root, the user's own state dir otherwise), so it has every
+ * protection a layer has: every directory 0700 and the launching user's (the box uid and other
+ * users cannot walk to it; it holds what the box wrote: setuid files, hooks), hidden from a
+ * user-mode box with the layers (--hide), on the same mount (a rename, atomic, also from the
+ * reaper's shell; and a layers mount made nosuid,nodev covers the store too).
  */
 
 export interface KeptChange extends FsChange {
@@ -57,7 +59,8 @@ export const isKeptId = (id: string): boolean => /^[A-Za-z0-9][A-Za-z0-9._-]{0,2
 
 /** The store: 0700 and fourwall's own, or an error (never a weaker one). */
 export function changesDir(): string {
-  const dir = privateStateDir("changes");
+  const dir = path.join(layersDir(), "kept");
+  mkdirSync(dir, { mode: 0o700, recursive: true });
   const s = lstatSync(dir);
   if (!s.isDirectory() || s.uid !== process.getuid!())
     throw new Error(`${dir} is not fourwall's own directory`);
