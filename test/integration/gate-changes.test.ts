@@ -26,14 +26,45 @@ import { describe, it } from "node:test";
 import {
   chownToMode,
   type Fixture,
+  FOURWALL,
   fourwallArgv,
   MODES,
   makeFixture,
+  ROOT,
   runDirs,
   sh,
   startInBox,
+  USER_UID,
   waitFor,
 } from "../helpers/box.js";
+import { shq, Tmux } from "../helpers/tmux.js";
+
+/** `fourwall run -- sh -c SCRIPT` in a tmux pane (a real terminal), as the mode's user. */
+function boxInTmux(fx: Fixture, script: string): Tmux {
+  const tmux = new Tmux();
+  const env = Object.entries({
+    ...fx.env,
+    TERM: "xterm-256color",
+    NODE_PATH: path.join(ROOT, "node_modules"),
+  }).map(([k, v]) => `${k}=${shq(v)}`);
+  const user =
+    fx.mode === "root" ? [] : ["setpriv", `--reuid=${USER_UID}`, `--regid=${USER_UID}`, "--clear-groups"];
+  const command = [
+    "env",
+    "-i",
+    ...env,
+    ...user,
+    process.execPath,
+    FOURWALL,
+    "run",
+    "--",
+    "sh",
+    "-c",
+    shq(script),
+  ];
+  tmux.start(`${command.join(" ")}; echo "BOX-EXIT=$?"; sleep 60`, fx.workdir);
+  return tmux;
+}
 
 const OTHER_UID = 65533;
 const BOX_UID = 70000;
@@ -186,6 +217,67 @@ for (const mode of MODES) {
       assert.match(r.stderr, new RegExp(`kept as change-set ${kept.id}`));
       assert.equal(fourwall(fx, ["changes", "drop", kept.id]).status, 0);
       assert.deepEqual(keptFor(fx), []);
+    });
+
+    it("the terminal reviews file by file: r, d shows the diff escaped, y for one, n for the other, confirmed; the refused one is kept", async () => {
+      const fx = makeFixture(mode);
+      for (const f of ["a.txt", "b.txt"]) {
+        writeFileSync(path.join(fx.workdir, f), `${f} old line\n`);
+        chownToMode(fx, path.join(fx.workdir, f));
+      }
+      const tmux = boxInTmux(
+        fx,
+        "printf '%s new line\\033[31m\\n' a.txt > a.txt; printf 'b.txt new\\n' > b.txt",
+      );
+      try {
+        const overview = await tmux.waitFor(/allow\?.*\[r\]eview file by file/, 60_000, "visible");
+        assert.match(overview, /overwrite 2 files/);
+        tmux.keys("r");
+        const file = await tmux.waitFor(/1 of 2: overwrite (\S+)/, 10_000, "visible");
+        const first = /1 of 2: overwrite (\S+)/.exec(file)![1]!;
+        const second = first === "a.txt" ? "b.txt" : "a.txt";
+        assert.match(file, /before\s+file 644, 15 bytes, sha256 [0-9a-f]{16}/);
+        tmux.keys("d");
+        const diff = await tmux.waitFor(/end of diff/, 10_000, "visible");
+        assert.match(diff, new RegExp(`-${first.replace(".", "\\.")} old line`));
+        if (first === "a.txt") assert.match(diff, /\+a\.txt new line\\e\[31m/, "the box's ESC shown escaped");
+        tmux.keys("b");
+        await tmux.waitFor(/apply this one\?/, 10_000, "visible");
+        tmux.keys("y");
+        await tmux.waitFor(/2 of 2: overwrite/, 10_000, "visible");
+        tmux.keys("n");
+        const summary = await tmux.waitFor(/confirm\?/, 10_000, "visible");
+        assert.match(summary, /apply\s+1 of 2/);
+        assert.match(summary, /keep\s+1 of 2/);
+        tmux.keys("y");
+        const end = await tmux.waitFor(/BOX-EXIT=\d+/, 60_000);
+        assert.match(end, /BOX-EXIT=0/);
+        assert.match(end, /1 change\(s\) NOT applied, kept as change-set/);
+        assert.notEqual(
+          readFileSync(path.join(fx.workdir, first), "utf8"),
+          `${first} old line\n`,
+          "chosen: applied",
+        );
+        // (the refused one is applied below, from the kept change-set)
+        assert.equal(
+          readFileSync(path.join(fx.workdir, second), "utf8"),
+          `${second} old line\n`,
+          "refused: kept",
+        );
+        const [kept] = keptFor(fx);
+        assert.deepEqual(
+          kept.changes.map((c: { path: string }) => c.path),
+          [second],
+        );
+        assert.equal(fourwall(fx, ["changes", "apply", kept.id]).status, 0);
+        const boxWrote: Record<string, string> = {
+          "a.txt": "a.txt new line\x1b[31m\n",
+          "b.txt": "b.txt new\n",
+        };
+        assert.equal(readFileSync(path.join(fx.workdir, second), "utf8"), boxWrote[second]);
+      } finally {
+        tmux.kill();
+      }
     });
 
     it("SIGKILL of fourwall: the layer is kept as a change-set changes ls shows, and nothing else is left", async () => {
