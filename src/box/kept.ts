@@ -8,5 +8,6 @@ export const EXIT_CHANGES_KEPT = 123;
 /** The one loud line a run or `down` ends with when its changes were not all applied. */
 export function keptLine(kept: KeptChangeSet): string {
   const n = kept.changes.length + kept.creates.length;
-  return `fourwall: ${n} change(s) NOT applied, kept as change-set ${kept.id} (${kept.reason.replace(/[\p{Cc}\p{Cf}]/gu, "?")}) — fourwall changes show ${kept.id} · diff · apply · drop`;
+  const what = kept.unreviewed && n === 0 ? "the box's changes (not reviewed)" : `${n} change(s)`;
+  return `fourwall: ${what} NOT applied, kept as change-set ${kept.id} (${kept.reason.replace(/[\p{Cc}\p{Cf}]/gu, "?")}) — fourwall changes show ${kept.id} · diff · apply · drop`;
 }

@@ -96,6 +96,19 @@ const keptFor = (fx: Fixture): any[] => {
   return JSON.parse(r.stdout).filter((k: any) => k.workdir === fx.workdir);
 };
 
+/** A root box daemon running from another checkout (shared machine): root's socket is machine-wide. */
+const foreignDaemon = (): boolean =>
+  spawnSync("pgrep", ["-u", "0", "-f", "box-daemon"], { encoding: "utf8" })
+    .stdout.split("\n")
+    .filter(Boolean)
+    .some((pid) => {
+      try {
+        return !readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(ROOT);
+      } catch {
+        return false;
+      }
+    });
+
 /** What uid `uid` manages to do to a kept change-set at `dir` (expected: nothing). */
 function attemptsAs(uid: number, dir: string): string {
   const script = [
@@ -278,6 +291,57 @@ for (const mode of MODES) {
       } finally {
         tmux.kill();
       }
+    });
+
+    it("down of a persistent box never drops a change silently: kept and named, or asked on the terminal", async (t) => {
+      const fx = makeFixture(mode);
+      // root's box daemon socket is machine-wide: a daemon of another checkout would serve this `up`
+      if (mode === "root" && foreignDaemon())
+        return t.skip("a box daemon of another fourwall checkout serves root here");
+      const name = `keep-${mode}-${process.pid}`;
+      assert.equal(fourwall(fx, ["up", "--name", name]).status, 0);
+      try {
+        fourwall(fx, ["exec", name, "sh", "-c", "echo from-box > README.md"]);
+      } finally {
+        const down = fourwall(fx, ["down", name]);
+        assert.equal(down.status, 0, down.stderr);
+        assert.match(
+          down.stderr,
+          /1 change\(s\) NOT applied, kept as change-set (\S+)/,
+          `${down.stdout}\n${down.stderr}`,
+        );
+      }
+      assert.equal(readFileSync(path.join(fx.workdir, "README.md"), "utf8"), "# project\n");
+      const [kept] = keptFor(fx);
+      assert.deepEqual(
+        kept.changes.map((c: { op: string; path: string }) => `${c.op} ${c.path}`),
+        ["overwrite README.md"],
+      );
+      assert.equal(fourwall(fx, ["changes", "drop", kept.id]).status, 0);
+
+      // on a terminal, `down` asks about what is pending (the same review), and a yes applies it
+      const again = `${name}-t`;
+      assert.equal(fourwall(fx, ["up", "--name", again]).status, 0);
+      fourwall(fx, ["exec", again, "sh", "-c", "echo from-box-2 > README.md"]);
+      const tmux = new Tmux();
+      const env = Object.entries({ ...fx.env, TERM: "xterm-256color" }).map(([k, v]) => `${k}=${shq(v)}`);
+      const user =
+        fx.mode === "root" ? [] : ["setpriv", `--reuid=${USER_UID}`, `--regid=${USER_UID}`, "--clear-groups"];
+      tmux.start(
+        `${["env", "-i", ...env, ...user, process.execPath, FOURWALL, "down", again].join(" ")}; echo "DOWN-EXIT=$?"; sleep 60`,
+        fx.workdir,
+      );
+      try {
+        const screen = await tmux.waitFor(/allow\?/, 60_000, "visible");
+        assert.match(screen, /overwrite\s+README\.md/);
+        tmux.keys("y");
+        const end = await tmux.waitFor(/DOWN-EXIT=\d+/, 30_000);
+        assert.match(end, /DOWN-EXIT=0/);
+      } finally {
+        tmux.kill();
+      }
+      assert.equal(readFileSync(path.join(fx.workdir, "README.md"), "utf8"), "from-box-2\n");
+      assert.deepEqual(keptFor(fx), []);
     });
 
     it("SIGKILL of fourwall: the layer is kept as a change-set changes ls shows, and nothing else is left", async () => {

@@ -19,7 +19,13 @@ export function factsAt(rootFd: number, rel: string): FileFacts {
       if (s.isSymbolicLink()) return { kind: "symlink", mode, target: readlinkSync(at(d, name)) };
       if (s.isDirectory()) return { kind: "dir", mode };
       if (!s.isFile()) return { kind: s.isCharacterDevice() && s.rdev === 0 ? "missing" : "other", mode };
-      const fd = openFileAt(d, name);
+      let fd: number;
+      try {
+        fd = openFileAt(d, name);
+      } catch {
+        // unreadable to fourwall (a user-mode box made it mode 000): no hash, and no clobbering it later
+        return { kind: "file", mode, size: s.size };
+      }
       try {
         const h = createHash("sha256");
         const buf = Buffer.allocUnsafe(1 << 20);
@@ -85,6 +91,7 @@ export function readHead(
 export const sameFacts = (a: FileFacts | undefined, b: FileFacts): boolean =>
   a !== undefined &&
   a.kind === b.kind &&
+  (a.kind !== "file" || a.sha256 !== undefined) &&
   a.sha256 === b.sha256 &&
   a.size === b.size &&
   a.target === b.target &&

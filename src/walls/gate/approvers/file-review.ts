@@ -55,7 +55,7 @@ export class FileReview {
   /** The overview's keys (the terminal's `promptKeys`, plus review). */
   static overviewKeys(request: GateRequest, base: string): string {
     return request.kind === "fs" && (request.changes?.length ?? 0) > 0
-      ? "[y]es to all  [n]o to all  [r]eview file by file"
+      ? "[y]es  [n]o (all of them)  [r]eview file by file"
       : base;
   }
 
