@@ -23,6 +23,7 @@ import {
 } from "node:fs";
 import path from "node:path";
 import { describe, it } from "node:test";
+import { pathToFileURL } from "node:url";
 import {
   chownToMode,
   type Fixture,
@@ -35,12 +36,15 @@ import {
   sh,
   startInBox,
   USER_UID,
+  WEAK_BOX,
   waitFor,
 } from "../helpers/box.js";
 import { shq, Tmux } from "../helpers/tmux.js";
 
-/** `fourwall run -- sh -c SCRIPT` in a tmux pane (a real terminal), as the mode's user. */
-function boxInTmux(fx: Fixture, script: string): Tmux {
+const TSX_LOADER = pathToFileURL(path.join(ROOT, "node_modules", "tsx", "dist", "loader.mjs")).href;
+
+/** `fourwall run -- sh -c SCRIPT` (or the broken box) in a tmux pane (a real terminal), as the mode's user. */
+function boxInTmux(fx: Fixture, script: string, weaken?: string): Tmux {
   const tmux = new Tmux();
   const env = Object.entries({
     ...fx.env,
@@ -49,19 +53,10 @@ function boxInTmux(fx: Fixture, script: string): Tmux {
   }).map(([k, v]) => `${k}=${shq(v)}`);
   const user =
     fx.mode === "root" ? [] : ["setpriv", `--reuid=${USER_UID}`, `--regid=${USER_UID}`, "--clear-groups"];
-  const command = [
-    "env",
-    "-i",
-    ...env,
-    ...user,
-    process.execPath,
-    FOURWALL,
-    "run",
-    "--",
-    "sh",
-    "-c",
-    shq(script),
-  ];
+  const entry = weaken
+    ? [process.execPath, "--import", TSX_LOADER, WEAK_BOX, "--weaken", weaken]
+    : [process.execPath, FOURWALL, "run"];
+  const command = ["env", "-i", ...env, ...user, ...entry, "--", "sh", "-c", shq(script)];
   tmux.start(`${command.join(" ")}; echo "BOX-EXIT=$?"; sleep 60`, fx.workdir);
   return tmux;
 }
@@ -291,6 +286,36 @@ for (const mode of MODES) {
       } finally {
         tmux.kill();
       }
+    });
+
+    it("the diff screen escapes the box's bytes: a broken review that shows them raw lets an escape sequence act", async () => {
+      const fx = makeFixture(mode);
+      writeFileSync(path.join(fx.workdir, "a.txt"), "old\n");
+      chownToMode(fx, path.join(fx.workdir, "a.txt"));
+      const script = "printf 'VISIBLE\\033[8mHIDDEN-BY-BOX\\n' > a.txt";
+      const diffScreen = async (weaken?: string) => {
+        const tmux = boxInTmux(fx, script, weaken);
+        try {
+          await tmux.waitFor(/\[r\]eview file by file/, 60_000, "visible");
+          tmux.keys("r");
+          await tmux.waitFor(/1 of 1: overwrite a\.txt/, 10_000, "visible");
+          tmux.keys("d");
+          const screen = await tmux.waitFor(/end of diff/, 10_000, "visible");
+          tmux.keys("Escape");
+          await tmux.waitFor(/BOX-EXIT=\d+/, 30_000);
+          return screen;
+        } finally {
+          tmux.kill();
+        }
+      };
+      assert.match(
+        await diffScreen(),
+        /\+VISIBLE\\e\[8mHIDDEN-BY-BOX/,
+        "escaped: what the box wrote, in full",
+      );
+      assert.doesNotMatch(await diffScreen("diff-escape"), /\\e\[8m/, "the broken review passes the ESC on");
+      assert.equal(readFileSync(path.join(fx.workdir, "a.txt"), "utf8"), "old\n");
+      for (const k of keptFor(fx)) fourwall(fx, ["changes", "drop", k.id]);
     });
 
     it("down of a persistent box never drops a change silently: kept and named, or asked on the terminal", async (t) => {
