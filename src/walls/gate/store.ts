@@ -12,7 +12,7 @@ import {
 import path from "node:path";
 import { shellQuote } from "../../core/shell.js";
 import { Applier, type ApplyHow, type HeldChange, opaqueDirs, readChangeSet } from "./changeset.js";
-import { factsAt, sameFacts } from "./facts.js";
+import { factsAt, factsOf, sameFacts } from "./facts.js";
 import { openDir } from "./fsat.js";
 import { layersDir, removeLayer } from "./layer.js";
 import type { FsChange } from "./types.js";
@@ -127,7 +127,14 @@ export function loadKept(id: string, helper: string): KeptChangeSet & { dir: str
     // Never reviewed: what the box did, against the workdir as it is now. Every change to an
     // existing file is shown with no "before" (no record of what the human would have seen).
     const set = readChangeSet(upper, meta.workdir, opaqueDirs(upper, helper), { default: "ask", rules: [] });
-    meta.changes = set.held.map(({ decision: _d, ...c }) => ({ ...c, refusedBy: "unreviewed" }));
+    // what the box left is known (the layer is frozen); what the host had is not
+    meta.changes = set.held.map(({ decision: _d, ...c }) => ({
+      ...c,
+      refusedBy: "unreviewed",
+      ...(c.how === "none"
+        ? {}
+        : { after: c.how === "delete" ? { kind: "missing" as const } : factsOf(upper, c.to ?? c.path) }),
+    }));
     meta.creates = set.creates;
     if (!meta.kept) meta.kept = new Date(s.mtimeMs).toISOString();
     writeMeta(dir, meta);
