@@ -39,6 +39,7 @@ export function describeSides(
   try {
     return changes.map((c) => {
       if (c.how === "none") return c; // git history: a ref move, described by its own line
+      if (c.decision === "allow") return c; // applied at once (kept only if that fails: then unreviewed-like)
       const before = factsAt(lowerFd, c.path);
       const after = c.how === "delete" ? { kind: "missing" as const } : factsAt(upperFd, c.to ?? c.path);
       if (!o.diffs(c)) return { ...c, before, after };
