@@ -5,6 +5,7 @@ import { AuditLog } from "../audit/log.js";
 import type { BoxPlan } from "../plan/plan.js";
 import { runtimeFor } from "../runtimes/index.js";
 import type { RunningBox } from "../runtimes/runtime.js";
+import type { KeptChangeSet } from "../walls/gate/index.js";
 import { checkBoxName } from "./name.js";
 import { boxDir, boxesRoot, forgetBox, recordBox } from "./persistent.js";
 import { superviseBox } from "./supervisor.js";
@@ -22,7 +23,9 @@ export type DaemonRequest =
   | { op: "up"; name: string; plan: BoxPlan; audit?: string; approver?: string }
   | { op: "down"; name: string }
   | { op: "ping" };
-export type DaemonReply = { ok: true } | { ok: false; error: string; wall?: string; fix?: string };
+export type DaemonReply =
+  | { ok: true; kept?: KeptChangeSet }
+  | { ok: false; error: string; wall?: string; fix?: string };
 
 /** How long an empty daemon waits for another `up` before it leaves. */
 const IDLE_EXIT_MS = 3000;
@@ -30,7 +33,7 @@ const IDLE_EXIT_MS = 3000;
 export async function runDaemon(): Promise<void> {
   mkdirSync(boxesRoot(), { recursive: true, mode: 0o700 });
   chmodSync(boxesRoot(), 0o700);
-  const boxes = new Map<string, { box?: RunningBox; done: Promise<number> }>();
+  const boxes = new Map<string, { box?: RunningBox; done: Promise<number>; kept?: KeptChangeSet }>();
   let idleTimer: NodeJS.Timeout | undefined;
   const armIdleExit = () => {
     clearTimeout(idleTimer);
@@ -47,7 +50,7 @@ export async function runDaemon(): Promise<void> {
     const audit = new AuditLog(req.audit);
     let started: (error?: Error) => void = () => {};
     const ready = new Promise<Error | undefined>((resolve) => (started = resolve));
-    const entry: { box?: RunningBox; done: Promise<number> } = {
+    const entry: { box?: RunningBox; done: Promise<number>; kept?: KeptChangeSet } = {
       done: superviseBox(plan, runtimeFor(plan.runtime), {
         audit,
         quiet: true,
@@ -62,6 +65,10 @@ export async function runDaemon(): Promise<void> {
           started();
         },
         onExit: () => forgetBox(req.name),
+        // what `down` could not apply: named to the `down` that asked (which may ask about it)
+        onKept: (kept) => {
+          entry.kept = kept;
+        },
       })
         .catch((error: Error) => {
           started(error);
@@ -88,7 +95,7 @@ export async function runDaemon(): Promise<void> {
     const kill = setTimeout(() => entry.box?.signal("SIGKILL"), 3000);
     await entry.done;
     clearTimeout(kill);
-    return { ok: true };
+    return entry.kept ? { ok: true, kept: entry.kept } : { ok: true };
   }
 
   const server = createServer((socket: Socket) => {

@@ -24,6 +24,9 @@ import {
   freezeLayer,
   type GateService,
   InboxApprover,
+  type KeptChangeSet,
+  keepLayer,
+  keepOnKillLine,
   type Layer,
   type LiveSync,
   makeLayer,
@@ -56,8 +59,8 @@ export interface GateOptions {
 export interface GateSession {
   /** The egress proxy's ask hook. */
   askNet: GateService["askNet"];
-  /** After the box has exited: review and apply its change-set. */
-  finish(): Promise<void>;
+  /** After the box has exited: review and apply its change-set; what was not applied is kept (store.ts). */
+  finish(): Promise<KeptChangeSet | undefined>;
   close(): Promise<void>;
 }
 
@@ -131,6 +134,16 @@ export async function openGateSession(
   let layer: Layer | undefined;
   let live: LiveSync | undefined;
   let stood: StoodInLayer | undefined;
+  const workdirOwner = () => {
+    const s = statSync(plan.filesystem.cwd);
+    return plan.identity.mode === "root" ? { owner: { uid: s.uid, gid: s.gid } } : {};
+  };
+  const keptMeta = (reason: string) => ({
+    box: plan.id,
+    workdir: plan.filesystem.cwd,
+    reason,
+    ...workdirOwner(),
+  });
   if (plan.gate.overlay && o.options?.layer === false) {
     o.audit.write({ box: plan.id, wall: "gate", event: "fs-not-held", why: "persistent box" });
   } else if (plan.gate.overlay) {
@@ -168,10 +181,12 @@ export async function openGateSession(
       hidden: stood.hidden,
     });
     // If fourwall is SIGKILLed, the reaper drops the layer when the box wrote nothing into it;
-    // a layer with the box's work in it stays, to be recovered.
+    // one with the box's work in it is frozen and kept as a change-set (after the runtime's own
+    // on-kill lines, which go first: the container is gone, the host mount unmounted); the
+    // placeholders standing in it are cleared first.
     onKill(
       session.runDir,
-      `${clearFromLayerScript(layer.upper, stood, shellQuote) || ":"}; rmdir -- ${shellQuote(layer.upper)} 2>/dev/null && chmod -R u+rwx -- ${shellQuote(layer.dir)} && rm -rf --one-file-system -- ${shellQuote(layer.dir)}`,
+      `${clearFromLayerScript(layer.upper, stood, shellQuote) || ":"}; ${keepOnKillLine(layer, keptMeta("fourwall was killed before the review"))}`,
     );
   }
   // The pause at the action (namespaces runtime): destructive syscalls on pre-existing workdir files
@@ -207,12 +222,30 @@ export async function openGateSession(
     layer = undefined;
   };
 
+  /** Nothing lost: the frozen layer goes to the change-set store (or, if it cannot, stays named). */
+  const keep = (m: Pick<KeptChangeSet, "reason" | "changes" | "creates" | "unreviewed">) => {
+    const l = layer!;
+    layer = undefined;
+    try {
+      const kept = keepLayer(l.dir, { ...keptMeta(m.reason), ...m });
+      o.audit.write({ box: plan.id, wall: "gate", event: "change-set-kept", id: kept.id, why: m.reason });
+      return kept;
+    } catch (error) {
+      notify(
+        `fourwall gate: could not keep the change-set (${(error as Error).message}); the box's changes stay in ${l.upper}`,
+      );
+      o.audit.write({ box: plan.id, wall: "gate", event: "change-set-kept", upper: l.upper, why: m.reason });
+      return undefined;
+    }
+  };
+
   return {
     askNet: service.askNet,
     async finish() {
       await pause?.close(); // the box is gone: its open questions are withdrawn
-      if (!layer) return;
+      if (!layer) return undefined;
       const owner = statSync(plan.filesystem.cwd);
+      let review: Awaited<ReturnType<typeof reviewChangeSet>>;
       try {
         // Every box process is dead (finish runs after the box's exit): nothing may change the
         // layer between the review and the apply.
@@ -223,7 +256,7 @@ export async function openGateSession(
         const last = live?.tick(true); // the box is dead: whatever it left flows as it is
         if (last && last.applied.length + last.removed.length + last.failures.length > 0)
           o.audit.write({ box: plan.id, wall: "gate", event: "live", final: true, ...last });
-        await reviewChangeSet({
+        review = await reviewChangeSet({
           box: plan.id,
           upper: layer.upper,
           workdir: plan.filesystem.cwd,
@@ -239,22 +272,21 @@ export async function openGateSession(
           approvedAtAction: pause?.approved,
         });
       } catch (error) {
-        // The review itself failed: nothing more is applied, the box's work is kept, the run's
-        // exit status is the box's own.
-        notify(
-          `fourwall gate: could not review the change-set (${(error as Error).message}); the box's changes are kept in ${layer.upper}`,
-        );
-        o.audit.write({
-          box: plan.id,
-          wall: "gate",
-          event: "change-set-kept",
-          upper: layer.upper,
-          why: String(error),
+        // The review itself failed: nothing more is applied, the box's work is kept (read again
+        // from the layer by `fourwall changes`), the run's exit status is the box's own.
+        notify(`fourwall gate: could not review the change-set (${(error as Error).message})`);
+        return keep({
+          reason: `the review failed: ${(error as Error).message}`,
+          unreviewed: true,
+          changes: [],
+          creates: [],
         });
-        layer = undefined;
-        return;
       }
-      dropLayer();
+      if (review.kept.length === 0 && review.keptCreates.length === 0 && review.failures.length === 0) {
+        dropLayer();
+        return undefined;
+      }
+      return keep({ reason: review.keptWhy, changes: review.kept, creates: review.keptCreates });
     },
     async close() {
       live?.stop();

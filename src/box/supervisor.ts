@@ -2,6 +2,7 @@ import { spawnSync } from "node:child_process";
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import pc from "picocolors";
 import type { AuditLog } from "../audit/log.js";
 import { WallError } from "../core/errors.js";
 import { isUnder } from "../core/paths.js";
@@ -17,6 +18,7 @@ import {
   summaryRow,
 } from "../walls/egress/index.js";
 import { realHost, resolveGitEntry, scanTrees } from "../walls/filesystem/index.js";
+import type { KeptChangeSet } from "../walls/gate/index.js";
 import {
   addressSpaceHint,
   BOX_UID_COUNT,
@@ -26,6 +28,7 @@ import {
   removeBoxCgroup,
 } from "../walls/isolation/index.js";
 import type { GateOptions, GateSession } from "./gate.js";
+import { EXIT_CHANGES_KEPT, keptLine } from "./kept.js";
 import { type Reaper, standPlaceholders, startReaper } from "./reaper.js";
 import { openTerminalControl, type TerminalControl } from "./terminal.js";
 
@@ -156,6 +159,10 @@ export interface SuperviseOptions {
    * Unset: the command decides when to end.
    */
   graceMs?: number;
+  /** Changes were kept, not applied (their change-set); the daemon hands it to `down`. */
+  onKept?: (kept: KeptChangeSet) => void;
+  /** --strict-gate: exit EXIT_CHANGES_KEPT (when the box itself exited 0) if changes were kept. */
+  strictGate?: boolean;
 }
 
 const TERMINATING = new Set<NodeJS.Signals>(["SIGTERM", "SIGINT", "SIGHUP"]);
@@ -367,7 +374,7 @@ export async function superviseBox(
     await proxy!.close();
     options.onExit?.();
     options.audit.write({ box: plan.id, wall: "isolation", event: "box-exit", code });
-    await gate!.finish(); // the copy-on-write layer's change-set: new files in, destructive ones asked
+    const kept = await gate!.finish(); // the copy-on-write layer's change-set: new files in, destructive ones asked
     const made = newRepositories(plan);
     if (made.length > 0) {
       options.audit.write({ box: plan.id, wall: "filesystem", event: "new-repositories", paths: made });
@@ -381,6 +388,12 @@ export async function superviseBox(
     const hint = addressSpaceHint(code, plan.rlimits);
     if (hint && !options.quiet) process.stderr.write(hint);
     if (credentialTally.size > 0 && !options.quiet) process.stderr.write(credentialSummary(credentialTally));
+    if (kept) {
+      // last, and loud: what the human must not miss
+      options.onKept?.(kept);
+      process.stderr.write(`${pc.bold(pc.yellow(keptLine(kept)))}\n`);
+      if (options.strictGate && code === 0) return EXIT_CHANGES_KEPT;
+    }
     return code;
   } finally {
     await cleanup();

@@ -2,6 +2,7 @@ import { spawn } from "node:child_process";
 import path from "node:path";
 import pc from "picocolors";
 import { askDaemon, runDaemon } from "../box/daemon.js";
+import { keptLine } from "../box/kept.js";
 import { checkBoxName } from "../box/name.js";
 import { boxDir, listBoxes, readBox } from "../box/persistent.js";
 import { WallError } from "../core/errors.js";
@@ -121,6 +122,13 @@ export async function downCommand(name: string): Promise<number> {
       ),
     );
   process.stdout.write(`${pc.yellow("down")} ${name}\n`);
+  // Never a silent drop: what the box's approver did not apply is kept; ask about it here if a
+  // human is at a terminal, and end with the one loud line naming what is still kept.
+  if (reply.kept) {
+    const { reviewKept } = await import("./changes.js");
+    const left = await reviewKept(reply.kept.id, `held while box ${name} was up`);
+    if (left) process.stderr.write(`${pc.bold(pc.yellow(keptLine(left)))}\n`);
+  }
   return 0;
 }
 

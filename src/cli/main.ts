@@ -78,6 +78,10 @@ withBoxOptions(program.command("run").description("run a command inside a box"))
   .option("--dry-run", "print the plan instead of running it")
   .option("--json", "with --dry-run: the plan as JSON")
   .option("-v, --verbose", "say what the box is made of before running")
+  .option(
+    "--strict-gate",
+    "exit 123 when the box exited 0 but some of its changes were kept, not applied (fourwall changes)",
+  )
   .argument("<command...>", "the command and its arguments")
   .passThroughOptions()
   .action(async (command, options) => {
@@ -115,6 +119,63 @@ program
   .action(async (name) => {
     const { downCommand } = await import("./box.js");
     process.exitCode = await downCommand(name);
+  });
+
+const changes = program
+  .command("changes")
+  .description("change-sets kept instead of applied (refused, unanswered, a killed run): nothing lost");
+changes
+  .command("ls")
+  .description("list the kept change-sets")
+  .option("--json", "machine-readable output")
+  .action(async (options) => {
+    const { changesLs } = await import("./changes.js");
+    process.exitCode = changesLs(options);
+  });
+changes
+  .command("show")
+  .description("what a kept change-set holds: each change, its kind, sizes and hashes")
+  .argument("<id>", "the change-set (fourwall changes ls)")
+  .option("--json", "machine-readable output")
+  .action(async (id, options) => {
+    const { changesShow } = await import("./changes.js");
+    process.exitCode = changesShow(id, options);
+  });
+changes
+  .command("diff")
+  .description("unified diffs of a kept change-set against the host's files now (escaped, bounded)")
+  .argument("<id>", "the change-set")
+  .argument("[paths...]", "only these paths (or directories)")
+  .option("--json", "machine-readable output")
+  .action(async (id, paths, options) => {
+    const { changesDiff } = await import("./changes.js");
+    process.exitCode = changesDiff(id, paths, options);
+  });
+changes
+  .command("apply")
+  .description("apply a kept change-set (or only PATHs): refuses a host file that changed since the run")
+  .argument("<id>", "the change-set")
+  .argument("[paths...]", "only these paths (or directories)")
+  .option("--force", "apply even over host files that changed since the review")
+  .action(async (id, paths, options) => {
+    const { changesApply } = await import("./changes.js");
+    process.exitCode = changesApply(id, paths, options);
+  });
+changes
+  .command("review")
+  .description("review a kept change-set at the terminal, file by file (y/n, d for the diff)")
+  .argument("<id>", "the change-set")
+  .action(async (id) => {
+    const { changesReviewCommand } = await import("./changes.js");
+    process.exitCode = await changesReviewCommand(id);
+  });
+changes
+  .command("drop")
+  .description("delete a kept change-set for good")
+  .argument("<id>", "the change-set")
+  .action(async (id) => {
+    const { changesDrop } = await import("./changes.js");
+    process.exitCode = changesDrop(id);
   });
 
 program

@@ -50,6 +50,7 @@ export async function runCommand(command: string[], options: RunOptions): Promis
     return await superviseBox(plan, runtimeFor(plan.runtime, { image: options.image }), {
       audit,
       gate: { approver: options.approver, inbox: options.inbox },
+      strictGate: options.strictGate === true,
     });
   } catch (error) {
     return failClosed(error);

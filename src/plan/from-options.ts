@@ -35,6 +35,8 @@ export interface RunOptions {
   /** Approval gate: --approver CMD, --inbox [PORT]. */
   approver?: string;
   inbox?: true | string;
+  /** run --strict-gate: exit 123 when changes were kept, not applied. */
+  strictGate?: boolean;
   dryRun?: true;
   json?: true;
   verbose?: true;

@@ -63,10 +63,36 @@ export interface Fixture {
 }
 
 const made: string[] = [];
-// Leave nothing behind: every fixture goes when the test process ends.
+// Leave nothing behind: every fixture goes when the test process ends, with the change-sets its
+// boxes' refused changes were kept as (root's store is machine-wide; a user's is in the fixture's HOME).
 process.on("exit", () => {
   for (const dir of made) rmSync(dir, { recursive: true, force: true });
+  dropKeptOf(made);
 });
+
+/** Removes root's kept change-sets (/run/fourwall/layers/kept) whose workdir is under one of `bases`. */
+function dropKeptOf(bases: string[]): void {
+  const store = "/run/fourwall/layers/kept";
+  if (process.getuid?.() !== 0 || bases.length === 0) return;
+  let ids: string[] = [];
+  try {
+    ids = readdirSync(store);
+  } catch {
+    return;
+  }
+  for (const id of ids) {
+    try {
+      const { workdir } = JSON.parse(readFileSync(path.join(store, id, "meta.json"), "utf8"));
+      if (bases.some((b) => workdir.startsWith(`${b}/`)))
+        spawnSync("sh", [
+          "-c",
+          'chmod -R u+rwx -- "$1"; rm -rf --one-file-system -- "$1"',
+          "sh",
+          path.join(store, id),
+        ]);
+    } catch {}
+  }
+}
 
 /** A fake user: HOME with planted secrets, a git workdir, owned by the mode's uid. */
 export function makeFixture(mode: Mode): Fixture {

@@ -23,6 +23,8 @@ import type { Runtime } from "../../src/runtimes/runtime.js";
 import { VmRuntime } from "../../src/runtimes/vm.js";
 import { BOX_NET_DIR } from "../../src/walls/egress/index.js";
 import { realHost } from "../../src/walls/filesystem/host-view.js";
+import { PERSISTENCE_PATHS } from "../../src/walls/filesystem/lists.js";
+import { FileReview } from "../../src/walls/gate/approvers/file-review.js";
 import { PAUSE_IN_BOX, promptKeys, TerminalApprover } from "../../src/walls/gate/index.js";
 import type { GateRequest } from "../../src/walls/gate/types.js";
 
@@ -53,6 +55,7 @@ export const WEAKENINGS = [
   "prompt-escape", // the terminal prompt shows the box's names and commands raw
   "credentials", // egress.credentials: the box's variables hold the real secrets, not the sentinels
   "pause", // no pause at the action: the notify filter is not installed (the layer still holds)
+  "diff-escape", // the terminal's file-by-file review shows a change's diff lines raw
 ] as const;
 type Weakening = (typeof WEAKENINGS)[number];
 
@@ -271,6 +274,20 @@ function weakenBwrap(argv: string[]): string[] {
   if (weaken.has("terminal") && path.basename(out[0] ?? "") === "fourwall-pty")
     out.splice(0, out.indexOf("--") + 1);
   return out;
+}
+
+// The review's diff screen with the box's bytes as they are (no `visible`): what escaping prevents.
+if (weaken.has("diff-escape")) {
+  const realScreen = FileReview.prototype.screen;
+  FileReview.prototype.screen = function (this: FileReview, rows: number, cols: number) {
+    const screen = realScreen.call(this, rows, cols);
+    if (this.view !== "diff") return screen;
+    const raw = (this as unknown as { changes: { diff?: string }[] }).changes[this.index]?.diff ?? "";
+    return {
+      ...screen,
+      display: { ...screen.display, lines: raw.split("\n").map((l): [string, string] => ["", l]) },
+    };
+  };
 }
 
 // The terminal prompt's protections, removed one at a time (the approver's own methods, replaced).

@@ -55,6 +55,7 @@ export class Broker {
       decision: answer.decision,
       by: answer.by,
       how: answer.reason,
+      ...(answer.paths ? { paths: answer.paths } : {}),
       ms: Math.round(performance.now() - started),
     });
     return answer;
@@ -98,6 +99,7 @@ export class Broker {
     const asks = this.options.approvers.map((approver) =>
       approver.ask(request, controller.signal).then(
         (a): GateAnswer => {
+          if (typeof a === "object") return partialAnswer(request, a.approve, approver.name);
           if (a === "always" && request.alwaysAllowed && !controller.signal.aborted) this.always.add(key);
           return toAnswer(a === "always" && !request.alwaysAllowed ? "yes" : a, approver.name);
         },
@@ -134,7 +136,8 @@ export class Broker {
       ...extra,
     };
     if (r.command !== undefined) record.command = r.command;
-    if (r.changes) record.changes = r.changes;
+    // the diffs are the box's content (bounded, but long): the log keeps sizes and hashes
+    if (r.changes) record.changes = r.changes.map(({ diff: _d, diffNote: _n, ...c }) => c);
     if (r.host !== undefined) Object.assign(record, { host: r.host, port: r.port, method: r.method });
     this.options.audit.write(record as never);
   }
@@ -151,4 +154,21 @@ function toAnswer(a: ApproverAnswer, by: string): GateAnswer {
   if (a === "yes") return { decision: "allow", by, reason: `approved at the ${by}` };
   if (a === "always") return { decision: "allow", by, reason: `approved at the ${by}, always for this box` };
   return { decision: "deny", by, reason: `denied at the ${by}` };
+}
+
+/**
+ * A change-set answered file by file: only paths the request holds count; none is a no, every
+ * one a plain yes. Any other kind of request answered this way is a no (fail closed).
+ */
+export function partialAnswer(request: GateRequest, approve: readonly string[], by: string): GateAnswer {
+  const asked = request.kind === "fs" ? (request.changes ?? []).map((c) => c.path) : [];
+  const paths = asked.filter((p) => approve.includes(p));
+  if (paths.length === 0) return { decision: "deny", by, reason: `denied at the ${by}` };
+  if (paths.length === asked.length) return toAnswer("yes", by);
+  return {
+    decision: "allow",
+    by,
+    reason: `${paths.length} of ${asked.length} approved at the ${by}, the others refused`,
+    paths,
+  };
 }

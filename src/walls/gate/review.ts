@@ -1,10 +1,14 @@
-import { writeFileSync } from "node:fs";
+import { closeSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import type { AuditLog } from "../../audit/log.js";
+import { boundedDiff } from "./approvers/diff.js";
 import type { Broker } from "./broker.js";
 import { Applier, type HeldChange, opaqueDirs, readChangeSet, summarise } from "./changeset.js";
+import { factsAt, readHead } from "./facts.js";
+import { openDir } from "./fsat.js";
 import { reviewHistory } from "./history-review.js";
 import type { GatePolicy } from "./schema.js";
+import type { KeptChange } from "./store.js";
 import type { FsChange } from "./types.js";
 
 /** One line per change, as every approver and notice shows it. */
@@ -20,6 +24,40 @@ export function listSome(changes: readonly FsChange[], where: string, n = 5): st
 }
 
 const forApprover = ({ decision: _d, how: _h, ...c }: HeldChange): FsChange => c;
+
+/**
+ * Both sides of each change as they are now (before anything is applied): kind, mode, size,
+ * sha256 — recorded with a kept change-set so `changes apply` can tell whether the host file
+ * moved on — and, for the ones a human is asked about, a bounded diff of text files.
+ */
+export function describeSides(
+  changes: HeldChange[],
+  o: { upper: string; workdir: string; diffs: (c: HeldChange) => boolean },
+): HeldChange[] {
+  const upperFd = openDir(o.upper);
+  const lowerFd = openDir(o.workdir);
+  try {
+    return changes.map((c) => {
+      if (c.how === "none") return c; // git history: a ref move, described by its own line
+      if (c.decision === "allow") return c; // applied at once (kept only if that fails: then unreviewed-like)
+      const before = factsAt(lowerFd, c.path);
+      const after = c.how === "delete" ? { kind: "missing" as const } : factsAt(upperFd, c.to ?? c.path);
+      if (!o.diffs(c)) return { ...c, before, after };
+      if (before.kind !== "file" && after.kind !== "file")
+        return { ...c, before, after, diffNote: `no diff (${before.kind} → ${after.kind})` };
+      if (before.kind === "file" && after.kind === "file" && before.sha256 === after.sha256)
+        return { ...c, before, after, diffNote: `same content (mode ${before.mode} → ${after.mode})` };
+      const limit = 256 * 1024 + 1;
+      const a = before.kind === "file" ? readHead(lowerFd, c.path, limit) : undefined;
+      const b = after.kind === "file" ? readHead(upperFd, c.to ?? c.path, limit) : undefined;
+      const d = boundedDiff(c.path, a, b);
+      return { ...c, before, after, diff: d.diff, diffNote: d.note };
+    });
+  } finally {
+    closeSync(upperFd);
+    closeSync(lowerFd);
+  }
+}
 
 export interface ReviewOptions {
   box: string;
@@ -54,6 +92,12 @@ export interface ReviewResult {
   applied: number;
   refused: number;
   failures: string[];
+  /** What was not applied (refused, unanswered, failed), to keep as a change-set (store.ts). */
+  kept: KeptChange[];
+  /** New paths that failed to land. */
+  keptCreates: string[];
+  /** Why, in one sentence (the human's or the policy's answer). */
+  keptWhy: string;
 }
 
 /**
@@ -70,19 +114,33 @@ export async function reviewChangeSet(o: ReviewOptions): Promise<ReviewResult> {
     o.gitHistory === false
       ? files
       : reviewHistory(files, { upper: o.upper, workdir: o.workdir, opaque, policy: o.policy });
+  // Facts first: the apply below changes the workdir.
+  const held = describeSides(set.held, {
+    upper: o.upper,
+    workdir: o.workdir,
+    diffs: (c) => c.decision === "ask",
+  });
   const applier = new Applier({ upper: o.upper, workdir: o.workdir, owner: o.owner, skip: set.heldNew });
-  try {
-    for (const rel of set.creates) applier.create(rel);
-  } catch (error) {
-    applier.failures.push((error as Error).message);
+  const keptCreates: string[] = [];
+  for (const rel of set.creates) {
+    const before = applier.failures.length;
+    try {
+      applier.create(rel);
+    } catch (error) {
+      applier.failures.push((error as Error).message);
+    }
+    if (applier.failures.length > before) keptCreates.push(rel);
   }
-  const allowed = set.held.filter((c) => c.decision === "allow");
-  const denied = set.held.filter((c) => c.decision === "deny");
+  const allowed = held.filter((c) => c.decision === "allow");
+  const denied = held.filter((c) => c.decision === "deny");
+  // (op, path) a human approved at the action (the pause) is not asked again
   const atAction = new Set((o.approvedAtAction ?? []).map((a) => `${a.op}\0${a.path}`));
   const earlier = (c: HeldChange) => c.decision === "ask" && atAction.has(`${c.op}\0${c.path}`);
-  const asked = set.held.filter((c) => c.decision === "ask" && !earlier(c));
+  const asked = held.filter((c) => c.decision === "ask" && !earlier(c));
   const auditNote = "all of them in the --audit log's change-set line";
-  let approved = [...allowed, ...set.held.filter(earlier)];
+  let approved = [...allowed, ...held.filter(earlier)];
+  let refusedBy = "policy";
+  let keptWhy = "refused by the gate policy";
   if (asked.length > 0) {
     let listFile: string | undefined;
     if (o.listDir) {
@@ -108,18 +166,33 @@ export async function reviewChangeSet(o: ReviewOptions): Promise<ReviewResult> {
       },
       "ask",
     );
-    if (answer.decision === "allow") approved = [...approved, ...asked];
-    else
+    // A file-by-file answer allows only the paths it names; a plain yes allows them all.
+    const yes =
+      answer.decision !== "allow"
+        ? []
+        : answer.paths
+          ? asked.filter((c) => answer.paths!.includes(c.path))
+          : asked;
+    approved = [...approved, ...yes];
+    refusedBy = answer.by;
+    keptWhy = answer.reason;
+    const no = asked.filter((c) => !yes.includes(c));
+    if (no.length > 0)
       o.notify(
-        `fourwall gate: kept the originals of ${asked.length} file(s) (${answer.reason}): ${listSome(asked, auditNote)}`,
+        `fourwall gate: kept the originals of ${no.length} file(s) (${answer.reason}): ${listSome(no, auditNote)}`,
       );
   }
-  for (const c of approved) applier.apply(c);
+  const failed: HeldChange[] = [];
+  for (const c of approved) {
+    const before = applier.failures.length;
+    applier.apply(c);
+    if (applier.failures.length > before) failed.push(c);
+  }
   applier.close();
   if (denied.length > 0)
     o.notify(`fourwall gate: the policy refused ${denied.length} change(s): ${listSome(denied, auditNote)}`);
   applier.failures.push(...set.unreadable.map((u) => `(unreadable in the layer) ${u}`));
-  const refused = set.held.length - approved.length;
+  const refused = held.length - approved.length;
   o.audit.write({
     box: o.box,
     wall: "gate",
@@ -132,9 +205,28 @@ export async function reviewChangeSet(o: ReviewOptions): Promise<ReviewResult> {
       by: c.decision === "allow" ? "policy" : "human",
       detail: c.detail,
     })),
-    refused: set.held.filter((c) => !approved.includes(c)).map((c) => ({ op: c.op, path: c.path, to: c.to })),
+    refused: held.filter((c) => !approved.includes(c)).map((c) => ({ op: c.op, path: c.path, to: c.to })),
     failures: applier.failures,
   });
   for (const f of applier.failures) o.notify(`fourwall gate: could not apply ${f}`);
-  return { created: set.creates.length, applied: approved.length, refused, failures: applier.failures };
+  const keep = ({ decision, how, diff: _d, diffNote: _n, ...c }: HeldChange, by: string): KeptChange => ({
+    ...c,
+    how,
+    refusedBy: decision === "deny" ? "policy" : by,
+  });
+  const kept = [
+    ...held.filter((c) => !approved.includes(c)).map((c) => keep(c, refusedBy)),
+    ...failed.map((c) => keep(c, "apply-failed")),
+  ];
+  if (failed.length > 0 || keptCreates.length > 0) keptWhy = `${keptWhy}; some changes could not be applied`;
+  return {
+    created: set.creates.length,
+    applied: approved.length - failed.length,
+    refused,
+    failures: applier.failures,
+    kept,
+    keptCreates,
+    keptWhy:
+      denied.length > 0 && asked.length > 0 ? `${keptWhy}; others refused by the gate policy` : keptWhy,
+  };
 }

@@ -20,6 +20,25 @@ export interface FsChange {
   /** For a rename: where the content went (paired by content). */
   to?: string;
   detail?: string;
+  /** What the host's entry was when the change-set was reviewed (facts.ts): size, sha256, mode. */
+  before?: FileFacts;
+  /** What the box left (for a rename: at `to`). */
+  after?: FileFacts;
+  /** A unified diff for a text file, bounded (approvers/diff.ts); raw box content: escape to show. */
+  diff?: string;
+  /** Why there is no diff: binary, too large, not a file. */
+  diffNote?: string;
+}
+
+/** One side of a change: what an entry is, and for a file its size and content hash. */
+export interface FileFacts {
+  kind: "file" | "dir" | "symlink" | "missing" | "other";
+  size?: number;
+  sha256?: string;
+  /** Permission bits, octal text ("644"). */
+  mode?: string;
+  /** A symlink's target. */
+  target?: string;
 }
 
 /** What the broker asks a human about. Everything an approver shows comes from here. */
@@ -48,7 +67,11 @@ export interface GateRequest {
   time: string;
 }
 
-export type ApproverAnswer = "yes" | "no" | "always";
+/**
+ * yes, no, always; or, for a change-set, yes to these paths only (the rest are kept, not applied):
+ * what a per-file review (terminal, inbox) or an approver printing `{"approve": [paths]}` answers.
+ */
+export type ApproverAnswer = "yes" | "no" | "always" | { approve: string[] };
 
 /** Someone (or something) that can say yes or no. `ask` must settle "no" on abort. */
 export interface Approver {
@@ -66,4 +89,6 @@ export interface GateAnswer {
   by: string;
   /** A sentence for the agent and the log. */
   reason: string;
+  /** A change-set answered file by file: only these paths are allowed (decision "allow" if any). */
+  paths?: string[];
 }

@@ -28,6 +28,10 @@ export const INBOX_PAGE = `<!doctype html>
   button { font-size: 14px; padding: 8px 18px; border-radius: 6px; border: 0; cursor: pointer; }
   button.yes { background: #1f883d; color: #fff; } button.no { background: #cf222e; color: #fff; } button.always { background: #dde3ea; }
   .empty { color: #5b6472; font-style: italic; }
+  .files { margin: 8px 0; } .file { border-top: 1px solid #eceef1; padding: 6px 0; font-size: 13px; }
+  .file label { font-family: ui-monospace, monospace; } .file .sides { color: #5b6472; font-size: 12px; margin-left: 24px; }
+  .file pre { background: #f6f8fa; padding: 6px 8px; margin: 4px 0 0 24px; max-height: 24em; overflow: auto; font-size: 12px; }
+  .file pre .add { color: #1f883d; } .file pre .del { color: #cf222e; } .file pre .hunk { color: #0969da; }
   table { width: 100%; border-collapse: collapse; font-size: 13px; background: #fff; }
   td { padding: 6px 10px; border-bottom: 1px solid #eceef1; font-family: ui-monospace, monospace; }
   .allow { color: #1f883d; font-weight: 600; } .deny { color: #cf222e; font-weight: 600; }
@@ -62,14 +66,38 @@ function card(r) {
   for (const [k, v] of r.display.lines) dl.append(el("dt", {}, k), el("dd", { class: "what" }, v));
   c.append(dl);
   const b = el("div", { class: "buttons" });
-  const yes = el("button", { class: "yes" }, "Approve"); yes.onclick = () => answer(r.id, "yes");
-  const no = el("button", { class: "no" }, "Deny"); no.onclick = () => answer(r.id, "no");
+  const yes = el("button", { class: "yes" }, r.files.length ? "Approve all" : "Approve"); yes.onclick = () => answer(r.id, "yes");
+  const no = el("button", { class: "no" }, r.files.length ? "Deny all" : "Deny"); no.onclick = () => answer(r.id, "no");
   b.append(yes, no);
+  if (r.files.length) {
+    // a change-set, file by file: tick what to apply; each file's diff (escaped lines) unfolds
+    const files = el("div", { class: "files" });
+    const boxes = [];
+    for (const f of r.files) {
+      const box = el("input", { type: "checkbox", "data-i": String(f.i) });
+      if (ticked.has(r.id + ":" + f.i)) box.checked = true; // live updates keep what was ticked
+      boxes.push(box);
+      const row = el("div", { class: "file" }, el("label", {}, box, " " + f.line));
+      if (f.sides) row.append(el("div", { class: "sides" }, f.sides));
+      if (f.diff.length) {
+        const pre = el("pre");
+        for (const line of f.diff) pre.append(el("div", { class: line.startsWith("@@") ? "hunk" : line.startsWith("+") ? "add" : line.startsWith("-") ? "del" : "" }, line));
+        row.append(el("details", {}, el("summary", {}, "diff (" + f.diff.length + " lines)"), pre));
+      } else if (f.note) row.append(el("div", { class: "sides" }, f.note));
+      files.append(row);
+    }
+    c.append(files);
+    const some = el("button", { class: "always" }, "Apply the ticked files only");
+    some.onclick = () => answer(r.id, { approve: boxes.filter((x) => x.checked).map((x) => Number(x.dataset.i)) });
+    b.append(some);
+  }
   if (r.alwaysAllowed) { const a = el("button", { class: "always" }, "Always (this box)"); a.onclick = () => answer(r.id, "always"); b.append(a); }
   c.append(b);
   return c;
 }
+let ticked = new Set();
 function render(state) {
+  ticked = new Set([...document.querySelectorAll("input[data-i]:checked")].map((x) => x.closest(".card").dataset.id + ":" + x.dataset.i));
   const p = document.getElementById("pending");
   p.replaceChildren(...(state.pending.length ? state.pending.map(card) : [el("p", { class: "empty" }, "Nothing is waiting.")]));
   const d = document.getElementById("decided");

@@ -2,8 +2,24 @@ import { randomBytes, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Approver, ApproverAnswer, GateAnswer, GateRequest } from "../types.js";
+import { diffLines } from "./diff.js";
+import { factsText } from "./file-review.js";
 import { INBOX_PAGE } from "./inbox-page.js";
 import { describeRequest, visible } from "./render.js";
+
+/**
+ * A change-set's files as the page shows them, one by one (pure): each value escaped by `visible`,
+ * each diff line too; the page answers with the indexes of the files to apply, never with paths.
+ */
+export function inboxFiles(request: GateRequest) {
+  return (request.changes ?? []).map((c, i) => ({
+    i,
+    line: `${c.op} ${visible(c.path)}${c.to ? ` → ${visible(c.to)}` : ""}${c.detail ? `  (${visible(c.detail)})` : ""}`,
+    sides: c.before || c.after ? `${factsText(c.before)} → ${factsText(c.after)}` : "",
+    diff: c.diff ? diffLines(c.diff, 400) : [],
+    note: c.diffNote ? visible(c.diffNote) : "",
+  }));
+}
 
 interface Pending {
   request: GateRequest;
@@ -69,7 +85,8 @@ export class InboxApprover implements Approver {
   /** Records the outcome of a request this inbox answered itself (for the "decided" list). */
   private remember(request: GateRequest, answer: ApproverAnswer): void {
     const decision = answer === "no" ? "deny" : "allow";
-    this.history.unshift({ request, answer: { decision, by: this.name, reason: `${answer} in the inbox` } });
+    const said = typeof answer === "object" ? `${answer.approve.length} file(s) approved` : answer;
+    this.history.unshift({ request, answer: { decision, by: this.name, reason: `${said} in the inbox` } });
     this.history.splice(50);
   }
 
@@ -79,6 +96,8 @@ export class InboxApprover implements Approver {
       pending: [...this.pending.values()].map((p) => ({
         ...p.request,
         display: describeRequest(p.request, Number.MAX_SAFE_INTEGER), // every change, escaped: the page scrolls
+        // a change-set, file by file: escaped lines, sides and diff lines (raw `changes` are not shown)
+        files: p.request.kind === "fs" ? inboxFiles(p.request) : [],
       })),
       decided: this.history.map((h) => ({
         id: h.request.id,
@@ -161,7 +180,7 @@ export class InboxApprover implements Approver {
       req.setEncoding("utf8");
       req.on("data", (d: string) => {
         body += d;
-        if (body.length > 4096) req.destroy();
+        if (body.length > 256 * 1024) req.destroy(); // a list of file indexes, at most
       });
       req.on("end", () => {
         let parsed: { id?: unknown; answer?: unknown };
@@ -172,12 +191,25 @@ export class InboxApprover implements Approver {
           return;
         }
         const entry = typeof parsed.id === "string" ? this.pending.get(parsed.id) : undefined;
-        const answer = parsed.answer;
+        let answer = parsed.answer as ApproverAnswer;
         if (!entry) {
           this.refuse(res, 404, "no such pending request (answered already?)");
           return;
         }
-        if (answer !== "yes" && answer !== "no" && !(answer === "always" && entry.request.alwaysAllowed)) {
+        const changes = entry.request.kind === "fs" ? (entry.request.changes ?? []) : undefined;
+        const picked = (answer as { approve?: unknown })?.approve;
+        if (changes && Array.isArray(picked)) {
+          // file by file: indexes into the change-set the page was shown
+          if (!picked.every((i) => Number.isInteger(i) && i >= 0 && i < changes.length)) {
+            this.refuse(res, 400, "approve: indexes of the change-set's files");
+            return;
+          }
+          answer = { approve: [...new Set(picked as number[])].map((i) => changes[i]!.path) };
+        } else if (
+          answer !== "yes" &&
+          answer !== "no" &&
+          !(answer === "always" && entry.request.alwaysAllowed)
+        ) {
           this.refuse(res, 400, "answer yes, no or always");
           return;
         }

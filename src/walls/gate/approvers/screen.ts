@@ -19,13 +19,30 @@ export const TERMINAL_RESET =
  * and one newline per row, so whatever the box drew scrolls into the scrollback (kept) and the
  * question starts on a clean screen; then the question, each line cleared to its end.
  */
-export function promptScreen(display: RequestDisplay, keys: string, rows: number): string {
-  const lines = [
+export function promptScreen(
+  display: RequestDisplay,
+  keys: string,
+  rows: number,
+  question = "allow?",
+): string {
+  return `${TERMINAL_RESET}\x1b[${rows};1H${"\r\n".repeat(rows)}\x1b[H${promptLines(display, keys, question)}`;
+}
+
+const promptLines = (display: RequestDisplay, keys: string, question: string): string =>
+  [
     pc.yellow(`┌ ${display.title}`),
     ...display.lines.map(([k, v]) => `${pc.yellow("│")} ${pc.dim(k.padEnd(8))} ${v}`),
-    `${pc.yellow("└")} ${pc.bold("allow?")} ${keys} ${pc.dim("(no answer = no)")} `,
-  ];
-  return `${TERMINAL_RESET}\x1b[${rows};1H${"\r\n".repeat(rows)}\x1b[H${lines.map((l) => `${l}\x1b[K`).join("\r\n")}`;
+    `${pc.yellow("└")} ${pc.bold(question)} ${keys} ${pc.dim("(no answer = no)")} `,
+  ]
+    .map((l) => `${l}\x1b[K`)
+    .join("\r\n");
+
+/**
+ * The next screen of the same question (a file-by-file review): the reset again, then the
+ * screen cleared (the box's output is still held: nothing of it is on the screen to keep).
+ */
+export function redrawScreen(display: RequestDisplay, keys: string, question: string): string {
+  return `${TERMINAL_RESET}\x1b[H\x1b[2J${promptLines(display, keys, question)}`;
 }
 
 /** Rows a display takes on a terminal `cols` wide (each line wraps; one more for the question). */

@@ -2,8 +2,9 @@ import { closeSync, openSync } from "node:fs";
 import tty from "node:tty";
 import pc from "picocolors";
 import type { Approver, ApproverAnswer, GateAnswer, GateRequest } from "../types.js";
+import { FileReview } from "./file-review.js";
 import { describeRequest } from "./render.js";
-import { fitDisplay, promptScreen } from "./screen.js";
+import { fitDisplay, promptScreen, redrawScreen } from "./screen.js";
 
 /** Opens the controlling terminal, or undefined when there is none (CI, a service, nohup). */
 export function openTerminal(): number | undefined {
@@ -16,7 +17,10 @@ export function openTerminal(): number | undefined {
 
 /** The answers offered. */
 export const promptKeys = (request: GateRequest): string =>
-  request.alwaysAllowed ? "[y]es  [n]o  [a]lways for this box" : "[y]es  [n]o";
+  FileReview.overviewKeys(
+    request,
+    request.alwaysAllowed ? "[y]es  [n]o  [a]lways for this box" : "[y]es  [n]o",
+  );
 
 /** Keeps the box from drawing on the terminal while a question is on it (fourwall-pty's pause). */
 export interface ScreenHold {
@@ -28,7 +32,8 @@ export interface ScreenHold {
 /**
  * The terminal approver: asks on /dev/tty, not stdin/stdout, so it works while the agent owns
  * both. One prompt at a time (requests queue), single key answers: y yes, n no (also Enter, Esc,
- * Ctrl-C), a always for this box. Raw mode is entered only for the prompt and the terminal's
+ * Ctrl-C), a always for this box; a change-set also offers r, a review file by file with each
+ * change's diff (file-review.ts), answered with the paths chosen. Raw mode is entered only for the prompt and the terminal's
  * previous mode (the agent may have its own raw mode) is restored after.
  *
  * Nobody can forge the question: the box's output is held for as long as it is on screen (and
@@ -96,13 +101,24 @@ export class TerminalApprover implements Approver {
         });
       };
       const onAbort = () => finish("no", pc.dim("(answered elsewhere)"));
+      const review = new FileReview(request);
       const onData = (chunk: Buffer) => {
         for (const byte of chunk) {
-          const c = String.fromCharCode(byte).toLowerCase();
-          if (c === "y") return finish("yes", pc.green("yes"));
-          if (c === "a" && request.alwaysAllowed) return finish("always", pc.green("always (this box)"));
-          if (c === "n" || byte === 0x0d || byte === 0x0a || byte === 0x1b || byte === 0x03)
-            return finish("no", pc.red("no"));
+          const answer = review.key(byte);
+          if (answer === "ignore") continue;
+          if (answer === undefined) {
+            // the next screen of the review (keys typed ahead of it in the same chunk are dropped)
+            const next = review.screen(output.rows || 24, output.columns || 80);
+            output.write(redrawScreen(next.display, next.keys, next.question));
+            return;
+          }
+          if (answer === "yes") return finish("yes", pc.green("yes"));
+          if (answer === "always") return finish("always", pc.green("always (this box)"));
+          if (answer === "no") return finish("no", pc.red("no"));
+          return finish(
+            answer,
+            pc.yellow(`yes to ${answer.approve.length} of ${request.changes?.length ?? 0}, no to the rest`),
+          );
         }
       };
       signal.addEventListener("abort", onAbort, { once: true });
