@@ -30,6 +30,7 @@ export interface K8sFlags {
   cilium?: true;
   out?: string;
   json?: true;
+  timeout?: string;
 }
 
 const whole = (flag: string, text: string | undefined, fallback: number): number => {
@@ -152,6 +153,46 @@ export async function k8sRunCommand(flags: K8sFlags, command: string[]): Promise
   } catch (error) {
     if (error instanceof PolicyError || error instanceof K8sOptionError) return k8sFailure(error);
     process.stderr.write(`${pc.red(`fourwall k8s run: ${(error as Error).message}`)}\n`);
+    return EXIT_BOX_FAILED;
+  }
+}
+
+/**
+ * `fourwall k8s prove`: prove's probes in a pod made from the agent template, judged and reported
+ * as `fourwall prove` reports (table, --json). 0 when the walls held, 1 on a hole or a failure,
+ * 125 when the pod could not be run.
+ */
+export async function k8sProveCommand(flags: K8sFlags): Promise<number> {
+  try {
+    const options = optionsFrom(flags);
+    const rendered = renderFromFlags(flags);
+    const timeoutMs = whole("--timeout", flags.timeout, 180) * 1000;
+    const { connect, runPodToEnd } = await import("../k8s/cluster.js");
+    const { proveInCluster } = await import("../prove/targets/cluster.js");
+    const { probeSource } = await import("../prove/prove.js");
+    const cluster = connect();
+    say(`running prove's probes in a pod of the ${options.name} template (${options.runtimeClass})`);
+    const { report, exitCode } = await proveInCluster(
+      rendered,
+      options,
+      { policy: flags.policy ?? "(default)", presets: flags.preset, probe: probeSource() },
+      (objects) => runPodToEnd(cluster, objects, say, timeoutMs),
+    );
+    const { renderJson } = await import("../prove/render/json.js");
+    const { renderTable } = await import("../prove/render/table.js");
+    process.stdout.write(
+      flags.json
+        ? renderJson(report)
+        : renderTable(report, {
+            colors: pc.isColorSupported && process.stdout.isTTY === true,
+            width: process.stdout.columns,
+          }),
+    );
+    return exitCode;
+  } catch (error) {
+    if (error instanceof PolicyError || error instanceof K8sOptionError) return k8sFailure(error);
+    process.stderr.write(`${pc.red(`fourwall k8s prove: ${(error as Error).message}`)}
+`);
     return EXIT_BOX_FAILED;
   }
 }
