@@ -169,7 +169,14 @@ function withK8sOptions(command: Command) {
     .option("-a, --allow <rule>", "add an egress allow rule", collect, [] as string[])
     .option("--flavor <flavor>", "agent-sandbox (SandboxTemplate + SandboxWarmPool) | pod", "agent-sandbox")
     .option("--image <image>", "the agent's container image")
-    .option("--proxy-image <image>", "the egress proxy's image (docker build -f k8s/proxy.Dockerfile .)")
+    .option(
+      "--proxy-image <image>",
+      "the egress proxy's image (docker build -f k8s/proxy.Dockerfile ., or k8s/squid.Dockerfile for --proxy squid)",
+    )
+    .option(
+      "--proxy <backend>",
+      "builtin | squid: the proxy the Deployment runs (default: the policy's egress.proxy)",
+    )
     .option("--name <name>", "base name of every object", "fourwall")
     .option("--namespace <ns>", "namespace", "default")
     .option("--warm-pool <n>", "agent-sandbox: sandboxes kept warm")
