@@ -283,8 +283,9 @@ function squidData(egress: EgressPlan, o: K8sOptions): Record<string, string> {
 /**
  * The squid container's start: the files the configuration names, put in the pod's writable dir
  * (the ConfigMap's copies, an error page for every template, a throwaway peek-only certificate
- * that signs nothing), the logs on stdout/stderr for the cluster's log agent, then squid in the
- * foreground.
+ * that signs nothing), the logs followed onto stdout/stderr for the cluster's log agent, then
+ * squid in the foreground. Checked with Debian's squid-openssl 5.7 as uid 65532 in a private mount
+ * and network namespace (an unlisted host gets 403 with X-Fourwall-Denied).
  */
 export function squidStartScript(): string {
   const f = squidFiles(SQUID_DIR);
@@ -293,9 +294,12 @@ export function squidStartScript(): string {
     `cp /etc/fourwall/hosts ${f.hosts}`,
     `cp /etc/fourwall/no-sni.sh ${f.sniHelper} && chmod 755 ${f.sniHelper}`,
     `mkdir -p ${f.errors}`,
-    `for t in /usr/share/squid/errors/templates/*; do cp /etc/fourwall/error.txt "${f.errors}/$(basename "$t")"; done`,
+    `for t in /usr/share/squid/errors/templates/ERR_*; do cp /etc/fourwall/error.txt "${f.errors}/$(basename "$t")"; done`,
+    `cp /usr/share/squid/errors/templates/error-details.txt ${f.errors}/`,
     `openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 -subj /CN=fourwall-peek-only -keyout ${f.bumpKey} -out ${f.bumpCert} 2>/dev/null`,
-    `ln -sf /dev/stdout ${f.accessLog} && ln -sf /dev/stderr ${f.cacheLog}`,
+    // squid reopens its log paths (a /dev/stdout link is refused to a non-root user): real files, followed
+    `touch ${f.accessLog} ${f.cacheLog}`,
+    `tail -F -n +1 ${f.accessLog} & tail -F -n +1 ${f.cacheLog} >&2 &`,
     "exec squid -N -f /etc/fourwall/squid.conf",
   ].join("\n");
 }
