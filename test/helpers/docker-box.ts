@@ -38,18 +38,16 @@ export function fourwallContainers(host: string, prefixes?: string[]): string[] 
   });
   if (r.status !== 0) throw new Error(`docker ps: ${r.stderr}`);
   const names = r.stdout.split("\n").filter((n) => n.startsWith("fourwall-"));
-  if (!prefixes || names.length === 0) return names;
-  const mounts = spawnSync(
-    "/usr/bin/docker",
-    ["inspect", "--format", "{{.Name}} {{.Config.WorkingDir}}", ...names],
-    { env: client(host), encoding: "utf8" },
-  );
-  // a container gone between ps and inspect is not left behind
-  return mounts.stdout
-    .split("\n")
-    .map((line) => line.split(" "))
-    .filter(([, workdir]) => prefixes.some((p) => workdir?.startsWith(p)))
-    .map(([name]) => name!.replace(/^\//, ""));
+  if (!prefixes) return names;
+  // one at a time, briefly: a container the daemon is stuck on must not hold the test
+  return names.filter((name) => {
+    const workdir = spawnSync("/usr/bin/docker", ["inspect", "--format", "{{.Config.WorkingDir}}", name], {
+      env: client(host),
+      encoding: "utf8",
+      timeout: 10_000,
+    }).stdout?.trim();
+    return workdir !== undefined && prefixes.some((p) => workdir.startsWith(p));
+  });
 }
 
 export async function startDockerBoxes(): Promise<DockerBoxes> {
