@@ -125,7 +125,8 @@ async function sharedRun(members: WallCheck[], cell: Cell, timeoutMs: number, we
     sections.set(c, scripts.indexOf(script));
   }
   const whole = scripts.map((s, i) => `echo '${SECTION} ${i}@@'\n( ${s}\n)`).join("\n");
-  return { fx, r: await inBox(fx, cell, whole, timeoutMs, weaken), sections };
+  // each script gets the time a box of its own would have had
+  return { fx, r: await inBox(fx, cell, whole, timeoutMs * scripts.length, weaken), sections };
 }
 
 /** The script in `cell`'s box: fourwall's own, or with `weaken`, the broken one of the same runtime. */
