@@ -184,7 +184,11 @@ describe("k8s apply and run against a stand-in API server", () => {
     api.runPod = (pod, objects) => kubeletInBox(pod, objects, ["caps", "seccomp"]);
     const r = await fourwall(["k8s", "prove", "--name", "demo"], api.kubeconfig);
     assert.equal(r.code, 1, `${r.stdout}\n${r.stderr}`);
-    for (const row of [/hold capabilities .*HOLE/, /call the kernel unfiltered .*HOLE/, /be root on the host .*HOLE/])
+    for (const row of [
+      /hold capabilities .*HOLE/,
+      /call the kernel unfiltered .*HOLE/,
+      /be root on the host .*HOLE/,
+    ])
       assert.match(r.stdout, row, r.stdout);
   });
 
