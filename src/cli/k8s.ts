@@ -3,10 +3,17 @@ import path from "node:path";
 import pc from "picocolors";
 import { stringify } from "yaml";
 import { EXIT_BOX_FAILED } from "../core/errors.js";
-import { checkOptions, DEFAULT_OPTIONS, K8sOptionError, type K8sOptions } from "../k8s/options.js";
+import {
+  checkOptions,
+  DEFAULT_OPTIONS,
+  K8sOptionError,
+  type K8sOptions,
+  SQUID_PROXY_IMAGE,
+} from "../k8s/options.js";
 import { type Rendered, renderManifests } from "../k8s/render.js";
 import { PolicyError } from "../policy/errors.js";
 import { loadPolicy } from "../policy/load.js";
+import { SquidConfigError } from "../walls/egress/index.js";
 
 /** The flags of `fourwall k8s render|apply|run`, as commander hands them over. */
 export interface K8sFlags {
@@ -16,6 +23,7 @@ export interface K8sFlags {
   flavor?: string;
   image?: string;
   proxyImage?: string;
+  proxy?: string;
   name?: string;
   namespace?: string;
   warmPool?: string;
@@ -30,6 +38,7 @@ export interface K8sFlags {
   cilium?: true;
   out?: string;
   json?: true;
+  timeout?: string;
 }
 
 const whole = (flag: string, text: string | undefined, fallback: number): number => {
@@ -46,7 +55,9 @@ export function optionsFrom(flags: K8sFlags, command: string[] = DEFAULT_OPTIONS
     ...DEFAULT_OPTIONS,
     flavor: (flags.flavor ?? DEFAULT_OPTIONS.flavor) as K8sOptions["flavor"],
     image: flags.image ?? DEFAULT_OPTIONS.image,
-    proxyImage: flags.proxyImage ?? DEFAULT_OPTIONS.proxyImage,
+    proxyImage:
+      flags.proxyImage ?? (flags.proxy === "squid" ? SQUID_PROXY_IMAGE : DEFAULT_OPTIONS.proxyImage),
+    ...(flags.proxy !== undefined ? { proxy: flags.proxy as K8sOptions["proxy"] } : {}),
     name: flags.name ?? DEFAULT_OPTIONS.name,
     namespace: flags.namespace ?? DEFAULT_OPTIONS.namespace,
     warmPool: whole("--warm-pool", flags.warmPool, DEFAULT_OPTIONS.warmPool),
@@ -74,7 +85,18 @@ export function renderFromFlags(flags: K8sFlags, command?: string[]): Rendered {
     flags: flagPolicy,
     presets: flags.preset,
   });
-  return renderManifests(policy, egress, options);
+  // a policy that asks for squid gets squid's image unless one is named
+  const squidByPolicy = options.proxy === undefined && policy.egress.proxy === "squid" && !flags.proxyImage;
+  try {
+    return renderManifests(
+      policy,
+      egress,
+      squidByPolicy ? { ...options, proxyImage: SQUID_PROXY_IMAGE } : options,
+    );
+  } catch (error) {
+    if (error instanceof SquidConfigError) throw new K8sOptionError(`--proxy squid: ${error.message}`);
+    throw error;
+  }
 }
 
 /** One message, exit 125: the manifests were not made. */
@@ -152,6 +174,46 @@ export async function k8sRunCommand(flags: K8sFlags, command: string[]): Promise
   } catch (error) {
     if (error instanceof PolicyError || error instanceof K8sOptionError) return k8sFailure(error);
     process.stderr.write(`${pc.red(`fourwall k8s run: ${(error as Error).message}`)}\n`);
+    return EXIT_BOX_FAILED;
+  }
+}
+
+/**
+ * `fourwall k8s prove`: prove's probes in a pod made from the agent template, judged and reported
+ * as `fourwall prove` reports (table, --json). 0 when the walls held, 1 on a hole or a failure,
+ * 125 when the pod could not be run.
+ */
+export async function k8sProveCommand(flags: K8sFlags): Promise<number> {
+  try {
+    const options = optionsFrom(flags);
+    const rendered = renderFromFlags(flags);
+    const timeoutMs = whole("--timeout", flags.timeout, 180) * 1000;
+    const { connect, runPodToEnd } = await import("../k8s/cluster.js");
+    const { proveInCluster } = await import("../prove/targets/cluster.js");
+    const { probeSource } = await import("../prove/prove.js");
+    const cluster = connect();
+    say(`running prove's probes in a pod of the ${options.name} template (${options.runtimeClass})`);
+    const { report, exitCode } = await proveInCluster(
+      rendered,
+      options,
+      { policy: flags.policy ?? "(default)", presets: flags.preset, probe: probeSource() },
+      (objects) => runPodToEnd(cluster, objects, say, timeoutMs),
+    );
+    const { renderJson } = await import("../prove/render/json.js");
+    const { renderTable } = await import("../prove/render/table.js");
+    process.stdout.write(
+      flags.json
+        ? renderJson(report)
+        : renderTable(report, {
+            colors: pc.isColorSupported && process.stdout.isTTY === true,
+            width: process.stdout.columns,
+          }),
+    );
+    return exitCode;
+  } catch (error) {
+    if (error instanceof PolicyError || error instanceof K8sOptionError) return k8sFailure(error);
+    process.stderr.write(`${pc.red(`fourwall k8s prove: ${(error as Error).message}`)}
+`);
     return EXIT_BOX_FAILED;
   }
 }

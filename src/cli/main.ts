@@ -287,7 +287,7 @@ egress
     process.exitCode = await egressServeCommand(options as never);
   });
 
-/** The options that render a policy for Kubernetes, shared by `k8s render`, `apply` and `run`. */
+/** The options that render a policy for Kubernetes, shared by `k8s render`, `apply`, `run` and `prove`. */
 function withK8sOptions(command: Command) {
   return command
     .option("-p, --policy <file>", "policy file, YAML or JSON (default: ./fourwall.yaml if present)")
@@ -295,7 +295,14 @@ function withK8sOptions(command: Command) {
     .option("-a, --allow <rule>", "add an egress allow rule", collect, [] as string[])
     .option("--flavor <flavor>", "agent-sandbox (SandboxTemplate + SandboxWarmPool) | pod", "agent-sandbox")
     .option("--image <image>", "the agent's container image")
-    .option("--proxy-image <image>", "the egress proxy's image (docker build -f k8s/proxy.Dockerfile .)")
+    .option(
+      "--proxy-image <image>",
+      "the egress proxy's image (docker build -f k8s/proxy.Dockerfile ., or k8s/squid.Dockerfile for --proxy squid)",
+    )
+    .option(
+      "--proxy <backend>",
+      "builtin | squid: the proxy the Deployment runs (default: the policy's egress.proxy)",
+    )
     .option("--name <name>", "base name of every object", "fourwall")
     .option("--namespace <ns>", "namespace", "default")
     .option("--warm-pool <n>", "agent-sandbox: sandboxes kept warm")
@@ -331,6 +338,18 @@ withK8sOptions(k8s.command("run").description("run a command in a sandbox claime
   .action(async (command, options) => {
     const { k8sRunCommand } = await import("./k8s.js");
     process.exitCode = await k8sRunCommand(options as never, command);
+  });
+
+withK8sOptions(
+  k8s
+    .command("prove")
+    .description("run prove's probes in a pod made from the agent template, on the kubeconfig's cluster"),
+)
+  .option("--json", "the report as JSON")
+  .option("--timeout <seconds>", "how long the probe pod may take to end", "180")
+  .action(async (options) => {
+    const { k8sProveCommand } = await import("./k8s.js");
+    process.exitCode = await k8sProveCommand(options as never);
   });
 
 const policy = program.command("policy").description("check or describe the policy format");

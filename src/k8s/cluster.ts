@@ -1,12 +1,13 @@
 /**
  * The effectful half of `fourwall k8s`: applying rendered objects (server-side apply, field manager
  * "fourwall", kubeconfig found as kubectl finds it) and running one command in a claimed sandbox.
- * Loaded only by `k8s apply|run` (the client library is large).
+ * Loaded only by `k8s apply|run|prove` (the client library is large).
  */
 import { randomBytes } from "node:crypto";
 import { Writable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
+  CoreV1Api,
   Exec,
   KubeConfig,
   type KubernetesObject,
@@ -157,4 +158,57 @@ function execIn(
       .then((socket) => socket.on("close", () => resolve(1)))
       .catch(reject);
   });
+}
+
+/** How a pod that runs to its end ended: its phase and its container's log. */
+export interface PodEnd {
+  phase: "Succeeded" | "Failed";
+  log: string;
+}
+
+/**
+ * Creates `objects` (a ConfigMap the pod mounts, then the pod), waits for the pod to end, reads its
+ * log, and deletes everything it created (also on a timeout or an error).
+ */
+export async function runPodToEnd(
+  cluster: Cluster,
+  objects: K8sObject[],
+  log: (line: string) => void,
+  timeoutMs = 180_000,
+): Promise<PodEnd> {
+  const pod = objects.find((o) => o.kind === "Pod");
+  if (!pod) throw new Error("runPodToEnd: no Pod among the objects");
+  const made: K8sObject[] = [];
+  try {
+    for (const object of objects) {
+      await cluster.objects.create(object as KubernetesObject);
+      made.push(object);
+      log(`created ${object.kind}/${object.metadata.name}`);
+    }
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const current = (await cluster.objects.read(pod as never)) as { status?: { phase?: string } };
+      const phase = current.status?.phase;
+      if (phase === "Succeeded" || phase === "Failed") {
+        const text = await cluster.config.makeApiClient(CoreV1Api).readNamespacedPodLog({
+          name: pod.metadata.name,
+          namespace: pod.metadata.namespace ?? "default",
+          container: "agent",
+        });
+        return { phase, log: String(text) };
+      }
+      if (Date.now() > deadline)
+        throw new Error(
+          `${pod.metadata.name} did not end within ${timeoutMs / 1000} s (phase ${phase ?? "unknown"}): is the image pulled, does it have python3?`,
+        );
+      await sleep(1000);
+    }
+  } finally {
+    for (const object of made.reverse())
+      await cluster.objects
+        .delete(object as KubernetesObject)
+        .catch((error: unknown) =>
+          log(`could not delete ${object.kind}/${object.metadata.name}: ${String(error)}`),
+        );
+  }
 }

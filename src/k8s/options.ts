@@ -2,13 +2,19 @@
 
 export type Flavor = "agent-sandbox" | "pod";
 export type RuntimeClassName = "gvisor" | "kata";
+export type ProxyBackend = "builtin" | "squid";
 
 export interface K8sOptions {
   flavor: Flavor;
   /** The agent's container image (it must hold the agent and its tools). */
   image: string;
-  /** The proxy's image, built from the project's Dockerfile (`docker build -f k8s/proxy.Dockerfile`). */
+  /**
+   * The proxy's image, built from the project's Dockerfiles: `k8s/proxy.Dockerfile` (fourwall's
+   * proxy) or `k8s/squid.Dockerfile` (squid-openssl and openssl).
+   */
   proxyImage: string;
+  /** Which proxy the Deployment runs: fourwall's own, or squid with the config generated from the policy. Absent: the policy's egress.proxy. */
+  proxy?: ProxyBackend;
   /** Base name of every object (a DNS-1123 label). */
   name: string;
   namespace: string;
@@ -32,6 +38,9 @@ export interface K8sOptions {
   /** The command of a `pod` flavor agent (agent-sandbox: the claim's exec runs it). */
   command: string[];
 }
+
+/** The squid backend's default image (k8s/squid.Dockerfile). */
+export const SQUID_PROXY_IMAGE = "fourwall-egress-squid:latest";
 
 export const DEFAULT_OPTIONS: K8sOptions = {
   flavor: "agent-sandbox",
@@ -84,6 +93,8 @@ export function checkOptions(o: K8sOptions): K8sOptions {
     if (!QUANTITY.test(value)) bad(flag, `"${value}" is not a Kubernetes quantity (e.g. 10Gi)`);
   if (!o.image.trim() || /\s/.test(o.image)) bad("--image", "takes an image reference");
   if (!o.proxyImage.trim() || /\s/.test(o.proxyImage)) bad("--proxy-image", "takes an image reference");
+  if (o.proxy !== undefined && !["builtin", "squid"].includes(o.proxy))
+    bad("--proxy", `takes builtin or squid, not "${o.proxy}"`);
   if (o.proxyAddress !== undefined && !IPV4.test(o.proxyAddress))
     bad("--proxy-address", "takes the proxy Service's IPv4 cluster IP");
   if (o.command.length === 0) bad("command", "the pod flavor needs a command");

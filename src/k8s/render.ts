@@ -7,7 +7,8 @@
  *   filesystem → a read-only root, one writable workdir (size-limited emptyDir, or a PVC), /tmp
  *                and HOME as size-limited emptyDirs, no hostPath, no service links in the env;
  *   egress     → a default-deny NetworkPolicy whose one way out is fourwall's proxy (a Deployment +
- *                Service running `fourwall egress serve` with the policy's rules as a ConfigMap);
+ *                Service running `fourwall egress serve` with the policy's rules as a ConfigMap,
+ *                or squid with the configuration generated from the policy: `--proxy squid`);
  *                the proxy's own egress refuses internal ranges and cloud metadata;
  *   gate       → not on a cluster yet (there is no human at a pod's terminal): see docs/scale.md.
  * The agent-sandbox flavor renders kubernetes-sigs/agent-sandbox's SandboxTemplate + SandboxWarmPool
@@ -16,8 +17,15 @@
 import type { Policy } from "../policy/schema.js";
 import { dockerSeccomp } from "../runtimes/docker.js";
 import type { EgressPlan } from "../walls/egress/index.js";
-import { proxyEnvironmentAt } from "../walls/egress/index.js";
-import type { K8sOptions } from "./options.js";
+import {
+  proxyEnvironmentAt,
+  renderSquidConfig,
+  renderSquidHosts,
+  SQUID_ERROR_TEMPLATE,
+  SQUID_SNI_HELPER,
+  squidFiles,
+} from "../walls/egress/index.js";
+import type { K8sOptions, ProxyBackend } from "./options.js";
 
 export interface K8sObject {
   apiVersion: string;
@@ -91,6 +99,7 @@ export function renderManifests(policy: Policy, egress: EgressPlan, o: K8sOption
         "DNS is then a narrow channel out; pass --proxy-address (or use `fourwall k8s apply`, which pins the Service's IP) to close it",
     );
 
+  const backend: ProxyBackend = o.proxy ?? policy.egress.proxy;
   const objects: K8sObject[] = [];
   if (o.renderRuntimeClass) objects.push(runtimeClass(o));
   objects.push(
@@ -98,11 +107,14 @@ export function renderManifests(policy: Policy, egress: EgressPlan, o: K8sOption
       apiVersion: "v1",
       kind: "ConfigMap",
       metadata: meta(`${proxyName}-policy`, "egress"),
-      data: {
-        "policy.json": `${JSON.stringify({ egress: clusterEgress(policy.egress, notes) }, null, 2)}\n`,
-      },
+      data:
+        backend === "squid"
+          ? squidData(egress, o)
+          : {
+              "policy.json": `${JSON.stringify({ egress: clusterEgress(policy.egress, notes) }, null, 2)}\n`,
+            },
     },
-    proxyDeployment(o, meta(proxyName, "egress"), labels("egress")),
+    proxyDeployment(o, meta(proxyName, "egress"), labels("egress"), backend),
     {
       apiVersion: "v1",
       kind: "Service",
@@ -119,7 +131,7 @@ export function renderManifests(policy: Policy, egress: EgressPlan, o: K8sOption
   if (o.cilium)
     objects.push(ciliumPolicy(meta(`${proxyName}-fqdn`, "egress"), labels("egress"), egress, notes));
 
-  const pod = agentPodSpec(policy, o, proxyHost);
+  const pod = agentPodSpec(policy, o, proxyHost, backend);
   if (o.seccomp === "fourwall")
     files.push({
       path: SECCOMP_PROFILE_PATH,
@@ -198,7 +210,12 @@ function workClaim(o: K8sOptions) {
 const MiB = 1024 * 1024;
 
 /** The agent's pod: the isolation and filesystem walls in Kubernetes' own words. */
-export function agentPodSpec(policy: Policy, o: K8sOptions, proxyHost: string) {
+export function agentPodSpec(
+  policy: Policy,
+  o: K8sOptions,
+  proxyHost: string,
+  backend: ProxyBackend = o.proxy ?? policy.egress.proxy,
+) {
   const uid = policy.isolation.rootModeUid ?? 70000;
   const memory = `${Math.max(64, Math.floor(policy.isolation.limits.memory / MiB))}Mi`;
   const seccompProfile =
@@ -206,7 +223,7 @@ export function agentPodSpec(policy: Policy, o: K8sOptions, proxyHost: string) {
       ? { type: "Localhost", localhostProfile: SECCOMP_PROFILE_PATH }
       : { type: "RuntimeDefault" };
   const env = Object.entries({
-    ...proxyEnvironmentAt(proxyHost, PROXY_PORT, policy.egress.proxy !== "squid"),
+    ...proxyEnvironmentAt(proxyHost, PROXY_PORT, backend !== "squid"),
     HOME: "/home/agent",
   }).map(([name, value]) => ({ name, value }));
   const work = o.workdirPvc
@@ -262,12 +279,58 @@ export function agentPodSpec(policy: Policy, o: K8sOptions, proxyHost: string) {
   };
 }
 
+/** Where the squid backend keeps its files in the proxy pod (an emptyDir; the config names them). */
+export const SQUID_DIR = "/run/fourwall-squid";
+
+/** The squid backend's ConfigMap: the configuration generated from the policy, its hosts file, helper and error page. */
+function squidData(egress: EgressPlan, o: K8sOptions): Record<string, string> {
+  return {
+    "squid.conf": renderSquidConfig(egress, {
+      listen: { host: "0.0.0.0", port: PROXY_PORT },
+      dir: SQUID_DIR,
+      box: `${o.namespace}/${o.name}`,
+    }),
+    // the policy's pins, then the pod's own names (the cluster's DNS answers the rest)
+    hosts: renderSquidHosts(egress, "127.0.0.1 localhost\n::1 localhost\n"),
+    "no-sni.sh": SQUID_SNI_HELPER,
+    "error.txt": SQUID_ERROR_TEMPLATE,
+  };
+}
+
+/**
+ * The squid container's start: the files the configuration names, put in the pod's writable dir
+ * (the ConfigMap's copies, an error page for every template, a throwaway peek-only certificate
+ * that signs nothing), the logs followed onto stdout/stderr for the cluster's log agent, then
+ * squid in the foreground. Checked with Debian's squid-openssl 5.7 as uid 65532 in a private mount
+ * and network namespace (an unlisted host gets 403 with X-Fourwall-Denied).
+ */
+export function squidStartScript(): string {
+  const f = squidFiles(SQUID_DIR);
+  return [
+    "set -eu",
+    `cp /etc/fourwall/hosts ${f.hosts}`,
+    `cp /etc/fourwall/no-sni.sh ${f.sniHelper} && chmod 755 ${f.sniHelper}`,
+    `mkdir -p ${f.errors}`,
+    `for t in /usr/share/squid/errors/templates/ERR_*; do cp /etc/fourwall/error.txt "${f.errors}/$(basename "$t")"; done`,
+    `cp /usr/share/squid/errors/templates/error-details.txt ${f.errors}/`,
+    `openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 -subj /CN=fourwall-peek-only -keyout ${f.bumpKey} -out ${f.bumpCert} 2>/dev/null`,
+    // squid reopens its log paths (a /dev/stdout link is refused to a non-root user): real files, followed
+    `touch ${f.accessLog} ${f.cacheLog}`,
+    `tail -F -n +1 ${f.accessLog} & tail -F -n +1 ${f.cacheLog} >&2 &`,
+    "exec squid -N -f /etc/fourwall/squid.conf",
+  ].join("\n");
+}
+
 function proxyDeployment(
   o: K8sOptions,
   metadata: K8sObject["metadata"],
   selector: Record<string, string>,
+  backend: ProxyBackend,
 ): K8sObject {
   const args = ["egress", "serve", "-p", "/etc/fourwall/policy.json", "--listen", `0.0.0.0:${PROXY_PORT}`];
+  const run = backend === "squid" ? { command: ["/bin/sh", "-c", squidStartScript()] } : { args };
+  const squidDir =
+    backend === "squid" ? [{ name: "squid", emptyDir: { medium: "Memory", sizeLimit: "64Mi" } }] : [];
   return {
     apiVersion: "apps/v1",
     kind: "Deployment",
@@ -290,7 +353,7 @@ function proxyDeployment(
             {
               name: "proxy",
               image: o.proxyImage,
-              args,
+              ...run,
               ports: [{ name: "proxy", containerPort: PROXY_PORT, protocol: "TCP" }],
               readinessProbe: { tcpSocket: { port: PROXY_PORT }, periodSeconds: 5 },
               securityContext: {
@@ -303,12 +366,14 @@ function proxyDeployment(
               volumeMounts: [
                 { name: "policy", mountPath: "/etc/fourwall", readOnly: true },
                 { name: "tmp", mountPath: "/tmp" },
+                ...squidDir.map(({ name }) => ({ name, mountPath: SQUID_DIR })),
               ],
             },
           ],
           volumes: [
             { name: "policy", configMap: { name: `${metadata.name}-policy` } },
             { name: "tmp", emptyDir: { sizeLimit: "256Mi" } },
+            ...squidDir,
           ],
         },
       },

@@ -7,7 +7,8 @@
  *   - isolation: `--runtime=runsc` (runc only when FOURWALL_DOCKER_RUNTIME=runc says so, with a
  *     warning), `--cap-drop ALL`, `--security-opt no-new-privileges`, fourwall's seccomp rule
  *     table as a Docker profile (oci.ts's ociSeccomp: one translation, not two), rlimits as
- *     `--ulimit`, `--pids-limit`/`--memory` from the plan's box limits. The box runs as the
+ *     `--ulimit`, `--pids-limit`/`--memory` from the plan's box limits (under runsc, --pids-limit
+ *     also counts runsc's own host tasks: gvisor.ts's runscPidsMax). The box runs as the
  *     non-root uid that owns the workdir (Docker 20.10 has no idmapped mounts): root mode with a
  *     root-owned workdir is refused, and so is fourwall run by an ordinary user (the daemon runs
  *     as root: its socket is root-equivalent; rootless Docker is not supported yet).
@@ -33,6 +34,7 @@ import type { BoxPlan } from "../plan/plan.js";
 import { onKill } from "../plan/session.js";
 import { BOX_NET_DIR, bridgeScript } from "../walls/egress/index.js";
 import { buildImage, type ImageKind, imageTag } from "./docker-image.js";
+import { runscPidsMax } from "./gvisor.js";
 import { type LaunchSpec, launchBox, SIGNAL } from "./launch.js";
 import { OciError, type OciMount, type OciSeccomp, ociMounts, ociSeccomp, ociWallError } from "./oci.js";
 import {
@@ -146,7 +148,8 @@ export function dockerRunArgs(plan: BoxPlan, session: BoxSession, options: Docke
     "--user",
     `${options.user.uid}:${options.user.gid}`,
     "--pids-limit",
-    String(plan.boxLimits.pids),
+    // under runsc the sandbox's own threads count too (the box's processes stay held by --ulimit nproc)
+    String(options.engine === "runsc" ? runscPidsMax(plan.boxLimits.pids) : plan.boxLimits.pids),
     "--memory",
     String(plan.boxLimits.memoryBytes),
     "--memory-swap",

@@ -391,13 +391,15 @@ export class GvisorRuntime implements Runtime {
  * cgroup keeps a finite bound on the host tasks the whole box may take.
  */
 const RUNSC_OWN_TASKS = 512;
+/** The host tasks a box under runsc may take (its own processes held by gVisor's RLIMIT_NPROC): docker's --pids-limit too. */
+export const runscPidsMax = (pids: number): number => 2 * pids + RUNSC_OWN_TASKS;
 
 function allowRunscTasks(plan: BoxPlan, session: BoxSession): void {
   for (const dir of session.cgroupDirs) {
     const file = path.join(dir, "pids.max");
     if (!existsSync(file)) continue;
     try {
-      writeFileSync(file, String(2 * plan.boxLimits.pids + RUNSC_OWN_TASKS));
+      writeFileSync(file, String(runscPidsMax(plan.boxLimits.pids)));
     } catch (error) {
       throw new WallError(
         "isolation",

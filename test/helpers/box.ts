@@ -63,6 +63,8 @@ export interface Fixture {
 }
 
 const made: string[] = [];
+/** The base dirs of the fixtures this process made, each with its trailing slash (its boxes' host paths start so). */
+export const fixtureBases = (): string[] => made.map((dir) => `${dir}/`);
 // Leave nothing behind: every fixture goes when the test process ends, with the change-sets its
 // boxes' refused changes were kept as (root's store is machine-wide; a user's is in the fixture's HOME).
 process.on("exit", () => {

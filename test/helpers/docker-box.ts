@@ -26,14 +26,28 @@ export interface DockerBoxes {
 
 const client = (host: string) => ({ PATH: "/usr/bin:/bin", DOCKER_HOST: host });
 
-/** Names of fourwall's containers the daemon still has (none may be left after a test). */
-export function fourwallContainers(host: string): string[] {
+/**
+ * Names of fourwall's containers the daemon still has (none may be left after a test). With
+ * `prefixes`, only those whose working directory (the box's workdir on the host) starts with one
+ * of them: the daemon may be the whole run's (scripts/test.sh), with other files' boxes on it.
+ */
+export function fourwallContainers(host: string, prefixes?: string[]): string[] {
   const r = spawnSync("/usr/bin/docker", ["ps", "-a", "--format", "{{.Names}}"], {
     env: client(host),
     encoding: "utf8",
   });
   if (r.status !== 0) throw new Error(`docker ps: ${r.stderr}`);
-  return r.stdout.split("\n").filter((n) => n.startsWith("fourwall-"));
+  const names = r.stdout.split("\n").filter((n) => n.startsWith("fourwall-"));
+  if (!prefixes) return names;
+  // one at a time, briefly: a container the daemon is stuck on must not hold the test
+  return names.filter((name) => {
+    const workdir = spawnSync("/usr/bin/docker", ["inspect", "--format", "{{.Config.WorkingDir}}", name], {
+      env: client(host),
+      encoding: "utf8",
+      timeout: 10_000,
+    }).stdout?.trim();
+    return workdir !== undefined && prefixes.some((p) => workdir.startsWith(p));
+  });
 }
 
 export async function startDockerBoxes(): Promise<DockerBoxes> {

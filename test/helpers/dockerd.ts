@@ -94,7 +94,7 @@ export async function startDockerd(): Promise<Dockerd> {
     }
   });
   const host = `unix://${sock}`;
-  for (const end = Date.now() + 30_000; Date.now() < end; await sleep(50)) {
+  for (const end = Date.now() + 90_000; Date.now() < end; await sleep(50)) {
     if (exited) break;
     const r = spawnSync("/usr/bin/docker", ["version", "--format", "{{.Server.Version}}"], {
       env: { PATH: SBIN, DOCKER_HOST: host },
@@ -103,7 +103,7 @@ export async function startDockerd(): Promise<Dockerd> {
     });
     if (r.status === 0) return { host, stop };
   }
-  const why = readFileOr(log) || "dockerd did not answer within 30 s";
+  const why = readFileOr(log) || "dockerd did not answer within 90 s";
   await stop();
   throw new Error(`private dockerd: ${why}`);
 }

@@ -3,9 +3,11 @@
  * the real wire protocol for `fourwall k8s apply|run` — resource discovery, server-side apply
  * (PATCH application/apply-patch+yaml), create/read/delete, and pod exec over a WebSocket speaking
  * v4.channel.k8s.io (channel 1 stdout, 2 stderr, 3 the final status). It records every request,
- * binds a sandbox to a claim on the second read (as the agent-sandbox controller would), and
+ * binds a sandbox to a claim on the second read (as the agent-sandbox controller would),
  * answers an exec by writing the argv it received as JSON and exiting with the status the test
- * chose. Loopback only.
+ * chose, and runs a created pod through the test's stand-in kubelet (`runPod`): the pod is
+ * Running until it returns, then Succeeded or Failed, and its log is what it returned (GET
+ * .../pods/NAME/log). Loopback only.
  */
 import { writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server } from "node:http";
@@ -45,6 +47,11 @@ export interface FakeApiServer {
   objects: Map<string, Record<string, unknown>>;
   /** The exit status the next exec reports. */
   execExit: number;
+  /** The stand-in kubelet: runs a created pod (with the store, for its ConfigMaps) to its end. */
+  runPod?: (
+    pod: Record<string, unknown>,
+    objects: Map<string, Record<string, unknown>>,
+  ) => Promise<{ exitCode: number; log: string }>;
   close(): Promise<void>;
 }
 
@@ -59,6 +66,8 @@ export async function startFakeApiServer(dir: string): Promise<FakeApiServer> {
   const requests: Recorded[] = [];
   const objects = new Map<string, Record<string, unknown>>();
   const reads = new Map<string, number>();
+  /** Pods the stand-in kubelet ran, by key: their log once they ended. */
+  const logs = new Map<string, string>();
   const state: FakeApiServer = {
     url: "",
     kubeconfig: path.join(dir, "kubeconfig"),
@@ -100,6 +109,12 @@ export async function startFakeApiServer(dir: string): Promise<FakeApiServer> {
           verbs: ["create", "delete", "get", "list", "patch"],
         })),
       });
+    if (req.method === "GET" && url.pathname.endsWith("/log")) {
+      const log = logs.get(url.pathname.replace(/\/log$/, ""));
+      if (log === undefined) return reply(404, { kind: "Status", status: "Failure", code: 404 });
+      res.writeHead(200, { "content-type": "text/plain" });
+      return res.end(log);
+    }
     const key = url.pathname.replace(/\/(exec|status)$/, "");
     if (req.method === "PATCH" || req.method === "POST") {
       const object = structuredClone(body as Record<string, unknown>);
@@ -107,6 +122,20 @@ export async function startFakeApiServer(dir: string): Promise<FakeApiServer> {
       const name = (object.metadata as { name: string }).name;
       const stored = req.method === "POST" ? `${key}/${name}` : key;
       objects.set(stored, object);
+      if (object.kind === "Pod" && req.method === "POST") {
+        object.status = { phase: "Pending" };
+        const run = state.runPod?.(object, objects) ?? Promise.resolve({ exitCode: 0, log: "no kubelet\n" });
+        void run.then(
+          ({ exitCode, log }) => {
+            logs.set(stored, log);
+            object.status = { phase: exitCode === 0 ? "Succeeded" : "Failed" };
+          },
+          (error: Error) => {
+            logs.set(stored, `stand-in kubelet: ${error.message}\n`);
+            object.status = { phase: "Failed" };
+          },
+        );
+      }
       return reply(req.method === "POST" ? 201 : 200, object);
     }
     if (req.method === "GET" && objects.has(key)) {

@@ -14,7 +14,7 @@ import { SECRET } from "./box.js";
 import type { HostCanaries } from "./host-canaries.js";
 import { placeProbe, proveHole } from "./prove-probe.js";
 
-export type WallRuntime = "namespaces" | "gvisor";
+export type WallRuntime = "namespaces" | "gvisor" | "docker";
 /** One column of the matrix: where the box runs and who launches fourwall. */
 export interface Cell {
   runtime: WallRuntime;
@@ -32,13 +32,23 @@ export interface WallCheck {
   /** Given the box's result and the host afterwards: undefined when the wall held, else the hole. */
   hole: (r: Result, fx: Fixture, cell: Cell) => string | undefined;
   /**
-   * Checks with the same key change nothing on the host and run the same script: one box (per
-   * cell and weakening) serves them all, each judging its own part of the report.
+   * Checks with the same key share one box (per cell and weakening): their scripts run one after
+   * the other in it (identical scripts once), each check judging its own part of the output. Only
+   * checks whose attacks cannot spoil each other's share a key (see the two groups below).
    */
   sharedRun?: string;
 }
 
 const both = (w: string[]) => ({ root: w, user: w });
+/** Docker runs as root only (its daemon is root): its broken box is a root-mode one. */
+const dockerRoot = (w: string[]) => ({ root: w });
+/**
+ * The two shared boxes of a cell: "observe" attacks read and try and leave the host as it was;
+ * "write" attacks try to change the host, in an order where none hides another's hole (the write
+ * outside the workdir removes ~/.bashrc before the symlink attack appends to it).
+ */
+const OBSERVE = "observe";
+const WRITE = "write";
 const leaks = (r: Result) => (r.stdout.includes(SECRET) ? "a planted secret was read" : undefined);
 const policy = (fx: Fixture, yaml: string) => writeFileSync(path.join(fx.workdir, "fourwall.yaml"), yaml);
 
@@ -57,7 +67,7 @@ function proveCheck(ids: string[]): Pick<WallCheck, "script" | "hole" | "sharedR
   return {
     script: (fx) => placeProbe(fx, PROVE_IDS),
     hole: (r, _fx, cell) => proveHole(r, ids, cell.runtime),
-    sharedRun: "prove-probes",
+    sharedRun: OBSERVE,
   };
 }
 
@@ -67,7 +77,12 @@ const hostInit = () => readFileSync("/proc/1/comm", "utf8").trim();
 export const WALL_CHECKS: WallCheck[] = [
   {
     name: "cannot write to ~/.ssh",
-    weaken: { namespaces: both(["home-writable"]), gvisor: both(["home-writable"]) },
+    weaken: {
+      namespaces: both(["home-writable"]),
+      gvisor: both(["home-writable"]),
+      docker: dockerRoot(["home-writable"]),
+    },
+    sharedRun: WRITE,
     script: () => "echo pwn > ~/.ssh/pwn; mkdir -p ~/.ssh; echo pwn > ~/.ssh/authorized_keys",
     hole: (_r, fx) =>
       existsSync(path.join(fx.home, ".ssh/pwn")) || existsSync(path.join(fx.home, ".ssh/authorized_keys"))
@@ -76,22 +91,27 @@ export const WALL_CHECKS: WallCheck[] = [
   },
   {
     name: "cannot read planted secrets (~/.ssh, ~/.aws, ~/.config/gcloud, ~/.netrc)",
-    weaken: { namespaces: both(["secrets"]), gvisor: both(["secrets"]) },
+    weaken: { namespaces: both(["secrets"]), gvisor: both(["secrets"]), docker: dockerRoot(["secrets"]) },
     ...proveCheck(["filesystem.read-secrets"]),
   },
   {
     name: "cannot read .env in the workdir",
-    weaken: { namespaces: both(["secrets"]), gvisor: both(["secrets"]) },
+    weaken: { namespaces: both(["secrets"]), gvisor: both(["secrets"]), docker: dockerRoot(["secrets"]) },
     ...proveCheck(["filesystem.read-dotenv"]),
   },
   {
     name: "gets no secret variables from the host environment",
-    weaken: { namespaces: both(["env"]), gvisor: both(["env"]) },
+    weaken: { namespaces: both(["env"]), gvisor: both(["env"]), docker: dockerRoot(["env"]) },
     ...proveCheck(["filesystem.environment"]),
   },
   {
     name: "cannot change or delete files outside the workdir",
-    weaken: { namespaces: both(["home-writable"]), gvisor: both(["home-writable"]) },
+    weaken: {
+      namespaces: both(["home-writable"]),
+      gvisor: both(["home-writable"]),
+      docker: dockerRoot(["home-writable"]),
+    },
+    sharedRun: WRITE,
     script: (fx) =>
       `echo changed > ${fx.outside}; rm -f ${fx.outside} ~/.bashrc; echo x > /etc/fourwall-pwn; echo x > /usr/fourwall-pwn`,
     hole: (_r, fx) =>
@@ -104,7 +124,12 @@ export const WALL_CHECKS: WallCheck[] = [
   },
   {
     name: "cannot write through a symlink leading out of the workdir",
-    weaken: { namespaces: both(["home-writable"]), gvisor: both(["home-writable"]) },
+    weaken: {
+      namespaces: both(["home-writable"]),
+      gvisor: both(["home-writable"]),
+      docker: dockerRoot(["home-writable"]),
+    },
+    sharedRun: WRITE,
     script: () => "ln -sf ~/.bashrc link && echo evil >> link; ln -sf ~/.ssh/id_ed25519 key && cat key",
     hole: (r, fx) =>
       leaks(r) ??
@@ -114,13 +139,18 @@ export const WALL_CHECKS: WallCheck[] = [
   },
   {
     name: "cannot reach the host through /proc/<pid>/root or cwd",
-    // gVisor serves its own /proc whatever its bundle says: no broken gVisor variant
+    // gVisor (docker's too) serves its own /proc whatever its bundle says: no broken gVisor variant
     weaken: { namespaces: both(["secrets", "proc"]) },
     ...proveCheck(["filesystem.proc-root"]),
   },
   {
     name: "cannot plant git hooks, git config, MCP servers or editor tasks",
-    weaken: { namespaces: both(["persistence"]), gvisor: both(["persistence"]) },
+    weaken: {
+      namespaces: both(["persistence"]),
+      gvisor: both(["persistence"]),
+      docker: dockerRoot(["persistence"]),
+    },
+    sharedRun: WRITE,
     script: () =>
       "mkdir -p .git/hooks; echo evil > .git/hooks/pre-commit; echo '[core] hooksPath=/tmp' >> .git/config; " +
       `echo '{"mcpServers":{"x":{"command":"sh"}}}' > .mcp.json; mkdir -p .vscode; echo '{}' > .vscode/tasks.json; echo evil > .envrc`,
@@ -135,18 +165,29 @@ export const WALL_CHECKS: WallCheck[] = [
   },
   {
     name: "has no capabilities, no_new_privs and a seccomp filter",
-    // gVisor's box is uid 0 of its own kernel: only the spec's capabilities say what it holds
-    weaken: { namespaces: { root: ["caps", "seccomp"], user: ["seccomp"] }, gvisor: both(["caps"]) },
+    // gVisor's box is uid 0 of its own kernel: only the spec's capabilities say what it holds;
+    // docker's broken box runs as root with Docker's default capabilities
+    weaken: {
+      namespaces: { root: ["caps", "seccomp"], user: ["seccomp"] },
+      gvisor: both(["caps"]),
+      docker: dockerRoot(["caps"]),
+    },
     ...proveCheck(["isolation.capabilities", "isolation.no-new-privs", "isolation.seccomp"]),
   },
   {
     name: "runs as an unprivileged uid: root-only host files stay unreadable",
-    weaken: { namespaces: { root: ["identity"] }, gvisor: { root: ["identity"] } },
+    // docker's box has no other identity than --user: its broken box is root, with capabilities
+    weaken: {
+      namespaces: { root: ["identity"] },
+      gvisor: { root: ["identity"] },
+      docker: dockerRoot(["caps"]),
+    },
     ...proveCheck(["isolation.uid"]),
   },
   {
     name: "cannot see host processes",
-    weaken: { namespaces: both(["proc"]) }, // gVisor's /proc is always its own
+    weaken: { namespaces: both(["proc"]) }, // gVisor's /proc (docker's too) is always its own
+    sharedRun: OBSERVE,
     script: () => "cat /proc/1/comm; echo /proc/[0-9]* | wc -w",
     hole: (r) => {
       const [comm, count] = r.stdout.trim().split("\n");
@@ -157,12 +198,17 @@ export const WALL_CHECKS: WallCheck[] = [
   },
   {
     name: "cannot make new namespaces (unshare, user namespaces)",
-    weaken: { namespaces: both(["seccomp", "userns"]), gvisor: both(["seccomp"]) },
+    weaken: {
+      namespaces: both(["seccomp", "userns"]),
+      gvisor: both(["seccomp"]),
+      docker: dockerRoot(["seccomp"]),
+    },
     ...proveCheck(["isolation.new-namespaces"]),
   },
   {
     name: "cannot reach host unix sockets (/run, /tmp)",
-    weaken: { namespaces: both(["sockets"]), gvisor: both(["sockets"]) },
+    weaken: { namespaces: both(["sockets"]), gvisor: both(["sockets"]), docker: dockerRoot(["sockets"]) },
+    sharedRun: OBSERVE,
     script: (_fx, _cell, host) => `/usr/bin/python3 -c '
 import socket
 for p in ${JSON.stringify(host.socketPaths)}:
@@ -180,8 +226,10 @@ for p in ${JSON.stringify(host.socketPaths)}:
   },
   {
     name: "cannot reach the host's loopback services",
-    // gVisor's network is runsc's --network=none, a flag outside the spec: no broken gVisor variant
-    weaken: { namespaces: both(["net"]) },
+    // gVisor's network is runsc's --network=none, a flag outside the spec: no broken gVisor variant;
+    // docker's broken box runs under runc on the host's network
+    weaken: { namespaces: both(["net"]), docker: dockerRoot(["net"]) },
+    sharedRun: OBSERVE,
     script: (_fx, _cell, host) =>
       `curl -s -m 3 --noproxy '*' http://127.0.0.1:${host.loopbackPort}/ ; echo; ip -o link | grep -vc ' lo:'`,
     hole: (r) => (r.stdout.includes("loopback-canary") ? "reached a host loopback service" : undefined),
@@ -192,6 +240,7 @@ for p in ${JSON.stringify(host.socketPaths)}:
     weaken: {
       namespaces: { root: ["rlimits", "cgroup"], user: ["rlimits"] },
       gvisor: { root: ["rlimits", "cgroup"], user: ["rlimits"] },
+      docker: dockerRoot(["rlimits", "cgroup"]),
     },
     script: (fx) => {
       policy(fx, "isolation:\n  limits:\n    pids: 64\n");
@@ -217,7 +266,11 @@ print("forked", n)
   },
   {
     name: "memory across many processes, tmpfs included, is capped for the whole box (cgroup)",
-    weaken: { namespaces: { root: ["cgroup"] }, gvisor: { root: ["cgroup"] } },
+    weaken: {
+      namespaces: { root: ["cgroup"] },
+      gvisor: { root: ["cgroup"] },
+      docker: dockerRoot(["cgroup"]),
+    },
     notIn: [
       {
         mode: "user",
@@ -236,6 +289,7 @@ print("forked", n)
   {
     name: "runs on gVisor's kernel, not the host's (uname, /proc/version; dmesg is refused like on the host)",
     weaken: {}, // no box of this runtime runs on the host's kernel
+    sharedRun: OBSERVE,
     notIn: [{ runtime: "namespaces", why: "the namespaces runtime shares the host's kernel by design" }],
     script: () => "uname -a; cat /proc/version; dmesg 2>&1 | head -3",
     hole: (r) => {
@@ -248,7 +302,8 @@ print("forked", n)
   },
   {
     name: "the seccomp rules left to gVisor's kernel hold (clone3, personality, x32, uevent), threads still work",
-    weaken: { gvisor: both(["seccomp"]) },
+    weaken: { gvisor: both(["seccomp"]), docker: dockerRoot(["seccomp"]) },
+    sharedRun: OBSERVE,
     notIn: [
       {
         runtime: "namespaces",

@@ -2,7 +2,8 @@
  * A deliberately broken box, for tests only: builds the plan exactly as `fourwall run` does, then
  * removes the named protections. Each security test runs against it to show that it catches the
  * hole. Usage: weak-box.ts --weaken a,b [-w DIR] [--runtime docker [--image TAG]] [--approver CMD] -- command...
- * With --runtime docker the weakenings are made on the `docker run` arguments (DOCKER_WEAKENINGS);
+ * With --runtime docker the weakenings are made on the `docker run` arguments (DOCKER_WEAKENINGS), or
+ * on the plan for those `docker run` carries over as they are (DOCKER_PLAN_ONLY);
  * with --runtime vm on the plan and on the guest's bwrap arguments (the QEMU box around it stays whole);
  * with --runtime gvisor on the plan (which becomes the OCI bundle) and on the OCI spec (GVISOR_WEAKENINGS).
  */
@@ -80,10 +81,24 @@ const DOCKER_WEAKENINGS: Partial<Record<Weakening, (args: string[]) => string[]>
       (a, i) =>
         !["--user", "--cap-drop"].includes(a) && !["--user", "--cap-drop"].includes(args[i - 1] ?? ""),
     ),
-  // the empty file over the workdir's .env is not mounted
+  // the empty file over the workdir's .env is not mounted, and the host's home is bound whole
   secrets: (args) =>
+    withHome(
+      args.flatMap((a, i) =>
+        a.includes("/empty,target=") || args[i + 1]?.includes("/empty,target=") ? [] : [a],
+      ),
+      "readonly",
+    ),
+  // the host's home, writable (the daemon mounts parents first: the workdir stays on top)
+  "home-writable": (args) => withHome(args, "writable"),
+  // the host's /tmp in place of the box's own tmpfs (its unix sockets reachable: --host-uds=open)
+  sockets: (args) =>
     args.flatMap((a, i) =>
-      a.includes("/empty,target=") || args[i + 1]?.includes("/empty,target=") ? [] : [a],
+      a === "--tmpfs" && args[i + 1]?.startsWith("/tmp:")
+        ? []
+        : args[i - 1] === "--tmpfs" && a.startsWith("/tmp:")
+          ? ["--mount", "type=bind,source=/tmp,target=/tmp"]
+          : [a],
     ),
   // the host's network (under runc: runsc is registered with --network=none and would keep none);
   // an empty resolv.conf keeps name lookups on loopback instead of the host's real resolver
@@ -98,6 +113,18 @@ const DOCKER_WEAKENINGS: Partial<Record<Weakening, (args: string[]) => string[]>
     return out;
   },
 };
+
+/** The host's home bound into a docker box in place of the box's private one (a tmpfs). */
+function withHome(args: string[], how: "readonly" | "writable"): string[] {
+  const home = os.homedir();
+  const privateHome = (a: string | undefined) => a?.startsWith(`${home}:`) === true;
+  const out = args.filter((a, i) => !privateHome(a) && !(a === "--tmpfs" && privateHome(args[i + 1])));
+  const mount = `type=bind,source=${home},target=${home}${how === "readonly" ? ",readonly" : ""}`;
+  out.splice(out.indexOf("--entrypoint"), 0, "--mount", mount);
+  return out;
+}
+/** The plan's weakenings that `docker run` carries over as they are. */
+const DOCKER_PLAN_ONLY: Weakening[] = ["persistence", "env", "rlimits", "cgroup"];
 
 const ALL_CAPS = [
   "CAP_SYS_ADMIN",
@@ -138,7 +165,8 @@ const vm = optValue("--runtime") === "vm";
 const gvisor = optValue("--runtime") === "gvisor";
 if (docker)
   for (const w of weaken)
-    if (!DOCKER_WEAKENINGS[w]) throw new Error(`no docker variant of the weakening ${w}`);
+    if (!DOCKER_WEAKENINGS[w] && !DOCKER_PLAN_ONLY.includes(w))
+      throw new Error(`no docker variant of the weakening ${w}`);
 if (gvisor)
   for (const w of weaken)
     if (!GVISOR_SPEC_WEAKENINGS[w] && !GVISOR_PLAN_ONLY.includes(w))
@@ -159,8 +187,9 @@ const plan: BoxPlan = planBox(policy, {
   host: realHost,
   egress,
 });
-// the docker variants change only the `docker run` arguments (the box sees no host mounts to widen)
-const onPlan = docker ? new Set<Weakening>() : weaken;
+// the docker variants change the `docker run` arguments (the box sees no host mounts to widen),
+// but for those the plan carries over as they are
+const onPlan = docker ? new Set([...weaken].filter((w) => DOCKER_PLAN_ONLY.includes(w))) : weaken;
 const fs = plan.filesystem;
 if (onPlan.has("secrets")) {
   const homeAt = fs.mounts.findIndex((m) => m.target === home);
@@ -255,7 +284,7 @@ const dockerRuntime = () =>
   new DockerRuntime({
     ...(weaken.has("net") ? { engine: "runc" as const } : {}),
     ...(optValue("--image") ? { image: optValue("--image")! } : {}),
-    transformArgs: (args) => [...weaken].reduce((a, w) => DOCKER_WEAKENINGS[w]!(a), args),
+    transformArgs: (args) => [...weaken].reduce((a, w) => DOCKER_WEAKENINGS[w]?.(a) ?? a, args),
   });
 /** The weakenings made on bwrap's arguments: the namespaces box's, or the box inside the microVM. */
 function weakenBwrap(argv: string[]): string[] {

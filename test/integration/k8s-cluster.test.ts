@@ -1,17 +1,22 @@
 /**
- * `fourwall k8s apply` and `k8s run`, the real CLI and the real client library, against a stand-in
- * API server on loopback (test/helpers/kube-apiserver.ts; no cluster can run on these machines):
- * what goes over the wire is checked — server-side apply with fourwall's field manager, the order,
- * the proxy's cluster IP pinned into the agents' environment with no DNS allowed, a claim made,
- * bound, exec'd into and released, the exit status passed through.
+ * `fourwall k8s apply`, `k8s run` and `k8s prove`, the real CLI and the real client library,
+ * against a stand-in API server on loopback (test/helpers/kube-apiserver.ts; no cluster can run on
+ * these machines): what goes over the wire is checked — server-side apply with fourwall's field
+ * manager, the order, the proxy's cluster IP pinned into the agents' environment with no DNS
+ * allowed, a claim made, bound, exec'd into and released, the exit status passed through; for
+ * prove, the probe pod made from the agent template, its log judged, everything deleted. The
+ * stand-in's kubelet runs the pod's probe program for real, in a fourwall box on this machine (not
+ * gVisor on a node): the whole box must pass, and a deliberately broken one (uid 0, capabilities,
+ * no seccomp) must be reported with its holes.
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { FOURWALL } from "../helpers/box.js";
+import { CLUSTER_PROBES } from "../../src/prove/targets/cluster.js";
+import { FOURWALL, makeFixture, runInBox } from "../helpers/box.js";
 import { type FakeApiServer, startFakeApiServer } from "../helpers/kube-apiserver.js";
 
 function fourwall(
@@ -29,6 +34,48 @@ function fourwall(
     child.stderr.on("data", (d) => (stderr += d));
     child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
   });
+}
+
+type Obj = Record<string, unknown> & { metadata: { name: string; labels?: Record<string, string> } };
+interface PodSpec {
+  containers: { name: string; command: string[] }[];
+  volumes: { name: string; configMap?: { name: string } }[];
+}
+
+/**
+ * The stand-in kubelet: runs the pod's command (prove's probe program, from its ConfigMap) in a
+ * fourwall box on this machine, the pod's /work being the box's workdir; `weaken`: a broken box.
+ */
+async function kubeletInBox(
+  pod: Record<string, unknown>,
+  objects: Map<string, Record<string, unknown>>,
+  weaken?: string[],
+): Promise<{ exitCode: number; log: string }> {
+  const spec = pod.spec as PodSpec;
+  const volume = spec.volumes.find((v) => v.configMap)!;
+  const map = objects.get(`/api/v1/namespaces/default/configmaps/${volume.configMap!.name}`) as {
+    data: Record<string, string>;
+  };
+  const fx = makeFixture("root");
+  const dir = path.join(fx.workdir, ".probe");
+  mkdirSync(dir);
+  const onHere = (p: string) => p.replace(/^\/work(?=\/|$)/, fx.workdir);
+  const config = JSON.parse(map.data["config.json"]!);
+  config.workdir = fx.workdir;
+  config.home = fx.home;
+  for (const w of Object.values(config.filesystem.writes) as { create: string[] }[])
+    w.create = w.create.map(onHere);
+  writeFileSync(path.join(dir, "config.json"), JSON.stringify(config));
+  writeFileSync(path.join(dir, "probe.py"), map.data["probe.py"]!);
+  const [python, probe, file] = spec.containers.find((c) => c.name === "agent")!.command;
+  assert.equal(python, "python3");
+  const argv = [
+    "/usr/bin/python3",
+    path.join(dir, path.basename(probe!)),
+    path.join(dir, path.basename(file!)),
+  ];
+  const r = await runInBox(fx, argv, { ...(weaken ? { weaken } : {}), timeoutMs: 60_000 });
+  return { exitCode: r.code ?? 1, log: r.stdout };
 }
 
 describe("k8s apply and run against a stand-in API server", () => {
@@ -92,6 +139,57 @@ describe("k8s apply and run against a stand-in API server", () => {
       [...api.objects.keys()].some((k) => k.includes("sandboxclaims/demo-run-")),
       false,
     );
+  });
+
+  test("prove: a probe pod from the agent template, its log judged like `fourwall prove`, the pod and its ConfigMap deleted", {
+    skip: process.getuid?.() === 0 ? false : "the stand-in kubelet's boxes run as root here",
+  }, async () => {
+    const from = api.requests.length;
+    api.runPod = (pod, objects) => kubeletInBox(pod, objects);
+    const r = await fourwall(["k8s", "prove", "--name", "demo", "--json"], api.kubeconfig);
+    assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+    const report = JSON.parse(r.stdout);
+    assert.equal(report.ok, true);
+    assert.deepEqual(
+      report.results.map((x: { id: string }) => x.id),
+      CLUSTER_PROBES,
+    );
+    for (const result of report.results) assert.equal(result.status, "PASS", JSON.stringify(result));
+    assert.equal(report.target.runtime, "k8s gvisor");
+    const made = api.requests.slice(from).filter((q) => q.method === "POST");
+    assert.deepEqual(
+      made.map((q) => (q.body as Obj).kind),
+      ["ConfigMap", "Pod"],
+    );
+    const pod = made[1]!.body as Obj & { spec: PodSpec & Record<string, unknown> };
+    assert.equal(pod.spec.runtimeClassName, "gvisor");
+    assert.equal(pod.spec.restartPolicy, "Never");
+    assert.equal(pod.spec.automountServiceAccountToken, false);
+    // the agents' labels: their NetworkPolicy holds the probe pod too
+    assert.equal(pod.metadata.labels?.["fourwall.dev/role"], "agent");
+    const agent = pod.spec.containers[0] as unknown as { securityContext: Record<string, unknown> };
+    assert.equal(agent.securityContext.readOnlyRootFilesystem, true);
+    assert.equal(agent.securityContext.allowPrivilegeEscalation, false);
+    const deleted = api.requests.slice(from).filter((q) => q.method === "DELETE");
+    assert.equal(deleted.length, 2, "the pod and its ConfigMap are deleted");
+    assert.equal(
+      [...api.objects.keys()].some((k) => k.includes("demo-prove-")),
+      false,
+    );
+  });
+
+  test("prove: a broken pod (uid 0, capabilities, no seccomp) is reported with its holes, exit 1, in the table", {
+    skip: process.getuid?.() === 0 ? false : "the stand-in kubelet's boxes run as root here",
+  }, async () => {
+    api.runPod = (pod, objects) => kubeletInBox(pod, objects, ["caps", "seccomp"]);
+    const r = await fourwall(["k8s", "prove", "--name", "demo"], api.kubeconfig);
+    assert.equal(r.code, 1, `${r.stdout}\n${r.stderr}`);
+    for (const row of [
+      /hold capabilities .*HOLE/,
+      /call the kernel unfiltered .*HOLE/,
+      /be root on the host .*HOLE/,
+    ])
+      assert.match(r.stdout, row, r.stdout);
   });
 
   test("bad input fails before the cluster is touched: exit 125, the flag named", async () => {

@@ -2,7 +2,8 @@
  * `fourwall k8s render`: every object for every preset and flavor validates — core kinds against
  * Kubernetes' own OpenAPI schemas (kubernetes-models), agent-sandbox kinds against the project's CRDs
  * (test/fixtures/k8s/agent-sandbox) — and every security field the walls promise is there. A golden
- * file per flavor shows the whole rendering; regenerate with FOURWALL_GOLDEN=1.
+ * file per flavor (and one for the squid proxy) shows the whole rendering; regenerate with
+ * FOURWALL_GOLDEN=1.
  */
 import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
@@ -18,9 +19,17 @@ import { Pod } from "kubernetes-models/v1/Pod";
 import { Service } from "kubernetes-models/v1/Service";
 import { stringify } from "yaml";
 import { DEFAULT_OPTIONS, type K8sOptions } from "../../../src/k8s/options.js";
-import { BLOCKED_RANGES, type K8sObject, renderManifests, sandboxClaim } from "../../../src/k8s/render.js";
+import {
+  BLOCKED_RANGES,
+  type K8sObject,
+  renderManifests,
+  SQUID_DIR,
+  sandboxClaim,
+  squidStartScript,
+} from "../../../src/k8s/render.js";
 import { loadPolicy } from "../../../src/policy/load.js";
 import { PRESET_NAMES } from "../../../src/policy/presets.js";
+import { renderSquidConfig } from "../../../src/walls/egress/index.js";
 
 const FIXTURES = path.resolve(import.meta.dirname, "../../fixtures/k8s/agent-sandbox");
 const GOLDEN = path.resolve(import.meta.dirname, "golden");
@@ -101,6 +110,8 @@ describe("k8s render: every object validates", () => {
       proxyAddress: "10.96.0.50",
       renderRuntimeClass: true,
     },
+    { flavor: "agent-sandbox", proxy: "squid" },
+    { flavor: "pod", proxy: "squid", proxyAddress: "10.96.0.50" },
   ];
   for (const preset of PRESET_NAMES)
     for (const variant of variants)
@@ -213,12 +224,73 @@ describe("k8s render: the walls' fields", () => {
   });
 });
 
+describe("k8s render: squid as the cluster's proxy (--proxy squid)", () => {
+  const { objects } = render("node-dev", { proxy: "squid", proxyImage: "fourwall-egress-squid:1" });
+  const deployment = objects.find((o) => o.kind === "Deployment")!;
+  const proxyPod = (deployment.spec as { template: { spec: Record<string, unknown> } }).template.spec as {
+    containers: {
+      image: string;
+      command: string[];
+      args?: string[];
+      volumeMounts: { mountPath: string }[];
+    }[];
+    volumes: { name: string; emptyDir?: object }[];
+    securityContext: Record<string, unknown>;
+  };
+
+  test("the Deployment runs squid with the configuration generated from the policy, same security context", () => {
+    const { policy, egress } = loadPolicy({ cwd: "/nonexistent", flags: {}, presets: ["node-dev"] });
+    const map = objects.find((o) => o.kind === "ConfigMap")! as K8sObject & { data: Record<string, string> };
+    assert.equal(
+      map.data["squid.conf"],
+      renderSquidConfig(egress, {
+        listen: { host: "0.0.0.0", port: 3128 },
+        dir: SQUID_DIR,
+        box: "default/fourwall",
+      }),
+    );
+    assert.equal(map.data["policy.json"], undefined);
+    assert.match(map.data["squid.conf"]!, /^http_port 0\.0\.0\.0:3128 ssl-bump/m);
+    assert.deepEqual(Object.keys(map.data).sort(), ["error.txt", "hosts", "no-sni.sh", "squid.conf"]);
+    const [proxy] = proxyPod.containers;
+    assert.equal(proxy!.image, "fourwall-egress-squid:1");
+    assert.deepEqual(proxy!.command, ["/bin/sh", "-c", squidStartScript()]);
+    assert.equal(proxy!.args, undefined);
+    assert.match(squidStartScript(), /exec squid -N -f \/etc\/fourwall\/squid\.conf$/);
+    assert.ok(proxy!.volumeMounts.some((m) => m.mountPath === SQUID_DIR));
+    assert.ok(proxyPod.volumes.some((v) => v.name === "squid" && v.emptyDir));
+    assert.equal(proxyPod.securityContext.runAsNonRoot, true);
+    // agents: squid speaks no SOCKS, so every proxy variable names HTTP
+    const [pod] = agentPods(objects);
+    const env = JSON.stringify(pod);
+    assert.equal(env.includes("socks5h://"), false);
+    assert.equal(policy.egress.proxy, "builtin", "the flag, not the policy, chose squid");
+  });
+
+  test("a policy that cannot be rendered for squid (unknown: ask) is refused", () => {
+    const { policy, egress } = loadPolicy({
+      cwd: "/nonexistent",
+      flags: { egress: { unknown: "ask" } },
+      presets: ["node-dev"],
+    });
+    assert.throws(
+      () => renderManifests(policy, egress, { ...DEFAULT_OPTIONS, proxy: "squid" }),
+      /unknown: ask needs the builtin proxy/,
+    );
+  });
+});
+
 describe("k8s render: golden files", () => {
-  for (const flavor of ["agent-sandbox", "pod"] as const)
-    test(`${flavor}`, () => {
-      const { objects } = render("node-dev", { flavor });
+  const goldens = [
+    { file: "agent-sandbox", options: { flavor: "agent-sandbox" } },
+    { file: "pod", options: { flavor: "pod" } },
+    { file: "squid", options: { flavor: "agent-sandbox", proxy: "squid" } },
+  ] as const;
+  for (const { file: name, options } of goldens)
+    test(`${name}`, () => {
+      const { objects } = render("node-dev", options);
       const text = objects.map((o) => stringify(o, { aliasDuplicateObjects: false })).join("---\n");
-      const file = path.join(GOLDEN, `${flavor}.yaml`);
+      const file = path.join(GOLDEN, `${name}.yaml`);
       if (process.env.FOURWALL_GOLDEN === "1") writeFileSync(file, text);
       assert.equal(
         text,

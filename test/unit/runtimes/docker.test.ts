@@ -7,6 +7,7 @@ import { describe, it } from "node:test";
 import { WallError } from "../../../src/core/errors.js";
 import type { BoxPlan } from "../../../src/plan/plan.js";
 import { dockerMounts, dockerRunArgs, dockerSeccomp, dockerUser } from "../../../src/runtimes/docker.js";
+import { runscPidsMax } from "../../../src/runtimes/gvisor.js";
 import { ociSeccomp } from "../../../src/runtimes/oci.js";
 import { HOME, TEST_SESSION as session, testPlan, WORK } from "../../helpers/plan.js";
 
@@ -41,7 +42,8 @@ describe("docker run arguments", () => {
     assert.match(joined, /--security-opt no-new-privileges/);
     assert.match(joined, /--security-opt seccomp=\/tmp\/fourwall-x\/s\.json/);
     assert.match(joined, /--user 1000:1000/);
-    assert.match(joined, new RegExp(`--pids-limit ${plan.boxLimits.pids}`));
+    // runsc's own host tasks count against the container's pids cgroup: room for them (gvisor.ts)
+    assert.match(joined, new RegExp(`--pids-limit ${runscPidsMax(plan.boxLimits.pids)}`));
     assert.match(joined, new RegExp(`--memory ${plan.boxLimits.memoryBytes}`));
     for (const r of plan.rlimits)
       assert.match(joined, new RegExp(`--ulimit ${r.name}=${r.value}:${r.value}`));
