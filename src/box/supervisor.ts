@@ -11,7 +11,7 @@ import { realHost, resolveGitEntry, scanTrees } from "../walls/filesystem/index.
 import { createBoxCgroup, removeBoxCgroup } from "../walls/isolation/index.js";
 import type { GateOptions, GateSession } from "./gate.js";
 import { type Reaper, standPlaceholders, startReaper } from "./reaper.js";
-import { openTerminalControl, type TerminalControl } from "./terminal.js";
+import { detachedTerminal, openTerminalControl, type TerminalControl } from "./terminal.js";
 
 type AskHook = (request: AskRequest) => Promise<boolean>;
 
@@ -20,12 +20,12 @@ async function startEgressProxy(
   plan: BoxPlan,
   socketPath: string,
   onDecision: (e: EgressEvent) => void,
+  say: (text: string) => void,
   ask?: AskHook,
 ): Promise<ProxyHandle> {
   const { startEgressBackend } = await import("../walls/egress/proxy/backend.js");
   // Transparent mode says what it cannot capture (wildcards, address rules, wide port ranges).
-  for (const note of plan.network.transparent?.notes ?? [])
-    process.stderr.write(`fourwall: transparent egress: ${note}\n`);
+  for (const note of plan.network.transparent?.notes ?? []) say(`fourwall: transparent egress: ${note}\n`);
   try {
     return await startEgressBackend({
       plan: plan.egress,
@@ -81,6 +81,10 @@ export interface SuperviseOptions {
   forwardSignals?: boolean;
   /** Approval gate: who is asked (--approver, --inbox, the terminal). */
   gate?: GateOptions;
+  /** Where fourwall's own messages go (default: its stderr; the daemon's `run`: the caller's). */
+  say?: (text: string) => void;
+  /** The daemon's `run`: fourwall-run's connection, which carries the caller's stdio to the box. */
+  callerFds?: number;
 }
 
 /**
@@ -165,6 +169,7 @@ export async function superviseBox(
   if (plan.identity.mode === "root") chownSync(netDir, plan.identity.uid, plan.identity.gid);
   const cgroup = plan.identity.mode === "root" ? createBoxCgroup(plan.id, plan.boxLimits) : undefined;
   const session: BoxSession = { runDir, emptyFile, netDir, cgroupDirs: cgroup?.dirs ?? [] };
+  const say = options.say ?? ((text: string) => process.stderr.write(text));
   let terminal: TerminalControl | undefined;
   const blocked = new Map<string, number>();
   const handlers = new Map<NodeJS.Signals, () => void>();
@@ -203,8 +208,12 @@ export async function superviseBox(
     };
     const askNet: AskHook = (request) => (gate ? gate.askNet(request) : Promise.resolve(false));
     // The box's own session and terminal: every runtime's launcher starts under fourwall-pty.
-    terminal = await openTerminalControl(runDir);
-    session.terminal = terminal.spec;
+    // The daemon's `run` has no terminal of its own: the caller's (if any) comes with its fds.
+    terminal = options.callerFds === undefined ? await openTerminalControl(runDir) : await detachedTerminal();
+    session.terminal = {
+      ...terminal.spec,
+      ...(options.callerFds === undefined ? {} : { callerFds: options.callerFds }),
+    };
     const screen = terminal;
     await allStarted([
       startReaper(plan.filesystem.cwd, runDir, session.cgroupDirs).then((started) => {
@@ -214,12 +223,12 @@ export async function superviseBox(
       }),
       import("./gate.js")
         .then(({ openGateSession }) =>
-          openGateSession(plan, session, { audit: options.audit, options: options.gate, screen }),
+          openGateSession(plan, session, { audit: options.audit, options: options.gate, screen, say }),
         )
         .then((opened) => {
           gate = opened;
         }),
-      startEgressProxy(plan, path.join(netDir, "proxy.sock"), onDecision, askNet).then((started) => {
+      startEgressProxy(plan, path.join(netDir, "proxy.sock"), onDecision, say, askNet).then((started) => {
         proxy = started;
       }),
     ]);
@@ -242,11 +251,11 @@ export async function superviseBox(
     const made = newRepositories(plan);
     if (made.length > 0) {
       options.audit.write({ box: plan.id, wall: "filesystem", event: "new-repositories", paths: made });
-      process.stderr.write(
+      say(
         `fourwall: the box created git repositories (their hooks and config are not guarded); review them before running git here:\n${made.map((h) => `  ${h}`).join("\n")}\n`,
       );
     }
-    if (blocked.size > 0 && !options.quiet) process.stderr.write(blockedSummary(blocked));
+    if (blocked.size > 0 && !options.quiet) say(blockedSummary(blocked));
     return code;
   } finally {
     await cleanup();
