@@ -89,11 +89,10 @@ export async function serveRun(socket: Socket, hooks: { outdated(): void }): Pro
 
   let plan: Awaited<ReturnType<typeof planFromOptions>>["plan"];
   try {
-    ({ plan } = await planFromOptions(
-      choice.command,
-      { preset: [], allow: choice.allow, resolve: [], ...(choice.policy ? { policy: choice.policy } : {}) },
-      { cwd: request.cwd, env: request.env },
-    ));
+    ({ plan } = await planFromOptions(choice.command, choice.options, {
+      cwd: request.cwd,
+      env: request.env,
+    }));
   } catch (error) {
     const said = refusal(error);
     if (said === undefined) return fallBack(); // not a refusal: let the Node CLI meet it
@@ -105,8 +104,11 @@ export async function serveRun(socket: Socket, hooks: { outdated(): void }): Pro
 
   // From here the caller's fds are on their way: fourwall-pty reads them off this socket, so Node
   // must not (a plain read would drop the descriptors). Reading resumes once the box runs.
-  const handle = (socket as unknown as { _handle?: { fd?: number; reading?: boolean; readStop(): number } })
-    ._handle;
+  const handle = (
+    socket as unknown as {
+      _handle?: { fd?: number; reading?: boolean; readStop(): number; readStart(): number };
+    }
+  )._handle;
   if (!handle || typeof handle.fd !== "number" || handle.fd < 0) return fallBack();
   handle.reading = false;
   handle.readStop();
@@ -137,7 +139,7 @@ export async function serveRun(socket: Socket, hooks: { outdated(): void }): Pro
     code = await superviseBox(plan, runtimeFor(plan.runtime), {
       audit,
       forwardSignals: false,
-      gate: { terminal: false },
+      gate: { terminal: false, ...(choice.options.approver ? { approver: choice.options.approver } : {}) },
       say: (text) => send("E", text),
       callerFds: handle.fd,
       onStarted(started) {
@@ -149,8 +151,10 @@ export async function serveRun(socket: Socket, hooks: { outdated(): void }): Pro
           pending = parsed.rest;
           deliver(parsed.signals);
         });
+        // the stream still counts its last read as pending: restart the handle itself
+        handle.reading = true;
+        handle.readStart();
         socket.resume();
-        socket.read(0);
       },
     });
   } catch (error) {

@@ -48,16 +48,36 @@ export function parseRunRequest(body: Buffer): RunRequest {
   return request;
 }
 
-export type RunChoice = { command: string[]; policy?: string; allow: string[] } | { fallback: string };
+/** The flags the daemon takes, as RunOptions has them. */
+export interface DaemonRunOptions {
+  policy?: string;
+  workdir?: string;
+  approver?: string;
+  preset: string[];
+  allow: string[];
+  resolve: string[];
+}
+export type RunChoice = { command: string[]; options: DaemonRunOptions } | { fallback: string };
+
+const SINGLE = {
+  "-p": "policy",
+  "--policy": "policy",
+  "-w": "workdir",
+  "--workdir": "workdir",
+  "--approver": "approver",
+} as const;
+const REPEATED = { "-a": "allow", "--allow": "allow", "--preset": "preset", "--resolve": "resolve" } as const;
+type Flag = keyof typeof SINGLE | keyof typeof REPEATED;
+const isFlag = (name: string): name is Flag => name in SINGLE || name in REPEATED;
 
 /**
- * The command lines the daemon takes: `[-p|--policy F] [-a|--allow RULE]… [--] CMD…`, options
- * before the command as commander reads them (passThroughOptions). Everything else (another
- * flag, a combined short form, no command) is the Node CLI's: a fallback.
+ * The command lines the daemon takes: `[-p F] [-w DIR] [-a RULE]… [--preset P]… [--resolve H=IP]…
+ * [--approver CMD] [--] CMD…`, options before the command as commander reads them
+ * (passThroughOptions). Everything else (another flag or runtime, a combined short form, no
+ * command) is the Node CLI's: a fallback.
  */
 export function daemonRunChoice(args: string[]): RunChoice {
-  let policy: string | undefined;
-  const allow: string[] = [];
+  const options: DaemonRunOptions = { preset: [], allow: [], resolve: [] };
   let i = 0;
   for (; i < args.length; i++) {
     const arg = args[i]!;
@@ -66,35 +86,33 @@ export function daemonRunChoice(args: string[]): RunChoice {
       break;
     }
     if (!arg.startsWith("-") || arg === "-") break;
-    const long = /^--(policy|allow)=(.*)$/.exec(arg);
-    const name = long
-      ? long[1]
-      : arg === "-p" || arg === "--policy"
-        ? "policy"
-        : arg === "-a" || arg === "--allow"
-          ? "allow"
-          : undefined;
-    if (!name) return { fallback: `the option ${arg}` };
-    let value = long?.[2];
+    const eq = arg.startsWith("--") ? arg.indexOf("=") : -1;
+    const name = eq > 0 ? arg.slice(0, eq) : arg;
+    if (!isFlag(name)) return { fallback: `the option ${arg}` };
+    let value = eq > 0 ? arg.slice(eq + 1) : undefined;
     if (value === undefined) {
       if (i + 1 >= args.length) return { fallback: `${arg} without a value` };
       value = args[++i]!;
     }
-    if (name === "policy") {
-      if (policy !== undefined) return { fallback: "two policies" };
-      policy = value;
-    } else allow.push(value);
+    if (name in SINGLE) {
+      const key = SINGLE[name as keyof typeof SINGLE];
+      if (options[key] !== undefined) return { fallback: `${arg} twice` };
+      options[key] = value;
+    } else options[REPEATED[name as keyof typeof REPEATED]].push(value);
   }
   const command = args.slice(i);
   if (command.length === 0) return { fallback: "no command" };
-  return { command, ...(policy === undefined ? {} : { policy }), allow };
+  return { command, options };
 }
 
 /**
  * Variables fourwall reads from its own environment (not the caller's, which the plan gets): the
  * daemon has the environment it was started with, so a caller whose values differ goes the Node way.
+ * Not compared: HOME and XDG_RUNTIME_DIR, which place fourwall's private state: the caller reached
+ * this daemon through its socket in that same state dir (bin/fourwall). PATH: the plan reads the
+ * caller's (the box's PATH); the daemon finds its host helpers (bwrap, prlimit, flock) on its own.
  */
-const OWN_ENV = ["PATH", "HOME", "XDG_RUNTIME_DIR", "TMPDIR", "TMP", "TEMP", "DOCKER_HOST"];
+const OWN_ENV = ["TMPDIR", "TMP", "TEMP", "DOCKER_HOST"];
 
 /** The first variable that differs between the daemon's own environment and the caller's, if any. */
 export function ownEnvDiffers(

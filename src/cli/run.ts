@@ -45,9 +45,8 @@ export function failClosed(error: unknown): number {
 function startDaemonForNextRun(o: RunOptions): void {
   if (process.env[NO_DAEMON_VAR] === undefined) return;
   delete process.env[NO_DAEMON_VAR];
-  // only for the runs the daemon takes (box/run-request.ts): -p, -a and the namespaces runtime
-  const other = o.dryRun || o.workdir || o.runtime || o.image || o.audit || o.proxy || o.approver || o.inbox;
-  if (other || o.preset.length > 0 || o.resolve.length > 0) return;
+  // only for the runs the daemon takes (box/run-request.ts)
+  if (o.dryRun || o.runtime || o.image || o.audit || o.proxy || o.inbox) return;
   try {
     spawn(process.execPath, [process.argv[1]!, "box-daemon", "--for-run"], {
       detached: true,
