@@ -7,8 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
-import os from "node:os";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -80,7 +79,12 @@ async function startDaemon(fx: Fixture): Promise<boolean> {
 
 const boxProcesses = (marker: string) =>
   spawnSync("pgrep", ["-f", marker], { encoding: "utf8" }).stdout.trim();
-const runDirs = () => readdirSync(os.tmpdir()).filter((n) => n.startsWith("fourwall-"));
+/** The run dir of the box whose command holds `marker` (its bwrap's argv binds files from it). */
+const runDirOf = (marker: string) => {
+  const ps = spawnSync("ps", ["-eo", "args"], { encoding: "utf8" }).stdout;
+  const line = ps.split("\n").find((l) => l.startsWith("bwrap ") && l.includes(marker));
+  return line ? /(\/tmp\/fourwall-[0-9a-f]{8}-\w+)\//.exec(line)?.[1] : undefined;
+};
 
 for (const mode of MODES) {
   describe(`run through the box daemon (${mode})`, () => {
@@ -157,24 +161,20 @@ for (const mode of MODES) {
     it("a killed daemon leaves nothing behind, and the next run works", async (t) => {
       if (!ours) return t.skip("another daemon serves this user's runs");
       const marker = `fw-daemon-kill-${mode}-${process.pid}`;
-      const before = new Set(runDirs());
       const c = startClient(fx, ["sh", "-c", `echo ready; exec sleep 300 # ${marker}`]);
       let out = "";
       c.stdout!.on("data", (d) => (out += d));
       for (let i = 0; i < 300 && !out.includes("ready"); i++) await sleep(50);
       const pid = daemonPid(fx);
       assert.ok(pid, "the daemon listens");
+      const runDir = runDirOf(marker);
+      assert.ok(runDir, "the box's run dir (named in bwrap's argv)");
       process.kill(pid, "SIGKILL");
       const code = await new Promise((r) => c.once("close", r));
       assert.equal(code, 125, "the client says the box ended");
-      for (let i = 0; i < 100 && (boxProcesses(marker) || runDirs().some((d) => !before.has(d))); i++)
-        await sleep(100);
+      for (let i = 0; i < 100 && (boxProcesses(marker) || existsSync(runDir!)); i++) await sleep(100);
       assert.equal(boxProcesses(marker), "", "the box died with the daemon");
-      assert.deepEqual(
-        runDirs().filter((d) => !before.has(d)),
-        [],
-        "the reaper removed the run dir",
-      );
+      assert.equal(existsSync(runDir!), false, "the reaper removed the run dir");
       // a stale socket: the client falls back to the Node CLI (here the stub), which starts a new daemon
       assert.match(client(fx, ["true"]).stderr, /FELL-BACK/);
       ours = await startDaemon(fx);
