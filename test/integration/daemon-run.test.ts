@@ -73,8 +73,9 @@ function daemonPid(fx: Fixture): number | undefined {
 async function startDaemon(fx: Fixture): Promise<boolean> {
   const argv = [...userArgs(fx.mode), process.execPath, FOURWALL, "box-daemon", "--for-run"];
   spawn(argv[0]!, argv.slice(1), { env: fx.env, detached: true, stdio: "ignore", cwd: "/" }).unref();
-  for (let i = 0; i < 200 && !existsSync(runSock(fx)); i++) await sleep(50);
-  return client(fx, ["true"]).code === 0;
+  // a killed daemon's socket file may still be there: wait for a listener
+  for (let i = 0; i < 200 && daemonPid(fx) === undefined; i++) await sleep(50);
+  return daemonPid(fx) !== undefined && client(fx, ["true"]).code === 0;
 }
 
 const boxProcesses = (marker: string) =>
