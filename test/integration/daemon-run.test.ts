@@ -38,7 +38,7 @@ function stub(fx: Fixture): string {
 
 function client(fx: Fixture, args: string[], o: { input?: string; uid?: number; sock?: string } = {}) {
   const argv = [
-    ...userArgs(fx.mode, o.uid),
+    ...(o.uid === undefined ? userArgs(fx.mode) : userArgs("user", o.uid)),
     CLIENT,
     o.sock ?? runSock(fx),
     "/bin/sh",
