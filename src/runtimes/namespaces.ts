@@ -23,7 +23,7 @@ import {
   type RuntimeTestOptions,
   unavailable,
 } from "./runtime.js";
-import { CALLER_FD, CALLER_STDERR_FD, terminalPrefix } from "./terminal.js";
+import { CALLER_FD, terminalPrefix } from "./terminal.js";
 
 const SECCOMP_FD = 3;
 const STATUS_FD = 4;
@@ -32,7 +32,7 @@ const READY_FD = 6;
 /** egress transparent mode: bwrap holds the command until fourwall has prepared the box's netns. */
 const BLOCK_FD = 5;
 /** fourwall's own stderr while bwrap's fd 2 is the launcher's pipe (bwrap's complaints are captured). */
-const STDERR_FD = CALLER_STDERR_FD;
+const STDERR_FD = 7;
 
 function mountArgs(mount: Mount, session: BoxSession): string[] {
   switch (mount.type) {
