@@ -142,6 +142,49 @@ for (const mode of MODES) {
       assert.match(r.stdout, /http=403/);
     });
 
+    it("no descriptor the caller or the daemon holds reaches the box (with and without the gate's layer)", (t) => {
+      if (!ours) return t.skip("another daemon serves this user's runs");
+      const held = path.join(fx.base, "held-secret");
+      writeFileSync(held, `${SECRET} held-fd\n`, { mode: 0o600 });
+      const noLayer = path.join(fx.base, "no-layer.yaml");
+      writeFileSync(noLayer, "gate:\n  fs:\n    default: allow\n    rules: []\n", { mode: 0o644 });
+      const readAll =
+        "import os\nfor fd in range(3, 1024):\n    try:\n        print(fd, os.pread(fd, 200, 0))\n    except OSError:\n        pass\nprint('read-all')";
+      for (const policy of [[], ["-p", noLayer]]) {
+        const argv = [
+          ...userArgs(fx.mode),
+          CLIENT,
+          runSock(fx),
+          "/bin/sh",
+          stub(fx),
+          "--",
+          ...policy,
+          "--",
+          "python3",
+          "-c",
+          readAll,
+        ];
+        // a root shell opens the secret on fds 42 and 200, then becomes the mode's user
+        const r = spawnSync(
+          "bash",
+          ["-c", 'exec 42<"$1" 200<"$1"; shift; exec "$@"', "caller", held, ...argv],
+          {
+            cwd: fx.workdir,
+            env: fx.env,
+            encoding: "utf8",
+            timeout: 60_000,
+          },
+        );
+        assert.equal(r.status, 0, r.stderr);
+        assert.match(r.stdout, /read-all/);
+        assert.doesNotMatch(
+          r.stdout,
+          new RegExp(SECRET),
+          `${policy.join(" ")}: a held descriptor reached the box`,
+        );
+      }
+    });
+
     it("passes a signal to the command and its exit status back", async (t) => {
       if (!ours) return t.skip("another daemon serves this user's runs");
       const c = startClient(fx, [
