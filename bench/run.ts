@@ -2,7 +2,7 @@
  * `npm run bench`: runs every benchmark group and writes bench/results.md and bench/results.json
  * (with --quick, a 1-run smoke for CI, to bench/out/ so the committed results stay untouched).
  *
- *   node --import tsx bench/run.ts [--runs N] [--warmup N] [--quick]
+ *   node --import tsx bench/run.ts [--runs N] [--warmup N] [--quick] [--only GROUP,...]
  *
  * To add a group: write bench/<name>.ts exporting a BenchGroup (see bench/lib/group.ts) and list
  * it in GROUPS below.
@@ -39,10 +39,12 @@ const GROUPS: BenchGroup[] = [coldstart, runtimes, exec, scale, prove, proxy, ca
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
-const USAGE = `usage: node --import tsx bench/run.ts [--runs N] [--warmup N] [--quick]
+const USAGE = `usage: node --import tsx bench/run.ts [--runs N] [--warmup N] [--quick] [--only GROUP,...]
   --runs N     measured runs per subject (default 10; 1 with --quick)
   --warmup N   discarded warm-up rounds first (default 1)
-  --quick      CI smoke: 1 run each, results to bench/out/ instead of bench/`;
+  --quick      CI smoke: 1 run each, results to bench/out/ instead of bench/
+  --only G,..  only these groups (${GROUPS.map((g) => g.id).join(", ")}); results to bench/out/ (a partial
+               report never replaces the committed one)`;
 
 function positiveInt(name: string, value: string | undefined, fallback: number, min: number): number {
   if (value === undefined) return fallback;
@@ -147,6 +149,7 @@ async function main(): Promise<void> {
       runs: { type: "string" },
       warmup: { type: "string" },
       quick: { type: "boolean", default: false },
+      only: { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
     strict: true,
@@ -158,7 +161,13 @@ async function main(): Promise<void> {
   const quick = values.quick === true;
   const runs = positiveInt("runs", values.runs, quick ? 1 : 10, 1);
   const warmup = positiveInt("warmup", values.warmup, 1, 0);
-  const outDir = path.join(repoRoot, "bench", quick ? "out" : "");
+  const only = values.only?.split(",").filter(Boolean);
+  const unknown = only?.find((id) => !GROUPS.some((g) => g.id === id));
+  if (unknown !== undefined) {
+    process.stderr.write(`bench: no group ${JSON.stringify(unknown)}\n${USAGE}\n`);
+    process.exit(2);
+  }
+  const outDir = path.join(repoRoot, "bench", quick || only ? "out" : "");
   const warnings = checkBundle();
   const loadStart = os.loadavg()[0]!;
 
@@ -193,7 +202,7 @@ async function main(): Promise<void> {
 
   const groups: GroupResult[] = [];
   try {
-    for (const group of GROUPS) {
+    for (const group of GROUPS.filter((g) => !only || only.includes(g.id))) {
       ctx.log(`${group.title}: ${runs} run(s) each after ${warmup} warm-up round(s)`);
       groups.push(await group.run(ctx));
     }

@@ -6,6 +6,7 @@ import type { BoxPlan } from "../plan/plan.js";
 import { runtimeFor } from "../runtimes/index.js";
 import type { RunningBox } from "../runtimes/runtime.js";
 import type { KeptChangeSet } from "../walls/gate/index.js";
+import { serveRun } from "./daemon-run.js";
 import { checkBoxName } from "./name.js";
 import { boxDir, boxesRoot, forgetBox, recordBox } from "./persistent.js";
 import { superviseBox } from "./supervisor.js";
@@ -18,6 +19,8 @@ import { superviseBox } from "./supervisor.js";
  */
 
 export const daemonSocket = () => path.join(boxesRoot(), "daemon.sock");
+/** native/fourwall-run.c's socket (bin/fourwall computes the same path). */
+export const runSocket = () => path.join(boxesRoot(), "run.sock");
 
 export type DaemonRequest =
   | { op: "up"; name: string; plan: BoxPlan; audit?: string; approver?: string }
@@ -29,16 +32,42 @@ export type DaemonReply =
 
 /** How long an empty daemon waits for another `up` before it leaves. */
 const IDLE_EXIT_MS = 3000;
+/** How long a daemon that serves `run` waits for the next one (an agent's commands come in bursts). */
+const RUN_IDLE_EXIT_MS = 120_000;
 
-export async function runDaemon(): Promise<void> {
+export async function runDaemon(options: { forRun?: boolean } = {}): Promise<void> {
   mkdirSync(boxesRoot(), { recursive: true, mode: 0o700 });
   chmodSync(boxesRoot(), 0o700);
   const boxes = new Map<string, { box?: RunningBox; done: Promise<number>; kept?: KeptChangeSet }>();
+  let runs = 0;
+  let servesRuns = options.forRun === true;
+  let outdated = false;
   let idleTimer: NodeJS.Timeout | undefined;
+  const leave = () => {
+    runServer.close();
+    server.close(() => process.exit(0));
+  };
   const armIdleExit = () => {
     clearTimeout(idleTimer);
-    if (boxes.size === 0) idleTimer = setTimeout(() => server.close(() => process.exit(0)), IDLE_EXIT_MS);
+    if (boxes.size > 0 || runs > 0) return;
+    idleTimer = setTimeout(leave, outdated ? 0 : servesRuns ? RUN_IDLE_EXIT_MS : IDLE_EXIT_MS);
   };
+  const runServer = createServer((socket: Socket) => {
+    runs++;
+    servesRuns = true;
+    clearTimeout(idleTimer);
+    void serveRun(socket, {
+      outdated() {
+        // a new build of fourwall: stop taking work, leave once the boxes still running end
+        outdated = true;
+        runServer.close();
+        server.close();
+      },
+    }).finally(() => {
+      runs--;
+      armIdleExit();
+    });
+  });
 
   async function up(req: Extract<DaemonRequest, { op: "up" }>): Promise<DaemonReply> {
     if (boxes.has(req.name)) return { ok: false, error: `a box named ${req.name} is already up` };
@@ -129,6 +158,13 @@ export async function runDaemon(): Promise<void> {
     rmSync(daemonSocket(), { force: true });
   }
   chmodSync(daemonSocket(), 0o600);
+  // This daemon owns daemon.sock, so a run.sock here is a killed daemon's: replace it.
+  rmSync(runSocket(), { force: true });
+  await new Promise<void>((resolve, reject) => {
+    runServer.once("error", reject);
+    runServer.listen(runSocket(), () => resolve());
+  });
+  chmodSync(runSocket(), 0o600);
   for (const sig of ["SIGTERM", "SIGINT", "SIGHUP"] as const) {
     process.on(sig, async () => {
       await Promise.all([...boxes.keys()].map(down));

@@ -91,9 +91,10 @@ async function makeApprovers(
 export async function openGateSession(
   plan: BoxPlan,
   session: BoxSession,
-  o: { audit: AuditLog; options?: GateOptions; screen?: ScreenHold },
+  o: { audit: AuditLog; options?: GateOptions; screen?: ScreenHold; say?: (text: string) => void },
 ): Promise<GateSession> {
-  const notify = (line: string) => process.stderr.write(`${pc.yellow(line)}\n`);
+  const say = o.say ?? ((text: string) => process.stderr.write(text));
+  const notify = (line: string) => say(`${pc.yellow(line)}\n`);
   const approvers = await makeApprovers(o.options ?? {}, notify, o.screen);
   const service = await startGate({
     box: plan.id,

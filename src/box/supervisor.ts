@@ -30,7 +30,7 @@ import {
 import type { GateOptions, GateSession } from "./gate.js";
 import { EXIT_CHANGES_KEPT, keptLine } from "./kept.js";
 import { type Reaper, standPlaceholders, startReaper } from "./reaper.js";
-import { openTerminalControl, type TerminalControl } from "./terminal.js";
+import { detachedTerminal, openTerminalControl, type TerminalControl } from "./terminal.js";
 
 type AskHook = (request: AskRequest) => Promise<boolean>;
 
@@ -39,13 +39,13 @@ async function startEgressProxy(
   plan: BoxPlan,
   socketPath: string,
   onDecision: (e: EgressEvent) => void,
+  say: (text: string) => void,
   ask?: AskHook,
   credentials?: ProxyCredentialOptions,
 ): Promise<ProxyHandle> {
   const { startEgressBackend } = await import("../walls/egress/proxy/backend.js");
   // Transparent mode says what it cannot capture (wildcards, address rules, wide port ranges).
-  for (const note of plan.network.transparent?.notes ?? [])
-    process.stderr.write(`fourwall: transparent egress: ${note}\n`);
+  for (const note of plan.network.transparent?.notes ?? []) say(`fourwall: transparent egress: ${note}\n`);
   try {
     return await startEgressBackend({
       plan: plan.egress,
@@ -78,8 +78,9 @@ async function startCredentials(
   plan: BoxPlan,
   netDir: string,
   onEvent: (e: CredentialEvent) => void,
+  say: (text: string) => void,
 ): Promise<ProxyCredentialOptions | undefined> {
-  for (const note of plan.credentials?.notes ?? []) process.stderr.write(`fourwall: ${note}\n`);
+  for (const note of plan.credentials?.notes ?? []) say(`fourwall: ${note}\n`);
   if (!plan.credentials?.terminates) return undefined;
   const { prepareCredentials } = await import("../walls/egress/credentials/runtime.js");
   try {
@@ -163,6 +164,10 @@ export interface SuperviseOptions {
   onKept?: (kept: KeptChangeSet) => void;
   /** --strict-gate: exit EXIT_CHANGES_KEPT (when the box itself exited 0) if changes were kept. */
   strictGate?: boolean;
+  /** Where fourwall's own messages go (default: its stderr; the daemon's `run`: the caller's). */
+  say?: (text: string) => void;
+  /** The daemon's `run`: fourwall-run's connection, which carries the caller's stdio to the box. */
+  callerFds?: number;
 }
 
 const TERMINATING = new Set<NodeJS.Signals>(["SIGTERM", "SIGINT", "SIGHUP"]);
@@ -262,6 +267,7 @@ export async function superviseBox(
   if (!cgroup && !plan.rlimits.some((r) => r.name === "data"))
     plan = { ...plan, rlimits: [...plan.rlimits, dataLimit(plan.boxLimits.memoryBytes)] };
   const session: BoxSession = { runDir, emptyFile, netDir, cgroupDirs: cgroup?.dirs ?? [] };
+  const say = options.say ?? ((text: string) => process.stderr.write(text));
   let terminal: TerminalControl | undefined;
   const blocked = new Map<string, number>();
   const unreachable = new Map<string, number>();
@@ -336,20 +342,24 @@ export async function superviseBox(
     // Only the box's uid (and root) may reach the proxy socket: other local users cannot borrow it.
     if (plan.identity.mode === "root") chownSync(netDir, plan.identity.uid, plan.identity.gid);
     // The box's own session and terminal: every runtime's launcher starts under fourwall-pty.
-    terminal = await openTerminalControl(runDir);
-    session.terminal = terminal.spec;
+    // The daemon's `run` has no terminal of its own: the caller's (if any) comes with its fds.
+    terminal = options.callerFds === undefined ? await openTerminalControl(runDir) : await detachedTerminal();
+    session.terminal = {
+      ...terminal.spec,
+      ...(options.callerFds === undefined ? {} : { callerFds: options.callerFds }),
+    };
     const screen = terminal;
     await allStarted([
       import("./gate.js")
         .then(({ openGateSession }) =>
-          openGateSession(plan, session, { audit: options.audit, options: options.gate, screen }),
+          openGateSession(plan, session, { audit: options.audit, options: options.gate, screen, say }),
         )
         .then((opened) => {
           gate = opened;
         }),
-      startCredentials(plan, netDir, onCredential)
+      startCredentials(plan, netDir, onCredential, say)
         .then((credentials) =>
-          startEgressProxy(plan, path.join(netDir, "proxy.sock"), onDecision, askNet, credentials),
+          startEgressProxy(plan, path.join(netDir, "proxy.sock"), onDecision, say, askNet, credentials),
         )
         .then((started) => {
           proxy = started;
@@ -378,20 +388,20 @@ export async function superviseBox(
     const made = newRepositories(plan);
     if (made.length > 0) {
       options.audit.write({ box: plan.id, wall: "filesystem", event: "new-repositories", paths: made });
-      process.stderr.write(
+      say(
         `fourwall: the box created git repositories (their hooks and config are not guarded); review them before running git here:\n${made.map((h) => `  ${h}`).join("\n")}\n`,
       );
     }
-    if (blocked.size > 0 && !options.quiet) process.stderr.write(blockedSummary(blocked));
+    if (blocked.size > 0 && !options.quiet) say(blockedSummary(blocked));
     if (unreachable.size > 0 && !options.quiet)
-      process.stderr.write(blockedSummary(unreachable, "egress could not reach (not blocked)"));
+      say(blockedSummary(unreachable, "egress could not reach (not blocked)"));
     const hint = addressSpaceHint(code, plan.rlimits);
-    if (hint && !options.quiet) process.stderr.write(hint);
-    if (credentialTally.size > 0 && !options.quiet) process.stderr.write(credentialSummary(credentialTally));
+    if (hint && !options.quiet) say(hint);
+    if (credentialTally.size > 0 && !options.quiet) say(credentialSummary(credentialTally));
     if (kept) {
       // last, and loud: what the human must not miss
       options.onKept?.(kept);
-      process.stderr.write(`${pc.bold(pc.yellow(keptLine(kept)))}\n`);
+      say(`${pc.bold(pc.yellow(keptLine(kept)))}\n`);
       if (options.strictGate && code === 0) return EXIT_CHANGES_KEPT;
     }
     return code;

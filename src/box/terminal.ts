@@ -25,6 +25,18 @@ export interface TerminalControl {
 /** True when fourwall-pty will relay a pty (the same test it makes: a terminal on 0, 1 or 2). */
 const onTerminal = () => [process.stdin, process.stdout, process.stderr].some((s) => s.isTTY === true);
 
+/** The helper without a control socket (nothing on this process's terminal to hold). */
+export async function detachedTerminal(): Promise<TerminalControl> {
+  const helper = ptyHelperPath();
+  if (!existsSync(helper))
+    throw new WallError(
+      "isolation",
+      `the box's terminal helper ${helper} is not built`,
+      "npm run setup (compiles native/fourwall-pty.c)",
+    );
+  return { spec: { helper }, hold: async () => {}, release() {}, close() {} };
+}
+
 /**
  * Listens on `dir/control.sock` (dir made 0700: only fourwall's uid reaches it; the box has no path
  * to the run dir) for the one connection fourwall-pty makes before it starts the box.

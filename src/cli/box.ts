@@ -84,8 +84,8 @@ export async function upCommand(options: RunOptions & { name: string }): Promise
   }
 }
 
-export async function daemonCommand(): Promise<number> {
-  await runDaemon();
+export async function daemonCommand(options: { forRun?: boolean } = {}): Promise<number> {
+  await runDaemon(options);
   return new Promise(() => {}); // runs until its last box is down
 }
 

@@ -96,10 +96,13 @@ withBoxOptions(program.command("up").description("start a persistent box (then: 
     process.exitCode = await upCommand(options as never);
   });
 
-program.command("box-daemon", { hidden: true }).action(async () => {
-  const { daemonCommand } = await import("./box.js");
-  process.exitCode = await daemonCommand();
-});
+program
+  .command("box-daemon", { hidden: true })
+  .option("--for-run", "started for `run`: wait longer for the next one")
+  .action(async (options: { forRun?: boolean }) => {
+    const { daemonCommand } = await import("./box.js");
+    process.exitCode = await daemonCommand(options);
+  });
 
 program
   .command("exec")

@@ -1,3 +1,4 @@
+import { spawn } from "node:child_process";
 import pc from "picocolors";
 import { AuditLog } from "../audit/log.js";
 import { EXIT_BOX_FAILED, WallError } from "../core/errors.js";
@@ -6,6 +7,7 @@ import type { BoxPlan } from "../plan/plan.js";
 
 export type { RunOptions } from "../plan/from-options.js";
 
+import { NO_DAEMON_VAR } from "../box/run-request.js";
 import { superviseBox } from "../box/supervisor.js";
 import { PolicyError } from "../policy/errors.js";
 import { runtimeFor } from "../runtimes/index.js";
@@ -35,9 +37,31 @@ export function failClosed(error: unknown): number {
   throw error;
 }
 
+/**
+ * native/fourwall-run.c found no box daemon: start one in the background for the next `run` (this
+ * one goes on without it). Its environment is this one's: it serves only callers whose own
+ * variables match (box/run-request.ts).
+ */
+function startDaemonForNextRun(o: RunOptions): void {
+  if (process.env[NO_DAEMON_VAR] === undefined) return;
+  delete process.env[NO_DAEMON_VAR];
+  // only for the runs the daemon takes (box/run-request.ts)
+  if (o.dryRun || o.runtime || o.image || o.audit || o.proxy || o.inbox) return;
+  try {
+    spawn(process.execPath, [process.argv[1]!, "box-daemon", "--for-run"], {
+      detached: true,
+      stdio: "ignore",
+      cwd: "/",
+    }).unref();
+  } catch {
+    // no daemon: the next run takes this path again
+  }
+}
+
 /** `fourwall run`: the command's own exit status, or 125 when the box could not be built. */
 export async function runCommand(command: string[], options: RunOptions): Promise<number> {
   let audit: AuditLog | undefined;
+  startDaemonForNextRun(options);
   try {
     const { plan, source } = await planFromOptions(command, options);
     if (options.dryRun) {

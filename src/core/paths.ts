@@ -20,8 +20,9 @@ export const nativeBuildDir = () => path.join(packageRoot(), "native", "build");
  * A native helper by name: fourwall-drop (root-mode launcher), -enter (`exec`), -overlay, -netns,
  * -splice, -pty (the box's own session and terminal), -pause (the gate's pause at the action).
  */
-export const nativeHelperPath = (name: "drop" | "enter" | "overlay" | "netns" | "splice" | "pty" | "pause") =>
-  path.join(nativeBuildDir(), `fourwall-${name}`);
+export const nativeHelperPath = (
+  name: "drop" | "enter" | "overlay" | "netns" | "splice" | "pty" | "pause" | "run",
+) => path.join(nativeBuildDir(), `fourwall-${name}`);
 
 /** The root-mode launcher compiled from native/fourwall-drop.c by scripts/setup.sh. */
 export const dropHelperPath = () => nativeHelperPath("drop");
@@ -31,6 +32,9 @@ export const ptyHelperPath = () => nativeHelperPath("pty");
 
 /** The fast path of `fourwall exec`, compiled from native/fourwall-enter.c. */
 export const enterHelperPath = () => nativeHelperPath("enter");
+
+/** `fourwall run`'s client of the box daemon (native/fourwall-run.c). */
+export const runClientPath = () => nativeHelperPath("run");
 
 /** True when `child` is `parent` or lies below it (both absolute and normalised). */
 export const isUnder = (child: string, parent: string): boolean =>

@@ -41,6 +41,11 @@ export interface BoxTerminal {
   control?: string;
   /** No relay even on a terminal (the microVM: fourwall relays the guest's stdio itself). */
   detach?: boolean;
+  /**
+   * The box daemon's `run` (src/box/daemon-run.ts): the supervisor's fd of fourwall-run's
+   * connection, on which fourwall-pty receives the caller's stdin, stdout and stderr.
+   */
+  callerFds?: number;
 }
 
 /** Where the supervisor writes a plan's generated file (a `file` mount) for this run. */

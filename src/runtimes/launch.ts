@@ -32,7 +32,9 @@ export type ExtraFd =
    * builder's complaint (bwrap's "Can't mount ...") is captured for the WallError; the box moves
    * this fd back to 2 before it starts the command, which so writes where it always did.
    */
-  | { fd: number; use: "stderr" };
+  | { fd: number; use: "stderr" }
+  /** An fd of fourwall's own, handed over as is (fourwall-run's connection: see terminal.ts). */
+  | { fd: number; use: "pass"; from: number };
 
 /** How the launcher knows the box is built and its command is starting. */
 export type Readiness =
@@ -192,7 +194,12 @@ export async function launchBox(spec: LaunchSpec, hooks: LaunchHooks = {}): Prom
     return { code: exitStatus(code, signal) };
   })();
 
-  return { ...(boxPid === undefined ? {} : { pid: boxPid }), exit, signal: stop };
+  return {
+    ...(boxPid === undefined ? {} : { pid: boxPid }),
+    ...(child.pid === undefined ? {} : { launcherPid: child.pid }),
+    exit,
+    signal: stop,
+  };
 }
 
 /** The spawn stdio array: fds 0-2 as the spec says, then every extra fd at its number. */
@@ -205,7 +212,7 @@ function stdioFor(spec: LaunchSpec): ("inherit" | "pipe" | "ignore" | number)[] 
     const x = spec.extraFds.find((e) => e.fd === fd);
     // fourwall's stderr at that number: "inherit" there would mean fourwall's own fd of that number
     const stderr = spec.stdio[2] === "inherit" || spec.stdio[2] === "relay" ? 2 : spec.stdio[2];
-    slots.push(x === undefined ? "ignore" : x.use === "stderr" ? stderr : "pipe");
+    slots.push(x === undefined ? "ignore" : x.use === "stderr" ? stderr : x.use === "pass" ? x.from : "pipe");
   }
   return slots;
 }

@@ -23,7 +23,7 @@ import {
   type RuntimeTestOptions,
   unavailable,
 } from "./runtime.js";
-import { terminalPrefix } from "./terminal.js";
+import { CALLER_FD, terminalPrefix } from "./terminal.js";
 
 const SECCOMP_FD = 3;
 const STATUS_FD = 4;
@@ -186,6 +186,9 @@ export function namespacesLaunchSpec(
       ...(blocked ? [{ fd: BLOCK_FD, use: "release" as const }] : []),
       { fd: READY_FD, use: "ready" },
       { fd: STDERR_FD, use: "stderr" },
+      ...(session.terminal?.callerFds === undefined
+        ? []
+        : [{ fd: CALLER_FD, use: "pass" as const, from: session.terminal.callerFds }]),
     ],
     detached: false,
     readiness: { kind: "ready-fd" },

@@ -30,6 +30,8 @@ export interface RunningBox {
   exit: Promise<BoxExit>;
   /** Delivers a signal to the command inside the box. */
   signal(signal: NodeJS.Signals): void;
+  /** The launcher process on the host (fourwall-pty first): the box daemon tells it of SIGWINCH. */
+  launcherPid?: number;
 }
 
 /**

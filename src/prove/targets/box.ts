@@ -5,13 +5,15 @@
  * HOME and environment in place of the caller's.
  */
 import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 import path from "node:path";
 import { AuditLog } from "../../audit/log.js";
+import { runSocket } from "../../box/daemon.js";
 import { writeEnterFiles } from "../../box/persistent.js";
 import { superviseBox } from "../../box/supervisor.js";
 import { WallError } from "../../core/errors.js";
 import { exitStatus } from "../../core/exit.js";
-import { enterHelperPath } from "../../core/paths.js";
+import { enterHelperPath, packageRoot, runClientPath } from "../../core/paths.js";
 import { shellQuote } from "../../core/shell.js";
 import { planFromOptions } from "../../plan/from-options.js";
 import type { BoxPlan } from "../../plan/plan.js";
@@ -88,6 +90,46 @@ async function probeThroughExec(
   return probeExit;
 }
 
+/**
+ * The daemon path, prove's default for the namespaces runtime: the probe runs as `fourwall run`
+ * runs it from bin/fourwall (native/fourwall-run → the box daemon, which plans and supervises the
+ * box), with the same flags. The client falls back to the Node CLI by itself when the daemon does
+ * not take the run; it gets no controlling terminal (its own session), as prove's gate asks none.
+ * Returns undefined when the path is off (FOURWALL_NO_DAEMON) or its client is not built.
+ */
+async function probeThroughDaemon(
+  flags: string[],
+  command: string[],
+  cwd: string,
+  env: Record<string, string>,
+) {
+  if (process.env.FOURWALL_NO_DAEMON || !existsSync(runClientPath())) return undefined;
+  const cli = path.join(packageRoot(), "bin", "fourwall.js");
+  if (!existsSync(runSocket())) {
+    // none yet: start one (it stays for the next runs, and leaves when idle)
+    spawn(process.execPath, [cli, "box-daemon", "--for-run"], {
+      detached: true,
+      stdio: "ignore",
+      cwd: "/",
+    }).unref();
+    for (let i = 0; i < 100 && !existsSync(runSocket()); i++) await new Promise((r) => setTimeout(r, 50));
+  }
+  const child = spawn(
+    runClientPath(),
+    [runSocket(), process.execPath, cli, "--", ...flags, "--", ...command],
+    {
+      cwd,
+      env,
+      detached: true,
+      stdio: ["ignore", "inherit", "inherit"],
+    },
+  );
+  return new Promise<number>((resolve) => {
+    child.once("error", () => resolve(125));
+    child.once("close", (code, signal) => resolve(exitStatus(code, signal)));
+  });
+}
+
 export async function runProbeInBox(
   choice: BoxChoice,
   layout: ProveLayout,
@@ -124,9 +166,25 @@ export async function runProbeInBox(
     // The gate's approver: prove's own, which writes down every request and answers no.
     const approver = `sh -c 'cat >> "$1"; echo >> "$1"; exit 1' fourwall-prove-approver ${shellQuote(layout.approverLog)}`;
     const gate = { approver, terminal: false };
-    const exitCode = choice.exec
-      ? await probeThroughExec(plan, command, layout, audit, gate)
-      : await superviseBox(plan, proveRuntime(plan), { audit, quiet: true, gate });
+    const flags = [
+      "-w",
+      layout.workdir,
+      ...(choice.policy ? ["-p", choice.policy] : []),
+      ...choice.presets.flatMap((p) => ["--preset", p]),
+      ...rules.allow.flatMap((r) => ["-a", r]),
+      ...rules.resolve.flatMap((r) => ["--resolve", r]),
+      "--approver",
+      approver,
+    ];
+    const daemon =
+      !choice.exec && (choice.runtime ?? "namespaces") === "namespaces" && plan.runtime === "namespaces"
+        ? await probeThroughDaemon(flags, command, choice.cwd, env)
+        : undefined;
+    const exitCode =
+      daemon ??
+      (choice.exec
+        ? await probeThroughExec(plan, command, layout, audit, gate)
+        : await superviseBox(plan, proveRuntime(plan), { audit, quiet: true, gate }));
     return { built: true, exitCode, runtime: plan.runtime, rlimits: plan.rlimits, policySource: source };
   } catch (error) {
     if (error instanceof PolicyError)

@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { namespacesLaunchSpec } from "../../../src/runtimes/namespaces.js";
 import type { BoxSession } from "../../../src/runtimes/runtime.js";
 import { terminalPrefix } from "../../../src/runtimes/terminal.js";
+import { testPlan, WORK } from "../../helpers/plan.js";
 
 const session = (terminal?: BoxSession["terminal"]): BoxSession => ({
   runDir: "/r",
@@ -31,4 +33,23 @@ describe("terminalPrefix: every runtime's launcher starts under fourwall-pty", (
     ]);
   });
   it("none set (a runtime tested alone)", () => assert.deepEqual(terminalPrefix(session()), []));
+  it("the box daemon's run: the caller's stdio come on the connection, fd 9, stderr to fd 7", () => {
+    const s = session({ helper: "/h/fourwall-pty", callerFds: 42 });
+    assert.deepEqual(terminalPrefix(s), ["/h/fourwall-pty", "--caller-fds", "9:7", "--"]);
+    // the namespaces runtime hands the daemon's fd 42 over as the launcher's fd 9
+    const spec = namespacesLaunchSpec(testPlan({ host: [`${WORK}/README.md`] }), s);
+    assert.deepEqual(
+      spec.extraFds.find((x) => x.use === "pass"),
+      { fd: 9, use: "pass", from: 42 },
+    );
+    // fourwall-pty puts the caller's stderr where the runtime expects fourwall's own
+    assert.equal(spec.extraFds.find((x) => x.use === "stderr")?.fd, 7);
+    assert.equal(
+      namespacesLaunchSpec(
+        testPlan({ host: [`${WORK}/README.md`] }),
+        session({ helper: "/h/fourwall-pty" }),
+      ).extraFds.some((x) => x.use === "pass"),
+      false,
+    );
+  });
 });

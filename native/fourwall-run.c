@@ -1,0 +1,210 @@
+/*
+ * fourwall-run: `fourwall run` without starting Node. It hands the command, its directory and its
+ * environment to the user's box daemon (src/box/daemon-run.ts) over the daemon's private socket,
+ * passes the caller's stdin/stdout/stderr (SCM_RIGHTS), forwards signals and exits with the
+ * command's status. The daemon plans and supervises the box exactly as the Node path does (proxy,
+ * gate and reaper up before the command starts).
+ *
+ * When there is no daemon, when it declines (a flag or a case it does not take) or goes away before
+ * anything ran, this execs the Node CLI: `run` behaves as it always did. A controlling terminal
+ * means the gate may ask on it: that is the Node path's job, so it goes there at once.
+ *
+ * usage: fourwall-run SOCKET NODE CLI_JS -- ARGS...    (ARGS: what followed `fourwall run`)
+ * request: u32 length (little endian), then NUL-terminated items, each led by its kind:
+ *   'V' protocol version, 'C' cwd, 'A' an argument, 'E' an environment entry
+ * replies: a kind byte, a u32 length, the payload:
+ *   'F' fall back to Node · 'S' send the stdio fds now · 'E' text for stderr · 'X' exit status
+ * from the client after 'S': 'f' + its umask (u16) with SCM_RIGHTS {0,1,2}; then 'k' + a signal number byte.
+ * Exit status: the command's (128+N when killed by signal N); 125 when the box could not be built.
+ */
+#define _GNU_SOURCE
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#define FOURWALL_HELPER "fourwall run"
+#include "common.h"
+
+#define PROTOCOL "1"
+#define ENV_FALLBACK "FOURWALL_RUN_NO_DAEMON"
+
+static char **fallback_argv;
+
+/* The Node CLI, as the shim would have run it. `missing`: tell it no daemon answered, so it starts one. */
+__attribute__((noreturn)) static void fall_back(int missing) {
+  if (missing) setenv(ENV_FALLBACK, "1", 1);
+  execvp(fallback_argv[0], fallback_argv);
+  die("exec", fallback_argv[0]);
+}
+
+static int sigpipe_w = -1;
+static void on_signal(int sig) {
+  unsigned char b = (unsigned char)sig;
+  int saved = errno;
+  if (write(sigpipe_w, &b, 1) < 0) { /* full: the signal is already on its way */ }
+  errno = saved;
+}
+
+struct buf { char *data; size_t len, cap; };
+static void put(struct buf *b, char kind, const char *s) {
+  size_t n = strlen(s) + 2;
+  if (b->len + n > b->cap) {
+    b->cap = (b->len + n) * 2;
+    b->data = realloc(b->data, b->cap);
+    if (!b->data) die("malloc", NULL);
+  }
+  b->data[b->len++] = kind;
+  memcpy(b->data + b->len, s, n - 1);
+  b->len += n - 1;
+}
+
+static int write_all(int fd, const void *p, size_t n) {
+  const char *c = p;
+  while (n > 0) {
+    ssize_t w = write(fd, c, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return -1;
+    c += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+static int read_all(int fd, void *p, size_t n) {
+  char *c = p;
+  while (n > 0) {
+    ssize_t r = read(fd, c, n);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return -1;
+    c += r;
+    n -= (size_t)r;
+  }
+  return 0;
+}
+
+static int send_stdio(int sock) {
+  int fds[3] = {0, 1, 2};
+  mode_t mask = umask(0);
+  umask(mask);
+  /* 'f' and the caller's umask (the box's files are made with it, as on the Node path) */
+  unsigned char bytes[3] = {'f', (unsigned char)(mask & 0xff), (unsigned char)((mask >> 8) & 0xff)};
+  struct iovec iov = {.iov_base = bytes, .iov_len = 3};
+  union { char buf[CMSG_SPACE(sizeof fds)]; struct cmsghdr align; } u;
+  memset(&u, 0, sizeof u);
+  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
+  struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof fds);
+  memcpy(CMSG_DATA(c), fds, sizeof fds);
+  ssize_t n;
+  do n = sendmsg(sock, &msg, MSG_NOSIGNAL); while (n < 0 && errno == EINTR);
+  return n == 3 ? 0 : -1;
+}
+
+int main(int argc, char **argv, char **envp) {
+  int dash = 4;
+  if (argc < 5 || strcmp(argv[dash], "--") != 0) {
+    fprintf(stderr, "usage: fourwall-run SOCKET NODE CLI_JS -- ARGS...\n");
+    return 125;
+  }
+  /* NODE CLI_JS run ARGS... */
+  fallback_argv = calloc((size_t)argc, sizeof *fallback_argv);
+  if (!fallback_argv) die("malloc", NULL);
+  fallback_argv[0] = argv[2];
+  fallback_argv[1] = argv[3];
+  fallback_argv[2] = "run";
+  for (int i = dash + 1; i < argc; i++) fallback_argv[i - dash + 2] = argv[i];
+
+  /* A controlling terminal: the gate asks there (the Node path's terminal approver). */
+  int tty = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (tty >= 0) { close(tty); fall_back(0); }
+
+  int sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (sock < 0) fall_back(0);
+  struct sockaddr_un addr = {.sun_family = AF_UNIX};
+  if (strlen(argv[1]) >= sizeof addr.sun_path) fall_back(0);
+  strcpy(addr.sun_path, argv[1]);
+  if (connect(sock, (struct sockaddr *)&addr, sizeof addr) < 0) fall_back(errno == ENOENT || errno == ECONNREFUSED);
+  /* Only our own uid's daemon: its directory is 0700, and the peer's credentials say so too. */
+  struct ucred cred;
+  socklen_t len = sizeof cred;
+  if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) die("SO_PEERCRED", argv[1]);
+  if (cred.uid != getuid()) {
+    errno = EPERM;
+    die("the daemon socket is not this user's", argv[1]);
+  }
+
+  char cwd[4096];
+  if (!getcwd(cwd, sizeof cwd)) fall_back(0);
+  struct buf b = {0};
+  b.len = 4;
+  b.cap = 0;
+  b.data = NULL;
+  put(&b, 'V', PROTOCOL);
+  memset(b.data, 0, 4);
+  put(&b, 'C', cwd);
+  for (int i = dash + 1; i < argc; i++) put(&b, 'A', argv[i]);
+  for (char **e = envp; *e; e++) put(&b, 'E', *e);
+  uint32_t body = (uint32_t)(b.len - 4);
+  for (int i = 0; i < 4; i++) b.data[i] = (char)((body >> (8 * i)) & 0xff);
+  if (write_all(sock, b.data, b.len) < 0) fall_back(0);
+  free(b.data);
+
+  int pipefd[2];
+  if (pipe2(pipefd, O_CLOEXEC | O_NONBLOCK) < 0) die("pipe", NULL);
+  sigpipe_w = pipefd[1];
+  static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
+  struct sigaction sa = {.sa_handler = on_signal, .sa_flags = SA_RESTART};
+  sigemptyset(&sa.sa_mask);
+  for (size_t i = 0; i < sizeof forwarded / sizeof *forwarded; i++) sigaction(forwarded[i], &sa, NULL);
+
+  int sent = 0; /* once the fds are sent, the command may have run: never fall back after that */
+  for (;;) {
+    struct pollfd p[2] = {{.fd = sock, .events = POLLIN}, {.fd = pipefd[0], .events = POLLIN}};
+    if (poll(p, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      die("poll", NULL);
+    }
+    if (p[1].revents & POLLIN) {
+      unsigned char sigs[64];
+      ssize_t n = read(pipefd[0], sigs, sizeof sigs);
+      for (ssize_t i = 0; i < n && sent; i++) {
+        unsigned char frame[2] = {'k', sigs[i]};
+        if (write_all(sock, frame, 2) < 0) break;
+      }
+      /* before the box exists there is no command to signal: end as the Node path would */
+      if (n > 0 && !sent && sigs[0] != SIGWINCH) return 128 + sigs[0];
+    }
+    if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+    unsigned char head[5];
+    if (read_all(sock, head, 5) < 0) {
+      if (!sent) fall_back(0);
+      fprintf(stderr, "fourwall: the box daemon went away; the box was ended\n");
+      return 125;
+    }
+    uint32_t n = (uint32_t)head[1] | (uint32_t)head[2] << 8 | (uint32_t)head[3] << 16 | (uint32_t)head[4] << 24;
+    if (n > (1u << 24)) { errno = EPROTO; die("reply", NULL); }
+    char *payload = malloc(n + 1);
+    if (!payload || read_all(sock, payload, n) < 0) {
+      if (!sent) fall_back(0);
+      fprintf(stderr, "fourwall: the box daemon went away; the box was ended\n");
+      return 125;
+    }
+    payload[n] = 0;
+    switch (head[0]) {
+      case 'F': fall_back(0);
+      case 'S':
+        if (send_stdio(sock) < 0) fall_back(0);
+        sent = 1;
+        break;
+      case 'E': (void)write_all(2, payload, n); break;
+      case 'X': return atoi(payload);
+      default: errno = EPROTO; die("reply", NULL);
+    }
+    free(payload);
+  }
+}

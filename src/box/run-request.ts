@@ -1,0 +1,148 @@
+/**
+ * The box daemon's `run` protocol (pure): what native/fourwall-run.c sends, which of those runs the
+ * daemon takes, and its replies. Anything the daemon does not take is a fallback to the Node CLI,
+ * which then runs exactly as before: the daemon path is an optimisation, never a second behaviour.
+ */
+
+export const RUN_PROTOCOL = "1";
+
+/** The client's variable that asks the Node fallback to start a daemon (none answered). */
+export const NO_DAEMON_VAR = "FOURWALL_RUN_NO_DAEMON";
+
+export interface RunRequest {
+  version: string;
+  cwd: string;
+  /** What followed `fourwall run` on the command line. */
+  args: string[];
+  env: Record<string, string>;
+}
+
+/** The request body (after its u32 length): NUL-terminated items led by 'V', 'C', 'A' or 'E'. */
+export function parseRunRequest(body: Buffer): RunRequest {
+  const items = body.toString("utf8").split("\0");
+  if (items.pop() !== "") throw new Error("the request does not end with NUL");
+  const request: RunRequest = { version: "", cwd: "", args: [], env: {} };
+  for (const item of items) {
+    const value = item.slice(1);
+    switch (item[0]) {
+      case "V":
+        request.version = value;
+        break;
+      case "C":
+        request.cwd = value;
+        break;
+      case "A":
+        request.args.push(value);
+        break;
+      case "E": {
+        const eq = value.indexOf("=");
+        if (eq > 0 && !(value.slice(0, eq) in request.env))
+          request.env[value.slice(0, eq)] = value.slice(eq + 1);
+        break;
+      }
+      default:
+        throw new Error(`unknown item kind ${JSON.stringify(item[0] ?? "")}`);
+    }
+  }
+  if (!request.cwd.startsWith("/")) throw new Error("the request has no absolute cwd");
+  return request;
+}
+
+/** The flags the daemon takes, as RunOptions has them. */
+export interface DaemonRunOptions {
+  policy?: string;
+  workdir?: string;
+  approver?: string;
+  preset: string[];
+  allow: string[];
+  resolve: string[];
+}
+export type RunChoice = { command: string[]; options: DaemonRunOptions } | { fallback: string };
+
+const SINGLE = {
+  "-p": "policy",
+  "--policy": "policy",
+  "-w": "workdir",
+  "--workdir": "workdir",
+  "--approver": "approver",
+} as const;
+const REPEATED = { "-a": "allow", "--allow": "allow", "--preset": "preset", "--resolve": "resolve" } as const;
+type Flag = keyof typeof SINGLE | keyof typeof REPEATED;
+const isFlag = (name: string): name is Flag => name in SINGLE || name in REPEATED;
+
+/**
+ * The command lines the daemon takes: `[-p F] [-w DIR] [-a RULE]… [--preset P]… [--resolve H=IP]…
+ * [--approver CMD] [--] CMD…`, options before the command as commander reads them
+ * (passThroughOptions). Everything else (another flag or runtime, a combined short form, no
+ * command) is the Node CLI's: a fallback.
+ */
+export function daemonRunChoice(args: string[]): RunChoice {
+  const options: DaemonRunOptions = { preset: [], allow: [], resolve: [] };
+  let i = 0;
+  for (; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === "--") {
+      i++;
+      break;
+    }
+    if (!arg.startsWith("-") || arg === "-") break;
+    const eq = arg.startsWith("--") ? arg.indexOf("=") : -1;
+    const name = eq > 0 ? arg.slice(0, eq) : arg;
+    if (!isFlag(name)) return { fallback: `the option ${arg}` };
+    let value = eq > 0 ? arg.slice(eq + 1) : undefined;
+    if (value === undefined) {
+      if (i + 1 >= args.length) return { fallback: `${arg} without a value` };
+      value = args[++i]!;
+    }
+    if (name in SINGLE) {
+      const key = SINGLE[name as keyof typeof SINGLE];
+      if (options[key] !== undefined) return { fallback: `${arg} twice` };
+      options[key] = value;
+    } else options[REPEATED[name as keyof typeof REPEATED]].push(value);
+  }
+  const command = args.slice(i);
+  if (command.length === 0) return { fallback: "no command" };
+  return { command, options };
+}
+
+/**
+ * Variables fourwall reads from its own environment (not the caller's, which the plan gets): the
+ * daemon has the environment it was started with, so a caller whose values differ goes the Node way.
+ * Not compared: HOME and XDG_RUNTIME_DIR, which place fourwall's private state: the caller reached
+ * this daemon through its socket in that same state dir (bin/fourwall). PATH: the plan reads the
+ * caller's (the box's PATH); the daemon finds its host helpers (bwrap, prlimit, flock) on its own.
+ */
+const OWN_ENV = ["TMPDIR", "TMP", "TEMP", "DOCKER_HOST"];
+
+/** The first variable that differs between the daemon's own environment and the caller's, if any. */
+export function ownEnvDiffers(
+  daemon: Record<string, string | undefined>,
+  caller: Record<string, string | undefined>,
+): string | undefined {
+  const fourwall = (env: Record<string, string | undefined>) =>
+    Object.keys(env).filter((k) => k.startsWith("FOURWALL_") && k !== NO_DAEMON_VAR);
+  const names = new Set([...OWN_ENV, ...fourwall(daemon), ...fourwall(caller)]);
+  return [...names].find((k) => daemon[k] !== caller[k]);
+}
+
+export type ReplyKind = "F" | "S" | "E" | "X";
+
+/** One reply: its kind, a u32 length (little endian), the payload. */
+export function replyFrame(kind: ReplyKind, payload = ""): Buffer {
+  const body = Buffer.from(payload, "utf8");
+  const head = Buffer.alloc(5);
+  head.write(kind, 0, "latin1");
+  head.writeUInt32LE(body.length, 1);
+  return Buffer.concat([head, body]);
+}
+
+/** Splits the client's signal frames ('k' + signal number); what is left is an incomplete frame. */
+export function signalFrames(bytes: Buffer): { signals: number[]; rest: Buffer; bad: boolean } {
+  const signals: number[] = [];
+  let i = 0;
+  for (; i + 1 < bytes.length; i += 2) {
+    if (bytes[i] !== 0x6b) return { signals, rest: Buffer.alloc(0), bad: true };
+    signals.push(bytes[i + 1]!);
+  }
+  return { signals, rest: bytes.subarray(i), bad: false };
+}
