@@ -71,6 +71,10 @@ function prove(
         PATH: process.env.PATH ?? "/usr/bin:/bin",
         LANG: "C.UTF-8",
         HOME: mode === "root" ? os.homedir() : userHome,
+        // Root's box daemon is machine-wide, and persistent.test.ts kills its daemon on purpose:
+        // as root prove takes the Node path here (daemon-run.test.ts covers root's daemon path);
+        // as uid 65534 prove goes through its own private daemon, its default.
+        ...(mode === "root" ? { FOURWALL_NO_DAEMON: "1" } : {}),
         ...env,
       },
       stdio: ["ignore", "pipe", "pipe"],
