@@ -1,5 +1,4 @@
 import { spawnSync } from "node:child_process";
-import { createHash } from "node:crypto";
 import {
   closeSync,
   constants,
@@ -28,6 +27,7 @@ import {
   openDirAt,
   openFileAt,
   removeAt,
+  sha256OfFd,
   splitRel,
   tempName,
 } from "./fsat.js";
@@ -155,15 +155,7 @@ function hashAt(rootFd: number, rel: string): string | undefined {
     return inDir(rootFd, parts.slice(0, -1), (d) => {
       const fd = openFileAt(d, parts.at(-1)!);
       try {
-        const h = createHash("sha256");
-        const buf = Buffer.allocUnsafe(1 << 20);
-        for (
-          let n = readSync(fd, buf, 0, buf.length, null);
-          n > 0;
-          n = readSync(fd, buf, 0, buf.length, null)
-        )
-          h.update(buf.subarray(0, n));
-        return `${fstatSync(fd).size}:${h.digest("hex")}`;
+        return `${fstatSync(fd).size}:${sha256OfFd(fd)}`;
       } finally {
         closeSync(fd);
       }

@@ -1,6 +1,5 @@
-import { createHash } from "node:crypto";
 import { closeSync, fstatSync, lstatSync, readlinkSync, readSync } from "node:fs";
-import { at, inDir, openDir, openFileAt, splitRel } from "./fsat.js";
+import { at, inDir, openDir, openFileAt, sha256OfFd, splitRel } from "./fsat.js";
 import type { FileFacts } from "./types.js";
 
 /**
@@ -27,15 +26,7 @@ export function factsAt(rootFd: number, rel: string): FileFacts {
         return { kind: "file", mode, size: s.size };
       }
       try {
-        const h = createHash("sha256");
-        const buf = Buffer.allocUnsafe(1 << 20);
-        for (
-          let n = readSync(fd, buf, 0, buf.length, null);
-          n > 0;
-          n = readSync(fd, buf, 0, buf.length, null)
-        )
-          h.update(buf.subarray(0, n));
-        return { kind: "file", mode, size: fstatSync(fd).size, sha256: h.digest("hex") };
+        return { kind: "file", mode, size: fstatSync(fd).size, sha256: sha256OfFd(fd) };
       } finally {
         closeSync(fd);
       }

@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { chmodSync, closeSync, constants, fstatSync, openSync, readSync, writeSync } from "node:fs";
 
 /**
@@ -101,4 +101,13 @@ export function chmodNoFollow(dirFd: number, name: string, mode: number): boolea
   } finally {
     closeSync(fd);
   }
+}
+
+/** The sha256 (hex) of what is left to read on `fd`, read in 1 MiB steps. */
+export function sha256OfFd(fd: number): string {
+  const h = createHash("sha256");
+  const buf = Buffer.allocUnsafe(1 << 20);
+  for (let n = readSync(fd, buf, 0, buf.length, null); n > 0; n = readSync(fd, buf, 0, buf.length, null))
+    h.update(buf.subarray(0, n));
+  return h.digest("hex");
 }

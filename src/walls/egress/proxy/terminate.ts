@@ -203,24 +203,23 @@ function handleRequest(
     return;
   }
   const pathname = target.split("?")[0]!;
-  const verdict = creds.judge(opened.host, { method, target, pathname, rawHeaders: req.rawHeaders });
-  if (!verdict.ok) {
+  // A credential refusal: logged (entry name, never a value) and answered 403 with the reason.
+  const refuse = (reason: string, name: string, detail: string) => {
     creds.emit({
       action: "refuse",
-      reason: verdict.reason,
-      names: [verdict.name],
+      reason,
+      names: [name],
       host,
       port: opened.port,
       method,
       path: pathname,
       via,
     });
-    deny(
-      res,
-      403,
-      verdict.reason,
-      denialBody(method, host, opened.port, `${verdict.reason}: ${verdict.name}`),
-    );
+    deny(res, 403, reason, denialBody(method, host, opened.port, detail));
+  };
+  const verdict = creds.judge(opened.host, { method, target, pathname, rawHeaders: req.rawHeaders });
+  if (!verdict.ok) {
+    refuse(verdict.reason, verdict.name, `${verdict.reason}: ${verdict.name}`);
     return;
   }
   if (verdict.swapped.length > 0 || verdict.passed.length > 0)
@@ -322,24 +321,9 @@ function handleRequest(
   if (body !== req)
     body.on("error", (err) => {
       upstream.destroy();
-      if (err instanceof SentinelInBody) {
-        creds.emit({
-          action: "refuse",
-          reason: "credential-exfiltration",
-          names: [err.credential],
-          host,
-          port: opened.port,
-          method,
-          path: pathname,
-          via,
-        });
-        deny(
-          res,
-          403,
-          "credential-exfiltration",
-          denialBody(method, host, opened.port, "credential-exfiltration"),
-        );
-      } else res.destroy();
+      if (err instanceof SentinelInBody)
+        refuse("credential-exfiltration", err.credential, "credential-exfiltration");
+      else res.destroy();
     });
   body.pipe(upstream);
 }
