@@ -13,6 +13,7 @@ import {
 import os from "node:os";
 import path from "node:path";
 import { buildSync } from "esbuild";
+import { shq, Tmux } from "./tmux.js";
 
 export const ROOT = path.resolve(import.meta.dirname, "../..");
 export const FOURWALL = path.join(ROOT, "bin", "fourwall.js");
@@ -254,3 +255,27 @@ export const sh = (fx: Fixture, script: string, options: Parameters<typeof runIn
 export const chownToMode = (fx: Fixture, p: string) => {
   if (fx.mode === "user") chownSync(p, USER_UID, USER_UID);
 };
+
+/**
+ * `fourwall run FLAGS -- sh -c SCRIPT` (or, with `weaken`, the deliberately broken box) in a tmux
+ * pane (a real terminal), as the mode's user, with only the fixture's environment; the pane prints
+ * BOX-EXIT=N when the box ends.
+ */
+export function boxInTmux(fx: Fixture, script: string, o: { flags?: string[]; weaken?: string } = {}): Tmux {
+  const env = { ...fx.env, TERM: "xterm-256color", NODE_PATH: path.join(ROOT, "node_modules"), PS1: "$ " };
+  const envLine = [
+    "env",
+    "-i",
+    ...Object.entries(env).map(([k, v]) => `${k}=${shq(v)}`),
+    ...userArgs(fx.mode),
+  ];
+  const entry = o.weaken
+    ? [process.execPath, weakBoxBundle(), "--weaken", o.weaken, ...(o.flags ?? [])]
+    : [process.execPath, FOURWALL, "run", ...(o.flags ?? [])];
+  const tmux = new Tmux();
+  tmux.start(
+    `${[...envLine, ...entry, "--", "sh", "-c", shq(script)].join(" ")}; echo "BOX-EXIT=$?"; sleep 120`,
+    fx.workdir,
+  );
+  return tmux;
+}

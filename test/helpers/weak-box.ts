@@ -24,7 +24,6 @@ import type { Runtime } from "../../src/runtimes/runtime.js";
 import { VmRuntime } from "../../src/runtimes/vm.js";
 import { BOX_NET_DIR } from "../../src/walls/egress/index.js";
 import { realHost } from "../../src/walls/filesystem/host-view.js";
-import { PERSISTENCE_PATHS } from "../../src/walls/filesystem/lists.js";
 import { FileReview } from "../../src/walls/gate/approvers/file-review.js";
 import { PAUSE_IN_BOX, promptKeys, TerminalApprover } from "../../src/walls/gate/index.js";
 import type { GateRequest } from "../../src/walls/gate/types.js";

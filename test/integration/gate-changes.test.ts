@@ -23,8 +23,8 @@ import {
 } from "node:fs";
 import path from "node:path";
 import { describe, it } from "node:test";
-import { pathToFileURL } from "node:url";
 import {
+  boxInTmux,
   chownToMode,
   type Fixture,
   FOURWALL,
@@ -36,30 +36,9 @@ import {
   sh,
   startInBox,
   USER_UID,
-  WEAK_BOX,
   waitFor,
 } from "../helpers/box.js";
 import { shq, Tmux } from "../helpers/tmux.js";
-
-const TSX_LOADER = pathToFileURL(path.join(ROOT, "node_modules", "tsx", "dist", "loader.mjs")).href;
-
-/** `fourwall run -- sh -c SCRIPT` (or the broken box) in a tmux pane (a real terminal), as the mode's user. */
-function boxInTmux(fx: Fixture, script: string, weaken?: string): Tmux {
-  const tmux = new Tmux();
-  const env = Object.entries({
-    ...fx.env,
-    TERM: "xterm-256color",
-    NODE_PATH: path.join(ROOT, "node_modules"),
-  }).map(([k, v]) => `${k}=${shq(v)}`);
-  const user =
-    fx.mode === "root" ? [] : ["setpriv", `--reuid=${USER_UID}`, `--regid=${USER_UID}`, "--clear-groups"];
-  const entry = weaken
-    ? [process.execPath, "--import", TSX_LOADER, WEAK_BOX, "--weaken", weaken]
-    : [process.execPath, FOURWALL, "run"];
-  const command = ["env", "-i", ...env, ...user, ...entry, "--", "sh", "-c", shq(script)];
-  tmux.start(`${command.join(" ")}; echo "BOX-EXIT=$?"; sleep 60`, fx.workdir);
-  return tmux;
-}
 
 const OTHER_UID = 65533;
 const BOX_UID = 70000;
@@ -294,7 +273,7 @@ for (const mode of MODES) {
       chownToMode(fx, path.join(fx.workdir, "a.txt"));
       const script = "printf 'VISIBLE\\033[8mHIDDEN-BY-BOX\\n' > a.txt";
       const diffScreen = async (weaken?: string) => {
-        const tmux = boxInTmux(fx, script, weaken);
+        const tmux = boxInTmux(fx, script, { weaken });
         try {
           await tmux.waitFor(/\[r\]eview file by file/, 60_000, "visible");
           tmux.keys("r");

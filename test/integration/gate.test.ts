@@ -24,14 +24,13 @@ import {
 } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import {
+  boxInTmux,
   chownToMode,
   type Fixture,
   FOURWALL,
   MODES,
   makeFixture,
-  ROOT,
   readAudit,
   sh,
   USER_UID,
@@ -343,62 +342,6 @@ for (const mode of MODES) {
       );
     });
   });
-}
-
-/** tmux on its own server socket, so the test never touches anyone else's sessions. */
-class Tmux {
-  readonly socket = `fourwall-gate-${process.pid}-${Math.random().toString(16).slice(2, 8)}`;
-  private run(args: string[]) {
-    return spawnSync("tmux", ["-L", this.socket, ...args], { encoding: "utf8" });
-  }
-  start(command: string, cwd: string) {
-    const r = this.run(["new-session", "-d", "-s", "box", "-x", "160", "-y", "50", "-c", cwd, command]);
-    assert.equal(r.status, 0, r.stderr);
-  }
-  screen(): string {
-    return this.run(["capture-pane", "-p", "-t", "box", "-S", "-100"]).stdout;
-  }
-  keys(...keys: string[]) {
-    this.run(["send-keys", "-t", "box", ...keys]);
-  }
-  async waitFor(re: RegExp, ms = 30_000): Promise<string> {
-    for (const end = Date.now() + ms; Date.now() < end; await sleep(50)) {
-      const s = this.screen();
-      if (re.test(s)) return s;
-    }
-    assert.fail(`timed out waiting for ${re} on the terminal:\n${this.screen()}`);
-  }
-  kill() {
-    this.run(["kill-server"]);
-  }
-}
-
-const shq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-
-function boxInTmux(fx: Fixture, script: string): Tmux {
-  const tmux = new Tmux();
-  const env = Object.entries({
-    ...fx.env,
-    TERM: "xterm-256color",
-    NODE_PATH: path.join(ROOT, "node_modules"),
-  }).map(([k, v]) => `${k}=${shq(v)}`);
-  const user =
-    fx.mode === "root" ? [] : ["setpriv", `--reuid=${USER_UID}`, `--regid=${USER_UID}`, "--clear-groups"];
-  const command = [
-    "env",
-    "-i",
-    ...env,
-    ...user,
-    process.execPath,
-    FOURWALL,
-    "run",
-    "--",
-    "sh",
-    "-c",
-    shq(script),
-  ].join(" ");
-  tmux.start(`${command}; echo "BOX-EXIT=$?"; sleep 60`, fx.workdir);
-  return tmux;
 }
 
 for (const mode of MODES) {

@@ -18,8 +18,8 @@ import os from "node:os";
 import path from "node:path";
 import { after, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { pathToFileURL } from "node:url";
 import {
+  boxInTmux,
   chownToMode,
   type Fixture,
   FOURWALL,
@@ -28,12 +28,10 @@ import {
   makeFixture,
   ROOT,
   userArgs,
-  WEAK_BOX,
 } from "../helpers/box.js";
 import { shq, Tmux } from "../helpers/tmux.js";
 
 const SHIM = path.join(ROOT, "bin", "fourwall");
-const TSX_LOADER = pathToFileURL(path.join(ROOT, "node_modules", "tsx", "dist", "loader.mjs")).href;
 
 /** The environment line a pane starts with: the fixture's user, a real TERM. */
 function envLine(fx: Fixture): string {
@@ -41,19 +39,6 @@ function envLine(fx: Fixture): string {
   return ["env", "-i", ...Object.entries(env).map(([k, v]) => `${k}=${shq(v)}`), ...userArgs(fx.mode)].join(
     " ",
   );
-}
-
-/** `fourwall run FLAGS -- sh -c SCRIPT` (or the broken box) in a tmux pane; BOX-EXIT=N when it ends. */
-function boxInTmux(fx: Fixture, script: string, o: { flags?: string[]; weaken?: string } = {}): Tmux {
-  const entry = o.weaken
-    ? [process.execPath, "--import", TSX_LOADER, WEAK_BOX, "--weaken", o.weaken, ...(o.flags ?? [])]
-    : [process.execPath, FOURWALL, "run", ...(o.flags ?? [])];
-  const tmux = new Tmux();
-  tmux.start(
-    `${envLine(fx)} ${[...entry, "--", "sh", "-c", shq(script)].join(" ")}; echo "BOX-EXIT=$?"; sleep 120`,
-    fx.workdir,
-  );
-  return tmux;
 }
 
 /**
