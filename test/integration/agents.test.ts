@@ -36,6 +36,7 @@ const COMMAND = [
   "echo agent-was-here > landed.txt",
   "cat ~/.ssh/id_ed25519 ~/.aws/credentials .env 2>&1",
   "curl -s -m 5 -o /dev/null -w 'blocked=%{http_code}\\n' http://blocked.test/",
+  "env | grep _API_KEY=",
 ].join("; ");
 
 let cli: string;
@@ -52,6 +53,8 @@ interface Turn {
   fx: ReturnType<typeof makeFixture>;
   /** New entries in HOME after the run. */
   made: string[];
+  /** The API key on the host (the stand-in checks it arrives; the box must not hold it). */
+  key: string;
 }
 
 async function oneTurn(
@@ -85,6 +88,10 @@ async function oneTurn(
         `model.test:${api.port}`,
         "--resolve",
         "model.test=127.0.0.1",
+        // the key stays outside: the box holds the preset's sentinel, swapped at the proxy for the
+        // stand-in too (one box variable, one sentinel: docs/credentials.md)
+        "--secret",
+        `${o.keyVar}@model.test:${api.port}`,
       ],
       env: {
         PATH: `${path.join(cli, "node_modules", ".bin")}:${HOST_PATH}`,
@@ -95,7 +102,7 @@ async function oneTurn(
     });
     // nothing new in HOME but the preset's state (no residue files, no placeholders left)
     const made = readdirSync(fx.home).filter((n) => !homeBefore.includes(n) && !fourwallsOwn(fx.home, n));
-    return { code: r.code, stderr: r.stderr, api, audit, fx, made };
+    return { code: r.code, stderr: r.stderr, api, audit, fx, made, key };
   } finally {
     await api.close();
   }
@@ -122,6 +129,7 @@ function checkTurn(t: Turn): void {
   assert.equal(t.api.toolResults.length, 1, "one tool result came back");
   const out = t.api.toolResults[0]!;
   assert.doesNotMatch(out, new RegExp(SECRET), "no secret reached the agent");
+  assert.doesNotMatch(out, new RegExp(t.key), "the API key is not in the box: only its sentinel");
   assert.match(out, /blocked=403/);
   assert.equal(readFileSync(path.join(t.fx.workdir, "landed.txt"), "utf8"), "agent-was-here\n");
   const denied = readAudit(t.audit)

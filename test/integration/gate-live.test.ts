@@ -14,7 +14,8 @@ import { chownToMode, MODES, makeFixture, readAudit, startInBox, waitFor } from 
 /** Steps the box takes, each announced on stdout, 3 s apart (the test polls the host meanwhile). */
 const BOX_SCRIPT = String.raw`
 set -e
-echo old-changed > README.md
+# an append (no O_TRUNC): the pause at the action lets it by, the layer holds it for the review
+echo old-changed >> README.md
 mkdir -p out sub && echo first > out/new.txt && ln -s /etc keys && git init -q sub
 echo step1
 sleep 3

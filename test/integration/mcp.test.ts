@@ -7,7 +7,15 @@
  */
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
@@ -20,7 +28,6 @@ import {
   MODES,
   makeFixture,
   ROOT,
-  runDirs,
   SECRET,
   waitFor,
   weakBoxBundle,
@@ -59,7 +66,12 @@ for (const mode of MODES) {
       const fx = makeFixture(mode);
       writeFileSync(path.join(fx.workdir, "hello.txt"), "hello from the workdir\n");
       chownToMode(fx, path.join(fx.workdir, "hello.txt"));
-      const before = runDirs().length;
+      // fourwall's run dir goes to a temp dir of this test's own: other files' boxes come and go in /tmp
+      const tmp = path.join(fx.base, "tmp");
+      mkdirSync(tmp, { mode: 0o1777 });
+      chmodSync(tmp, 0o1777);
+      fx.env.TMPDIR = tmp;
+      const runDirsHere = () => readdirSync(tmp).filter((n) => n.startsWith("fourwall-"));
       const { client, stderr } = await connect(
         fx,
         fourwallArgv(mode, ["mcp", "wrap", "--workdir", fx.workdir, "--", ...serverArgv(fx)]),
@@ -77,7 +89,10 @@ for (const mode of MODES) {
       } finally {
         await client.close();
       }
-      assert.ok(await waitFor(() => runDirs().length <= before, 5000), "the run dir is gone");
+      assert.ok(
+        await waitFor(() => runDirsHere().length === 0, 5000),
+        `the run dir is gone: ${runDirsHere()}`,
+      );
     });
 
     it("the same check sees ~/.ssh in a box whose secrets are not covered (it can fail)", async () => {

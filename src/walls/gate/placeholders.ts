@@ -78,9 +78,14 @@ export function standInLayer(o: {
   const stood: StoodInLayer = { entries: [], hidden: new Set() };
   const own = (p: string) => {
     if (o.ownLikeLower) {
-      // the real directory of the same name, or (a placeholder) the one it stands in
-      const real = path.join(o.workdir, path.relative(o.upper, p));
-      const s = lstatOrNull(real) ?? lstatSync(path.dirname(real));
+      // the real entry of the same name, or (a placeholder) the nearest real directory above it
+      let real = path.join(o.workdir, path.relative(o.upper, p));
+      let s = lstatOrNull(real);
+      while (!s && real !== o.workdir && real !== path.dirname(real)) {
+        real = path.dirname(real);
+        s = lstatOrNull(real);
+      }
+      s ??= lstatSync(o.workdir);
       chownSync(p, s.uid, s.gid);
     } else if (o.box) chownSync(p, o.box.uid, o.box.gid);
   };

@@ -131,8 +131,15 @@ export function planCredentials(egress: EgressPlan, ctx: CredentialContext): Cre
       throw new CredentialPlanError(
         `credential ${entry.name}: the secret in ${where} is shorter than 8 characters or holds spaces or control characters; such a value cannot be found and swapped reliably`,
       );
-    let sentinel = makeSentinel(secret, ctx.random);
-    while (sentinels.has(sentinel)) sentinel = makeSentinel(secret, ctx.random);
+    // Two entries for one box variable (a preset's and a --secret's) share its sentinel, so the key
+    // works at the hosts of both; two different secrets for one variable cannot both be in it.
+    const sharing = entry.env ? plan.bindings.find((b) => b.env === entry.env) : undefined;
+    if (sharing && plan.secrets.get(sharing.name) !== secret)
+      throw new CredentialPlanError(
+        `credentials ${sharing.name} and ${entry.name} both set the box's $${entry.env} from different secrets`,
+      );
+    let sentinel = sharing?.sentinel ?? makeSentinel(secret, ctx.random);
+    while (!sharing && sentinels.has(sentinel)) sentinel = makeSentinel(secret, ctx.random);
     sentinels.add(sentinel);
     plan.secrets.set(entry.name, secret);
     const binding: CredentialBinding = {

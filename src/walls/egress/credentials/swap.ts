@@ -72,10 +72,13 @@ export function judgeRequest(
   const passed: string[] = [];
   const body: Extract<RequestVerdict, { ok: true }>["body"] = { replace: [], forbid: [] };
   const scrub: Array<[string, string]> = [];
+  // Entries for one box variable share its sentinel (plan.ts): it may go where any of them is bound.
+  const boundHere = new Set(live.filter((c) => bound(c.entry)).map((c) => c.sentinel));
   for (const c of live) {
     const here = bound(c.entry);
     const carried = texts.some((t) => t.includes(c.sentinel));
     const scoped = here && inScope(c.entry, req.method, pathname);
+    if (!here && boundHere.has(c.sentinel)) continue;
     if (!here) {
       if (carried) return { ok: false, reason: "credential-exfiltration", name: c.entry.name };
       body.forbid.push({ needle: c.sentinel, name: c.entry.name });

@@ -251,6 +251,61 @@ describe("planCredentials", () => {
     assert.match(p.notes[0]!, /ANTHROPIC_API_KEY is not set.*OAuth/);
   });
 
+  test("two entries for one box variable share its sentinel; it may go to the hosts of both", () => {
+    const shared = plan({
+      allow: ["api.example.com", "stand-in.test"],
+      credentials: [
+        { name: "preset", fromEnv: "API_KEY", hosts: ["api.example.com"] },
+        { name: "flag", fromEnv: "API_KEY", hosts: ["stand-in.test"] },
+      ],
+    });
+    const p = planCredentials(shared, ctx);
+    assert.equal(p.bindings[0]!.sentinel, p.bindings[1]!.sentinel);
+    const both: LiveCredential[] = (shared.credentials ?? []).map((entry) => ({
+      entry,
+      secret: "sk-realrealrealrealrealreal1",
+      sentinel: p.bindings[0]!.sentinel,
+    }));
+    for (const h of ["api.example.com", "stand-in.test"]) {
+      const v = judgeRequest(
+        both,
+        {
+          host: host(h),
+          method: "GET",
+          target: "/",
+          pathname: "/",
+          rawHeaders: ["X-Key", p.bindings[0]!.sentinel],
+        },
+        (e) => boundTo(e, host(h)),
+      );
+      assert.ok(v.ok && v.rawHeaders[1] === "sk-realrealrealrealrealreal1", h);
+    }
+    const elsewhere = judgeRequest(
+      both,
+      {
+        host: host("evil.test"),
+        method: "GET",
+        target: "/",
+        pathname: "/",
+        rawHeaders: ["X-Key", p.bindings[0]!.sentinel],
+      },
+      (e) => boundTo(e, host("evil.test")),
+    );
+    assert.equal(elsewhere.ok, false);
+    const clash = plan({
+      allow: ["api.example.com"],
+      credentials: [
+        { name: "a", fromEnv: "API_KEY", hosts: ["api.example.com"] },
+        { name: "b", fromEnv: "OTHER_KEY", env: "API_KEY", hosts: ["api.example.com"] },
+      ],
+    });
+    const withOther = { ...ctx, hostEnv: { ...ctx.hostEnv, OTHER_KEY: "sk-otherotherotherother22" } };
+    assert.throws(
+      () => planCredentials(clash, withOther),
+      /both set the box's \$API_KEY from different secrets/,
+    );
+  });
+
   test("the box's environment: the source variable gone, the sentinel and CA variables in", () => {
     const p = planCredentials(egress, ctx);
     const env = applyCredentialEnv(
