@@ -246,7 +246,9 @@ function writeGeneratedFiles(plan: BoxPlan, runDir: string): void {
 function guardRunDir(runDir: string, plan: BoxPlan): void {
   if (plan.identity.mode === "root") {
     chownSync(runDir, 0, plan.identity.gid);
-    chmodSync(runDir, 0o710);
+    // squid runs as Debian's proxy user, which must walk to its own dir in here (known limit:
+    // docs/THREAT-MODEL.md): the run dir of a squid box stays searchable (not listable) by all.
+    chmodSync(runDir, plan.egress.proxy === "squid" ? 0o711 : 0o710);
   } else chmodSync(runDir, 0o700);
 }
 

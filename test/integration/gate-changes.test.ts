@@ -99,6 +99,16 @@ function attemptsAs(uid: number, dir: string): string {
   }).stdout;
 }
 
+/**
+ * These tests are about the copy-on-write layer and its change-sets: the pause at the action (which
+ * would refuse the box's edits before they reach the layer) is off, as `gate.pause: false` allows.
+ */
+function layerOnly(fx: Fixture): string[] {
+  const file = path.join(fx.base, "layer-only.json");
+  writeFileSync(file, `${JSON.stringify({ gate: { pause: false } })}\n`, { mode: 0o644 });
+  return ["--policy", file];
+}
+
 for (const mode of MODES) {
   describe(`gate change-sets (${mode})`, () => {
     it("a refused overwrite is kept: strict exit 123, one loud line, listed by changes ls --json, private, and changes apply lands it", async () => {
@@ -106,7 +116,7 @@ for (const mode of MODES) {
       writeFileSync(path.join(fx.workdir, "gone.txt"), "keep me\n");
       chownToMode(fx, path.join(fx.workdir, "gone.txt"));
       const r = await sh(fx, "echo rewritten > README.md; rm gone.txt; echo new > new.txt", {
-        flags: ["--approver", "exit 1", "--strict-gate"],
+        flags: [...layerOnly(fx), "--approver", "exit 1", "--strict-gate"],
         timeoutMs: 60_000,
       });
       assert.equal(r.code, 123, r.stderr);
@@ -183,7 +193,7 @@ for (const mode of MODES) {
       const request = path.join(fx.base, "request.json");
       chownToMode(fx, fx.base);
       const r = await sh(fx, "echo 'a after' > a.txt; printf 'b after\\033[2J\\n' > b.txt", {
-        flags: ["--approver", `cat > ${request}; echo '{"approve": ["a.txt"]}'`],
+        flags: [...layerOnly(fx), "--approver", `cat > ${request}; echo '{"approve": ["a.txt"]}'`],
         timeoutMs: 60_000,
       });
       assert.equal(r.code, 0, r.stderr);
@@ -215,6 +225,7 @@ for (const mode of MODES) {
       const tmux = boxInTmux(
         fx,
         "printf '%s new line\\033[31m\\n' a.txt > a.txt; printf 'b.txt new\\n' > b.txt",
+        { flags: layerOnly(fx) },
       );
       try {
         const overview = await tmux.waitFor(/allow\?.*\[r\]eview file by file/, 60_000, "visible");
@@ -273,7 +284,7 @@ for (const mode of MODES) {
       chownToMode(fx, path.join(fx.workdir, "a.txt"));
       const script = "printf 'VISIBLE\\033[8mHIDDEN-BY-BOX\\n' > a.txt";
       const diffScreen = async (weaken?: string) => {
-        const tmux = boxInTmux(fx, script, { weaken });
+        const tmux = boxInTmux(fx, script, { weaken, flags: layerOnly(fx) });
         try {
           await tmux.waitFor(/\[r\]eview file by file/, 60_000, "visible");
           tmux.keys("r");
@@ -356,7 +367,7 @@ for (const mode of MODES) {
       const marker = `killed-${process.pid}-${mode}`;
       const box = startInBox(
         fx,
-        ["--approver", "exit 0"],
+        [...layerOnly(fx), "--approver", "exit 0"],
         `echo ${marker} > README.md; echo ready; sleep 60; : ${marker}`,
       );
       let id = "";

@@ -101,6 +101,12 @@ export const gateSchema = z
       })
       .prefault({})
       .describe("hosts no egress rule allows, when egress.unknown is ask"),
+    pause: z
+      .boolean()
+      .default(true)
+      .describe(
+        "pause a destructive syscall on a pre-existing workdir file until the answer (namespaces runtime); false: the copy-on-write layer alone holds it and asks at exit",
+      ),
     timeoutSeconds: z
       .number()
       .int()
