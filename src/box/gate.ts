@@ -215,6 +215,7 @@ export async function openGateSession(
         audit: o.audit,
         owner: plan.identity.mode === "root" ? { uid: owner.uid, gid: owner.gid } : undefined,
         notify,
+        madeInRun: () => live?.made() ?? new Set(),
       }).catch((error: Error) => {
         throw new WallError(
           "gate",

@@ -91,7 +91,7 @@ async function oneTurn(
         // the key stays outside: the box holds the preset's sentinel, swapped at the proxy for the
         // stand-in too (one box variable, one sentinel: docs/credentials.md)
         "--secret",
-        `${o.keyVar}@model.test:${api.port}`,
+        `${o.keyVar}@model.test`,
       ],
       env: {
         PATH: `${path.join(cli, "node_modules", ".bin")}:${HOST_PATH}`,

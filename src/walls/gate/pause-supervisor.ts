@@ -48,6 +48,11 @@ export interface PauseOptions {
   /** Owner of what fourwall writes into the workdir (root mode). */
   owner?: { uid: number; gid: number };
   notify: (line: string) => void;
+  /**
+   * The workdir paths this run made (the live layer put them on the host, unchanged since): not
+   * pre-existing files, so a call on them continues at once.
+   */
+  madeInRun?: () => ReadonlySet<string>;
 }
 
 export interface PauseSession {
@@ -85,6 +90,9 @@ export async function startPause(o: PauseOptions): Promise<PauseSession> {
     if (!child.stdin!.destroyed) child.stdin!.write(`${id} ${yes ? "c" : "d"}\n`);
   };
   const onNotice = async (n: PauseNotice) => {
+    const made = o.madeInRun?.();
+    if (made && n.paths.every((p) => !p.exists || (p.inWorkdir && made.has(p.path))))
+      return answer(n.id, true);
     const verdict = judgePause(n, o.policy);
     if (verdict.decision === "allow") return answer(n.id, true);
     const asked = verdict.changes.filter((c) => c.decision !== "allow");
