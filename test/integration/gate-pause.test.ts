@@ -237,7 +237,11 @@ async function mcpEdit(fx: Fixture): Promise<{ onHostBeforeClose: string; text: 
       },
     });
     const text = JSON.stringify(result.content);
-    return { onHostBeforeClose: readFileSync(path.join(fx.workdir, "README.md"), "utf8"), text };
+    // The approved rename continues in the box at once; fourwall applies it to the host as soon as
+    // the layer shows it (milliseconds, more on a loaded host): the client waits up to 3 s, then closes.
+    const onHost = () => readFileSync(path.join(fx.workdir, "README.md"), "utf8");
+    await waitFor(() => onHost() === "# project, edited over MCP\n", 3000);
+    return { onHostBeforeClose: onHost(), text };
   } finally {
     await client.close();
   }
