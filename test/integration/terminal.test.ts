@@ -430,6 +430,23 @@ for (const mode of MODES) {
 for (const mode of MODES) {
   describe(`the caller's terminal is given back (${mode}, tmux)`, () => {
     const MARK = "sleep 1234.7";
+    const cmdlineOf = (pid: number) => readFileSafe(`/proc/${pid}/cmdline`).replaceAll("\0", " ").trim();
+    /** Every process below `root` now (by parent pid, from /proc/PID/stat). */
+    const descendantsOf = (root: number): number[] => {
+      const children = new Map<number, number[]>();
+      for (const p of readdirSync("/proc").filter((n) => /^\d+$/.test(n))) {
+        const stat = readFileSafe(`/proc/${p}/stat`);
+        const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+        children.set(ppid, [...(children.get(ppid) ?? []), Number(p)]);
+      }
+      const out: number[] = [];
+      for (let queue = [root]; queue.length > 0; ) {
+        const next = children.get(queue.shift()!) ?? [];
+        out.push(...next);
+        queue.push(...next);
+      }
+      return out;
+    };
     const pidsOf = (cmdline: (c: string) => boolean) =>
       readdirSync("/proc")
         .filter(
@@ -450,13 +467,17 @@ for (const mode of MODES) {
         for (let i = 0; i < 100 && pidsOf((c) => c === MARK).length === 0; i++) await sleep(100);
         const fourwall = pidsOf((c) => c.startsWith("node ") && c.includes(`fourwall.js run -- ${MARK}`));
         assert.equal(fourwall.length, 1, "fourwall runs the box");
-        const relay = pidsOf((c) => c.includes("fourwall-pty"));
+        // this box's relays only (other tests' boxes run on this machine too): fourwall's descendants
+        const relay = descendantsOf(fourwall[0]!).filter((p) => cmdlineOf(p).includes("fourwall-pty"));
         process.kill(fourwall[0]!, sig);
         if (alsoRelay) for (const pid of relay) process.kill(pid, "SIGKILL");
         await tmux.waitFor(/RUN-RC=\d+/);
-        for (let i = 0; i < 60 && pidsOf((c) => c === MARK || c.includes("fourwall-pty")).length > 0; i++)
-          await sleep(100);
-        const left = pidsOf((c) => c === MARK || c.includes("fourwall-pty"));
+        const ours = () => [
+          ...pidsOf((c) => c === MARK),
+          ...relay.filter((p) => cmdlineOf(p).includes("fourwall-pty")),
+        ];
+        for (let i = 0; i < 60 && ours().length > 0; i++) await sleep(100);
+        const left = ours();
         tmux.keys(
           "stty -a | tr ' ' '\\n' | grep -x -e '-\\?icanon' -e '-\\?echo' | tr '\\n' ' '; echo MODE-DONE",
           "Enter",
