@@ -279,3 +279,16 @@ export function boxInTmux(fx: Fixture, script: string, o: { flags?: string[]; we
   );
   return tmux;
 }
+
+/** fourwall's layers directory for the mode (root: /run/fourwall; the user's own state dir). */
+export const layersOf = (fx: Fixture) =>
+  fx.mode === "root" ? "/run/fourwall/layers" : path.join(fx.home, ".local", "state", "fourwall", "layers");
+
+/** The entries of `dir`, or none when it cannot be read. */
+export const listDir = (dir: string): string[] => {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+};

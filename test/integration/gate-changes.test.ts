@@ -12,15 +12,7 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import {
-  chmodSync,
-  existsSync,
-  lstatSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  writeFileSync,
-} from "node:fs";
+import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { describe, it } from "node:test";
 import {
@@ -29,6 +21,8 @@ import {
   type Fixture,
   FOURWALL,
   fourwallArgv,
+  layersOf,
+  listDir,
   MODES,
   makeFixture,
   ROOT,
@@ -43,18 +37,8 @@ import { shq, Tmux } from "../helpers/tmux.js";
 const OTHER_UID = 65533;
 const BOX_UID = 70000;
 
-const layersOf = (fx: Fixture) =>
-  fx.mode === "root" ? "/run/fourwall/layers" : path.join(fx.home, ".local", "state", "fourwall", "layers");
 /** The kept change-sets: kept/ in the layers directory (every protection a layer has). */
 const storeOf = (fx: Fixture) => path.join(layersOf(fx), "kept");
-
-const list = (dir: string): string[] => {
-  try {
-    return readdirSync(dir);
-  } catch {
-    return [];
-  }
-};
 
 /** `fourwall ARGS` as the mode's user, as that user would type it. */
 function fourwall(fx: Fixture, args: string[]) {
@@ -362,7 +346,7 @@ for (const mode of MODES) {
     it("SIGKILL of fourwall: the layer is kept as a change-set changes ls shows, and nothing else is left", async () => {
       const fx = makeFixture(mode);
       const layers = layersOf(fx);
-      const before = new Set(list(layers));
+      const before = new Set(listDir(layers));
       const runsBefore = new Set(runDirs());
       const marker = `killed-${process.pid}-${mode}`;
       const box = startInBox(
@@ -381,7 +365,7 @@ for (const mode of MODES) {
             return false;
           }
         };
-        id = list(layers).find((n) => !before.has(n) && ours(n)) ?? "";
+        id = listDir(layers).find((n) => !before.has(n) && ours(n)) ?? "";
         assert.notEqual(id, "", `our layer in ${layers}`);
       } finally {
         box.child.kill("SIGKILL"); // the fourwall process itself (setpriv execs it)

@@ -16,7 +16,6 @@ import {
   existsSync,
   lstatSync,
   mkdirSync,
-  readdirSync,
   readFileSync,
   readlinkSync,
   writeFileSync,
@@ -25,7 +24,8 @@ import path from "node:path";
 import { describe, it } from "node:test";
 import {
   chownToMode,
-  type Fixture,
+  layersOf,
+  listDir,
   MODES,
   makeFixture,
   readAudit,
@@ -37,18 +37,6 @@ import {
 
 const OTHER_UID = 65533;
 const BOX_UID = 70000;
-
-/** fourwall's layers directory for the mode (root: /run/fourwall; the user's own state dir). */
-const layersOf = (fx: Fixture) =>
-  fx.mode === "root" ? "/run/fourwall/layers" : path.join(fx.home, ".local", "state", "fourwall", "layers");
-
-const list = (dir: string): string[] => {
-  try {
-    return readdirSync(dir);
-  } catch {
-    return [];
-  }
-};
 
 /**
  * What uid `uid` manages to do to a layer at `dir` (expected: nothing). Every attempt that works
@@ -89,13 +77,13 @@ for (const mode of MODES) {
     it("nobody but fourwall reaches the layer while the box runs: not another user, not the box uid; removed after", async () => {
       const fx = makeFixture(mode);
       const layers = layersOf(fx);
-      const before = new Set(list(layers));
+      const before = new Set(listDir(layers));
       const ours: string[] = [];
       const box = startInBox(fx, ["--approver", "exit 1"], BOX_SCRIPT.replace("LAYERS", layers));
       try {
         assert.ok(await waitFor(() => box.out().includes("ready"), 30_000), box.out());
         // other boxes on this machine (other test files) may have layers here too: ours holds the suid file
-        const mine = list(layers).filter(
+        const mine = listDir(layers).filter(
           (n) => !before.has(n) && existsSync(path.join(layers, n, "upper", "suid")),
         );
         assert.equal(mine.length, 1, `one new layer in ${layers}: ${mine}`);
@@ -152,7 +140,7 @@ for (const mode of MODES) {
       const listCopy = path.join(fx.base, "list.txt");
       chownToMode(fx, fx.base);
       const layers = layersOf(fx);
-      const before = new Set(list(layers));
+      const before = new Set(listDir(layers));
       const long = "L".repeat(255);
       const r = await sh(
         fx,
@@ -208,7 +196,7 @@ for (const mode of MODES) {
       const set = readAudit(audit).find((e) => e.event === "change-set");
       assert.deepEqual(set.failures, []);
       assert.deepEqual(
-        list(layers).filter((n) => !before.has(n) && n.startsWith(`${set.box}-`)),
+        listDir(layers).filter((n) => !before.has(n) && n.startsWith(`${set.box}-`)),
         [],
         "the layer is removed",
       );
