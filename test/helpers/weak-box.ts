@@ -68,9 +68,9 @@ const optValue = (name: string) => {
   return i >= 0 ? opts[i + 1] : undefined;
 };
 const weaken = new Set((optValue("--weaken") ?? "").split(",").filter(Boolean) as Weakening[]);
-// A box without seccomp has no filter at all: the gate's pause filter (a second, narrow one) goes too,
-// or prove's "Seccomp: 2" would see it.
-if (weaken.has("seccomp")) weaken.add("pause");
+// A namespaces box without seccomp has no filter at all: the gate's pause filter (a second, narrow
+// one, namespaces only) goes too, or prove's "Seccomp: 2" would see it.
+if (weaken.has("seccomp") && (optValue("--runtime") ?? "namespaces") === "namespaces") weaken.add("pause");
 for (const w of weaken)
   if (!(WEAKENINGS as readonly string[]).includes(w)) throw new Error(`unknown weakening ${w}`);
 
