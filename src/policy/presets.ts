@@ -48,8 +48,8 @@ export const PRESETS: Record<PresetName, PresetData> = {
   },
   // Measured (Codex 0.171, `codex exec`): api.openai.com and chatgpt.com (its backend); the
   // github.com / api.github.com (plugin lists) and ab.chatgpt.com (experiments) it also tries are
-  // left out: it works without them. Its own sandbox cannot nest here: run it with
-  // `--sandbox danger-full-access` (fourwall is the sandbox).
+  // left out: it works without them. Its own sandbox cannot nest here: the box sees a config.toml
+  // with it off and bounded connection retries (walls/gate/plan.ts, renderCodexConfig).
   codex: {
     egress: {
       allow: ["api.openai.com", "chatgpt.com", "auth.openai.com"],
@@ -59,7 +59,9 @@ export const PRESETS: Record<PresetName, PresetData> = {
     env: { pass: ["OPENAI_API_KEY", "OPENAI_BASE_URL", "CODEX_*", "COLORTERM"] },
   },
   // OpenClaw (Node >= 24.16): its config, sessions and workspace live in ~/.openclaw. The model
-  // provider's host is the user's choice (-a); the two common ones are here.
+  // provider's host is the user's choice (-a); the two common ones are here. Measured (2026.9.6,
+  // `agent exec`, a custom OpenAI-compatible provider): only the provider's host, through the box's
+  // HTTP_PROXY; memory search embeds at api.openai.com by default (memory.search.enabled: false stops it).
   openclaw: {
     egress: {
       allow: ["api.anthropic.com", "api.openai.com"],

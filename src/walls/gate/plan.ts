@@ -1,4 +1,5 @@
 import path from "node:path";
+import { parse, stringify } from "smol-toml";
 import { shellWord } from "../../core/shell.js";
 import type { GatePolicy } from "./schema.js";
 
@@ -8,6 +9,8 @@ export const BOX_GATE_SOCKET = "/run/fourwall/gate.sock";
 /** An agent settings file fourwall writes for the box and binds read-only over `target`. */
 export interface AgentSettingsFile {
   agent: "claude-code" | "codex";
+  /** What it holds: the agent's hooks (JSON), or Codex's config.toml with its own sandbox off. */
+  kind: "hooks" | "codex-config";
   /** Where the agent reads it, inside the box. */
   target: string;
   /** The host file whose settings are kept (the hooks are added to them), if it exists. */
@@ -47,11 +50,20 @@ export function planGate(policy: GatePolicy, ctx: GateContext): GatePlan {
   const settings: AgentSettingsFile[] = [];
   if (ctx.presets.includes("claude-code")) {
     const file = path.join(ctx.home, ".claude", "settings.json");
-    settings.push({ agent: "claude-code", target: file, base: file, hookCommand: run("claude-hook") });
+    settings.push({
+      agent: "claude-code",
+      kind: "hooks",
+      target: file,
+      base: file,
+      hookCommand: run("claude-hook"),
+    });
   }
   if (ctx.presets.includes("codex")) {
-    const file = path.join(ctx.home, ".codex", "hooks.json");
-    settings.push({ agent: "codex", target: file, base: file, hookCommand: run("codex-hook") });
+    const hooks = path.join(ctx.home, ".codex", "hooks.json");
+    const config = path.join(ctx.home, ".codex", "config.toml");
+    const hookCommand = run("codex-hook");
+    settings.push({ agent: "codex", kind: "hooks", target: hooks, base: hooks, hookCommand });
+    settings.push({ agent: "codex", kind: "codex-config", target: config, base: config, hookCommand });
   }
   return { policy, overlay, gitHistory: true, socketInBox: BOX_GATE_SOCKET, settings };
 }
@@ -66,6 +78,7 @@ type Json = Record<string, unknown>;
  * switch the hook off.
  */
 export function renderAgentSettings(file: AgentSettingsFile, baseText: string | undefined): string {
+  if (file.kind === "codex-config") return renderCodexConfig(baseText ?? "");
   let base: Json = {};
   if (baseText !== undefined) {
     try {
@@ -91,3 +104,34 @@ export function renderAgentSettings(file: AgentSettingsFile, baseText: string | 
   }
   return `${JSON.stringify(out, null, 2)}\n`;
 }
+
+/**
+ * Codex's config.toml as the box sees it: the user's own settings, plus two that running inside an
+ * outer sandbox needs (Codex documents both):
+ * - `sandbox_mode = "danger-full-access"`: Codex's own sandbox (bwrap, or Landlock) cannot start
+ *   inside fourwall's box (no user namespaces there), so every shell call would fail; this mode is
+ *   Codex's for an environment that is itself the sandbox. A top-level `sandbox_mode` of the user's
+ *   is replaced; a profile's, or a `--sandbox` flag, still wins, as the user chose.
+ * - `features.unbounded_connection_retries = false` (unless the user set it): a host the proxy
+ *   refuses is a failed connection to Codex (the CONNECT is answered 403), and with the feature
+ *   on it waits "for network" for ever; off, its retries are counted and the turn ends.
+ * The box gets a re-serialised copy (comments dropped); a file that does not parse is left as it
+ * is, so Codex reports the user's own error.
+ */
+export function renderCodexConfig(baseText: string): string {
+  let config: Record<string, unknown>;
+  try {
+    config = parse(baseText) as Record<string, unknown>;
+  } catch {
+    return baseText;
+  }
+  const features = isTable(config.features) ? { ...config.features } : {};
+  if (typeof features.unbounded_connection_retries !== "boolean")
+    features.unbounded_connection_retries = false;
+  const out = { sandbox_mode: "danger-full-access", ...config, features };
+  out.sandbox_mode = "danger-full-access";
+  return `# fourwall: the box is the sandbox (Codex's own cannot start inside it)\n${stringify(out)}\n`;
+}
+
+const isTable = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Date);
