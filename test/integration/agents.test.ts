@@ -65,6 +65,11 @@ async function oneTurn(
     api: "anthropic" | "openai";
     keyVar: string;
     env?: (port: number) => Record<string, string>;
+    /** The directories holding the agent (and its Node), before the host's PATH. */
+    bin?: string;
+    /** Files the user has in the workdir before the run (the agent's config). */
+    setup?: (fx: ReturnType<typeof makeFixture>, port: number) => void;
+    timeoutMs?: number;
   },
 ): Promise<Turn> {
   const fx = makeFixture(mode);
@@ -73,6 +78,7 @@ async function oneTurn(
   const audit = path.join(fx.base, "audit.jsonl");
   writeFileSync(audit, "");
   chownToMode(fx, audit);
+  o.setup?.(fx, api.port);
   const homeBefore = readdirSync(fx.home);
   try {
     const r = await runInBox(fx, o.argv(api.port), {
@@ -94,11 +100,11 @@ async function oneTurn(
         `${o.keyVar}@model.test`,
       ],
       env: {
-        PATH: `${path.join(cli, "node_modules", ".bin")}:${HOST_PATH}`,
+        PATH: `${o.bin ?? path.join(cli, "node_modules", ".bin")}:${HOST_PATH}`,
         [o.keyVar]: key,
         ...o.env?.(api.port),
       },
-      timeoutMs: 120_000,
+      timeoutMs: o.timeoutMs ?? 120_000,
     });
     // nothing new in HOME but the preset's state (no residue files, no placeholders left)
     const made = readdirSync(fx.home).filter((n) => !homeBefore.includes(n) && !fourwallsOwn(fx.home, n));
@@ -141,7 +147,7 @@ function checkTurn(t: Turn): void {
 const owner = (mode: Mode) => (mode === "root" ? 0 : USER_UID);
 
 for (const mode of MODES) {
-  describe(`real agents in the box (${mode})`, { timeout: 300_000 }, () => {
+  describe(`real agents in the box (${mode})`, { timeout: 900_000 }, () => {
     it(`Claude Code ${AGENT_PACKAGES.cli[0].split("@")[2]}: one turn through claude -p; ~/.claude made on first use and kept`, async () => {
       const t = await oneTurn(mode, {
         preset: "claude-code",
@@ -174,9 +180,8 @@ for (const mode of MODES) {
           "codex",
           "exec",
           "--skip-git-repo-check",
-          // fourwall is the sandbox: Codex's own cannot nest (no user namespaces in the box)
-          "--sandbox",
-          "danger-full-access",
+          // no --sandbox: the preset's box-only config.toml turns Codex's own sandbox off (it cannot
+          // nest), so the shell tool works on the first try
           // a model whose tools are the classic shell functions, not the JavaScript code mode
           "-m",
           "gpt-4.1",
@@ -193,6 +198,45 @@ for (const mode of MODES) {
       assert.equal(statSync(codex).uid, owner(mode), "~/.codex owned by the user");
       assert.ok(!existsSync(path.join(codex, "hooks.json")), "no empty hooks.json left on the host");
       assert.ok(!existsSync(path.join(codex, "config.toml")), "no placeholder config.toml left on the host");
+    });
+
+    it("Codex: a turn whose model host is refused ends (bounded retries), the host in the audit", async () => {
+      const fx = makeFixture(mode);
+      const audit = path.join(fx.base, "audit.jsonl");
+      writeFileSync(audit, "");
+      chownToMode(fx, audit);
+      // an HTTPS provider the policy does not allow: the proxy refuses the CONNECT, which Codex
+      // counts as a lost network; without the preset's config it would wait "for network" for ever
+      const r = await runInBox(
+        fx,
+        [
+          "codex",
+          "exec",
+          "--skip-git-repo-check",
+          "-m",
+          "gpt-4.1",
+          "-c",
+          'model_provider="refused"',
+          "-c",
+          'model_providers.refused={name="refused", base_url="https://refused.test/v1", env_key="OPENAI_API_KEY", wire_api="responses"}',
+          "write the file",
+        ],
+        {
+          flags: ["--preset", "codex", "--audit", audit],
+          env: {
+            PATH: `${path.join(cli, "node_modules", ".bin")}:${HOST_PATH}`,
+            OPENAI_API_KEY: "sk-unused-0123456789",
+          },
+          timeoutMs: 480_000,
+        },
+      );
+      assert.notEqual(r.code, null, "Codex ended by itself");
+      assert.equal(r.code, 1, r.stderr.slice(-2000));
+      assert.match(r.stderr, /Connection failed/);
+      const denied = readAudit(audit)
+        .filter((e) => e.decision === "deny")
+        .map((e) => e.host);
+      assert.ok(denied.includes("refused.test"), `refused.test in the audit (denied: ${denied.join(", ")})`);
     });
   });
 }
@@ -224,6 +268,32 @@ for (const mode of MODES) {
   });
 }
 
+/** OpenClaw's config for a custom OpenAI-compatible provider at the stand-in (Chat Completions). */
+const openClawConfig = (port: number) => ({
+  // memory search embeds through OpenAI's API by default (api.openai.com): not in this test
+  memory: { search: { enabled: false } },
+  models: {
+    providers: {
+      standin: {
+        baseUrl: `http://model.test:${port}/v1`,
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: OpenClaw's own env reference, read by OpenClaw
+        apiKey: "${OPENAI_API_KEY}",
+        api: "openai-completions",
+        models: [
+          {
+            id: "stand-in",
+            name: "stand-in",
+            reasoning: false,
+            input: ["text"],
+            contextWindow: 128000,
+            maxTokens: 4096,
+          },
+        ],
+      },
+    },
+  },
+});
+
 const WORKERS = (n: number) =>
   `const { Worker } = require("node:worker_threads"); let done = 0; for (let i = 0; i < ${n}; i++) new Worker("setTimeout(() => {}, 300)", { eval: true }).on("exit", () => { if (++done === ${n}) console.log("workers-ok"); });`;
 
@@ -249,6 +319,41 @@ for (const mode of MODES) {
       assert.ok(
         st.isDirectory() && st.uid === owner(mode),
         "~/.openclaw made on first use, owned by the user",
+      );
+    });
+
+    it(`OpenClaw ${AGENT_PACKAGES.openclaw[0].split("@")[1]}: one turn through openclaw agent exec against an OpenAI-compatible provider`, async () => {
+      const t = await oneTurn(mode, {
+        preset: "openclaw",
+        api: "openai",
+        keyVar: "OPENAI_API_KEY",
+        bin: `${path.join(openclaw, "node_modules", ".bin")}:${node24}`,
+        // a custom provider, as OpenClaw documents it (models.providers): the key by reference, so
+        // the config holds no secret and the box's sentinel is what OpenClaw sends
+        setup: (fx, port) => {
+          const config = path.join(fx.workdir, "openclaw.json");
+          writeFileSync(config, JSON.stringify(openClawConfig(port), null, 2));
+          chownToMode(fx, config);
+        },
+        argv: () => [
+          "openclaw",
+          "agent",
+          "exec",
+          "--config",
+          "openclaw.json",
+          "--model",
+          "standin/stand-in",
+          "write the file",
+        ],
+        // OpenClaw prepares for ~20 s (its SQLite state, tools, prompt) before the first request
+        timeoutMs: 300_000,
+      });
+      checkTurn(t);
+      assert.deepEqual(t.made, [".openclaw"]);
+      assert.equal(
+        statSync(path.join(t.fx.home, ".openclaw")).uid,
+        owner(mode),
+        "~/.openclaw owned by the user",
       );
     });
 
