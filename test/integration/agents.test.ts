@@ -13,6 +13,7 @@ import {
 import os from "node:os";
 import path from "node:path";
 import { before, describe, it } from "node:test";
+import { PRESETS, type PresetName } from "../../src/policy/presets.js";
 import { AGENT_PACKAGES, installAgents, node24Bin } from "../helpers/agents.js";
 import {
   chownToMode,
@@ -57,10 +58,13 @@ interface Turn {
   key: string;
 }
 
+const pinnedToLoopback = (preset: PresetName) =>
+  (PRESETS[preset].egress?.allow ?? []).flatMap((host) => ["--resolve", `${host}=127.0.0.1`]);
+
 async function oneTurn(
   mode: Mode,
   o: {
-    preset: string;
+    preset: PresetName;
     argv: (port: number) => string[];
     api: "anthropic" | "openai";
     keyVar: string;
@@ -94,6 +98,9 @@ async function oneTurn(
         `model.test:${api.port}`,
         "--resolve",
         "model.test=127.0.0.1",
+        // the preset's real hosts are pinned to loopback (nothing listens on their ports): the test
+        // never resolves or reaches a real name, whatever the agent tries
+        ...pinnedToLoopback(o.preset),
         // the key stays outside: the box holds the preset's sentinel, swapped at the proxy for the
         // stand-in too (one box variable, one sentinel: docs/credentials.md)
         "--secret",
