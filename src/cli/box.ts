@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import path from "node:path";
 import pc from "picocolors";
-import { askDaemon, runDaemon } from "../box/daemon.js";
+import { askDaemon, otherDaemonSockets, runDaemon } from "../box/daemon.js";
 import { keptLine } from "../box/kept.js";
 import { checkBoxName } from "../box/name.js";
 import { boxDir, listBoxes, readBox } from "../box/persistent.js";
@@ -112,7 +112,13 @@ export async function downCommand(name: string): Promise<number> {
   }
   if (!readBox(name))
     return failClosed(new WallError("isolation", `no box named ${name} is up`, "fourwall ls"));
-  const reply = await askDaemon({ op: "down", name });
+  let reply = await askDaemon({ op: "down", name });
+  // a box brought up by another build's daemon (fourwall was upgraded since): that daemon's to end
+  for (const other of reply?.ok ? [] : otherDaemonSockets()) {
+    const answer = await askDaemon({ op: "down", name }, 30_000, other);
+    if (answer?.ok) reply = answer;
+    if (answer?.ok) break;
+  }
   if (!reply?.ok)
     return failClosed(
       new WallError(
