@@ -65,13 +65,19 @@ export async function upCommand(options: RunOptions & { name: string }): Promise
     if (options.inbox)
       throw new WallError("gate", "--inbox is not available for persistent boxes yet", "use --approver CMD");
     const audit = options.audit ? path.resolve(options.audit) : undefined;
-    const reply = await askDaemon({
-      op: "up",
+    const request = {
+      op: "up" as const,
       name: options.name,
       plan,
       ...(audit ? { audit } : {}),
       ...(options.approver ? { approver: options.approver } : {}),
-    });
+    };
+    let reply = await askDaemon(request);
+    // nobody answered: the daemon that answered the ping was leaving (idle); start one, ask again
+    if (reply === undefined) {
+      await ensureDaemon();
+      reply = await askDaemon(request);
+    }
     if (!reply?.ok) {
       const why =
         reply && !reply.ok ? reply : { error: "the box daemon went away", wall: undefined, fix: undefined };
