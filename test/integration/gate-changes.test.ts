@@ -25,7 +25,6 @@ import {
   listDir,
   MODES,
   makeFixture,
-  ROOT,
   runDirs,
   sh,
   startInBox,
@@ -279,7 +278,7 @@ for (const mode of MODES) {
       for (const k of keptFor(fx)) fourwall(fx, ["changes", "drop", k.id]);
     });
 
-    it("down of a persistent box never drops a change silently: kept and named, or asked on the terminal", async (t) => {
+    it("down of a persistent box never drops a change silently: kept and named, or asked on the terminal", async () => {
       const fx = makeFixture(mode);
       // (root's box daemon is this build's: its sockets carry the build key, another checkout's is not asked)
       const name = `keep-${mode}-${process.pid}`;
