@@ -9,7 +9,9 @@
  * anything ran, this execs the Node CLI: `run` behaves as it always did. A controlling terminal
  * means the gate may ask on it: that is the Node path's job, so it goes there at once.
  *
- * usage: fourwall-run SOCKET NODE CLI_JS -- ARGS...    (ARGS: what followed `fourwall run`)
+ * usage: fourwall-run STATE_DIR NODE CLI_JS -- ARGS...    (ARGS: what followed `fourwall run`)
+ * The daemon's socket is STATE_DIR/run-KEY.sock, KEY this build's (build_key): a client reaches only
+ * a daemon of its own build (after an upgrade, or with two copies of fourwall on one machine).
  * request: u32 length (little endian), then NUL-terminated items, each led by its kind:
  *   'V' protocol version, 'C' cwd, 'A' an argument, 'E' an environment entry
  * replies: a kind byte, a u32 length, the payload:
@@ -32,6 +34,45 @@
 #define ENV_FALLBACK "FOURWALL_RUN_NO_DAEMON"
 
 static char **fallback_argv;
+
+/*
+ * This build's key, as src/core/build-key.ts computes it (the same files, in the same order): the
+ * identity (device, inode, size, mtime) of the bundle and of the native helpers, FNV-1a-64 hashed.
+ * Found from this program's own path (ROOT/native/build/fourwall-run); stat calls only, no reads.
+ */
+static const char *const build_files[] = {
+    "dist/fourwall.js",           "native/build/fourwall-run",     "native/build/fourwall-pty",
+    "native/build/fourwall-netns", "native/build/fourwall-drop",   "native/build/fourwall-overlay",
+    "native/build/fourwall-pause", "native/build/fourwall-splice", "native/build/fourwall-enter",
+};
+static int build_key(char out[17]) {
+  char root[PATH_MAX], file[PATH_MAX + 64], item[160];
+  ssize_t n = readlink("/proc/self/exe", root, sizeof root - 1);
+  if (n <= 0) return -1;
+  root[n] = 0;
+  for (int up = 0; up < 3; up++) {
+    char *slash = strrchr(root, '/');
+    if (!slash) return -1;
+    *slash = 0;
+  }
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (size_t i = 0; i < sizeof build_files / sizeof *build_files; i++) {
+    struct stat st;
+    snprintf(file, sizeof file, "%s/%s", root, build_files[i]);
+    if (stat(file, &st) == 0)
+      snprintf(item, sizeof item, "%llu:%llu:%lld:%lld.%ld;", (unsigned long long)st.st_dev,
+               (unsigned long long)st.st_ino, (long long)st.st_size, (long long)st.st_mtim.tv_sec,
+               (long)st.st_mtim.tv_nsec);
+    else
+      strcpy(item, "-;");
+    for (const char *c = item; *c; c++) {
+      h ^= (unsigned char)*c;
+      h *= 0x100000001b3ULL;
+    }
+  }
+  snprintf(out, 17, "%016llx", (unsigned long long)h);
+  return 0;
+}
 
 /* The Node CLI, as the shim would have run it. `missing`: tell it no daemon answered, so it starts one. */
 __attribute__((noreturn)) static void fall_back(int missing) {
@@ -108,7 +149,7 @@ static int send_stdio(int sock) {
 int main(int argc, char **argv, char **envp) {
   int dash = 4;
   if (argc < 5 || strcmp(argv[dash], "--") != 0) {
-    fprintf(stderr, "usage: fourwall-run SOCKET NODE CLI_JS -- ARGS...\n");
+    fprintf(stderr, "usage: fourwall-run STATE_DIR NODE CLI_JS -- ARGS...\n");
     return 125;
   }
   /* NODE CLI_JS run ARGS... */
@@ -126,16 +167,18 @@ int main(int argc, char **argv, char **envp) {
   int sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (sock < 0) fall_back(0);
   struct sockaddr_un addr = {.sun_family = AF_UNIX};
-  if (strlen(argv[1]) >= sizeof addr.sun_path) fall_back(0);
-  strcpy(addr.sun_path, argv[1]);
+  char key[17];
+  if (build_key(key) < 0) fall_back(0);
+  int len_path = snprintf(addr.sun_path, sizeof addr.sun_path, "%s/run-%s.sock", argv[1], key);
+  if (len_path < 0 || (size_t)len_path >= sizeof addr.sun_path) fall_back(0);
   if (connect(sock, (struct sockaddr *)&addr, sizeof addr) < 0) fall_back(errno == ENOENT || errno == ECONNREFUSED);
   /* Only our own uid's daemon: its directory is 0700, and the peer's credentials say so too. */
   struct ucred cred;
   socklen_t len = sizeof cred;
-  if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) die("SO_PEERCRED", argv[1]);
+  if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) die("SO_PEERCRED", addr.sun_path);
   if (cred.uid != getuid()) {
     errno = EPERM;
-    die("the daemon socket is not this user's", argv[1]);
+    die("the daemon socket is not this user's", addr.sun_path);
   }
 
   char cwd[4096];

@@ -8,6 +8,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { buildKey } from "../../src/core/build-key.js";
 import { USER_ID } from "./fourwall.js";
 import type { BenchContext } from "./group.js";
 import type { Subject } from "./measure.js";
@@ -29,10 +30,12 @@ export function daemonRun(ctx: BenchContext, as: "root" | "user"): DaemonSubject
   const env: NodeJS.ProcessEnv = { ...process.env };
   if (home) Object.assign(env, { HOME: home, USER: "nobody", LOGNAME: "nobody" });
   delete env.XDG_RUNTIME_DIR;
-  const socket =
+  const boxes =
     as === "root"
-      ? "/run/fourwall/boxes/run.sock"
-      : path.join(env.HOME ?? "/nonexistent", ".local", "state", "fourwall", "boxes", "run.sock");
+      ? "/run/fourwall/boxes"
+      : path.join(env.HOME ?? "/nonexistent", ".local", "state", "fourwall", "boxes");
+  // the daemon of this build (its sockets carry the build's key: src/core/build-key.ts)
+  const socket = path.join(boxes, `run-${buildKey(ctx.repoRoot)}.sock`);
   const asUser = user
     ? ["setpriv", "--reuid", String(USER_ID), "--regid", String(USER_ID), "--clear-groups"]
     : [];
@@ -46,7 +49,7 @@ export function daemonRun(ctx: BenchContext, as: "root" | "user"): DaemonSubject
     subject: {
       id: `daemon-${as}`,
       label: `fourwall run -- true, warm box daemon (as ${as === "root" ? "root" : `uid ${user ? USER_ID : process.getuid?.()}`})`,
-      command: [...asUser, client, socket, "/bin/false", "daemon-did-not-take-it", "--", "true"],
+      command: [...asUser, client, boxes, "/bin/false", "daemon-did-not-take-it", "--", "true"],
       shown: [...asUser, "bin/fourwall run -- true (native client → box daemon)"].join(" "),
       cwd: workdir,
       env,

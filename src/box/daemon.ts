@@ -1,7 +1,8 @@
-import { chmodSync, existsSync, mkdirSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { createConnection, createServer, type Socket } from "node:net";
 import path from "node:path";
 import { AuditLog } from "../audit/log.js";
+import { buildKey } from "../core/build-key.js";
 import type { BoxPlan } from "../plan/plan.js";
 import { runtimeFor } from "../runtimes/index.js";
 import type { RunningBox } from "../runtimes/runtime.js";
@@ -18,9 +19,37 @@ import { superviseBox } from "./supervisor.js";
  * Boxes die with it (--die-with-parent), and the reapers clean up after them.
  */
 
-export const daemonSocket = () => path.join(boxesRoot(), "daemon.sock");
-/** native/fourwall-run.c's socket (bin/fourwall computes the same path). */
-export const runSocket = () => path.join(boxesRoot(), "run.sock");
+/** This build's key (core/build-key.ts), as this process started: its daemon's sockets carry it. */
+let ownKey: string | undefined;
+const key = () => (ownKey ??= buildKey());
+export const daemonSocket = () => path.join(boxesRoot(), `daemon-${key()}.sock`);
+/** native/fourwall-run.c's socket: it computes the same name from the same build files. */
+export const runSocket = () => path.join(boxesRoot(), `run-${key()}.sock`);
+const SOCKET_NAME = /^(daemon|run)(-[0-9a-f]{16})?\.sock$/;
+
+/** The `up`/`down` sockets of other builds' daemons in this state dir (a box they keep up is theirs to bring down). */
+export const otherDaemonSockets = (): string[] =>
+  readdirSync(boxesRoot())
+    .filter((n) => n.startsWith("daemon-") && SOCKET_NAME.test(n))
+    .map((n) => path.join(boxesRoot(), n))
+    .filter((p) => p !== daemonSocket());
+
+/** Removes the sockets of daemons that are gone (killed, any build): nothing of them stays. */
+async function sweepDeadSockets(): Promise<void> {
+  for (const name of readdirSync(boxesRoot()).filter((n) => SOCKET_NAME.test(n))) {
+    const file = path.join(boxesRoot(), name);
+    if (file === daemonSocket() || file === runSocket()) continue;
+    const refused = await new Promise<boolean>((resolve) => {
+      const probe = createConnection(file);
+      probe.once("connect", () => {
+        probe.destroy();
+        resolve(false);
+      });
+      probe.once("error", (error: NodeJS.ErrnoException) => resolve(error.code === "ECONNREFUSED"));
+    });
+    if (refused) rmSync(file, { force: true });
+  }
+}
 
 export type DaemonRequest =
   | { op: "up"; name: string; plan: BoxPlan; audit?: string; approver?: string }
@@ -52,18 +81,19 @@ export async function runDaemon(options: { forRun?: boolean } = {}): Promise<voi
     if (boxes.size > 0 || runs > 0) return;
     idleTimer = setTimeout(leave, outdated ? 0 : servesRuns ? RUN_IDLE_EXIT_MS : IDLE_EXIT_MS);
   };
+  // A new build of fourwall (its files replaced or rebuilt): take no more runs (its clients go to
+  // a daemon of their own build); still answer `down` for the boxes it keeps; leave once they end.
+  const becomeOutdated = () => {
+    if (outdated) return;
+    outdated = true;
+    runServer.close();
+    armIdleExit();
+  };
   const runServer = createServer((socket: Socket) => {
     runs++;
     servesRuns = true;
     clearTimeout(idleTimer);
-    void serveRun(socket, {
-      outdated() {
-        // a new build of fourwall: stop taking work, leave once the boxes still running end
-        outdated = true;
-        runServer.close();
-        server.close();
-      },
-    }).finally(() => {
+    void serveRun(socket, { outdated: becomeOutdated }).finally(() => {
       runs--;
       armIdleExit();
     });
@@ -158,7 +188,7 @@ export async function runDaemon(options: { forRun?: boolean } = {}): Promise<voi
     rmSync(daemonSocket(), { force: true });
   }
   chmodSync(daemonSocket(), 0o600);
-  // This daemon owns daemon.sock, so a run.sock here is a killed daemon's: replace it.
+  // This daemon owns daemon-KEY.sock, so a run-KEY.sock here is a killed daemon's: replace it.
   rmSync(runSocket(), { force: true });
   await new Promise<void>((resolve, reject) => {
     runServer.once("error", reject);
@@ -176,14 +206,20 @@ export async function runDaemon(options: { forRun?: boolean } = {}): Promise<voi
   setInterval(() => {
     for (const name of boxes.keys())
       if (!existsSync(path.join(boxDir(name), "info.json")) && boxes.get(name)?.box) void down(name);
+    if (buildKey() !== key()) becomeOutdated();
   }, 5000).unref();
+  void sweepDeadSockets().catch(() => {});
   armIdleExit();
 }
 
 /** Sends one request to the daemon; undefined when no daemon answers. */
-export function askDaemon(req: DaemonRequest, timeoutMs = 30_000): Promise<DaemonReply | undefined> {
+export function askDaemon(
+  req: DaemonRequest,
+  timeoutMs = 30_000,
+  socketPath = daemonSocket(),
+): Promise<DaemonReply | undefined> {
   return new Promise((resolve) => {
-    const socket = createConnection(daemonSocket());
+    const socket = createConnection(socketPath);
     let text = "";
     const timer = setTimeout(() => {
       socket.destroy();

@@ -51,6 +51,8 @@ fi
 # (on a normal exit fourwall has removed these itself: builtin tests only, no process started)
 for d in "$@"; do for t in 1 2 3 4 5 6 7 8 9 10; do [ -d "$d" ] || break; rmdir -- "$d" 2>/dev/null && break; sleep 0.2; done; done
 [ -d "$run_dir" ] && rm -rf --one-file-system -- "$run_dir"
+# squid's own dir (outside the run dir, so the run dir stays closed to squid's uid)
+[ -n "$FOURWALL_REAP_ALSO" ] && [ -d "$FOURWALL_REAP_ALSO" ] && rm -rf --one-file-system -- "$FOURWALL_REAP_ALSO"
 [ -s "$list" ] || exit 0
 if flock -x -n 9; then
   # Every path is data: one entry per line, "KIND PATH" with PATH's backslashes and newlines
@@ -99,6 +101,8 @@ export async function startReaper(
   script = REAPER_SCRIPT,
   /** Root mode: allocate the box a uid of its own from [first, first + count), held while the reaper lives. */
   uids?: { first: number; count: number },
+  /** One more dir of the box's to remove with the run dir (squid's). */
+  alsoRemove?: string,
 ): Promise<{ reaper: Reaper; list: string; uid?: number }> {
   const dir = privateStateDir("locks");
   const key = createHash("sha256").update(workdir).digest("hex").slice(0, 32);
@@ -113,6 +117,7 @@ export async function startReaper(
       env: {
         ...process.env,
         FOURWALL_UIDS: uids ? `${privateStateDir("uids")} ${uids.first} ${uids.count}` : "",
+        FOURWALL_REAP_ALSO: alsoRemove ?? "",
       },
     },
   );

@@ -4,6 +4,8 @@
  * which then runs exactly as before: the daemon path is an optimisation, never a second behaviour.
  */
 
+import { runFlagNamed } from "../plan/run-flags.js";
+
 export const RUN_PROTOCOL = "1";
 
 /** The client's variable that asks the Node fallback to start a daemon (none answered). */
@@ -59,22 +61,11 @@ export interface DaemonRunOptions {
 }
 export type RunChoice = { command: string[]; options: DaemonRunOptions } | { fallback: string };
 
-const SINGLE = {
-  "-p": "policy",
-  "--policy": "policy",
-  "-w": "workdir",
-  "--workdir": "workdir",
-  "--approver": "approver",
-} as const;
-const REPEATED = { "-a": "allow", "--allow": "allow", "--preset": "preset", "--resolve": "resolve" } as const;
-type Flag = keyof typeof SINGLE | keyof typeof REPEATED;
-const isFlag = (name: string): name is Flag => name in SINGLE || name in REPEATED;
-
 /**
- * The command lines the daemon takes: `[-p F] [-w DIR] [-a RULE]… [--preset P]… [--resolve H=IP]…
- * [--approver CMD] [--] CMD…`, options before the command as commander reads them
- * (passThroughOptions). Everything else (another flag or runtime, a combined short form, no
- * command) is the Node CLI's: a fallback.
+ * The command lines the daemon takes: its flags of plan/run-flags.ts (the CLI's own table) before
+ * the command, as commander reads them (passThroughOptions): `-p F`, `--policy F`, `--policy=F`,
+ * then `--` or the command. Everything else (a Node-only flag, a combined short form, a value flag
+ * given twice, no command) is the Node CLI's: a fallback.
  */
 export function daemonRunChoice(args: string[]): RunChoice {
   const options: DaemonRunOptions = { preset: [], allow: [], resolve: [] };
@@ -88,17 +79,20 @@ export function daemonRunChoice(args: string[]): RunChoice {
     if (!arg.startsWith("-") || arg === "-") break;
     const eq = arg.startsWith("--") ? arg.indexOf("=") : -1;
     const name = eq > 0 ? arg.slice(0, eq) : arg;
-    if (!isFlag(name)) return { fallback: `the option ${arg}` };
+    const flag = runFlagNamed(name);
+    if (!flag) return { fallback: `the option ${arg}` };
+    if (flag.daemon !== true) return { fallback: `${name}: ${flag.daemon.nodeOnly}` };
     let value = eq > 0 ? arg.slice(eq + 1) : undefined;
     if (value === undefined) {
       if (i + 1 >= args.length) return { fallback: `${arg} without a value` };
       value = args[++i]!;
     }
-    if (name in SINGLE) {
-      const key = SINGLE[name as keyof typeof SINGLE];
+    const key = flag.key;
+    if (key === "preset" || key === "allow" || key === "resolve") options[key].push(value);
+    else if (key === "policy" || key === "workdir" || key === "approver") {
       if (options[key] !== undefined) return { fallback: `${arg} twice` };
       options[key] = value;
-    } else options[REPEATED[name as keyof typeof REPEATED]].push(value);
+    } else return { fallback: `${name} is not one of the daemon's options` };
   }
   const command = args.slice(i);
   if (command.length === 0) return { fallback: "no command" };

@@ -42,6 +42,7 @@ async function startEgressProxy(
   say: (text: string) => void,
   ask?: AskHook,
   credentials?: ProxyCredentialOptions,
+  squidDir?: string,
 ): Promise<ProxyHandle> {
   const { startEgressBackend } = await import("../walls/egress/proxy/backend.js");
   // Transparent mode says what it cannot capture (wildcards, address rules, wide port ranges).
@@ -52,8 +53,9 @@ async function startEgressProxy(
       box: plan.id,
       socketPath,
       socketMode: 0o666,
-      // beside the socket's directory, inside the run dir (removed with it, by the reaper too)
-      stateDir: path.join(path.dirname(path.dirname(socketPath)), plan.egress.proxy),
+      // squid's own dir, outside the run dir (which stays closed to squid's uid); the builtin
+      // proxy keeps no files (its dir beside the socket's, inside the run dir, is never made)
+      stateDir: squidDir ?? path.join(path.dirname(path.dirname(socketPath)), plan.egress.proxy),
       onDecision,
       ask,
       credentials,
@@ -246,9 +248,8 @@ function writeGeneratedFiles(plan: BoxPlan, runDir: string): void {
 function guardRunDir(runDir: string, plan: BoxPlan): void {
   if (plan.identity.mode === "root") {
     chownSync(runDir, 0, plan.identity.gid);
-    // squid runs as Debian's proxy user, which must walk to its own dir in here (known limit:
-    // docs/THREAT-MODEL.md): the run dir of a squid box stays searchable (not listable) by all.
-    chmodSync(runDir, plan.egress.proxy === "squid" ? 0o711 : 0o710);
+    // squid (Debian's proxy user) has a dir of its own outside this one: nobody else walks here
+    chmodSync(runDir, 0o710);
   } else chmodSync(runDir, 0o700);
 }
 
@@ -264,6 +265,11 @@ export async function superviseBox(
   writeFileSync(emptyFile, "", { mode: 0o444 });
   const netDir = path.join(runDir, "net");
   mkdirSync(netDir, { mode: 0o700 });
+  // squid's files: a dir of its own (squid's uid only, as root), never a way into the run dir
+  const squidDir =
+    plan.egress.proxy === "squid"
+      ? mkdtempSync(path.join(os.tmpdir(), `fourwall-${plan.id}-squid-`))
+      : undefined;
   const cgroup = plan.identity.mode === "root" ? createBoxCgroup(plan.id, plan.boxLimits) : undefined;
   // No cgroup after all (no memory controller, a read-only cgroupfs): RLIMIT_DATA caps memory again.
   if (!cgroup && !plan.rlimits.some((r) => r.name === "data"))
@@ -295,6 +301,7 @@ export async function superviseBox(
     terminal?.close();
     removeBoxCgroup(cgroup);
     rmSync(runDir, { recursive: true, force: true });
+    if (squidDir) rmSync(squidDir, { recursive: true, force: true });
     await reaper?.release(); // placeholders: the last box out on this workdir removes them
     if (placeholderList) removeContentPlaceholders(hostPlaceholders, placeholderList);
   };
@@ -334,6 +341,7 @@ export async function superviseBox(
       session.cgroupDirs,
       undefined,
       id.mode === "root" && !id.pinned ? { first: BOX_UID_FIRST, count: BOX_UID_COUNT } : undefined,
+      squidDir,
     );
     reaper = reaped.reaper;
     placeholderList = reaped.list;
@@ -361,7 +369,15 @@ export async function superviseBox(
         }),
       startCredentials(plan, netDir, onCredential, say)
         .then((credentials) =>
-          startEgressProxy(plan, path.join(netDir, "proxy.sock"), onDecision, say, askNet, credentials),
+          startEgressProxy(
+            plan,
+            path.join(netDir, "proxy.sock"),
+            onDecision,
+            say,
+            askNet,
+            credentials,
+            squidDir,
+          ),
         )
         .then((started) => {
           proxy = started;

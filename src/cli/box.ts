@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import path from "node:path";
 import pc from "picocolors";
-import { askDaemon, runDaemon } from "../box/daemon.js";
+import { askDaemon, otherDaemonSockets, runDaemon } from "../box/daemon.js";
 import { keptLine } from "../box/kept.js";
 import { checkBoxName } from "../box/name.js";
 import { boxDir, listBoxes, readBox } from "../box/persistent.js";
@@ -65,13 +65,19 @@ export async function upCommand(options: RunOptions & { name: string }): Promise
     if (options.inbox)
       throw new WallError("gate", "--inbox is not available for persistent boxes yet", "use --approver CMD");
     const audit = options.audit ? path.resolve(options.audit) : undefined;
-    const reply = await askDaemon({
-      op: "up",
+    const request = {
+      op: "up" as const,
       name: options.name,
       plan,
       ...(audit ? { audit } : {}),
       ...(options.approver ? { approver: options.approver } : {}),
-    });
+    };
+    let reply = await askDaemon(request);
+    // nobody answered: the daemon that answered the ping was leaving (idle); start one, ask again
+    if (reply === undefined) {
+      await ensureDaemon();
+      reply = await askDaemon(request);
+    }
     if (!reply?.ok) {
       const why =
         reply && !reply.ok ? reply : { error: "the box daemon went away", wall: undefined, fix: undefined };
@@ -112,7 +118,13 @@ export async function downCommand(name: string): Promise<number> {
   }
   if (!readBox(name))
     return failClosed(new WallError("isolation", `no box named ${name} is up`, "fourwall ls"));
-  const reply = await askDaemon({ op: "down", name });
+  let reply = await askDaemon({ op: "down", name });
+  // a box brought up by another build's daemon (fourwall was upgraded since): that daemon's to end
+  for (const other of reply?.ok ? [] : otherDaemonSockets()) {
+    const answer = await askDaemon({ op: "down", name }, 30_000, other);
+    if (answer?.ok) reply = answer;
+    if (answer?.ok) break;
+  }
   if (!reply?.ok)
     return failClosed(
       new WallError(

@@ -2,6 +2,7 @@ import { Command, CommanderError, Option } from "@commander-js/extra-typings";
 import { EXIT_BOX_FAILED } from "../core/errors.js";
 import { closeInheritedFds } from "../core/fds.js";
 import { RUNTIME_NAMES } from "../core/runtime-names.js";
+import { addRunFlags } from "./run-flags.js";
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
@@ -17,71 +18,10 @@ const program = new Command()
   // error that leaves nothing run; never the whole help. Inherited by every command defined below.
   .exitOverride();
 
-/** The options that build a box, shared by `run` and `up`. */
-function withBoxOptions(command: Command) {
-  return command
-    .option("-w, --workdir <dir>", "the one writable directory (default: the current directory)")
-    .option("-p, --policy <file>", "policy file, YAML or JSON (default: ./fourwall.yaml if present)")
-    .option(
-      "--preset <name>",
-      "add a built-in preset: claude-code | codex | openclaw | node-dev | python-dev",
-      collect,
-      [] as string[],
-    )
-    .option(
-      "-a, --allow <rule>",
-      "add an egress allow rule: example.com | *.example.com | example.com:8443",
-      collect,
-      [] as string[],
-    )
-    .option(
-      "--resolve <host=ip>",
-      "pin a host name to an address at the proxy (repeatable)",
-      collect,
-      [] as string[],
-    )
-    .option(
-      "--ro <path>",
-      "show a host path read-only in the box, e.g. a tool installed under /tmp (repeatable; secrets in it stay hidden)",
-      collect,
-      [] as string[],
-    )
-    .option(
-      "--secret <VAR@HOST>",
-      "keep the host's $VAR outside the box: the box's VAR holds a sentinel the proxy swaps for the real value on requests to HOST (repeatable; HOST must be allowed)",
-      collect,
-      [] as string[],
-    )
-    .addOption(new Option("-r, --runtime <name>", "isolation runtime").choices(RUNTIME_NAMES))
-    .addOption(
-      new Option("--proxy <backend>", "egress proxy: builtin (default) | squid").choices([
-        "builtin",
-        "squid",
-      ]),
-    )
-    .option(
-      "--image <name>",
-      "with --runtime docker: the image to run (default: a tiny local one fourwall builds once)",
-    )
-    .option("--audit <file>", "append every decision as JSON Lines to this file")
-    .option(
-      "--approver <cmd>",
-      "approval gate: ask this command (the request as JSON on stdin; exit 0 = yes)",
-    )
-    .option(
-      "--inbox [port]",
-      "approval gate: serve an approval inbox on 127.0.0.1 (prints its one-time link)",
-    );
-}
+/** The options that build a box, shared by `run` and `up` (one table: plan/run-flags.ts). */
+const withBoxOptions = (command: Command) => addRunFlags(command, "box");
 
-withBoxOptions(program.command("run").description("run a command inside a box"))
-  .option("--dry-run", "print the plan instead of running it")
-  .option("--json", "with --dry-run: the plan as JSON")
-  .option("-v, --verbose", "say what the box is made of before running")
-  .option(
-    "--strict-gate",
-    "exit 123 when the box exited 0 but some of its changes were kept, not applied (fourwall changes)",
-  )
+addRunFlags(withBoxOptions(program.command("run").description("run a command inside a box")), "run")
   .argument("<command...>", "the command and its arguments")
   .passThroughOptions()
   .action(async (command, options) => {

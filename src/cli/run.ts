@@ -4,6 +4,7 @@ import { AuditLog } from "../audit/log.js";
 import { EXIT_BOX_FAILED, WallError } from "../core/errors.js";
 import { planFromOptions, type RunOptions } from "../plan/from-options.js";
 import type { BoxPlan } from "../plan/plan.js";
+import { daemonTakesOptions } from "../plan/run-flags.js";
 
 export type { RunOptions } from "../plan/from-options.js";
 
@@ -45,8 +46,8 @@ export function failClosed(error: unknown): number {
 function startDaemonForNextRun(o: RunOptions): void {
   if (process.env[NO_DAEMON_VAR] === undefined) return;
   delete process.env[NO_DAEMON_VAR];
-  // only for the runs the daemon takes (box/run-request.ts)
-  if (o.dryRun || o.runtime || o.image || o.audit || o.proxy || o.inbox) return;
+  // only for the runs the daemon takes (the one flag table: plan/run-flags.ts)
+  if (!daemonTakesOptions(o)) return;
   try {
     spawn(process.execPath, [process.argv[1]!, "box-daemon", "--for-run"], {
       detached: true,

@@ -3,7 +3,8 @@ import os from "node:os";
 import path from "node:path";
 import { WallError } from "../core/errors.js";
 import { makeOwnedDir } from "../core/owned-dir.js";
-import { packageRoot } from "../core/paths.js";
+import { isUnder, packageRoot } from "../core/paths.js";
+import { STATE_DIR_VAR } from "../core/state-dir.js";
 import { loadPolicyCached } from "../policy/cached.js";
 import { PolicyError } from "../policy/errors.js";
 import type { Policy } from "../policy/schema.js";
@@ -83,6 +84,14 @@ export async function planFromOptions(
       "create it, or pass -w DIR",
     );
   }
+  // The box must not reach fourwall's own state (its locks, records, gate layers): never in the workdir.
+  const stateDir = process.env[STATE_DIR_VAR];
+  if (stateDir && (isUnder(path.resolve(stateDir), workdir) || isUnder(workdir, path.resolve(stateDir))))
+    throw new WallError(
+      "filesystem",
+      `${STATE_DIR_VAR}=${stateDir} and the workdir ${workdir} overlap: the box could change fourwall's state`,
+      `put ${STATE_DIR_VAR} outside the workdir`,
+    );
   const flags: Record<string, unknown> = {};
   if (options.runtime) flags.isolation = { runtime: options.runtime };
   if (options.allow.length > 0 || options.resolve.length > 0)

@@ -7,10 +7,19 @@
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { buildKey } from "../../src/core/build-key.js";
 import {
   type Fixture,
   FOURWALL,
@@ -25,9 +34,19 @@ import {
 const CLIENT = path.join(ROOT, "native", "build", "fourwall-run");
 const SHIM = path.join(ROOT, "bin", "fourwall");
 
-const stateDir = (fx: Fixture) =>
-  fx.mode === "root" ? "/run/fourwall/boxes" : path.join(fx.home, ".local", "state", "fourwall", "boxes");
-const runSock = (fx: Fixture) => path.join(stateDir(fx), "run.sock");
+/**
+ * Each fixture's own state dir (FOURWALL_STATE_DIR: 0700, the mode's user's): its daemon is the
+ * test's, never the machine's (nor another build's). The client is given its boxes dir.
+ */
+function isolate(fx: Fixture): void {
+  const dir = path.join(fx.base, "state");
+  mkdirSync(dir, { mode: 0o700 });
+  if (fx.mode === "user") spawnSync("chown", [`${USER_UID}:${USER_UID}`, dir]);
+  fx.env.FOURWALL_STATE_DIR = dir;
+}
+const stateDir = (fx: Fixture) => path.join(fx.env.FOURWALL_STATE_DIR!, "boxes");
+const runSock = (fx: Fixture, root = ROOT) => path.join(stateDir(fx), `run-${buildKey(root)}.sock`);
+const sockets = (fx: Fixture) => readdirSync(stateDir(fx)).filter((n) => n.endsWith(".sock"));
 
 /** In place of the Node CLI: a fallback says so and exits 99. */
 function stub(fx: Fixture): string {
@@ -36,11 +55,15 @@ function stub(fx: Fixture): string {
   return file;
 }
 
-function client(fx: Fixture, args: string[], o: { input?: string; uid?: number; sock?: string } = {}) {
+function client(
+  fx: Fixture,
+  args: string[],
+  o: { input?: string; uid?: number; dir?: string; client?: string } = {},
+) {
   const argv = [
     ...(o.uid === undefined ? userArgs(fx.mode) : userArgs("user", o.uid)),
-    CLIENT,
-    o.sock ?? runSock(fx),
+    o.client ?? CLIENT,
+    o.dir ?? stateDir(fx),
     "/bin/sh",
     stub(fx),
     "--",
@@ -57,14 +80,14 @@ function client(fx: Fixture, args: string[], o: { input?: string; uid?: number; 
 }
 
 function startClient(fx: Fixture, args: string[]): ChildProcess {
-  const argv = [...userArgs(fx.mode), CLIENT, runSock(fx), "/bin/sh", stub(fx), "--", ...args];
+  const argv = [...userArgs(fx.mode), CLIENT, stateDir(fx), "/bin/sh", stub(fx), "--", ...args];
   return spawn(argv[0]!, argv.slice(1), { cwd: fx.workdir, env: fx.env, stdio: ["ignore", "pipe", "pipe"] });
 }
 
-/** The pid listening on the run socket (ss names it). */
-function daemonPid(fx: Fixture): number | undefined {
+/** The pid listening on the run socket of the build at `root` (ss names it). */
+function daemonPid(fx: Fixture, root = ROOT): number | undefined {
   const out = spawnSync("ss", ["-Hxlp"], { encoding: "utf8" }).stdout;
-  const line = out.split("\n").find((l) => l.includes(`${runSock(fx)} `));
+  const line = out.split("\n").find((l) => l.includes(`${runSock(fx, root)} `));
   const m = line && /pid=(\d+)/.exec(line);
   return m ? Number(m[1]) : undefined;
 }
@@ -93,11 +116,15 @@ for (const mode of MODES) {
     let ours = false;
     before(async () => {
       fx = makeFixture(mode);
+      isolate(fx);
       ours = await startDaemon(fx);
     });
-    after(() => {
+    after(async () => {
       const pid = ours ? daemonPid(fx) : undefined;
       if (pid) process.kill(pid, "SIGTERM");
+      for (let i = 0; i < 100 && pid && existsSync(`/proc/${pid}`); i++) await sleep(50);
+      // as root, the gate's layers dir is bound onto itself nosuid,nodev (walls/gate/layer.ts)
+      spawnSync("umount", [path.join(fx.env.FOURWALL_STATE_DIR!, "layers")], { stdio: "ignore" });
     });
 
     it("runs the box with its walls: exit status, stdout, stderr, stdin, env, cwd", (t) => {
@@ -154,7 +181,7 @@ for (const mode of MODES) {
         const argv = [
           ...userArgs(fx.mode),
           CLIENT,
-          runSock(fx),
+          stateDir(fx),
           "/bin/sh",
           stub(fx),
           "--",
@@ -225,6 +252,47 @@ for (const mode of MODES) {
       assert.ok(ours, "a new daemon serves the next run");
       const shim = spawnSync(...shimArgv(fx, ["--", "sh", "-c", "echo again"]));
       assert.equal(shim.stdout, "again\n");
+      const key = buildKey(ROOT);
+      assert.deepEqual(
+        sockets(fx).sort(),
+        [`daemon-${key}.sock`, `run-${key}.sock`],
+        "only the new daemon's sockets",
+      );
+    });
+
+    it("two builds do not share a daemon; a daemon whose build changed leaves", async (t) => {
+      if (!ours) return t.skip("another daemon serves this user's runs");
+      // build B: a copy of this one (its own files: another key), in a dir the mode's user can read
+      const copy = path.join(fx.base, "build-b");
+      for (const part of ["package.json", "bin", "dist", "native/build"]) {
+        mkdirSync(path.dirname(path.join(copy, part)), { recursive: true });
+        cpSync(path.join(ROOT, part), path.join(copy, part), { recursive: true });
+      }
+      symlinkSync(path.join(ROOT, "node_modules"), path.join(copy, "node_modules"));
+      assert.notEqual(buildKey(copy), buildKey(ROOT));
+      const clientB = path.join(copy, "native", "build", "fourwall-run");
+      // A's daemon is up: B's client does not use it (no daemon of B's: the Node path, here the stub)
+      const a = daemonPid(fx);
+      assert.ok(a, "A's daemon listens");
+      const r = client(fx, ["true"], { client: clientB });
+      assert.equal(r.code, 99, "B's run went the Node way");
+      assert.match(r.stderr, /FELL-BACK/);
+      // B's shim: its Node path starts B's daemon beside A's; the next run of B is served by it
+      const shimB = path.join(copy, "bin", "fourwall");
+      const runB = () => spawnSync(...shimArgv(fx, ["--", "sh", "-c", "echo from-b"], shimB)).stdout;
+      assert.equal(runB(), "from-b\n");
+      for (let i = 0; i < 200 && daemonPid(fx, copy) === undefined; i++) await sleep(50);
+      const b = daemonPid(fx, copy);
+      assert.ok(b && b !== a, "B has a daemon of its own");
+      assert.equal(client(fx, ["true"], { client: clientB }).code, 0, "B's client uses B's daemon");
+      assert.equal(client(fx, ["true"]).code, 0, "A's client still uses A's");
+      assert.equal(daemonPid(fx), a);
+      // B rebuilt (its bundle rewritten): B's idle daemon leaves, its sockets with it
+      const bundle = path.join(copy, "dist", "fourwall.js");
+      writeFileSync(bundle, readFileSync(bundle));
+      for (let i = 0; i < 200 && existsSync(`/proc/${b}`); i++) await sleep(50);
+      assert.equal(existsSync(`/proc/${b}`), false, "the outdated daemon left");
+      assert.equal(daemonPid(fx), a, "A's daemon is untouched");
     });
 
     it("another user cannot use the socket; root's client refuses a daemon that is not root's", (t) => {
@@ -233,7 +301,7 @@ for (const mode of MODES) {
       assert.equal(other.code, 99, "the connection is refused: the Node path");
       assert.match(other.stderr, /FELL-BACK/);
       if (mode === "user") {
-        const root = spawnSync(CLIENT, [runSock(fx), "/bin/sh", stub(fx), "--", "true"], {
+        const root = spawnSync(CLIENT, [stateDir(fx), "/bin/sh", stub(fx), "--", "true"], {
           encoding: "utf8",
           cwd: "/",
         });
@@ -248,7 +316,7 @@ for (const mode of MODES) {
       assert.equal(r.code, 99);
       assert.match(r.stderr, /FELL-BACK run --dry-run -- true/);
       assert.equal(client(fx, ["-r", "gvisor", "true"]).code, 99);
-      assert.equal(client(fx, ["true"], { sock: path.join(fx.base, "none.sock") }).code, 99);
+      assert.equal(client(fx, ["true"], { dir: path.join(fx.base, "none") }).code, 99);
     });
 
     it("a terminal: the shim's run works on a tty (the gate may ask there: the Node path)", (t) => {
@@ -262,8 +330,8 @@ for (const mode of MODES) {
   });
 }
 
-function shimArgv(fx: Fixture, args: string[]) {
-  const argv = [...userArgs(fx.mode), SHIM, "run", ...args];
+function shimArgv(fx: Fixture, args: string[], shim = SHIM) {
+  const argv = [...userArgs(fx.mode), shim, "run", ...args];
   return [
     argv[0]!,
     argv.slice(1),

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { describe, it } from "node:test";
@@ -9,6 +9,10 @@ import { MODES, makeFixture, startInBox, userArgs, waitFor } from "../helpers/bo
 // Another local user must not reach what fourwall leaves on the host while a box runs: the run dir
 // holds the box's generated passwd and gitconfig, the cover file and the proxy/gate socket paths.
 const OTHER_UID = 65533;
+/** FOURWALL_SQUID (a squid-openssl kept outside PATH) reaches fourwall through the fixture's clean env. */
+const squidEnv: Record<string, string> = process.env.FOURWALL_SQUID
+  ? { FOURWALL_SQUID: process.env.FOURWALL_SQUID }
+  : {};
 
 const asOther = (argv: string[]) => {
   const [program, ...args] = [...userArgs("user", OTHER_UID), ...argv];
@@ -49,6 +53,38 @@ for (const mode of MODES) {
         await box.closed;
         rmSync(tmp, { recursive: true, force: true });
       }
+    });
+
+    it("with --proxy squid the run dir is as closed, and squid's files are in a dir of squid's own", async () => {
+      const fx = makeFixture(mode);
+      const tmp = mkdtempSync(path.join(os.tmpdir(), "fourwall-rundir-"));
+      chmodSync(tmp, 0o1777);
+      const env = { ...fx.env, ...squidEnv, TMPDIR: tmp };
+      const box = startInBox({ ...fx, env }, ["--proxy", "squid"], "echo ready; sleep 30");
+      try {
+        assert.ok(await waitFor(() => box.out().includes("ready"), 30_000), "box started");
+        const names = readdirSync(tmp).filter((n) => n.startsWith("fourwall-"));
+        const run = names.find((n) => !n.includes("-squid-"));
+        const squid = names.find((n) => n.includes("-squid-"));
+        assert.ok(run && squid, `a run dir and a squid dir in TMPDIR: ${names.join(" ")}`);
+        const runStat = statSync(path.join(tmp, run));
+        assert.equal(runStat.mode & 0o777, mode === "root" ? 0o710 : 0o700, "the run dir's mode");
+        assert.deepEqual(otherUserReaches(path.join(tmp, run)), []);
+        const squidStat = statSync(path.join(tmp, squid));
+        assert.equal(squidStat.mode & 0o777, 0o700, "squid's dir is private");
+        if (mode === "root") assert.notEqual(squidStat.uid, 0, "as root, squid's dir is squid's uid's");
+        assert.ok(existsSync(path.join(tmp, squid, "squid.conf")), "squid's config is in its own dir");
+        assert.notEqual(asOther(["ls", path.join(tmp, squid)]).status, 0, "another user cannot list it");
+      } finally {
+        box.child.kill("SIGTERM");
+        await box.closed;
+      }
+      assert.deepEqual(
+        readdirSync(tmp).filter((n) => n.startsWith("fourwall-")),
+        [],
+        "run dir and squid dir removed",
+      );
+      rmSync(tmp, { recursive: true, force: true });
     });
   });
 }

@@ -9,7 +9,7 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import { AuditLog } from "../../audit/log.js";
 import { runSocket } from "../../box/daemon.js";
-import { writeEnterFiles } from "../../box/persistent.js";
+import { boxesRoot, writeEnterFiles } from "../../box/persistent.js";
 import { superviseBox } from "../../box/supervisor.js";
 import { WallError } from "../../core/errors.js";
 import { exitStatus } from "../../core/exit.js";
@@ -116,7 +116,7 @@ async function probeThroughDaemon(
   }
   const child = spawn(
     runClientPath(),
-    [runSocket(), process.execPath, cli, "--", ...flags, "--", ...command],
+    [boxesRoot(), process.execPath, cli, "--", ...flags, "--", ...command],
     {
       cwd,
       env,

@@ -7,7 +7,7 @@
  * Per box and private: its config, pid, logs, hosts file and error pages live in `dir`; its service
  * name (which names its shared-memory segments) carries the box id. As root it runs as the `proxy`
  * user, never as root or as the box's uid. A keeper shell stops it and removes its segments when
- * fourwall says so or dies (even by SIGKILL); fourwall's reaper removes its files with the run dir.
+ * fourwall says so or dies (even by SIGKILL); fourwall's reaper removes its dir with the box's run dir.
  * Start-up is verified: squid's own
  * listening socket must be bound at the chosen address (it keeps running when a listener fails).
  * Every access-log line becomes an EgressEvent, read as it is written and once more at close.
@@ -54,7 +54,7 @@ export interface SquidOptions {
   /** The unix socket the box's bridge connects to. */
   socketPath: string;
   socketMode?: number;
-  /** A private directory for squid's files; made here, removed by the caller (with the run dir). */
+  /** A private directory for squid's files (made here or by the caller; 0700, squid's as root); removed by the caller. */
   dir: string;
   onDecision?: (event: EgressEvent) => void;
   /** How long squid may take to listen. Default 5 s. */
@@ -164,7 +164,8 @@ function writeFiles(
   owner: { uid: number; gid: number } | undefined,
 ): void {
   const files = squidFiles(options.dir);
-  mkdirSync(options.dir, { mode: 0o700 });
+  mkdirSync(options.dir, { recursive: true, mode: 0o700 });
+  chmodSync(options.dir, 0o700);
   mkdirSync(files.errors, { mode: 0o755 });
   // Every template squid may look for, each the same short body (squid's own pages are 3 KiB of HTML).
   const templates = existsSync("/usr/share/squid/errors/templates")
