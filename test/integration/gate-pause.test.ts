@@ -10,9 +10,21 @@
  *     the calls succeed in the box (the layer holds them: nothing lands on the host until the end).
  */
 import assert from "node:assert/strict";
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
+import os from "node:os";
 import path from "node:path";
-import { describe, it } from "node:test";
+import { after, describe, it } from "node:test";
 import {
   asMode,
   chownToMode,
@@ -253,6 +265,141 @@ for (const mode of MODES) {
       const fx = makeFixture(mode);
       const r = await mcpEdit(fx);
       assert.equal(r.onHostBeforeClose, "# project, edited over MCP\n", r.text);
+    });
+  });
+}
+
+/**
+ * `fourwall exec` into a persistent box gets the same pause as the box's first command: its
+ * listener goes to the box daemon's supervisor (fourwall-enter, over the box's 0700 state dir).
+ * Root-launched boxes: the test needs its own box daemon (/run/fourwall/boxes is the machine's);
+ * run it where no other build's daemon answers there.
+ */
+const SHIM = path.join(ROOT, "bin", "fourwall");
+const REMOVE = `import os
+try:
+    os.remove("victim.txt")
+    print("remove ok", flush=True)
+except OSError as error:
+    print("remove", type(error).__name__, flush=True)`;
+
+function fw(fx: Fixture, args: string[]) {
+  const [program, ...rest] = asMode(fx.mode, [SHIM, ...args]);
+  const r = spawnSync(program!, rest, { cwd: fx.workdir, env: fx.env, encoding: "utf8", timeout: 60_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const boxStateDir = (fx: Fixture, name: string) =>
+  fx.mode === "root"
+    ? path.join("/run/fourwall/boxes", name)
+    : path.join(fx.home, ".local", "state", "fourwall", "boxes", name);
+
+/** fourwall-enter built without the pause (FOURWALL_UNSAFE_NO_PAUSE): an exec that skips it. */
+const enterWithoutPause = (() => {
+  let built: string | undefined;
+  return () => {
+    if (built) return built;
+    const dir = mkdtempSync(path.join(os.tmpdir(), "fourwall-enter-nopause-"));
+    chmodSync(dir, 0o755);
+    after(() => rmSync(dir, { recursive: true, force: true }));
+    const bin = path.join(dir, "fourwall-enter");
+    const cc = spawnSync(
+      "gcc",
+      ["-O2", "-DFOURWALL_UNSAFE_NO_PAUSE", "-o", bin, path.join(ROOT, "native", "fourwall-enter.c")],
+      { encoding: "utf8" },
+    );
+    assert.equal(cc.status, 0, cc.stderr);
+    built = bin;
+    return bin;
+  };
+})();
+let boxes = 0;
+async function withBox<T>(fx: Fixture, approver: string, body: (name: string) => Promise<T> | T): Promise<T> {
+  const name = `px-${fx.mode}-${process.pid}-${boxes++}`;
+  writeFileSync(path.join(fx.workdir, "victim.txt"), "precious\n", { mode: 0o644 });
+  chownToMode(fx, path.join(fx.workdir, "victim.txt"));
+  const up = fw(fx, ["up", "--name", name, "--approver", approver]);
+  assert.equal(up.code, 0, up.stderr);
+  try {
+    assert.match(
+      readFileSync(path.join(boxStateDir(fx, name), "enter"), "utf8"),
+      /^pause=/m,
+      "exec must pause",
+    );
+    return await body(name);
+  } finally {
+    fw(fx, ["down", name]);
+  }
+}
+
+for (const mode of MODES) {
+  describe(`gate pause in fourwall exec (${mode})`, () => {
+    it("a denying approver: os.remove via exec raises PermissionError, the file stays", async () => {
+      const fx = makeFixture(mode);
+      await withBox(fx, "exit 1", (name) => {
+        const r = fw(fx, ["exec", name, "--", "python3", "-c", REMOVE]);
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(r.stdout, /^remove PermissionError$/m);
+        assert.equal(readFileSync(path.join(fx.workdir, "victim.txt"), "utf8"), "precious\n");
+        // a file the exec makes itself is removed without a question
+        const own = fw(fx, ["exec", name, "--", "sh", "-c", "echo x > own.txt && rm own.txt && echo own-ok"]);
+        assert.match(own.stdout, /own-ok/, own.stderr);
+      });
+      assert.equal(readFileSync(path.join(fx.workdir, "victim.txt"), "utf8"), "precious\n", "kept at down");
+    });
+
+    it("an approving approver: the removal is on the host while the box still lives", async () => {
+      const fx = makeFixture(mode);
+      await withBox(fx, "exit 0", async (name) => {
+        const r = fw(fx, ["exec", name, "--", "python3", "-c", REMOVE]);
+        assert.match(r.stdout, /^remove ok$/m, r.stderr);
+        assert.ok(
+          await waitFor(() => !existsSync(path.join(fx.workdir, "victim.txt")), 10_000),
+          "gone from the host before down",
+        );
+        assert.match(fw(fx, ["ls"]).stdout, new RegExp(name), "the box still lives");
+      });
+    });
+
+    it("fails closed: an exec that cannot hand over its pause does not run (125)", async () => {
+      const fx = makeFixture(mode);
+      await withBox(fx, "exit 1", (name) => {
+        const sock = path.join(boxStateDir(fx, name), "pause.sock");
+        renameSync(sock, `${sock}.away`);
+        try {
+          const r = fw(fx, ["exec", name, "--", "sh", "-c", "echo ran > ran.txt"]);
+          assert.equal(r.code, 125, r.stderr);
+          assert.match(r.stderr, /approval gate/);
+        } finally {
+          renameSync(`${sock}.away`, sock);
+        }
+        const again = fw(fx, ["exec", name, "--", "cat", "ran.txt"]);
+        assert.notEqual(again.code, 0, "the command never ran");
+      });
+    });
+
+    it("an exec without the pause (fourwall-enter built without it) lets the removal through in the box", async () => {
+      const fx = makeFixture(mode);
+      const bin = enterWithoutPause();
+      await withBox(fx, "exit 1", (name) => {
+        const [program, ...rest] = asMode(fx.mode, [
+          bin,
+          boxStateDir(fx, name),
+          "--",
+          "python3",
+          "-c",
+          REMOVE,
+        ]);
+        const r = spawnSync(program!, rest, {
+          cwd: fx.workdir,
+          env: fx.env,
+          encoding: "utf8",
+          timeout: 60_000,
+        });
+        assert.match(r.stdout, /^remove ok$/m, `the hole: ${r.stderr}`);
+        // the layer underneath still holds it: the host file is there until a yes at down
+        assert.equal(readFileSync(path.join(fx.workdir, "victim.txt"), "utf8"), "precious\n");
+      });
     });
   });
 }

@@ -42,6 +42,11 @@ export interface PauseOptions {
   upper: string;
   /** The run dir's net/ (bound into the box at /run/fourwall). */
   netDir: string;
+  /**
+   * Persistent boxes: where `fourwall exec` hands its command's listener (in the box's 0700 state
+   * dir on the host, never in the box); the filter program is written next to it as pause.bpf.
+   */
+  execSocket?: string;
   policy: GatePolicy["fs"];
   broker: Broker;
   audit: AuditLog;
@@ -69,7 +74,10 @@ export interface PauseSession {
 export async function startPause(o: PauseOptions): Promise<PauseSession> {
   writeFileSync(path.join(o.netDir, "pause.bpf"), buildPauseFilter(), { mode: 0o444 });
   writeFileSync(path.join(o.netDir, "pause-helper"), "", { mode: 0o444 }); // bwrap binds the helper over it
-  const child = spawn(o.helper, ["supervise", path.join(o.netDir, "pause.sock"), o.workdir], {
+  if (o.execSocket)
+    writeFileSync(path.join(path.dirname(o.execSocket), "pause.bpf"), buildPauseFilter(), { mode: 0o600 });
+  const supervise = ["supervise", path.join(o.netDir, "pause.sock"), o.workdir];
+  const child = spawn(o.helper, o.execSocket ? [...supervise, o.execSocket] : supervise, {
     stdio: ["pipe", "pipe", "inherit"],
   });
   child.stdin!.on("error", () => {}); // the supervisor gone: the exit path says so

@@ -54,7 +54,9 @@ export function parsePauseLine(line: string): PauseLine | undefined {
       asked: Number(raw.asked),
       unresolved: Number(raw.unresolved),
     };
-  if (typeof raw.id !== "string" || !/^\d+$/.test(raw.id) || !Array.isArray(raw.paths)) return undefined;
+  // "ID" (the box's own listener) or "N:ID" (the listener of `fourwall exec` number N)
+  if (typeof raw.id !== "string" || !/^(\d+:)?\d+$/.test(raw.id) || !Array.isArray(raw.paths))
+    return undefined;
   const paths = (raw.paths as Record<string, unknown>[]).map(
     (p): PauseTarget => ({
       role: p.role === "from" || p.role === "to" ? p.role : "target",
