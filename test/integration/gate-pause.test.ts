@@ -294,6 +294,10 @@ const boxStateDir = (fx: Fixture, name: string) =>
     ? path.join("/run/fourwall/boxes", name)
     : path.join(fx.home, ".local", "state", "fourwall", "boxes", name);
 
+let builtIn: string | undefined;
+after(() => {
+  if (builtIn) rmSync(builtIn, { recursive: true, force: true });
+});
 /** fourwall-enter built without the pause (FOURWALL_UNSAFE_NO_PAUSE): an exec that skips it. */
 const enterWithoutPause = (() => {
   let built: string | undefined;
@@ -301,7 +305,7 @@ const enterWithoutPause = (() => {
     if (built) return built;
     const dir = mkdtempSync(path.join(os.tmpdir(), "fourwall-enter-nopause-"));
     chmodSync(dir, 0o755);
-    after(() => rmSync(dir, { recursive: true, force: true }));
+    builtIn = dir;
     const bin = path.join(dir, "fourwall-enter");
     const cc = spawnSync(
       "gcc",
