@@ -34,6 +34,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -253,6 +254,42 @@ static void put_target(const char *role, const struct target *t, int first) {
   printf("\",\"exists\":%s,\"mode\":%u}", t->exists ? "true" : "false", (unsigned)t->mode);
 }
 
+/*
+ * The tree a delete belongs to (rm -r, find -delete, python's shutil.rmtree): the topmost
+ * pre-existing workdir directory (not the workdir itself) that the deleting process holds open and
+ * that contains the target. Tree walkers keep the directories they descend through open (gnulib's
+ * fts keeps the current one and a ring of its ancestors; rmtree one per level); a plain `rm file`
+ * holds none. fourwall asks about that directory once (pause-supervisor.ts). Empty: no tree.
+ */
+static void walk_of(pid_t pid, const char *target, char *out, size_t size) {
+  out[0] = '\0';
+  char dirp[64];
+  snprintf(dirp, sizeof dirp, "/proc/%d/fd", pid);
+  int dfd = open(dirp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) return;
+  DIR *d = fdopendir(dfd);
+  if (!d) { close(dfd); return; }
+  size_t tl = strlen(target);
+  for (struct dirent *e; (e = readdir(d)) != NULL;) {
+    if (e->d_name[0] == '.') continue;
+    char abs[PATH_MAX];
+    int fd = atoi(e->d_name);
+    if (base_of(pid, fd, abs, sizeof abs) < 0) continue;
+    if (strncmp(abs, workdir, workdir_len) != 0 || abs[workdir_len] != '/' || !abs[workdir_len + 1]) continue;
+    const char *rel = abs + workdir_len + 1;
+    size_t rl = strlen(rel);
+    /* contains the target, strictly, and is higher up than what we have */
+    if (rl >= tl || strncmp(rel, target, rl) != 0 || target[rl] != '/') continue;
+    if (out[0] && rl >= strlen(out)) continue;
+    struct target t;
+    memset(&t, 0, sizeof t);
+    classify(&t, abs);
+    if (!t.exists || !S_ISDIR(t.mode) || rl >= size) continue;
+    memcpy(out, rel, rl + 1);
+  }
+  closedir(d);
+}
+
 /* One notification: answered here when no pre-existing workdir entry is involved, else one line
  * for fourwall. */
 static void handle(int listener, unsigned lidx, struct seccomp_notif *req) {
@@ -320,6 +357,10 @@ static void handle(int listener, unsigned lidx, struct seccomp_notif *req) {
   int relevant = t[0].exists;
   /* rename: the destination matters when it is replaced (not with RENAME_NOREPLACE) */
   if (count == 2 && t[1].exists && !(flags & RENAME_NOREPLACE_FLAG)) relevant = 1;
+  static char walk[PATH_MAX];
+  walk[0] = '\0';
+  if (relevant && count == 1 && t[0].in_workdir && (strcmp(sys, "unlink") == 0 || strcmp(sys, "rmdir") == 0))
+    walk_of(pid, t[0].path, walk, sizeof walk);
   /* Read after the reads: the process that asked is still the one we read (no recycled pid). */
   if (ioctl(listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &req->id) < 0) return;
   if (!relevant) {
@@ -334,7 +375,9 @@ static void handle(int listener, unsigned lidx, struct seccomp_notif *req) {
   printf("{\"id\":\"%s%" PRIu64 "\",\"pid\":%d,\"sys\":\"%s\",\"flags\":%" PRIu64 ",\"mode\":%" PRIu64 ",\"length\":%" PRIu64 ",\"paths\":[",
          prefix, (uint64_t)req->id, pid, sys, flags, mode, length);
   for (int i = 0; i < count; i++) put_target(roles[i], &t[i], i == 0);
-  printf("]}\n");
+  printf("],\"walk\":\"");
+  put_hex(walk);
+  printf("\"}\n");
   fflush(stdout);
 }
 

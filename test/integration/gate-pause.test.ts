@@ -407,3 +407,50 @@ for (const mode of MODES) {
     });
   });
 }
+
+/**
+ * `rm -rf dir` of pre-existing files is asked once, as a tree ("delete dir/ (N entries)"), and that
+ * answer covers only deletes at or under dir/: the approver (real, counting its calls) says yes to
+ * its first question only; a sibling whose name starts the same and a file outside are asked on
+ * their own, and refused.
+ */
+for (const mode of MODES) {
+  describe(`gate pause asks once per tree (${mode})`, () => {
+    it("rm -rf dir: one question; the yes reaches nothing outside dir/", async () => {
+      const fx = makeFixture(mode);
+      for (const f of ["dir/a", "dir/b", "dir/sub/c", "dir/sub/deep/d", "dir-sibling/e", "other.txt"]) {
+        mkdirSync(path.dirname(path.join(fx.workdir, f)), { recursive: true });
+        writeFileSync(path.join(fx.workdir, f), `${f}\n`);
+      }
+      const log = path.join(fx.home, "approver.log");
+      const approver = path.join(fx.home, "approver.sh");
+      writeFileSync(approver, `tr -d '\\n' >> ${log}; echo >> ${log}\n[ "$(wc -l < ${log})" -le 1 ]\n`);
+      if (mode === "user") spawnSync("chown", ["-R", "65534:65534", fx.home]);
+      const r = await runInBox(
+        fx,
+        [
+          "sh",
+          "-c",
+          "rm -rf dir; echo dir=$?; rm -rf dir-sibling 2>/dev/null; echo sibling=$?; rm other.txt 2>/dev/null; echo other=$?",
+        ],
+        { flags: ["--approver", `sh ${approver}`], timeoutMs: 90_000 },
+      );
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^dir=0$/m);
+      assert.match(r.stdout, /^sibling=1$/m);
+      assert.match(r.stdout, /^other=1$/m);
+      const asked = readFileSync(log, "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => (JSON.parse(l) as { summary: string }).summary);
+      assert.deepEqual(asked, [
+        "delete dir/ (6 entries)",
+        "delete dir-sibling/ (1 entry)",
+        "delete other.txt",
+      ]);
+      assert.equal(existsSync(path.join(fx.workdir, "dir")), false, "the tree is gone from the host");
+      assert.equal(readFileSync(path.join(fx.workdir, "dir-sibling", "e"), "utf8"), "dir-sibling/e\n");
+      assert.equal(readFileSync(path.join(fx.workdir, "other.txt"), "utf8"), "other.txt\n");
+    });
+  });
+}
