@@ -120,7 +120,7 @@ struct limit { int resource; rlim_t value; };
  * box daemon), so this command's destructive calls on pre-existing workdir files wait for the
  * answer. The socket is connected on the host before we join the box (it lives in the box's 0700
  * state dir, out of the box's reach); the listener goes over it with SCM_RIGHTS and the
- * supervisor's one-byte receipt comes back before the command runs. Any failure: exit 125.
+ * supervisor's one-byte receipt is awaited (await_pause_receipt). Any failure: exit 125.
  */
 static int pause_sock = -1;
 static struct sock_fprog pause_prog;
@@ -143,7 +143,7 @@ static void connect_pause(const char *socket_path, const char *program_path) {
 #define SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (1UL << 5)
 #endif
 
-static void install_pause(void) {
+__attribute__((unused)) static void install_pause(void) {
   if (pause_sock < 0) return;
   long listener = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
                           SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV, &pause_prog);
@@ -162,13 +162,26 @@ static void install_pause(void) {
   int lfd = (int)listener;
   memcpy(CMSG_DATA(c), &lfd, sizeof lfd);
   if (sendmsg(pause_sock, &msg, MSG_NOSIGNAL) != 1) die("approval gate: hand the pause listener to the supervisor", NULL);
-  if (read(pause_sock, &byte, 1) != 1 || byte != 'K') {
-    errno = EPROTO;
-    die("approval gate: the pause supervisor refused this command", NULL);
-  }
-  close(lfd);
+  close(lfd); /* the message in flight holds the listener: no listener, and paused calls fail (ENOSYS) */
+}
+
+/*
+ * The supervisor's receipt, awaited while the command already starts (the round trip is off the
+ * command's path; until the supervisor holds the listener, a paused call just waits). No receipt:
+ * the command is killed and exec exits 125 — and a call it made meanwhile failed (ENOSYS), as the
+ * listener died unreceived.
+ */
+__attribute__((unused)) static void await_pause_receipt(pid_t command) {
+  if (pause_sock < 0) return;
+  char byte = 0;
+  ssize_t n;
+  while ((n = read(pause_sock, &byte, 1)) < 0 && errno == EINTR) {}
   close(pause_sock);
   pause_sock = -1;
+  if (n == 1 && byte == 'K') return;
+  kill(command, SIGKILL);
+  errno = EPROTO;
+  die("approval gate: the pause supervisor refused this command", NULL);
 }
 
 /* The box's walls on this process: its uid, no capability, no_new_privs, rlimits, cwd, seccomp. */
@@ -227,6 +240,9 @@ __attribute__((noreturn)) static void enter_reaper(struct relay *r, unsigned uid
   }
   /* pass signals on; reap every orphan the command leaves (pid 1), until the command itself ends */
   relay_signals_to(command_pid);
+#ifndef FOURWALL_UNSAFE_NO_PAUSE
+  await_pause_receipt(command_pid);
+#endif
   for (;;) {
     int status;
     pid_t done = waitpid(-1, &status, 0);
