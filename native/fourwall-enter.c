@@ -15,6 +15,7 @@
  *   BOXDIR/enter     lines: pid=N uid=N gid=N cwd=PATH rlimit=RESOURCE:VALUE cgroup=DIR ...
  *   BOXDIR/env       the environment, NUL-separated
  *   BOXDIR/seccomp   the BPF program (struct sock_filter[])
+ *   BOXDIR/pause.bpf the gate's pause filter, when the enter file has pause=SOCKET (see install_pause)
  * Exit status: the command's (128+N when killed by signal N); 125 when it could not enter.
  */
 #define _GNU_SOURCE
@@ -34,7 +35,9 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -111,6 +114,76 @@ static int pass_on(int sig, pid_t child) {
 
 struct limit { int resource; rlim_t value; };
 
+/*
+ * The approval gate's pause (issue 12), as the box's own first command has it: a second filter
+ * whose user-notification listener goes to the box's supervisor (native/fourwall-pause.c, in the
+ * box daemon), so this command's destructive calls on pre-existing workdir files wait for the
+ * answer. The socket is connected on the host before we join the box (it lives in the box's 0700
+ * state dir, out of the box's reach); the listener goes over it with SCM_RIGHTS and the
+ * supervisor's one-byte receipt is awaited (await_pause_receipt). Any failure: exit 125.
+ */
+static int pause_sock = -1;
+static struct sock_fprog pause_prog;
+
+static void connect_pause(const char *socket_path, const char *program_path) {
+  size_t len;
+  char *bpf = slurp(program_path, &len);
+  if (len == 0 || len % sizeof(struct sock_filter) != 0) { errno = EINVAL; die("bad pause program", program_path); }
+  pause_prog.len = (unsigned short)(len / sizeof(struct sock_filter));
+  pause_prog.filter = (struct sock_filter *)bpf;
+  pause_sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_un addr = {.sun_family = AF_UNIX};
+  if (pause_sock < 0 || strlen(socket_path) >= sizeof addr.sun_path) die("approval gate: the pause socket", socket_path);
+  strcpy(addr.sun_path, socket_path);
+  if (connect(pause_sock, (struct sockaddr *)&addr, sizeof addr) < 0)
+    die("approval gate: the box's pause supervisor does not answer (fourwall down NAME; fourwall up again)", socket_path);
+}
+
+#ifndef SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+#define SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (1UL << 5)
+#endif
+
+__attribute__((unused)) static void install_pause(void) {
+  if (pause_sock < 0) return;
+  long listener = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+                          SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV, &pause_prog);
+  if (listener < 0 && errno == EINVAL)
+    listener = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &pause_prog);
+  if (listener < 0) die("approval gate: install the pause filter", NULL);
+  char byte = 'L';
+  struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+  union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } control;
+  memset(&control, 0, sizeof control);
+  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control.buf};
+  struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  int lfd = (int)listener;
+  memcpy(CMSG_DATA(c), &lfd, sizeof lfd);
+  if (sendmsg(pause_sock, &msg, MSG_NOSIGNAL) != 1) die("approval gate: hand the pause listener to the supervisor", NULL);
+  close(lfd); /* the message in flight holds the listener: no listener, and paused calls fail (ENOSYS) */
+}
+
+/*
+ * The supervisor's receipt, awaited while the command already starts (the round trip is off the
+ * command's path; until the supervisor holds the listener, a paused call just waits). No receipt:
+ * the command is killed and exec exits 125 — and a call it made meanwhile failed (ENOSYS), as the
+ * listener died unreceived.
+ */
+__attribute__((unused)) static void await_pause_receipt(pid_t command) {
+  if (pause_sock < 0) return;
+  char byte = 0;
+  ssize_t n;
+  while ((n = read(pause_sock, &byte, 1)) < 0 && errno == EINTR) {}
+  close(pause_sock);
+  pause_sock = -1;
+  if (n == 1 && byte == 'K') return;
+  kill(command, SIGKILL);
+  errno = EPROTO;
+  die("approval gate: the pause supervisor refused this command", NULL);
+}
+
 /* The box's walls on this process: its uid, no capability, no_new_privs, rlimits, cwd, seccomp. */
 static void become_box(unsigned uid, unsigned gid, struct limit *limits, int nlimits, const char *cwd,
                        struct sock_fprog *prog) {
@@ -130,6 +203,9 @@ static void become_box(unsigned uid, unsigned gid, struct limit *limits, int nli
   }
   if (chdir(cwd) < 0) die("chdir", cwd);
   if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, prog, 0, 0) < 0) die("seccomp", NULL);
+#ifndef FOURWALL_UNSAFE_NO_PAUSE /* tests only: an exec without the pause, to show the test sees it */
+  install_pause();
+#endif
 }
 
 /*
@@ -164,6 +240,9 @@ __attribute__((noreturn)) static void enter_reaper(struct relay *r, unsigned uid
   }
   /* pass signals on; reap every orphan the command leaves (pid 1), until the command itself ends */
   relay_signals_to(command_pid);
+#ifndef FOURWALL_UNSAFE_NO_PAUSE
+  await_pause_receipt(command_pid);
+#endif
   for (;;) {
     int status;
     pid_t done = waitpid(-1, &status, 0);
@@ -182,6 +261,7 @@ int main(int argc, char **argv) {
   size_t len;
   snprintf(path, sizeof path, "%s/enter", argv[1]);
   char *conf = slurp(path, &len);
+  const char *pause_socket = NULL;
   long pid = 0;
   unsigned uid = 0, gid = 0;
   const char *cwd = "/";
@@ -192,6 +272,7 @@ int main(int argc, char **argv) {
     else if (!strncmp(line, "uid=", 4)) uid = (unsigned)strtoul(line + 4, NULL, 10);
     else if (!strncmp(line, "gid=", 4)) gid = (unsigned)strtoul(line + 4, NULL, 10);
     else if (!strncmp(line, "cwd=", 4)) cwd = line + 4;
+    else if (!strncmp(line, "pause=", 6)) pause_socket = line + 6;
     else if (!strncmp(line, "cgroup=", 7)) {
       /* join the box's cgroup (root mode) so its caps count this command too */
       char procs[4096], self[32];
@@ -213,6 +294,10 @@ int main(int argc, char **argv) {
     }
   }
   if (pid <= 1 || uid == 0) { errno = EINVAL; die("bad enter file", path); }
+  if (pause_socket) {
+    snprintf(path, sizeof path, "%s/pause.bpf", argv[1]);
+    connect_pause(pause_socket, path);
+  }
 
   snprintf(path, sizeof path, "%s/env", argv[1]);
   size_t envlen;
@@ -290,6 +375,7 @@ int main(int argc, char **argv) {
     pid_t reaper = fork();
     if (reaper < 0) die("fork", NULL);
     if (reaper == 0) enter_reaper(&r, uid, gid, limits, nlimits, cwd, &prog, &argv[3], envp);
+    if (pause_sock >= 0) close(pause_sock); /* the reaper's to hand over */
     if (tty > 0) close(r.master);
     /* this process waits in the box's pid namespace: it keeps no fd of the caller's terminal */
     for (int fd = 0; fd < 3; fd++) {
@@ -300,6 +386,7 @@ int main(int argc, char **argv) {
     }
     return wait_relaying(reaper);
   }
+  if (pause_sock >= 0) close(pause_sock);
   if (tty == 0) return wait_relaying(child_pid);
   static const int relayed[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
   int status = relay_run(&r, child_pid, relayed, 6, pass_on);

@@ -10,10 +10,14 @@
  *     the supervisor over the unix socket SOCKET (SCM_RIGHTS), waits for its one-byte receipt,
  *     closes both and execs the command. Every process the command starts inherits the filter.
  *
- *   fourwall-pause supervise SOCKET WORKDIR
+ *   fourwall-pause supervise SOCKET WORKDIR [EXEC_SOCKET]
  *     On the host, started by fourwall: listens on SOCKET (its directory is bound into the box),
  *     prints {"event":"listening"}, takes exactly one listener fd from the first connection (the
- *     install half, before the command runs), then removes SOCKET. Each notification is read from
+ *     install half, before the command runs), then removes SOCKET. A persistent box also gets
+ *     EXEC_SOCKET (in the box's 0700 state dir on the host, never in the box): each `fourwall exec`
+ *     (native/fourwall-enter.c) hands the listener of its command's filter there; only a peer of
+ *     our own uid (SO_PEERCRED) whose fd is a seccomp listener is taken. Ids of exec listeners are
+ *     printed and answered as "N:ID" (N: the listener's number; ids are per listener). Each notification is read from
  *     the box process (/proc/PID/mem for the path, /proc/PID/cwd or /proc/PID/fd/N for the base;
  *     SECCOMP_IOCTL_NOTIF_ID_VALID after every read, so a recycled pid is never believed). A path
  *     that is not a pre-existing entry of WORKDIR (the host's real workdir, which is also the
@@ -30,6 +34,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -249,9 +254,45 @@ static void put_target(const char *role, const struct target *t, int first) {
   printf("\",\"exists\":%s,\"mode\":%u}", t->exists ? "true" : "false", (unsigned)t->mode);
 }
 
+/*
+ * The tree a delete belongs to (rm -r, find -delete, python's shutil.rmtree): the topmost
+ * pre-existing workdir directory (not the workdir itself) that the deleting process holds open and
+ * that contains the target. Tree walkers keep the directories they descend through open (gnulib's
+ * fts keeps the current one and a ring of its ancestors; rmtree one per level); a plain `rm file`
+ * holds none. fourwall asks about that directory once (pause-supervisor.ts). Empty: no tree.
+ */
+static void walk_of(pid_t pid, const char *target, char *out, size_t size) {
+  out[0] = '\0';
+  char dirp[64];
+  snprintf(dirp, sizeof dirp, "/proc/%d/fd", pid);
+  int dfd = open(dirp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) return;
+  DIR *d = fdopendir(dfd);
+  if (!d) { close(dfd); return; }
+  size_t tl = strlen(target);
+  for (struct dirent *e; (e = readdir(d)) != NULL;) {
+    if (e->d_name[0] == '.') continue;
+    char abs[PATH_MAX];
+    int fd = atoi(e->d_name);
+    if (base_of(pid, fd, abs, sizeof abs) < 0) continue;
+    if (strncmp(abs, workdir, workdir_len) != 0 || abs[workdir_len] != '/' || !abs[workdir_len + 1]) continue;
+    const char *rel = abs + workdir_len + 1;
+    size_t rl = strlen(rel);
+    /* contains the target, strictly, and is higher up than what we have */
+    if (rl >= tl || strncmp(rel, target, rl) != 0 || target[rl] != '/') continue;
+    if (out[0] && rl >= strlen(out)) continue;
+    struct target t;
+    memset(&t, 0, sizeof t);
+    classify(&t, abs);
+    if (!t.exists || !S_ISDIR(t.mode) || rl >= size) continue;
+    memcpy(out, rel, rl + 1);
+  }
+  closedir(d);
+}
+
 /* One notification: answered here when no pre-existing workdir entry is involved, else one line
  * for fourwall. */
-static void handle(int listener, struct seccomp_notif *req) {
+static void handle(int listener, unsigned lidx, struct seccomp_notif *req) {
   const __u64 *a = req->data.args;
   pid_t pid = (pid_t)req->pid;
   char memp[64];
@@ -316,6 +357,10 @@ static void handle(int listener, struct seccomp_notif *req) {
   int relevant = t[0].exists;
   /* rename: the destination matters when it is replaced (not with RENAME_NOREPLACE) */
   if (count == 2 && t[1].exists && !(flags & RENAME_NOREPLACE_FLAG)) relevant = 1;
+  static char walk[PATH_MAX];
+  walk[0] = '\0';
+  if (relevant && count == 1 && t[0].in_workdir && (strcmp(sys, "unlink") == 0 || strcmp(sys, "rmdir") == 0))
+    walk_of(pid, t[0].path, walk, sizeof walk);
   /* Read after the reads: the process that asked is still the one we read (no recycled pid). */
   if (ioctl(listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &req->id) < 0) return;
   if (!relevant) {
@@ -325,21 +370,49 @@ static void handle(int listener, struct seccomp_notif *req) {
     return;
   }
   asked++;
-  printf("{\"id\":\"%" PRIu64 "\",\"pid\":%d,\"sys\":\"%s\",\"flags\":%" PRIu64 ",\"mode\":%" PRIu64 ",\"length\":%" PRIu64 ",\"paths\":[",
-         (uint64_t)req->id, pid, sys, flags, mode, length);
+  char prefix[16] = "";
+  if (lidx > 0) snprintf(prefix, sizeof prefix, "%u:", lidx);
+  printf("{\"id\":\"%s%" PRIu64 "\",\"pid\":%d,\"sys\":\"%s\",\"flags\":%" PRIu64 ",\"mode\":%" PRIu64 ",\"length\":%" PRIu64 ",\"paths\":[",
+         prefix, (uint64_t)req->id, pid, sys, flags, mode, length);
   for (int i = 0; i < count; i++) put_target(roles[i], &t[i], i == 0);
-  printf("]}\n");
+  printf("],\"walk\":\"");
+  put_hex(walk);
+  printf("\"}\n");
   fflush(stdout);
 }
 
-/* "ID c" or "ID d" lines from fourwall. */
-static void answer_lines(int listener, char *buf, size_t *len) {
+/* Exec listeners (persistent boxes): each `fourwall exec` command's filter has its own. */
+#define MAX_EXEC 256
+#define MAX_PENDING 16
+static struct { int fd; unsigned idx; } execs[MAX_EXEC];
+static int nexecs;
+static unsigned next_idx = 1;
+static int pending[MAX_PENDING]; /* accepted exec connections whose listener has not come yet */
+static int npending;
+
+static int listener_of(unsigned idx, int main_listener) {
+  if (idx == 0) return main_listener;
+  for (int i = 0; i < nexecs; i++)
+    if (execs[i].idx == idx) return execs[i].fd;
+  return -1;
+}
+
+/* "ID c" / "ID d" (the box's own listener) or "N:ID c" / "N:ID d" (exec listener N) from fourwall. */
+static void answer_lines(int main_listener, char *buf, size_t *len) {
   char *start = buf, *nl;
   while ((nl = memchr(start, '\n', *len - (size_t)(start - buf))) != NULL) {
     *nl = '\0';
     char *end;
+    unsigned idx = 0;
     uint64_t id = strtoull(start, &end, 10);
-    if (end != start && *end == ' ') respond(listener, id, end[1] == 'c');
+    if (end != start && *end == ':') {
+      idx = (unsigned)id;
+      char *s2 = end + 1;
+      id = strtoull(s2, &end, 10);
+      if (end == s2) end = start; /* malformed */
+    }
+    int l = listener_of(idx, main_listener);
+    if (end != start && *end == ' ' && l >= 0) respond(l, id, end[1] == 'c');
     start = nl + 1;
   }
   size_t rest = *len - (size_t)(start - buf);
@@ -347,27 +420,69 @@ static void answer_lines(int listener, char *buf, size_t *len) {
   *len = rest;
 }
 
-static int take_listener(int server) {
-  int conn = accept4(server, NULL, NULL, SOCK_CLOEXEC);
-  if (conn < 0) die("accept", NULL);
+/* One fd passed with SCM_RIGHTS on conn (one byte of data); -1 when none. */
+static int recv_fd(int conn) {
   char byte;
   struct iovec iov = {.iov_base = &byte, .iov_len = 1};
   union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } control;
+  memset(&control, 0, sizeof control);
   struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control.buf};
-  if (recvmsg(conn, &msg, MSG_CMSG_CLOEXEC) != 1) die("recvmsg", NULL);
+  if (recvmsg(conn, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT) != 1) return -1;
   struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-  if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof(int))) {
+  if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof(int)) ||
+      (msg.msg_flags & MSG_CTRUNC)) {
     errno = EPROTO;
-    die("no listener fd in the message", NULL);
+    return -1;
   }
-  int listener;
-  memcpy(&listener, CMSG_DATA(c), sizeof listener);
+  int fd;
+  memcpy(&fd, CMSG_DATA(c), sizeof fd);
+  return fd;
+}
+
+static int take_listener(int server) {
+  int conn = accept4(server, NULL, NULL, SOCK_CLOEXEC);
+  if (conn < 0) die("accept", NULL);
+  struct pollfd p = {.fd = conn, .events = POLLIN};
+  if (poll(&p, 1, -1) < 0) die("poll", NULL);
+  int listener = recv_fd(conn);
+  if (listener < 0) die("no listener fd in the message", NULL);
   if (write(conn, "K", 1) != 1) die("receipt", NULL);
   close(conn);
   return listener;
 }
 
-static int supervise(const char *socket_path, const char *dir) {
+/* Whether fd is a seccomp user-notification listener (what the kernel names "[seccomp notify]"). */
+static int is_seccomp_listener(int fd) {
+  char link[64], target[64];
+  snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+  ssize_t n = readlink(link, target, sizeof target - 1);
+  if (n <= 0) return 0;
+  target[n] = '\0';
+  return strcmp(target, "anon_inode:seccomp notify") == 0;
+}
+
+/* An exec connection has data: take its listener if the peer is one of ours, answer K, close. A
+ * failure only drops that connection (that exec then refuses to run): the box's pause goes on. */
+static void take_exec_listener(int conn) {
+  struct ucred cred;
+  socklen_t cl = sizeof cred;
+  int fd = -1;
+  if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0 && cred.uid == geteuid() && nexecs < MAX_EXEC)
+    fd = recv_fd(conn);
+  if (fd >= 0 && !is_seccomp_listener(fd)) {
+    close(fd);
+    fd = -1;
+  }
+  if (fd >= 0) {
+    execs[nexecs].fd = fd;
+    execs[nexecs].idx = next_idx++;
+    nexecs++;
+    if (write(conn, "K", 1) != 1) { /* the exec is gone: its listener hangs up by itself */ }
+  }
+  close(conn);
+}
+
+static int supervise(const char *socket_path, const char *dir, const char *exec_path) {
   signal(SIGPIPE, SIG_IGN);
   /* Ctrl-C on the caller's terminal is the box's business, not ours: fourwall ends us (stdin). */
   signal(SIGINT, SIG_IGN);
@@ -393,6 +508,21 @@ static int supervise(const char *socket_path, const char *dir) {
   /* The box's uid (root mode) connects; the directory (0700, the box uid's) keeps others out. */
   if (chmod(socket_path, 0666) < 0) die("chmod", socket_path);
   if (listen(server, 1) < 0) die("listen", socket_path);
+
+  int exec_server = -1;
+  if (exec_path) {
+    exec_server = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (exec_server < 0) die("socket", NULL);
+    struct sockaddr_un ea = {.sun_family = AF_UNIX};
+    if (strlen(exec_path) >= sizeof ea.sun_path) { errno = ENAMETOOLONG; die("socket path", exec_path); }
+    strcpy(ea.sun_path, exec_path);
+    unlink(exec_path);
+    /* 0600 from the start: only our uid (the box's owner) may hand us an exec's listener */
+    mode_t old = umask(0177);
+    if (bind(exec_server, (struct sockaddr *)&ea, sizeof ea) < 0) die("bind", exec_path);
+    umask(old);
+    if (listen(exec_server, MAX_PENDING) < 0) die("listen", exec_path);
+  }
   printf("{\"event\":\"listening\"}\n");
   fflush(stdout);
 
@@ -405,7 +535,7 @@ static int supervise(const char *socket_path, const char *dir) {
     if (poll(p, 2, -1) < 0) { if (errno == EINTR) continue; die("poll", NULL); }
     if (p[1].revents) {
       ssize_t n = read(0, buf, sizeof buf);
-      if (n <= 0) { unlink(socket_path); return 0; }
+      if (n <= 0) { unlink(socket_path); if (exec_path) unlink(exec_path); return 0; }
     }
     if (p[0].revents & POLLIN) listener = take_listener(server);
   }
@@ -420,9 +550,18 @@ static int supervise(const char *socket_path, const char *dir) {
   size_t req_size = sizes.seccomp_notif > sizeof(struct seccomp_notif) ? sizes.seccomp_notif : sizeof(struct seccomp_notif);
   struct seccomp_notif *req = malloc(req_size);
   if (!req) die("malloc", NULL);
+  /* poll set: [0] the box's listener, [1] stdin, [2] the exec socket, then pending exec
+   * connections, then exec listeners */
+  struct pollfd p[3 + MAX_PENDING + MAX_EXEC];
+  int main_open = 1;
   for (;;) {
-    struct pollfd p[2] = {{.fd = listener, .events = POLLIN}, {.fd = 0, .events = POLLIN}};
-    if (poll(p, 2, -1) < 0) { if (errno == EINTR) continue; die("poll", NULL); }
+    int np = 0;
+    p[np++] = (struct pollfd){.fd = main_open ? listener : -1, .events = POLLIN};
+    p[np++] = (struct pollfd){.fd = 0, .events = POLLIN};
+    p[np++] = (struct pollfd){.fd = exec_server, .events = POLLIN};
+    for (int i = 0; i < npending; i++) p[np++] = (struct pollfd){.fd = pending[i], .events = POLLIN};
+    for (int i = 0; i < nexecs; i++) p[np++] = (struct pollfd){.fd = execs[i].fd, .events = POLLIN};
+    if (poll(p, (nfds_t)np, -1) < 0) { if (errno == EINTR) continue; die("poll", NULL); }
     if (p[1].revents) {
       ssize_t n = read(0, buf + len, sizeof buf - 1 - len);
       if (n <= 0) break;
@@ -432,12 +571,39 @@ static int supervise(const char *socket_path, const char *dir) {
     }
     if (p[0].revents & POLLIN) {
       memset(req, 0, req_size);
-      if (ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, req) == 0) handle(listener, req);
+      if (ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, req) == 0) handle(listener, 0, req);
       else if (errno != ENOENT && errno != EINTR) die("SECCOMP_IOCTL_NOTIF_RECV", NULL);
     } else if (p[0].revents & (POLLHUP | POLLERR)) {
-      break; /* every process of the box has exited */
+      main_open = 0; /* every process of the box's own command has exited */
     }
+    /* exec listeners: a notification, or every process of that exec gone */
+    int base = 3 + npending;
+    for (int i = nexecs - 1; i >= 0; i--) {
+      short ev = p[base + i].revents;
+      if (ev & POLLIN) {
+        memset(req, 0, req_size);
+        if (ioctl(execs[i].fd, SECCOMP_IOCTL_NOTIF_RECV, req) == 0) handle(execs[i].fd, execs[i].idx, req);
+        else if (errno != ENOENT && errno != EINTR) ev |= POLLERR;
+      }
+      if (!(ev & POLLIN) && (ev & (POLLHUP | POLLERR | POLLNVAL))) {
+        close(execs[i].fd);
+        execs[i] = execs[--nexecs];
+      }
+    }
+    for (int i = npending - 1; i >= 0; i--) {
+      if (!p[3 + i].revents) continue;
+      take_exec_listener(pending[i]);
+      pending[i] = pending[--npending];
+    }
+    if (exec_server >= 0 && (p[2].revents & POLLIN)) {
+      int conn = accept4(exec_server, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+      if (conn >= 0 && npending < MAX_PENDING) pending[npending++] = conn;
+      else if (conn >= 0) close(conn);
+    }
+    /* the box is gone: its execs went with it (they live in its pid namespace) */
+    if (!main_open && nexecs == 0) break;
   }
+  if (exec_path) unlink(exec_path);
   printf("{\"event\":\"done\",\"continued\":%llu,\"asked\":%llu,\"unresolved\":%llu}\n", fast_continued, asked, unresolved);
   fflush(stdout);
   return 0;
@@ -446,12 +612,12 @@ static int supervise(const char *socket_path, const char *dir) {
 int main(int argc, char **argv) {
   if (argc >= 6 && strcmp(argv[1], "install") == 0 && strcmp(argv[4], "--") == 0)
     return install(argv[2], argv[3], &argv[5]);
-  if (argc == 4 && strcmp(argv[1], "supervise") == 0) {
+  if ((argc == 4 || argc == 5) && strcmp(argv[1], "supervise") == 0) {
     cloexec_from(3);
-    return supervise(argv[2], argv[3]);
+    return supervise(argv[2], argv[3], argc == 5 ? argv[4] : NULL);
   }
   fprintf(stderr,
           "usage: fourwall-pause install SOCKET PROGRAM -- COMMAND [ARGS...]\n"
-          "       fourwall-pause supervise SOCKET WORKDIR\n");
+          "       fourwall-pause supervise SOCKET WORKDIR [EXEC_SOCKET]\n");
   return 125;
 }

@@ -107,6 +107,8 @@ export async function runDaemon(options: { forRun?: boolean } = {}): Promise<voi
       seccomp: Buffer.from((req.plan.seccomp as unknown as { data: number[] }).data),
     };
     const audit = new AuditLog(req.audit);
+    // The box's state dir (0700, ours) holds the socket where `fourwall exec` hands over its pause.
+    mkdirSync(boxDir(req.name), { recursive: true, mode: 0o700 });
     let started: (error?: Error) => void = () => {};
     const ready = new Promise<Error | undefined>((resolve) => (started = resolve));
     const entry: { box?: RunningBox; done: Promise<number>; kept?: KeptChangeSet } = {
@@ -117,7 +119,11 @@ export async function runDaemon(options: { forRun?: boolean } = {}): Promise<voi
         // The gate's copy-on-write layer holds this box's changes too: its commands see their own
         // writes at once; the host gets new files, and approved changes to old ones, at `down`.
         // No terminal here: the approver of `up --approver`, or nobody (= no).
-        gate: { terminal: false, ...(req.approver ? { approver: req.approver } : {}) },
+        gate: {
+          terminal: false,
+          execPause: path.join(boxDir(req.name), "pause.sock"),
+          ...(req.approver ? { approver: req.approver } : {}),
+        },
         onStarted(box, session, running) {
           entry.box = box;
           recordBox(req.name, running, box, session); // the plan as started: the box's own uid
@@ -131,6 +137,7 @@ export async function runDaemon(options: { forRun?: boolean } = {}): Promise<voi
       })
         .catch((error: Error) => {
           started(error);
+          forgetBox(req.name);
           return 125;
         })
         .finally(() => {

@@ -54,6 +54,8 @@ export interface GateOptions {
   terminal?: boolean;
   /** Hold changes to pre-existing workdir files in the copy-on-write layer (default true). */
   layer?: boolean;
+  /** Persistent boxes: the socket (in the box's 0700 state dir) where `fourwall exec` hands over its pause. */
+  execPause?: string;
 }
 
 export interface GateSession {
@@ -210,6 +212,7 @@ export async function openGateSession(
         workdir: plan.filesystem.cwd,
         upper: layer.upper,
         netDir: session.netDir,
+        execSocket: o.options?.execPause,
         policy: plan.gate.policy.fs,
         broker: service.broker,
         audit: o.audit,
@@ -223,7 +226,7 @@ export async function openGateSession(
           "run `fourwall doctor`; npm run setup rebuilds the helper",
         );
       });
-      session.pause = { helper: pauseHelperPath() };
+      session.pause = { helper: pauseHelperPath(), execSocket: o.options?.execPause };
     }
     const dropLayer = () => {
       const failure = layer ? removeLayer(layer.dir) : undefined;

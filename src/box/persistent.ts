@@ -30,8 +30,11 @@ export const boxesRoot = () => privateStateDir("boxes");
 /** A box's state directory; a name that is not a plain box name never becomes a path (WallError). */
 export const boxDir = (name: string) => path.join(boxesRoot(), checkBoxName(name));
 
-/** The enter file (pure): what fourwall-enter needs to give a command the box's walls. */
-export function enterFile(plan: BoxPlan, pid: number, cgroupDirs: string[]): string {
+/**
+ * The enter file (pure): what fourwall-enter needs to give a command the box's walls. `pause`: the
+ * gate's pause socket; with it, an exec that cannot hand its listener there refuses to run (125).
+ */
+export function enterFile(plan: BoxPlan, pid: number, cgroupDirs: string[], pause?: string): string {
   return [
     `pid=${pid}`,
     `uid=${plan.identity.uid}`,
@@ -39,6 +42,7 @@ export function enterFile(plan: BoxPlan, pid: number, cgroupDirs: string[]): str
     `cwd=${plan.filesystem.cwd}`,
     ...plan.rlimits.map((r) => `rlimit=${r.name}:${r.value}`),
     ...cgroupDirs.map((d) => `cgroup=${d}`),
+    ...(pause ? [`pause=${pause}`] : []),
     "",
   ].join("\n");
 }
@@ -48,7 +52,11 @@ export function writeEnterFiles(dir: string, plan: BoxPlan, box: RunningBox, ses
   if (box.pid === undefined)
     throw new Error(`the ${plan.runtime} runtime cannot be entered by fourwall exec`);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  writeFileSync(path.join(dir, "enter"), enterFile(plan, box.pid, session.cgroupDirs), { mode: 0o600 });
+  writeFileSync(
+    path.join(dir, "enter"),
+    enterFile(plan, box.pid, session.cgroupDirs, session.pause?.execSocket),
+    { mode: 0o600 },
+  );
   writeFileSync(
     path.join(dir, "env"),
     Object.entries(plan.env)

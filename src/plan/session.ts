@@ -22,9 +22,10 @@ export interface BoxSession {
   overlay?: { lower: string; upper: string; work: string; helperArgs: string[]; dropArgs: string[] };
   /**
    * Approval gate, namespaces runtime: the pause at the action. The helper (host path) is bound into
-   * the box and installs the notify filter before the command (walls/gate/pause-supervisor.ts).
+   * the box and installs the notify filter before the command (walls/gate/pause-supervisor.ts);
+   * `execSocket` (persistent boxes): where native/fourwall-enter hands each exec's listener.
    */
-  pause?: { helper: string };
+  pause?: { helper: string; execSocket?: string };
   /** Approval gate: generated agent settings, bound read-only over `target` in the box. */
   gateFiles?: { source: string; target: string }[];
   /**

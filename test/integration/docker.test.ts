@@ -10,7 +10,7 @@
  * that refusal is tested, nothing else runs as 65534.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import os from "node:os";
 import { after, before, describe, it } from "node:test";
@@ -107,6 +107,84 @@ describe("docker: refusals", { skip }, () => {
   it("leaves no container behind", () => {
     assert.deepEqual(fourwallContainers(boxes!.host, fixtureBases()), []);
   });
+});
+
+/**
+ * Docker boxes run as the workdir owner's uid (no per-box uid: see docs/THREAT-MODEL.md); what makes
+ * that safe is that no path leads to a docker box's layer but root's. While box A holds an edit of
+ * a pre-existing file in its layer, the workdir's owner on the host (uid 65534: /proc/PID/root of
+ * every process, the layers directory, the run dirs) and another docker box of the same owner
+ * cannot read it; root, probing the same paths, can (the probe finds what is there).
+ */
+describe("docker: the layer is out of reach of the workdir's owner and of other docker boxes", {
+  skip,
+}, () => {
+  for (const engine of ["runsc", "runc"] as const)
+    it(
+      engine === "runsc"
+        ? "the owner uid and another docker box of the same owner cannot read box A's layer"
+        : "under runc (FOURWALL_DOCKER_RUNTIME=runc, the broken box) the owner uid reaches it through /proc/PID/root",
+      async () => {
+        const fx = fixture();
+        const mark = `box-edit-${process.pid}-${Date.now()}`;
+        const a = spawn(
+          process.execPath,
+          [
+            FOURWALL,
+            "run",
+            "-r",
+            "docker",
+            ...boxes!.imageFlags,
+            "--approver",
+            "exit 0",
+            "--",
+            "sh",
+            "-c",
+            `echo ${mark} > README.md && echo edited && sleep 60`,
+          ],
+          {
+            cwd: fx.workdir,
+            env: { ...fx.env, DOCKER_HOST: boxes!.host, FOURWALL_DOCKER_RUNTIME: engine },
+            stdio: ["ignore", "pipe", "pipe"],
+          },
+        );
+        let out = "";
+        a.stdout.on("data", (d) => (out += d));
+        const closed = new Promise((resolve) => a.on("close", resolve));
+        try {
+          assert.ok(await waitFor(() => out.includes("edited"), 60_000), "box A edited README.md");
+          const probe = `for p in /proc/[0-9]*; do cat "$p/root${fx.workdir}/README.md"; done; cat /run/fourwall/layers/*/upper/README.md /tmp/fourwall-*/workdir/README.md; true`;
+          const asOwner = spawnSync(
+            "setpriv",
+            ["--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c", probe],
+            {
+              encoding: "utf8",
+              stdio: ["ignore", "pipe", "ignore"],
+            },
+          );
+          const asRoot = spawnSync("sh", ["-c", probe], {
+            encoding: "utf8",
+            stdio: ["ignore", "pipe", "ignore"],
+          });
+          assert.ok(asRoot.stdout.includes(mark), "root finds the edit through the same paths");
+          if (engine === "runc") {
+            assert.ok(asOwner.stdout.includes(mark), "runc: the box's processes are the owner's on the host");
+            return;
+          }
+          assert.ok(!asOwner.stdout.includes(mark), "the workdir's owner reached box A's layer");
+          const other = fixture();
+          const b = await run(
+            other,
+            `for p in /proc/[0-9]*; do cat "$p/root${fx.workdir}/README.md"; done 2>/dev/null; cat ${fx.workdir}/README.md /run/fourwall/*/README.md 2>/dev/null; true`,
+          );
+          assert.equal(b.code, 0, b.stderr);
+          assert.ok(!b.stdout.includes(mark), "another docker box reached box A's layer");
+        } finally {
+          a.kill("SIGTERM");
+          await closed;
+        }
+      },
+    );
 });
 
 // the image builds' temp dirs go too (another process on the machine may be building one right

@@ -10,9 +10,21 @@
  *     the calls succeed in the box (the layer holds them: nothing lands on the host until the end).
  */
 import assert from "node:assert/strict";
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
+import os from "node:os";
 import path from "node:path";
-import { describe, it } from "node:test";
+import { after, describe, it } from "node:test";
 import {
   asMode,
   chownToMode,
@@ -253,6 +265,192 @@ for (const mode of MODES) {
       const fx = makeFixture(mode);
       const r = await mcpEdit(fx);
       assert.equal(r.onHostBeforeClose, "# project, edited over MCP\n", r.text);
+    });
+  });
+}
+
+/**
+ * `fourwall exec` into a persistent box gets the same pause as the box's first command: its
+ * listener goes to the box daemon's supervisor (fourwall-enter, over the box's 0700 state dir).
+ * Root-launched boxes: the test needs its own box daemon (/run/fourwall/boxes is the machine's);
+ * run it where no other build's daemon answers there.
+ */
+const SHIM = path.join(ROOT, "bin", "fourwall");
+const REMOVE = `import os
+try:
+    os.remove("victim.txt")
+    print("remove ok", flush=True)
+except OSError as error:
+    print("remove", type(error).__name__, flush=True)`;
+
+function fw(fx: Fixture, args: string[]) {
+  const [program, ...rest] = asMode(fx.mode, [SHIM, ...args]);
+  const r = spawnSync(program!, rest, { cwd: fx.workdir, env: fx.env, encoding: "utf8", timeout: 60_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const boxStateDir = (fx: Fixture, name: string) =>
+  fx.mode === "root"
+    ? path.join("/run/fourwall/boxes", name)
+    : path.join(fx.home, ".local", "state", "fourwall", "boxes", name);
+
+let builtIn: string | undefined;
+after(() => {
+  if (builtIn) rmSync(builtIn, { recursive: true, force: true });
+});
+/** fourwall-enter built without the pause (FOURWALL_UNSAFE_NO_PAUSE): an exec that skips it. */
+const enterWithoutPause = (() => {
+  let built: string | undefined;
+  return () => {
+    if (built) return built;
+    const dir = mkdtempSync(path.join(os.tmpdir(), "fourwall-enter-nopause-"));
+    chmodSync(dir, 0o755);
+    builtIn = dir;
+    const bin = path.join(dir, "fourwall-enter");
+    const cc = spawnSync(
+      "gcc",
+      ["-O2", "-DFOURWALL_UNSAFE_NO_PAUSE", "-o", bin, path.join(ROOT, "native", "fourwall-enter.c")],
+      { encoding: "utf8" },
+    );
+    assert.equal(cc.status, 0, cc.stderr);
+    built = bin;
+    return bin;
+  };
+})();
+let boxes = 0;
+async function withBox<T>(fx: Fixture, approver: string, body: (name: string) => Promise<T> | T): Promise<T> {
+  const name = `px-${fx.mode}-${process.pid}-${boxes++}`;
+  writeFileSync(path.join(fx.workdir, "victim.txt"), "precious\n", { mode: 0o644 });
+  chownToMode(fx, path.join(fx.workdir, "victim.txt"));
+  const up = fw(fx, ["up", "--name", name, "--approver", approver]);
+  assert.equal(up.code, 0, up.stderr);
+  try {
+    assert.match(
+      readFileSync(path.join(boxStateDir(fx, name), "enter"), "utf8"),
+      /^pause=/m,
+      "exec must pause",
+    );
+    return await body(name);
+  } finally {
+    fw(fx, ["down", name]);
+  }
+}
+
+for (const mode of MODES) {
+  describe(`gate pause in fourwall exec (${mode})`, () => {
+    it("a denying approver: os.remove via exec raises PermissionError, the file stays", async () => {
+      const fx = makeFixture(mode);
+      await withBox(fx, "exit 1", (name) => {
+        const r = fw(fx, ["exec", name, "--", "python3", "-c", REMOVE]);
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(r.stdout, /^remove PermissionError$/m);
+        assert.equal(readFileSync(path.join(fx.workdir, "victim.txt"), "utf8"), "precious\n");
+        // a file the exec makes itself is removed without a question
+        const own = fw(fx, ["exec", name, "--", "sh", "-c", "echo x > own.txt && rm own.txt && echo own-ok"]);
+        assert.match(own.stdout, /own-ok/, own.stderr);
+      });
+      assert.equal(readFileSync(path.join(fx.workdir, "victim.txt"), "utf8"), "precious\n", "kept at down");
+    });
+
+    it("an approving approver: the removal is on the host while the box still lives", async () => {
+      const fx = makeFixture(mode);
+      await withBox(fx, "exit 0", async (name) => {
+        const r = fw(fx, ["exec", name, "--", "python3", "-c", REMOVE]);
+        assert.match(r.stdout, /^remove ok$/m, r.stderr);
+        assert.ok(
+          await waitFor(() => !existsSync(path.join(fx.workdir, "victim.txt")), 10_000),
+          "gone from the host before down",
+        );
+        assert.match(fw(fx, ["ls"]).stdout, new RegExp(name), "the box still lives");
+      });
+    });
+
+    it("fails closed: an exec that cannot hand over its pause does not run (125)", async () => {
+      const fx = makeFixture(mode);
+      await withBox(fx, "exit 1", (name) => {
+        const sock = path.join(boxStateDir(fx, name), "pause.sock");
+        renameSync(sock, `${sock}.away`);
+        try {
+          const r = fw(fx, ["exec", name, "--", "sh", "-c", "echo ran > ran.txt"]);
+          assert.equal(r.code, 125, r.stderr);
+          assert.match(r.stderr, /approval gate/);
+        } finally {
+          renameSync(`${sock}.away`, sock);
+        }
+        const again = fw(fx, ["exec", name, "--", "cat", "ran.txt"]);
+        assert.notEqual(again.code, 0, "the command never ran");
+      });
+    });
+
+    it("an exec without the pause (fourwall-enter built without it) lets the removal through in the box", async () => {
+      const fx = makeFixture(mode);
+      const bin = enterWithoutPause();
+      await withBox(fx, "exit 1", (name) => {
+        const [program, ...rest] = asMode(fx.mode, [
+          bin,
+          boxStateDir(fx, name),
+          "--",
+          "python3",
+          "-c",
+          REMOVE,
+        ]);
+        const r = spawnSync(program!, rest, {
+          cwd: fx.workdir,
+          env: fx.env,
+          encoding: "utf8",
+          timeout: 60_000,
+        });
+        assert.match(r.stdout, /^remove ok$/m, `the hole: ${r.stderr}`);
+        // the layer underneath still holds it: the host file is there until a yes at down
+        assert.equal(readFileSync(path.join(fx.workdir, "victim.txt"), "utf8"), "precious\n");
+      });
+    });
+  });
+}
+
+/**
+ * `rm -rf dir` of pre-existing files is asked once, as a tree ("delete dir/ (N entries)"), and that
+ * answer covers only deletes at or under dir/: the approver (real, counting its calls) says yes to
+ * its first question only; a sibling whose name starts the same and a file outside are asked on
+ * their own, and refused.
+ */
+for (const mode of MODES) {
+  describe(`gate pause asks once per tree (${mode})`, () => {
+    it("rm -rf dir: one question; the yes reaches nothing outside dir/", async () => {
+      const fx = makeFixture(mode);
+      for (const f of ["dir/a", "dir/b", "dir/sub/c", "dir/sub/deep/d", "dir-sibling/e", "other.txt"]) {
+        mkdirSync(path.dirname(path.join(fx.workdir, f)), { recursive: true });
+        writeFileSync(path.join(fx.workdir, f), `${f}\n`);
+      }
+      const log = path.join(fx.home, "approver.log");
+      const approver = path.join(fx.home, "approver.sh");
+      writeFileSync(approver, `tr -d '\\n' >> ${log}; echo >> ${log}\n[ "$(wc -l < ${log})" -le 1 ]\n`);
+      if (mode === "user") spawnSync("chown", ["-R", "65534:65534", fx.home]);
+      const r = await runInBox(
+        fx,
+        [
+          "sh",
+          "-c",
+          "rm -rf dir; echo dir=$?; rm -rf dir-sibling 2>/dev/null; echo sibling=$?; rm other.txt 2>/dev/null; echo other=$?",
+        ],
+        { flags: ["--approver", `sh ${approver}`], timeoutMs: 90_000 },
+      );
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^dir=0$/m);
+      assert.match(r.stdout, /^sibling=1$/m);
+      assert.match(r.stdout, /^other=1$/m);
+      const asked = readFileSync(log, "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => (JSON.parse(l) as { summary: string }).summary);
+      assert.deepEqual(asked, [
+        "delete dir/ (6 entries)",
+        "delete dir-sibling/ (1 entry)",
+        "delete other.txt",
+      ]);
+      assert.equal(existsSync(path.join(fx.workdir, "dir")), false, "the tree is gone from the host");
+      assert.equal(readFileSync(path.join(fx.workdir, "dir-sibling", "e"), "utf8"), "dir-sibling/e\n");
+      assert.equal(readFileSync(path.join(fx.workdir, "other.txt"), "utf8"), "other.txt\n");
     });
   });
 }

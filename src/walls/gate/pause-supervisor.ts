@@ -2,14 +2,22 @@
 // syscalls it reports (policy, then a human through the broker), and after a yes applies that one
 // path from the copy-on-write layer to the host at once.
 import { spawn } from "node:child_process";
-import { closeSync, lstatSync, type Stats, writeFileSync } from "node:fs";
+import { closeSync, lstatSync, readdirSync, type Stats, writeFileSync } from "node:fs";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import type { AuditLog } from "../../audit/log.js";
 import type { Broker } from "./broker.js";
 import { Applier, type HeldChange, sameContent, summarise } from "./changeset.js";
 import { at, inDir, openDir, splitRel } from "./fsat.js";
-import { judgePause, type PauseExpect, type PauseNotice, parsePauseLine, pauseSyscallName } from "./pause.js";
+import {
+  isAtOrUnder,
+  judgePause,
+  type PauseExpect,
+  type PauseNotice,
+  parsePauseLine,
+  pauseGroupOf,
+  pauseSyscallName,
+} from "./pause.js";
 import { buildPauseFilter } from "./pause-filter.js";
 import type { GatePolicy } from "./schema.js";
 
@@ -42,6 +50,11 @@ export interface PauseOptions {
   upper: string;
   /** The run dir's net/ (bound into the box at /run/fourwall). */
   netDir: string;
+  /**
+   * Persistent boxes: where `fourwall exec` hands its command's listener (in the box's 0700 state
+   * dir on the host, never in the box); the filter program is written next to it as pause.bpf.
+   */
+  execSocket?: string;
   policy: GatePolicy["fs"];
   broker: Broker;
   audit: AuditLog;
@@ -69,7 +82,10 @@ export interface PauseSession {
 export async function startPause(o: PauseOptions): Promise<PauseSession> {
   writeFileSync(path.join(o.netDir, "pause.bpf"), buildPauseFilter(), { mode: 0o444 });
   writeFileSync(path.join(o.netDir, "pause-helper"), "", { mode: 0o444 }); // bwrap binds the helper over it
-  const child = spawn(o.helper, ["supervise", path.join(o.netDir, "pause.sock"), o.workdir], {
+  if (o.execSocket)
+    writeFileSync(path.join(path.dirname(o.execSocket), "pause.bpf"), buildPauseFilter(), { mode: 0o600 });
+  const supervise = ["supervise", path.join(o.netDir, "pause.sock"), o.workdir];
+  const child = spawn(o.helper, o.execSocket ? [...supervise, o.execSocket] : supervise, {
     stdio: ["pipe", "pipe", "inherit"],
   });
   child.stdin!.on("error", () => {}); // the supervisor gone: the exit path says so
@@ -86,6 +102,50 @@ export async function startPause(o: PauseOptions): Promise<PauseSession> {
     void exited.then(() => resolve(false));
   });
 
+  /**
+   * Trees asked about once: a delete by a process walking a pre-existing directory (pauseGroupOf)
+   * asks "delete DIR/ (N entries)?" and the answer, yes or no, settles every later delete at or
+   * under DIR for this box's life that the policy would ask about (a policy allow or deny still
+   * decides on its own). Nothing outside DIR, and nothing but a delete, is ever covered.
+   */
+  const trees = new Map<string, Promise<boolean>>();
+  const treeAnswer = (
+    n: PauseNotice,
+  ): { dir: string; answer: Promise<boolean>; first: boolean } | undefined => {
+    const target = n.paths.find((p) => p.role === "target");
+    if ((n.sys !== "unlink" && n.sys !== "rmdir") || !target?.inWorkdir) return undefined;
+    const covering = [...trees.keys()]
+      .filter((dir) => isAtOrUnder(target.path, dir))
+      .sort((a, b) => a.length - b.length)[0];
+    if (covering !== undefined) return { dir: covering, answer: trees.get(covering)!, first: false };
+    const dir = pauseGroupOf(n);
+    if (dir === undefined) return undefined;
+    const count = countUnder(o.workdir, dir);
+    const asking = o.broker
+      .decide(
+        {
+          kind: "fs",
+          summary: `delete ${dir}/ (${count})`,
+          changes: [
+            {
+              op: "delete",
+              path: dir,
+              detail: `directory, ${count}: the box is removing this tree; the answer covers every delete under ${dir}/ for the rest of this box's life`,
+            },
+          ],
+          cwd: o.workdir,
+          why: [
+            `the box is removing a directory that existed before the run (first: ${pauseSyscallName(n)} of ${target.path}); its deletes wait for this one answer (no: each fails with EACCES, the files stay)`,
+          ],
+          via: "pause",
+        },
+        "ask",
+        withdraw.signal,
+      )
+      .then((r) => r.decision === "allow");
+    trees.set(dir, asking);
+    return { dir, answer: asking, first: true };
+  };
   const answer = (id: string, yes: boolean) => {
     if (!child.stdin!.destroyed) child.stdin!.write(`${id} ${yes ? "c" : "d"}\n`);
   };
@@ -95,6 +155,24 @@ export async function startPause(o: PauseOptions): Promise<PauseSession> {
       return answer(n.id, true);
     const verdict = judgePause(n, o.policy);
     if (verdict.decision === "allow") return answer(n.id, true);
+    // A tree being removed (rm -r) is asked about once, as a whole (groups, below).
+    const tree = verdict.decision === "ask" ? treeAnswer(n) : undefined;
+    if (tree) {
+      const yes = await tree.answer;
+      answer(n.id, yes);
+      if (!tree.first)
+        o.audit.write({
+          box: o.box,
+          wall: "gate",
+          event: "pause-tree",
+          tree: tree.dir,
+          path: verdict.changes[0]?.path,
+          decision: yes ? "allow" : "deny",
+        });
+      if (!yes) return;
+      for (const c of verdict.changes) approved.push({ op: c.op, path: c.path });
+      return applyWhenSeen(o, verdict.expect);
+    }
     const asked = verdict.changes.filter((c) => c.decision !== "allow");
     const result = await o.broker.decide(
       {
@@ -230,5 +308,15 @@ async function applyWhenSeen(o: PauseOptions, expect: readonly PauseExpect[]): P
       closeSync(lower);
     }
     if (pending.length > 0) await new Promise((r) => setTimeout(r, POLL_MS));
+  }
+}
+
+/** "N files" under a workdir directory, for the question (a display count: capped, never followed through symlinks). */
+function countUnder(workdir: string, dir: string): string {
+  try {
+    const n = readdirSync(path.join(workdir, dir), { recursive: true }).length;
+    return n === 1 ? "1 entry" : `${n} entries`;
+  } catch {
+    return "its entries";
   }
 }

@@ -31,6 +31,11 @@ export interface PauseNotice {
   /** truncate: the new length. */
   length: number;
   paths: PauseTarget[];
+  /**
+   * A delete: the topmost pre-existing workdir directory the deleting process holds open that
+   * contains the target (a tree being removed: rm -r, find -delete, shutil.rmtree); "" when none.
+   */
+  walk?: string;
 }
 
 export type PauseLine =
@@ -54,7 +59,9 @@ export function parsePauseLine(line: string): PauseLine | undefined {
       asked: Number(raw.asked),
       unresolved: Number(raw.unresolved),
     };
-  if (typeof raw.id !== "string" || !/^\d+$/.test(raw.id) || !Array.isArray(raw.paths)) return undefined;
+  // "ID" (the box's own listener) or "N:ID" (the listener of `fourwall exec` number N)
+  if (typeof raw.id !== "string" || !/^(\d+:)?\d+$/.test(raw.id) || !Array.isArray(raw.paths))
+    return undefined;
   const paths = (raw.paths as Record<string, unknown>[]).map(
     (p): PauseTarget => ({
       role: p.role === "from" || p.role === "to" ? p.role : "target",
@@ -74,6 +81,7 @@ export function parsePauseLine(line: string): PauseLine | undefined {
       mode: Number(raw.mode) || 0,
       length: Number(raw.length) || 0,
       paths,
+      walk: typeof raw.walk === "string" ? Buffer.from(raw.walk, "hex").toString("utf8") : "",
     },
   };
 }
@@ -188,4 +196,19 @@ export function judgePause(n: PauseNotice, policy: GatePolicy["fs"]): PauseVerdi
 export function pauseSyscallName(n: PauseNotice): string {
   if (n.sys === "open") return "open(2) with O_TRUNC";
   return `${n.sys}(2)`;
+}
+
+/** Whether `rel` is the directory `dir` or below it (paths relative to the workdir). */
+export const isAtOrUnder = (rel: string, dir: string) => rel === dir || rel.startsWith(`${dir}/`);
+
+/**
+ * The tree a paused delete asks about as a whole (pure): a delete (unlink, rmdir) of a pre-existing
+ * workdir entry, made by a process walking a pre-existing directory that contains it. Undefined:
+ * asked about on its own.
+ */
+export function pauseGroupOf(n: PauseNotice): string | undefined {
+  if (n.sys !== "unlink" && n.sys !== "rmdir") return undefined;
+  const target = n.paths.find((p) => p.role === "target");
+  if (!target?.exists || !target.inWorkdir || !n.walk) return undefined;
+  return target.path.startsWith(`${n.walk}/`) ? n.walk : undefined;
 }

@@ -7,10 +7,12 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import {
+  isAtOrUnder,
   judgePause,
   type PauseNotice,
   type PauseTarget,
   parsePauseLine,
+  pauseGroupOf,
 } from "../../../../src/walls/gate/pause.js";
 import {
   buildPauseFilter,
@@ -110,6 +112,17 @@ describe("the supervisor's lines", () => {
     });
     assert.equal(parsePauseLine("not json"), undefined);
     assert.equal(parsePauseLine('{"id":"1; rm -rf /","paths":[]}'), undefined);
+    assert.equal(parsePauseLine('{"id":"1:2:3","paths":[]}'), undefined);
+  });
+
+  it("reads an exec listener's ids (N:ID) and the tree a delete walks (hex)", () => {
+    const parsed = parsePauseLine(
+      JSON.stringify({ id: "3:18446744073709551615", pid: 1, sys: "unlink", paths: [], walk: hex("d i r") }),
+    );
+    assert.equal(parsed?.kind, "notice");
+    if (parsed?.kind !== "notice") return;
+    assert.equal(parsed.notice.id, "3:18446744073709551615");
+    assert.equal(parsed.notice.walk, "d i r");
   });
 });
 
@@ -248,5 +261,31 @@ describe("the verdict on a paused call", () => {
     const v = judgePause(notice("unlink", [file("/etc/x", { inWorkdir: false })]), fsPolicy());
     assert.equal(v.decision, "allow");
     assert.deepEqual(v.changes, []);
+  });
+});
+
+describe("the tree a delete is asked about with", () => {
+  it("is the walked directory when it contains the target, for deletes only", () => {
+    assert.equal(pauseGroupOf(notice("unlink", [file("dir/sub/a")], { walk: "dir" })), "dir");
+    assert.equal(
+      pauseGroupOf(notice("rmdir", [file("dir/sub", { mode: 0o040755 })], { walk: "dir" })),
+      "dir",
+    );
+    assert.equal(pauseGroupOf(notice("unlink", [file("dir/a")])), undefined, "no walk: on its own");
+    assert.equal(pauseGroupOf(notice("unlink", [file("dir2/a")], { walk: "dir" })), undefined);
+    assert.equal(pauseGroupOf(notice("unlink", [file("dir")], { walk: "dir" })), undefined);
+    assert.equal(
+      pauseGroupOf(notice("unlink", [file("dir/a", { exists: false })], { walk: "dir" })),
+      undefined,
+    );
+    assert.equal(pauseGroupOf(notice("truncate", [file("dir/a")], { walk: "dir" })), undefined);
+  });
+
+  it("covers the directory itself and what is below it, nothing else", () => {
+    assert.ok(isAtOrUnder("dir", "dir"));
+    assert.ok(isAtOrUnder("dir/a/b", "dir"));
+    assert.ok(!isAtOrUnder("dir-sibling/e", "dir"));
+    assert.ok(!isAtOrUnder("dirx", "dir"));
+    assert.ok(!isAtOrUnder("other.txt", "dir"));
   });
 });
