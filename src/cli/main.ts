@@ -285,6 +285,10 @@ egress
     "127.0.0.1:0",
   )
   .option("--audit <file>", "append every decision as JSON Lines to this file")
+  .option(
+    "--credentials <file>",
+    "the sentinels, secrets and CA of a cluster's proxy (its Secret, written by fourwall k8s apply)",
+  )
   .action(async (options) => {
     const { egressServeCommand } = await import("./egress.js");
     process.exitCode = await egressServeCommand(options as never);
