@@ -22,10 +22,11 @@ import { type FakeApiServer, startFakeApiServer } from "../helpers/kube-apiserve
 function fourwall(
   args: string[],
   kubeconfig: string,
+  env: Record<string, string> = {},
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [FOURWALL, ...args], {
-      env: { PATH: process.env.PATH, HOME: os.tmpdir(), KUBECONFIG: kubeconfig },
+      env: { PATH: process.env.PATH, HOME: os.tmpdir(), KUBECONFIG: kubeconfig, ...env },
       cwd: os.tmpdir(),
     });
     let stdout = "";
@@ -190,6 +191,58 @@ describe("k8s apply and run against a stand-in API server", () => {
       /be root on the host .*HOLE/,
     ])
       assert.match(r.stdout, row, r.stdout);
+  });
+
+  test("apply with bound credentials: the secret goes over the wire in the proxy's Secret only; render and apply print none", async () => {
+    const secret = `sk-test-${"q".repeat(32)}`;
+    const policy = path.join(dir, "cred.yaml");
+    writeFileSync(
+      policy,
+      "egress:\n  allow: [api.example.com]\n  credentials:\n    - fromEnv: EXAMPLE_KEY\n      hosts: [api.example.com]\n",
+    );
+    const rendered = await fourwall(["k8s", "render", "-p", policy, "--name", "cred"], api.kubeconfig, {
+      EXAMPLE_KEY: secret,
+    });
+    assert.equal(rendered.code, 0, rendered.stderr);
+    assert.equal(`${rendered.stdout}${rendered.stderr}`.includes(secret), false, "render prints no value");
+    assert.match(rendered.stdout, /credentials\.json: <filled by fourwall k8s apply>/);
+
+    const from = api.requests.length;
+    const missing = await fourwall(["k8s", "apply", "-p", policy, "--name", "cred"], api.kubeconfig);
+    assert.equal(missing.code, 125, missing.stderr);
+    assert.match(missing.stderr, /EXAMPLE_KEY/);
+    assert.equal(api.requests.length, from, "a missing secret stops apply before the cluster is touched");
+
+    const r = await fourwall(["k8s", "apply", "-p", policy, "--name", "cred"], api.kubeconfig, {
+      EXAMPLE_KEY: secret,
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(`${r.stdout}${r.stderr}`.includes(secret), false, "apply prints no value");
+    const patches = api.requests.slice(from).filter((q) => q.method === "PATCH");
+    const holding = patches.filter((q) => JSON.stringify(q.body).includes(secret));
+    assert.deepEqual(
+      holding.map((q) => q.path),
+      ["/api/v1/namespaces/default/secrets/cred-egress-credentials"],
+    );
+    const kinds = patches.map((q) => (q.body as { kind: string }).kind);
+    assert.ok(
+      kinds.indexOf("Secret") < kinds.indexOf("Deployment"),
+      "the Secret before the proxy that mounts it",
+    );
+    const agents = patches.find((q) => q.path.endsWith("/configmaps/cred-credentials"))!.body as {
+      data: Record<string, string>;
+    };
+    assert.match(agents.data["sentinel.EXAMPLE_KEY"]!, /^sk-/);
+    assert.match(agents.data["ca.pem"]!, /BEGIN CERTIFICATE/);
+    const file = JSON.parse(
+      (
+        patches.find((q) => q.path.endsWith("/secrets/cred-egress-credentials"))!.body as {
+          stringData: Record<string, string>;
+        }
+      ).stringData["credentials.json"]!,
+    );
+    assert.equal(file.credentials[0].sentinel, agents.data["sentinel.EXAMPLE_KEY"]);
+    assert.match(file.ca.key, /BEGIN PRIVATE KEY/);
   });
 
   test("bad input fails before the cluster is touched: exit 125, the flag named", async () => {
