@@ -40,6 +40,7 @@ export interface K8sFlags {
   out?: string;
   json?: true;
   timeout?: string;
+  probeListed?: string;
 }
 
 const whole = (flag: string, text: string | undefined, fallback: number): number => {
@@ -215,7 +216,11 @@ export async function k8sProveCommand(flags: K8sFlags): Promise<number> {
     const rendered = renderFromFlags(flags);
     const timeoutMs = whole("--timeout", flags.timeout, 180) * 1000;
     const { connect, runPodToEnd } = await import("../k8s/cluster.js");
-    const { proveInCluster } = await import("../prove/targets/cluster.js");
+    const { proveInCluster, DEFAULT_TARGETS } = await import("../prove/targets/cluster.js");
+    if (flags.probeListed && !/^https?:\/\/[^\s/]+/.test(flags.probeListed))
+      throw new K8sOptionError(
+        `--probe-listed: takes an http(s) URL of a host the policy allows, not "${flags.probeListed}"`,
+      );
     const { probeSource } = await import("../prove/prove.js");
     const cluster = connect();
     say(`running prove's probes in a pod of the ${options.name} template (${options.runtimeClass})`);
@@ -224,6 +229,7 @@ export async function k8sProveCommand(flags: K8sFlags): Promise<number> {
       options,
       { policy: flags.policy ?? "(default)", presets: flags.preset, probe: probeSource() },
       (objects) => runPodToEnd(cluster, objects, say, timeoutMs),
+      { ...DEFAULT_TARGETS, ...(flags.probeListed ? { listed: flags.probeListed } : {}) },
     );
     const { renderJson } = await import("../prove/render/json.js");
     const { renderTable } = await import("../prove/render/table.js");

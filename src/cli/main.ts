@@ -354,6 +354,10 @@ withK8sOptions(
 )
   .option("--json", "the report as JSON")
   .option("--timeout <seconds>", "how long the probe pod may take to end", "180")
+  .option(
+    "--probe-listed <url>",
+    "a listed origin the egress probe reaches through the proxy (2xx/3xx holds)",
+  )
   .action(async (options) => {
     const { k8sProveCommand } = await import("./k8s.js");
     process.exitCode = await k8sProveCommand(options as never);
