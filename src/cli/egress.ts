@@ -3,9 +3,11 @@ import { AuditLog } from "../audit/log.js";
 import { EXIT_BOX_FAILED } from "../core/errors.js";
 import { PolicyError } from "../policy/errors.js";
 import { loadPolicy } from "../policy/load.js";
-import type { ListenSpec } from "../walls/egress/index.js";
+import type { ListenSpec, ProxyCredentialOptions } from "../walls/egress/index.js";
 import {
+  CredentialSetupError,
   FirewallError,
+  loadClusterCredentials,
   parseProxyAddress,
   renderIptables,
   renderNftables,
@@ -70,6 +72,8 @@ export interface ServeOptions {
   /** 127.0.0.1:PORT, [::1]:PORT (0: any free port) or the path of a unix socket. */
   listen: string;
   audit?: string;
+  /** A cluster proxy's credential file (its Secret, written by `fourwall k8s apply`). */
+  credentials?: string;
 }
 
 const listenAt = (host: "127.0.0.1" | "::1" | "0.0.0.0" | "::", port: number): ListenSpec =>
@@ -106,7 +110,17 @@ export async function egressServeCommand(options: ServeOptions): Promise<number>
     } as const;
     const audit = new AuditLog(options.audit);
     const { startProxy } = await import("../walls/egress/proxy/proxy.js");
+    let credentials: ProxyCredentialOptions | undefined;
+    if (options.credentials) {
+      credentials = await loadClusterCredentials(egress, options.credentials, (event) =>
+        audit.write({ wall: "egress", event: "credential", ...event }),
+      );
+    } else if ((egress.credentials ?? []).some((c) => !c.optional))
+      throw new FirewallError(
+        "the policy binds credentials: serve needs --credentials FILE (the proxy's Secret, written by fourwall k8s apply)",
+      );
     const proxy = await startProxy({
+      ...(credentials ? { credentials } : {}),
       plan: egress,
       box: "serve",
       listen: [
@@ -132,7 +146,7 @@ export async function egressServeCommand(options: ServeOptions): Promise<number>
       process.stderr.write(`${pc.red(error.message)}\n`);
       return EXIT_BOX_FAILED;
     }
-    if (error instanceof FirewallError) {
+    if (error instanceof FirewallError || error instanceof CredentialSetupError) {
       process.stderr.write(`${pc.red(`fourwall egress serve: ${error.message}`)}\n`);
       return 2;
     }

@@ -1,8 +1,9 @@
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import pc from "picocolors";
 import { stringify } from "yaml";
 import { EXIT_BOX_FAILED } from "../core/errors.js";
+import { fillCredentials } from "../k8s/credentials.js";
 import {
   checkOptions,
   DEFAULT_OPTIONS,
@@ -10,10 +11,10 @@ import {
   type K8sOptions,
   SQUID_PROXY_IMAGE,
 } from "../k8s/options.js";
-import { type Rendered, renderManifests } from "../k8s/render.js";
+import { credentialNames, type Rendered, renderManifests } from "../k8s/render.js";
 import { PolicyError } from "../policy/errors.js";
 import { loadPolicy } from "../policy/load.js";
-import { SquidConfigError } from "../walls/egress/index.js";
+import { CredentialPlanError, SquidConfigError } from "../walls/egress/index.js";
 
 /** The flags of `fourwall k8s render|apply|run`, as commander hands them over. */
 export interface K8sFlags {
@@ -39,6 +40,7 @@ export interface K8sFlags {
   out?: string;
   json?: true;
   timeout?: string;
+  probeListed?: string;
 }
 
 const whole = (flag: string, text: string | undefined, fallback: number): number => {
@@ -74,8 +76,23 @@ export function optionsFrom(flags: K8sFlags, command: string[] = DEFAULT_OPTIONS
   });
 }
 
+/** egress.trust's files, read here (rendering reads no file). */
+function readTrust(files: string[] | undefined): string[] {
+  return (files ?? []).map((file) => {
+    try {
+      return readFileSync(file, "utf8");
+    } catch (error) {
+      throw new K8sOptionError(`egress.trust: cannot read ${file}: ${(error as Error).message}`);
+    }
+  });
+}
+
 /** Policy + flags → the rendered objects (throws PolicyError / K8sOptionError). */
 export function renderFromFlags(flags: K8sFlags, command?: string[]): Rendered {
+  return renderWithPlan(flags, command).rendered;
+}
+
+function renderWithPlan(flags: K8sFlags, command?: string[]) {
   const options = optionsFrom(flags, command);
   const flagPolicy: Record<string, unknown> = {};
   if (flags.allow.length > 0) flagPolicy.egress = { allow: flags.allow };
@@ -87,12 +104,10 @@ export function renderFromFlags(flags: K8sFlags, command?: string[]): Rendered {
   });
   // a policy that asks for squid gets squid's image unless one is named
   const squidByPolicy = options.proxy === undefined && policy.egress.proxy === "squid" && !flags.proxyImage;
+  const chosen = squidByPolicy ? { ...options, proxyImage: SQUID_PROXY_IMAGE } : options;
   try {
-    return renderManifests(
-      policy,
-      egress,
-      squidByPolicy ? { ...options, proxyImage: SQUID_PROXY_IMAGE } : options,
-    );
+    const inputs = (egress.credentials ?? []).length > 0 ? { trust: readTrust(egress.trust) } : {};
+    return { rendered: renderManifests(policy, egress, chosen, inputs), egress, options: chosen };
   } catch (error) {
     if (error instanceof SquidConfigError) throw new K8sOptionError(`--proxy squid: ${error.message}`);
     throw error;
@@ -140,18 +155,30 @@ const say = (line: string) => process.stderr.write(`${pc.dim("fourwall k8s:")} $
 /** `fourwall k8s apply`: server-side apply of the rendered objects, the proxy's IP pinned for agents. */
 export async function k8sApplyCommand(flags: K8sFlags): Promise<number> {
   try {
-    renderFromFlags(flags); // every input error before touching the cluster
+    // every input error (a missing secret included) before touching the cluster
+    const { egress, options, rendered: first } = renderWithPlan(flags);
+    const { gatherCredentials } = await import("../k8s/secrets.js");
+    const { materials, notes } = await gatherCredentials(egress, `${options.namespace}/${options.name}`);
+    for (const note of notes) say(note);
+    const holdsSecret = first.objects.some((o) => o.kind === "Secret");
+    const fill = (r: Rendered): Rendered =>
+      materials && holdsSecret ? fillCredentials(r, credentialNames(options), materials) : r;
     const { connect, applyAll } = await import("../k8s/cluster.js");
     const rendered = await applyAll(
       connect(),
-      (proxyAddress) => renderFromFlags({ ...flags, ...(proxyAddress ? { proxyAddress } : {}) }),
+      (proxyAddress) => fill(renderFromFlags({ ...flags, ...(proxyAddress ? { proxyAddress } : {}) })),
       say,
     );
+    if (materials && holdsSecret)
+      say(
+        `credentials: ${materials.bindings.length} secret(s) in the Secret ${credentialNames(options).secret} (proxy only); new sentinels and CA, the proxies roll`,
+      );
     for (const file of rendered.files)
       say(`${file.path} is needed on the nodes too (${file.why}): fourwall k8s render --out DIR writes it`);
     return 0;
   } catch (error) {
     if (error instanceof PolicyError || error instanceof K8sOptionError) return k8sFailure(error);
+    if (error instanceof CredentialPlanError) return k8sFailure(new K8sOptionError(error.message));
     process.stderr.write(`${pc.red(`fourwall k8s apply: ${(error as Error).message}`)}\n`);
     return EXIT_BOX_FAILED;
   }
@@ -189,7 +216,11 @@ export async function k8sProveCommand(flags: K8sFlags): Promise<number> {
     const rendered = renderFromFlags(flags);
     const timeoutMs = whole("--timeout", flags.timeout, 180) * 1000;
     const { connect, runPodToEnd } = await import("../k8s/cluster.js");
-    const { proveInCluster } = await import("../prove/targets/cluster.js");
+    const { proveInCluster, DEFAULT_TARGETS } = await import("../prove/targets/cluster.js");
+    if (flags.probeListed && !/^https?:\/\/[^\s/]+/.test(flags.probeListed))
+      throw new K8sOptionError(
+        `--probe-listed: takes an http(s) URL of a host the policy allows, not "${flags.probeListed}"`,
+      );
     const { probeSource } = await import("../prove/prove.js");
     const cluster = connect();
     say(`running prove's probes in a pod of the ${options.name} template (${options.runtimeClass})`);
@@ -198,6 +229,7 @@ export async function k8sProveCommand(flags: K8sFlags): Promise<number> {
       options,
       { policy: flags.policy ?? "(default)", presets: flags.preset, probe: probeSource() },
       (objects) => runPodToEnd(cluster, objects, say, timeoutMs),
+      { ...DEFAULT_TARGETS, ...(flags.probeListed ? { listed: flags.probeListed } : {}) },
     );
     const { renderJson } = await import("../prove/render/json.js");
     const { renderTable } = await import("../prove/render/table.js");

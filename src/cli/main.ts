@@ -225,6 +225,10 @@ egress
     "127.0.0.1:0",
   )
   .option("--audit <file>", "append every decision as JSON Lines to this file")
+  .option(
+    "--credentials <file>",
+    "the sentinels, secrets and CA of a cluster's proxy (its Secret, written by fourwall k8s apply)",
+  )
   .action(async (options) => {
     const { egressServeCommand } = await import("./egress.js");
     process.exitCode = await egressServeCommand(options as never);
@@ -290,6 +294,10 @@ withK8sOptions(
 )
   .option("--json", "the report as JSON")
   .option("--timeout <seconds>", "how long the probe pod may take to end", "180")
+  .option(
+    "--probe-listed <url>",
+    "a listed origin the egress probe reaches through the proxy (2xx/3xx holds)",
+  )
   .action(async (options) => {
     const { k8sProveCommand } = await import("./k8s.js");
     process.exitCode = await k8sProveCommand(options as never);

@@ -35,6 +35,7 @@ export function connect(): Cluster {
 /** The order objects must exist in: what others refer to first. */
 const ORDER = [
   "RuntimeClass",
+  "Secret",
   "ConfigMap",
   "Service",
   "Deployment",

@@ -10,6 +10,8 @@
  *                Service running `fourwall egress serve` with the policy's rules as a ConfigMap,
  *                or squid with the configuration generated from the policy: `--proxy squid`);
  *                the proxy's own egress refuses internal ranges and cloud metadata;
+ *   credentials→ the secrets in a Secret mounted into the proxy only, the agents holding sentinels
+ *                and the CA's certificate from a ConfigMap (src/k8s/credentials.ts);
  *   gate       → not on a cluster yet (there is no human at a pod's terminal): see docs/scale.md.
  * The agent-sandbox flavor renders kubernetes-sigs/agent-sandbox's SandboxTemplate + SandboxWarmPool
  * (claimed by `fourwall k8s run`); the pod flavor a plain Pod.
@@ -25,7 +27,15 @@ import {
   SQUID_SNI_HELPER,
   squidFiles,
 } from "../walls/egress/index.js";
-import type { K8sOptions, ProxyBackend } from "./options.js";
+import {
+  agentCredentialData,
+  agentCredentials,
+  CREDENTIALS_ANNOTATION,
+  CREDENTIALS_DIR,
+  CREDENTIALS_FILE,
+  FILLED_AT_APPLY,
+} from "./credentials.js";
+import { K8sOptionError, type K8sOptions, type ProxyBackend } from "./options.js";
 
 export interface K8sObject {
   apiVersion: string;
@@ -66,22 +76,62 @@ export const BLOCKED_RANGES = [
 const ROLE = "fourwall.dev/role";
 const BOX = "fourwall.dev/box";
 
-/**
- * The egress slice the cluster's proxy gets: credentials and the input gate are built for `fourwall
- * run` only (the secret, the sentinels and the per-run CA live in the local proxy); they are left
- * out here, with a note, rather than half-applied.
- */
-function clusterEgress(egress: Policy["egress"], notes: string[]): Policy["egress"] {
-  const { credentials, input, trust, ...rest } = egress;
-  if ((credentials?.length ?? 0) > 0 || (input?.length ?? 0) > 0)
-    notes.push(
-      "egress.credentials and egress.input are not rendered for Kubernetes yet (the swap needs fourwall's local proxy): give the agent its key as a Kubernetes Secret, or run it with `fourwall run`",
-    );
-  void trust;
-  return rest;
+/** What rendering reads from files where fourwall runs (the CLI reads them): egress.trust's certificates. */
+export interface RenderInputs {
+  /** The contents of egress.trust's files, in order. */
+  trust?: string[];
 }
 
-export function renderManifests(policy: Policy, egress: EgressPlan, o: K8sOptions): Rendered {
+/** Where the proxy pod finds egress.trust's certificates (from its policy ConfigMap). */
+const trustPath = (i: number) => `/etc/fourwall/trust-${i}.pem`;
+
+/**
+ * The egress slice the cluster's proxy gets. Credentials go with the builtin proxy (their values in
+ * the proxy's Secret, filled at apply), egress.trust's files into the ConfigMap beside the policy.
+ * The input gate is built for `fourwall run` only (its hooks run on the host): left out, with a note.
+ */
+function clusterEgress(
+  egress: Policy["egress"],
+  plan: EgressPlan,
+  backend: ProxyBackend,
+  notes: string[],
+): Policy["egress"] {
+  const { credentials, input, trust, ...rest } = egress;
+  if ((input?.length ?? 0) > 0)
+    notes.push(
+      "egress.input (the input gate) is not rendered for Kubernetes yet: run it with `fourwall run`",
+    );
+  if (!holdsCredentials(plan, backend)) return rest;
+  return {
+    ...rest,
+    credentials,
+    ...(trust && trust.length > 0 ? { trust: trust.map((_, i) => trustPath(i)) } : {}),
+  };
+}
+
+/**
+ * Whether the cluster's proxy holds credentials: the builtin proxy with entries. squid cannot swap:
+ * a required entry is refused, optional ones (the presets' keys) are left out with a note.
+ */
+function holdsCredentials(plan: EgressPlan, backend: ProxyBackend, notes?: string[]): boolean {
+  const entries = plan.credentials ?? [];
+  if (entries.length === 0) return false;
+  if (backend !== "squid") return true;
+  const required = entries.find((e) => !e.optional);
+  if (required)
+    throw new K8sOptionError(
+      `--proxy squid: credential ${required.name} needs the builtin proxy (squid cannot swap a sentinel for its secret)`,
+    );
+  notes?.push("--proxy squid: the optional credentials are left out (squid cannot swap them)");
+  return false;
+}
+
+export function renderManifests(
+  policy: Policy,
+  egress: EgressPlan,
+  o: K8sOptions,
+  inputs: RenderInputs = {},
+): Rendered {
   const ns = o.namespace;
   const labels = (role: "agent" | "egress") => ({
     "app.kubernetes.io/managed-by": "fourwall",
@@ -100,6 +150,8 @@ export function renderManifests(policy: Policy, egress: EgressPlan, o: K8sOption
     );
 
   const backend: ProxyBackend = o.proxy ?? policy.egress.proxy;
+  const credentials = holdsCredentials(egress, backend, notes);
+  const names = credentialNames(o);
   const objects: K8sObject[] = [];
   if (o.renderRuntimeClass) objects.push(runtimeClass(o));
   objects.push(
@@ -111,10 +163,11 @@ export function renderManifests(policy: Policy, egress: EgressPlan, o: K8sOption
         backend === "squid"
           ? squidData(egress, o)
           : {
-              "policy.json": `${JSON.stringify({ egress: clusterEgress(policy.egress, notes) }, null, 2)}\n`,
+              "policy.json": `${JSON.stringify({ egress: clusterEgress(policy.egress, egress, backend, notes) }, null, 2)}\n`,
+              ...(credentials ? trustData(egress, inputs) : {}),
             },
     },
-    proxyDeployment(o, meta(proxyName, "egress"), labels("egress"), backend),
+    proxyDeployment(o, meta(proxyName, "egress"), labels("egress"), backend, credentials),
     {
       apiVersion: "v1",
       kind: "Service",
@@ -128,10 +181,30 @@ export function renderManifests(policy: Policy, egress: EgressPlan, o: K8sOption
     agentNetworkPolicy(o, meta(`${o.name}-agent-egress`, "agent"), labels),
     proxyNetworkPolicy(meta(`${proxyName}-egress`, "egress"), labels, egress),
   );
+  if (credentials) {
+    objects.push(
+      {
+        apiVersion: "v1",
+        kind: "Secret",
+        metadata: meta(names.secret, "egress"),
+        type: "Opaque",
+        stringData: { [CREDENTIALS_FILE.slice(CREDENTIALS_DIR.length + 1)]: FILLED_AT_APPLY },
+      },
+      {
+        apiVersion: "v1",
+        kind: "ConfigMap",
+        metadata: meta(names.agentMap, "agent"),
+        data: agentCredentialData(egress),
+      },
+    );
+    notes.push(
+      `the Secret ${names.secret} (proxy only) and the ConfigMap ${names.agentMap} (the agents' sentinels and CA certificate) hold placeholders: \`fourwall k8s apply\` fills them from ${(egress.credentials ?? []).map((e) => ("env" in e.source ? `$${e.source.env}` : e.source.file)).join(", ")} and a new CA`,
+    );
+  }
   if (o.cilium)
     objects.push(ciliumPolicy(meta(`${proxyName}-fqdn`, "egress"), labels("egress"), egress, notes));
 
-  const pod = agentPodSpec(policy, o, proxyHost, backend);
+  const pod = agentPodSpec(policy, o, proxyHost, backend, credentials ? egress : undefined);
   if (o.seccomp === "fourwall")
     files.push({
       path: SECCOMP_PROFILE_PATH,
@@ -215,7 +288,9 @@ export function agentPodSpec(
   o: K8sOptions,
   proxyHost: string,
   backend: ProxyBackend = o.proxy ?? policy.egress.proxy,
+  withCredentials?: EgressPlan,
 ) {
+  const creds = withCredentials ? agentCredentials(withCredentials, credentialNames(o).agentMap) : undefined;
   const uid = policy.isolation.rootModeUid ?? 70000;
   const memory = `${Math.max(64, Math.floor(policy.isolation.limits.memory / MiB))}Mi`;
   const seccompProfile =
@@ -225,7 +300,8 @@ export function agentPodSpec(
   const env = Object.entries({
     ...proxyEnvironmentAt(proxyHost, PROXY_PORT, backend !== "squid"),
     HOME: "/home/agent",
-  }).map(([name, value]) => ({ name, value }));
+  }).map(([name, value]): object => ({ name, value }));
+  if (creds) env.push(...creds.env);
   const work = o.workdirPvc
     ? { name: "work", persistentVolumeClaim: { claimName: o.flavor === "pod" ? `${o.name}-work` : "work" } }
     : { name: "work", emptyDir: { sizeLimit: o.workdirSize } };
@@ -268,6 +344,7 @@ export function agentPodSpec(
           { name: "work", mountPath: "/work" },
           { name: "tmp", mountPath: "/tmp" },
           { name: "home", mountPath: "/home/agent" },
+          ...(creds?.mounts ?? []),
         ],
       },
     ],
@@ -275,8 +352,28 @@ export function agentPodSpec(
       work,
       { name: "tmp", emptyDir: { sizeLimit: o.tmpSize } },
       { name: "home", emptyDir: { sizeLimit: "512Mi" } },
+      ...(creds?.volumes ?? []),
     ],
   };
+}
+
+/** The names of the credential objects: the proxy's Secret, the agents' ConfigMap, the proxy's Deployment. */
+export function credentialNames(o: K8sOptions) {
+  return {
+    secret: `${o.name}-egress-credentials`,
+    agentMap: `${o.name}-credentials`,
+    deployment: `${o.name}-egress`,
+  };
+}
+
+/** egress.trust's certificates for the proxy's ConfigMap (read by the CLI: rendering reads no file). */
+function trustData(egress: EgressPlan, inputs: RenderInputs): Record<string, string> {
+  const files = egress.trust ?? [];
+  if (files.length !== (inputs.trust?.length ?? 0))
+    throw new K8sOptionError(`egress.trust: the contents of ${files.join(", ")} were not read`);
+  return Object.fromEntries(
+    files.map((_, i) => [trustPath(i).slice("/etc/fourwall/".length), inputs.trust![i]!]),
+  );
 }
 
 /** Where the squid backend keeps its files in the proxy pod (an emptyDir; the config names them). */
@@ -326,8 +423,20 @@ function proxyDeployment(
   metadata: K8sObject["metadata"],
   selector: Record<string, string>,
   backend: ProxyBackend,
+  credentials = false,
 ): K8sObject {
   const args = ["egress", "serve", "-p", "/etc/fourwall/policy.json", "--listen", `0.0.0.0:${PROXY_PORT}`];
+  if (credentials) args.push("--credentials", CREDENTIALS_FILE);
+  const secret = credentials
+    ? {
+        mount: [{ name: "credentials", mountPath: CREDENTIALS_DIR, readOnly: true }],
+        // readable by the proxy's group only (fsGroup), never by another pod: the Secret is mounted nowhere else
+        volume: [
+          { name: "credentials", secret: { secretName: credentialNames(o).secret, defaultMode: 0o440 } },
+        ],
+        annotations: { annotations: { [CREDENTIALS_ANNOTATION]: FILLED_AT_APPLY } },
+      }
+    : { mount: [], volume: [], annotations: {} };
   const run = backend === "squid" ? { command: ["/bin/sh", "-c", squidStartScript()] } : { args };
   const squidDir =
     backend === "squid" ? [{ name: "squid", emptyDir: { medium: "Memory", sizeLimit: "64Mi" } }] : [];
@@ -339,7 +448,7 @@ function proxyDeployment(
       replicas: o.proxyReplicas,
       selector: { matchLabels: selector },
       template: {
-        metadata: { labels: selector },
+        metadata: { labels: selector, ...secret.annotations },
         spec: {
           automountServiceAccountToken: false,
           enableServiceLinks: false,
@@ -347,6 +456,7 @@ function proxyDeployment(
             runAsNonRoot: true,
             runAsUser: 65532,
             runAsGroup: 65532,
+            ...(credentials ? { fsGroup: 65532 } : {}),
             seccompProfile: { type: "RuntimeDefault" },
           },
           containers: [
@@ -367,6 +477,7 @@ function proxyDeployment(
                 { name: "policy", mountPath: "/etc/fourwall", readOnly: true },
                 { name: "tmp", mountPath: "/tmp" },
                 ...squidDir.map(({ name }) => ({ name, mountPath: SQUID_DIR })),
+                ...secret.mount,
               ],
             },
           ],
@@ -374,6 +485,7 @@ function proxyDeployment(
             { name: "policy", configMap: { name: `${metadata.name}-policy` } },
             { name: "tmp", emptyDir: { sizeLimit: "256Mi" } },
             ...squidDir,
+            ...secret.volume,
           ],
         },
       },

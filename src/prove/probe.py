@@ -804,6 +804,48 @@ def outside_host():
     return {"reached": reached, "detail": detail}
 
 
+# A cluster's egress wall, judged by what the pod sees alone (`fourwall k8s prove`): the proxy's
+# answers (403 for an unlisted name and for the metadata address, which it refuses by name and
+# address class before connecting) and whether a connection without the proxy gets anywhere.
+CLUSTER = CFG.get("cluster") or {}
+
+
+def need_cluster(key):
+    if not CLUSTER.get(key):
+        raise Skip(f"no {key} target (k8s prove --probe-listed URL names a listed origin)")
+    return CLUSTER[key]
+
+
+@probe("egress.cluster-listed")
+def cluster_listed():
+    return curl(need_cluster("listed"))
+
+
+@probe("egress.cluster-unlisted")
+def cluster_unlisted():
+    return curl(need_cluster("unlisted"))
+
+
+@probe("egress.cluster-metadata")
+def cluster_metadata():
+    return curl(need_cluster("metadata"))
+
+
+@probe("egress.cluster-direct")
+def cluster_direct():
+    target = need_cluster("direct")
+    shown = f"{target['host']}:{target['port']}"
+    sock = socket.socket(socket.AF_INET6 if ":" in target["host"] else socket.AF_INET, socket.SOCK_STREAM)
+    sock.settimeout(TIMEOUT)
+    try:
+        sock.connect((target["host"], target["port"]))
+    except OSError as error:
+        return {"reached": False, "detail": f"{shown}: {os_error(error) if not isinstance(error, socket.timeout) else 'timed out'}"}
+    finally:
+        sock.close()
+    return {"reached": True, "detail": f"connected to {shown} without the proxy"}
+
+
 @probe("egress.firewall")
 def firewall():
     tag = TOKEN[:8]

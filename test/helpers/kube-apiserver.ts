@@ -26,6 +26,7 @@ export interface Recorded {
 const RESOURCES: Record<string, { name: string; kind: string; namespaced: boolean }[]> = {
   v1: [
     { name: "configmaps", kind: "ConfigMap", namespaced: true },
+    { name: "secrets", kind: "Secret", namespaced: true },
     { name: "services", kind: "Service", namespaced: true },
     { name: "pods", kind: "Pod", namespaced: true },
     { name: "persistentvolumeclaims", kind: "PersistentVolumeClaim", namespaced: true },

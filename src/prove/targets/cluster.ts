@@ -16,7 +16,8 @@ import type { K8sObject, Rendered } from "../../k8s/render.js";
 import { syscallNumber } from "../../walls/isolation/index.js";
 import { PROBES } from "../catalog.js";
 import { evaluate, heldUp, parseProbeOutput, tally } from "../evaluate.js";
-import type { HostEvidence, ProbeReport, ProveReport } from "../types.js";
+import { denied, fail, hole, type Judge, pass, text } from "../judges.js";
+import type { HostEvidence, ProbeReport, ProbeSpec, ProveReport } from "../types.js";
 
 /** The probes whose verdict needs nothing from the node: what the pod itself can see and try. */
 export const CLUSTER_PROBES = [
@@ -24,7 +25,75 @@ export const CLUSTER_PROBES = [
   ...["isolation.new-namespaces", "isolation.ptrace", "isolation.mount", "isolation.kernel-syscalls"],
   ...["filesystem.write-etc", "filesystem.write-usr", "filesystem.workdir-write"],
   "egress.firewall",
+  ...["egress.cluster-listed", "egress.cluster-unlisted", "egress.cluster-metadata", "egress.cluster-direct"],
 ];
+
+/** What the cluster's egress probes aim at; `direct` is tried without the proxy. */
+export interface ClusterTargets {
+  listed?: string;
+  unlisted: string;
+  metadata: string;
+  direct: { host: string; port: number };
+}
+
+/**
+ * The defaults: a name that cannot exist (the proxy refuses it by name, nothing is resolved), the
+ * cloud metadata address through the proxy (refused by address class before any connection), and
+ * the same address without the proxy (the agents' NetworkPolicy drops it). A listed origin is the
+ * operator's to name (--probe-listed): the cluster has none fourwall can plant.
+ */
+export const DEFAULT_TARGETS: ClusterTargets = {
+  unlisted: "http://unlisted.fourwall-prove.invalid/",
+  metadata: "http://169.254.169.254/latest/meta-data/",
+  direct: { host: "169.254.169.254", port: 80 },
+};
+
+/** Through the proxy, refused by it: a 403 holds; an answer from anywhere else is a hole. */
+const refusedByProxy: Judge = (data) => {
+  const detail = text(data.detail, "(no detail)");
+  if (data.viaProxy !== true) return fail(`no proxy in the pod's environment: ${detail}`);
+  if (data.code === "403") return pass(detail);
+  if (data.code === "000") return fail(`the proxy did not answer: ${detail}`);
+  return hole(`the proxy let it through: ${detail}`);
+};
+
+/** Through the proxy, answered: any 2xx/3xx from the listed origin. */
+const answeredThroughProxy: Judge = (data) => {
+  const detail = text(data.detail, "(no detail)");
+  if (data.viaProxy !== true) return fail(`no proxy in the pod's environment: ${detail}`);
+  return /^[23]\d\d$/.test(text(data.code))
+    ? pass(detail)
+    : fail(`expected the listed origin's answer: ${detail}`);
+};
+
+const clusterSpec = (id: string, title: string, expect: string, judge: Judge): ProbeSpec => ({
+  id: `egress.${id}`,
+  wall: "egress",
+  title,
+  expect,
+  judge,
+});
+
+/** The egress probes only a cluster runs: judged from the proxy's answers, no host canary needed. */
+export const CLUSTER_EGRESS_PROBES: ProbeSpec[] = [
+  clusterSpec("cluster-listed", "a listed origin through the proxy", "answered", answeredThroughProxy),
+  clusterSpec("cluster-unlisted", "an unlisted name through the proxy", "refused (403)", refusedByProxy),
+  clusterSpec(
+    "cluster-metadata",
+    "cloud metadata (169.254.169.254) through the proxy",
+    "refused (403)",
+    refusedByProxy,
+  ),
+  clusterSpec("cluster-direct", "a connection without the proxy", "unreachable", denied),
+];
+
+/**
+ * Why the gate's probes do not run in a pod: there is no human at a pod's terminal and no gate
+ * in the pod flavor or agent-sandbox (deletes and history rewrites in the workdir simply happen,
+ * in an emptyDir that dies with the sandbox). Said in every cluster report.
+ */
+export const GATE_NOTE =
+  "gate: not run in a cluster: a pod has no approval gate (no human at its terminal); destructive actions in the workdir are not held, the workdir is an emptyDir (or a claim's PVC) that dies with the sandbox — review cluster agents' results as pull requests, or run the gate where a human is (`fourwall run`)";
 
 /** Where the probe program and its config are mounted in the pod (a ConfigMap, read-only). */
 export const PROBE_DIR = "/opt/fourwall-probe";
@@ -32,7 +101,7 @@ const WORKDIR = "/work";
 const HOME = "/home/agent";
 
 /** probe.py's config for a pod: the agent's paths, no canaries. */
-export function clusterProbeConfig(token: string) {
+export function clusterProbeConfig(token: string, targets: ClusterTargets = DEFAULT_TARGETS) {
   const mark = `fourwall-probe-${token}`;
   return {
     token,
@@ -65,6 +134,7 @@ export function clusterProbeConfig(token: string) {
       abstractName: null,
     },
     egress: null,
+    cluster: targets,
     outside: { skip: "no outside host in a cluster" },
     gate: { precious: "", setuid: "", history: { ref: "", reflogs: [], first: "" } },
     timeScale: 1,
@@ -105,6 +175,7 @@ export function proveObjects(
   o: K8sOptions,
   token: string,
   probeSource: string,
+  targets: ClusterTargets = DEFAULT_TARGETS,
 ): K8sObject[] {
   const name = `${o.name}-prove-${token}`;
   const { labels, spec } = agentTemplate(rendered);
@@ -125,7 +196,7 @@ export function proveObjects(
       metadata: meta,
       data: {
         "probe.py": probeSource,
-        "config.json": `${JSON.stringify(clusterProbeConfig(token), null, 2)}\n`,
+        "config.json": `${JSON.stringify(clusterProbeConfig(token, targets), null, 2)}\n`,
       },
     },
     {
@@ -166,10 +237,13 @@ export function judgeClusterRun(
   o: K8sOptions,
   meta: { token: string; started: number; policy: string; presets: string[] },
 ): ProveReport {
-  const specs = PROBES.filter((p) => CLUSTER_PROBES.includes(p.id));
+  const all = [...PROBES, ...CLUSTER_EGRESS_PROBES];
+  const specs = CLUSTER_PROBES.map((id) => all.find((p) => p.id === id)!);
   const parsed = parseProbeOutput(log);
+  const local = PROBES.filter((p) => !CLUSTER_PROBES.includes(p.id));
   const notes = [
-    `${PROBES.length - specs.length} probes need canaries on the host and do not run in a cluster; run \`fourwall prove\` on a machine for them`,
+    `${local.filter((p) => p.wall !== "gate").length} probes need canaries on the host and do not run in a cluster; run \`fourwall prove\` on a machine for them`,
+    GATE_NOTE,
   ];
   if (!parsed.finished) notes.push(`the probe pod ended (${phase}) before the probe program's end`);
   const results = evaluate(
@@ -204,10 +278,11 @@ export async function proveInCluster(
   o: K8sOptions,
   source: { policy: string; presets: string[]; probe: string },
   runPod: (objects: K8sObject[]) => Promise<{ phase: string; log: string }>,
+  targets: ClusterTargets = DEFAULT_TARGETS,
 ): Promise<{ report: ProveReport; exitCode: number }> {
   const started = Date.now();
   const token = randomBytes(4).toString("hex");
-  const ran = await runPod(proveObjects(rendered, o, token, readFileSync(source.probe, "utf8")));
+  const ran = await runPod(proveObjects(rendered, o, token, readFileSync(source.probe, "utf8"), targets));
   const report = judgeClusterRun(ran.log, ran.phase, o, { token, started, ...source });
   return { report, exitCode: report.ok ? 0 : 1 };
 }

@@ -3,6 +3,12 @@
 
 export * from "./credentials/compile.js";
 export * from "./credentials/plan.js";
+export {
+  type ClusterCredentialFile,
+  CredentialSetupError,
+  loadClusterCredentials,
+  systemBundle,
+} from "./credentials/runtime.js";
 export * from "./credentials/schema.js";
 export * from "./credentials/sentinel.js";
 export * from "./network/firewall.js";

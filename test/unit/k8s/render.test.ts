@@ -16,6 +16,7 @@ import { RuntimeClass } from "kubernetes-models/node.k8s.io/v1/RuntimeClass";
 import { ConfigMap } from "kubernetes-models/v1/ConfigMap";
 import { PersistentVolumeClaim } from "kubernetes-models/v1/PersistentVolumeClaim";
 import { Pod } from "kubernetes-models/v1/Pod";
+import { Secret } from "kubernetes-models/v1/Secret";
 import { Service } from "kubernetes-models/v1/Service";
 import { stringify } from "yaml";
 import { DEFAULT_OPTIONS, type K8sOptions } from "../../../src/k8s/options.js";
@@ -41,6 +42,7 @@ const core: Record<string, (o: K8sObject) => { validate(): void }> = {
   PersistentVolumeClaim: (o) => new PersistentVolumeClaim(o as never),
   Pod: (o) => new Pod(o as never),
   RuntimeClass: (o) => new RuntimeClass(o as never),
+  Secret: (o) => new Secret(o as never),
   Service: (o) => new Service(o as never),
 };
 
@@ -72,9 +74,23 @@ function invalid(o: K8sObject): string | undefined {
   }
 }
 
-function render(preset: string, options: Partial<K8sOptions> = {}) {
-  const { policy, egress } = loadPolicy({ cwd: "/nonexistent", flags: {}, presets: [preset] });
-  return renderManifests(policy, egress, { ...DEFAULT_OPTIONS, ...options });
+/** A policy with two bound secrets (one for git) and a private upstream CA. */
+export const CREDENTIAL_FLAGS = {
+  egress: {
+    allow: ["api.example.com", "github.com"],
+    credentials: [
+      { fromEnv: "EXAMPLE_KEY", hosts: ["api.example.com"], file: "/run/secrets/example" },
+      { fromEnv: "GITHUB_TOKEN", hosts: ["github.com"], git: true },
+    ],
+    trust: ["/nonexistent/private-ca.pem"],
+  },
+};
+export const TRUST_PEM = "-----BEGIN CERTIFICATE-----\nnot read in a unit test\n-----END CERTIFICATE-----\n";
+
+function render(preset: string, options: Partial<K8sOptions> = {}, flags: Record<string, unknown> = {}) {
+  const { policy, egress } = loadPolicy({ cwd: "/nonexistent", flags, presets: [preset] });
+  const inputs = egress.trust ? { trust: egress.trust.map(() => TRUST_PEM) } : {};
+  return renderManifests(policy, egress, { ...DEFAULT_OPTIONS, ...options }, inputs);
 }
 
 const agentPods = (objects: K8sObject[]) =>
@@ -119,6 +135,12 @@ describe("k8s render: every object validates", () => {
         const { objects } = render(preset, variant);
         assert.deepEqual(objects.map(invalid).filter(Boolean), []);
       });
+  for (const variant of variants.filter((v) => v.proxy !== "squid"))
+    test(`bound credentials ${JSON.stringify(variant)}`, () => {
+      const { objects } = render("node-dev", variant, CREDENTIAL_FLAGS);
+      assert.ok(objects.some((o) => o.kind === "Secret"));
+      assert.deepEqual(objects.map(invalid).filter(Boolean), []);
+    });
 
   test("a claim on the warm pool validates against SandboxClaim", () => {
     assert.equal(invalid(sandboxClaim(DEFAULT_OPTIONS, "fourwall-run-1")), undefined);
@@ -166,7 +188,8 @@ describe("k8s render: the walls' fields", () => {
       assert.equal(JSON.stringify(objects).includes("hostPath"), false);
       for (const v of pod.volumes) {
         const emptyDir = v.emptyDir as { sizeLimit?: string } | undefined;
-        assert.ok(emptyDir?.sizeLimit || v.persistentVolumeClaim, `${v.name} is bounded`);
+        // configMaps: the CA certificate and sentinels (credentials), read-only and small
+        assert.ok(emptyDir?.sizeLimit || v.persistentVolumeClaim || v.configMap, `${v.name} is bounded`);
       }
     });
 
@@ -285,10 +308,11 @@ describe("k8s render: golden files", () => {
     { file: "agent-sandbox", options: { flavor: "agent-sandbox" } },
     { file: "pod", options: { flavor: "pod" } },
     { file: "squid", options: { flavor: "agent-sandbox", proxy: "squid" } },
+    { file: "credentials", options: { flavor: "agent-sandbox" }, flags: CREDENTIAL_FLAGS },
   ] as const;
-  for (const { file: name, options } of goldens)
+  for (const { file: name, options, ...rest } of goldens)
     test(`${name}`, () => {
-      const { objects } = render("node-dev", options);
+      const { objects } = render("node-dev", options, "flags" in rest ? rest.flags : {});
       const text = objects.map((o) => stringify(o, { aliasDuplicateObjects: false })).join("---\n");
       const file = path.join(GOLDEN, `${name}.yaml`);
       if (process.env.FOURWALL_GOLDEN === "1") writeFileSync(file, text);

@@ -28,15 +28,61 @@ const serial = () =>
     .replace(/^[89a-f]/, "1");
 
 export async function createRunCa(runId: string): Promise<RunCa> {
-  const subtle = webcrypto.subtle;
-  const now = Date.now();
   // not extractable: the CA key signs inside WebCrypto and can never be exported, even by this process
-  const caKeys = (await subtle.generateKey(ALG, false, ["sign", "verify"])) as CryptoKeyPair;
-  const caCert = await x509.X509CertificateGenerator.createSelfSigned({
+  const caKeys = (await webcrypto.subtle.generateKey(ALG, false, ["sign", "verify"])) as CryptoKeyPair;
+  const caCert = await selfSignedCa(
+    caKeys,
+    `CN=fourwall run ${runId} CA, O=fourwall (per-run, key in memory only)`,
+    7,
+  );
+  return caSigning(caKeys, caCert);
+}
+
+/**
+ * A CA for a cluster's proxies (`fourwall k8s apply`): its key must reach every proxy replica, so it
+ * is exported once, here, into the proxies' Secret; the agents get the certificate only.
+ */
+export async function createClusterCa(
+  name: string,
+  days = 365,
+): Promise<{ certPem: string; keyPem: string }> {
+  const caKeys = (await webcrypto.subtle.generateKey(ALG, true, ["sign", "verify"])) as CryptoKeyPair;
+  const caCert = await selfSignedCa(
+    caKeys,
+    `CN=fourwall ${name} cluster CA, O=fourwall (key in the proxies' Secret only)`,
+    days,
+  );
+  const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey("pkcs8", caKeys.privateKey));
+  return { certPem: `${caCert.toString("pem")}\n`, keyPem: pem("PRIVATE KEY", pkcs8) };
+}
+
+/** The cluster CA read back in the proxy (its Secret): the key is imported non-extractable. */
+export async function importCa(certPem: string, keyPem: string): Promise<RunCa> {
+  const caCert = new x509.X509Certificate(certPem);
+  const der = Buffer.from(keyPem.replace(/-----[A-Z ]+-----|\s/g, ""), "base64");
+  const privateKey = await webcrypto.subtle.importKey("pkcs8", der, ALG, false, ["sign"]);
+  der.fill(0);
+  const publicKey = await caCert.publicKey.export(ALG, ["verify"]);
+  return caSigning({ privateKey, publicKey } as CryptoKeyPair, caCert);
+}
+
+const pem = (label: string, der: Buffer): string => {
+  const text =
+    `-----BEGIN ${label}-----\n${der.toString("base64").replace(/(.{64})/g, "$1\n")}\n-----END ${label}-----\n`.replace(
+      /\n\n-----END/,
+      "\n-----END",
+    );
+  der.fill(0);
+  return text;
+};
+
+async function selfSignedCa(caKeys: CryptoKeyPair, name: string, days: number) {
+  const now = Date.now();
+  return x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: serial(),
-    name: `CN=fourwall run ${runId} CA, O=fourwall (per-run, key in memory only)`,
+    name,
     notBefore: new Date(now - DAY),
-    notAfter: new Date(now + 7 * DAY),
+    notAfter: new Date(now + days * DAY),
     keys: caKeys,
     signingAlgorithm: ALG,
     extensions: [
@@ -45,11 +91,15 @@ export async function createRunCa(runId: string): Promise<RunCa> {
       await x509.SubjectKeyIdentifierExtension.create(caKeys.publicKey),
     ],
   });
-  // One leaf key for every host of the run (a leaf per host would cost a key generation each).
+}
+
+/** Issues leaves per host under a CA (its keys, its certificate). */
+async function caSigning(caKeys: CryptoKeyPair, caCert: x509.X509Certificate): Promise<RunCa> {
+  const subtle = webcrypto.subtle;
+  const now = Date.now();
+  // One leaf key for every host (a leaf per host would cost a key generation each).
   const leafKeys = (await subtle.generateKey(ALG, true, ["sign", "verify"])) as CryptoKeyPair;
-  const pkcs8 = Buffer.from(await subtle.exportKey("pkcs8", leafKeys.privateKey));
-  const leafKeyPem = `-----BEGIN PRIVATE KEY-----\n${pkcs8.toString("base64").replace(/(.{64})/g, "$1\n")}\n-----END PRIVATE KEY-----\n`;
-  pkcs8.fill(0);
+  const leafKeyPem = pem("PRIVATE KEY", Buffer.from(await subtle.exportKey("pkcs8", leafKeys.privateKey)));
   const contexts = new Map<string, Promise<SecureContext>>();
   const makeLeaf = async (host: string): Promise<SecureContext> => {
     const cert = await x509.X509CertificateGenerator.create({

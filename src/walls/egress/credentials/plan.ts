@@ -183,7 +183,7 @@ export function applyCredentialEnv(
  * git matches a config URL's port exactly: one origin per port egress allows for each exact bound
  * name (443 written bare), at most 16 per rule (a wide range gets none: write the port in the rule).
  */
-function gitOrigins(egress: EgressPlan, entry: CompiledCredential): string[] {
+export function gitOrigins(egress: EgressPlan, entry: CompiledCredential): string[] {
   const out: string[] = [];
   for (const h of entry.hosts) {
     if (h.kind !== "name" || h.wildcard) continue;
