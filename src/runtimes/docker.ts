@@ -34,7 +34,7 @@ import type { BoxPlan } from "../plan/plan.js";
 import { onKill } from "../plan/session.js";
 import { BOX_NET_DIR, bridgeScript } from "../walls/egress/index.js";
 import { buildImage, type ImageKind, imageTag } from "./docker-image.js";
-import { runscPidsMax } from "./gvisor.js";
+import { placeBridge, runscPidsMax } from "./gvisor.js";
 import { type LaunchSpec, launchBox, SIGNAL } from "./launch.js";
 import { OciError, type OciMount, type OciSeccomp, ociMounts, ociSeccomp, ociWallError } from "./oci.js";
 import {
@@ -67,6 +67,8 @@ export interface DockerRunOptions {
   user: { uid: number; gid: number };
   name: string;
   tty: boolean;
+  /** The static native bridge's name in the socket directory (gvisor.ts's placeBridge): the entrypoint then, in any image. */
+  bridgeInNetDir?: string;
 }
 
 /** Docker's --mount takes CSV: refuse what it cannot carry rather than quote around it. */
@@ -163,9 +165,32 @@ export function dockerRunArgs(plan: BoxPlan, session: BoxSession, options: Docke
     "--mount",
     `type=bind,source=${mountPath(session.netDir)},target=${BOX_NET_DIR},readonly`,
     ...env,
+    ...(options.bridgeInNetDir === undefined
+      ? shellBridge(plan, options.image)
+      : nativeBridge(plan, options)),
+  ];
+}
+
+/** The entrypoint as the native bridge: one static exec, no sh or socat needed in the image. */
+function nativeBridge(plan: BoxPlan, options: DockerRunOptions): string[] {
+  return [
+    "--entrypoint",
+    `${BOX_NET_DIR}/${options.bridgeInNetDir}`,
+    options.image,
+    "--listen",
+    String(plan.network.port),
+    plan.network.socketInBox,
+    "--",
+    ...plan.command,
+  ];
+}
+
+/** The entrypoint as sh + socat (the native bridge is not built): the image must have both. */
+function shellBridge(plan: BoxPlan, image: string): string[] {
+  return [
     "--entrypoint",
     "/bin/sh",
-    options.image,
+    image,
     "-c",
     [
       'command -v socat >/dev/null 2>&1 || { echo "fourwall: the image has no socat (the box reaches the proxy through it): add it, or use the default image" >&2; exit 125; }',
@@ -459,6 +484,7 @@ export class DockerRuntime implements Runtime {
     writeFileSync(seccompFile, JSON.stringify(dockerSeccomp(engine)), { mode: 0o600 });
     // The proxy socket's directory: only the box's uid may enter it.
     chownSync(session.netDir, user.uid, user.gid);
+    const bridgeInNetDir = placeBridge(session);
     const name = `fourwall-${plan.id}`;
     // Approval gate: the daemon binds from the host's mount namespace, so the copy-on-write layer
     // is mounted there (root: the docker runtime is root only) and the container gets the layer.
@@ -472,6 +498,7 @@ export class DockerRuntime implements Runtime {
         user,
         name,
         tty: process.stdin.isTTY === true && process.stdout.isTTY === true,
+        ...(bridgeInNetDir ? { bridgeInNetDir } : {}),
       });
     } catch (error) {
       throw ociWallError(error, "docker");

@@ -82,6 +82,21 @@ describe("docker run arguments", () => {
     assert.ok(args.includes("img:1"));
   });
 
+  it("with the native bridge, the entrypoint is the static bridge in the read-only socket directory (no sh or socat in the image)", () => {
+    const native = dockerRunArgs(plan, session, { ...opts, bridgeInNetDir: "fourwall-bridge" });
+    const at = native.indexOf("--entrypoint");
+    assert.deepEqual(native.slice(at, at + 3), ["--entrypoint", "/run/fourwall/fourwall-bridge", "img:1"]);
+    assert.deepEqual(native.slice(at + 3), [
+      "--listen",
+      "3128",
+      "/run/fourwall/proxy.sock",
+      "--",
+      "claude",
+      "--help",
+    ]);
+    assert.match(native.join(" "), /target=\/run\/fourwall,readonly/);
+  });
+
   it("reuses oci.ts's seccomp profile; under runc it adds clone3 (gVisor answered it before)", () => {
     assert.deepEqual(dockerSeccomp("runsc"), ociSeccomp().seccomp);
     assert.ok(dockerSeccomp("runc").syscalls.some((s) => s.names.includes("clone3") && s.errnoRet === 38));
