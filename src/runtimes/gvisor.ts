@@ -430,8 +430,17 @@ export function placeBridge(session: BoxSession): string | undefined {
   const helper = nativeHelperPath("bridge");
   if (!existsSync(helper)) return undefined;
   const copy = path.join(session.netDir, BRIDGE_IN_NET_DIR);
-  copyFileSync(helper, copy, constants.COPYFILE_FICLONE);
-  chmodSync(copy, 0o555);
+  try {
+    // EXCL: a name already there (never fourwall's) is not followed or overwritten
+    copyFileSync(helper, copy, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE);
+    chmodSync(copy, 0o555);
+  } catch (error) {
+    throw new WallError(
+      "egress",
+      `cannot place the egress bridge in the box's socket directory: ${(error as Error).message}`,
+      "run `fourwall doctor`",
+    );
+  }
   return BRIDGE_IN_NET_DIR;
 }
 

@@ -6,7 +6,13 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { WallError } from "../../../src/core/errors.js";
 import type { BoxPlan } from "../../../src/plan/plan.js";
-import { dockerMounts, dockerRunArgs, dockerSeccomp, dockerUser } from "../../../src/runtimes/docker.js";
+import {
+  dockerMounts,
+  dockerRunArgs,
+  dockerSeccomp,
+  dockerUser,
+  engineSocket,
+} from "../../../src/runtimes/docker.js";
 import { runscPidsMax } from "../../../src/runtimes/gvisor.js";
 import { ociSeccomp } from "../../../src/runtimes/oci.js";
 import { HOME, TEST_SESSION as session, testPlan, WORK } from "../../helpers/plan.js";
@@ -116,5 +122,18 @@ describe("docker box user", () => {
       () => dockerUser(makePlan(1000, 1000)),
       (e: unknown) => e instanceof WallError && /root/.test(e.message),
     );
+  });
+});
+
+describe("the engine API shortcut (docker info and image inspect without the client)", () => {
+  it("is taken only where the client's socket is certain: DOCKER_HOST=unix://, or nothing set (the default socket)", () => {
+    assert.equal(engineSocket({ DOCKER_HOST: "unix:///tmp/d/docker.sock" }), "/tmp/d/docker.sock");
+    assert.equal(engineSocket({ HOME: "/nonexistent-home" }), "/var/run/docker.sock");
+    // tcp, ssh, a context, a config of its own: the client decides, so the client is asked
+    assert.equal(engineSocket({ DOCKER_HOST: "tcp://127.0.0.1:2375" }), undefined);
+    assert.equal(engineSocket({ DOCKER_HOST: "ssh://u@h" }), undefined);
+    assert.equal(engineSocket({ DOCKER_HOST: "unix:///x", DOCKER_CONTEXT: "other" }), undefined);
+    assert.equal(engineSocket({ HOME: "/nonexistent-home", DOCKER_CONTEXT: "other" }), undefined);
+    assert.equal(engineSocket({ HOME: "/nonexistent-home", DOCKER_CONFIG: "/etc/dc" }), undefined);
   });
 });
