@@ -11,7 +11,8 @@
  *
  * It decides nothing: it only reaches the one socket it is given, which the proxy guards; a
  * connection the proxy refuses is closed. The relay runs in one process (epoll, non-blocking,
- * half-close passed on), its stdio on /dev/null; it ends with the box.
+ * half-close passed on), its stdio on /dev/null, in a session of its own (no terminal signals:
+ * socat, started by sh with `&`, ignored Ctrl-C too); it ends with the box.
  *
  * usage: fourwall-bridge [--link TARGET LINKTO]... --listen PORT SOCKET -- COMMAND [ARGS...]
  * Exit status: the command's; 125 (with a message) when a symlink or the listener cannot be made,
@@ -198,6 +199,10 @@ int main(int argc, char **argv) {
     int null = open("/dev/null", O_RDWR);
     if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0) _exit(1);
     if (null > 2) close(null);
+    /* off the box's terminal: a Ctrl-C meant for the command must not end the box's egress */
+    setsid();
+    signal(SIGINT, SIG_IGN);
+    signal(SIGQUIT, SIG_IGN);
     signal(SIGPIPE, SIG_IGN);
     relay(lfd, proxy);
   }
