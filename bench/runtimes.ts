@@ -68,14 +68,15 @@ function vmAndDockerSubjects(ctx: BenchContext, docker: DockerBoxes | string): S
       env: dockerEnv,
       skip: noDocker,
     },
-    // Docker runs the box as the workdir's owner: a workdir of uid 65534's, fourwall itself as root
+    // Docker runs the box as the owner of every writable path: a workdir and a HOME (its cache
+    // dirs are writable) of uid 65534's, fourwall itself as root
     fourwallRun(ctx, {
       id: "docker-root",
       as: "root",
       // the same image as the bare baseline (the tools image), passed as a user would
       flags: ["-r", "docker", "--image", image],
       workdir: ctx.tempDir({ uid: USER_ID, gid: USER_ID }),
-      env: dockerEnv,
+      env: { ...dockerEnv, HOME: ctx.tempDir({ uid: USER_ID, gid: USER_ID }) },
       ...(noDocker ? { skip: noDocker } : {}),
     }),
   ];
