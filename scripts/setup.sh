@@ -50,7 +50,9 @@ for src in native/*.c; do
   bin="native/build/$(basename "$src" .c)"
   if [ ! -x "$bin" ] || [ "$src" -nt "$bin" ] || [ native/common.h -nt "$bin" ] || [ native/pty-relay.h -nt "$bin" ]; then
     say "compiling $src"
-    gcc -O2 -Wall -Wextra -Werror -o "$bin" "$src"
+    # the bridge runs inside gVisor and docker images: static (no libc needed there, no dynamic loading under ptrace)
+    static=; [ "$bin" = native/build/fourwall-bridge ] && static=-static
+    gcc -O2 -Wall -Wextra -Werror $static -o "$bin" "$src"
   fi
 done
 

@@ -18,10 +18,11 @@ export const nativeBuildDir = () => path.join(packageRoot(), "native", "build");
 
 /**
  * A native helper by name: fourwall-drop (root-mode launcher), -enter (`exec`), -overlay, -netns,
- * -splice, -pty (the box's own session and terminal), -pause (the gate's pause at the action).
+ * -splice, -pty (the box's own session and terminal), -pause (the gate's pause at the action),
+ * -bridge (the first process of a gVisor or Docker box: symlinks, proxy listener, exec).
  */
 export const nativeHelperPath = (
-  name: "drop" | "enter" | "overlay" | "netns" | "splice" | "pty" | "pause" | "run",
+  name: "drop" | "enter" | "overlay" | "netns" | "splice" | "pty" | "pause" | "run" | "bridge",
 ) => path.join(nativeBuildDir(), `fourwall-${name}`);
 
 /** The root-mode launcher compiled from native/fourwall-drop.c by scripts/setup.sh. */

@@ -32,8 +32,10 @@
 
 import { spawnSync } from "node:child_process";
 import {
+  chmodSync,
   chownSync,
   constants,
+  copyFileSync,
   existsSync,
   fstatSync,
   mkdirSync,
@@ -48,7 +50,7 @@ import os from "node:os";
 import path from "node:path";
 import { isatty } from "node:tty";
 import { WallError } from "../core/errors.js";
-import { dropHelperPath, isUnder, which } from "../core/paths.js";
+import { dropHelperPath, isUnder, nativeHelperPath, which } from "../core/paths.js";
 import type { BoxPlan } from "../plan/plan.js";
 import { BOX_NET_DIR } from "../walls/egress/index.js";
 import { type LaunchSpec, launchBox, SIGNAL, type StdioSlot } from "./launch.js";
@@ -329,7 +331,13 @@ export class GvisorRuntime implements Runtime {
     let spec: OciSpec;
     try {
       const netDirOnHost = statSync(BOX_NET_DIR, { throwIfNoEntry: false })?.isDirectory() === true;
-      spec = ociBundle(plan, session, { user: { uid: 0, gid: 0 }, terminal, netDirOnHost }).spec;
+      const bridgeInNetDir = placeBridge(session);
+      spec = ociBundle(plan, session, {
+        user: { uid: 0, gid: 0 },
+        terminal,
+        netDirOnHost,
+        ...(bridgeInNetDir ? { bridgeInNetDir } : {}),
+      }).spec;
     } catch (error) {
       throw ociWallError(error, "gVisor");
     }
@@ -408,6 +416,32 @@ function allowRunscTasks(plan: BoxPlan, session: BoxSession): void {
       );
     }
   }
+}
+
+/** The native bridge's name in the socket directory (bound read-only into the box). */
+export const BRIDGE_IN_NET_DIR = "fourwall-bridge";
+
+/**
+ * A copy of the static native bridge in the proxy socket's directory, which the box sees read-only
+ * wherever fourwall is installed (its own path may be hidden by the plan: a HOME rebuilt). Its
+ * name there, or undefined when it is not built (the box then starts through sh + socat).
+ */
+export function placeBridge(session: BoxSession): string | undefined {
+  const helper = nativeHelperPath("bridge");
+  if (!existsSync(helper)) return undefined;
+  const copy = path.join(session.netDir, BRIDGE_IN_NET_DIR);
+  try {
+    // EXCL: a name already there (never fourwall's) is not followed or overwritten
+    copyFileSync(helper, copy, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE);
+    chmodSync(copy, 0o555);
+  } catch (error) {
+    throw new WallError(
+      "egress",
+      `cannot place the egress bridge in the box's socket directory: ${(error as Error).message}`,
+      "run `fourwall doctor`",
+    );
+  }
+  return BRIDGE_IN_NET_DIR;
 }
 
 function writeBundle(plan: BoxPlan, layout: GvisorLayout, spec: OciSpec): void {

@@ -148,6 +148,11 @@ export interface OciOptions {
    * it (one exec more: ~15 ms under gVisor's ptrace platform).
    */
   netDirOnHost?: boolean;
+  /**
+   * The native bridge (native/fourwall-bridge.c) as a file name in the proxy socket's directory:
+   * the box's first process is then that one static exec instead of sh + socat (see bridgeArgs).
+   */
+  bridgeInNetDir?: string;
   /** Seccomp rules (default: fourwall's table) and the architecture to compile them for. */
   rules?: readonly SeccompRule[];
   arch?: Arch;
@@ -431,6 +436,33 @@ export function preludeScript(symlinks: OciBox["symlinks"], netDirInBox: string)
     .join("\n");
 }
 
+/**
+ * The box's first process through the native bridge: the same symlinks, listener and exec as the
+ * prelude + bridge script, without sh and socat (each exec costs tens of ms under gVisor's ptrace
+ * platform). Transparent forwards (socat's PROXY: mode) still take the script: undefined then.
+ */
+export function bridgeArgs(
+  plan: BoxPlan,
+  symlinks: OciBox["symlinks"],
+  netDirInBox: string,
+  bridge: string,
+): string[] | undefined {
+  if ((plan.network.transparent?.forwards ?? []).length > 0) return undefined;
+  const links = [
+    ...(netDirInBox === BOX_NET_DIR ? [] : [{ target: BOX_NET_DIR, linkTo: netDirInBox }]),
+    ...symlinks,
+  ];
+  return [
+    path.posix.join(netDirInBox, bridge),
+    ...links.flatMap(({ target, linkTo }) => ["--link", target, linkTo]),
+    "--listen",
+    String(plan.network.port),
+    plan.network.socketInBox,
+    "--",
+    ...plan.command,
+  ];
+}
+
 /** BoxPlan + session → the OCI spec runsc runs. Pure; throws OciError. */
 export function ociBundle(plan: BoxPlan, session: BoxSession, options: OciOptions): OciBox {
   const { root, mounts, symlinks } = ociMounts(plan, session);
@@ -472,7 +504,14 @@ export function ociBundle(plan: BoxPlan, session: BoxSession, options: OciOption
         // The same chain as the namespaces runtime, minus prlimit: rlimits are set by runsc on
         // the box's first process and inherited by everything in the box (saves one exec, which
         // costs ~17 ms under gVisor's ptrace platform).
-        args: ["/bin/sh", "-c", script, "fourwall-bridge", ...plan.command],
+        args: (options.bridgeInNetDir !== undefined &&
+          bridgeArgs(plan, symlinks, netDirInBox, options.bridgeInNetDir)) || [
+          "/bin/sh",
+          "-c",
+          script,
+          "fourwall-bridge",
+          ...plan.command,
+        ],
         env: Object.entries(plan.env).map(([k, v]) => `${k}=${v}`),
         cwd: plan.filesystem.cwd,
         capabilities: { bounding: none, effective: none, inheritable: none, permitted: none, ambient: none },

@@ -79,6 +79,17 @@ for (const mode of MODES) {
       assert.match(r.stdout, /origin-body \/py/, r.stderr);
     });
 
+    it("keeps the bridge to the proxy through a Ctrl-C sent to the command's process group", async () => {
+      const fx = makeFixture(mode);
+      const r = await sh(
+        fx,
+        // the command ignores it (it is the box's pid 1 here); the old relay, in its group, died of it
+        `trap '' INT; kill -INT 0; sleep 0.2; curl -s -m 5 http://allowed.test:${originPort}/after-int`,
+        { ...G, flags: flags() },
+      );
+      assert.match(r.stdout, /origin-body \/after-int/, r.stderr);
+    });
+
     it("refuses an unlisted host with a 403 and the reason, and says so at exit", async () => {
       const fx = makeFixture(mode);
       const r = await sh(fx, `curl -s -m 5 -o /dev/null -D - http://other.test:${originPort}/`, {

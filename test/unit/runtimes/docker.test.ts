@@ -6,7 +6,13 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { WallError } from "../../../src/core/errors.js";
 import type { BoxPlan } from "../../../src/plan/plan.js";
-import { dockerMounts, dockerRunArgs, dockerSeccomp, dockerUser } from "../../../src/runtimes/docker.js";
+import {
+  dockerMounts,
+  dockerRunArgs,
+  dockerSeccomp,
+  dockerUser,
+  engineSocket,
+} from "../../../src/runtimes/docker.js";
 import { runscPidsMax } from "../../../src/runtimes/gvisor.js";
 import { ociSeccomp } from "../../../src/runtimes/oci.js";
 import { HOME, TEST_SESSION as session, testPlan, WORK } from "../../helpers/plan.js";
@@ -82,6 +88,21 @@ describe("docker run arguments", () => {
     assert.ok(args.includes("img:1"));
   });
 
+  it("with the native bridge, the entrypoint is the static bridge in the read-only socket directory (no sh or socat in the image)", () => {
+    const native = dockerRunArgs(plan, session, { ...opts, bridgeInNetDir: "fourwall-bridge" });
+    const at = native.indexOf("--entrypoint");
+    assert.deepEqual(native.slice(at, at + 3), ["--entrypoint", "/run/fourwall/fourwall-bridge", "img:1"]);
+    assert.deepEqual(native.slice(at + 3), [
+      "--listen",
+      "3128",
+      "/run/fourwall/proxy.sock",
+      "--",
+      "claude",
+      "--help",
+    ]);
+    assert.match(native.join(" "), /target=\/run\/fourwall,readonly/);
+  });
+
   it("reuses oci.ts's seccomp profile; under runc it adds clone3 (gVisor answered it before)", () => {
     assert.deepEqual(dockerSeccomp("runsc"), ociSeccomp().seccomp);
     assert.ok(dockerSeccomp("runc").syscalls.some((s) => s.names.includes("clone3") && s.errnoRet === 38));
@@ -101,5 +122,18 @@ describe("docker box user", () => {
       () => dockerUser(makePlan(1000, 1000)),
       (e: unknown) => e instanceof WallError && /root/.test(e.message),
     );
+  });
+});
+
+describe("the engine API shortcut (docker info and image inspect without the client)", () => {
+  it("is taken only where the client's socket is certain: DOCKER_HOST=unix://, or nothing set (the default socket)", () => {
+    assert.equal(engineSocket({ DOCKER_HOST: "unix:///tmp/d/docker.sock" }), "/tmp/d/docker.sock");
+    assert.equal(engineSocket({ HOME: "/nonexistent-home" }), "/var/run/docker.sock");
+    // tcp, ssh, a context, a config of its own: the client decides, so the client is asked
+    assert.equal(engineSocket({ DOCKER_HOST: "tcp://127.0.0.1:2375" }), undefined);
+    assert.equal(engineSocket({ DOCKER_HOST: "ssh://u@h" }), undefined);
+    assert.equal(engineSocket({ DOCKER_HOST: "unix:///x", DOCKER_CONTEXT: "other" }), undefined);
+    assert.equal(engineSocket({ HOME: "/nonexistent-home", DOCKER_CONTEXT: "other" }), undefined);
+    assert.equal(engineSocket({ HOME: "/nonexistent-home", DOCKER_CONFIG: "/etc/dc" }), undefined);
   });
 });

@@ -102,6 +102,23 @@ describe("OCI spec from a plan", () => {
     assert.match(script!, /ln -s -- '\/tmp\/fourwall-x\/net' '\/run\/fourwall'/);
   });
 
+  it("with the native bridge: one static exec makes the same symlinks, listens, then runs the command", () => {
+    const { spec } = ociBundle(makePlan(), session, {
+      user: { uid: 0, gid: 0 },
+      terminal: false,
+      bridgeInNetDir: "fourwall-bridge",
+    });
+    const args = spec.process.args;
+    const sep = args.indexOf("--");
+    assert.equal(args[0], "/tmp/fourwall-x/net/fourwall-bridge");
+    assert.deepEqual(args.slice(1, 4), ["--link", "/run/fourwall", "/tmp/fourwall-x/net"]);
+    assert.deepEqual(args.slice(sep - 3, sep), ["--listen", "3128", "/run/fourwall/proxy.sock"]);
+    assert.deepEqual(args.slice(sep + 1), ["claude", "--help"]);
+    // the socket directory holding the bridge is bound read-only: the box cannot replace it
+    const net = spec.mounts.find((m) => m.source === "/tmp/fourwall-x/net");
+    assert.ok(net?.options.includes("ro"));
+  });
+
   it("carries over every mount of the plan: binds, tmpfs (size, read-only), covers, proc, dev", () => {
     const plan = makePlan();
     const { spec, symlinks } = bundle(plan);
