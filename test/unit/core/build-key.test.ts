@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, describe, it } from "node:test";
 import { BUILD_FILES, buildKey, fnv1a64 } from "../../../src/core/build-key.js";
+import { packageRoot } from "../../../src/core/paths.js";
 
 const base = mkdtempSync(path.join(os.tmpdir(), "fwtest-buildkey-"));
 after(() => rmSync(base, { recursive: true, force: true }));
@@ -34,5 +35,12 @@ describe("the build key", () => {
     assert.notEqual(buildKey(a), before, "a rebuilt helper: a new key");
     rmSync(path.join(a, "dist/fourwall.js"));
     assert.match(buildKey(a), /^[0-9a-f]{16}$/, "a missing file still gives a key");
+  });
+
+  it("lists the same files, in the same order, as the native client (native/fourwall-run.c)", () => {
+    const c = readFileSync(path.join(packageRoot(), "native/fourwall-run.c"), "utf8");
+    const table = /build_files\[\] = \{([^}]*)\}/.exec(c)?.[1] ?? "";
+    const files = [...table.matchAll(/"([^"]+)"/g)].map((m) => m[1]);
+    assert.deepEqual(files, [...BUILD_FILES]);
   });
 });
