@@ -20,7 +20,7 @@ import {
   planEnvironment,
   planFilesystem,
 } from "../walls/filesystem/index.js";
-import { BOX_GATE_SOCKET, type GatePlan, planGate } from "../walls/gate/index.js";
+import { BOX_GATE_SOCKET, type GatePlan, placeholdersInLayer, planGate } from "../walls/gate/index.js";
 import type { RuntimeName } from "../walls/isolation/index.js";
 import {
   buildSeccompFilter,
@@ -155,6 +155,7 @@ export function planBox(policy: Policy, ctx: BoxContext): BoxPlan {
     home: filesystem.home,
     presets,
     fourwall: ctx.fourwall ?? ["fourwall"],
+    workdirPlaceholders: placeholdersInLayer(filesystem.placeholders, filesystem.cwd).length > 0,
   });
   return {
     id,
