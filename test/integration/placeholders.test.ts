@@ -14,6 +14,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, lstatSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { describe, it } from "node:test";
+import { which } from "../../src/core/paths.js";
 import {
   type Fixture,
   layersOf,
@@ -79,107 +80,133 @@ async function duringRun(fx: Fixture, flags: string[], script: string, weaken?: 
   return { box, before, during: hostView(w), traces: tracesOn(w) };
 }
 
-const flagsFor = (fx: Fixture, extra: string[] = []) => [...extra, "-w", fx.workdir];
+const RUNSC = which("runsc", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+/** The runtimes whose placeholders are checked: fourwall's flags and the broken box's for each. */
+const RUNTIMES = [
+  { name: "namespaces", run: [], weak: [], skip: false as const },
+  {
+    name: "gvisor",
+    run: ["-r", "gvisor"],
+    weak: ["--runtime", "gvisor"],
+    skip: RUNSC ? (false as const) : "runsc is not installed",
+  },
+];
 
-for (const mode of MODES) {
-  describe(`placeholders leave no trace on the host (${mode})`, () => {
-    for (const policy of ["the gate asks", "the gate allows everything"] as const) {
-      it(`${policy}: in the box's layer only — read-only there, unseen by its git, never on the host`, async () => {
+for (const mode of MODES)
+  for (const rt of RUNTIMES) {
+    const flagsFor = (fx: Fixture, extra: string[] = [], weak = false) => [
+      ...(weak ? rt.weak : rt.run),
+      ...extra,
+      "-w",
+      fx.workdir,
+    ];
+    describe(`placeholders leave no trace on the host (${mode}, ${rt.name})`, { skip: rt.skip }, () => {
+      const policies =
+        rt.name === "namespaces"
+          ? (["the gate asks", "the gate allows everything"] as const)
+          : (["the gate asks"] as const);
+      for (const policy of policies) {
+        it(`${policy}: in the box's layer only — read-only there, unseen by its git, never on the host`, async () => {
+          const fx = makeFixture(mode);
+          const w = fx.workdir;
+          const excludeBefore = readFileSync(path.join(w, ".git", "info", "exclude"), "utf8");
+          const flags = ["--approver", "exit 0"];
+          let edits = "";
+          if (policy === "the gate allows everything") {
+            writeFileSync(path.join(fx.base, "allow.yaml"), ALLOW_ALL);
+            flags.splice(0, 2, "--approver", "exit 1", "-p", path.join(fx.base, "allow.yaml"));
+            // changes that would be asked about (or held) with a layer that holds: they flow unasked
+            edits = "echo more >> README.md; chmod 755 README.md; ln -s /etc/passwd out";
+          }
+          const { box, before, during, traces } = await duringRun(
+            fx,
+            flagsFor(fx, flags),
+            `${edits}\ngit add -A && echo "staged: $(git diff --cached --name-only | tr '\\n' ' ')"`,
+          );
+          box.child.kill("SIGTERM");
+          await box.closed;
+          assert.deepEqual(traces, [], "no placeholder on the host while the box runs");
+          assert.deepEqual(
+            during.top,
+            before.top,
+            "the host's workdir listing is unchanged while the box runs",
+          );
+          assert.deepEqual(during.git, before.git, "so is its .git");
+          assert.equal(during.status, before.status, "and its git status --ignored");
+          assert.match(box.out(), /mcp: \{\}/, "the box sees the placeholder");
+          assert.doesNotMatch(box.out(), /WROTE/, "and cannot write any protected name");
+          const staged = /staged: (.*)/.exec(box.out())?.[1] ?? "";
+          assert.match(staged, /README\.md/, box.out());
+          for (const name of PLACEHOLDERS)
+            assert.ok(!staged.includes(name), `the box's git add -A staged ${name}`);
+          assert.deepEqual(tracesOn(w), [], "nothing left after the run");
+          assert.equal(readFileSync(path.join(w, ".git", "info", "exclude"), "utf8"), excludeBefore);
+          if (edits) {
+            // nothing asked (the approver would have said no): the edits are on the host
+            assert.equal(readFileSync(path.join(w, "README.md"), "utf8"), "# project\nmore\n");
+            assert.equal(lstatSync(path.join(w, "README.md")).mode & 0o777, 0o755);
+            assert.ok(lstatSync(path.join(w, "out")).isSymbolicLink());
+          }
+        });
+      }
+
+      it("a box that stands them on the host the old way shows them there (the checks see it)", async () => {
         const fx = makeFixture(mode);
-        const w = fx.workdir;
-        const excludeBefore = readFileSync(path.join(w, ".git", "info", "exclude"), "utf8");
-        const flags = ["--approver", "exit 0"];
-        let edits = "";
-        if (policy === "the gate allows everything") {
-          writeFileSync(path.join(fx.base, "allow.yaml"), ALLOW_ALL);
-          flags.splice(0, 2, "--approver", "exit 1", "-p", path.join(fx.base, "allow.yaml"));
-          // changes that would be asked about (or held) with a layer that holds: they flow unasked
-          edits = "echo more >> README.md; chmod 755 README.md; ln -s /etc/passwd out";
-        }
-        const { box, before, during, traces } = await duringRun(
-          fx,
-          flagsFor(fx, flags),
-          `${edits}\ngit add -A && echo "staged: $(git diff --cached --name-only | tr '\\n' ' ')"`,
-        );
+        const { box, before, during, traces } = await duringRun(fx, flagsFor(fx, [], true), "", [
+          "host-placeholders",
+        ]);
         box.child.kill("SIGTERM");
         await box.closed;
-        assert.deepEqual(traces, [], "no placeholder on the host while the box runs");
-        assert.deepEqual(
-          during.top,
-          before.top,
-          "the host's workdir listing is unchanged while the box runs",
-        );
-        assert.deepEqual(during.git, before.git, "so is its .git");
-        assert.equal(during.status, before.status, "and its git status --ignored");
-        assert.match(box.out(), /mcp: \{\}/, "the box sees the placeholder");
-        assert.doesNotMatch(box.out(), /WROTE/, "and cannot write any protected name");
-        const staged = /staged: (.*)/.exec(box.out())?.[1] ?? "";
-        assert.match(staged, /README\.md/, box.out());
-        for (const name of PLACEHOLDERS)
-          assert.ok(!staged.includes(name), `the box's git add -A staged ${name}`);
-        assert.deepEqual(tracesOn(w), [], "nothing left after the run");
-        assert.equal(readFileSync(path.join(w, ".git", "info", "exclude"), "utf8"), excludeBefore);
-        if (edits) {
-          // nothing asked (the approver would have said no): the edits are on the host
-          assert.equal(readFileSync(path.join(w, "README.md"), "utf8"), "# project\nmore\n");
-          assert.equal(lstatSync(path.join(w, "README.md")).mode & 0o777, 0o755);
-          assert.ok(lstatSync(path.join(w, "out")).isSymbolicLink());
-        }
+        assert.doesNotMatch(box.out(), /WROTE/, "the old way protects too");
+        assert.ok(traces.includes(".envrc") && traces.includes(".git/commondir"), `traces: ${traces}`);
+        assert.notDeepEqual(during.top, before.top);
+        assert.notEqual(during.status, before.status);
       });
-    }
 
-    it("a box that stands them on the host the old way shows them there (the checks see it)", async () => {
-      const fx = makeFixture(mode);
-      const { box, before, during, traces } = await duringRun(fx, flagsFor(fx), "", ["host-placeholders"]);
-      box.child.kill("SIGTERM");
-      await box.closed;
-      assert.doesNotMatch(box.out(), /WROTE/, "the old way protects too");
-      assert.ok(traces.includes(".envrc") && traces.includes(".git/commondir"), `traces: ${traces}`);
-      assert.notDeepEqual(during.top, before.top);
-      assert.notEqual(during.status, before.status);
-    });
+      for (const weak of [false, true]) {
+        it(`SIGKILL of fourwall leaves nothing on the host${weak ? " (the old way: it does)" : ""}`, async () => {
+          const fx = makeFixture(mode);
+          const w = fx.workdir;
+          const layersBefore = listDir(layersOf(fx)).sort();
+          const { box, before } = await duringRun(
+            fx,
+            flagsFor(fx),
+            "",
+            weak ? ["host-placeholders"] : undefined,
+          );
+          box.child.kill("SIGKILL");
+          await box.closed;
+          // the reaper outlives fourwall: give it the time it takes (it waits 0.2 s, then cleans)
+          await waitFor(() => !weak && tracesOn(w).length === 0, weak ? 3000 : 10_000);
+          if (weak) {
+            assert.ok(tracesOn(w).includes(".git/commondir"), `left: ${tracesOn(w)}`);
+            return;
+          }
+          assert.doesNotMatch(box.out(), /WROTE/);
+          assert.deepEqual(tracesOn(w), []);
+          assert.deepEqual(hostView(w), before, "the workdir, its .git and its git status are as before");
+          // the box wrote nothing: its layer is gone too, not kept
+          assert.ok(
+            await waitFor(
+              () =>
+                listDir(layersOf(fx)).filter((n) => !layersBefore.includes(n) && n !== "kept").length === 0,
+              10_000,
+            ),
+            `layers left: ${listDir(layersOf(fx))}`,
+          );
+        });
+      }
 
-    for (const weak of [false, true]) {
-      it(`SIGKILL of fourwall leaves nothing on the host${weak ? " (the old way: it does)" : ""}`, async () => {
+      it("a box without the persistence guard writes .mcp.json through to the host (the check sees it)", {
+        skip: rt.name !== "namespaces",
+      }, async () => {
         const fx = makeFixture(mode);
-        const w = fx.workdir;
-        const layersBefore = listDir(layersOf(fx)).sort();
-        const { box, before } = await duringRun(
-          fx,
-          flagsFor(fx),
-          "",
-          weak ? ["host-placeholders"] : undefined,
-        );
-        box.child.kill("SIGKILL");
-        await box.closed;
-        // the reaper outlives fourwall: give it the time it takes (it waits 0.2 s, then cleans)
-        await waitFor(() => !weak && tracesOn(w).length === 0, weak ? 3000 : 10_000);
-        if (weak) {
-          assert.ok(tracesOn(w).includes(".git/commondir"), `left: ${tracesOn(w)}`);
-          return;
-        }
-        assert.doesNotMatch(box.out(), /WROTE/);
-        assert.deepEqual(tracesOn(w), []);
-        assert.deepEqual(hostView(w), before, "the workdir, its .git and its git status are as before");
-        // the box wrote nothing: its layer is gone too, not kept
-        assert.ok(
-          await waitFor(
-            () => listDir(layersOf(fx)).filter((n) => !layersBefore.includes(n) && n !== "kept").length === 0,
-            10_000,
-          ),
-          `layers left: ${listDir(layersOf(fx))}`,
-        );
+        const r = await runInBox(fx, ["/bin/sh", "-c", "echo evil > .mcp.json && echo WROTE-MCP"], {
+          weaken: ["persistence"],
+          timeoutMs: 60_000,
+        });
+        assert.match(r.stdout, /WROTE-MCP/, r.stderr);
+        assert.equal(readFileSync(path.join(fx.workdir, ".mcp.json"), "utf8"), "evil\n");
       });
-    }
-
-    it("a box without the persistence guard writes .mcp.json through to the host (the check sees it)", async () => {
-      const fx = makeFixture(mode);
-      const r = await runInBox(fx, ["/bin/sh", "-c", "echo evil > .mcp.json && echo WROTE-MCP"], {
-        weaken: ["persistence"],
-        timeoutMs: 60_000,
-      });
-      assert.match(r.stdout, /WROTE-MCP/, r.stderr);
-      assert.equal(readFileSync(path.join(fx.workdir, ".mcp.json"), "utf8"), "evil\n");
     });
-  });
-}
+  }
