@@ -57,7 +57,15 @@ describe("the layer that carries the placeholders", () => {
         broker: new Broker({
           box: "b1",
           audit: new AuditLog(undefined),
-          approvers: [{ name: "no", ask: async (r) => (asked.push(r), "no") }],
+          approvers: [
+            {
+              name: "no",
+              ask: async (r) => {
+                asked.push(r);
+                return "no";
+              },
+            },
+          ],
           timeoutMs: 5000,
           always: "off",
         }),
