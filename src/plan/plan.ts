@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { WallError } from "../core/errors.js";
+import { isUnder } from "../core/paths.js";
 import type { Policy } from "../policy/schema.js";
 import type { EgressPlan } from "../walls/egress/index.js";
 import {
@@ -157,6 +158,10 @@ export function planBox(policy: Policy, ctx: BoxContext): BoxPlan {
     fourwall: ctx.fourwall ?? ["fourwall"],
     workdirPlaceholders: placeholdersInLayer(filesystem.placeholders, filesystem.cwd).length > 0,
   });
+  // The gate's layer is a filesystem of its own: git in a workdir below its repository's root
+  // (a monorepo's subdirectory) must look past it to find the repository (shown read-only).
+  if (gate.overlay && filesystem.gitEntries.some((e) => !isUnder(e, filesystem.cwd)))
+    env.GIT_DISCOVERY_ACROSS_FILESYSTEM = "1";
   return {
     id,
     runtime: policy.isolation.runtime,
