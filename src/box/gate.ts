@@ -198,7 +198,7 @@ export async function openGateSession(
     // The pause at the action (namespaces runtime): destructive syscalls on pre-existing workdir files
     // wait for the answer; the layer stays underneath for everything else (other runtimes, races).
     let pause: PauseSession | undefined;
-    if (layer && plan.runtime === "namespaces" && plan.gate.policy.pause) {
+    if (layer && plan.runtime === "namespaces" && plan.gate.policy.pause && plan.gate.holds) {
       if (!existsSync(pauseHelperPath()))
         throw new WallError(
           "gate",
@@ -288,6 +288,7 @@ export async function openGateSession(
             notify,
             made: live?.made(),
             approvedAtAction: pause?.approved,
+            holds: plan.gate.holds,
           });
         } catch (error) {
           // The review itself failed: nothing more is applied, the box's work is kept (read again

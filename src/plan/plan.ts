@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { WallError } from "../core/errors.js";
+import { isUnder } from "../core/paths.js";
 import type { Policy } from "../policy/schema.js";
 import type { EgressPlan } from "../walls/egress/index.js";
 import {
@@ -20,7 +21,7 @@ import {
   planEnvironment,
   planFilesystem,
 } from "../walls/filesystem/index.js";
-import { BOX_GATE_SOCKET, type GatePlan, planGate } from "../walls/gate/index.js";
+import { BOX_GATE_SOCKET, type GatePlan, placeholdersInLayer, planGate } from "../walls/gate/index.js";
 import type { RuntimeName } from "../walls/isolation/index.js";
 import {
   buildSeccompFilter,
@@ -155,7 +156,12 @@ export function planBox(policy: Policy, ctx: BoxContext): BoxPlan {
     home: filesystem.home,
     presets,
     fourwall: ctx.fourwall ?? ["fourwall"],
+    workdirPlaceholders: placeholdersInLayer(filesystem.placeholders, filesystem.cwd).length > 0,
   });
+  // The gate's layer is a filesystem of its own: git in a workdir below its repository's root
+  // (a monorepo's subdirectory) must look past it to find the repository (shown read-only).
+  if (gate.overlay && filesystem.gitEntries.some((e) => !isUnder(e, filesystem.cwd)))
+    env.GIT_DISCOVERY_ACROSS_FILESYSTEM = "1";
   return {
     id,
     runtime: policy.isolation.runtime,

@@ -56,6 +56,7 @@ export const WEAKENINGS = [
   "credentials", // egress.credentials: the box's variables hold the real secrets, not the sentinels
   "pause", // no pause at the action: the notify filter is not installed (the layer still holds)
   "diff-escape", // the terminal's file-by-file review shows a change's diff lines raw
+  "host-placeholders", // no layer carries the placeholders: they stand on the host (and the gate holds nothing)
 ] as const;
 type Weakening = (typeof WEAKENINGS)[number];
 
@@ -126,7 +127,7 @@ function withHome(args: string[], how: "readonly" | "writable"): string[] {
   return out;
 }
 /** The plan's weakenings that `docker run` carries over as they are. */
-const DOCKER_PLAN_ONLY: Weakening[] = ["persistence", "env", "rlimits", "cgroup"];
+const DOCKER_PLAN_ONLY: Weakening[] = ["persistence", "env", "rlimits", "cgroup", "host-placeholders"];
 
 const ALL_CAPS = [
   "CAP_SYS_ADMIN",
@@ -159,7 +160,7 @@ const GVISOR_SPEC_WEAKENINGS: Partial<Record<Weakening, (spec: OciSpec) => void>
 /** The plan's weakenings that gVisor's bundle carries over as they are. */
 const GVISOR_PLAN_ONLY: Weakening[] = [
   ...["secrets", "home-writable", "sockets", "persistence", "identity"],
-  ...["rlimits", "cgroup", "env", "hosts-leak"],
+  ...["rlimits", "cgroup", "env", "hosts-leak", "host-placeholders"],
 ] as Weakening[];
 
 const docker = optValue("--runtime") === "docker";
@@ -271,6 +272,8 @@ if (onPlan.has("net"))
     why: "weak",
   });
 if (weaken.has("git-history")) plan.gate.gitHistory = false;
+// the old way: without the gate's layer, every placeholder stands on the host while the box runs
+if (onPlan.has("host-placeholders")) plan.gate.overlay = false;
 if (onPlan.has("credentials"))
   for (const b of plan.credentials.bindings)
     if (b.env) plan.env[b.env] = plan.credentials.secrets.get(b.name)!;

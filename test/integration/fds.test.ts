@@ -34,7 +34,7 @@ const READ_ALL_FDS = [
   "import os\nfor fd in range(3, 1024):\n    try:\n        print(fd, os.pread(fd, 200, 0))\n    except OSError:\n        pass",
 ];
 
-/** A policy without the gate's copy-on-write layer (so no fourwall-overlay in the launch chain). */
+/** A policy whose gate holds nothing (its layer then only carries the placeholders, docs/gate.md). */
 function noLayerPolicy(fx: Fixture): string {
   const file = path.join(fx.base, "no-layer.yaml");
   writeFileSync(file, "gate:\n  fs:\n    default: allow\n    rules: []\n");
@@ -78,10 +78,12 @@ for (const mode of MODES)
         const fx = makeFixture(mode);
         const r = fromCallerHoldingSecret(
           fx,
-          // bwrap straight from Node, no native launcher in between (user mode, no gate layer)
+          // bwrap straight from Node, no native launcher in between (user mode, no gate layer: an
+          // allow-all policy still gets one to carry the placeholders, which this box stands on the host)
           [
             process.execPath,
-            ...["--import", TSX_LOADER, WEAK_BOX, "--weaken", "rlimits", "--policy", noLayerPolicy(fx)],
+            ...["--import", TSX_LOADER, WEAK_BOX, "--weaken", "rlimits,host-placeholders"],
+            ...["--policy", noLayerPolicy(fx)],
             ...["--", ...READ_ALL_FDS],
           ],
           { NODE_PATH: path.join(ROOT, "node_modules") },

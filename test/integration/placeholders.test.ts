@@ -1,77 +1,248 @@
 /**
  * No trace on the host (issue 12), launched as root and as uid 65534: the read-only placeholders
- * for persistence files that do not exist yet (.mcp.json, .envrc, .vscode/, .gitmodules, .git/hooks
- * pieces) stand in the gate's layer only. The box sees them and cannot write them; its `git add -A`
- * does not stage them; the host's workdir never has them (its `git status` stays clean while the
- * box runs) and is unchanged after. A box without the persistence guard (weak-box.ts) writes
- * .mcp.json through to the host: the same check sees it.
+ * for persistence files that do not exist yet (.mcp.json, .envrc, .vscode/, .gitmodules,
+ * .git/commondir, …) stand in the box's copy-on-write layer only — also when the gate's policy
+ * asks nothing (the layer then only carries them: every change flows, nothing is asked). The box
+ * sees them and cannot write them; its `git add -A` does not stage them; the host's workdir and its
+ * .git never have them (listings and `git status --ignored` unchanged while the box runs), and
+ * nothing is left after the run, nor after fourwall is SIGKILLed. Each check also runs against a
+ * box that stands them on the host the old way (weak-box.ts --weaken host-placeholders) and sees
+ * the hole; a box without the persistence guard writes .mcp.json through.
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, lstatSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { describe, it } from "node:test";
-import { MODES, makeFixture, runInBox, startInBox, waitFor } from "../helpers/box.js";
+import { after, before, describe, it } from "node:test";
+import { which } from "../../src/core/paths.js";
+import {
+  type Fixture,
+  layersOf,
+  listDir,
+  MODES,
+  type Mode,
+  makeFixture as makePlainFixture,
+  readAudit,
+  runInBox,
+  startInBox,
+  waitFor,
+} from "../helpers/box.js";
+import {
+  type DockerBoxes,
+  dockerdUnavailable,
+  dockerFixture,
+  startDockerBoxes,
+} from "../helpers/docker-box.js";
 
 const PLACEHOLDERS = [".mcp.json", ".envrc", ".vscode", ".gitmodules", ".claude", ".pre-commit-config.yaml"];
-const BOX_SCRIPT = String.raw`
+const GIT_PLACEHOLDERS = ["commondir", "config.worktree"];
+/** Each a protected name the box tries to create or write: "WROTE name" when it could. */
+const ATTEMPTS = [
+  ".envrc",
+  ".mcp.json",
+  ".gitmodules",
+  ".claude/settings.json",
+  ".vscode/tasks.json",
+  ".git/commondir",
+  ".git/hooks/x",
+];
+const TRY_WRITES = `for f in ${ATTEMPTS.join(" ")}; do (echo evil > "$f") 2>/dev/null && echo "WROTE $f"; done
+mkdir .idea 2>/dev/null && echo "WROTE .idea"
 echo "mcp: $(cat .mcp.json)"
-echo evil > .mcp.json 2>/dev/null && echo WROTE-MCP
-git add -A && echo "staged: $(git diff --cached --name-only | tr '\n' ' ')"
-echo ready
-sleep 4
 `;
 
 const gitStatus = (dir: string) =>
   spawnSync(
     "git",
     ["-c", "safe.directory=*", "status", "--porcelain", "--ignored", "--untracked-files=all"],
-    {
-      cwd: dir,
-      encoding: "utf8",
-    },
+    { cwd: dir, encoding: "utf8" },
   ).stdout;
 
-for (const mode of MODES) {
-  describe(`placeholders leave no trace on the host (${mode})`, () => {
-    it("they stand in the box's layer only: read-only there, unseen by its git, never on the host", async () => {
-      const fx = makeFixture(mode);
-      const w = fx.workdir;
-      const hostBefore = readdirSync(w).sort();
-      const excludeBefore = readFileSync(path.join(w, ".git", "info", "exclude"), "utf8");
-      const box = startInBox(fx, ["--approver", "exit 0"], BOX_SCRIPT);
-      try {
-        assert.ok(await waitFor(() => box.out().includes("ready"), 30_000), box.out());
-        assert.deepEqual(
-          readdirSync(w).sort(),
-          hostBefore,
-          "nothing new in the host's workdir while the box runs",
-        );
-        const status = gitStatus(w);
-        for (const name of PLACEHOLDERS)
-          assert.ok(!status.includes(name), `host git status shows ${name}: ${status}`);
-      } finally {
-        await box.closed;
-      }
-      assert.match(box.out(), /mcp: \{\}/, "the box sees the placeholder");
-      assert.doesNotMatch(box.out(), /WROTE-MCP/, "and cannot write it");
-      const staged = /staged: (.*)/.exec(box.out())?.[1] ?? "";
-      assert.match(staged, /README\.md/, box.out());
-      for (const name of PLACEHOLDERS)
-        assert.ok(!staged.includes(name), `the box's git add -A staged ${name}`);
-      for (const name of PLACEHOLDERS) assert.ok(!existsSync(path.join(w, name)), `${name} left on the host`);
-      assert.equal(readFileSync(path.join(w, ".git", "info", "exclude"), "utf8"), excludeBefore);
-      assert.ok(!existsSync(path.join(w, ".git", "commondir")), ".git/commondir left on the host");
-    });
+/** What the host shows of the workdir: its listing, its .git's, and git's own view. */
+const hostView = (w: string) => ({
+  top: readdirSync(w).sort(),
+  git: readdirSync(path.join(w, ".git")).sort(),
+  status: gitStatus(w),
+});
 
-    it("a box without the persistence guard writes .mcp.json through to the host (the check sees it)", async () => {
-      const fx = makeFixture(mode);
-      const r = await runInBox(fx, ["/bin/sh", "-c", "echo evil > .mcp.json && echo WROTE-MCP"], {
-        weaken: ["persistence"],
-        timeoutMs: 60_000,
-      });
-      assert.match(r.stdout, /WROTE-MCP/, r.stderr);
-      assert.equal(readFileSync(path.join(fx.workdir, ".mcp.json"), "utf8"), "evil\n");
-    });
-  });
+/** The placeholders the host shows (none, when the box leaves no trace). */
+const tracesOn = (w: string) => [
+  ...PLACEHOLDERS.filter((n) => existsSync(path.join(w, n))),
+  ...GIT_PLACEHOLDERS.filter((n) => existsSync(path.join(w, ".git", n))).map((n) => `.git/${n}`),
+  ...[...gitStatus(w).matchAll(/^[!?]{2} (\S+)/gm)]
+    .map((m) => m[1]!)
+    .filter((p) => PLACEHOLDERS.some((n) => p.startsWith(n))),
+];
+
+const ALLOW_ALL = "gate:\n  fs:\n    default: allow\n    rules: []\n";
+
+/**
+ * Starts a box that tries the protected names, then waits; returns what the host showed while it
+ * ran. `weaken`: the broken box instead.
+ */
+async function duringRun(fx: Fixture, flags: string[], script: string, weaken?: string[]) {
+  const w = fx.workdir;
+  const before = hostView(w);
+  const box = startInBox(fx, flags, `${TRY_WRITES}${script}\necho ready\nsleep 30`, weaken ? { weaken } : {});
+  assert.ok(await waitFor(() => box.out().includes("ready"), 60_000), box.out());
+  return { box, before, during: hostView(w), traces: tracesOn(w) };
 }
+
+const RUNSC = which("runsc", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+interface Rt {
+  name: string;
+  /** fourwall's flags, and the broken box's, for this runtime. */
+  run: () => string[];
+  weak: () => string[];
+  skip: false | string;
+  modes: readonly Mode[];
+  fixture?: (mode: Mode) => Fixture;
+}
+// Docker: a daemon of the test's own (or the machine's), root only, as gate.test.ts does.
+let docker: DockerBoxes | undefined;
+const dockerSkip = dockerdUnavailable() ?? false;
+/** The runtimes whose placeholders are checked. */
+const RUNTIMES: Rt[] = [
+  { name: "namespaces", run: () => [], weak: () => [], skip: false, modes: MODES },
+  {
+    name: "gvisor",
+    run: () => ["-r", "gvisor"],
+    weak: () => ["--runtime", "gvisor"],
+    skip: RUNSC ? false : "runsc is not installed",
+    modes: MODES,
+  },
+  {
+    name: "docker",
+    run: () => ["-r", "docker", ...docker!.imageFlags],
+    weak: () => ["--runtime", "docker", ...docker!.imageFlags],
+    skip: dockerSkip,
+    modes: ["root"],
+    fixture: (mode) => {
+      const fx = dockerFixture(mode);
+      fx.env.DOCKER_HOST = docker!.env.DOCKER_HOST;
+      return fx;
+    },
+  },
+];
+
+for (const rt of RUNTIMES)
+  for (const mode of rt.modes) {
+    const makeFixture = rt.fixture ?? makePlainFixture;
+    const flagsFor = (fx: Fixture, extra: string[] = [], weak = false) => [
+      ...(weak ? rt.weak() : rt.run()),
+      ...extra,
+      "-w",
+      fx.workdir,
+    ];
+    describe(`placeholders leave no trace on the host (${mode}, ${rt.name})`, { skip: rt.skip }, () => {
+      if (rt.name === "docker") {
+        before(async () => {
+          docker = await startDockerBoxes();
+        });
+        after(async () => docker?.stop());
+      }
+      const policies =
+        rt.name === "namespaces"
+          ? (["the gate asks", "the gate allows everything"] as const)
+          : (["the gate asks"] as const);
+      for (const policy of policies) {
+        it(`${policy}: in the box's layer only — read-only there, unseen by its git, never on the host`, async () => {
+          const fx = makeFixture(mode);
+          const w = fx.workdir;
+          const excludeBefore = readFileSync(path.join(w, ".git", "info", "exclude"), "utf8");
+          const flags = ["--approver", "exit 0"];
+          let edits = "";
+          if (policy === "the gate allows everything") {
+            writeFileSync(path.join(fx.base, "allow.yaml"), ALLOW_ALL);
+            flags.splice(0, 2, "--approver", "exit 1", "-p", path.join(fx.base, "allow.yaml"));
+            // changes that would be asked about (or held) with a layer that holds: they flow unasked
+            edits = "echo more >> README.md; chmod 755 README.md; ln -s /etc/passwd out";
+          }
+          const { box, before, during, traces } = await duringRun(
+            fx,
+            flagsFor(fx, flags),
+            `${edits}\ngit add -A && echo "staged: $(git diff --cached --name-only | tr '\\n' ' ')"`,
+          );
+          box.child.kill("SIGTERM");
+          await box.closed;
+          assert.deepEqual(traces, [], "no placeholder on the host while the box runs");
+          assert.deepEqual(
+            during.top,
+            before.top,
+            "the host's workdir listing is unchanged while the box runs",
+          );
+          assert.deepEqual(during.git, before.git, "so is its .git");
+          assert.equal(during.status, before.status, "and its git status --ignored");
+          assert.match(box.out(), /mcp: \{\}/, "the box sees the placeholder");
+          assert.doesNotMatch(box.out(), /WROTE/, "and cannot write any protected name");
+          const staged = /staged: (.*)/.exec(box.out())?.[1] ?? "";
+          assert.match(staged, /README\.md/, box.out());
+          for (const name of PLACEHOLDERS)
+            assert.ok(!staged.includes(name), `the box's git add -A staged ${name}`);
+          assert.deepEqual(tracesOn(w), [], "nothing left after the run");
+          assert.equal(readFileSync(path.join(w, ".git", "info", "exclude"), "utf8"), excludeBefore);
+          if (edits) {
+            // nothing asked (the approver would have said no): the edits are on the host
+            assert.equal(readFileSync(path.join(w, "README.md"), "utf8"), "# project\nmore\n");
+            assert.equal(lstatSync(path.join(w, "README.md")).mode & 0o777, 0o755);
+            assert.ok(lstatSync(path.join(w, "out")).isSymbolicLink());
+          }
+        });
+      }
+
+      it("a box that stands them on the host the old way shows them there (the checks see it)", async () => {
+        const fx = makeFixture(mode);
+        const { box, before, during, traces } = await duringRun(fx, flagsFor(fx, [], true), "", [
+          "host-placeholders",
+        ]);
+        box.child.kill("SIGTERM");
+        await box.closed;
+        assert.doesNotMatch(box.out(), /WROTE/, "the old way protects too");
+        assert.ok(traces.includes(".envrc") && traces.includes(".git/commondir"), `traces: ${traces}`);
+        assert.notDeepEqual(during.top, before.top);
+        assert.notEqual(during.status, before.status);
+      });
+
+      for (const weak of [false, true]) {
+        it(`SIGKILL of fourwall leaves nothing on the host${weak ? " (the old way: it does)" : ""}`, async () => {
+          const fx = makeFixture(mode);
+          const w = fx.workdir;
+          const audit = path.join(fx.home, "audit.jsonl");
+          const { box, before } = await duringRun(
+            fx,
+            flagsFor(fx, weak ? [] : ["--audit", audit], weak),
+            "",
+            weak ? ["host-placeholders"] : undefined,
+          );
+          box.child.kill("SIGKILL");
+          await box.closed;
+          // the reaper outlives fourwall: give it the time it takes (it waits 0.2 s, then cleans)
+          await waitFor(() => !weak && tracesOn(w).length === 0, weak ? 3000 : 10_000);
+          if (weak) {
+            assert.ok(tracesOn(w).includes(".git/commondir"), `left: ${tracesOn(w)}`);
+            return;
+          }
+          assert.doesNotMatch(box.out(), /WROTE/);
+          assert.deepEqual(tracesOn(w), []);
+          assert.deepEqual(hostView(w), before, "the workdir, its .git and its git status are as before");
+          // the box wrote nothing: its layer (<box id>-XXXXXX; root's layers dir is the machine's) is gone too
+          const id = readAudit(audit).find((e) => e.event === "box-start")?.box;
+          assert.ok(id, "the audit log names the box");
+          const mine = () => listDir(layersOf(fx)).filter((n) => n.startsWith(`${id}-`));
+          assert.ok(await waitFor(() => mine().length === 0, 10_000), `layer left: ${mine()}`);
+        });
+      }
+
+      it("a box without the persistence guard writes .mcp.json through to the host (the check sees it)", {
+        skip: rt.name !== "namespaces",
+      }, async () => {
+        const fx = makeFixture(mode);
+        const r = await runInBox(fx, ["/bin/sh", "-c", "echo evil > .mcp.json && echo WROTE-MCP"], {
+          weaken: ["persistence"],
+          timeoutMs: 60_000,
+        });
+        assert.match(r.stdout, /WROTE-MCP/, r.stderr);
+        assert.equal(readFileSync(path.join(fx.workdir, ".mcp.json"), "utf8"), "evil\n");
+      });
+    });
+  }

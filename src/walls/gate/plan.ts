@@ -22,13 +22,20 @@ export interface AgentSettingsFile {
 export interface GatePlan {
   policy: GatePolicy;
   /**
-   * Hold changes to pre-existing workdir files in a copy-on-write layer until a human decides.
-   * Off only when no fs decision could be anything but allow (then there is nothing to hold).
+   * A copy-on-write layer over the workdir: it holds changes to pre-existing workdir files until
+   * a human decides (`holds`), and it carries the box's placeholders (placeholders.ts: no trace on
+   * the host). Off only when there is neither anything to hold nor a placeholder in the workdir.
    */
   overlay: boolean;
   /**
-   * Judge the workdir's git refs and reflogs as history, with git (history.ts). Always on; a
-   * deliberately weakened test box turns it off to show the tests see the hole.
+   * The policy can refuse a change (an fs decision other than allow). False with a layer: it only
+   * carries the placeholders; nothing is asked (no pause, no history), new files flow live and
+   * changes to older files are applied at exit, as the policy allows.
+   */
+  holds: boolean;
+  /**
+   * Judge the workdir's git refs and reflogs as history, with git (history.ts). On whenever the
+   * layer holds; a deliberately weakened test box turns it off to show the tests see the hole.
    */
   gitHistory: boolean;
   socketInBox: string;
@@ -41,11 +48,14 @@ export interface GateContext {
   presets: readonly string[];
   /** How the box runs fourwall: [node, /path/to/bin/fourwall.js]. */
   fourwall: readonly string[];
+  /** Placeholders stand inside the workdir (filesystem plan): the layer carries them, asked or not. */
+  workdirPlaceholders?: boolean;
 }
 
 /** The gate's part of the box plan (pure). */
 export function planGate(policy: GatePolicy, ctx: GateContext): GatePlan {
-  const overlay = policy.fs.default !== "allow" || policy.fs.rules.some((r) => r.decision !== "allow");
+  const holds = policy.fs.default !== "allow" || policy.fs.rules.some((r) => r.decision !== "allow");
+  const overlay = holds || ctx.workdirPlaceholders === true;
   const run = (sub: string) => [...ctx.fourwall, "gate", sub].map(shellWord).join(" ");
   const settings: AgentSettingsFile[] = [];
   if (ctx.presets.includes("claude-code")) {
@@ -65,7 +75,7 @@ export function planGate(policy: GatePolicy, ctx: GateContext): GatePlan {
     settings.push({ agent: "codex", kind: "hooks", target: hooks, base: hooks, hookCommand });
     settings.push({ agent: "codex", kind: "codex-config", target: config, base: config, hookCommand });
   }
-  return { policy, overlay, gitHistory: true, socketInBox: BOX_GATE_SOCKET, settings };
+  return { policy, overlay, holds, gitHistory: holds, socketInBox: BOX_GATE_SOCKET, settings };
 }
 
 type Json = Record<string, unknown>;

@@ -85,6 +85,12 @@ export interface ReviewOptions {
    * not asked again; what the box did to that path afterwards (the rest of an overwrite) applies.
    */
   approvedAtAction?: readonly { op: string; path: string }[];
+  /**
+   * false: the layer only carried the box's placeholders (plan.ts `holds`): the policy allows
+   * every change, and what is otherwise always asked (exec, symlink-out, new-repo) applies too,
+   * as it would have without a layer. Nothing is asked.
+   */
+  holds?: boolean;
 }
 
 export interface ReviewResult {
@@ -136,9 +142,10 @@ export async function reviewChangeSet(o: ReviewOptions): Promise<ReviewResult> {
   // (op, path) a human approved at the action (the pause) is not asked again
   const atAction = new Set((o.approvedAtAction ?? []).map((a) => `${a.op}\0${a.path}`));
   const earlier = (c: HeldChange) => c.decision === "ask" && atAction.has(`${c.op}\0${c.path}`);
-  const asked = held.filter((c) => c.decision === "ask" && !earlier(c));
+  const unasked = (c: HeldChange) => c.decision === "ask" && (earlier(c) || o.holds === false);
+  const asked = held.filter((c) => c.decision === "ask" && !unasked(c));
   const auditNote = "all of them in the --audit log's change-set line";
-  let approved = [...allowed, ...held.filter(earlier)];
+  let approved = [...allowed, ...held.filter(unasked)];
   let refusedBy = "policy";
   let keptWhy = "refused by the gate policy";
   if (asked.length > 0) {
