@@ -33,7 +33,8 @@ const listenAt = (host: "127.0.0.1" | "::1" | "0.0.0.0" | "::", port: number): L
 /** The policy's compiled egress plan, from `fourwall egress plan` in a child (its errors on our stderr). */
 function compilePlan(options: ServeOptions): Promise<EgressPlan> {
   const args = [
-    ...process.execArgv,
+    // the same V8 and loader flags (tsx from a source checkout), but not a second debugger on our port
+    ...process.execArgv.filter((a) => !a.startsWith("--inspect")),
     process.argv[1]!,
     "egress",
     "plan",
