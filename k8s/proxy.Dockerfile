@@ -11,5 +11,8 @@ COPY dist/ /opt/fourwall/dist/
 COPY native/build/fourwall-splice /opt/fourwall/native/build/fourwall-splice
 USER 65532:65532
 EXPOSE 3128
-ENTRYPOINT ["node", "/opt/fourwall/bin/fourwall.js"]
+# The proxy's V8 flags (docs/benchmarks.md, issue 16): a 1 MiB young generation and no optimising
+# compiler keep it under 64 MiB with 1,000 tunnels open; its byte paths are native (sockets, TLS,
+# llhttp, splice), so JavaScript speed barely shows.
+ENTRYPOINT ["node", "--max-semi-space-size=1", "--no-opt", "/opt/fourwall/bin/fourwall.js"]
 CMD ["egress", "serve", "-p", "/etc/fourwall/policy.json", "--listen", "0.0.0.0:3128"]

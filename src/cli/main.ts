@@ -230,8 +230,19 @@ egress
     "the sentinels, secrets and CA of a cluster's proxy (its Secret, written by fourwall k8s apply)",
   )
   .action(async (options) => {
-    const { egressServeCommand } = await import("./egress.js");
+    const { egressServeCommand } = await import("./egress-serve.js");
     process.exitCode = await egressServeCommand(options as never);
+  });
+egress
+  .command("plan", { hidden: true })
+  .description("print the compiled egress plan of a policy as JSON (what `egress serve` enforces)")
+  .option("-p, --policy <file>", "policy file, YAML or JSON (default: ./fourwall.yaml if present)")
+  .option("--preset <name>", "add a built-in preset", collect, [] as string[])
+  .option("-a, --allow <rule>", "add an egress allow rule", collect, [] as string[])
+  .option("--resolve <host=ip>", "pin a host name to an address at the proxy", collect, [] as string[])
+  .action(async (options) => {
+    const { egressPlanCommand } = await import("./egress.js");
+    process.exitCode = egressPlanCommand(options as never);
   });
 
 /** The options that render a policy for Kubernetes, shared by `k8s render`, `apply`, `run` and `prove`. */

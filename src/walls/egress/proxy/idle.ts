@@ -27,12 +27,10 @@ export class IdleSweeper {
       this.timer = setInterval(() => this.sweep(), every);
       this.timer.unref();
     }
+    // The interval stays while the proxy lives (unref'd, so it holds nothing open): re-arming it for
+    // every short tunnel cost each new tunnel a timer set-up and tear-down.
     return () => {
       this.watched.delete(entry);
-      if (this.watched.size === 0 && this.timer) {
-        clearInterval(this.timer);
-        this.timer = undefined;
-      }
     };
   }
 

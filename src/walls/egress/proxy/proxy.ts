@@ -10,7 +10,7 @@
  * match.ts), ask the human if the policy says so, resolve the name here (pins first) and refuse
  * internal addresses (addresses.ts). The proxy then connects to exactly the vetted address.
  * Tunnels peek at the client's first flight for a TLS ClientHello and close when its SNI names
- * another host (sni.ts, tunnel.ts), then pipe() both ways untouched; a tunnel that turns out to be a
+ * another host (sni.ts, tunnel.ts), then relay both ways untouched; a tunnel that turns out to be a
  * bulk transfer is handed to a native helper that splices it in the kernel (splice.ts). Every
  * decision becomes one EgressEvent through options.onDecision.
  */

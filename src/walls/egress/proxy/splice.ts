@@ -167,7 +167,7 @@ function flush(socket: Socket, chunks: Buffer[]): Promise<void> {
 const isOpen = (s: Socket) => !s.destroyed && !s.readableEnded && !s.writableEnded && s.readyState === "open";
 
 /**
- * Hands a pair of sockets that pipe() into each other to the splicer without losing or reordering a
+ * Hands a pair of sockets that pipe() or relay() into each other to the splicer without losing or reordering a
  * byte: unpipe, take back what Node already read, stop reading, write it on, wait until both sides
  * have flushed, then `detach` (the caller's listeners and bookkeeping) and send both handles.
  * "not-now": nothing was touched (a half-closed tunnel, no helper): it keeps running in Node.
@@ -177,11 +177,13 @@ export async function handOffQuiet(
   splicer: Splicer,
   client: Socket,
   upstream: Socket,
-  hooks: { detach(): void; onClosed(result: SpliceResult): void },
+  hooks: { unrelay?(): void; detach(): void; onClosed(result: SpliceResult): void },
 ): Promise<"handed-off" | "not-now" | "closed" | "failed"> {
   if (!splicer.available || !isOpen(client) || !isOpen(upstream)) return "not-now";
+  // the relay stops: pipe()'s (squid's forwarder) or the tunnel's own (tunnel.ts relay())
   client.unpipe(upstream);
   upstream.unpipe(client);
+  hooks.unrelay?.();
   const toUpstream = drainReadable(client);
   const toClient = drainReadable(upstream);
   stopReading(client);
