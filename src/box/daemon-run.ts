@@ -3,14 +3,19 @@ import type { Socket } from "node:net";
 import { fileURLToPath } from "node:url";
 import { AuditLog } from "../audit/log.js";
 import { WallError } from "../core/errors.js";
+import { startTrace } from "../core/trace.js";
 import { planFromOptions } from "../plan/from-options.js";
+import type { BoxPlan } from "../plan/plan.js";
 import { PolicyError } from "../policy/errors.js";
 import { runtimeFor } from "../runtimes/index.js";
 import type { RunningBox } from "../runtimes/runtime.js";
+import type { DaemonReply } from "./daemon.js";
+import { serveUp } from "./daemon-up.js";
 import {
   daemonRunChoice,
   ownEnvDiffers,
   parseRunRequest,
+  type ReplyKind,
   RUN_PROTOCOL,
   replyFrame,
   signalFrames,
@@ -61,12 +66,23 @@ function refusal(error: unknown): string | undefined {
   return undefined;
 }
 
-/** Serves one fourwall-run connection to its end. `outdated`: this daemon should leave (a new build). */
-export async function serveRun(socket: Socket, hooks: { outdated(): void }): Promise<void> {
+/**
+ * Serves one fourwall-run connection to its end. `outdated`: this daemon should leave (a new
+ * build). `up`: starts a persistent box (the daemon's own `up`).
+ */
+export async function serveRun(
+  socket: Socket,
+  hooks: {
+    outdated(): void;
+    up(name: string, plan: BoxPlan, approver?: string): Promise<DaemonReply>;
+  },
+): Promise<void> {
   socket.on("error", () => {});
+  const trace = startTrace("run");
   const body = await readRequest(socket);
+  trace.step("request read");
   if (!body) return void socket.destroy();
-  const send = (kind: "F" | "S" | "E" | "X", payload?: string) => {
+  const send = (kind: ReplyKind, payload?: string) => {
     if (!socket.destroyed) socket.write(replyFrame(kind, payload));
   };
   const fallBack = () => {
@@ -83,9 +99,23 @@ export async function serveRun(socket: Socket, hooks: { outdated(): void }): Pro
     hooks.outdated();
     return fallBack();
   }
-  const choice = daemonRunChoice(request.args);
-  if (request.version !== RUN_PROTOCOL || "fallback" in choice) return fallBack();
+  if (request.version !== RUN_PROTOCOL) return fallBack();
   if (ownEnvDiffers(process.env, request.env) !== undefined) return fallBack();
+  if (request.op === "up") {
+    let outcome: Awaited<ReturnType<typeof serveUp>>;
+    try {
+      outcome = await serveUp(request, hooks.up, refusal);
+    } catch {
+      return fallBack(); // not a refusal: let the Node CLI meet it
+    }
+    if ("fallback" in outcome) return fallBack();
+    if (outcome.stdout) send("O", outcome.stdout);
+    if (outcome.stderr) send("E", outcome.stderr);
+    send("X", String(outcome.code));
+    return void socket.end();
+  }
+  const choice = daemonRunChoice(request.args);
+  if ("fallback" in choice) return fallBack();
 
   let plan: Awaited<ReturnType<typeof planFromOptions>>["plan"];
   try {
@@ -101,6 +131,7 @@ export async function serveRun(socket: Socket, hooks: { outdated(): void }): Pro
     return void socket.end();
   }
   if (plan.runtime !== "namespaces") return fallBack();
+  trace.step("planned");
 
   // From here the caller's fds are on their way: fourwall-pty reads them off this socket, so Node
   // must not (a plain read would drop the descriptors). Reading resumes once the box runs.
@@ -129,9 +160,11 @@ export async function serveRun(socket: Socket, hooks: { outdated(): void }): Pro
     }
   };
   let pending: Buffer = Buffer.alloc(0);
+  let replied = false;
   socket.on("close", () => {
     gone = true;
-    box?.signal("SIGKILL"); // the caller was killed: so is its command, as on the Node path
+    // the caller was killed: so is its command, as on the Node path (not once the box has ended)
+    if (!replied) box?.signal("SIGKILL");
   });
   const audit = new AuditLog(undefined);
   let code: number;
@@ -142,6 +175,13 @@ export async function serveRun(socket: Socket, hooks: { outdated(): void }): Pro
       gate: { terminal: false, ...(choice.options.approver ? { approver: choice.options.approver } : {}) },
       say: (text) => send("E", text),
       callerFds: handle.fd,
+      trace,
+      // the exit status goes back as soon as it is final: the private clean-up follows unseen
+      onSettled(settled) {
+        send("X", String(settled));
+        socket.end();
+        replied = true;
+      },
       onStarted(started) {
         box = started;
         if (gone) return started.signal("SIGKILL");
@@ -164,8 +204,12 @@ export async function serveRun(socket: Socket, hooks: { outdated(): void }): Pro
   } finally {
     audit.close();
   }
-  send("X", String(code));
-  socket.end();
+  if (!replied) {
+    send("X", String(code));
+    socket.end();
+  }
+  trace.step("clean-up done");
+  trace.end();
 }
 
 /** The u32-length-prefixed request; undefined when the client leaves or sends too much. */

@@ -57,6 +57,8 @@ export async function runDaemon(options: { forRun?: boolean } = {}): Promise<voi
     servesRuns = true;
     clearTimeout(idleTimer);
     void serveRun(socket, {
+      // `fourwall up` through native/fourwall-run: planned by the daemon (daemon-up.ts)
+      up: (name, plan, approver) => up({ op: "up", name, plan, ...(approver ? { approver } : {}) }),
       outdated() {
         // a new build of fourwall: stop taking work, leave once the boxes still running end
         outdated = true;
@@ -71,11 +73,7 @@ export async function runDaemon(options: { forRun?: boolean } = {}): Promise<voi
 
   async function up(req: Extract<DaemonRequest, { op: "up" }>): Promise<DaemonReply> {
     if (boxes.has(req.name)) return { ok: false, error: `a box named ${req.name} is already up` };
-    // JSON turned the BPF program into { type: "Buffer", data: [...] }: make it bytes again.
-    const plan: BoxPlan = {
-      ...req.plan,
-      seccomp: Buffer.from((req.plan.seccomp as unknown as { data: number[] }).data),
-    };
+    const plan = req.plan;
     const audit = new AuditLog(req.audit);
     let started: (error?: Error) => void = () => {};
     const ready = new Promise<Error | undefined>((resolve) => (started = resolve));
@@ -138,6 +136,12 @@ export async function runDaemon(options: { forRun?: boolean } = {}): Promise<voi
       try {
         const req = JSON.parse(text.slice(0, newline)) as DaemonRequest;
         if (req.op !== "ping") checkBoxName(req.name); // a request names a box, never a path
+        // JSON turned the BPF program into { type: "Buffer", data: [...] }: make it bytes again.
+        if (req.op === "up")
+          req.plan = {
+            ...req.plan,
+            seccomp: Buffer.from((req.plan.seccomp as unknown as { data: number[] }).data),
+          };
         reply = req.op === "up" ? await up(req) : req.op === "down" ? await down(req.name) : { ok: true };
       } catch (error) {
         reply = { ok: false, error: `bad request: ${(error as Error).message}` };
