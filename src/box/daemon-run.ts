@@ -9,8 +9,7 @@ import type { BoxPlan } from "../plan/plan.js";
 import { PolicyError } from "../policy/errors.js";
 import { runtimeFor } from "../runtimes/index.js";
 import type { RunningBox } from "../runtimes/runtime.js";
-import type { DaemonReply } from "./daemon.js";
-import { serveUp } from "./daemon-up.js";
+import { serveUp, type UpReply } from "./daemon-up.js";
 import {
   daemonRunChoice,
   ownEnvDiffers,
@@ -74,7 +73,7 @@ export async function serveRun(
   socket: Socket,
   hooks: {
     outdated(): void;
-    up(name: string, plan: BoxPlan, approver?: string): Promise<DaemonReply>;
+    up(name: string, plan: BoxPlan, approver?: string): Promise<UpReply>;
   },
 ): Promise<void> {
   socket.on("error", () => {});

@@ -1,7 +1,6 @@
 import { WallError } from "../core/errors.js";
 import { planFromOptions } from "../plan/from-options.js";
 import type { BoxPlan } from "../plan/plan.js";
-import type { DaemonReply } from "./daemon.js";
 import { isBoxName } from "./name.js";
 import { IDLE_COMMAND, readBox } from "./persistent.js";
 import { daemonRunChoice, type RunRequest } from "./run-request.js";
@@ -13,6 +12,9 @@ import { daemonRunChoice, type RunRequest } from "./run-request.js";
  * (a taken or odd name, credentials, another runtime, a flag not taken here) goes the Node way,
  * which says it exactly as before.
  */
+
+/** What the daemon's own `up` answers (daemon.ts's DaemonReply, as far as `up` needs it). */
+export type UpReply = { ok: true } | { ok: false; error: string; wall?: string; fix?: string };
 
 /** What the daemon answers: a fallback to the Node CLI, or what to print and the exit status. */
 export type UpOutcome = { fallback: true } | { stdout?: string; stderr?: string; code: number };
@@ -36,7 +38,7 @@ export function upArgs(args: string[]): { name: string; rest: string[] } | undef
 
 export async function serveUp(
   request: RunRequest,
-  up: (name: string, plan: BoxPlan, approver?: string) => Promise<DaemonReply>,
+  up: (name: string, plan: BoxPlan, approver?: string) => Promise<UpReply>,
   refusal: (error: unknown) => string | undefined,
 ): Promise<UpOutcome> {
   const parsed = upArgs(request.args);
