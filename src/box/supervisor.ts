@@ -1,5 +1,6 @@
 import { spawnSync } from "node:child_process";
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, statSync, writeFileSync } from "node:fs";
+import { rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import pc from "picocolors";
@@ -324,8 +325,7 @@ export async function superviseBox(
       options.onSettled(outcome);
       step("settled: the exit status is sent");
     }
-    removeBoxCgroup(cgroup);
-    rmSync(runDir, { recursive: true, force: true });
+    await Promise.all([removeBoxCgroup(cgroup), rm(runDir, { recursive: true, force: true })]);
     step("cgroup and run dir removed");
     await reaper?.release(); // placeholders: the last box out on this workdir removes them
     step("reaper done");
