@@ -84,7 +84,9 @@ export async function serveRun(
   const send = (kind: ReplyKind, payload?: string) => {
     if (!socket.destroyed) socket.write(replyFrame(kind, payload));
   };
-  const fallBack = () => {
+  const fallBack = (why: string) => {
+    trace.step(`fallback: ${why}`);
+    trace.end();
     send("F");
     socket.end();
   };
@@ -92,29 +94,30 @@ export async function serveRun(
   try {
     request = parseRunRequest(body);
   } catch {
-    return fallBack();
+    return fallBack("a malformed request");
   }
   if (BUILD.changed()) {
     hooks.outdated();
-    return fallBack();
+    return fallBack("a new build");
   }
-  if (request.version !== RUN_PROTOCOL) return fallBack();
-  if (ownEnvDiffers(process.env, request.env) !== undefined) return fallBack();
+  if (request.version !== RUN_PROTOCOL) return fallBack("another protocol");
+  if (ownEnvDiffers(process.env, request.env) !== undefined)
+    return fallBack("fourwall's own environment differs");
   if (request.op === "up") {
     let outcome: Awaited<ReturnType<typeof serveUp>>;
     try {
       outcome = await serveUp(request, hooks.up, refusal);
     } catch {
-      return fallBack(); // not a refusal: let the Node CLI meet it
+      return fallBack("up could not be served"); // not a refusal: let the Node CLI meet it
     }
-    if ("fallback" in outcome) return fallBack();
+    if ("fallback" in outcome) return fallBack("up not taken here");
     if (outcome.stdout) send("O", outcome.stdout);
     if (outcome.stderr) send("E", outcome.stderr);
     send("X", String(outcome.code));
     return void socket.end();
   }
   const choice = daemonRunChoice(request.args);
-  if ("fallback" in choice) return fallBack();
+  if ("fallback" in choice) return fallBack("a flag not taken here");
 
   let plan: Awaited<ReturnType<typeof planFromOptions>>["plan"];
   try {
@@ -124,12 +127,12 @@ export async function serveRun(
     }));
   } catch (error) {
     const said = refusal(error);
-    if (said === undefined) return fallBack(); // not a refusal: let the Node CLI meet it
+    if (said === undefined) return fallBack(`the plan failed: ${(error as Error).message}`); // not a refusal: let the Node CLI meet it
     send("E", said);
     send("X", "125");
     return void socket.end();
   }
-  if (plan.runtime !== "namespaces") return fallBack();
+  if (plan.runtime !== "namespaces") return fallBack("another runtime");
   trace.step("planned");
 
   // From here the caller's fds are on their way: fourwall-pty reads them off this socket, so Node
@@ -139,7 +142,7 @@ export async function serveRun(
       _handle?: { fd?: number; reading?: boolean; readStop(): number; readStart(): number };
     }
   )._handle;
-  if (!handle || typeof handle.fd !== "number" || handle.fd < 0) return fallBack();
+  if (!handle || typeof handle.fd !== "number" || handle.fd < 0) return fallBack("no socket handle");
   handle.reading = false;
   handle.readStop();
   send("S");
