@@ -73,6 +73,7 @@ export async function serveRun(
   socket: Socket,
   hooks: {
     outdated(): void;
+    ran(): void;
     up(name: string, plan: BoxPlan, approver?: string): Promise<UpReply>;
   },
 ): Promise<void> {
@@ -116,6 +117,7 @@ export async function serveRun(
     send("X", String(outcome.code));
     return void socket.end();
   }
+  hooks.ran();
   const choice = daemonRunChoice(request.args);
   if ("fallback" in choice) return fallBack("a flag not taken here");
 

@@ -54,11 +54,14 @@ export async function runDaemon(options: { forRun?: boolean } = {}): Promise<voi
   };
   const runServer = createServer((socket: Socket) => {
     runs++;
-    servesRuns = true;
     clearTimeout(idleTimer);
     void serveRun(socket, {
       // `fourwall up` through native/fourwall-run: planned by the daemon (daemon-up.ts)
       up: (name, plan, approver) => up({ op: "up", name, plan, ...(approver ? { approver } : {}) }),
+      // a run (not an `up`): wait longer for the next one
+      ran() {
+        servesRuns = true;
+      },
       outdated() {
         // a new build of fourwall: stop taking work, leave once the boxes still running end
         outdated = true;
