@@ -1,7 +1,7 @@
 /**
- * Exec latency (issue 7): a command in an already running box (`fourwall exec NAME -- true`),
- * against bare `true` and a whole `fourwall run -- true`, measured in the same run. Target: under
- * 15 ms added over the bare command (median), on the namespaces runtime.
+ * Exec latency (issues 7 and 16): a command in an already running box (`fourwall exec NAME -- true`),
+ * against bare `true` and a whole `fourwall run -- true`, measured in the same run. Target (issue
+ * 16): at most 5 ms added over the bare command (median), on the namespaces runtime.
  */
 import { execFileSync } from "node:child_process";
 import path from "node:path";
@@ -9,7 +9,7 @@ import type { BenchGroup, ExtraTable, GroupResult } from "./lib/group.js";
 import { msRow, ratio } from "./lib/group.js";
 import { measureInterleaved } from "./lib/measure.js";
 
-const TARGET_ADDED_MS = 15;
+const TARGET_ADDED_MS = 5;
 
 export const exec: BenchGroup = {
   id: "exec",
@@ -54,9 +54,9 @@ export const exec: BenchGroup = {
         header: ["target", "measured", "met"],
         rows: [
           [
-            `added over bare true < ${TARGET_ADDED_MS} ms (median)`,
+            `added over bare true ≤ ${TARGET_ADDED_MS} ms (median)`,
             added === undefined ? "n/a" : `${added.toFixed(1)} ms`,
-            added === undefined ? "unknown" : added < TARGET_ADDED_MS ? "yes" : "no",
+            added === undefined ? "unknown" : added <= TARGET_ADDED_MS ? "yes" : "no",
           ],
         ],
       };

@@ -1,8 +1,9 @@
 /**
  * Scale (issue 7): many persistent boxes on one machine. Brings up N boxes at once (default 50;
  * 5 with --quick), reports the time until all are up, the box daemon's memory, and `exec`
- * latency (median, p95) while they idle; then brings them all down. Targets: all up within 5 s,
- * exec p95 under 50 ms.
+ * latency (median, p95) while they idle; then brings them all down. Targets: all up within 3 s
+ * (issue 16), exec p95 under 50 ms. `fourwall up` goes through bin/fourwall: the native client and
+ * the box daemon once one is up (the first `up` of the growth rounds starts it through the Node CLI).
  */
 import { execFileSync, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -80,8 +81,8 @@ export const scale: BenchGroup = {
           [
             `${count} boxes up at once (parallel \`fourwall up\`)`,
             `${upOk}/${count} up in ${(upMs / 1000).toFixed(2)} s`,
-            "all within 5 s",
-            upOk === count && upMs < 5000 ? "yes" : "no",
+            "all within 3 s",
+            upOk === count && upMs <= 3000 ? "yes" : "no",
           ],
           [
             "box daemons serving them (proxies included)",
@@ -96,7 +97,7 @@ export const scale: BenchGroup = {
             p95 !== undefined && p95 < 50 ? "yes" : "no",
           ],
         ],
-        note: "Each `fourwall up` is a whole CLI start (Node, policy, plan) that hands the plan to the user's box daemon; on 2 cores those starts dominate.",
+        note: "Each `fourwall up` goes through bin/fourwall to native/fourwall-run and the user's box daemon (already up from the growth rounds), which plans and starts the box: no Node start per box. With no daemon up, an `up` is a whole CLI start (Node, policy, plan).",
       };
       return {
         id: this.id,

@@ -61,30 +61,25 @@
  * The kernel maps on-disk ids "down" through a mount idmap (inside = on disk, outside = seen),
  * so the line is "OWNER BOX 1": on-disk OWNER appears as BOX, and BOX writes as OWNER. */
 static int idmap_userns(unsigned box_uid, unsigned box_gid, unsigned owner_uid, unsigned owner_gid) {
-  int sync_pipe[2];
-  if (pipe2(sync_pipe, O_CLOEXEC) < 0) die("pipe", NULL);
+  int sync_pipe[2], ready_pipe[2];
+  if (pipe2(sync_pipe, O_CLOEXEC) < 0 || pipe2(ready_pipe, O_CLOEXEC) < 0) die("pipe", NULL);
   pid_t child = fork();
   if (child < 0) die("fork", NULL);
   if (child == 0) {
-    char c;
+    char c = 'u';
+    close(ready_pipe[0]);
     if (unshare(CLONE_NEWUSER) < 0) _exit(1);
+    (void)!write(ready_pipe[1], &c, 1); /* unshared: the parent may map it */
     close(sync_pipe[1]);
     (void)read(sync_pipe[0], &c, 1); /* wait until the parent has taken the namespace */
     _exit(0);
   }
   close(sync_pipe[0]);
-  char path[64], map[96];
-  /* Wait until the child has unshared: poll its user namespace link until it differs from ours. */
-  char self_ns[64] = {0}, child_ns[64] = {0};
-  if (readlink("/proc/self/ns/user", self_ns, sizeof self_ns - 1) < 0) die("readlink", "/proc/self/ns/user");
-  snprintf(path, sizeof path, "/proc/%d/ns/user", child);
-  for (int tries = 0;; tries++) {
-    memset(child_ns, 0, sizeof child_ns);
-    if (readlink(path, child_ns, sizeof child_ns - 1) < 0) die("readlink", path);
-    if (strcmp(self_ns, child_ns) != 0) break;
-    if (tries > 20000) { errno = ETIMEDOUT; die("user namespace for idmap", NULL); }
-    usleep(50);
-  }
+  close(ready_pipe[1]);
+  char path[64], map[96], c;
+  /* Wait until the child has unshared (it says so; end-of-file: it could not). */
+  if (read(ready_pipe[0], &c, 1) != 1) { errno = EPERM; die("user namespace for idmap", NULL); }
+  close(ready_pipe[0]);
   snprintf(path, sizeof path, "/proc/%d/uid_map", child);
   snprintf(map, sizeof map, "%u %u 1\n", owner_uid, box_uid);
   write_file(path, map);
@@ -101,17 +96,30 @@ static int idmap_userns(unsigned box_uid, unsigned box_gid, unsigned owner_uid, 
   return fd;
 }
 
+/* One user namespace per owner: paths of the same owner (the workdir and HOME, as a rule) share it,
+ * which saves a fork and a namespace per mount. */
+static struct { unsigned uid, gid; int fd; } idmap_cache[8];
+static int idmap_cached;
+
+static int owner_userns(unsigned box_uid, unsigned box_gid, unsigned owner_uid, unsigned owner_gid) {
+  for (int k = 0; k < idmap_cached; k++)
+    if (idmap_cache[k].uid == owner_uid && idmap_cache[k].gid == owner_gid) return idmap_cache[k].fd;
+  int fd = idmap_userns(box_uid, box_gid, owner_uid, owner_gid);
+  if (idmap_cached < (int)(sizeof idmap_cache / sizeof idmap_cache[0]))
+    idmap_cache[idmap_cached++] = (typeof(idmap_cache[0])){owner_uid, owner_gid, fd};
+  return fd;
+}
+
 static void idmap_mount(const char *target, unsigned box_uid, unsigned box_gid, unsigned owner_uid,
                         unsigned owner_gid) {
-  int userns = idmap_userns(box_uid, box_gid, owner_uid, owner_gid);
+  int userns = owner_userns(box_uid, box_gid, owner_uid, owner_gid);
   int tree = (int)syscall(SYS_open_tree, AT_FDCWD, target, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
   if (tree < 0) die("open_tree", target);
   struct mount_attr attr = {.attr_set = MOUNT_ATTR_IDMAP, .userns_fd = (unsigned long long)userns};
   if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH, &attr, sizeof attr) < 0)
     die("idmapped mount (mount_setattr) of", target);
   if (syscall(SYS_move_mount, tree, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) < 0) die("move_mount", target);
-  close(tree);
-  close(userns);
+  close(tree); /* the namespace stays open for the owner's next path (close-on-exec) */
 }
 
 /* Whether uid/gid may search the directory (x for owner, group or others; no capabilities). */

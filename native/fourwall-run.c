@@ -9,13 +9,15 @@
  * anything ran, this execs the Node CLI: `run` behaves as it always did. A controlling terminal
  * means the gate may ask on it: that is the Node path's job, so it goes there at once.
  *
- * usage: fourwall-run STATE_DIR NODE CLI_JS -- ARGS...    (ARGS: what followed `fourwall run`)
+ * usage: fourwall-run STATE_DIR NODE CLI_JS [up] -- ARGS...    (ARGS: what followed `fourwall run`)
  * The daemon's socket is STATE_DIR/run-KEY.sock, KEY this build's (build_key): a client reaches only
  * a daemon of its own build (after an upgrade, or with two copies of fourwall on one machine).
+ * With `up`: `fourwall up ARGS` the same way (the daemon plans and starts the persistent box; no
+ * stdio to pass, nothing to forward: src/box/daemon-up.ts).
  * request: u32 length (little endian), then NUL-terminated items, each led by its kind:
- *   'V' protocol version, 'C' cwd, 'A' an argument, 'E' an environment entry
+ *   'V' protocol version, 'O' the operation (up; none: run), 'C' cwd, 'A' an argument, 'E' an environment entry
  * replies: a kind byte, a u32 length, the payload:
- *   'F' fall back to Node · 'S' send the stdio fds now · 'E' text for stderr · 'X' exit status
+ *   'F' fall back to Node · 'S' send the stdio fds now · 'E' text for stderr · 'O' text for stdout · 'X' exit status
  * from the client after 'S': 'f' + its umask (u16) with SCM_RIGHTS {0,1,2}; then 'k' + a signal number byte.
  * Exit status: the command's (128+N when killed by signal N); 125 when the box could not be built.
  */
@@ -148,21 +150,23 @@ static int send_stdio(int sock) {
 }
 
 int main(int argc, char **argv, char **envp) {
-  int dash = 4;
-  if (argc < 5 || strcmp(argv[dash], "--") != 0) {
-    fprintf(stderr, "usage: fourwall-run STATE_DIR NODE CLI_JS -- ARGS...\n");
+  int up = argc > 4 && strcmp(argv[4], "up") == 0;
+  int dash = up ? 5 : 4;
+  if (argc < dash + 1 || strcmp(argv[dash], "--") != 0) {
+    fprintf(stderr, "usage: fourwall-run STATE_DIR NODE CLI_JS [up] -- ARGS...\n");
     return 125;
   }
-  /* NODE CLI_JS run ARGS... */
+  /* NODE CLI_JS run|up ARGS... */
   fallback_argv = calloc((size_t)argc, sizeof *fallback_argv);
   if (!fallback_argv) die("malloc", NULL);
   fallback_argv[0] = argv[2];
   fallback_argv[1] = argv[3];
-  fallback_argv[2] = "run";
+  fallback_argv[2] = up ? "up" : "run";
   for (int i = dash + 1; i < argc; i++) fallback_argv[i - dash + 2] = argv[i];
 
-  /* A controlling terminal: the gate asks there (the Node path's terminal approver). */
-  int tty = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+  /* A controlling terminal: the gate asks there (the Node path's terminal approver). A persistent
+   * box never asks on a terminal (the daemon has none), so `up` goes on. */
+  int tty = up ? -1 : open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
   if (tty >= 0) { close(tty); fall_back(0); }
 
   int sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -190,6 +194,7 @@ int main(int argc, char **argv, char **envp) {
   b.data = NULL;
   put(&b, 'V', PROTOCOL);
   memset(b.data, 0, 4);
+  if (up) put(&b, 'O', "up");
   put(&b, 'C', cwd);
   for (int i = dash + 1; i < argc; i++) put(&b, 'A', argv[i]);
   for (char **e = envp; *e; e++) put(&b, 'E', *e);
@@ -246,6 +251,7 @@ int main(int argc, char **argv, char **envp) {
         sent = 1;
         break;
       case 'E': (void)write_all(2, payload, n); break;
+      case 'O': (void)write_all(1, payload, n); break;
       case 'X': return atoi(payload);
       default: errno = EPROTO; die("reply", NULL);
     }

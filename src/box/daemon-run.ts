@@ -3,14 +3,18 @@ import type { Socket } from "node:net";
 import { fileURLToPath } from "node:url";
 import { AuditLog } from "../audit/log.js";
 import { WallError } from "../core/errors.js";
+import { startTrace } from "../core/trace.js";
 import { planFromOptions } from "../plan/from-options.js";
+import type { BoxPlan } from "../plan/plan.js";
 import { PolicyError } from "../policy/errors.js";
 import { runtimeFor } from "../runtimes/index.js";
 import type { RunningBox } from "../runtimes/runtime.js";
+import { serveUp, type UpReply } from "./daemon-up.js";
 import {
   daemonRunChoice,
   ownEnvDiffers,
   parseRunRequest,
+  type ReplyKind,
   RUN_PROTOCOL,
   replyFrame,
   signalFrames,
@@ -61,15 +65,29 @@ function refusal(error: unknown): string | undefined {
   return undefined;
 }
 
-/** Serves one fourwall-run connection to its end. `outdated`: this daemon should leave (a new build). */
-export async function serveRun(socket: Socket, hooks: { outdated(): void }): Promise<void> {
+/**
+ * Serves one fourwall-run connection to its end. `outdated`: this daemon should leave (a new
+ * build). `up`: starts a persistent box (the daemon's own `up`).
+ */
+export async function serveRun(
+  socket: Socket,
+  hooks: {
+    outdated(): void;
+    ran(): void;
+    up(name: string, plan: BoxPlan, approver?: string): Promise<UpReply>;
+  },
+): Promise<void> {
   socket.on("error", () => {});
+  const trace = startTrace("run");
   const body = await readRequest(socket);
+  trace.step("request read");
   if (!body) return void socket.destroy();
-  const send = (kind: "F" | "S" | "E" | "X", payload?: string) => {
+  const send = (kind: ReplyKind, payload?: string) => {
     if (!socket.destroyed) socket.write(replyFrame(kind, payload));
   };
-  const fallBack = () => {
+  const fallBack = (why: string) => {
+    trace.step(`fallback: ${why}`);
+    trace.end();
     send("F");
     socket.end();
   };
@@ -77,15 +95,31 @@ export async function serveRun(socket: Socket, hooks: { outdated(): void }): Pro
   try {
     request = parseRunRequest(body);
   } catch {
-    return fallBack();
+    return fallBack("a malformed request");
   }
   if (BUILD.changed()) {
     hooks.outdated();
-    return fallBack();
+    return fallBack("a new build");
   }
+  if (request.version !== RUN_PROTOCOL) return fallBack("another protocol");
+  if (ownEnvDiffers(process.env, request.env) !== undefined)
+    return fallBack("fourwall's own environment differs");
+  if (request.op === "up") {
+    let outcome: Awaited<ReturnType<typeof serveUp>>;
+    try {
+      outcome = await serveUp(request, hooks.up, refusal);
+    } catch {
+      return fallBack("up could not be served"); // not a refusal: let the Node CLI meet it
+    }
+    if ("fallback" in outcome) return fallBack("up not taken here");
+    if (outcome.stdout) send("O", outcome.stdout);
+    if (outcome.stderr) send("E", outcome.stderr);
+    send("X", String(outcome.code));
+    return void socket.end();
+  }
+  hooks.ran();
   const choice = daemonRunChoice(request.args);
-  if (request.version !== RUN_PROTOCOL || "fallback" in choice) return fallBack();
-  if (ownEnvDiffers(process.env, request.env) !== undefined) return fallBack();
+  if ("fallback" in choice) return fallBack("a flag not taken here");
 
   let plan: Awaited<ReturnType<typeof planFromOptions>>["plan"];
   try {
@@ -95,12 +129,13 @@ export async function serveRun(socket: Socket, hooks: { outdated(): void }): Pro
     }));
   } catch (error) {
     const said = refusal(error);
-    if (said === undefined) return fallBack(); // not a refusal: let the Node CLI meet it
+    if (said === undefined) return fallBack(`the plan failed: ${(error as Error).message}`); // not a refusal: let the Node CLI meet it
     send("E", said);
     send("X", "125");
     return void socket.end();
   }
-  if (plan.runtime !== "namespaces") return fallBack();
+  if (plan.runtime !== "namespaces") return fallBack("another runtime");
+  trace.step("planned");
 
   // From here the caller's fds are on their way: fourwall-pty reads them off this socket, so Node
   // must not (a plain read would drop the descriptors). Reading resumes once the box runs.
@@ -109,7 +144,7 @@ export async function serveRun(socket: Socket, hooks: { outdated(): void }): Pro
       _handle?: { fd?: number; reading?: boolean; readStop(): number; readStart(): number };
     }
   )._handle;
-  if (!handle || typeof handle.fd !== "number" || handle.fd < 0) return fallBack();
+  if (!handle || typeof handle.fd !== "number" || handle.fd < 0) return fallBack("no socket handle");
   handle.reading = false;
   handle.readStop();
   send("S");
@@ -129,9 +164,11 @@ export async function serveRun(socket: Socket, hooks: { outdated(): void }): Pro
     }
   };
   let pending: Buffer = Buffer.alloc(0);
+  let replied = false;
   socket.on("close", () => {
     gone = true;
-    box?.signal("SIGKILL"); // the caller was killed: so is its command, as on the Node path
+    // the caller was killed: so is its command, as on the Node path (not once the box has ended)
+    if (!replied) box?.signal("SIGKILL");
   });
   const audit = new AuditLog(undefined);
   let code: number;
@@ -142,6 +179,13 @@ export async function serveRun(socket: Socket, hooks: { outdated(): void }): Pro
       gate: { terminal: false, ...(choice.options.approver ? { approver: choice.options.approver } : {}) },
       say: (text) => send("E", text),
       callerFds: handle.fd,
+      trace,
+      // the exit status goes back as soon as it is final: the private clean-up follows unseen
+      onSettled(settled) {
+        send("X", String(settled));
+        socket.end();
+        replied = true;
+      },
       onStarted(started) {
         box = started;
         if (gone) return started.signal("SIGKILL");
@@ -164,8 +208,12 @@ export async function serveRun(socket: Socket, hooks: { outdated(): void }): Pro
   } finally {
     audit.close();
   }
-  send("X", String(code));
-  socket.end();
+  if (!replied) {
+    send("X", String(code));
+    socket.end();
+  }
+  trace.step("clean-up done");
+  trace.end();
 }
 
 /** The u32-length-prefixed request; undefined when the client leaves or sends too much. */

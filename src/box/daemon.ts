@@ -91,9 +91,16 @@ export async function runDaemon(options: { forRun?: boolean } = {}): Promise<voi
   };
   const runServer = createServer((socket: Socket) => {
     runs++;
-    servesRuns = true;
     clearTimeout(idleTimer);
-    void serveRun(socket, { outdated: becomeOutdated }).finally(() => {
+    void serveRun(socket, {
+      // `fourwall up` through native/fourwall-run: planned by the daemon (daemon-up.ts)
+      up: (name, plan, approver) => up({ op: "up", name, plan, ...(approver ? { approver } : {}) }),
+      // a run (not an `up`): wait longer for the next one
+      ran() {
+        servesRuns = true;
+      },
+      outdated: becomeOutdated,
+    }).finally(() => {
       runs--;
       armIdleExit();
     });
@@ -101,11 +108,7 @@ export async function runDaemon(options: { forRun?: boolean } = {}): Promise<voi
 
   async function up(req: Extract<DaemonRequest, { op: "up" }>): Promise<DaemonReply> {
     if (boxes.has(req.name)) return { ok: false, error: `a box named ${req.name} is already up` };
-    // JSON turned the BPF program into { type: "Buffer", data: [...] }: make it bytes again.
-    const plan: BoxPlan = {
-      ...req.plan,
-      seccomp: Buffer.from((req.plan.seccomp as unknown as { data: number[] }).data),
-    };
+    const plan = req.plan;
     const audit = new AuditLog(req.audit);
     // The box's state dir (0700, ours) holds the socket where `fourwall exec` hands over its pause.
     mkdirSync(boxDir(req.name), { recursive: true, mode: 0o700 });
@@ -175,6 +178,12 @@ export async function runDaemon(options: { forRun?: boolean } = {}): Promise<voi
       try {
         const req = JSON.parse(text.slice(0, newline)) as DaemonRequest;
         if (req.op !== "ping") checkBoxName(req.name); // a request names a box, never a path
+        // JSON turned the BPF program into { type: "Buffer", data: [...] }: make it bytes again.
+        if (req.op === "up")
+          req.plan = {
+            ...req.plan,
+            seccomp: Buffer.from((req.plan.seccomp as unknown as { data: number[] }).data),
+          };
         reply = req.op === "up" ? await up(req) : req.op === "down" ? await down(req.name) : { ok: true };
       } catch (error) {
         reply = { ok: false, error: `bad request: ${(error as Error).message}` };

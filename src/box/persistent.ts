@@ -24,6 +24,9 @@ export interface BoxInfo {
   created: string;
 }
 
+/** What keeps a persistent box's first process alive: nothing but waiting. */
+export const IDLE_COMMAND = ["sleep", "infinity"];
+
 /** Where boxes are recorded (bin/fourwall looks in the same places, in the same order). */
 export const boxesRoot = () => privateStateDir("boxes");
 

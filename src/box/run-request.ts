@@ -13,17 +13,19 @@ export const NO_DAEMON_VAR = "FOURWALL_RUN_NO_DAEMON";
 
 export interface RunRequest {
   version: string;
+  /** What the client asks for: `run` (no 'O' item) or `up` (daemon-up.ts). */
+  op: "run" | "up";
   cwd: string;
   /** What followed `fourwall run` on the command line. */
   args: string[];
   env: Record<string, string>;
 }
 
-/** The request body (after its u32 length): NUL-terminated items led by 'V', 'C', 'A' or 'E'. */
+/** The request body (after its u32 length): NUL-terminated items led by 'V', 'O', 'C', 'A' or 'E'. */
 export function parseRunRequest(body: Buffer): RunRequest {
   const items = body.toString("utf8").split("\0");
   if (items.pop() !== "") throw new Error("the request does not end with NUL");
-  const request: RunRequest = { version: "", cwd: "", args: [], env: {} };
+  const request: RunRequest = { version: "", op: "run", cwd: "", args: [], env: {} };
   for (const item of items) {
     const value = item.slice(1);
     switch (item[0]) {
@@ -32,6 +34,10 @@ export function parseRunRequest(body: Buffer): RunRequest {
         break;
       case "C":
         request.cwd = value;
+        break;
+      case "O":
+        if (value !== "up") throw new Error(`unknown operation ${JSON.stringify(value)}`);
+        request.op = value;
         break;
       case "A":
         request.args.push(value);
@@ -119,7 +125,7 @@ export function ownEnvDiffers(
   return [...names].find((k) => daemon[k] !== caller[k]);
 }
 
-export type ReplyKind = "F" | "S" | "E" | "X";
+export type ReplyKind = "F" | "S" | "E" | "O" | "X";
 
 /** One reply: its kind, a u32 length (little endian), the payload. */
 export function replyFrame(kind: ReplyKind, payload = ""): Buffer {

@@ -1,11 +1,13 @@
 import { spawnSync } from "node:child_process";
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, statSync, writeFileSync } from "node:fs";
+import { rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import pc from "picocolors";
 import type { AuditLog } from "../audit/log.js";
 import { WallError } from "../core/errors.js";
 import { isUnder } from "../core/paths.js";
+import type { Trace } from "../core/trace.js";
 import { type BoxPlan, withBoxUid } from "../plan/plan.js";
 import type { BoxSession, RunningBox, Runtime } from "../runtimes/runtime.js";
 import {
@@ -170,6 +172,15 @@ export interface SuperviseOptions {
   say?: (text: string) => void;
   /** The daemon's `run`: fourwall-run's connection, which carries the caller's stdio to the box. */
   callerFds?: number;
+  /** Step timings (FOURWALL_TRACE). */
+  trace?: Trace;
+  /**
+   * The exit status is final and nothing the caller can observe changes any more (the gate has
+   * reviewed and applied, its mount points are gone, no placeholder is left for the reaper to
+   * remove): the daemon's `run` replies here; the private clean-up (cgroup, run dir, layer, reaper)
+   * follows. Not called when something observable is still to change: then the caller waits.
+   */
+  onSettled?: (code: number) => void;
 }
 
 const TERMINATING = new Set<NodeJS.Signals>(["SIGTERM", "SIGINT", "SIGHUP"]);
@@ -259,6 +270,7 @@ export async function superviseBox(
   options: SuperviseOptions,
 ): Promise<number> {
   let plan = planned;
+  const step = (label: string) => options.trace?.step(label);
   // 0700 (mkdtemp's) until the box's uid is known; then guardRunDir opens it to the box's group.
   const runDir = mkdtempSync(path.join(os.tmpdir(), `fourwall-${plan.id}-`));
   const emptyFile = path.join(runDir, "empty");
@@ -274,7 +286,13 @@ export async function superviseBox(
   // No cgroup after all (no memory controller, a read-only cgroupfs): RLIMIT_DATA caps memory again.
   if (!cgroup && !plan.rlimits.some((r) => r.name === "data"))
     plan = { ...plan, rlimits: [...plan.rlimits, dataLimit(plan.boxLimits.memoryBytes)] };
-  const session: BoxSession = { runDir, emptyFile, netDir, cgroupDirs: cgroup?.dirs ?? [] };
+  const session: BoxSession = {
+    runDir,
+    emptyFile,
+    netDir,
+    cgroupDirs: cgroup?.dirs ?? [],
+    ...(options.trace ? { trace: options.trace } : {}),
+  };
   const say = options.say ?? ((text: string) => process.stderr.write(text));
   let terminal: TerminalControl | undefined;
   const blocked = new Map<string, number>();
@@ -293,16 +311,34 @@ export async function superviseBox(
   const hostPlaceholders = plan.filesystem.placeholders.filter(
     (p) => !(layered && p.path !== plan.filesystem.cwd && isUnder(p.path, plan.filesystem.cwd)),
   );
+  step("run dir and cgroup made");
+  /** Whether the reaper or the content check below would still change a placeholder on the host. */
+  const placeholdersPending = () => {
+    if (!placeholderList) return hostPlaceholders.length > 0;
+    if (hostPlaceholders.some((p) => p.kind === "file" && p.content !== "" && p.content !== "{}\n"))
+      return true;
+    return (statSync(placeholderList, { throwIfNoEntry: false })?.size ?? 0) > 0;
+  };
+  let outcome: number | undefined;
   const cleanup = async () => {
     clearTimeout(grace);
     for (const [sig, handler] of handlers) process.off(sig, handler);
     void proxy?.close();
     await gate?.close();
+    step("gate closed (layer removed)");
     terminal?.close();
-    removeBoxCgroup(cgroup);
-    rmSync(runDir, { recursive: true, force: true });
-    if (squidDir) rmSync(squidDir, { recursive: true, force: true });
+    if (outcome !== undefined && options.onSettled && !placeholdersPending()) {
+      options.onSettled(outcome);
+      step("settled: the exit status is sent");
+    }
+    await Promise.all([
+      removeBoxCgroup(cgroup),
+      rm(runDir, { recursive: true, force: true }),
+      ...(squidDir ? [rm(squidDir, { recursive: true, force: true })] : []),
+    ]);
+    step("cgroup, run dir (and squid's dir) removed");
     await reaper?.release(); // placeholders: the last box out on this workdir removes them
+    step("reaper done");
     if (placeholderList) removeContentPlaceholders(hostPlaceholders, placeholderList);
   };
   try {
@@ -343,6 +379,7 @@ export async function superviseBox(
       id.mode === "root" && !id.pinned ? { first: BOX_UID_FIRST, count: BOX_UID_COUNT } : undefined,
       squidDir,
     );
+    step("reaper holds the workdir lock (and the box uid)");
     reaper = reaped.reaper;
     placeholderList = reaped.list;
     if (reaped.uid !== undefined) plan = withBoxUid(plan, reaped.uid);
@@ -358,6 +395,7 @@ export async function superviseBox(
       ...terminal.spec,
       ...(options.callerFds === undefined ? {} : { callerFds: options.callerFds }),
     };
+    step("placeholders, generated files, terminal");
     const screen = terminal;
     await allStarted([
       import("./gate.js")
@@ -366,6 +404,7 @@ export async function superviseBox(
         )
         .then((opened) => {
           gate = opened;
+          step("gate up");
         }),
       startCredentials(plan, netDir, onCredential, say)
         .then((credentials) =>
@@ -381,9 +420,11 @@ export async function superviseBox(
         )
         .then((started) => {
           proxy = started;
+          step("proxy up");
         }),
     ]);
     const box = await runtime.launch(plan, session);
+    step("box ready: the command starts");
     options.onStarted?.(box, session, plan);
     for (const sig of options.forwardSignals === false ? [] : FORWARDED) {
       // The box has a session (and, on a terminal, a pty) of its own: Ctrl-C typed on the caller's
@@ -398,12 +439,16 @@ export async function superviseBox(
       process.on(sig, handler);
     }
     const { code } = await box.exit;
+    step("command exited");
     // The box is gone: stop the proxy now, so every decision (squid's log included) is in before the summary.
     await proxy!.close();
+    step("proxy closed");
     options.onExit?.();
     options.audit.write({ box: plan.id, wall: "isolation", event: "box-exit", code });
     const kept = await gate!.finish(); // the copy-on-write layer's change-set: new files in, destructive ones asked
+    step("gate finished (change-set reviewed and applied)");
     const made = newRepositories(plan);
+    step("new repositories looked for");
     if (made.length > 0) {
       options.audit.write({ box: plan.id, wall: "filesystem", event: "new-repositories", paths: made });
       say(
@@ -420,8 +465,12 @@ export async function superviseBox(
       // last, and loud: what the human must not miss
       options.onKept?.(kept);
       say(`${pc.bold(pc.yellow(keptLine(kept)))}\n`);
-      if (options.strictGate && code === 0) return EXIT_CHANGES_KEPT;
+      if (options.strictGate && code === 0) {
+        outcome = EXIT_CHANGES_KEPT;
+        return outcome;
+      }
     }
+    outcome = code;
     return code;
   } finally {
     await cleanup();

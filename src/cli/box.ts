@@ -4,15 +4,12 @@ import pc from "picocolors";
 import { askDaemon, otherDaemonSockets, runDaemon } from "../box/daemon.js";
 import { keptLine } from "../box/kept.js";
 import { checkBoxName } from "../box/name.js";
-import { boxDir, listBoxes, readBox } from "../box/persistent.js";
+import { boxDir, IDLE_COMMAND, listBoxes, readBox } from "../box/persistent.js";
 import { WallError } from "../core/errors.js";
 import { exitStatus } from "../core/exit.js";
 import { enterHelperPath } from "../core/paths.js";
 import { planFromOptions, type RunOptions } from "../plan/from-options.js";
 import { failClosed } from "./run.js";
-
-/** What keeps a persistent box's first process alive: nothing but waiting. */
-const IDLE = ["sleep", "infinity"];
 
 /** Starts the user's box daemon unless one answers already. */
 async function ensureDaemon(): Promise<void> {
@@ -46,7 +43,7 @@ export async function upCommand(options: RunOptions & { name: string }): Promise
         `a box named ${options.name} is already up`,
         `fourwall down ${options.name}`,
       );
-    const { plan } = await planFromOptions(IDLE, options);
+    const { plan } = await planFromOptions(IDLE_COMMAND, options);
     // The box daemon gets the plan as JSON, which never carries secrets: no swap to hand over yet.
     if (plan.credentials.terminates)
       throw new WallError(

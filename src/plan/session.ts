@@ -33,6 +33,8 @@ export interface BoxSession {
    * launcher starts under it, so no box process ever holds the caller's terminal.
    */
   terminal?: BoxTerminal;
+  /** Step timings of the launch (FOURWALL_TRACE). */
+  trace?: { step(label: string): void };
 }
 
 /** How the box's launcher is started by fourwall-pty. */

@@ -88,6 +88,8 @@ export interface LaunchHooks {
   notReady?: (status: number | undefined) => WallError | undefined;
   /** After the launcher program has ended, before the exit status is reported. */
   afterExit?: () => void;
+  /** Step timings (FOURWALL_TRACE). */
+  step?: (label: string) => void;
 }
 
 type Closed = { code: number | null; signal: NodeJS.Signals | null };
@@ -101,6 +103,7 @@ export async function launchBox(spec: LaunchSpec, hooks: LaunchHooks = {}): Prom
   } finally {
     for (const s of spec.stdio) if (typeof s === "number") closeSync(s);
   }
+  hooks.step?.("launcher spawned");
   relay(child, spec.stdio);
   const captured = captureStderr(child, spec);
   let spawnError: Error | undefined;
@@ -149,6 +152,7 @@ export async function launchBox(spec: LaunchSpec, hooks: LaunchHooks = {}): Prom
       break;
     case "ready-fd": {
       boxPid = await Promise.race([status!.childPid, closed.then(() => undefined)]);
+      hooks.step?.("bwrap's box pid known (namespaces made)");
       if (boxPid === undefined) await notBuilt();
       const release = spec.extraFds.find((x) => x.use === "release");
       if (release) {

@@ -263,7 +263,9 @@ export class NamespacesRuntime implements Runtime {
     const check = this.check();
     if (!check.available) throw new WallError("isolation", check.detail, check.fix ?? "run fourwall doctor");
     writeTransparentFiles(plan.network, session.runDir);
-    return launchBox(namespacesLaunchSpec(plan, session, this.options.transformArgs), namespacesHooks());
+    const hooks = namespacesHooks();
+    if (session.trace) hooks.step = (label) => session.trace?.step(label);
+    return launchBox(namespacesLaunchSpec(plan, session, this.options.transformArgs), hooks);
   }
 }
 

@@ -1,5 +1,14 @@
 import { spawnSync } from "node:child_process";
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+} from "node:fs";
 import path from "node:path";
 import { WallError } from "../../core/errors.js";
 import { hostMountOf, type MountEntry } from "../../core/mountinfo.js";
@@ -126,6 +135,14 @@ export function freezeLayer(layer: Pick<Layer, "dir" | "upper" | "work">): void 
  * that cannot be removed is reported and left, the run's exit status does not change.
  */
 export function removeLayer(dir: string): string | undefined {
+  // The usual case, a box that changed nothing (upper/ empty): a few empty directories, removed in
+  // process (no rm to fork on every run's way out); anything else goes to rm and chmod below.
+  try {
+    if (readdirSync(path.join(dir, "upper")).length === 0) rmSync(dir, { recursive: true, force: true });
+    if (!existsSync(dir)) return undefined;
+  } catch {
+    // a directory without permissions in work/, or upper/ unreadable: rm and chmod deal with it
+  }
   const rm = () => spawnSync("rm", ["-rf", "--one-file-system", "--", dir], { stdio: "ignore" });
   if (rm().status === 0 && !existsSync(dir)) return undefined;
   spawnSync("chmod", ["-R", "u+rwx", "--", dir], { stdio: "ignore" });

@@ -1,5 +1,7 @@
-import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { rmdir } from "node:fs/promises";
 import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 
 /**
  * A cgroup for the box (root mode): one cap on the memory of all its processes together and on
@@ -81,7 +83,7 @@ export function createBoxCgroup(boxId: string, limits: CgroupLimits): BoxCgroup 
     }
     return { dirs, version };
   } catch {
-    removeBoxCgroup({ dirs, version });
+    void removeBoxCgroup({ dirs, version }); // empty: nothing to wait for
     return undefined;
   }
 }
@@ -90,16 +92,20 @@ export function createBoxCgroup(boxId: string, limits: CgroupLimits): BoxCgroup 
  * Removes the box's cgroup(s). The kernel may still be tearing down the box's last processes for
  * a few milliseconds after it exits (rmdir says EBUSY then), so it retries briefly.
  */
-export function removeBoxCgroup(cgroup: BoxCgroup | undefined): void {
-  for (const dir of cgroup?.dirs ?? []) {
-    for (let attempt = 0; attempt < 50; attempt++) {
-      try {
-        rmdirSync(dir);
-        break;
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== "EBUSY") break;
-        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+export async function removeBoxCgroup(cgroup: BoxCgroup | undefined): Promise<void> {
+  // Off the event loop: a cgroup's rmdir waits on the kernel (and on EBUSY, for its last process to
+  // be reaped), and the box daemon serves other boxes meanwhile.
+  await Promise.all(
+    (cgroup?.dirs ?? []).map(async (dir) => {
+      for (let attempt = 0; attempt < 50; attempt++) {
+        try {
+          await rmdir(dir);
+          return;
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code !== "EBUSY") return;
+          await sleep(10);
+        }
       }
-    }
-  }
+    }),
+  );
 }

@@ -15,10 +15,16 @@ describe("the box daemon's run protocol", () => {
     const r = parseRunRequest(body("V1", "C/work", "A-p", "Ap.yaml", "A--", "Aecho", "Ea=b=c", "EHOME=/h"));
     assert.deepEqual(r, {
       version: "1",
+      op: "run",
       cwd: "/work",
       args: ["-p", "p.yaml", "--", "echo"],
       env: { a: "b=c", HOME: "/h" },
     });
+  });
+
+  it("reads the operation: up, or run when there is none", () => {
+    assert.equal(parseRunRequest(body("V1", "Oup", "C/w", "A--name", "Ab")).op, "up");
+    assert.throws(() => parseRunRequest(body("V1", "Odown", "C/w")), /operation/);
   });
 
   it("refuses a malformed request", () => {
