@@ -49,7 +49,7 @@ const PYTHON_SKIP = new Set([
 
 const firstExisting = (...paths: string[]) => paths.find((p) => existsSync(p));
 
-interface Contents {
+export interface Contents {
   /** Programs whose ldd closure goes in. */
   programs: string[];
   /** Whole directory trees (their .so files get their closure too). */
@@ -127,7 +127,7 @@ function walkAll(dir: string): string[] {
  * directories resolved (/lib is a symlink to usr/lib on merged-/usr hosts: a member under a
  * symlinked directory would not unpack), and every symlink is followed to its target, which goes in too.
  */
-function hostMembers(c: Contents): string[] {
+export function hostMembers(c: Contents): string[] {
   const members = new Set<string>();
   const add = (p: string, depth = 0): void => {
     if (depth > 16 || !existsSync(p)) return;
