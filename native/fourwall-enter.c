@@ -150,18 +150,8 @@ __attribute__((unused)) static void install_pause(void) {
   if (listener < 0 && errno == EINVAL)
     listener = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &pause_prog);
   if (listener < 0) die("approval gate: install the pause filter", NULL);
-  char byte = 'L';
-  struct iovec iov = {.iov_base = &byte, .iov_len = 1};
-  union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } control;
-  memset(&control, 0, sizeof control);
-  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control.buf};
-  struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
   int lfd = (int)listener;
-  memcpy(CMSG_DATA(c), &lfd, sizeof lfd);
-  if (sendmsg(pause_sock, &msg, MSG_NOSIGNAL) != 1) die("approval gate: hand the pause listener to the supervisor", NULL);
+  if (send_one_fd(pause_sock, lfd, 'L') < 0) die("approval gate: hand the pause listener to the supervisor", NULL);
   close(lfd); /* the message in flight holds the listener: no listener, and paused calls fail (ENOSYS) */
 }
 

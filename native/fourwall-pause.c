@@ -99,18 +99,9 @@ static int install(const char *socket_path, const char *program_path, char **com
   if (strlen(socket_path) >= sizeof addr.sun_path) { errno = ENAMETOOLONG; die("socket path", socket_path); }
   strcpy(addr.sun_path, socket_path);
   if (connect(sock, (struct sockaddr *)&addr, sizeof addr) < 0) die("connect", socket_path);
-  char byte = 'L';
-  struct iovec iov = {.iov_base = &byte, .iov_len = 1};
-  union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } control;
-  memset(&control, 0, sizeof control);
-  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control.buf};
-  struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
   int lfd = (int)listener;
-  memcpy(CMSG_DATA(c), &lfd, sizeof lfd);
-  if (sendmsg(sock, &msg, MSG_NOSIGNAL) != 1) die("send the listener to", socket_path);
+  if (send_one_fd(sock, lfd, 'L') < 0) die("send the listener to", socket_path);
+  char byte;
   /* The receipt: the supervisor holds the listener before the command runs (else: 125). */
   if (read(sock, &byte, 1) != 1 || byte != 'K') { errno = EPROTO; die("no receipt from the supervisor at", socket_path); }
   close(lfd);

@@ -6,6 +6,7 @@
  * `fourwall run` and weak-box.ts alike); `fixture` gives the workdir
  * an unprivileged owner, as the runtime requires (Docker 20.10 has no idmapped mounts).
  */
+import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { DockerRuntime } from "../../src/runtimes/docker.js";
 import { buildImage, imageTag } from "../../src/runtimes/docker-image.js";
@@ -78,4 +79,33 @@ export function dockerFixture(mode: Mode = "root"): Fixture {
   const fx = makeFixture(mode);
   spawnSync("chown", ["-R", `${USER_UID}:${USER_UID}`, fx.home]);
   return fx;
+}
+
+/** The docker CLI against one daemon: `docker` gives the status and output, `must` fails the test on an error. */
+export function dockerCli(host: string) {
+  const docker = (...args: string[]) => {
+    const r = spawnSync("/usr/bin/docker", args, {
+      env: { ...process.env, DOCKER_HOST: host },
+      encoding: "utf8",
+      timeout: 240_000,
+    });
+    return { code: r.status ?? -1, out: `${r.stdout}`, err: `${r.stderr}` };
+  };
+  const must = (...args: string[]) => {
+    const r = docker(...args);
+    assert.equal(r.code, 0, `docker ${args.join(" ")}: ${r.err}`);
+    return r.out.trim();
+  };
+  return { docker, must };
+}
+
+/**
+ * Takes the default route out of a container's network namespace, from outside (the agent holds no
+ * CAP_NET_ADMIN). docker 20.10 still gives an --internal network a default route and leaves the
+ * drop to iptables, which the test daemon does not touch; a pod under the NetworkPolicy has no way
+ * out but the proxy.
+ */
+export function cutDefaultRoute(pid: string): void {
+  const cut = spawnSync("nsenter", ["-t", pid, "-n", "ip", "route", "del", "default"], { encoding: "utf8" });
+  assert.equal(cut.status, 0, cut.stderr);
 }

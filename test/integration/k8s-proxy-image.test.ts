@@ -23,7 +23,13 @@ import { credentialNames, type K8sObject, renderManifests } from "../../src/k8s/
 import { gatherCredentials } from "../../src/k8s/secrets.js";
 import { loadPolicy } from "../../src/policy/load.js";
 import { ROOT } from "../helpers/box.js";
-import { type DockerBoxes, dockerdUnavailable, startDockerBoxes } from "../helpers/docker-box.js";
+import {
+  cutDefaultRoute,
+  type DockerBoxes,
+  dockerCli,
+  dockerdUnavailable,
+  startDockerBoxes,
+} from "../helpers/docker-box.js";
 
 const skip = dockerdUnavailable();
 const run = Math.random().toString(36).slice(2, 8);
@@ -122,19 +128,9 @@ describe("k8s: the proxy image on a network shaped like the NetworkPolicy", { sk
   let agentEnv: string[] = [];
   let sentinel = "";
   let secretMount = "";
-  const docker = (...args: string[]) => {
-    const r = spawnSync("/usr/bin/docker", args, {
-      env: { ...process.env, DOCKER_HOST: boxes.host },
-      encoding: "utf8",
-      timeout: 240_000,
-    });
-    return { code: r.status ?? -1, out: `${r.stdout}`, err: `${r.stderr}` };
-  };
-  const must = (...args: string[]) => {
-    const r = docker(...args);
-    assert.equal(r.code, 0, `docker ${args.join(" ")}: ${r.err}`);
-    return r.out.trim();
-  };
+  // set in before(), once the daemon is up
+  let docker: ReturnType<typeof dockerCli>["docker"];
+  let must: ReturnType<typeof dockerCli>["must"];
   const agentCurl = (...curl: string[]) =>
     docker(
       "exec",
@@ -152,6 +148,7 @@ describe("k8s: the proxy image on a network shaped like the NetworkPolicy", { sk
 
   before(async () => {
     boxes = await startDockerBoxes();
+    ({ docker, must } = dockerCli(boxes.host));
     // The image, from the project's Dockerfile, on the tools image (Node from this machine).
     must(
       "build",
@@ -289,10 +286,7 @@ describe("k8s: the proxy image on a network shaped like the NetworkPolicy", { sk
     // out but the proxy, so the agent's namespace loses that route (set from outside: the agent
     // holds no CAP_NET_ADMIN).
     const pid = must("inspect", "-f", "{{.State.Pid}}", `fw-agent-${run}`);
-    const cut = spawnSync("nsenter", ["-t", pid, "-n", "ip", "route", "del", "default"], {
-      encoding: "utf8",
-    });
-    assert.equal(cut.status, 0, cut.stderr);
+    cutDefaultRoute(pid);
     // Ready when the proxy answers (it prints where it listens).
     for (
       let i = 0;

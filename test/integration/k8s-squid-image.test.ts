@@ -10,7 +10,6 @@
  * inputs and reused by a daemon that has them. Root only: docker needs it (no ordinary-user mode).
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -20,7 +19,13 @@ import { DEFAULT_OPTIONS } from "../../src/k8s/options.js";
 import { type K8sObject, renderManifests, SQUID_DIR } from "../../src/k8s/render.js";
 import { loadPolicy } from "../../src/policy/load.js";
 import { ROOT } from "../helpers/box.js";
-import { type DockerBoxes, dockerdUnavailable, startDockerBoxes } from "../helpers/docker-box.js";
+import {
+  cutDefaultRoute,
+  type DockerBoxes,
+  dockerCli,
+  dockerdUnavailable,
+  startDockerBoxes,
+} from "../helpers/docker-box.js";
 import { buildSquidBase, squidBaseTag } from "../helpers/squid-image.js";
 
 const skip = dockerdUnavailable();
@@ -76,25 +81,16 @@ describe("k8s: the squid proxy image on a network shaped like the NetworkPolicy"
   let image = "";
   let command: string[] = [];
   let agentEnv: string[] = [];
-  const docker = (...args: string[]) => {
-    const r = spawnSync("/usr/bin/docker", args, {
-      env: { ...process.env, DOCKER_HOST: boxes.host },
-      encoding: "utf8",
-      timeout: 240_000,
-    });
-    return { code: r.status ?? -1, out: `${r.stdout}`, err: `${r.stderr}` };
-  };
-  const must = (...args: string[]) => {
-    const r = docker(...args);
-    assert.equal(r.code, 0, `docker ${args.join(" ")}: ${r.err}`);
-    return r.out.trim();
-  };
+  // set in before(), once the daemon is up
+  let docker: ReturnType<typeof dockerCli>["docker"];
+  let must: ReturnType<typeof dockerCli>["must"];
   const have = (tag: string) => docker("image", "inspect", tag).code === 0;
   const curlFrom = (container: string, ...curl: string[]) =>
     docker("exec", container, "curl", "-sS", "--max-time", "8", "-o", "-", "-w", "\\n%{http_code}", ...curl);
 
   before(async () => {
     boxes = await startDockerBoxes();
+    ({ docker, must } = dockerCli(boxes.host));
     const base = squidBaseTag(boxes.image);
     if ("why" in base) throw new Error(`the squid base: ${base.why}`);
     if (!have(base.tag)) await buildSquidBase(boxes.image, base.tag, { PATH: "/usr/bin:/bin", ...boxes.env });
@@ -160,10 +156,7 @@ describe("k8s: the squid proxy image on a network shaped like the NetworkPolicy"
     // iptables, which the test daemon does not touch; under the NetworkPolicy there is no way out
     // but the proxy, so the agent's namespace loses that route (from outside: it has no CAP_NET_ADMIN).
     const pid = must("inspect", "-f", "{{.State.Pid}}", c("agent"));
-    const cut = spawnSync("nsenter", ["-t", pid, "-n", "ip", "route", "del", "default"], {
-      encoding: "utf8",
-    });
-    assert.equal(cut.status, 0, cut.stderr);
+    cutDefaultRoute(pid);
     // Ready when squid accepts (its cache.log is followed onto stderr).
     for (let i = 0; i < 120 && !LISTENING.test(docker("logs", c("proxy")).err); i++) {
       if (must("inspect", "-f", "{{.State.Running}}", c("proxy")) !== "true") break;
