@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -53,14 +54,28 @@ struct half {
 struct conn {
   struct half side[2]; /* side[0]: the box's client, side[1]: the proxy */
   int ep;
+  int dead;          /* closed: later events of the same epoll batch are skipped */
+  struct conn *next; /* on the list of closed connections, freed after the batch */
 };
 
+/* Connections closed during one epoll batch: the batch may still name them, so they are freed after it. */
+static struct conn *closed;
+
 static void drop(struct conn *c) {
-  for (int i = 0; i < 2; i++) {
-    close(c->side[i].fd);
-    free(c->side[i].buf);
+  if (c->dead) return;
+  c->dead = 1;
+  for (int i = 0; i < 2; i++) close(c->side[i].fd); /* closing takes it out of the epoll set */
+  c->next = closed;
+  closed = c;
+}
+
+static void free_closed(void) {
+  while (closed) {
+    struct conn *c = closed;
+    closed = c->next;
+    for (int i = 0; i < 2; i++) free(c->side[i].buf);
+    free(c);
   }
-  free(c);
 }
 
 /* Interest of side i's fd: read while its buffer is empty, write while the peer's buffer holds bytes. */
@@ -137,7 +152,7 @@ static void relay(int lfd, const char *proxy) {
     for (int i = 0; i < n; i++) {
       struct half *h = got[i].data.ptr;
       if (h) {
-        if (!pump(h, got[i].events)) drop(h->conn);
+        if (!h->conn->dead && !pump(h, got[i].events)) drop(h->conn);
         continue;
       }
       int cfd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -159,6 +174,7 @@ static void relay(int lfd, const char *proxy) {
         epoll_ctl(ep, EPOLL_CTL_ADD, c->side[s].fd, &e);
       }
     }
+    free_closed();
   }
 }
 
@@ -193,9 +209,12 @@ int main(int argc, char **argv) {
       fcntl(lfd, F_SETFL, O_NONBLOCK) < 0)
     refuse("egress", "the egress bridge did not start", "(listen on 127.0.0.1)");
 
+  pid_t parent = getpid();
   pid_t pid = fork();
   if (pid < 0) refuse("egress", "the egress bridge did not start", "(fork)");
   if (pid == 0) {
+    /* it ends with the command (in a box the box ends then too; run on its own, nothing stays) */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent) _exit(0);
     int null = open("/dev/null", O_RDWR);
     if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0) _exit(1);
     if (null > 2) close(null);

@@ -282,7 +282,8 @@ for (const mode of MODES) {
       const fx = makeFixture(mode);
       // (root's box daemon is this build's: its sockets carry the build key, another checkout's is not asked)
       const name = `keep-${mode}-${process.pid}`;
-      assert.equal(fourwall(fx, ["up", "--name", name]).status, 0);
+      // the layer alone (no pause): exec's overwrite would otherwise be refused at the action
+      assert.equal(fourwall(fx, ["up", "--name", name, ...layerOnly(fx)]).status, 0);
       try {
         fourwall(fx, ["exec", name, "sh", "-c", "echo from-box > README.md"]);
       } finally {
