@@ -305,7 +305,7 @@ for (const mode of MODES) {
 
       // on a terminal, `down` asks about what is pending (the same review), and a yes applies it
       const again = `${name}-t`;
-      assert.equal(fourwall(fx, ["up", "--name", again]).status, 0);
+      assert.equal(fourwall(fx, ["up", "--name", again, ...layerOnly(fx)]).status, 0);
       fourwall(fx, ["exec", again, "sh", "-c", "echo from-box-2 > README.md"]);
       const tmux = new Tmux();
       const env = Object.entries({ ...fx.env, TERM: "xterm-256color" }).map(([k, v]) => `${k}=${shq(v)}`);
