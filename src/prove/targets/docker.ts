@@ -12,10 +12,17 @@ import { runtimeFor } from "../../runtimes/index.js";
 import type { Runtime } from "../../runtimes/runtime.js";
 import type { ProveLayout } from "../layout.js";
 
+/**
+ * The throwaway user's uid: an ordinary user's, never a box uid. The plan's box uid is provisional
+ * (the supervisor takes a free one from the range when the box starts), so a home handed to it ran
+ * the box as another uid than the files' whenever a second root box was up (EACCES on the results).
+ */
+const PROVE_USER = { uid: 65534, gid: 65534 };
+
 /** True when the home was handed over (the plan must then be made again: it records owners). */
 export function handHomeToBox(plan: BoxPlan, layout: ProveLayout): boolean {
   if (plan.runtime !== "docker" || plan.identity.mode !== "root") return false;
-  const r = spawnSync("chown", ["-R", `${plan.identity.uid}:${plan.identity.gid}`, layout.home]);
+  const r = spawnSync("chown", ["-R", `${PROVE_USER.uid}:${PROVE_USER.gid}`, layout.home]);
   return r.status === 0;
 }
 
