@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, statSync, writeFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -33,6 +33,7 @@ import type { GateOptions, GateSession } from "./gate.js";
 import { EXIT_CHANGES_KEPT, keptLine } from "./kept.js";
 import { type Reaper, standPlaceholders, startReaper } from "./reaper.js";
 import { detachedTerminal, openTerminalControl, type TerminalControl } from "./terminal.js";
+import { planThrough, removeThrough, standThrough, type Through, throughHome } from "./through.js";
 
 type AskHook = (request: AskRequest) => Promise<boolean>;
 
@@ -158,6 +159,8 @@ export interface SuperviseOptions {
   forwardSignals?: boolean;
   /** Approval gate: who is asked (--approver, --inbox, the terminal). */
   gate?: GateOptions;
+  /** Tests only (weak-box.ts host-placeholders): placeholders outside the workdir on the host, no write-through overlay. */
+  hostPlaceholders?: boolean;
   /**
    * After a terminating signal (SIGTERM, SIGINT, SIGHUP) is passed on, how long the command has to
    * end before the box is killed (MCP clients expect a stdio server to go within a grace period).
@@ -308,9 +311,23 @@ export async function superviseBox(
   // trace on the host: walls/gate/placeholders.ts, placeholdersInLayer); only the others stand on
   // the host. (The gate is loaded lazily: the same one-line rule, not its module.)
   const layered = plan.gate.overlay && options.gate?.layer !== false;
-  const hostPlaceholders = plan.filesystem.placeholders.filter(
+  const outsideLayer = plan.filesystem.placeholders.filter(
     (p) => !(layered && p.path !== plan.filesystem.cwd && isUnder(p.path, plan.filesystem.cwd)),
   );
+  // The others, where fourwall-overlay can (user mode, namespaces), in write-through overlays over
+  // their writable directories (box/through.ts); only what is left stands on the host.
+  const home =
+    runtime.name === "namespaces" &&
+    plan.identity.mode === "user" &&
+    outsideLayer.length > 0 &&
+    !options.hostPlaceholders
+      ? throughHome()
+      : undefined;
+  const throughPlan = home
+    ? planThrough(outsideLayer, plan.filesystem.cwd, (p) => existsSync(p), home.sameMount)
+    : { groups: [], host: outsideLayer };
+  const hostPlaceholders = throughPlan.host;
+  let through: Through | undefined;
   step("run dir and cgroup made");
   /** Whether the reaper or the content check below would still change a placeholder on the host. */
   const placeholdersPending = () => {
@@ -337,6 +354,7 @@ export async function superviseBox(
       ...(squidDir ? [rm(squidDir, { recursive: true, force: true })] : []),
     ]);
     step("cgroup, run dir (and squid's dir) removed");
+    if (through) removeThrough(through);
     await reaper?.release(); // placeholders: the last box out on this workdir removes them
     step("reaper done");
     if (placeholderList) removeContentPlaceholders(hostPlaceholders, placeholderList);
@@ -385,6 +403,10 @@ export async function superviseBox(
     if (reaped.uid !== undefined) plan = withBoxUid(plan, reaped.uid);
     guardRunDir(runDir, plan);
     standPlaceholders(hostPlaceholders, reaped.list);
+    if (home && throughPlan.groups.length > 0) {
+      through = standThrough(throughPlan.groups, home.layers, plan.id, runDir);
+      session.through = { args: through.args, hide: through.hide };
+    }
     writeGeneratedFiles(plan, runDir);
     // Only the box's uid (and root) may reach the proxy socket: other local users cannot borrow it.
     if (plan.identity.mode === "root") chownSync(netDir, plan.identity.uid, plan.identity.gid);

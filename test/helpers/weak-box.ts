@@ -376,4 +376,5 @@ const approver = optValue("--approver");
 process.exitCode = await superviseBox(plan, runtime, {
   audit: new AuditLog(undefined),
   gate: approver ? { approver, terminal: false } : undefined,
+  ...(onPlan.has("host-placeholders") ? { hostPlaceholders: true } : {}),
 });

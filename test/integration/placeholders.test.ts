@@ -11,11 +11,12 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, lstatSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { which } from "../../src/core/paths.js";
 import {
+  chownToMode,
   type Fixture,
   layersOf,
   listDir,
@@ -246,3 +247,58 @@ for (const rt of RUNTIMES)
       });
     });
   }
+
+/**
+ * A writable place outside the workdir with a protected name missing in it (`filesystem.writable`
+ * plus `filesystem.readOnly`, as the codex preset's ~/.codex/config.toml): user mode, namespaces,
+ * a write-through overlay carries the placeholder (its upper is the real directory). The host never
+ * lists the name, the box cannot create it, its other writes are on the host at once, and a SIGKILL
+ * of fourwall leaves neither the name nor the overlay's directory. Root mode and the other runtimes
+ * still stand it on the host (docs/gate.md): not checked here.
+ */
+describe("a placeholder outside the workdir: in a write-through overlay (user, namespaces)", () => {
+  const setup = () => {
+    const fx = makePlainFixture("user");
+    const ext = path.join(fx.base, "ext");
+    mkdirSync(ext);
+    writeFileSync(path.join(ext, "old"), "old\n");
+    chownToMode(fx, ext);
+    chownToMode(fx, path.join(ext, "old"));
+    const policy = path.join(fx.base, "ext.yaml");
+    writeFileSync(policy, `filesystem:\n  writable: [${ext}]\n  readOnly: [${ext}/config.toml]\n`);
+    const script = `(echo evil > ${ext}/config.toml) 2>/dev/null && echo WROTE-CONFIG
+echo "box sees: $(ls ${ext} | tr '\\n' ' ')"
+echo new > ${ext}/new; echo more >> ${ext}/old; mv ${ext}/new ${ext}/renamed
+echo ready; sleep 30`;
+    return { fx, ext, policy, script };
+  };
+  for (const weak of [false, true])
+    it(`the host never lists it; writes elsewhere land at once; SIGKILL leaves nothing${weak ? " (the old way: it stands on the host)" : ""}`, async () => {
+      const { fx, ext, policy, script } = setup();
+      const audit = path.join(fx.home, "audit.jsonl");
+      const flags = weak
+        ? ["--policy", policy, "-w", fx.workdir]
+        : ["-p", policy, "--audit", audit, "-w", fx.workdir];
+      const box = startInBox(fx, flags, script, weak ? { weaken: ["host-placeholders"] } : {});
+      assert.ok(await waitFor(() => box.out().includes("ready"), 60_000), box.out());
+      const during = readdirSync(ext).sort();
+      const oldDuring = readFileSync(path.join(ext, "old"), "utf8");
+      box.child.kill("SIGKILL");
+      await box.closed;
+      assert.doesNotMatch(box.out(), /WROTE-CONFIG/, "the box cannot create the protected name");
+      assert.match(box.out(), /box sees: .*config\.toml/, "the box sees the placeholder");
+      if (weak) {
+        assert.ok(during.includes("config.toml"), `the old way stands it on the host: ${during}`);
+        return;
+      }
+      assert.deepEqual(during, ["old", "renamed"], "the host lists nothing new while the box runs");
+      assert.equal(oldDuring, "old\nmore\n", "an edit is on the host while the box runs");
+      assert.equal(readFileSync(path.join(ext, "renamed"), "utf8"), "new\n");
+      const id = readAudit(audit).find((e) => e.event === "box-start")?.box;
+      assert.ok(id, "the audit log names the box");
+      const mine = () => listDir(layersOf(fx)).filter((n) => n.startsWith(`${id}-`));
+      assert.ok(await waitFor(() => mine().length === 0, 10_000), `left in the layers dir: ${mine()}`);
+      assert.deepEqual(readdirSync(ext).sort(), ["old", "renamed"], "nothing left after the SIGKILL");
+      assert.ok(!readFileSync("/proc/self/mountinfo", "utf8").includes(ext), "no mount on the host");
+    });
+});
