@@ -32,7 +32,10 @@
  * --through DIR SUB (repeatable) first mounts a write-through overlay over DIR (a writable place
  * outside the workdir): upper DIR itself, lower SUB/lower (placeholders only), work SUB/work.
  *
- * usage: fourwall-overlay [--hide DIR] [--through DIR SUB]... [LOWER LAYER] -- PROGRAM [ARGS...]
+ * --cover SRC DST (repeatable) then binds SRC read-only over DST (the box's git excludes, which a
+ * write-through overlay's lower cannot show over the real file).
+ *
+ * usage: fourwall-overlay [--hide DIR] [--through DIR SUB]... [--cover SRC DST]... [LOWER LAYER] -- PROGRAM [ARGS...]
  *        fourwall-overlay --opaque UPPER   (after the run: prints, NUL-separated and relative to
  *        UPPER, the directories overlayfs marked opaque — removed and made again, hiding every
  *        older entry — which node cannot see without an xattr API)
@@ -157,10 +160,21 @@ int main(int argc, char **argv) {
     argv += 3;
     argc -= 3;
   }
+  /* --cover SRC DST: SRC (a file of fourwall's) bound read-only over DST after the overlays */
+  const char *cover[MAX_THROUGH][2];
+  int ncover = 0;
+  while (argc > 3 && strcmp(argv[1], "--cover") == 0) {
+    if (ncover == MAX_THROUGH) { errno = E2BIG; die("--cover", argv[3]); }
+    cover[ncover][0] = argv[2];
+    cover[ncover][1] = argv[3];
+    ncover++;
+    argv += 3;
+    argc -= 3;
+  }
   /* without a gate layer: "-- PROGRAM" right away (only write-through overlays) */
-  int gated = !(argc >= 3 && strcmp(argv[1], "--") == 0 && nthrough > 0);
+  int gated = !(argc >= 3 && strcmp(argv[1], "--") == 0 && nthrough + ncover > 0);
   if (gated && (argc < 5 || strcmp(argv[3], "--") != 0)) {
-    fprintf(stderr, "usage: fourwall-overlay [--hide DIR] [--through DIR SUB]... [LOWER LAYER] -- PROGRAM [ARGS...]\n");
+    fprintf(stderr, "usage: fourwall-overlay [--hide DIR] [--through DIR SUB]... [--cover SRC DST]... [LOWER LAYER] -- PROGRAM [ARGS...]\n");
     return 125;
   }
   const char *lower = gated ? argv[1] : "/";
@@ -209,6 +223,11 @@ int main(int argc, char **argv) {
                  l_opt, u_opt, w_opt);
     if (n < 0 || (size_t)n >= sizeof options) { errno = ENAMETOOLONG; die("overlay options", dir); }
     if (mount("overlay", dir, "overlay", 0, options) < 0) die("mount the write-through overlay over", dir);
+  }
+  for (int i = 0; i < ncover; i++) {
+    if (mount(cover[i][0], cover[i][1], NULL, MS_BIND, NULL) < 0) die("bind over", cover[i][1]);
+    if (mount(NULL, cover[i][1], NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
+      die("make read-only", cover[i][1]);
   }
   if (gated) {
   n = snprintf(options, sizeof options, "lowerdir=%s,upperdir=%s,workdir=%s,userxattr,metacopy=off,index=off,xino=off",

@@ -310,21 +310,29 @@ export async function superviseBox(
   // With the gate's layer over the workdir, the placeholders inside it stand in the layer (no
   // trace on the host: walls/gate/placeholders.ts, placeholdersInLayer); only the others stand on
   // the host. (The gate is loaded lazily: the same one-line rule, not its module.)
-  const layered = plan.gate.overlay && options.gate?.layer !== false;
-  const outsideLayer = plan.filesystem.placeholders.filter(
-    (p) => !(layered && p.path !== plan.filesystem.cwd && isUnder(p.path, plan.filesystem.cwd)),
-  );
-  // The others, where fourwall-overlay can (user mode, namespaces), in write-through overlays over
-  // their writable directories (box/through.ts); only what is left stands on the host.
+  // Placeholders outside the gate's layer go, where fourwall-overlay can (user mode, namespaces),
+  // into write-through overlays over their writable directories (box/through.ts): the box's writes
+  // land in the real directory, the placeholder exists in its mount namespace only. Also the
+  // workdir's, when the gate holds nothing (its layer would only carry them: the box then writes
+  // straight through) or has no layer (a persistent box). Only what is left stands on the host.
+  const cwd = plan.filesystem.cwd;
   const home =
     runtime.name === "namespaces" &&
     plan.identity.mode === "user" &&
-    outsideLayer.length > 0 &&
+    plan.filesystem.placeholders.length > 0 &&
     !options.hostPlaceholders
       ? throughHome()
       : undefined;
+  const carryWorkdir =
+    home !== undefined && (!plan.gate.holds || options.gate?.layer === false) && home.canCarry(cwd);
+  if (carryWorkdir && plan.gate.overlay && !plan.gate.holds)
+    plan = { ...plan, gate: { ...plan.gate, overlay: false } };
+  const layered = plan.gate.overlay && options.gate?.layer !== false;
+  const outsideLayer = plan.filesystem.placeholders.filter(
+    (p) => !(layered && p.path !== cwd && isUnder(p.path, cwd)),
+  );
   const throughPlan = home
-    ? planThrough(outsideLayer, plan.filesystem.cwd, (p) => existsSync(p), home.sameMount)
+    ? planThrough(outsideLayer, cwd, (p) => existsSync(p), home.canCarry, carryWorkdir)
     : { groups: [], host: outsideLayer };
   const hostPlaceholders = throughPlan.host;
   let through: Through | undefined;
@@ -348,13 +356,13 @@ export async function superviseBox(
       options.onSettled(outcome);
       step("settled: the exit status is sent");
     }
+    if (through) removeThrough(through);
     await Promise.all([
       removeBoxCgroup(cgroup),
       rm(runDir, { recursive: true, force: true }),
       ...(squidDir ? [rm(squidDir, { recursive: true, force: true })] : []),
     ]);
     step("cgroup, run dir (and squid's dir) removed");
-    if (through) removeThrough(through);
     await reaper?.release(); // placeholders: the last box out on this workdir removes them
     step("reaper done");
     if (placeholderList) removeContentPlaceholders(hostPlaceholders, placeholderList);
@@ -404,7 +412,7 @@ export async function superviseBox(
     guardRunDir(runDir, plan);
     standPlaceholders(hostPlaceholders, reaped.list);
     if (home && throughPlan.groups.length > 0) {
-      through = standThrough(throughPlan.groups, home.layers, plan.id, runDir);
+      through = standThrough(throughPlan.groups, home.layers, plan.id, runDir, cwd);
       session.through = { args: through.args, hide: through.hide };
     }
     writeGeneratedFiles(plan, runDir);

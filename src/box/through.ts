@@ -15,6 +15,7 @@ import { isUnder } from "../core/paths.js";
 import { privateStateDir } from "../core/state-dir.js";
 import { onKill } from "../plan/session.js";
 import type { Placeholder } from "../walls/filesystem/index.js";
+import { excludeLine } from "../walls/gate/index.js";
 
 /**
  * Placeholders outside the workdir without a trace on the host (issue 12): a write-through overlay
@@ -34,26 +35,28 @@ export interface ThroughGroup {
 /**
  * Which placeholders (those not in the gate's layer) go into a write-through overlay, and over which
  * directory: the nearest existing one above each, merged into the highest such directory; not one
- * holding the workdir (its own overlay sits there), not one off the layers dir's mount (pure).
+ * holding the workdir (an overlay's upper cannot be another overlay), not one `canCarry` refuses
+ * (off the layers dir's mount). Those inside the workdir go into one over the workdir itself when
+ * `carryWorkdir` (a gate that holds nothing, or no gate layer), else stay on the host (pure).
  */
 export function planThrough(
   placeholders: readonly Placeholder[],
   workdir: string,
   exists: (p: string) => boolean,
-  sameMount: (dir: string) => boolean,
+  canCarry: (dir: string) => boolean,
+  carryWorkdir = false,
 ): { groups: ThroughGroup[]; host: Placeholder[] } {
   const host: Placeholder[] = [];
   const picked: { dir: string; p: Placeholder }[] = [];
   for (const p of placeholders) {
+    if (p.path !== workdir && isUnder(p.path, workdir)) {
+      if (carryWorkdir) picked.push({ dir: workdir, p });
+      else host.push(p);
+      continue;
+    }
     let dir = path.dirname(p.path);
     while (dir !== path.dirname(dir) && !exists(dir)) dir = path.dirname(dir);
-    if (
-      dir === path.dirname(dir) ||
-      dir === workdir ||
-      isUnder(workdir, dir) ||
-      isUnder(dir, workdir) ||
-      !sameMount(dir)
-    )
+    if (dir === path.dirname(dir) || isUnder(workdir, dir) || isUnder(dir, workdir) || !canCarry(dir))
       host.push(p);
     else picked.push({ dir, p });
   }
@@ -66,14 +69,28 @@ export function planThrough(
   return { groups, host };
 }
 
+/**
+ * The box's git excludes over the workdir: the host's lines plus one per placeholder in its
+ * worktree (so the box's `git add -A` stages none), or nothing to add (pure).
+ */
+export function throughExclude(group: ThroughGroup, hostExclude: string): string | undefined {
+  const worktree = group.placeholders
+    .map((p) => path.relative(group.dir, p.path))
+    .filter((r) => r !== ".git" && !r.startsWith(".git/"));
+  if (worktree.length === 0) return undefined;
+  const lines = worktree.map(excludeLine).join("\n");
+  const sep = hostExclude && !hostExclude.endsWith("\n") ? "\n" : "";
+  return `${hostExclude}${sep}# fourwall: the box's read-only placeholders (not on the host)\n${lines}\n`;
+}
+
 /** The layers dir, and a test of whether a directory sits on its mount (the host's mountinfo, read once). */
-export function throughHome(): { layers: string; sameMount: (dir: string) => boolean } {
+export function throughHome(): { layers: string; canCarry: (dir: string) => boolean } {
   const layers = privateStateDir("layers");
   const entries = parseMountinfo(readFileSync("/proc/self/mountinfo", "utf8"));
   const home = mountOf(entries, realpathSync(layers));
   return {
     layers,
-    sameMount: (dir) => {
+    canCarry: (dir) => {
       try {
         const real = realpathSync(dir);
         // overlayfs keeps its work dir out of the upper's tree: never over the layers dir itself
@@ -104,11 +121,13 @@ export function standThrough(
   layers: string,
   id: string,
   runDir: string,
+  workdir: string,
 ): Through {
   const dir = mkdtempSync(path.join(layers, `${id}-through-`));
   chmodSync(dir, 0o700);
   onKill(runDir, `chmod -R u+rwx ${shq(dir)} 2>/dev/null; rm -rf --one-file-system -- ${shq(dir)}`);
   const args: string[] = [];
+  const covers: string[] = [];
   groups.forEach((g, i) => {
     const sub = path.join(dir, String(i));
     const lower = path.join(sub, "lower");
@@ -130,8 +149,22 @@ export function standThrough(
       else writeFileSync(at, p.content, { flag: "wx", mode: 0o644 });
     }
     args.push("--through", g.dir, sub);
+    // the workdir's: the box's git must not see its placeholders (`.git/info` is read-only in the box)
+    const info = path.join(workdir, ".git", "info");
+    if (g.dir === workdir && lstatOrNull(info)?.isDirectory()) {
+      const hostFile = path.join(info, "exclude");
+      const real = lstatOrNull(hostFile);
+      const text = throughExclude(g, real?.isFile() ? readFileSync(hostFile, "utf8") : "");
+      if (text && (!real || real.isFile())) {
+        mkdirSync(path.join(lower, ".git", "info"), { recursive: true, mode: 0o755 });
+        const mine = path.join(lower, ".git", "info", "exclude");
+        writeFileSync(mine, text, { mode: 0o644 });
+        // a real one shadows the lower's: bound over it instead
+        if (real) covers.push("--cover", mine, hostFile);
+      }
+    }
   });
-  return { dir, args, hide: layers };
+  return { dir, args: [...args, ...covers], hide: layers };
 }
 
 /** Removes the overlays' directory (the box is dead); overlayfs's work/work may have no permissions. */
