@@ -6,7 +6,7 @@ import path from "node:path";
 import pc from "picocolors";
 import type { AuditLog } from "../audit/log.js";
 import { WallError } from "../core/errors.js";
-import { isUnder } from "../core/paths.js";
+import { isUnder, nativeHelperPath } from "../core/paths.js";
 import type { Trace } from "../core/trace.js";
 import { type BoxPlan, withBoxUid } from "../plan/plan.js";
 import type { BoxSession, RunningBox, Runtime } from "../runtimes/runtime.js";
@@ -308,10 +308,8 @@ export async function superviseBox(
   let gate: GateSession | undefined;
   let grace: NodeJS.Timeout | undefined;
   // With the gate's layer over the workdir, the placeholders inside it stand in the layer (no
-  // trace on the host: walls/gate/placeholders.ts, placeholdersInLayer); only the others stand on
-  // the host. (The gate is loaded lazily: the same one-line rule, not its module.)
-  // Placeholders outside the gate's layer go, where fourwall-overlay can (user mode, namespaces),
-  // into write-through overlays over their writable directories (box/through.ts): the box's writes
+  // trace on the host: walls/gate/placeholders.ts, placeholdersInLayer). The others go, where
+  // fourwall-overlay can (user mode, namespaces; the gate module stays lazily loaded), into write-through overlays over their writable directories (box/through.ts): the box's writes
   // land in the real directory, the placeholder exists in its mount namespace only. Also the
   // workdir's, when the gate holds nothing (its layer would only carry them: the box then writes
   // straight through) or has no layer (a persistent box). Only what is left stands on the host.
@@ -320,7 +318,8 @@ export async function superviseBox(
     runtime.name === "namespaces" &&
     plan.identity.mode === "user" &&
     plan.filesystem.placeholders.length > 0 &&
-    !options.hostPlaceholders
+    !options.hostPlaceholders &&
+    existsSync(nativeHelperPath("overlay"))
       ? throughHome()
       : undefined;
   const carryWorkdir =

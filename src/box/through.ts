@@ -15,7 +15,6 @@ import { isUnder } from "../core/paths.js";
 import { privateStateDir } from "../core/state-dir.js";
 import { onKill } from "../plan/session.js";
 import type { Placeholder } from "../walls/filesystem/index.js";
-import { excludeLine } from "../walls/gate/index.js";
 
 /**
  * Placeholders outside the workdir without a trace on the host (issue 12): a write-through overlay
@@ -178,6 +177,9 @@ export function removeThrough(t: Through): void {
   }
   rmSync(t.dir, { recursive: true, force: true });
 }
+
+/** A path as one literal, anchored gitignore line (the gate layer's rule, placeholders.ts: kept here so the gate module loads lazily). */
+const excludeLine = (rel: string): string => `/${rel.replace(/[\\*?[\]!#]/g, (c) => `\\${c}`)}`;
 
 const shq = (s: string) => `'${s.replaceAll("'", "'\\''")}'`;
 
