@@ -210,12 +210,17 @@ int main(int argc, char **argv) {
    * LOWER holds only the placeholders (and copies of the directories above them), which thus exist
    * in this mount namespace alone. The work dir is fourwall's, on the same mount (overlayfs needs it).
    */
+  /* each SUB entered (by its path, in this namespace), its layers named relative to it: the box's
+   * mountinfo names no directory of fourwall's; then back to the gate's layer */
+  int back = nthrough > 0 ? open(".", O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
+  if (nthrough > 0 && back < 0) die("open", ".");
   for (int i = 0; i < nthrough; i++) {
     char sub[4096], l_opt[4096 * 2], u_opt[4096 * 2], w_opt[4096 * 2];
     const char *dir = through[i][0];
-    if (snprintf(sub, sizeof sub, "%s/lower", through[i][1]) >= (int)sizeof sub || !escape_option(sub, l_opt, sizeof l_opt) ||
+    if (chdir(through[i][1]) < 0) die("enter", through[i][1]);
+    if (snprintf(sub, sizeof sub, "%s", "lower") >= (int)sizeof sub || !escape_option(sub, l_opt, sizeof l_opt) ||
         !escape_option(dir, u_opt, sizeof u_opt) ||
-        snprintf(sub, sizeof sub, "%s/work", through[i][1]) >= (int)sizeof sub || !escape_option(sub, w_opt, sizeof w_opt)) {
+        snprintf(sub, sizeof sub, "%s", "work") >= (int)sizeof sub || !escape_option(sub, w_opt, sizeof w_opt)) {
       errno = ENAMETOOLONG;
       die("write-through overlay path", dir);
     }
@@ -224,6 +229,7 @@ int main(int argc, char **argv) {
     if (n < 0 || (size_t)n >= sizeof options) { errno = ENAMETOOLONG; die("overlay options", dir); }
     if (mount("overlay", dir, "overlay", 0, options) < 0) die("mount the write-through overlay over", dir);
   }
+  if (back >= 0 && (fchdir(back) < 0 || close(back) < 0)) die("return to", "the layer");
   for (int i = 0; i < ncover; i++) {
     if (mount(cover[i][0], cover[i][1], NULL, MS_BIND, NULL) < 0) die("bind over", cover[i][1]);
     if (mount(NULL, cover[i][1], NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
