@@ -29,7 +29,13 @@
  * namespace, so the box, which in user mode has the user's uid, cannot see its own or another
  * box's layer through the host's tree.
  *
- * usage: fourwall-overlay [--hide DIR] LOWER LAYER -- PROGRAM [ARGS...]
+ * --through DIR SUB (repeatable) first mounts a write-through overlay over DIR (a writable place
+ * outside the workdir): upper DIR itself, lower SUB/lower (placeholders only), work SUB/work.
+ *
+ * --cover SRC DST (repeatable) then binds SRC read-only over DST (the box's git excludes, which a
+ * write-through overlay's lower cannot show over the real file).
+ *
+ * usage: fourwall-overlay [--hide DIR] [--through DIR SUB]... [--cover SRC DST]... [LOWER LAYER] -- PROGRAM [ARGS...]
  *        fourwall-overlay --opaque UPPER   (after the run: prints, NUL-separated and relative to
  *        UPPER, the directories overlayfs marked opaque — removed and made again, hiding every
  *        older entry — which node cannot see without an xattr API)
@@ -142,14 +148,43 @@ int main(int argc, char **argv) {
     argv += 2;
     argc -= 2;
   }
-  if (argc < 5 || strcmp(argv[3], "--") != 0) {
-    fprintf(stderr, "usage: fourwall-overlay [--hide DIR] LOWER LAYER -- PROGRAM [ARGS...]\n");
+  /* write-through overlays: --through DIR SUB (SUB holds lower/ and work/, on DIR's own mount) */
+  enum { MAX_THROUGH = 64 };
+  const char *through[MAX_THROUGH][2];
+  int nthrough = 0;
+  while (argc > 3 && strcmp(argv[1], "--through") == 0) {
+    if (nthrough == MAX_THROUGH) { errno = E2BIG; die("--through", argv[2]); }
+    through[nthrough][0] = argv[2];
+    through[nthrough][1] = argv[3];
+    nthrough++;
+    argv += 3;
+    argc -= 3;
+  }
+  /* --cover SRC DST: SRC (a file of fourwall's) bound read-only over DST after the overlays */
+  const char *cover[MAX_THROUGH][2];
+  int ncover = 0;
+  while (argc > 3 && strcmp(argv[1], "--cover") == 0) {
+    if (ncover == MAX_THROUGH) { errno = E2BIG; die("--cover", argv[3]); }
+    cover[ncover][0] = argv[2];
+    cover[ncover][1] = argv[3];
+    ncover++;
+    argv += 3;
+    argc -= 3;
+  }
+  /* without a gate layer: "-- PROGRAM" right away (only write-through overlays) */
+  int gated = !(argc >= 3 && strcmp(argv[1], "--") == 0 && nthrough + ncover > 0);
+  if (gated && (argc < 5 || strcmp(argv[3], "--") != 0)) {
+    fprintf(stderr, "usage: fourwall-overlay [--hide DIR] [--through DIR SUB]... [--cover SRC DST]... [LOWER LAYER] -- PROGRAM [ARGS...]\n");
     return 125;
   }
-  const char *lower = argv[1];
-  int layer = layer_fd(argv[2]);
-  if (fchdir(layer) < 0) die("enter the layer", argv[2]);
-  close(layer);
+  const char *lower = gated ? argv[1] : "/";
+  if (gated) {
+    int layer = layer_fd(argv[2]);
+    if (fchdir(layer) < 0) die("enter the layer", argv[2]);
+    close(layer);
+  } else {
+    argv -= 2; /* the program is argv[4] below either way */
+  }
   /* upper and work are relative to the layer (the current directory): no host path in mountinfo */
   const char *upper = "upper", *work = "work";
   char lower_opt[4096 * 2], upper_opt[4096 * 2], work_opt[4096 * 2];
@@ -169,10 +204,43 @@ int main(int argc, char **argv) {
   write_file("/proc/self/gid_map", map);
   if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) die("make / private", NULL);
   char options[3 * 4096 * 2 + 128];
-  int n = snprintf(options, sizeof options, "lowerdir=%s,upperdir=%s,workdir=%s,userxattr,metacopy=off,index=off,xino=off",
+  int n;
+  /*
+   * Write-through: the real directory is the UPPER, so the box's writes land in it directly; the
+   * LOWER holds only the placeholders (and copies of the directories above them), which thus exist
+   * in this mount namespace alone. The work dir is fourwall's, on the same mount (overlayfs needs it).
+   */
+  /* each SUB entered (by its path, in this namespace), its layers named relative to it: the box's
+   * mountinfo names no directory of fourwall's; then back to the gate's layer */
+  int back = nthrough > 0 ? open(".", O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
+  if (nthrough > 0 && back < 0) die("open", ".");
+  for (int i = 0; i < nthrough; i++) {
+    char sub[4096], l_opt[4096 * 2], u_opt[4096 * 2], w_opt[4096 * 2];
+    const char *dir = through[i][0];
+    if (chdir(through[i][1]) < 0) die("enter", through[i][1]);
+    if (snprintf(sub, sizeof sub, "%s", "lower") >= (int)sizeof sub || !escape_option(sub, l_opt, sizeof l_opt) ||
+        !escape_option(dir, u_opt, sizeof u_opt) ||
+        snprintf(sub, sizeof sub, "%s", "work") >= (int)sizeof sub || !escape_option(sub, w_opt, sizeof w_opt)) {
+      errno = ENAMETOOLONG;
+      die("write-through overlay path", dir);
+    }
+    n = snprintf(options, sizeof options, "lowerdir=%s,upperdir=%s,workdir=%s,userxattr,metacopy=off,index=off,xino=off",
+                 l_opt, u_opt, w_opt);
+    if (n < 0 || (size_t)n >= sizeof options) { errno = ENAMETOOLONG; die("overlay options", dir); }
+    if (mount("overlay", dir, "overlay", 0, options) < 0) die("mount the write-through overlay over", dir);
+  }
+  if (back >= 0 && (fchdir(back) < 0 || close(back) < 0)) die("return to", "the layer");
+  for (int i = 0; i < ncover; i++) {
+    if (mount(cover[i][0], cover[i][1], NULL, MS_BIND, NULL) < 0) die("bind over", cover[i][1]);
+    if (mount(NULL, cover[i][1], NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
+      die("make read-only", cover[i][1]);
+  }
+  if (gated) {
+  n = snprintf(options, sizeof options, "lowerdir=%s,upperdir=%s,workdir=%s,userxattr,metacopy=off,index=off,xino=off",
                    lower_opt, upper_opt, work_opt);
   if (n < 0 || (size_t)n >= sizeof options) { errno = ENAMETOOLONG; die("overlay options", lower); }
   if (mount("overlay", lower, "overlay", 0, options) < 0) die("mount overlay over", lower);
+  }
   /* The overlay holds its layers now: leave them (bwrap sets the box's own cwd). */
   if (chdir("/") < 0) die("chdir", "/");
   if (hide && mount("tmpfs", hide, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0,size=4k") < 0)

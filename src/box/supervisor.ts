@@ -1,12 +1,12 @@
 import { spawnSync } from "node:child_process";
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, statSync, writeFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import pc from "picocolors";
 import type { AuditLog } from "../audit/log.js";
 import { WallError } from "../core/errors.js";
-import { isUnder } from "../core/paths.js";
+import { isUnder, nativeHelperPath } from "../core/paths.js";
 import type { Trace } from "../core/trace.js";
 import { type BoxPlan, withBoxUid } from "../plan/plan.js";
 import type { BoxSession, RunningBox, Runtime } from "../runtimes/runtime.js";
@@ -33,6 +33,7 @@ import type { GateOptions, GateSession } from "./gate.js";
 import { EXIT_CHANGES_KEPT, keptLine } from "./kept.js";
 import { type Reaper, standPlaceholders, startReaper } from "./reaper.js";
 import { detachedTerminal, openTerminalControl, type TerminalControl } from "./terminal.js";
+import { planThrough, removeThrough, standThrough, type Through, throughHome } from "./through.js";
 
 type AskHook = (request: AskRequest) => Promise<boolean>;
 
@@ -158,6 +159,8 @@ export interface SuperviseOptions {
   forwardSignals?: boolean;
   /** Approval gate: who is asked (--approver, --inbox, the terminal). */
   gate?: GateOptions;
+  /** Tests only (weak-box.ts host-placeholders): placeholders outside the workdir on the host, no write-through overlay. */
+  hostPlaceholders?: boolean;
   /**
    * After a terminating signal (SIGTERM, SIGINT, SIGHUP) is passed on, how long the command has to
    * end before the box is killed (MCP clients expect a stdio server to go within a grace period).
@@ -305,12 +308,33 @@ export async function superviseBox(
   let gate: GateSession | undefined;
   let grace: NodeJS.Timeout | undefined;
   // With the gate's layer over the workdir, the placeholders inside it stand in the layer (no
-  // trace on the host: walls/gate/placeholders.ts, placeholdersInLayer); only the others stand on
-  // the host. (The gate is loaded lazily: the same one-line rule, not its module.)
+  // trace on the host: walls/gate/placeholders.ts, placeholdersInLayer). The others go, where
+  // fourwall-overlay can (user mode, namespaces; the gate module stays lazily loaded), into write-through overlays over their writable directories (box/through.ts): the box's writes
+  // land in the real directory, the placeholder exists in its mount namespace only. Also the
+  // workdir's, when the gate holds nothing (its layer would only carry them: the box then writes
+  // straight through) or has no layer (a persistent box). Only what is left stands on the host.
+  const cwd = plan.filesystem.cwd;
+  const home =
+    runtime.name === "namespaces" &&
+    plan.identity.mode === "user" &&
+    plan.filesystem.placeholders.length > 0 &&
+    !options.hostPlaceholders &&
+    existsSync(nativeHelperPath("overlay"))
+      ? throughHome()
+      : undefined;
+  const carryWorkdir =
+    home !== undefined && (!plan.gate.holds || options.gate?.layer === false) && home.canCarry(cwd);
+  if (carryWorkdir && plan.gate.overlay && !plan.gate.holds)
+    plan = { ...plan, gate: { ...plan.gate, overlay: false } };
   const layered = plan.gate.overlay && options.gate?.layer !== false;
-  const hostPlaceholders = plan.filesystem.placeholders.filter(
-    (p) => !(layered && p.path !== plan.filesystem.cwd && isUnder(p.path, plan.filesystem.cwd)),
+  const outsideLayer = plan.filesystem.placeholders.filter(
+    (p) => !(layered && p.path !== cwd && isUnder(p.path, cwd)),
   );
+  const throughPlan = home
+    ? planThrough(outsideLayer, cwd, (p) => existsSync(p), home.canCarry, carryWorkdir)
+    : { groups: [], host: outsideLayer };
+  const hostPlaceholders = throughPlan.host;
+  let through: Through | undefined;
   step("run dir and cgroup made");
   /** Whether the reaper or the content check below would still change a placeholder on the host. */
   const placeholdersPending = () => {
@@ -331,6 +355,7 @@ export async function superviseBox(
       options.onSettled(outcome);
       step("settled: the exit status is sent");
     }
+    if (through) removeThrough(through);
     await Promise.all([
       removeBoxCgroup(cgroup),
       rm(runDir, { recursive: true, force: true }),
@@ -385,6 +410,10 @@ export async function superviseBox(
     if (reaped.uid !== undefined) plan = withBoxUid(plan, reaped.uid);
     guardRunDir(runDir, plan);
     standPlaceholders(hostPlaceholders, reaped.list);
+    if (home && throughPlan.groups.length > 0) {
+      through = standThrough(throughPlan.groups, home.layers, plan.id, runDir, cwd);
+      session.through = { args: through.args, hide: through.hide };
+    }
     writeGeneratedFiles(plan, runDir);
     // Only the box's uid (and root) may reach the proxy socket: other local users cannot borrow it.
     if (plan.identity.mode === "root") chownSync(netDir, plan.identity.uid, plan.identity.gid);

@@ -21,6 +21,12 @@ export interface BoxSession {
    */
   overlay?: { lower: string; upper: string; work: string; helperArgs: string[]; dropArgs: string[] };
   /**
+   * Placeholders outside the workdir (user mode, namespaces runtime): write-through overlays over
+   * writable directories (box/through.ts), fourwall-overlay's `--through` arguments and the layers
+   * dir it hides in the box.
+   */
+  through?: { args: string[]; hide: string };
+  /**
    * Approval gate, namespaces runtime: the pause at the action. The helper (host path) is bound into
    * the box and installs the notify filter before the command (walls/gate/pause-supervisor.ts);
    * `execSocket` (persistent boxes): where native/fourwall-enter hands each exec's listener.

@@ -118,11 +118,18 @@ export function bwrapArgs(plan: BoxPlan, session: BoxSession, options: BwrapOpti
 
 /**
  * Approval gate: what starts a program inside a mount namespace where the workdir is the
- * copy-on-write layer (fourwall-overlay); nothing without a layer.
+ * copy-on-write layer (fourwall-overlay), and writable directories outside it carry their
+ * placeholders in write-through overlays; nothing without either.
  */
 export function gateLayerPrefix(session: BoxSession): string[] {
   const o = session.overlay;
-  return o ? [overlayHelperPath(), ...o.helperArgs, "--"] : [];
+  const t = session.through;
+  if (!o && !t) return [];
+  // one --hide first (the layers dir: the gate's and the write-through overlays' are the same)
+  const gate = o?.helperArgs ?? [];
+  const hide = gate[0] === "--hide" ? gate.slice(0, 2) : t ? ["--hide", t.hide] : [];
+  const rest = gate[0] === "--hide" ? gate.slice(2) : gate;
+  return [overlayHelperPath(), ...hide, ...(t?.args ?? []), ...rest, "--"];
 }
 
 /**

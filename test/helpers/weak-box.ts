@@ -376,4 +376,6 @@ const approver = optValue("--approver");
 process.exitCode = await superviseBox(plan, runtime, {
   audit: new AuditLog(undefined),
   gate: approver ? { approver, terminal: false } : undefined,
+  // no write-through overlay either: its read-only cover of .git/info/exclude would pin .git again
+  ...(onPlan.has("host-placeholders") || onPlan.has("git") ? { hostPlaceholders: true } : {}),
 });

@@ -11,11 +11,12 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, lstatSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { which } from "../../src/core/paths.js";
 import {
+  chownToMode,
   type Fixture,
   layersOf,
   listDir,
@@ -58,11 +59,22 @@ const gitStatus = (dir: string) =>
     { cwd: dir, encoding: "utf8" },
   ).stdout;
 
-/** What the host shows of the workdir: its listing, its .git's, and git's own view. */
-const hostView = (w: string) => ({
-  top: readdirSync(w).sort(),
-  git: readdirSync(path.join(w, ".git")).sort(),
-  status: gitStatus(w),
+/**
+ * What the host shows of the workdir: its listing, its .git's, and git's own view; `flowed`: names
+ * the box's own edits reach the host by while it runs (left out, checked apart).
+ */
+const hostView = (w: string, flowed: string[] = []) => ({
+  top: readdirSync(w)
+    .filter((n) => !flowed.includes(n))
+    .sort(),
+  git: readdirSync(path.join(w, ".git"))
+    .filter((n) => !flowed.includes(`.git/${n}`))
+    .sort(),
+  status: gitStatus(w)
+    .split("\n")
+    .filter((l) => !flowed.some((n) => l.endsWith(` ${n}`)))
+    .join("\n"),
+  readme: readFileSync(path.join(w, "README.md"), "utf8"),
 });
 
 /** The placeholders the host shows (none, when the box leaves no trace). */
@@ -80,12 +92,18 @@ const ALLOW_ALL = "gate:\n  fs:\n    default: allow\n    rules: []\n";
  * Starts a box that tries the protected names, then waits; returns what the host showed while it
  * ran. `weaken`: the broken box instead.
  */
-async function duringRun(fx: Fixture, flags: string[], script: string, weaken?: string[]) {
+async function duringRun(
+  fx: Fixture,
+  flags: string[],
+  script: string,
+  weaken?: string[],
+  flowed: string[] = [],
+) {
   const w = fx.workdir;
-  const before = hostView(w);
+  const before = hostView(w, flowed);
   const box = startInBox(fx, flags, `${TRY_WRITES}${script}\necho ready\nsleep 30`, weaken ? { weaken } : {});
   assert.ok(await waitFor(() => box.out().includes("ready"), 60_000), box.out());
-  return { box, before, during: hostView(w), traces: tracesOn(w) };
+  return { box, before, during: hostView(w, flowed), traces: tracesOn(w) };
 }
 
 const RUNSC = which("runsc", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
@@ -158,11 +176,21 @@ for (const rt of RUNTIMES)
             // changes that would be asked about (or held) with a layer that holds: they flow unasked
             edits = "echo more >> README.md; chmod 755 README.md; ln -s /etc/passwd out";
           }
+          // user mode, namespaces: an allow-all box writes straight through (a write-through overlay
+          // carries the placeholders): its edits are on the host while it runs
+          const through = edits !== "" && mode === "user" && rt.name === "namespaces";
           const { box, before, during, traces } = await duringRun(
             fx,
             flagsFor(fx, flags),
             `${edits}\ngit add -A && echo "staged: $(git diff --cached --name-only | tr '\\n' ' ')"`,
+            undefined,
+            // (its git add -A stages into the real index: the masked .env too)
+            through ? ["README.md", "out", ".env", ".git/index"] : [],
           );
+          if (through) {
+            assert.equal(during.readme, "# project\nmore\n", "the edit is on the host while the box runs");
+            during.readme = before.readme;
+          }
           box.child.kill("SIGTERM");
           await box.closed;
           assert.deepEqual(traces, [], "no placeholder on the host while the box runs");
@@ -246,3 +274,58 @@ for (const rt of RUNTIMES)
       });
     });
   }
+
+/**
+ * A writable place outside the workdir with a protected name missing in it (`filesystem.writable`
+ * plus `filesystem.readOnly`, as the codex preset's ~/.codex/config.toml): user mode, namespaces,
+ * a write-through overlay carries the placeholder (its upper is the real directory). The host never
+ * lists the name, the box cannot create it, its other writes are on the host at once, and a SIGKILL
+ * of fourwall leaves neither the name nor the overlay's directory. Root mode and the other runtimes
+ * still stand it on the host (docs/gate.md): not checked here.
+ */
+describe("a placeholder outside the workdir: in a write-through overlay (user, namespaces)", () => {
+  const setup = () => {
+    const fx = makePlainFixture("user");
+    const ext = path.join(fx.base, "ext");
+    mkdirSync(ext);
+    writeFileSync(path.join(ext, "old"), "old\n");
+    chownToMode(fx, ext);
+    chownToMode(fx, path.join(ext, "old"));
+    const policy = path.join(fx.base, "ext.yaml");
+    writeFileSync(policy, `filesystem:\n  writable: [${ext}]\n  readOnly: [${ext}/config.toml]\n`);
+    const script = `(echo evil > ${ext}/config.toml) 2>/dev/null && echo WROTE-CONFIG
+echo "box sees: $(ls ${ext} | tr '\\n' ' ')"
+echo new > ${ext}/new; echo more >> ${ext}/old; mv ${ext}/new ${ext}/renamed
+echo ready; sleep 30`;
+    return { fx, ext, policy, script };
+  };
+  for (const weak of [false, true])
+    it(`the host never lists it; writes elsewhere land at once; SIGKILL leaves nothing${weak ? " (the old way: it stands on the host)" : ""}`, async () => {
+      const { fx, ext, policy, script } = setup();
+      const audit = path.join(fx.home, "audit.jsonl");
+      const flags = weak
+        ? ["--policy", policy, "-w", fx.workdir]
+        : ["-p", policy, "--audit", audit, "-w", fx.workdir];
+      const box = startInBox(fx, flags, script, weak ? { weaken: ["host-placeholders"] } : {});
+      assert.ok(await waitFor(() => box.out().includes("ready"), 60_000), box.out());
+      const during = readdirSync(ext).sort();
+      const oldDuring = readFileSync(path.join(ext, "old"), "utf8");
+      box.child.kill("SIGKILL");
+      await box.closed;
+      assert.doesNotMatch(box.out(), /WROTE-CONFIG/, "the box cannot create the protected name");
+      assert.match(box.out(), /box sees: .*config\.toml/, "the box sees the placeholder");
+      if (weak) {
+        assert.ok(during.includes("config.toml"), `the old way stands it on the host: ${during}`);
+        return;
+      }
+      assert.deepEqual(during, ["old", "renamed"], "the host lists nothing new while the box runs");
+      assert.equal(oldDuring, "old\nmore\n", "an edit is on the host while the box runs");
+      assert.equal(readFileSync(path.join(ext, "renamed"), "utf8"), "new\n");
+      const id = readAudit(audit).find((e) => e.event === "box-start")?.box;
+      assert.ok(id, "the audit log names the box");
+      const mine = () => listDir(layersOf(fx)).filter((n) => n.startsWith(`${id}-`));
+      assert.ok(await waitFor(() => mine().length === 0, 10_000), `left in the layers dir: ${mine()}`);
+      assert.deepEqual(readdirSync(ext).sort(), ["old", "renamed"], "nothing left after the SIGKILL");
+      assert.ok(!readFileSync("/proc/self/mountinfo", "utf8").includes(ext), "no mount on the host");
+    });
+});
