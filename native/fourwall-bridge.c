@@ -1,20 +1,25 @@
 /*
- * fourwall-bridge: the first process of a gVisor or Docker box. It makes the plan's symlinks,
+ * fourwall-bridge: the first process of a box (namespaces, gVisor, Docker). It makes the plan's symlinks,
  * listens on 127.0.0.1:PORT (the box's proxy address), leaves a child behind that relays each
  * connection made there to the egress proxy's unix socket, and execs the command.
  *
- * Why not sh + socat (what the namespaces runtime runs): under gVisor's ptrace platform every exec
- * and every mmap of a dynamic library is a round trip through the sentry; sh, socat (15 shared
- * libraries) and the wait for socat to listen cost 100-250 ms per box here. This helper is linked
- * statically, listens before it forks (no polling: a connect made by the command is queued at
- * once) and is one exec.
+ * Why not sh + socat (still the path of transparent egress, whose forwarders speak socat's PROXY:
+ * mode): under gVisor's ptrace platform every exec and every mmap of a dynamic library is a round
+ * trip through the sentry; sh, socat (15 shared libraries) and the wait for socat to listen cost
+ * 100-250 ms per box there, and ~40-100 ms of a namespaces box on a busy host. This helper is
+ * linked statically, listens before it forks (no polling: a connect made by the command is queued
+ * at once) and is one exec.
  *
  * It decides nothing: it only reaches the one socket it is given, which the proxy guards; a
  * connection the proxy refuses is closed. The relay runs in one process (epoll, non-blocking,
  * half-close passed on), its stdio on /dev/null, in a session of its own (no terminal signals:
  * socat, started by sh with `&`, ignored Ctrl-C too); it ends with the box.
  *
- * usage: fourwall-bridge [--link TARGET LINKTO]... --listen PORT SOCKET -- COMMAND [ARGS...]
+ * usage: fourwall-bridge [--stderr FD] [--link TARGET LINKTO]... --listen PORT SOCKET [--ready FD]
+ *                        -- COMMAND [ARGS...]
+ *   --stderr FD: first of all, FD becomes fd 2 (fourwall's own stderr, while bwrap's is captured)
+ *   --ready FD:  "ready" is written there once the listener is up, just before the exec; FD is
+ *                closed then (neither the command nor the relay holds it)
  * Exit status: the command's; 125 (with a message) when a symlink or the listener cannot be made,
  * nothing runs then; 126/127 when the command cannot be executed / is not found.
  */
@@ -29,6 +34,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -122,6 +128,17 @@ static int connect_proxy(const char *path) {
   return fd;
 }
 
+/* Closes every fd above 2 but `keep`: close_range where the kernel has it, else one by one. */
+static void close_others(int keep) {
+  if (keep > 3 && syscall(SYS_close_range, 3, keep - 1, 0) == 0 &&
+      syscall(SYS_close_range, keep + 1, ~0U, 0) == 0)
+    return;
+  if (keep == 3 && syscall(SYS_close_range, 4, ~0U, 0) == 0) return;
+  long max = sysconf(_SC_OPEN_MAX);
+  for (int fd = 3; fd < (max > 0 && max < 65536 ? max : 1024); fd++)
+    if (fd != keep) close(fd);
+}
+
 static void relay(int lfd, const char *proxy) {
   int ep = epoll_create1(EPOLL_CLOEXEC);
   if (ep < 0) _exit(1);
@@ -163,10 +180,15 @@ static void relay(int lfd, const char *proxy) {
 }
 
 int main(int argc, char **argv) {
-  int i = 1, port = -1;
+  int i = 1, port = -1, ready = -1;
   const char *proxy = NULL;
   for (; i < argc && strcmp(argv[i], "--"); i++) {
-    if (!strcmp(argv[i], "--link") && i + 2 < argc) {
+    if (!strcmp(argv[i], "--stderr") && i + 1 < argc) {
+      int fd = atoi(argv[++i]);
+      if (fd > 2 && dup2(fd, 2) == 2) close(fd);
+    } else if (!strcmp(argv[i], "--ready") && i + 1 < argc) {
+      ready = atoi(argv[++i]);
+    } else if (!strcmp(argv[i], "--link") && i + 2 < argc) {
       if (symlink(argv[i + 2], argv[i + 1]) < 0) refuse("filesystem", "cannot make the symlink", argv[i + 1]);
       i += 2;
     } else if (!strcmp(argv[i], "--listen") && i + 2 < argc) {
@@ -174,7 +196,8 @@ int main(int argc, char **argv) {
       proxy = argv[i + 2];
       i += 2;
     } else {
-      fprintf(stderr, "usage: fourwall-bridge [--link TARGET LINKTO]... --listen PORT SOCKET -- COMMAND [ARGS...]\n");
+      fprintf(stderr, "usage: fourwall-bridge [--stderr FD] [--link TARGET LINKTO]... --listen PORT SOCKET "
+                      "[--ready FD] -- COMMAND [ARGS...]\n");
       return 125;
     }
   }
@@ -199,6 +222,8 @@ int main(int argc, char **argv) {
     int null = open("/dev/null", O_RDWR);
     if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0) _exit(1);
     if (null > 2) close(null);
+    /* nothing else the box's first process holds (the ready pipe, a caller's connection) */
+    close_others(lfd);
     /* off the box's terminal: a Ctrl-C meant for the command must not end the box's egress */
     setsid();
     signal(SIGINT, SIG_IGN);
@@ -207,6 +232,11 @@ int main(int argc, char **argv) {
     relay(lfd, proxy);
   }
   /* the listener is close-on-exec: the command never holds it */
+  if (ready > 2) {
+    ssize_t w = write(ready, "ready\n", 6);
+    (void)w; /* nobody reading is the launcher's concern (it sees the pipe close) */
+    close(ready);
+  }
   execvp(command[0], command);
   int code = errno == ENOENT ? 127 : 126;
   fprintf(stderr, "fourwall: %s: %s\n", command[0], strerror(errno));
