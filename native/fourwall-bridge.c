@@ -59,14 +59,28 @@ struct half {
 struct conn {
   struct half side[2]; /* side[0]: the box's client, side[1]: the proxy */
   int ep;
+  int closed;
+  struct conn *next_closed;
 };
 
-static void drop(struct conn *c) {
-  for (int i = 0; i < 2; i++) {
-    close(c->side[i].fd);
-    free(c->side[i].buf);
+/*
+ * Closes a connection's two fds now and frees it after the epoll batch: the batch may still hold
+ * an event for its other side, which must find it (closed, skipped), not freed memory.
+ */
+static void drop(struct conn *c, struct conn **closed) {
+  if (c->closed) return;
+  for (int i = 0; i < 2; i++) close(c->side[i].fd);
+  c->closed = 1;
+  c->next_closed = *closed;
+  *closed = c;
+}
+
+static void free_closed(struct conn *c) {
+  while (c) {
+    struct conn *next = c->next_closed;
+    free(c->side[0].buf), free(c->side[1].buf), free(c);
+    c = next;
   }
-  free(c);
 }
 
 /* Interest of side i's fd: read while its buffer is empty, write while the peer's buffer holds bytes. */
@@ -151,10 +165,11 @@ static void relay(int lfd, const char *proxy) {
       if (errno == EINTR) continue;
       _exit(1);
     }
+    struct conn *closed = NULL;
     for (int i = 0; i < n; i++) {
       struct half *h = got[i].data.ptr;
       if (h) {
-        if (!pump(h, got[i].events)) drop(h->conn);
+        if (!h->conn->closed && !pump(h, got[i].events)) drop(h->conn, &closed);
         continue;
       }
       int cfd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -176,6 +191,7 @@ static void relay(int lfd, const char *proxy) {
         epoll_ctl(ep, EPOLL_CTL_ADD, c->side[s].fd, &e);
       }
     }
+    free_closed(closed);
   }
 }
 
