@@ -36,7 +36,7 @@ static void nap(long ms) {
   }
 }
 
-/* Runs argv with stdio on /dev/null; waits for it. */
+/* Runs argv (found in PATH, as the shell script did) with stdio on /dev/null; waits for it. */
 static void run_quietly(char *const argv[]) {
   pid_t pid = fork();
   if (pid < 0) return;
@@ -48,7 +48,7 @@ static void run_quietly(char *const argv[]) {
     }
     signal(SIGINT, SIG_DFL), signal(SIGTERM, SIG_DFL), signal(SIGHUP, SIG_DFL), signal(SIGQUIT, SIG_DFL);
     signal(SIGPIPE, SIG_DFL);
-    execv(argv[0], argv);
+    execvp(argv[0], argv);
     _exit(127);
   }
   while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
@@ -63,7 +63,7 @@ static int is_dir(const char *p) {
 /* rm -rf --one-file-system: never crosses into a mount left standing in the run dir. */
 static void remove_tree(const char *dir) {
   if (!dir || !*dir || !is_dir(dir)) return;
-  char *argv[] = {"/bin/rm", "-rf", "--one-file-system", "--", (char *)dir, NULL};
+  char *argv[] = {"rm", "-rf", "--one-file-system", "--", (char *)dir, NULL};
   run_quietly(argv);
 }
 
@@ -189,7 +189,7 @@ int main(int argc, char **argv) {
     snprintf(on_kill, sizeof on_kill, "%s/on-kill", run_dir);
     struct stat st;
     if (stat(on_kill, &st) == 0 && S_ISREG(st.st_mode)) {
-      char *sh[] = {"/bin/sh", on_kill, NULL};
+      char *sh[] = {"sh", on_kill, NULL};
       run_quietly(sh);
     }
   }
