@@ -1,20 +1,25 @@
 /*
- * fourwall-bridge: the first process of a gVisor or Docker box. It makes the plan's symlinks,
+ * fourwall-bridge: the first process of a box (namespaces, gVisor, Docker). It makes the plan's symlinks,
  * listens on 127.0.0.1:PORT (the box's proxy address), leaves a child behind that relays each
  * connection made there to the egress proxy's unix socket, and execs the command.
  *
- * Why not sh + socat (what the namespaces runtime runs): under gVisor's ptrace platform every exec
- * and every mmap of a dynamic library is a round trip through the sentry; sh, socat (15 shared
- * libraries) and the wait for socat to listen cost 100-250 ms per box here. This helper is linked
- * statically, listens before it forks (no polling: a connect made by the command is queued at
- * once) and is one exec.
+ * Why not sh + socat (still the path of transparent egress, whose forwarders speak socat's PROXY:
+ * mode): under gVisor's ptrace platform every exec and every mmap of a dynamic library is a round
+ * trip through the sentry; sh, socat (15 shared libraries) and the wait for socat to listen cost
+ * 100-250 ms per box there, and ~40-100 ms of a namespaces box on a busy host. This helper is
+ * linked statically, listens before it forks (no polling: a connect made by the command is queued
+ * at once) and is one exec.
  *
  * It decides nothing: it only reaches the one socket it is given, which the proxy guards; a
  * connection the proxy refuses is closed. The relay runs in one process (epoll, non-blocking,
  * half-close passed on), its stdio on /dev/null, in a session of its own (no terminal signals:
  * socat, started by sh with `&`, ignored Ctrl-C too); it ends with the box.
  *
- * usage: fourwall-bridge [--link TARGET LINKTO]... --listen PORT SOCKET -- COMMAND [ARGS...]
+ * usage: fourwall-bridge [--stderr FD] [--link TARGET LINKTO]... --listen PORT SOCKET [--ready FD]
+ *                        -- COMMAND [ARGS...]
+ *   --stderr FD: first of all, FD becomes fd 2 (fourwall's own stderr, while bwrap's is captured)
+ *   --ready FD:  "ready" is written there once the listener is up, just before the exec; FD is
+ *                closed then (neither the command nor the relay holds it)
  * Exit status: the command's; 125 (with a message) when a symlink or the listener cannot be made,
  * nothing runs then; 126/127 when the command cannot be executed / is not found.
  */
@@ -30,6 +35,7 @@
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -54,27 +60,27 @@ struct half {
 struct conn {
   struct half side[2]; /* side[0]: the box's client, side[1]: the proxy */
   int ep;
-  int dead;          /* closed: later events of the same epoll batch are skipped */
-  struct conn *next; /* on the list of closed connections, freed after the batch */
+  int closed;
+  struct conn *next_closed;
 };
 
-/* Connections closed during one epoll batch: the batch may still name them, so they are freed after it. */
-static struct conn *closed;
-
-static void drop(struct conn *c) {
-  if (c->dead) return;
-  c->dead = 1;
-  for (int i = 0; i < 2; i++) close(c->side[i].fd); /* closing takes it out of the epoll set */
-  c->next = closed;
-  closed = c;
+/*
+ * Closes a connection's two fds now and frees it after the epoll batch: the batch may still hold
+ * an event for its other side, which must find it (closed, skipped), not freed memory.
+ */
+static void drop(struct conn *c, struct conn **closed) {
+  if (c->closed) return;
+  for (int i = 0; i < 2; i++) close(c->side[i].fd);
+  c->closed = 1;
+  c->next_closed = *closed;
+  *closed = c;
 }
 
-static void free_closed(void) {
-  while (closed) {
-    struct conn *c = closed;
-    closed = c->next;
-    for (int i = 0; i < 2; i++) free(c->side[i].buf);
-    free(c);
+static void free_closed(struct conn *c) {
+  while (c) {
+    struct conn *next = c->next_closed;
+    free(c->side[0].buf), free(c->side[1].buf), free(c);
+    c = next;
   }
 }
 
@@ -137,6 +143,17 @@ static int connect_proxy(const char *path) {
   return fd;
 }
 
+/* Closes every fd above 2 but `keep`: close_range where the kernel has it, else one by one. */
+static void close_others(int keep) {
+  if (keep > 3 && syscall(SYS_close_range, 3, keep - 1, 0) == 0 &&
+      syscall(SYS_close_range, keep + 1, ~0U, 0) == 0)
+    return;
+  if (keep == 3 && syscall(SYS_close_range, 4, ~0U, 0) == 0) return;
+  long max = sysconf(_SC_OPEN_MAX);
+  for (int fd = 3; fd < (max > 0 && max < 65536 ? max : 1024); fd++)
+    if (fd != keep) close(fd);
+}
+
 static void relay(int lfd, const char *proxy) {
   int ep = epoll_create1(EPOLL_CLOEXEC);
   if (ep < 0) _exit(1);
@@ -149,10 +166,11 @@ static void relay(int lfd, const char *proxy) {
       if (errno == EINTR) continue;
       _exit(1);
     }
+    struct conn *closed = NULL;
     for (int i = 0; i < n; i++) {
       struct half *h = got[i].data.ptr;
       if (h) {
-        if (!h->conn->dead && !pump(h, got[i].events)) drop(h->conn);
+        if (!h->conn->closed && !pump(h, got[i].events)) drop(h->conn, &closed);
         continue;
       }
       int cfd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -174,15 +192,20 @@ static void relay(int lfd, const char *proxy) {
         epoll_ctl(ep, EPOLL_CTL_ADD, c->side[s].fd, &e);
       }
     }
-    free_closed();
+    free_closed(closed);
   }
 }
 
 int main(int argc, char **argv) {
-  int i = 1, port = -1;
+  int i = 1, port = -1, ready = -1;
   const char *proxy = NULL;
   for (; i < argc && strcmp(argv[i], "--"); i++) {
-    if (!strcmp(argv[i], "--link") && i + 2 < argc) {
+    if (!strcmp(argv[i], "--stderr") && i + 1 < argc) {
+      int fd = atoi(argv[++i]);
+      if (fd > 2 && dup2(fd, 2) == 2) close(fd);
+    } else if (!strcmp(argv[i], "--ready") && i + 1 < argc) {
+      ready = atoi(argv[++i]);
+    } else if (!strcmp(argv[i], "--link") && i + 2 < argc) {
       if (symlink(argv[i + 2], argv[i + 1]) < 0) refuse("filesystem", "cannot make the symlink", argv[i + 1]);
       i += 2;
     } else if (!strcmp(argv[i], "--listen") && i + 2 < argc) {
@@ -190,7 +213,8 @@ int main(int argc, char **argv) {
       proxy = argv[i + 2];
       i += 2;
     } else {
-      fprintf(stderr, "usage: fourwall-bridge [--link TARGET LINKTO]... --listen PORT SOCKET -- COMMAND [ARGS...]\n");
+      fprintf(stderr, "usage: fourwall-bridge [--stderr FD] [--link TARGET LINKTO]... --listen PORT SOCKET "
+                      "[--ready FD] -- COMMAND [ARGS...]\n");
       return 125;
     }
   }
@@ -218,6 +242,8 @@ int main(int argc, char **argv) {
     int null = open("/dev/null", O_RDWR);
     if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0) _exit(1);
     if (null > 2) close(null);
+    /* nothing else the box's first process holds (the ready pipe, a caller's connection) */
+    close_others(lfd);
     /* off the box's terminal: a Ctrl-C meant for the command must not end the box's egress */
     setsid();
     signal(SIGINT, SIG_IGN);
@@ -226,6 +252,11 @@ int main(int argc, char **argv) {
     relay(lfd, proxy);
   }
   /* the listener is close-on-exec: the command never holds it */
+  if (ready > 2) {
+    ssize_t w = write(ready, "ready\n", 6);
+    (void)w; /* nobody reading is the launcher's concern (it sees the pipe close) */
+    close(ready);
+  }
   execvp(command[0], command);
   int code = errno == ENOENT ? 127 : 126;
   fprintf(stderr, "fourwall: %s: %s\n", command[0], strerror(errno));

@@ -46,7 +46,7 @@ static const char *const build_files[] = {
     "dist/fourwall.js",           "native/build/fourwall-run",     "native/build/fourwall-pty",
     "native/build/fourwall-netns", "native/build/fourwall-drop",   "native/build/fourwall-overlay",
     "native/build/fourwall-pause", "native/build/fourwall-splice", "native/build/fourwall-enter",
-    "native/build/fourwall-bridge",
+    "native/build/fourwall-bridge", "native/build/fourwall-reaper",
 };
 static int build_key(char out[17]) {
   char root[PATH_MAX], file[PATH_MAX + 64], item[160];

@@ -1,8 +1,9 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { appendFileSync, mkdirSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { WallError } from "../core/errors.js";
+import { nativeHelperPath } from "../core/paths.js";
 import { privateStateDir } from "../core/state-dir.js";
 import type { Placeholder } from "../walls/filesystem/index.js";
 
@@ -10,9 +11,11 @@ import type { Placeholder } from "../walls/filesystem/index.js";
  * Leaving nothing behind, even when fourwall is SIGKILLed, and even with several boxes on one
  * workdir at once.
  *
- * The reaper is a tiny shell in its own session, one per box, that lives as long as the box and
+ * The reaper is a tiny process in its own session, one per box, that lives as long as the box and
  * waits on a pipe from fourwall: "ok" when fourwall ends normally, end-of-file when it was killed.
- * Either way it then removes the run dir and the box's cgroups.
+ * Either way it then removes the run dir and the box's cgroups. It is native/fourwall-reaper.c
+ * (one exec, the locks taken with flock(2)); the shell script below, with flock(1), does the same
+ * where that helper is not built.
  *
  * Placeholders (read-only mount points for persistence files that do not exist yet) are shared by
  * every box on the same workdir: each reaper holds a shared flock on the workdir's lock file for
@@ -97,8 +100,8 @@ export async function startReaper(
   workdir: string,
   runDir: string,
   cgroupDirs: string[],
-  /** Tests only: another script (the broken reaper the path tests must catch). */
-  script = REAPER_SCRIPT,
+  /** Tests only: a shell script instead (the broken reaper the path tests must catch). */
+  script?: string,
   /** Root mode: allocate the box a uid of its own from [first, first + count), held while the reaper lives. */
   uids?: { first: number; count: number },
   /** One more dir of the box's to remove with the run dir (squid's). */
@@ -108,19 +111,23 @@ export async function startReaper(
   const key = createHash("sha256").update(workdir).digest("hex").slice(0, 32);
   const lock = path.join(dir, `${key}.lock`);
   const list = path.join(dir, `${key}.placeholders`);
-  const child: ChildProcess = spawn(
-    "/bin/sh",
-    ["-c", script, "fourwall-reaper", lock, list, runDir, ...cgroupDirs],
-    {
-      detached: true,
-      stdio: ["pipe", "pipe", "ignore"],
-      env: {
-        ...process.env,
-        FOURWALL_UIDS: uids ? `${privateStateDir("uids")} ${uids.first} ${uids.count}` : "",
-        FOURWALL_REAP_ALSO: alsoRemove ?? "",
-      },
+  const native = nativeHelperPath("reaper");
+  const args = [lock, list, runDir, ...cgroupDirs];
+  // argv[0] "fourwall-reaper" either way: the reaper of a workdir is found by its arguments
+  const [program, argv] =
+    script === undefined && existsSync(native)
+      ? [native, args]
+      : ["/bin/sh", ["-c", script ?? REAPER_SCRIPT, "fourwall-reaper", ...args]];
+  const child: ChildProcess = spawn(program, argv, {
+    ...(program === native ? { argv0: "fourwall-reaper" } : {}),
+    detached: true,
+    stdio: ["pipe", "pipe", "ignore"],
+    env: {
+      ...process.env,
+      FOURWALL_UIDS: uids ? `${privateStateDir("uids")} ${uids.first} ${uids.count}` : "",
+      FOURWALL_REAP_ALSO: alsoRemove ?? "",
     },
-  );
+  });
   child.stdin!.on("error", () => {});
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   const locked = await new Promise<string | undefined>((resolve) => {

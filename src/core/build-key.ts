@@ -8,7 +8,7 @@ import { packageRoot } from "./paths.js";
  */
 export const BUILD_FILES = [
   "dist/fourwall.js",
-  ...["run", "pty", "netns", "drop", "overlay", "pause", "splice", "enter", "bridge"].map(
+  ...["run", "pty", "netns", "drop", "overlay", "pause", "splice", "enter", "bridge", "reaper"].map(
     (n) => `native/build/fourwall-${n}`,
   ),
 ] as const;

@@ -19,10 +19,11 @@ export const nativeBuildDir = () => path.join(packageRoot(), "native", "build");
 /**
  * A native helper by name: fourwall-drop (root-mode launcher), -enter (`exec`), -overlay, -netns,
  * -splice, -pty (the box's own session and terminal), -pause (the gate's pause at the action),
- * -bridge (the first process of a gVisor or Docker box: symlinks, proxy listener, exec).
+ * -bridge (the first process of a box: symlinks, proxy listener, exec), -reaper (a box's locks
+ * and its clean-up after fourwall, killed or not).
  */
 export const nativeHelperPath = (
-  name: "drop" | "enter" | "overlay" | "netns" | "splice" | "pty" | "pause" | "run" | "bridge",
+  name: "drop" | "enter" | "overlay" | "netns" | "splice" | "pty" | "pause" | "run" | "bridge" | "reaper",
 ) => path.join(nativeBuildDir(), `fourwall-${name}`);
 
 /** The root-mode launcher compiled from native/fourwall-drop.c by scripts/setup.sh. */

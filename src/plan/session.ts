@@ -32,6 +32,11 @@ export interface BoxSession {
    * `execSocket` (persistent boxes): where native/fourwall-enter hands each exec's listener.
    */
   pause?: { helper: string; execSocket?: string };
+  /**
+   * Namespaces runtime: the native egress bridge (host path; native/fourwall-bridge.c), bound
+   * read-only into the box as its first process. Without it the box starts through sh + socat.
+   */
+  bridge?: string;
   /** Approval gate: generated agent settings, bound read-only over `target` in the box. */
   gateFiles?: { source: string; target: string }[];
   /**

@@ -1,6 +1,7 @@
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
 import { WallError, type WallName } from "../core/errors.js";
-import { dropHelperPath, which } from "../core/paths.js";
+import { dropHelperPath, nativeHelperPath, which } from "../core/paths.js";
 import type { BoxPlan } from "../plan/plan.js";
 import { generatedFile } from "../plan/session.js";
 import {
@@ -56,6 +57,10 @@ function mountArgs(mount: Mount, session: BoxSession): string[] {
   }
 }
 
+/** Where the native bridge (session.bridge) appears in the box: over an empty file in the socket directory. */
+const BRIDGE_NAME = "fourwall-bridge";
+export const BRIDGE_IN_BOX = `${BOX_NET_DIR}/${BRIDGE_NAME}`;
+
 export interface BwrapOptions {
   /** The fd on which bwrap passes fourwall's own stderr to the box (see launch.ts's "stderr" fd). */
   stderrFd?: number;
@@ -64,14 +69,12 @@ export interface BwrapOptions {
 /**
  * bwrap's argument list for a plan (pure). Every namespace is new; the box keeps no capability,
  * cannot make user namespaces, dies with its parent, and gets fourwall's seccomp filter on fd 3.
- * Inside, a shell starts the egress bridge, then (approval gate) fourwall-pause installs the pause's
- * notify filter, then prlimit sets the rlimits (in the box's own user namespace, where NPROC
- * counts the box) and execs the command.
+ * Inside, the egress bridge starts (the native one, else a shell and socat), then (approval gate)
+ * fourwall-pause installs the pause's notify filter, then prlimit sets the rlimits (in the box's
+ * own user namespace, where NPROC counts the box) and execs the command.
  */
 export function bwrapArgs(plan: BoxPlan, session: BoxSession, options: BwrapOptions = {}): string[] {
-  // Where the launcher captures bwrap's stderr, the box first takes fourwall's own back to fd 2.
-  const restoreStderr =
-    options.stderrFd === undefined ? "" : `exec 2>&${options.stderrFd} ${options.stderrFd}>&-\n`;
+  const native = nativeBridgeArgs(plan, session, options);
   return [
     "--unshare-user",
     "--unshare-ipc",
@@ -98,15 +101,14 @@ export function bwrapArgs(plan: BoxPlan, session: BoxSession, options: BwrapOpti
     BOX_NET_DIR,
     // approval gate: the pause's helper, over its mount point in the run dir's net/
     ...(session.pause ? ["--ro-bind", session.pause.helper, PAUSE_IN_BOX.helper] : []),
+    // egress: the native bridge, over its mount point in the run dir's net/ (read-only: the box runs it, never writes it)
+    ...(native && session.bridge ? ["--ro-bind", session.bridge, BRIDGE_IN_BOX] : []),
     // egress transparent mode: the box's own hosts file (only allowlisted names) and no resolver
     ...transparentMounts(plan.network, session.runDir).flatMap((m) => ["--ro-bind", m.source, m.target]),
     "--chdir",
     plan.filesystem.cwd,
     "--",
-    "/bin/sh",
-    "-c",
-    restoreStderr + bridgeScript(plan.network, { readyFd: READY_FD }),
-    "fourwall-bridge",
+    ...(native ?? shellBridgeArgs(plan, options)),
     // approval gate: destructive syscalls on pre-existing workdir files wait for fourwall's answer
     ...(session.pause ? pauseInstallArgs() : []),
     "/usr/bin/prlimit",
@@ -114,6 +116,62 @@ export function bwrapArgs(plan: BoxPlan, session: BoxSession, options: BwrapOpti
     "--",
     ...plan.command,
   ];
+}
+
+/**
+ * The box's first process as the native bridge: fourwall's stderr back to fd 2, the listener on
+ * the proxy port up before it forks its relay (no polling), "ready" on the ready fd, then the rest
+ * of the chain. Undefined (sh + socat) without session.bridge, or when transparent egress needs
+ * socat's forwarders.
+ */
+function nativeBridgeArgs(plan: BoxPlan, session: BoxSession, options: BwrapOptions): string[] | undefined {
+  if (!session.bridge || !nativeBridgeFits(plan)) return undefined;
+  return [
+    BRIDGE_IN_BOX,
+    ...(options.stderrFd === undefined ? [] : ["--stderr", String(options.stderrFd)]),
+    "--listen",
+    String(plan.network.port),
+    plan.network.socketInBox,
+    "--ready",
+    String(READY_FD),
+    "--",
+  ];
+}
+
+/** The box's first process as sh + socat, polled until they listen (see bridgeScript). */
+function shellBridgeArgs(plan: BoxPlan, options: BwrapOptions): string[] {
+  // Where the launcher captures bwrap's stderr, the box first takes fourwall's own back to fd 2.
+  const restoreStderr =
+    options.stderrFd === undefined ? "" : `exec 2>&${options.stderrFd} ${options.stderrFd}>&-\n`;
+  return [
+    "/bin/sh",
+    "-c",
+    restoreStderr + bridgeScript(plan.network, { readyFd: READY_FD }),
+    "fourwall-bridge",
+  ];
+}
+
+/** Transparent egress's forwarders (socat's PROXY: mode) are not the native bridge's: sh + socat then. */
+const nativeBridgeFits = (plan: BoxPlan) => (plan.network.transparent?.forwards ?? []).length === 0;
+
+/**
+ * The session with the native bridge (effectful): its empty mount point in the socket directory
+ * (which the box sees read-only, so bwrap could not make it there). Unchanged when it is not built.
+ */
+export function withNativeBridge(plan: BoxPlan, session: BoxSession): BoxSession {
+  const helper = nativeHelperPath("bridge");
+  if (!nativeBridgeFits(plan) || !existsSync(helper)) return session;
+  try {
+    // EXCL: a name already there (never fourwall's) is not followed or overwritten
+    writeFileSync(path.join(session.netDir, BRIDGE_NAME), "", { mode: 0o444, flag: "wx" });
+  } catch (error) {
+    throw new WallError(
+      "egress",
+      `cannot make the egress bridge's mount point in the box's socket directory: ${(error as Error).message}`,
+      "run `fourwall doctor`",
+    );
+  }
+  return { ...session, bridge: helper };
 }
 
 /**
@@ -272,11 +330,12 @@ export class NamespacesRuntime implements Runtime {
     writeTransparentFiles(plan.network, session.runDir);
     const hooks = namespacesHooks();
     if (session.trace) hooks.step = (label) => session.trace?.step(label);
-    return launchBox(namespacesLaunchSpec(plan, session, this.options.transformArgs), hooks);
+    const withBridge = withNativeBridge(plan, session);
+    return launchBox(namespacesLaunchSpec(plan, withBridge, this.options.transformArgs), hooks);
   }
 }
 
-/** The effectful steps around a namespaces launch: the box's netns (transparent egress), the bridge. */
+/** The effectful steps around a namespaces launch: the box's netns (transparent egress), the bridge's readiness. */
 export function namespacesHooks(): LaunchHooks {
   return {
     // The command waits (bwrap --block-fd) until its network namespace allows the forwarders' ports.
@@ -297,7 +356,7 @@ export function namespacesHooks(): LaunchHooks {
         ? new WallError(
             "egress",
             "the box's bridge to the proxy did not start",
-            "check that socat is installed (npm run setup)",
+            "npm run setup (builds native/fourwall-bridge; transparent mode needs socat)",
           )
         : undefined,
   };

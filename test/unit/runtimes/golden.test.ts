@@ -14,7 +14,7 @@ import type { BoxPlan } from "../../../src/plan/plan.js";
 import { dockerLaunchSpec, dockerRunArgs } from "../../../src/runtimes/docker.js";
 import { gvisorLaunchSpec, gvisorLayout } from "../../../src/runtimes/gvisor.js";
 import type { LaunchSpec } from "../../../src/runtimes/launch.js";
-import { bwrapArgs, namespacesLaunchSpec } from "../../../src/runtimes/namespaces.js";
+import { BRIDGE_IN_BOX, bwrapArgs, namespacesLaunchSpec } from "../../../src/runtimes/namespaces.js";
 import { ociBundle } from "../../../src/runtimes/oci.js";
 import type { BoxSession } from "../../../src/runtimes/runtime.js";
 import { guestScript, guestView, qemuArgs, vmLaunchSpec } from "../../../src/runtimes/vm.js";
@@ -36,6 +36,9 @@ const HOST = [
 const COMMAND = ["claude", "--print", "it's $HOME"];
 const userPlan = (): BoxPlan => testPlan({ host: HOST, command: COMMAND });
 const rootPlan = (): BoxPlan => testPlan({ host: HOST, command: COMMAND, hostUid: 0, owner: 1000 });
+const BRIDGE = "/opt/fourwall/native/build/fourwall-bridge";
+/** The namespaces runtime's session as its launch makes it: with the native egress bridge. */
+const NS_SESSION: BoxSession = { ...TEST_SESSION, bridge: BRIDGE };
 /** Root mode with the box cgroup and the approval gate's copy-on-write layer, pause and hook settings. */
 const ROOT_SESSION: BoxSession = {
   ...TEST_SESSION,
@@ -51,6 +54,7 @@ const ROOT_SESSION: BoxSession = {
   },
   gateFiles: [{ source: "/tmp/fourwall-x/claude-settings.json", target: `${HOME}/.claude/settings.json` }],
   pause: { helper: "/opt/fourwall/native/build/fourwall-pause" },
+  bridge: BRIDGE,
 };
 const IMAGE = { kernel: "/k/vmlinuz", initrd: "/k/initrd.img" };
 
@@ -66,7 +70,7 @@ const after = (args: string[], flag: string) => args.flatMap((a, i) => (args[i -
 
 describe("golden argv", () => {
   it("namespaces, user mode: bwrap's launch", () =>
-    assertGolden("namespaces-user", specData(namespacesLaunchSpec(userPlan(), TEST_SESSION))));
+    assertGolden("namespaces-user", specData(namespacesLaunchSpec(userPlan(), NS_SESSION))));
   it("namespaces, root mode with the gate: the drop helper, the overlay helper, bwrap", () =>
     assertGolden("namespaces-root-gate", specData(namespacesLaunchSpec(rootPlan(), ROOT_SESSION))));
   it("gvisor, user mode: runsc's launch", () => {
@@ -192,7 +196,7 @@ function assertBwrapWalls(args: string[], where: string): void {
 
 describe("security flags, one by one", () => {
   it("bwrap, user mode: every namespace new, no capability, no user namespaces, dies with fourwall, seccomp on fd 3", () => {
-    const spec = namespacesLaunchSpec(userPlan(), TEST_SESSION);
+    const spec = namespacesLaunchSpec(userPlan(), NS_SESSION);
     assert.equal(spec.argv[0], "bwrap");
     assertBwrapWalls(spec.argv, "bwrap");
     const seccomp = spec.extraFds.find((x) => x.fd === 3);
@@ -222,6 +226,51 @@ describe("security flags, one by one", () => {
         (a, i) => a === gate.target && spec.argv[i - 1] === gate.source && spec.argv[i - 2] === "--ro-bind",
       ),
     );
+  });
+
+  it("bwrap, native bridge: bound read-only over its mount point, the box's first process, before the pause and prlimit", () => {
+    for (const [plan, session] of [
+      [userPlan(), NS_SESSION],
+      [rootPlan(), ROOT_SESSION],
+    ] as const) {
+      const args = namespacesLaunchSpec(plan, session).argv;
+      const at = (a: string, b: string) => args.findIndex((x, i) => x === a && args[i + 1] === b);
+      const bind = at(BRIDGE, BRIDGE_IN_BOX);
+      assert.equal(args[bind - 1], "--ro-bind", "the bridge is bound read-only");
+      assert.ok(bind > at(session.netDir, "/run/fourwall"), "after the socket directory (not hidden by it)");
+      const chain = args.slice(args.indexOf("--chdir") + 3);
+      assert.deepEqual(chain.slice(0, chain.indexOf("--") + 1), [
+        BRIDGE_IN_BOX,
+        "--stderr",
+        "7",
+        "--listen",
+        "3128",
+        "/run/fourwall/proxy.sock",
+        "--ready",
+        "6",
+        "--",
+      ]);
+      assert.ok(!chain.includes("/bin/sh") && !chain.join(" ").includes("socat"), "no shell, no socat");
+      assert.ok(chain.indexOf("/usr/bin/prlimit") > chain.indexOf("--"), "prlimit after the bridge");
+    }
+  });
+
+  it("bwrap, sh + socat: without the native bridge, and for transparent egress's forwarders", () => {
+    const transparent = testPlan({
+      host: HOST,
+      command: COMMAND,
+      policy: { egress: { allow: ["a.example.com"], transparent: true } },
+    });
+    for (const [plan, session] of [
+      [userPlan(), TEST_SESSION],
+      [transparent, NS_SESSION],
+    ] as const) {
+      const args = namespacesLaunchSpec(plan, session).argv;
+      assert.ok(!args.includes(BRIDGE_IN_BOX), "the native bridge is not bound");
+      const chain = args.slice(args.indexOf("--chdir") + 3);
+      assert.deepEqual(chain.slice(0, 2), ["/bin/sh", "-c"]);
+      assert.match(chain[2]!, /socat TCP-LISTEN:3128/);
+    }
   });
 
   it("runsc: rootless, ptrace, no network, seccomp from the bundle, killed with fourwall", () => {

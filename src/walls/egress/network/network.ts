@@ -2,8 +2,8 @@ import { shellQuote } from "../../../core/shell.js";
 /**
  * The kernel side of the egress wall (namespaces runtime): the box gets a network namespace of
  * its own with nothing but `lo`, so the kernel has no route anywhere. The one way out is the
- * proxy's unix socket, bind-mounted into the box; a bridge inside the box (socat) listens on
- * 127.0.0.1:3128 and carries each connection to it. No resolver is reachable: proxy-aware clients
+ * proxy's unix socket, bind-mounted into the box; a bridge inside the box (native/fourwall-bridge,
+ * or socat through bridgeScript) listens on 127.0.0.1:3128 and carries each connection to it. No resolver is reachable: proxy-aware clients
  * hand names to the proxy, and DNS tunnelling carries nothing. The agent holds no CAP_NET_ADMIN
  * over the namespace, so it cannot add a route or an interface; if the proxy dies, nothing leaves.
  */
