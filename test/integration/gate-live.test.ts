@@ -48,7 +48,10 @@ for (const mode of MODES) {
         assert.ok(!existsSync(path.join(w, "keys")), "a symlink out waits");
         assert.ok(!existsSync(path.join(w, "sub", ".git")), "a new repository waits");
         // (a tick may leave the rest to the next one when it runs over its budget: wait, do not sample)
-        assert.ok(await waitFor(() => existsSync(path.join(w, "sub")), 2000), "the directory around it flows");
+        assert.ok(
+          await waitFor(() => existsSync(path.join(w, "sub")), 2000),
+          "the directory around it flows",
+        );
         assert.ok(await waitFor(() => box.out().includes("step2"), 10_000), box.out());
         assert.ok(await waitFor(() => read(file) === "first\nsecond\n", 2000), "a later change follows");
         assert.ok(await waitFor(() => read(path.join(w, "out", "gone.txt")) === "gone\n", 2000));
