@@ -233,10 +233,24 @@ int main(int argc, char **argv) {
       fcntl(lfd, F_SETFL, O_NONBLOCK) < 0)
     refuse("egress", "the egress bridge did not start", "(listen on 127.0.0.1)");
 
+  /* Ctrl-C and Ctrl-\ are held back until the relay ignores them: one sent to the process group
+   * right after the fork must not end the box's egress (the command gets its own after the fork) */
+  sigset_t terminal, before;
+  sigemptyset(&terminal);
+  sigaddset(&terminal, SIGINT);
+  sigaddset(&terminal, SIGQUIT);
+  sigprocmask(SIG_BLOCK, &terminal, &before);
   pid_t parent = getpid();
   pid_t pid = fork();
   if (pid < 0) refuse("egress", "the egress bridge did not start", "(fork)");
   if (pid == 0) {
+    /* off the box's terminal: a Ctrl-C meant for the command must not end the box's egress
+     * (SIG_IGN also discards one that arrived while blocked) */
+    signal(SIGINT, SIG_IGN);
+    signal(SIGQUIT, SIG_IGN);
+    signal(SIGPIPE, SIG_IGN);
+    setsid();
+    sigprocmask(SIG_SETMASK, &before, NULL);
     /* it ends with the command (in a box the box ends then too; run on its own, nothing stays) */
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent) _exit(0);
     int null = open("/dev/null", O_RDWR);
@@ -244,13 +258,9 @@ int main(int argc, char **argv) {
     if (null > 2) close(null);
     /* nothing else the box's first process holds (the ready pipe, a caller's connection) */
     close_others(lfd);
-    /* off the box's terminal: a Ctrl-C meant for the command must not end the box's egress */
-    setsid();
-    signal(SIGINT, SIG_IGN);
-    signal(SIGQUIT, SIG_IGN);
-    signal(SIGPIPE, SIG_IGN);
     relay(lfd, proxy);
   }
+  sigprocmask(SIG_SETMASK, &before, NULL);
   /* the listener is close-on-exec: the command never holds it */
   if (ready > 2) {
     ssize_t w = write(ready, "ready\n", 6);

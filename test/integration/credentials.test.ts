@@ -226,8 +226,8 @@ ${SEARCH}`,
       assert.match(out, /no-key-in-box/);
       assert.match(
         out,
-        /^ca-bundle\.pem ca\.pem (gate\.sock )?(pause-helper pause\.bpf )?proxy\.sock $/m,
-        "only certificates beside the sockets (and the gate's pause helper)",
+        /^ca-bundle\.pem ca\.pem (fourwall-bridge )?(gate\.sock )?(pause-helper pause\.bpf )?proxy\.sock $/m,
+        "only certificates beside the sockets (and the egress bridge, the gate's pause helper)",
       );
       assert.equal(r.code, 0, r.stderr);
       // the run dir (CA certificate, bundle) is gone with the box; the key was never on disk
