@@ -292,3 +292,28 @@ export const listDir = (dir: string): string[] => {
     return [];
   }
 };
+
+const weakEnters = new Map<string, string>();
+
+/**
+ * fourwall-enter compiled with one of its test-only weakenings (-D FOURWALL_UNSAFE_…): the broken
+ * `exec` a test runs to see its check fail. Built once per weakening, removed when the test exits.
+ */
+export function weakEnter(weakening: "FOURWALL_UNSAFE_NO_PAUSE" | "FOURWALL_UNSAFE_SHARED_TERMINAL"): string {
+  const built = weakEnters.get(weakening);
+  if (built) return built;
+  const dir = mkdtempSync(path.join(os.tmpdir(), "fourwall-weak-enter-"));
+  process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
+  chmodSync(dir, 0o755); // the box's uid runs it (root mode)
+  const bin = path.join(dir, "fourwall-enter");
+  const cc = spawnSync(
+    "gcc",
+    ["-O2", `-D${weakening}`, "-o", bin, path.join(ROOT, "native", "fourwall-enter.c")],
+    {
+      encoding: "utf8",
+    },
+  );
+  assert.equal(cc.status, 0, cc.stderr);
+  weakEnters.set(weakening, bin);
+  return bin;
+}

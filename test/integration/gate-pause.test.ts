@@ -15,16 +15,14 @@ import {
   chmodSync,
   existsSync,
   mkdirSync,
-  mkdtempSync,
   readFileSync,
   renameSync,
   rmSync,
   statSync,
   writeFileSync,
 } from "node:fs";
-import os from "node:os";
 import path from "node:path";
-import { after, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import {
   asMode,
   chownToMode,
@@ -37,6 +35,7 @@ import {
   runInBox,
   startInBox,
   waitFor,
+  weakEnter,
 } from "../helpers/box.js";
 
 /** Each attack, one line of output: NAME ok | NAME PermissionError. */
@@ -294,29 +293,6 @@ const boxStateDir = (fx: Fixture, name: string) =>
     ? path.join("/run/fourwall/boxes", name)
     : path.join(fx.home, ".local", "state", "fourwall", "boxes", name);
 
-let builtIn: string | undefined;
-after(() => {
-  if (builtIn) rmSync(builtIn, { recursive: true, force: true });
-});
-/** fourwall-enter built without the pause (FOURWALL_UNSAFE_NO_PAUSE): an exec that skips it. */
-const enterWithoutPause = (() => {
-  let built: string | undefined;
-  return () => {
-    if (built) return built;
-    const dir = mkdtempSync(path.join(os.tmpdir(), "fourwall-enter-nopause-"));
-    chmodSync(dir, 0o755);
-    builtIn = dir;
-    const bin = path.join(dir, "fourwall-enter");
-    const cc = spawnSync(
-      "gcc",
-      ["-O2", "-DFOURWALL_UNSAFE_NO_PAUSE", "-o", bin, path.join(ROOT, "native", "fourwall-enter.c")],
-      { encoding: "utf8" },
-    );
-    assert.equal(cc.status, 0, cc.stderr);
-    built = bin;
-    return bin;
-  };
-})();
 let boxes = 0;
 async function withBox<T>(fx: Fixture, approver: string, body: (name: string) => Promise<T> | T): Promise<T> {
   const name = `px-${fx.mode}-${process.pid}-${boxes++}`;
@@ -384,7 +360,7 @@ for (const mode of MODES) {
 
     it("an exec without the pause (fourwall-enter built without it) lets the removal through in the box", async () => {
       const fx = makeFixture(mode);
-      const bin = enterWithoutPause();
+      const bin = weakEnter("FOURWALL_UNSAFE_NO_PAUSE");
       await withBox(fx, "exit 1", (name) => {
         const [program, ...rest] = asMode(fx.mode, [
           bin,

@@ -13,8 +13,7 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import os from "node:os";
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { after, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -28,6 +27,7 @@ import {
   makeFixture,
   ROOT,
   userArgs,
+  weakEnter,
 } from "../helpers/box.js";
 import { shq, Tmux } from "../helpers/tmux.js";
 
@@ -237,24 +237,7 @@ const boxDirOf = (fx: Fixture, name: string) =>
     : path.join(fx.home, ".local/state/fourwall/boxes", name);
 
 /** fourwall-enter as it was: the caller's session and terminal, nothing ends what it starts. */
-const weakEnter = (() => {
-  let built: string | undefined;
-  return () => {
-    if (built) return built;
-    const dir = mkdtempSync(path.join(os.tmpdir(), "fourwall-weak-enter-"));
-    process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
-    spawnSync("chmod", ["755", dir]);
-    const bin = path.join(dir, "fourwall-enter");
-    const cc = spawnSync(
-      "gcc",
-      ["-O2", "-DFOURWALL_UNSAFE_SHARED_TERMINAL", "-o", bin, path.join(ROOT, "native", "fourwall-enter.c")],
-      { encoding: "utf8" },
-    );
-    assert.equal(cc.status, 0, cc.stderr);
-    built = bin;
-    return bin;
-  };
-})();
+const sharedTerminalEnter = () => weakEnter("FOURWALL_UNSAFE_SHARED_TERMINAL");
 
 function fw(fx: Fixture, args: string[], input = "") {
   const argv = [...userArgs(fx.mode), SHIM, ...args];
@@ -334,7 +317,7 @@ for (const mode of MODES) {
       assert.doesNotMatch(stolen, new RegExp(mark), "the box did not");
     });
     it("(broken: exec shares the caller's terminal and session) the test sees the keys stolen", async () => {
-      const { mark, stolen } = await stealAfterExec([weakEnter(), boxDirOf(fx, name), "--"]);
+      const { mark, stolen } = await stealAfterExec([sharedTerminalEnter(), boxDirOf(fx, name), "--"]);
       assert.match(stolen, new RegExp(mark));
     });
 
@@ -368,7 +351,7 @@ for (const mode of MODES) {
       assert.deepEqual(await execHolders([SHIM, "exec", name, "--"]), []);
     });
     it("(broken: exec shares the caller's terminal) the test sees the command holding it", async () => {
-      assert.notDeepEqual(await execHolders([weakEnter(), boxDirOf(fx, name), "--"]), []);
+      assert.notDeepEqual(await execHolders([sharedTerminalEnter(), boxDirOf(fx, name), "--"]), []);
     });
 
     it("exec passes keys, output and the exit status through its terminal", async () => {
