@@ -452,8 +452,9 @@ for (const mode of MODES) {
         assert.equal(fourwall.length, 1, "fourwall runs the box");
         // this box's relays only (other tests' boxes run on this machine too): fourwall's descendants
         const relay = descendantsOf(fourwall[0]!).filter((p) => cmdlineOf(p).includes("fourwall-pty"));
-        process.kill(fourwall[0]!, sig);
+        // the relay first when it dies too: killed after fourwall, it could still restore the mode
         if (alsoRelay) for (const pid of relay) process.kill(pid, "SIGKILL");
+        process.kill(fourwall[0]!, sig);
         await tmux.waitFor(/RUN-RC=\d+/);
         const ours = () => [
           ...pidsOf((c) => c === MARK),
