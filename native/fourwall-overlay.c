@@ -131,6 +131,20 @@ static int layer_fd(const char *spec) {
   return fd;
 }
 
+/* Takes every leading `FLAG A B` off argv into out (at most max): how many. */
+static int take_pairs(const char *flag, int *argc, char ***argv, const char *out[][2], int max) {
+  int n = 0;
+  while (*argc > 3 && strcmp((*argv)[1], flag) == 0) {
+    if (n == max) { errno = E2BIG; die(flag, (*argv)[2]); }
+    out[n][0] = (*argv)[2];
+    out[n][1] = (*argv)[3];
+    n++;
+    *argv += 3;
+    *argc -= 3;
+  }
+  return n;
+}
+
 int main(int argc, char **argv) {
   cloexec_from(FOURWALL_LAUNCH_FDS_END); /* only bwrap's setup pipes pass on (common.h) */
   if (argc == 3 && strcmp(argv[1], "--opaque") == 0) {
@@ -151,26 +165,10 @@ int main(int argc, char **argv) {
   /* write-through overlays: --through DIR SUB (SUB holds lower/ and work/, on DIR's own mount) */
   enum { MAX_THROUGH = 64 };
   const char *through[MAX_THROUGH][2];
-  int nthrough = 0;
-  while (argc > 3 && strcmp(argv[1], "--through") == 0) {
-    if (nthrough == MAX_THROUGH) { errno = E2BIG; die("--through", argv[2]); }
-    through[nthrough][0] = argv[2];
-    through[nthrough][1] = argv[3];
-    nthrough++;
-    argv += 3;
-    argc -= 3;
-  }
+  int nthrough = take_pairs("--through", &argc, &argv, through, MAX_THROUGH);
   /* --cover SRC DST: SRC (a file of fourwall's) bound read-only over DST after the overlays */
   const char *cover[MAX_THROUGH][2];
-  int ncover = 0;
-  while (argc > 3 && strcmp(argv[1], "--cover") == 0) {
-    if (ncover == MAX_THROUGH) { errno = E2BIG; die("--cover", argv[3]); }
-    cover[ncover][0] = argv[2];
-    cover[ncover][1] = argv[3];
-    ncover++;
-    argv += 3;
-    argc -= 3;
-  }
+  int ncover = take_pairs("--cover", &argc, &argv, cover, MAX_THROUGH);
   /* without a gate layer: "-- PROGRAM" right away (only write-through overlays) */
   int gated = !(argc >= 3 && strcmp(argv[1], "--") == 0 && nthrough + ncover > 0);
   if (gated && (argc < 5 || strcmp(argv[3], "--") != 0)) {
