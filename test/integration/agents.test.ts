@@ -58,6 +58,20 @@ interface Turn {
   key: string;
 }
 
+/** `codex exec` against one provider (a model whose tools are the classic shell functions, not the JavaScript code mode). */
+const codexExec = (provider: string, baseUrl: string) => [
+  "codex",
+  "exec",
+  "--skip-git-repo-check",
+  "-m",
+  "gpt-4.1",
+  "-c",
+  `model_provider="${provider}"`,
+  "-c",
+  `model_providers.${provider}={name="${provider}", base_url="${baseUrl}", env_key="OPENAI_API_KEY", wire_api="responses"}`,
+  "write the file",
+];
+
 const pinnedToLoopback = (preset: PresetName) =>
   (PRESETS[preset].egress?.allow ?? []).flatMap((host) => ["--resolve", `${host}=127.0.0.1`]);
 
@@ -183,21 +197,9 @@ for (const mode of MODES) {
         preset: "codex",
         api: "openai",
         keyVar: "OPENAI_API_KEY",
-        argv: (port) => [
-          "codex",
-          "exec",
-          "--skip-git-repo-check",
-          // no --sandbox: the preset's box-only config.toml turns Codex's own sandbox off (it cannot
-          // nest), so the shell tool works on the first try
-          // a model whose tools are the classic shell functions, not the JavaScript code mode
-          "-m",
-          "gpt-4.1",
-          "-c",
-          'model_provider="standin"',
-          "-c",
-          `model_providers.standin={name="standin", base_url="http://model.test:${port}/v1", env_key="OPENAI_API_KEY", wire_api="responses"}`,
-          "write the file",
-        ],
+        // no --sandbox: the preset's box-only config.toml turns Codex's own sandbox off (it cannot
+        // nest), so the shell tool works on the first try
+        argv: (port) => codexExec("standin", `http://model.test:${port}/v1`),
       });
       checkTurn(t);
       assert.deepEqual(t.made, [".codex"]);
@@ -214,29 +216,14 @@ for (const mode of MODES) {
       chownToMode(fx, audit);
       // an HTTPS provider the policy does not allow: the proxy refuses the CONNECT, which Codex
       // counts as a lost network; without the preset's config it would wait "for network" for ever
-      const r = await runInBox(
-        fx,
-        [
-          "codex",
-          "exec",
-          "--skip-git-repo-check",
-          "-m",
-          "gpt-4.1",
-          "-c",
-          'model_provider="refused"',
-          "-c",
-          'model_providers.refused={name="refused", base_url="https://refused.test/v1", env_key="OPENAI_API_KEY", wire_api="responses"}',
-          "write the file",
-        ],
-        {
-          flags: ["--preset", "codex", "--audit", audit],
-          env: {
-            PATH: `${path.join(cli, "node_modules", ".bin")}:${HOST_PATH}`,
-            OPENAI_API_KEY: "sk-unused-0123456789",
-          },
-          timeoutMs: 480_000,
+      const r = await runInBox(fx, codexExec("refused", "https://refused.test/v1"), {
+        flags: ["--preset", "codex", "--audit", audit],
+        env: {
+          PATH: `${path.join(cli, "node_modules", ".bin")}:${HOST_PATH}`,
+          OPENAI_API_KEY: "sk-unused-0123456789",
         },
-      );
+        timeoutMs: 480_000,
+      });
       assert.notEqual(r.code, null, "Codex ended by itself");
       assert.equal(r.code, 1, r.stderr.slice(-2000));
       assert.match(r.stderr, /Connection failed/);
