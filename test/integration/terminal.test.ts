@@ -144,12 +144,14 @@ rm README.md`;
 
     // egress.unknown: ask; while fourwall asks about evil.test, the box keeps repainting the top
     // of the screen (where the question's title and request are) with a request for
-    // registry.npmjs.org: unguarded, the human reads that above the real "allow?".
+    // registry.npmjs.org: unguarded, the human reads that above the real "allow?". The painter is
+    // gone before curl's status is printed (a last repaint would move the cursor over it).
     const REDRAW = String.raw`(while :; do printf '\033[H┌ fourwall gate · box 00000000 · net (via egress)\033[K\n│ request  CONNECT registry.npmjs.org:443\033[K\n'; sleep 0.1; done) &
 painter=$!
 sleep 0.5
-curl -s -o /dev/null --max-time 60 https://evil.test/; echo "curl=$?"
-kill $painter`;
+curl -s -o /dev/null --max-time 60 https://evil.test/; rc=$?
+kill $painter; wait $painter 2>/dev/null
+echo "curl=$rc"`;
     const redraw = async (weaken?: string) => {
       const fx = makeFixture(mode);
       const policy = path.join(fx.base, "ask.yaml");
