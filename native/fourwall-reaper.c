@@ -9,7 +9,8 @@
  * normally, anything else or end-of-file when fourwall was killed (then the run dir's on-kill
  * script runs first). Either way it removes the box's cgroups, its run dir and FOURWALL_REAP_ALSO,
  * and if no other box holds the workdir's lock (the shared lock converts to an exclusive one
- * without waiting) the placeholders listed in LIST, each only while still what fourwall put there.
+ * without waiting) the placeholders listed in LIST, each only while still what fourwall put there,
+ * then LIST and LOCK themselves (nothing of a workdir's stays in the locks dir).
  * Terminal and termination signals are ignored (it runs in a session of its own); the locks end
  * with it, so a box killed with fourwall frees its uid when its reaper ends.
  *
@@ -134,6 +135,25 @@ static void remove_placeholders(const char *list) {
   if (fd >= 0) close(fd);
 }
 
+/*
+ * The workdir's lock, held shared: the file at LOCK when the lock was taken (the last reaper of a
+ * workdir unlinks it while holding it exclusively, so a lock taken on the file it removed is taken
+ * again on a new one). The fd, or -1.
+ */
+static int lock_shared(const char *lock) {
+  for (;;) {
+    int fd = open(lock, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
+    if (fd < 0) return -1;
+    while (flock(fd, LOCK_SH) < 0)
+      if (errno != EINTR) return close(fd), -1;
+    struct stat held, named;
+    if (fstat(fd, &held) == 0 && stat(lock, &named) == 0 && held.st_ino == named.st_ino &&
+        held.st_dev == named.st_dev)
+      return fd;
+    close(fd);
+  }
+}
+
 int main(int argc, char **argv) {
   if (argc < 4) {
     fprintf(stderr, "usage: fourwall-reaper LOCK LIST RUN_DIR [CGROUP_DIR...]\n");
@@ -143,10 +163,8 @@ int main(int argc, char **argv) {
   signal(SIGINT, SIG_IGN), signal(SIGTERM, SIG_IGN), signal(SIGHUP, SIG_IGN), signal(SIGQUIT, SIG_IGN);
   signal(SIGPIPE, SIG_IGN);
 
-  int lfd = open(lock, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
+  int lfd = lock_shared(lock);
   if (lfd < 0) return 1;
-  while (flock(lfd, LOCK_SH) < 0)
-    if (errno != EINTR) return 1;
 
   /* root mode: a uid of the box's own, the first whose lock nobody holds, held for the reaper's life */
   char said[32] = "locked \n";
@@ -203,7 +221,13 @@ int main(int argc, char **argv) {
   /* squid's own dir (outside the run dir, so the run dir stays closed to squid's uid) */
   remove_tree(getenv("FOURWALL_REAP_ALSO"));
 
-  struct stat st;
-  if (stat(list, &st) == 0 && st.st_size > 0 && flock(lfd, LOCK_EX | LOCK_NB) == 0) remove_placeholders(list);
+  /* the last box on this workdir: its placeholders, then the list and the lock file themselves go
+     (unlinked while held: a reaper that opened the old file sees it gone and opens a new one) */
+  if (flock(lfd, LOCK_EX | LOCK_NB) == 0) {
+    struct stat st;
+    if (stat(list, &st) == 0 && st.st_size > 0) remove_placeholders(list);
+    unlink(list);
+    unlink(lock);
+  }
   return 0;
 }

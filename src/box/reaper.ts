@@ -24,11 +24,15 @@ import type { Placeholder } from "../walls/filesystem/index.js";
  * placeholders (each only if still what fourwall put there). A box never loses a placeholder its
  * mounts stand on because another box ended.
  */
-const REAPER_SCRIPT = `
+export const REAPER_SCRIPT = `
 trap '' INT TERM HUP QUIT
 lock=$1 list=$2 run_dir=$3; shift 3
-exec 9>>"$lock"
-flock -s 9 || exit 1
+# the lock on the file still named $lock (the last reaper unlinks it while holding it)
+while :; do
+  exec 9>>"$lock"
+  flock -s 9 || exit 1
+  [ "$(stat -Lc %d:%i /proc/$$/fd/9)" = "$(stat -c %d:%i -- "$lock" 2>/dev/null)" ] && break
+done
 uid=
 if [ -n "$FOURWALL_UIDS" ]; then
   # a uid of the box's own: the first whose lock nobody holds; held (fd 8) for the reaper's life,
@@ -56,8 +60,8 @@ for d in "$@"; do for t in 1 2 3 4 5 6 7 8 9 10; do [ -d "$d" ] || break; rmdir 
 [ -d "$run_dir" ] && rm -rf --one-file-system -- "$run_dir"
 # squid's own dir (outside the run dir, so the run dir stays closed to squid's uid)
 [ -n "$FOURWALL_REAP_ALSO" ] && [ -d "$FOURWALL_REAP_ALSO" ] && rm -rf --one-file-system -- "$FOURWALL_REAP_ALSO"
-[ -s "$list" ] || exit 0
-if flock -x -n 9; then
+flock -x -n 9 || exit 0
+if [ -s "$list" ]; then
   # Every path is data: one entry per line, "KIND PATH" with PATH's backslashes and newlines
   # escaped (encodeListPath); each is decoded with printf %b and used only inside double quotes,
   # never split or globbed. Files only while still what fourwall put there (empty, or "{}");
@@ -79,8 +83,9 @@ $dirs"; continue; fi
     decode "$enc"
     [ -d "$p" ] && [ ! -L "$p" ] && rmdir -- "$p" 2>/dev/null
   done
-  : > "$list"
 fi
+# the last box on this workdir: the list and the lock file go too (unlinked while held)
+rm -f -- "$list" "$lock"
 `;
 
 /**

@@ -104,6 +104,15 @@ for (const mode of MODES) {
         await waitFor(() => pgrep(`fourwall-reaper .*${lockKey}`) === "", 5_000),
         "the reaper has finished",
       );
+      // nor the workdir's lock file in fourwall's state (the last box on a workdir removes it)
+      const locks = [
+        `/run/fourwall/locks/${lockKey}.lock`,
+        `${fx.home}/.local/state/fourwall/locks/${lockKey}.lock`,
+      ];
+      assert.deepEqual(
+        locks.filter((p) => existsSync(p)),
+        [],
+      );
     });
 
     it("refuses a broken policy with file:line: field: reason and exit 125, running nothing", async () => {

@@ -23,7 +23,7 @@ import {
 import os from "node:os";
 import path from "node:path";
 import { describe, it } from "node:test";
-import { standPlaceholders, startReaper } from "../../src/box/reaper.js";
+import { REAPER_SCRIPT, standPlaceholders, startReaper } from "../../src/box/reaper.js";
 import { FOURWALL, MODES, makeFixture, ROOT, runInBox, USER_UID, userArgs, waitFor } from "../helpers/box.js";
 
 /** Workdir names (, : and \ also matter to the gate layer's overlayfs options, which escape them). */
@@ -246,6 +246,38 @@ fi
       spawnSync("rm", ["-rf", "--", base]);
     }
   }
+
+  /** Two boxes on one workdir: is the workdir's lock file there while the second runs, and after both? */
+  async function lockFileLife(script?: string): Promise<{ whileOther: boolean; after: string[] }> {
+    const base = mkdtempSync(path.join(os.tmpdir(), "fourwall-reap-"));
+    try {
+      const workdir = path.join(base, "w");
+      mkdirSync(workdir);
+      const [runA, runB] = [1, 2].map(() => mkdtempSync(path.join(os.tmpdir(), "fourwall-reap-run-")));
+      const a = await startReaper(workdir, runA!, [], script);
+      const b = await startReaper(workdir, runB!, [], script);
+      standPlaceholders([{ path: path.join(workdir, ".envrc"), kind: "file", content: "" }], a.list);
+      const lock = a.list.replace(/\.placeholders$/, ".lock");
+      await a.reaper.release();
+      const whileOther = existsSync(lock) && existsSync(path.join(workdir, ".envrc"));
+      await b.reaper.release();
+      spawnSync("rm", ["-rf", "--", runA!, runB!]);
+      return { whileOther, after: [lock, a.list, path.join(workdir, ".envrc")].filter((p) => existsSync(p)) };
+    } finally {
+      spawnSync("rm", ["-rf", "--", base]);
+    }
+  }
+
+  it("the last reaper of a workdir removes its lock file and list (kept while another box is on it), native and script alike; the old one is caught leaving them", async () => {
+    assert.deepEqual(await lockFileLife(), { whileOther: true, after: [] });
+    assert.deepEqual(
+      await lockFileLife(REAPER_SCRIPT),
+      { whileOther: true, after: [] },
+      "the shell fallback",
+    );
+    const old = await lockFileLife(OLD_REAPER);
+    assert.ok(old.after.length > 0, "the broken reaper leaves the lock file behind");
+  });
 
   it("the reaper leaves the sibling projX alone; the old one (unquoted, globbing) is caught deleting its files", async () => {
     assert.deepEqual(await reap(), []);
