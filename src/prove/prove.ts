@@ -4,11 +4,20 @@
  * is removed before it returns, and by a reaper if it is killed.
  */
 import { randomBytes } from "node:crypto";
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { packageRoot } from "../core/paths.js";
 import { shellQuote } from "../core/shell.js";
+import { dropKeptUnder } from "../walls/gate/index.js";
 import { type Canaries, startCanaries } from "./canaries/index.js";
 import { CREDENTIAL_ENV, credentialSecret, FOURWALL_NAMES } from "./canaries/names.js";
 import { outsideNames } from "./canaries/outside.js";
@@ -111,6 +120,10 @@ export async function runProve(options: ProveOptions): Promise<ProveOutcome> {
   const teardown = new Teardown();
   const reaper = armReaper(reaperScript(layout, root));
   teardown.add("the throwaway home", () => rmSync(base, { recursive: true, force: true }));
+  // the gate probes' refused changes are kept like any box's: they are prove's, not the user's
+  teardown.add("the probe box's change-sets", () => {
+    for (const dir of new Set([base, realpathSync(base)])) dropKeptUnder(dir);
+  });
   // A leaky wrapper running as root writes these for real: they go with the run.
   teardown.add("files a leaky wrapper wrote", () => {
     for (const file of layout.systemFiles) rmSync(file, { force: true });

@@ -114,6 +114,14 @@ const describeRun = (report: ProveReport, run: Run) =>
     .map((r) => `${r.status} ${r.id}: ${r.observed}`)
     .join("\n")}\nnotes: ${report.notes.join("; ")}\n${run.stderr}`;
 
+const readFileOr = (p: string) => {
+  try {
+    return readFileSync(p, "utf8");
+  } catch {
+    return "";
+  }
+};
+
 /** What a prove run could leave behind on the host if its teardown failed (names carry its run id). */
 function leftovers(report: ProveReport): string[] {
   const id = report.runId;
@@ -132,6 +140,12 @@ function leftovers(report: ProveReport): string[] {
   found.push(...links.split("\n").filter((l) => l.includes(`fwp${id.slice(0, 6)}`)));
   const tables = spawnSync("nft", ["list", "tables"], { encoding: "utf8" }).stdout ?? "";
   found.push(...tables.split("\n").filter((l) => l.includes(`fwprobe_${id.slice(0, 8)}`)));
+  // the gate probes' refused changes, kept like any box's: prove drops its own
+  for (const kept of ["/run/fourwall/layers/kept", path.join(userHome, ".local/state/fourwall/layers/kept")])
+    for (const entry of existsSync(kept) ? readdirSync(kept) : []) {
+      const meta = readFileOr(path.join(kept, entry, "meta.json"));
+      if (meta.includes(`fourwall-prove-${id}`)) found.push(`change-set ${entry}`);
+    }
   return found;
 }
 

@@ -165,6 +165,29 @@ export function dropKept(id: string): string | undefined {
   return removeLayer(dir);
 }
 
+/**
+ * Drops every change-set of a workdir at or under `dir` (prove's throwaway home: its gate probes
+ * are refused on purpose, and what they leave is not the user's to review). Returns the ids.
+ */
+export function dropKeptUnder(dir: string): string[] {
+  const root = changesDir();
+  const dropped: string[] = [];
+  for (const id of readdirSync(root).filter(isKeptId)) {
+    let workdir: unknown;
+    try {
+      workdir = (JSON.parse(readFileSync(path.join(root, id, "meta.json"), "utf8")) as { workdir?: unknown })
+        .workdir;
+    } catch {
+      continue; // not a record (yet): not ours to judge
+    }
+    if (typeof workdir !== "string" || !(workdir === dir || workdir.startsWith(`${dir}/`))) continue;
+    const failed = dropKept(id);
+    if (failed) throw new Error(`change-set ${id}: ${failed}`);
+    dropped.push(id);
+  }
+  return dropped;
+}
+
 /** Does `p` (as typed) select this change: its path or its rename target, or a directory above them. */
 const selects = (p: string, rel: string | undefined) => {
   const norm = p.replace(/^\.\/+/, "").replace(/\/+$/, "");
