@@ -62,7 +62,9 @@ export class FileReview {
   /** A key: the answer when the review is over, undefined when the screen changes (redraw). */
   key(byte: number): ApproverAnswer | undefined | "ignore" {
     const c = String.fromCharCode(byte).toLowerCase();
-    if (byte === ESC || byte === CTRL_C) return "no";
+    // ESC starts every report a terminal sends on its own (mouse, focus, keyboard protocols);
+    // a byte >= 0x80 may be a C1 CSI of one in 8-bit mode, whose payload could hold a "y"
+    if (byte === ESC || byte === CTRL_C || byte >= 0x80) return "no";
     switch (this.view) {
       case "overview":
         if (c === "y") return "yes";

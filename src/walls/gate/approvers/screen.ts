@@ -10,9 +10,15 @@ import type { RequestDisplay } from "./render.js";
  *   ESC[0m ESC(B SI  plain attributes (no hidden/inverse text), the ASCII charset (no line drawing)
  *   ESC[?25h ESC[?7h ESC[4l  a visible cursor, line wrap on, insert mode off
  *   OSC 104/110/111  the default palette and colours (no yellow-on-yellow)
+ *   ESC[?9l ESC[?1000l..1016l  no mouse reports, no focus reports (input the box did not type
+ *                    but could make the terminal send while the question waits)
+ *   ESC SP F         7-bit controls: a report starts with ESC (read as "no"), never a bare C1 byte
+ *   ESC[=0;1u ESC[>4m  no kitty keyboard flags, no modifyOtherKeys (plain keys for y and n)
  */
 export const TERMINAL_RESET =
-  "\x18\x1b\\\x1b[r\x1b[?6l\x1b[?1049l\x1b[0m\x1b(B\x0f\x1b[?25h\x1b[?7h\x1b[4l\x1b]104\x07\x1b]110\x07\x1b]111\x07";
+  "\x18\x1b\\\x1b[r\x1b[?6l\x1b[?1049l\x1b[0m\x1b(B\x0f\x1b[?25h\x1b[?7h\x1b[4l\x1b]104\x07\x1b]110\x07\x1b]111\x07" +
+  "\x1b[?9l\x1b[?1000l\x1b[?1001l\x1b[?1002l\x1b[?1003l\x1b[?1004l\x1b[?1005l\x1b[?1006l\x1b[?1015l\x1b[?1016l" +
+  "\x1b F\x1b[=0;1u\x1b[>4m";
 
 /**
  * The whole prompt as written to the terminal (pure): the reset, then the cursor to the last row

@@ -113,6 +113,11 @@ describe("the terminal prompt", () => {
       "\x0f",
       "\x1b[?25h",
       "\x1b]104\x07",
+      "\x1b[?1000l",
+      "\x1b[?1003l",
+      "\x1b[?1006l",
+      "\x1b[?1004l",
+      "\x1b F",
     ])
       assert.ok(TERMINAL_RESET.includes(seq), JSON.stringify(seq));
     for (const clear of ["\x1b[2J", "\x1b[3J", "\x1bc"])

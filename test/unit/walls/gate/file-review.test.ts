@@ -73,8 +73,8 @@ describe("FileReview", () => {
     key(none, "x");
     assert.equal(key(none, "y"), "no");
   });
-  it("Esc and Ctrl-C are no to everything on every screen; r at the summary reviews again", () => {
-    for (const abort of ["\x1b", "\x03"]) {
+  it("Esc, Ctrl-C and a C1 byte (an 8-bit terminal report) are no to everything on every screen; r at the summary reviews again", () => {
+    for (const abort of ["\x1b", "\x03", "\x9b"]) {
       const r = new FileReview(request());
       key(r, "r");
       key(r, "y");
