@@ -222,7 +222,8 @@ int main(int argc, char **argv) {
       errno = ENAMETOOLONG;
       die("write-through overlay path", dir);
     }
-    n = snprintf(options, sizeof options, "lowerdir=%s,upperdir=%s,workdir=%s,userxattr,metacopy=off,index=off,xino=off",
+    /* uuid=off: no overlay.uuid xattr left on the real directory */
+    n = snprintf(options, sizeof options, "lowerdir=%s,upperdir=%s,workdir=%s,userxattr,metacopy=off,index=off,xino=off,uuid=off",
                  l_opt, u_opt, w_opt);
     if (n < 0 || (size_t)n >= sizeof options) { errno = ENAMETOOLONG; die("overlay options", dir); }
     if (mount("overlay", dir, "overlay", 0, options) < 0) die("mount the write-through overlay over", dir);

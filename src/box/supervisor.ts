@@ -33,7 +33,14 @@ import type { GateOptions, GateSession } from "./gate.js";
 import { EXIT_CHANGES_KEPT, keptLine } from "./kept.js";
 import { type Reaper, standPlaceholders, startReaper } from "./reaper.js";
 import { detachedTerminal, openTerminalControl, type TerminalControl } from "./terminal.js";
-import { planThrough, removeThrough, standThrough, type Through, throughHome } from "./through.js";
+import {
+  planThrough,
+  removeThrough,
+  standThrough,
+  type Through,
+  throughCarrier,
+  throughHome,
+} from "./through.js";
 
 type AskHook = (request: AskRequest) => Promise<boolean>;
 
@@ -308,22 +315,26 @@ export async function superviseBox(
   let gate: GateSession | undefined;
   let grace: NodeJS.Timeout | undefined;
   // With the gate's layer over the workdir, the placeholders inside it stand in the layer (no
-  // trace on the host: walls/gate/placeholders.ts, placeholdersInLayer). The others go, where
-  // fourwall-overlay can (user mode, namespaces; the gate module stays lazily loaded), into write-through overlays over their writable directories (box/through.ts): the box's writes
-  // land in the real directory, the placeholder exists in its mount namespace only. Also the
+  // trace on the host: walls/gate/placeholders.ts, placeholdersInLayer). The others go, where the
+  // runtime can (throughCarrier: namespaces and gvisor, both modes; docker), into write-through
+  // overlays over their writable directories (box/through.ts): the box's writes land in the real directory, the placeholder exists in its mount namespace only. Also the
   // workdir's, when the gate holds nothing (its layer would only carry them: the box then writes
   // straight through) or has no layer (a persistent box). Only what is left stands on the host.
   const cwd = plan.filesystem.cwd;
+  const carrier = throughCarrier(runtime.name, plan.identity.mode);
   const home =
-    runtime.name === "namespaces" &&
-    plan.identity.mode === "user" &&
+    carrier !== undefined &&
     plan.filesystem.placeholders.length > 0 &&
     !options.hostPlaceholders &&
     existsSync(nativeHelperPath("overlay"))
-      ? throughHome()
+      ? throughHome(carrier)
       : undefined;
+  // (docker: its gate layer is mounted on the host over the workdir; the workdir's stay in it)
   const carryWorkdir =
-    home !== undefined && (!plan.gate.holds || options.gate?.layer === false) && home.canCarry(cwd);
+    home !== undefined &&
+    carrier !== "host" &&
+    (!plan.gate.holds || options.gate?.layer === false) &&
+    home.canCarry(cwd);
   if (carryWorkdir && plan.gate.overlay && !plan.gate.holds)
     plan = { ...plan, gate: { ...plan.gate, overlay: false } };
   const layered = plan.gate.overlay && options.gate?.layer !== false;
@@ -411,8 +422,8 @@ export async function superviseBox(
     guardRunDir(runDir, plan);
     standPlaceholders(hostPlaceholders, reaped.list);
     if (home && throughPlan.groups.length > 0) {
-      through = standThrough(throughPlan.groups, home.layers, plan.id, runDir, cwd);
-      session.through = { args: through.args, hide: through.hide };
+      through = standThrough(throughPlan.groups, home.layers, plan.id, runDir, cwd, carrier!, plan.identity);
+      session.through = { carrier: through.carrier, args: through.args, hide: through.hide, mounts: through.mounts };
     }
     writeGeneratedFiles(plan, runDir);
     // Only the box's uid (and root) may reach the proxy socket: other local users cannot borrow it.

@@ -181,7 +181,8 @@ export function withNativeBridge(plan: BoxPlan, session: BoxSession): BoxSession
  */
 export function gateLayerPrefix(session: BoxSession): string[] {
   const o = session.overlay;
-  const t = session.through;
+  // root mode: fourwall-drop mounts them (asBoxUid), as root, before the box uid takes over
+  const t = session.through?.carrier === "overlay" ? session.through : undefined;
   if (!o && !t) return [];
   // one --hide first (the layers dir: the gate's and the write-through overlays' are the same)
   const gate = o?.helperArgs ?? [];
@@ -211,6 +212,8 @@ function asBoxUid(plan: BoxPlan, session: BoxSession, command: string[]): string
     ...cgroups,
     // approval gate: the layer is opened as root (only root can walk to it), for fourwall-overlay
     ...(session.overlay?.dropArgs ?? []),
+    // placeholders outside the workdir: write-through overlays over an idmapped clone (box/through.ts)
+    ...(session.through?.carrier === "drop" ? session.through.args : []),
     // a workdir under a directory the box uid cannot search (/srv 0700, a mktemp -d) stays reachable
     "--reach",
     plan.filesystem.cwd,
