@@ -36,6 +36,7 @@ import { detachedTerminal, openTerminalControl, type TerminalControl } from "./t
 import {
   planThrough,
   removeThrough,
+  settingsMountPoints,
   standThrough,
   type Through,
   throughCarrier,
@@ -317,14 +318,18 @@ export async function superviseBox(
   // With the gate's layer over the workdir, the placeholders inside it stand in the layer (no
   // trace on the host: walls/gate/placeholders.ts, placeholdersInLayer). The others go, where the
   // runtime can (throughCarrier: namespaces and gvisor, both modes; docker), into write-through
-  // overlays over their writable directories (box/through.ts): the box's writes land in the real directory, the placeholder exists in its mount namespace only. Also the
+  // overlays over their writable directories (box/through.ts): the box's writes land in the real
+  // directory, the placeholder exists in its mount namespace only. So do the mount points of the
+  // gate's agent settings the agent does not have yet (~/.codex/hooks.json); not carried, bwrap
+  // makes those on the host as before (box/gate.ts removes them). Also the
   // workdir's, when the gate holds nothing (its layer would only carry them: the box then writes
   // straight through) or has no layer (a persistent box). Only what is left stands on the host.
   const cwd = plan.filesystem.cwd;
   const carrier = throughCarrier(runtime.name, plan.identity.mode);
+  const settingsPoints = settingsMountPoints(plan, (p) => existsSync(p));
   const home =
     carrier !== undefined &&
-    plan.filesystem.placeholders.length > 0 &&
+    plan.filesystem.placeholders.length + settingsPoints.length > 0 &&
     !options.hostPlaceholders &&
     existsSync(nativeHelperPath("overlay"))
       ? throughHome(carrier)
@@ -342,9 +347,15 @@ export async function superviseBox(
     (p) => !(layered && p.path !== cwd && isUnder(p.path, cwd)),
   );
   const throughPlan = home
-    ? planThrough(outsideLayer, cwd, (p) => existsSync(p), home.canCarry, carryWorkdir)
+    ? planThrough(
+        [...outsideLayer, ...settingsPoints],
+        cwd,
+        (p) => existsSync(p),
+        home.canCarry,
+        carryWorkdir,
+      )
     : { groups: [], host: outsideLayer };
-  const hostPlaceholders = throughPlan.host;
+  const hostPlaceholders = throughPlan.host.filter((p) => !settingsPoints.includes(p));
   let through: Through | undefined;
   step("run dir and cgroup made");
   /** Whether the reaper or the content check below would still change a placeholder on the host. */
@@ -423,7 +434,12 @@ export async function superviseBox(
     standPlaceholders(hostPlaceholders, reaped.list);
     if (home && throughPlan.groups.length > 0) {
       through = standThrough(throughPlan.groups, home.layers, plan.id, runDir, cwd, carrier!, plan.identity);
-      session.through = { carrier: through.carrier, args: through.args, hide: through.hide, mounts: through.mounts };
+      session.through = {
+        carrier: through.carrier,
+        args: through.args,
+        hide: through.hide,
+        mounts: through.mounts,
+      };
     }
     writeGeneratedFiles(plan, runDir);
     // Only the box's uid (and root) may reach the proxy socket: other local users cannot borrow it.

@@ -125,6 +125,24 @@ export function planThrough(
 }
 
 /**
+ * The gate's agent settings files the agent does not have yet, outside the workdir, as placeholders
+ * (pure): their mount points (the settings file is bound read-only over each) are carried like
+ * the policy's own, unless the policy already names the path.
+ */
+export function settingsMountPoints(
+  plan: {
+    gate: { settings: readonly { target: string }[] };
+    filesystem: { cwd: string; placeholders: readonly Placeholder[] };
+  },
+  exists: (p: string) => boolean,
+): Placeholder[] {
+  const named = new Set(plan.filesystem.placeholders.map((p) => p.path));
+  return [...new Set(plan.gate.settings.map((f) => f.target))]
+    .filter((t) => !named.has(t) && !exists(t) && !isUnder(t, plan.filesystem.cwd))
+    .map((t) => ({ path: t, kind: "file", content: "" }));
+}
+
+/**
  * The box's git excludes over the workdir: the host's lines plus one per placeholder in its
  * worktree (so the box's `git add -A` stages none), or nothing to add (pure).
  */
@@ -146,7 +164,7 @@ export function throughExclude(group: ThroughGroup, hostExclude: string): string
  * walks it: `dir` must be on that mount, and what it holds at `layers` must be what the host shows
  * there (the same mount, or a bind of that very directory: root's layers dir is bound onto itself
  * nosuid,nodev). Never over the layers dir itself or a directory above it (overlayfs keeps its work
- * dir out of the upper's tree).
+ * dir out of the upper's tree), nor inside it.
  */
 export function carries(
   entries: readonly MountEntry[],
@@ -154,7 +172,7 @@ export function carries(
   layers: string,
   carrier: ThroughCarrier,
 ): boolean {
-  if (dir === layers || isUnder(layers, dir)) return false;
+  if (dir === layers || isUnder(layers, dir) || isUnder(dir, layers)) return false;
   const m = mountOf(entries, dir);
   const l = mountOf(entries, layers);
   if (!m || !l) return false;

@@ -28,7 +28,9 @@ export function parseMountinfo(text: string): MountEntry[] {
       mountPoint: decodeOctal(f[4]!),
       root: decodeOctal(f[3]!),
       device: f[2]!,
-      options: new Set(f[5]!.split(",")), fsType: f[dash + 1]! });
+      options: new Set(f[5]!.split(",")),
+      fsType: f[dash + 1]!,
+    });
   }
   return out;
 }

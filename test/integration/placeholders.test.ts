@@ -324,6 +324,44 @@ for (const rt of RUNTIMES)
           );
         });
 
+      // The codex preset (no real agent): ~/.codex is its state dir, its config.toml a box-only file
+      // the gate binds read-only, hooks.json the gate's hook settings; neither exists on the host.
+      it("the codex preset: ~/.codex/config.toml and hooks.json in the box only, ~/.codex writable", {
+        // docker cannot bind the gate's agent settings yet (docker.ts): the preset does not run there
+        skip: rt.name === "docker" ? "the docker runtime does not take the gate's agent settings" : false,
+      }, async () => {
+        const fx = makeFixture(mode);
+        const codex = path.join(fx.home, ".codex");
+        const box = startInBox(
+          fx,
+          flagsFor(fx, ["--preset", "codex"]),
+          `cd ${codex} || exit 1
+(echo evil > config.toml) 2>/dev/null && echo WROTE-CONFIG
+(echo evil > hooks.json) 2>/dev/null && echo WROTE-HOOKS
+grep -q danger-full-access config.toml && echo CONFIG-OK
+grep -q PreToolUse hooks.json && echo HOOKS-OK
+echo s > session.jsonl
+echo ready; sleep 60`,
+        );
+        let err = "";
+        box.child.stderr?.on("data", (d) => (err += d));
+        assert.ok(await waitFor(() => box.out().includes("ready") || box.child.exitCode !== null, 120_000));
+        assert.match(box.out(), /ready/, `${box.out()}\n${err}`);
+        const during = readdirSync(codex).sort();
+        box.child.kill("SIGTERM");
+        await box.closed;
+        assert.match(box.out(), /CONFIG-OK/, box.out());
+        assert.match(box.out(), /HOOKS-OK/);
+        assert.doesNotMatch(box.out(), /WROTE/);
+        assert.deepEqual(during, ["session.jsonl"], "the host's ~/.codex holds the box's file alone");
+        assert.equal(
+          lstatSync(path.join(codex, "session.jsonl")).uid,
+          lstatSync(fx.home).uid,
+          "owned by the user",
+        );
+        assert.deepEqual(readdirSync(codex), ["session.jsonl"], "nothing left");
+      });
+
       it("a box without the persistence guard writes .mcp.json through to the host (the check sees it)", {
         skip: rt.name !== "namespaces",
       }, async () => {
