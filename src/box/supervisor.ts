@@ -334,10 +334,10 @@ export async function superviseBox(
     existsSync(nativeHelperPath("overlay"))
       ? throughHome(carrier)
       : undefined;
-  // (docker: its gate layer is mounted on the host over the workdir; the workdir's stay in it)
+  // (namespaces only: elsewhere the gate's layer carries the workdir's, tested so)
   const carryWorkdir =
     home !== undefined &&
-    carrier !== "host" &&
+    runtime.name === "namespaces" &&
     (!plan.gate.holds || options.gate?.layer === false) &&
     home.canCarry(cwd);
   if (carryWorkdir && plan.gate.overlay && !plan.gate.holds)

@@ -309,12 +309,11 @@ for (const rt of RUNTIMES)
             assert.equal(lstatSync(path.join(ext, name)).uid, USER_UID, `${name} is the real owner's`);
           assert.equal(lstatSync(path.join(ext, "old")).mode & 0o777, 0o600, "a chmod lands");
           assert.deepEqual(overlayXattrs(ext), [], "no overlay xattr on the real directory or its files");
-          if (end === "SIGKILL") {
-            const id = readAudit(audit).find((e) => e.event === "box-start")?.box;
-            assert.ok(id, "the audit log names the box");
-            const mine = () => listDir(layersOf(fx)).filter((n) => n.startsWith(`${id}-`));
-            assert.ok(await waitFor(() => mine().length === 0, 15_000), `left in the layers dir: ${mine()}`);
-          }
+          // fourwall's directory of the overlays (in the layers dir): removed at exit, or by the reaper
+          const id = readAudit(audit).find((e) => e.event === "box-start")?.box;
+          assert.ok(id, "the audit log names the box");
+          const mine = () => listDir(layersOf(fx)).filter((n) => n.startsWith(`${id}-`));
+          assert.ok(await waitFor(() => mine().length === 0, 15_000), `left in the layers dir: ${mine()}`);
           const mounted = () => readFileSync("/proc/self/mountinfo", "utf8").includes(ext);
           assert.ok(await waitFor(() => !mounted(), 15_000), "no mount on the host");
           assert.deepEqual(
