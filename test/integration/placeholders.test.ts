@@ -277,6 +277,7 @@ for (const rt of RUNTIMES)
               : [...rt.run(), "-p", policy, "--audit", audit, "-w", fx.workdir];
           const box = startInBox(fx, flags, script, end === "weak" ? { weaken: ["host-placeholders"] } : {});
           assert.ok(await waitFor(() => box.out().includes("ready"), 120_000), box.out());
+          if (end !== "weak" && mode === "root") unreachableByOthers(fx, audit, rt.name === "docker");
           const during = {
             list: readdirSync(ext).sort(),
             status: gitStatus(ext),
@@ -414,4 +415,28 @@ function overlayXattrs(dir: string): string[] {
   );
   assert.equal(r.status, 0, r.stderr);
   return r.stdout.split("\n").filter(Boolean);
+}
+
+/**
+ * Root mode, while the box runs: another local user (uid 65534) can neither list fourwall's
+ * directory of the overlays (the placeholders, the work dir) nor, for docker, the overlay's mount
+ * under the run dir.
+ */
+function unreachableByOthers(fx: Fixture, audit: string, docker: boolean): void {
+  const id = readAudit(audit).find((e) => e.event === "box-start")?.box;
+  assert.ok(id, "the audit log names the box");
+  const layers = layersOf(fx);
+  const mine = listDir(layers)
+    .filter((n) => n.startsWith(`${id}-through-`))
+    .map((n) => path.join(layers, n, "0"));
+  const dockerMounts = readFileSync("/proc/self/mountinfo", "utf8")
+    .split("\n")
+    .map((l) => l.split(" ")[4] ?? "")
+    .filter((m) => m.includes(`/fourwall-${id}-`) && /\/through\/\d+$/.test(m));
+  assert.ok(mine.length > 0, "the box has a directory of overlays");
+  assert.equal(dockerMounts.length, docker ? 1 : 0, "docker's overlay is mounted under its run dir");
+  for (const p of [...mine, path.join(mine[0]!, "lower"), ...dockerMounts]) {
+    const r = spawnSync("setpriv", [`--reuid=${USER_UID}`, `--regid=${USER_UID}`, "--clear-groups", "ls", p]);
+    assert.notEqual(r.status, 0, `uid ${USER_UID} lists ${p}`);
+  }
 }
