@@ -194,7 +194,7 @@ static void through_open(struct through *t) {
     else *slash = '\0';
   }
   t->tree = (int)syscall(SYS_open_tree, AT_FDCWD, common, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
-  if (t->tree < 0) die("open_tree", common);
+  if (t->tree < 0) die("open_tree (for the write-through overlay)", common);
   t->upper = beneath(t->tree, common, t->dir, "open the write-through overlay's directory");
   t->work = beneath(t->tree, common, work, "open the write-through overlay's work dir");
   t->lower = open(lower, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);

@@ -274,6 +274,13 @@ export function namespacesLaunchSpec(
  */
 export function bwrapFailure(captured: string): { wall: WallName; message: string; fix: string } {
   const said = captured || "no message";
+  // fourwall-overlay / fourwall-drop: a write-through overlay carrying placeholders (box/through.ts)
+  if (/^fourwall-(?:overlay|drop): .*write-through overlay/m.test(captured))
+    return {
+      wall: "filesystem",
+      message: `the write-through overlay that keeps a placeholder off the host could not be made: ${said}`,
+      fix: "check that overlayfs is available (modprobe overlay; idmapped layers need Linux >= 5.19 as root), or name the missing path in filesystem.allowPersistence",
+    };
   const fsPath =
     /^bwrap: Can't (?:mkdir|mount|bind mount|create file at|find source path|remount|make symlink at|chdir to|open)\s+(?:tmpfs on\s+)?(\S+?):?\s/m.exec(
       captured,
