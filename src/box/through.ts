@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import {
   chmodSync,
   lstatSync,
@@ -11,7 +12,7 @@ import {
 } from "node:fs";
 import path from "node:path";
 import { type MountEntry, mountOf, parseMountinfo } from "../core/mountinfo.js";
-import { isUnder } from "../core/paths.js";
+import { isUnder, nativeHelperPath } from "../core/paths.js";
 import { privateStateDir } from "../core/state-dir.js";
 import { onKill } from "../plan/session.js";
 import type { Placeholder } from "../walls/filesystem/index.js";
@@ -210,6 +211,8 @@ export interface Through {
   mounts: ThroughMount[];
   /** The directory fourwall-overlay hides in the box (the layers dir). */
   hide: string;
+  /** When the overlays were stood (unix seconds): what overlayfs marked since is cleared after. */
+  since: number;
 }
 
 /**
@@ -228,6 +231,9 @@ export function standThrough(
 ): Through {
   const dir = mkdtempSync(path.join(layers, `${id}-through-`));
   chmodSync(dir, 0o700);
+  const since = Math.floor(Date.now() / 1000) - 1;
+  for (const g of groups)
+    onKill(runDir, `${clearOpaqueCommand(g.dir, since).map(shq).join(" ")} 2>/dev/null`);
   onKill(runDir, `chmod -R u+rwx ${shq(dir)} 2>/dev/null; rm -rf --one-file-system -- ${shq(dir)}`);
   const mounts: ThroughMount[] = [];
   const covers: { src: string; dst: string }[] = [];
@@ -267,11 +273,30 @@ export function standThrough(
       }
     }
   });
-  return { dir, carrier, args: throughArgs(carrier, mounts, covers, identity), mounts, hide: layers };
+  return { dir, carrier, args: throughArgs(carrier, mounts, covers, identity), mounts, hide: layers, since };
 }
 
-/** Removes the overlays' directory (the box is dead); overlayfs's work/work may have no permissions. */
+/**
+ * overlayfs marks a directory the box renames into a merged one (the real directory, or one above
+ * a placeholder) opaque (`user.overlay.opaque`); fourwall-overlay takes the mark off what changed
+ * since the overlays were stood.
+ */
+const clearOpaqueCommand = (dir: string, since: number) => [
+  nativeHelperPath("overlay"),
+  "--clear-opaque",
+  dir,
+  String(since),
+];
+
+/**
+ * Clears overlayfs's marks on the real directories, then removes the overlays' directory (the box
+ * is dead); overlayfs's work/work may have no permissions.
+ */
 export function removeThrough(t: Through): void {
+  for (const { dir } of t.mounts) {
+    const [helper, ...args] = clearOpaqueCommand(dir, t.since);
+    spawnSync(helper!, args, { stdio: ["ignore", "ignore", "inherit"], timeout: 30_000 });
+  }
   try {
     for (const sub of readdirSync(t.dir))
       for (const w of readdirSync(path.join(t.dir, sub, "work")))

@@ -265,7 +265,7 @@ for (const rt of RUNTIMES)
       // plus `filesystem.readOnly`, as the codex preset's ~/.codex/config.toml), owned by uid 65534
       // (as root: the box uid writes it through an idmap). A write-through overlay carries the
       // placeholder (box/through.ts): the host never lists the name, the box cannot create it, its
-      // other writes land on the host at once, owned by the real owner, with no overlay xattr, and
+      // other writes (a directory renamed in too) land on the host at once, owned by the real owner, with no overlay xattr after, and
       // neither an exit nor a SIGKILL of fourwall leaves the name, a mount or fourwall's directory.
       for (const end of ["exit", "SIGKILL", "weak"] as const)
         it(`a placeholder outside the workdir: never on the host; writes land at once as the owner; ${end === "weak" ? "the old way stands it on the host (the check sees it)" : `${end} leaves nothing`}`, async () => {
@@ -309,12 +309,13 @@ for (const rt of RUNTIMES)
           for (const name of ["old", "renamed", "d", "d/f"])
             assert.equal(lstatSync(path.join(ext, name)).uid, USER_UID, `${name} is the real owner's`);
           assert.equal(lstatSync(path.join(ext, "old")).mode & 0o777, 0o600, "a chmod lands");
-          assert.deepEqual(overlayXattrs(ext), [], "no overlay xattr on the real directory or its files");
           // fourwall's directory of the overlays (in the layers dir): removed at exit, or by the reaper
           const id = readAudit(audit).find((e) => e.event === "box-start")?.box;
           assert.ok(id, "the audit log names the box");
           const mine = () => listDir(layersOf(fx)).filter((n) => n.startsWith(`${id}-`));
           assert.ok(await waitFor(() => mine().length === 0, 15_000), `left in the layers dir: ${mine()}`);
+          // (overlayfs's opaque mark on the renamed directory is taken off before that directory goes)
+          assert.deepEqual(overlayXattrs(ext), [], "no overlay xattr on the real directory or its files");
           const mounted = () => readFileSync("/proc/self/mountinfo", "utf8").includes(ext);
           assert.ok(await waitFor(() => !mounted(), 15_000), "no mount on the host");
           assert.deepEqual(
@@ -397,7 +398,7 @@ function outsideSetup(fx: Fixture) {
   const script = `cd ${ext} || exit 1
 (echo evil > config.toml) 2>/dev/null && echo WROTE-CONFIG
 echo "box sees: $(ls | tr '\\n' ' ')"
-echo new > new; echo more >> old; mv new renamed; chmod 600 old; rm gone; mkdir d; echo f > d/f
+echo new > new; echo more >> old; mv new renamed; chmod 600 old; rm gone; mkdir d0; mv d0 d; echo f > d/f
 echo ready; sleep 60`;
   return { fx, ext, policy, script };
 }
