@@ -210,7 +210,14 @@ static void through_overlay(struct through *t, const char *target) {
   snprintf(options, sizeof options,
            "lowerdir=/proc/self/fd/%d,upperdir=/proc/self/fd/%d,workdir=/proc/self/fd/%d,userxattr,metacopy=off,index=off,xino=off,uuid=off",
            t->lower, t->upper, t->work);
-  if (mount("overlay", target, "overlay", 0, options) < 0) die("mount the write-through overlay over", t->dir);
+  /* onto the target by fd, no symlink on its way: a path swapped meanwhile is refused, not followed */
+  struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC, .resolve = RESOLVE_NO_SYMLINKS};
+  int at = (int)syscall(SYS_openat2, AT_FDCWD, target, &how, sizeof how);
+  if (at < 0) die("open the write-through overlay's mount point", target);
+  char where[64];
+  snprintf(where, sizeof where, "/proc/self/fd/%d", at);
+  if (mount("overlay", where, "overlay", 0, options) < 0) die("mount the write-through overlay over", t->dir);
+  close(at);
   close(t->lower);
   close(t->upper);
   close(t->work);

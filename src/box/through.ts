@@ -193,7 +193,10 @@ export function throughHome(carrier: ThroughCarrier): { layers: string; canCarry
     layers,
     canCarry: (dir) => {
       try {
-        return carries(entries, realpathSync(dir), real, carrier);
+        const at = realpathSync(dir);
+        // fourwall-drop walks and mounts without following a symlink: a path through one stays on the host
+        if (carrier !== "overlay" && at !== dir) return false;
+        return carries(entries, at, real, carrier);
       } catch {
         return false;
       }
