@@ -3,6 +3,7 @@ import { describe, it } from "node:test";
 import {
   carries,
   planThrough,
+  settingsMountPoints,
   throughArgs,
   throughCarrier,
   throughExclude,
@@ -164,6 +165,27 @@ describe("withThroughSources: docker binds a write-through overlay's directory f
         ["/run/R/through/0/config.toml", "/h/.codex/config.toml"],
         ["/h/.codexx", "/h/.codexx"],
       ],
+    );
+  });
+});
+
+describe("settingsMountPoints: the gate's agent settings the agent does not have yet, carried like placeholders", () => {
+  it("missing targets outside the workdir, once each, unless the policy names them already", () => {
+    const plan = {
+      gate: {
+        settings: [
+          { target: "/h/.codex/hooks.json" },
+          { target: "/h/.codex/config.toml" },
+          { target: "/h/.claude/settings.json" },
+          { target: "/h/proj/.claude/settings.json" },
+          { target: "/h/.codex/hooks.json" },
+        ],
+      },
+      filesystem: { cwd: "/h/proj", placeholders: [file("/h/.codex/config.toml")] },
+    };
+    assert.deepEqual(
+      settingsMountPoints(plan, (p) => p === "/h/.claude/settings.json"),
+      [file("/h/.codex/hooks.json")],
     );
   });
 });
