@@ -378,6 +378,10 @@ export async function superviseBox(
       step("settled: the exit status is sent");
     }
     if (through) removeThrough(through);
+    // docker's write-through overlays under the run dir have the real directory as their upper:
+    // never removed through (the runtime unmounts them after the container; this is the backstop)
+    for (const i of session.through?.carrier === "host" ? session.through.mounts.keys() : [])
+      spawnSync("umount", ["-l", path.join(runDir, "through", String(i))], { stdio: "ignore" });
     await Promise.all([
       removeBoxCgroup(cgroup),
       rm(runDir, { recursive: true, force: true }),

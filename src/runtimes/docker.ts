@@ -638,21 +638,28 @@ export class DockerRuntime implements Runtime {
       unmount();
       throw ociWallError(error, "docker");
     }
-    // If fourwall is SIGKILLed, the box's reaper runs this: the daemon must not keep the container.
-    const clientEnv = Object.entries(dockerClientEnv())
-      .map(([k, v]) => `${k}=${shellQuote(v)}`)
-      .join(" ");
-    onKill(session.runDir, `${clientEnv} ${shellQuote(bin)} rm -f ${shellQuote(name)}`, "first");
-    const launch = dockerLaunchSpec(plan, {
-      bin,
-      args: this.options.transformArgs ? this.options.transformArgs(args) : args,
-      name,
-      clientEnv: dockerClientEnv(),
-      // the docker client starts under the box's own session and terminal, like every launcher
-      prefix: terminalPrefix(session),
-    });
-    // before the gate reads the layer and writes the workdir
-    return launchBox(launch, layer || through.length > 0 ? { afterExit: unmount } : {});
+    try {
+      // If fourwall is SIGKILLed, the box's reaper runs this: the daemon must not keep the container.
+      const clientEnv = Object.entries(dockerClientEnv())
+        .map(([k, v]) => `${k}=${shellQuote(v)}`)
+        .join(" ");
+      onKill(session.runDir, `${clientEnv} ${shellQuote(bin)} rm -f ${shellQuote(name)}`, "first");
+      const launch = dockerLaunchSpec(plan, {
+        bin,
+        args: this.options.transformArgs ? this.options.transformArgs(args) : args,
+        name,
+        clientEnv: dockerClientEnv(),
+        // the docker client starts under the box's own session and terminal, like every launcher
+        prefix: terminalPrefix(session),
+      });
+      // before the gate reads the layer and writes the workdir
+      return await launchBox(launch, layer || through.length > 0 ? { afterExit: unmount } : {});
+    } catch (error) {
+      // a write-through overlay's upper is the real directory: never left mounted in the run dir,
+      // which the supervisor then removes recursively
+      unmount();
+      throw error;
+    }
   }
 }
 
