@@ -39,6 +39,9 @@
  *        fourwall-overlay --opaque UPPER   (after the run: prints, NUL-separated and relative to
  *        UPPER, the directories overlayfs marked opaque — removed and made again, hiding every
  *        older entry — which node cannot see without an xattr API)
+ *        fourwall-overlay --clear-opaque DIR SINCE   (after a write-through overlay over DIR: takes
+ *        the opaque mark overlayfs set on a directory the box renamed into a merged one off every
+ *        directory below DIR changed since SINCE, unix seconds; no trace of it on the host)
  * Exit status 125 with a message on stderr when any step fails: nothing is run then.
  */
 #define _GNU_SOURCE
@@ -117,6 +120,28 @@ static void print_opaque(int fd, struct relpath *rel) {
   closedir(dir);
 }
 
+/* Takes overlayfs's opaque mark off every directory from fd down changed since `since` (seconds):
+ * a write-through overlay sets it on a directory the box renames into a merged one (the real
+ * directory, or one above a placeholder). Walks by fd (openat, O_NOFOLLOW), never a symlink. */
+static void clear_opaque(int fd, time_t since) {
+  struct stat st;
+  char value[4] = {0};
+  if (fstat(fd, &st) == 0 && st.st_ctime >= since &&
+      fgetxattr(fd, "user.overlay.opaque", value, sizeof value - 1) == 1 && value[0] == 'y' &&
+      fremovexattr(fd, "user.overlay.opaque") < 0)
+    perror(FOURWALL_HELPER ": remove user.overlay.opaque");
+  DIR *dir = fdopendir(fd);
+  if (!dir) { close(fd); return; }
+  struct dirent *e;
+  while ((e = readdir(dir)) != NULL) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+    if (e->d_type != DT_DIR && e->d_type != DT_UNKNOWN) continue;
+    int sub = openat(dirfd(dir), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (sub >= 0) clear_opaque(sub, since);
+  }
+  closedir(dir);
+}
+
 /* fd:N (opened by fourwall-drop), or a directory opened here; never a symlink at its end. */
 static int layer_fd(const char *spec) {
   if (strncmp(spec, "fd:", 3) == 0) {
@@ -155,6 +180,12 @@ int main(int argc, char **argv) {
     print_opaque(top, &rel);
     free(rel.buf);
     return fflush(stdout) == 0 ? 0 : 125;
+  }
+  if (argc == 4 && strcmp(argv[1], "--clear-opaque") == 0) {
+    int top = open(argv[2], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (top < 0) die("open", argv[2]);
+    clear_opaque(top, (time_t)strtoll(argv[3], NULL, 10));
+    return 0;
   }
   const char *hide = NULL;
   if (argc > 2 && strcmp(argv[1], "--hide") == 0) {
@@ -222,7 +253,8 @@ int main(int argc, char **argv) {
       errno = ENAMETOOLONG;
       die("write-through overlay path", dir);
     }
-    n = snprintf(options, sizeof options, "lowerdir=%s,upperdir=%s,workdir=%s,userxattr,metacopy=off,index=off,xino=off",
+    /* uuid=off: no overlay.uuid xattr left on the real directory */
+    n = snprintf(options, sizeof options, "lowerdir=%s,upperdir=%s,workdir=%s,userxattr,metacopy=off,index=off,xino=off,uuid=off",
                  l_opt, u_opt, w_opt);
     if (n < 0 || (size_t)n >= sizeof options) { errno = ENAMETOOLONG; die("overlay options", dir); }
     if (mount("overlay", dir, "overlay", 0, options) < 0) die("mount the write-through overlay over", dir);

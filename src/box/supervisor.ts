@@ -33,7 +33,15 @@ import type { GateOptions, GateSession } from "./gate.js";
 import { EXIT_CHANGES_KEPT, keptLine } from "./kept.js";
 import { type Reaper, standPlaceholders, startReaper } from "./reaper.js";
 import { detachedTerminal, openTerminalControl, type TerminalControl } from "./terminal.js";
-import { planThrough, removeThrough, standThrough, type Through, throughHome } from "./through.js";
+import {
+  planThrough,
+  removeThrough,
+  settingsMountPoints,
+  standThrough,
+  type Through,
+  throughCarrier,
+  throughHome,
+} from "./through.js";
 
 type AskHook = (request: AskRequest) => Promise<boolean>;
 
@@ -308,22 +316,30 @@ export async function superviseBox(
   let gate: GateSession | undefined;
   let grace: NodeJS.Timeout | undefined;
   // With the gate's layer over the workdir, the placeholders inside it stand in the layer (no
-  // trace on the host: walls/gate/placeholders.ts, placeholdersInLayer). The others go, where
-  // fourwall-overlay can (user mode, namespaces; the gate module stays lazily loaded), into write-through overlays over their writable directories (box/through.ts): the box's writes
-  // land in the real directory, the placeholder exists in its mount namespace only. Also the
+  // trace on the host: walls/gate/placeholders.ts, placeholdersInLayer). The others go, where the
+  // runtime can (throughCarrier: namespaces and gvisor, both modes; docker), into write-through
+  // overlays over their writable directories (box/through.ts): the box's writes land in the real
+  // directory, the placeholder exists in its mount namespace only. So do the mount points of the
+  // gate's agent settings the agent does not have yet (~/.codex/hooks.json); not carried, bwrap
+  // makes those on the host as before (box/gate.ts removes them). Also the
   // workdir's, when the gate holds nothing (its layer would only carry them: the box then writes
   // straight through) or has no layer (a persistent box). Only what is left stands on the host.
   const cwd = plan.filesystem.cwd;
+  const carrier = throughCarrier(runtime.name, plan.identity.mode);
+  const settingsPoints = settingsMountPoints(plan, (p) => existsSync(p));
   const home =
-    runtime.name === "namespaces" &&
-    plan.identity.mode === "user" &&
-    plan.filesystem.placeholders.length > 0 &&
+    carrier !== undefined &&
+    plan.filesystem.placeholders.length + settingsPoints.length > 0 &&
     !options.hostPlaceholders &&
     existsSync(nativeHelperPath("overlay"))
-      ? throughHome()
+      ? throughHome(carrier)
       : undefined;
+  // (namespaces only: elsewhere the gate's layer carries the workdir's, tested so)
   const carryWorkdir =
-    home !== undefined && (!plan.gate.holds || options.gate?.layer === false) && home.canCarry(cwd);
+    home !== undefined &&
+    runtime.name === "namespaces" &&
+    (!plan.gate.holds || options.gate?.layer === false) &&
+    home.canCarry(cwd);
   if (carryWorkdir && plan.gate.overlay && !plan.gate.holds)
     plan = { ...plan, gate: { ...plan.gate, overlay: false } };
   const layered = plan.gate.overlay && options.gate?.layer !== false;
@@ -331,9 +347,15 @@ export async function superviseBox(
     (p) => !(layered && p.path !== cwd && isUnder(p.path, cwd)),
   );
   const throughPlan = home
-    ? planThrough(outsideLayer, cwd, (p) => existsSync(p), home.canCarry, carryWorkdir)
+    ? planThrough(
+        [...outsideLayer, ...settingsPoints],
+        cwd,
+        (p) => existsSync(p),
+        home.canCarry,
+        carryWorkdir,
+      )
     : { groups: [], host: outsideLayer };
-  const hostPlaceholders = throughPlan.host;
+  const hostPlaceholders = throughPlan.host.filter((p) => !settingsPoints.includes(p));
   let through: Through | undefined;
   step("run dir and cgroup made");
   /** Whether the reaper or the content check below would still change a placeholder on the host. */
@@ -356,6 +378,10 @@ export async function superviseBox(
       step("settled: the exit status is sent");
     }
     if (through) removeThrough(through);
+    // docker's write-through overlays under the run dir have the real directory as their upper:
+    // never removed through (the runtime unmounts them after the container; this is the backstop)
+    for (const i of session.through?.carrier === "host" ? session.through.mounts.keys() : [])
+      spawnSync("umount", ["-l", path.join(runDir, "through", String(i))], { stdio: "ignore" });
     await Promise.all([
       removeBoxCgroup(cgroup),
       rm(runDir, { recursive: true, force: true }),
@@ -411,8 +437,13 @@ export async function superviseBox(
     guardRunDir(runDir, plan);
     standPlaceholders(hostPlaceholders, reaped.list);
     if (home && throughPlan.groups.length > 0) {
-      through = standThrough(throughPlan.groups, home.layers, plan.id, runDir, cwd);
-      session.through = { args: through.args, hide: through.hide };
+      through = standThrough(throughPlan.groups, home.layers, plan.id, runDir, cwd, carrier!, plan.identity);
+      session.through = {
+        carrier: through.carrier,
+        args: through.args,
+        hide: through.hide,
+        mounts: through.mounts,
+      };
     }
     writeGeneratedFiles(plan, runDir);
     // Only the box's uid (and root) may reach the proxy socket: other local users cannot borrow it.

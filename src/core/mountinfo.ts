@@ -4,6 +4,10 @@ import { isUnder } from "./paths.js";
 /** One line of /proc/self/mountinfo, as far as fourwall needs it. */
 export interface MountEntry {
   mountPoint: string;
+  /** The directory of its filesystem shown there (field 4: "/" unless a bind of a subdirectory). */
+  root: string;
+  /** major:minor of its filesystem (field 3). */
+  device: string;
   /** Per-mount options (field 6): rw/ro, nosuid, nodev, noexec, … */
   options: Set<string>;
   fsType: string;
@@ -20,7 +24,13 @@ export function parseMountinfo(text: string): MountEntry[] {
     const f = line.split(" ");
     const dash = f.indexOf("-");
     if (f.length < 10 || dash < 6) continue;
-    out.push({ mountPoint: decodeOctal(f[4]!), options: new Set(f[5]!.split(",")), fsType: f[dash + 1]! });
+    out.push({
+      mountPoint: decodeOctal(f[4]!),
+      root: decodeOctal(f[3]!),
+      device: f[2]!,
+      options: new Set(f[5]!.split(",")),
+      fsType: f[dash + 1]!,
+    });
   }
   return out;
 }

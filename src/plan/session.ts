@@ -21,11 +21,17 @@ export interface BoxSession {
    */
   overlay?: { lower: string; upper: string; work: string; helperArgs: string[]; dropArgs: string[] };
   /**
-   * Placeholders outside the workdir (user mode, namespaces runtime): write-through overlays over
-   * writable directories (box/through.ts), fourwall-overlay's `--through` arguments and the layers
-   * dir it hides in the box.
+   * Placeholders outside the workdir: write-through overlays over writable directories
+   * (box/through.ts). `carrier` says who mounts them: fourwall-overlay ("overlay", user mode: `args`
+   * go to it, and it hides `hide`, the layers dir, in the box), fourwall-drop ("drop", root mode:
+   * `args` go to it), or the docker runtime on the host ("host": each of `mounts` under the run dir).
    */
-  through?: { args: string[]; hide: string };
+  through?: {
+    carrier: "overlay" | "drop" | "host";
+    args: string[];
+    hide: string;
+    mounts: { dir: string; sub: string }[];
+  };
   /**
    * Approval gate, namespaces runtime: the pause at the action. The helper (host path) is bound into
    * the box and installs the notify filter before the command (walls/gate/pause-supervisor.ts);

@@ -29,7 +29,7 @@ import { chownSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { request as httpRequest } from "node:http";
 import path from "node:path";
 import { WallError } from "../core/errors.js";
-import { isUnder, which } from "../core/paths.js";
+import { dropHelperPath, isUnder, which } from "../core/paths.js";
 import { shellQuote } from "../core/shell.js";
 import type { BoxPlan } from "../plan/plan.js";
 import { onKill } from "../plan/session.js";
@@ -242,6 +242,44 @@ function mountGateLayer(session: BoxSession, user: { uid: number; gid: number })
     );
   onKill(session.runDir, `umount -l ${shellQuote(merged)} 2>/dev/null`, "first");
   return merged;
+}
+
+/**
+ * Placeholders outside the workdir (box/through.ts, carrier "host"): each write-through overlay is
+ * mounted on the host under <run dir>/through (0700, root's: no other user reaches the view) and
+ * becomes the bind source of its directory; the real directory never gets the placeholder. The
+ * box runs as the directory's owner (dockerUser), so its writes land as the owner without an idmap.
+ */
+function mountThrough(session: BoxSession, done: { dir: string; merged: string }[]): void {
+  const top = path.join(session.runDir, "through");
+  mkdirSync(top, { mode: 0o700 });
+  session.through!.mounts.forEach(({ dir, sub }, i) => {
+    const merged = path.join(top, String(i));
+    mkdirSync(merged, { mode: 0o700 });
+    // over a clone of the mount holding both DIR and SUB (overlayfs wants upper and work on one mount)
+    const r = spawnSync(dropHelperPath(), ["--mount-through", sub, dir, merged], { encoding: "utf8" });
+    if (r.status !== 0)
+      throw new WallError(
+        "filesystem",
+        `docker: cannot mount the write-through overlay that carries the placeholders of ${dir}: ${r.stderr.trim() || r.error?.message}`,
+        "npm run setup (builds native/fourwall-drop), and check that overlayfs is available (modprobe overlay)",
+      );
+    onKill(session.runDir, `umount -l ${shellQuote(merged)} 2>/dev/null`, "first");
+    done.push({ dir, merged });
+  });
+}
+
+/** The plan's binds from inside a write-through overlay's directory, from its mount instead (pure). */
+export function withThroughSources(
+  fs: BoxPlan["filesystem"],
+  through: readonly { dir: string; merged: string }[],
+): BoxPlan["filesystem"] {
+  const mounts = fs.mounts.map((m) => {
+    if (m.type !== "bind") return m;
+    const t = through.find((t) => m.source === t.dir || isUnder(m.source, t.dir));
+    return t ? { ...m, source: path.join(t.merged, path.relative(t.dir, m.source)) } : m;
+  });
+  return { ...fs, mounts };
 }
 
 function unmountGateLayer(merged: string): void {
@@ -577,9 +615,17 @@ export class DockerRuntime implements Runtime {
     // Approval gate: the daemon binds from the host's mount namespace, so the copy-on-write layer
     // is mounted there (root: the docker runtime is root only) and the container gets the layer.
     const layer = session.overlay ? mountGateLayer(session, user) : undefined;
+    const through: { dir: string; merged: string }[] = [];
+    // never left mounted once the container is gone: the run dir is removed recursively after
+    const unmount = () => {
+      for (const t of through) unmountGateLayer(t.merged);
+      if (layer) unmountGateLayer(layer);
+    };
     let args: string[];
     try {
-      args = dockerRunArgs(layer ? { ...plan, filesystem: withWorkdirSource(plan, layer) } : plan, session, {
+      if (session.through?.carrier === "host") mountThrough(session, through);
+      const fs = layer ? withWorkdirSource(plan, layer) : plan.filesystem;
+      args = dockerRunArgs({ ...plan, filesystem: withThroughSources(fs, through) }, session, {
         image,
         engine,
         seccompFile,
@@ -589,23 +635,31 @@ export class DockerRuntime implements Runtime {
         ...(bridgeInNetDir ? { bridgeInNetDir } : {}),
       });
     } catch (error) {
+      unmount();
       throw ociWallError(error, "docker");
     }
-    // If fourwall is SIGKILLed, the box's reaper runs this: the daemon must not keep the container.
-    const clientEnv = Object.entries(dockerClientEnv())
-      .map(([k, v]) => `${k}=${shellQuote(v)}`)
-      .join(" ");
-    onKill(session.runDir, `${clientEnv} ${shellQuote(bin)} rm -f ${shellQuote(name)}`, "first");
-    const launch = dockerLaunchSpec(plan, {
-      bin,
-      args: this.options.transformArgs ? this.options.transformArgs(args) : args,
-      name,
-      clientEnv: dockerClientEnv(),
-      // the docker client starts under the box's own session and terminal, like every launcher
-      prefix: terminalPrefix(session),
-    });
-    // before the gate reads the layer and writes the workdir
-    return launchBox(launch, layer ? { afterExit: () => unmountGateLayer(layer) } : {});
+    try {
+      // If fourwall is SIGKILLed, the box's reaper runs this: the daemon must not keep the container.
+      const clientEnv = Object.entries(dockerClientEnv())
+        .map(([k, v]) => `${k}=${shellQuote(v)}`)
+        .join(" ");
+      onKill(session.runDir, `${clientEnv} ${shellQuote(bin)} rm -f ${shellQuote(name)}`, "first");
+      const launch = dockerLaunchSpec(plan, {
+        bin,
+        args: this.options.transformArgs ? this.options.transformArgs(args) : args,
+        name,
+        clientEnv: dockerClientEnv(),
+        // the docker client starts under the box's own session and terminal, like every launcher
+        prefix: terminalPrefix(session),
+      });
+      // before the gate reads the layer and writes the workdir
+      return await launchBox(launch, layer || through.length > 0 ? { afterExit: unmount } : {});
+    } catch (error) {
+      // a write-through overlay's upper is the real directory: never left mounted in the run dir,
+      // which the supervisor then removes recursively
+      unmount();
+      throw error;
+    }
   }
 }
 

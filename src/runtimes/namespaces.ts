@@ -181,7 +181,8 @@ export function withNativeBridge(plan: BoxPlan, session: BoxSession): BoxSession
  */
 export function gateLayerPrefix(session: BoxSession): string[] {
   const o = session.overlay;
-  const t = session.through;
+  // root mode: fourwall-drop mounts them (asBoxUid), as root, before the box uid takes over
+  const t = session.through?.carrier === "overlay" ? session.through : undefined;
   if (!o && !t) return [];
   // one --hide first (the layers dir: the gate's and the write-through overlays' are the same)
   const gate = o?.helperArgs ?? [];
@@ -211,6 +212,8 @@ function asBoxUid(plan: BoxPlan, session: BoxSession, command: string[]): string
     ...cgroups,
     // approval gate: the layer is opened as root (only root can walk to it), for fourwall-overlay
     ...(session.overlay?.dropArgs ?? []),
+    // placeholders outside the workdir: write-through overlays over an idmapped clone (box/through.ts)
+    ...(session.through?.carrier === "drop" ? session.through.args : []),
     // a workdir under a directory the box uid cannot search (/srv 0700, a mktemp -d) stays reachable
     "--reach",
     plan.filesystem.cwd,
@@ -271,6 +274,13 @@ export function namespacesLaunchSpec(
  */
 export function bwrapFailure(captured: string): { wall: WallName; message: string; fix: string } {
   const said = captured || "no message";
+  // fourwall-overlay / fourwall-drop: a write-through overlay carrying placeholders (box/through.ts)
+  if (/^fourwall-(?:overlay|drop): .*write-through overlay/m.test(captured))
+    return {
+      wall: "filesystem",
+      message: `the write-through overlay that keeps a placeholder off the host could not be made: ${said}`,
+      fix: "check that overlayfs is available (modprobe overlay; idmapped layers need Linux >= 5.19 as root), or name the missing path in filesystem.allowPersistence",
+    };
   const fsPath =
     /^bwrap: Can't (?:mkdir|mount|bind mount|create file at|find source path|remount|make symlink at|chdir to|open)\s+(?:tmpfs on\s+)?(\S+?):?\s/m.exec(
       captured,

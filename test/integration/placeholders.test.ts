@@ -16,7 +16,6 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { which } from "../../src/core/paths.js";
 import {
-  chownToMode,
   type Fixture,
   layersOf,
   listDir,
@@ -26,6 +25,7 @@ import {
   readAudit,
   runInBox,
   startInBox,
+  USER_UID,
   waitFor,
 } from "../helpers/box.js";
 import {
@@ -176,9 +176,9 @@ for (const rt of RUNTIMES)
             // changes that would be asked about (or held) with a layer that holds: they flow unasked
             edits = "echo more >> README.md; chmod 755 README.md; ln -s /etc/passwd out";
           }
-          // user mode, namespaces: an allow-all box writes straight through (a write-through overlay
+          // namespaces, both modes: an allow-all box writes straight through (a write-through overlay
           // carries the placeholders): its edits are on the host while it runs
-          const through = edits !== "" && mode === "user" && rt.name === "namespaces";
+          const through = edits !== "" && rt.name === "namespaces";
           const { box, before, during, traces } = await duringRun(
             fx,
             flagsFor(fx, flags),
@@ -261,6 +261,108 @@ for (const rt of RUNTIMES)
         });
       }
 
+      // A writable place outside the workdir with a protected name missing in it (`filesystem.writable`
+      // plus `filesystem.readOnly`, as the codex preset's ~/.codex/config.toml), owned by uid 65534
+      // (as root: the box uid writes it through an idmap). A write-through overlay carries the
+      // placeholder (box/through.ts): the host never lists the name, the box cannot create it, its
+      // other writes (a directory renamed in too) land on the host at once, owned by the real owner, with no overlay xattr after, and
+      // neither an exit nor a SIGKILL of fourwall leaves the name, a mount or fourwall's directory.
+      for (const end of ["exit", "SIGKILL", "weak"] as const)
+        it(`a placeholder outside the workdir: never on the host; writes land at once as the owner; ${end === "weak" ? "the old way stands it on the host (the check sees it)" : `${end} leaves nothing`}`, async () => {
+          const { fx, ext, policy, script } = outsideSetup(makeFixture(mode));
+          const audit = path.join(fx.home, "audit.jsonl");
+          const flags =
+            end === "weak"
+              ? [...rt.weak(), "--policy", policy, "-w", fx.workdir]
+              : [...rt.run(), "-p", policy, "--audit", audit, "-w", fx.workdir];
+          const box = startInBox(fx, flags, script, end === "weak" ? { weaken: ["host-placeholders"] } : {});
+          assert.ok(await waitFor(() => box.out().includes("ready"), 120_000), box.out());
+          if (end !== "weak" && mode === "root") unreachableByOthers(fx, audit, rt.name === "docker");
+          const during = {
+            list: readdirSync(ext).sort(),
+            status: gitStatus(ext),
+            old: readFileSync(path.join(ext, "old"), "utf8"),
+          };
+          box.child.kill(end === "SIGKILL" ? "SIGKILL" : "SIGTERM");
+          await box.closed;
+          assert.doesNotMatch(box.out(), /WROTE-CONFIG/, "the box cannot create the protected name");
+          assert.match(box.out(), /box sees: .*config\.toml/, "the box sees the placeholder");
+          if (end === "weak") {
+            assert.ok(
+              during.list.includes("config.toml"),
+              `the old way stands it on the host: ${during.list}`,
+            );
+            assert.match(during.status, /config\.toml/);
+            return;
+          }
+          assert.deepEqual(
+            during.list,
+            [".git", "d", "old", "renamed"],
+            "the host lists nothing new while the box runs",
+          );
+          assert.equal(
+            during.status.split("\n").filter(Boolean).sort().join("\n"),
+            [" D gone", " M old", "?? d/f", "?? renamed"].join("\n"),
+            "git status --ignored: only the box's own files",
+          );
+          assert.equal(during.old, "old\nmore\n", "an edit is on the host while the box runs");
+          for (const name of ["old", "renamed", "d", "d/f"])
+            assert.equal(lstatSync(path.join(ext, name)).uid, USER_UID, `${name} is the real owner's`);
+          assert.equal(lstatSync(path.join(ext, "old")).mode & 0o777, 0o600, "a chmod lands");
+          // fourwall's directory of the overlays (in the layers dir): removed at exit, or by the reaper
+          const id = readAudit(audit).find((e) => e.event === "box-start")?.box;
+          assert.ok(id, "the audit log names the box");
+          const mine = () => listDir(layersOf(fx)).filter((n) => n.startsWith(`${id}-`));
+          assert.ok(await waitFor(() => mine().length === 0, 15_000), `left in the layers dir: ${mine()}`);
+          // (overlayfs's opaque mark on the renamed directory is taken off before that directory goes)
+          assert.deepEqual(overlayXattrs(ext), [], "no overlay xattr on the real directory or its files");
+          const mounted = () => readFileSync("/proc/self/mountinfo", "utf8").includes(ext);
+          assert.ok(await waitFor(() => !mounted(), 15_000), "no mount on the host");
+          assert.deepEqual(
+            readdirSync(ext).sort(),
+            [".git", "d", "old", "renamed"],
+            "nothing left on the host",
+          );
+        });
+
+      // The codex preset (no real agent): ~/.codex is its state dir, its config.toml a box-only file
+      // the gate binds read-only, hooks.json the gate's hook settings; neither exists on the host.
+      it("the codex preset: ~/.codex/config.toml and hooks.json in the box only, ~/.codex writable", {
+        // docker cannot bind the gate's agent settings yet (docker.ts): the preset does not run there
+        skip: rt.name === "docker" ? "the docker runtime does not take the gate's agent settings" : false,
+      }, async () => {
+        const fx = makeFixture(mode);
+        const codex = path.join(fx.home, ".codex");
+        const box = startInBox(
+          fx,
+          flagsFor(fx, ["--preset", "codex"]),
+          `cd ${codex} || exit 1
+(echo evil > config.toml) 2>/dev/null && echo WROTE-CONFIG
+(echo evil > hooks.json) 2>/dev/null && echo WROTE-HOOKS
+grep -q danger-full-access config.toml && echo CONFIG-OK
+grep -q PreToolUse hooks.json && echo HOOKS-OK
+echo s > session.jsonl
+echo ready; sleep 60`,
+        );
+        let err = "";
+        box.child.stderr?.on("data", (d) => (err += d));
+        assert.ok(await waitFor(() => box.out().includes("ready") || box.child.exitCode !== null, 120_000));
+        assert.match(box.out(), /ready/, `${box.out()}\n${err}`);
+        const during = readdirSync(codex).sort();
+        box.child.kill("SIGTERM");
+        await box.closed;
+        assert.match(box.out(), /CONFIG-OK/, box.out());
+        assert.match(box.out(), /HOOKS-OK/);
+        assert.doesNotMatch(box.out(), /WROTE/);
+        assert.deepEqual(during, ["session.jsonl"], "the host's ~/.codex holds the box's file alone");
+        assert.equal(
+          lstatSync(path.join(codex, "session.jsonl")).uid,
+          lstatSync(fx.home).uid,
+          "owned by the user",
+        );
+        assert.deepEqual(readdirSync(codex), ["session.jsonl"], "nothing left");
+      });
+
       it("a box without the persistence guard writes .mcp.json through to the host (the check sees it)", {
         skip: rt.name !== "namespaces",
       }, async () => {
@@ -276,56 +378,66 @@ for (const rt of RUNTIMES)
   }
 
 /**
- * A writable place outside the workdir with a protected name missing in it (`filesystem.writable`
- * plus `filesystem.readOnly`, as the codex preset's ~/.codex/config.toml): user mode, namespaces,
- * a write-through overlay carries the placeholder (its upper is the real directory). The host never
- * lists the name, the box cannot create it, its other writes are on the host at once, and a SIGKILL
- * of fourwall leaves neither the name nor the overlay's directory. Root mode and the other runtimes
- * still stand it on the host (docs/gate.md): not checked here.
+ * The writable place outside the workdir: `ext`, a git repo of uid 65534 holding `old` and `gone`;
+ * the policy makes it writable and protects `ext/config.toml`, which does not exist. The box tries
+ * the name, lists the place, then creates, appends, renames, chmods, deletes and makes a directory.
  */
-describe("a placeholder outside the workdir: in a write-through overlay (user, namespaces)", () => {
-  const setup = () => {
-    const fx = makePlainFixture("user");
-    const ext = path.join(fx.base, "ext");
-    mkdirSync(ext);
-    writeFileSync(path.join(ext, "old"), "old\n");
-    chownToMode(fx, ext);
-    chownToMode(fx, path.join(ext, "old"));
-    const policy = path.join(fx.base, "ext.yaml");
-    writeFileSync(policy, `filesystem:\n  writable: [${ext}]\n  readOnly: [${ext}/config.toml]\n`);
-    const script = `(echo evil > ${ext}/config.toml) 2>/dev/null && echo WROTE-CONFIG
-echo "box sees: $(ls ${ext} | tr '\\n' ' ')"
-echo new > ${ext}/new; echo more >> ${ext}/old; mv ${ext}/new ${ext}/renamed
-echo ready; sleep 30`;
-    return { fx, ext, policy, script };
-  };
-  for (const weak of [false, true])
-    it(`the host never lists it; writes elsewhere land at once; SIGKILL leaves nothing${weak ? " (the old way: it stands on the host)" : ""}`, async () => {
-      const { fx, ext, policy, script } = setup();
-      const audit = path.join(fx.home, "audit.jsonl");
-      const flags = weak
-        ? ["--policy", policy, "-w", fx.workdir]
-        : ["-p", policy, "--audit", audit, "-w", fx.workdir];
-      const box = startInBox(fx, flags, script, weak ? { weaken: ["host-placeholders"] } : {});
-      assert.ok(await waitFor(() => box.out().includes("ready"), 60_000), box.out());
-      const during = readdirSync(ext).sort();
-      const oldDuring = readFileSync(path.join(ext, "old"), "utf8");
-      box.child.kill("SIGKILL");
-      await box.closed;
-      assert.doesNotMatch(box.out(), /WROTE-CONFIG/, "the box cannot create the protected name");
-      assert.match(box.out(), /box sees: .*config\.toml/, "the box sees the placeholder");
-      if (weak) {
-        assert.ok(during.includes("config.toml"), `the old way stands it on the host: ${during}`);
-        return;
-      }
-      assert.deepEqual(during, ["old", "renamed"], "the host lists nothing new while the box runs");
-      assert.equal(oldDuring, "old\nmore\n", "an edit is on the host while the box runs");
-      assert.equal(readFileSync(path.join(ext, "renamed"), "utf8"), "new\n");
-      const id = readAudit(audit).find((e) => e.event === "box-start")?.box;
-      assert.ok(id, "the audit log names the box");
-      const mine = () => listDir(layersOf(fx)).filter((n) => n.startsWith(`${id}-`));
-      assert.ok(await waitFor(() => mine().length === 0, 10_000), `left in the layers dir: ${mine()}`);
-      assert.deepEqual(readdirSync(ext).sort(), ["old", "renamed"], "nothing left after the SIGKILL");
-      assert.ok(!readFileSync("/proc/self/mountinfo", "utf8").includes(ext), "no mount on the host");
-    });
-});
+function outsideSetup(fx: Fixture) {
+  const ext = path.join(fx.base, "ext");
+  mkdirSync(ext);
+  spawnSync("git", ["init", "-q", ext]);
+  writeFileSync(path.join(ext, "old"), "old\n");
+  writeFileSync(path.join(ext, "gone"), "gone\n");
+  // committed: git status then shows the box's work alone
+  spawnSync("git", ["-C", ext, "add", "old", "gone"]);
+  spawnSync("git", ["-C", ext, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "base"]);
+  spawnSync("chown", ["-R", `${USER_UID}:${USER_UID}`, ext]);
+  const policy = path.join(fx.base, "ext.yaml");
+  writeFileSync(policy, `filesystem:\n  writable: [${ext}]\n  readOnly: [${ext}/config.toml]\n`);
+  // (cd, then plain ls: gVisor's stat of an idmapped path itself fails in root mode, EINVAL)
+  const script = `cd ${ext} || exit 1
+(echo evil > config.toml) 2>/dev/null && echo WROTE-CONFIG
+echo "box sees: $(ls | tr '\\n' ' ')"
+echo new > new; echo more >> old; mv new renamed; chmod 600 old; rm gone; mkdir d0; mv d0 d; echo f > d/f
+echo ready; sleep 60`;
+  return { fx, ext, policy, script };
+}
+
+/** Every file below `dir` (itself included) carrying an overlayfs xattr (trusted.overlay.*, user.overlay.*). */
+function overlayXattrs(dir: string): string[] {
+  const r = spawnSync(
+    "python3",
+    [
+      "-c",
+      "import os,sys\nfor r,ds,fs in os.walk(sys.argv[1]):\n for n in [r]+[os.path.join(r,f) for f in ds+fs]:\n  x=[a for a in os.listxattr(n,follow_symlinks=False) if '.overlay.' in a]\n  x and print(n,x)",
+      dir,
+    ],
+    { encoding: "utf8" },
+  );
+  assert.equal(r.status, 0, r.stderr);
+  return r.stdout.split("\n").filter(Boolean);
+}
+
+/**
+ * Root mode, while the box runs: another local user (uid 65534) can neither list fourwall's
+ * directory of the overlays (the placeholders, the work dir) nor, for docker, the overlay's mount
+ * under the run dir.
+ */
+function unreachableByOthers(fx: Fixture, audit: string, docker: boolean): void {
+  const id = readAudit(audit).find((e) => e.event === "box-start")?.box;
+  assert.ok(id, "the audit log names the box");
+  const layers = layersOf(fx);
+  const mine = listDir(layers)
+    .filter((n) => n.startsWith(`${id}-through-`))
+    .map((n) => path.join(layers, n, "0"));
+  const dockerMounts = readFileSync("/proc/self/mountinfo", "utf8")
+    .split("\n")
+    .map((l) => l.split(" ")[4] ?? "")
+    .filter((m) => m.includes(`/fourwall-${id}-`) && /\/through\/\d+$/.test(m));
+  assert.ok(mine.length > 0, "the box has a directory of overlays");
+  assert.equal(dockerMounts.length, docker ? 1 : 0, "docker's overlay is mounted under its run dir");
+  for (const p of [...mine, path.join(mine[0]!, "lower"), ...dockerMounts]) {
+    const r = spawnSync("setpriv", [`--reuid=${USER_UID}`, `--regid=${USER_UID}`, "--clear-groups", "ls", p]);
+    assert.notEqual(r.status, 0, `uid ${USER_UID} lists ${p}`);
+  }
+}

@@ -367,3 +367,33 @@ describe("security flags, one by one", () => {
     );
   });
 });
+
+describe("write-through overlays (placeholders outside the workdir): which helper mounts them", () => {
+  const through = (carrier: "overlay" | "drop", args: string[]) => ({
+    carrier,
+    args,
+    hide: "/L",
+    mounts: [{ dir: "/h/.codex", sub: "/L/0" }],
+  });
+  it("user mode: fourwall-overlay's --through, before bwrap", () => {
+    const args = ["--through", "/h/.codex", "/L/0"];
+    const spec = namespacesLaunchSpec(userPlan(), { ...NS_SESSION, through: through("overlay", args) });
+    const at = spec.argv.indexOf("--through");
+    assert.match(spec.argv[0]!, /fourwall-overlay$/);
+    assert.deepEqual(spec.argv.slice(at, at + 3), args);
+    assert.ok(at < spec.argv.indexOf("bwrap"));
+  });
+  it("root mode: fourwall-drop's (as root, before the drop), never fourwall-overlay's (the box uid cannot reach the layers)", () => {
+    const args = ["--through", "0:0:/L/0", "/h/.codex"];
+    const spec = namespacesLaunchSpec(rootPlan(), { ...TEST_SESSION, through: through("drop", args) });
+    assert.match(spec.argv[0]!, /fourwall-drop$/);
+    const at = spec.argv.indexOf("--through");
+    assert.deepEqual(spec.argv.slice(at, at + 3), args);
+    assert.ok(at < spec.argv.indexOf("--"), "an option of fourwall-drop's");
+    assert.equal(spec.argv.filter((a) => a === "--through").length, 1);
+    assert.ok(
+      !spec.argv.some((a) => a.endsWith("fourwall-overlay")),
+      "no overlay helper without a gate layer",
+    );
+  });
+});

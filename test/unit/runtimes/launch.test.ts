@@ -163,6 +163,18 @@ describe("bwrapFailure", () => {
     }
   });
 
+  it("a write-through overlay the helpers could not mount: the filesystem wall, with the fix", () => {
+    for (const said of [
+      "fourwall-drop: mount the write-through overlay over /root/.codex: Invalid argument",
+      "fourwall-overlay: mount the write-through overlay over /h/.codex: Operation not permitted",
+    ]) {
+      const f = bwrapFailure(said);
+      assert.equal(f.wall, "filesystem", said);
+      assert.match(f.message, /placeholder off the host/);
+      assert.match(f.fix, /allowPersistence/);
+    }
+  });
+
   it("anything else: the isolation wall", () => {
     const f = bwrapFailure("bwrap: Creating new namespace failed: Operation not permitted");
     assert.equal(f.wall, "isolation");
