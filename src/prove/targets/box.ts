@@ -138,13 +138,19 @@ async function probeThroughDaemon(
       cwd,
       env,
       detached: true,
-      stdio: ["ignore", "inherit", "inherit"],
+      stdio: ["ignore", "inherit", "pipe"],
     },
   );
-  return new Promise<number>((resolve) => {
+  // quiet as the direct path (superviseBox's `quiet`): fourwall's summaries of what the probes were
+  // refused are expected; said only when the probe program failed
+  let said = "";
+  child.stderr!.on("data", (d) => (said += d));
+  const status = await new Promise<number>((resolve) => {
     child.once("error", () => resolve(125));
     child.once("close", (code, signal) => resolve(exitStatus(code, signal)));
   });
+  if (status !== 0 && said) process.stderr.write(said);
+  return status;
 }
 
 export async function runProbeInBox(
