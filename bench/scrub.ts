@@ -38,9 +38,9 @@ async function once(pairs: Array<[string, string]>): Promise<number> {
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const ms: Record<string, number[]> = {};
+const ms: Record<string, number[]> = Object.fromEntries(Object.keys(variants).map((name) => [name, []]));
 for (let r = 0; r < ROUNDS; r++)
-  for (const [name, pairs] of Object.entries(variants)) (ms[name] ??= []).push(await once(pairs));
+  for (const [name, pairs] of Object.entries(variants)) ms[name]!.push(await once(pairs));
 const base = median(ms["raw only (before)"]!);
 console.log(
   `${MIB} MiB in ${CHUNK / 1024} KiB chunks, median of ${ROUNDS}, load ${(await import("node:os")).loadavg()[0]!.toFixed(1)}`,
