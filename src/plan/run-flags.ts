@@ -195,11 +195,17 @@ export function daemonTakesOptions(options: Partial<RunOptions>): boolean {
   });
 }
 
+const isEmptyList = (value: unknown) => Array.isArray(value) && value.length === 0;
+
 /**
  * RunOptions → the command line that gives them, from the same table: what a caller that plans with
  * options (prove) passes to `fourwall run` (its daemon path), so both paths build the same box.
  */
 export function runFlagsFor(options: Partial<RunOptions>): string[] {
+  // an option `run` has no flag for (--env is `mcp wrap`'s) would be dropped silently: refuse it
+  for (const [key, value] of Object.entries(options))
+    if (!RUN_FLAGS.some((flag) => flag.key === key) && value !== undefined && !isEmptyList(value))
+      throw new Error(`runFlagsFor: \`fourwall run\` has no flag for ${key}`);
   const args: string[] = [];
   for (const flag of RUN_FLAGS) {
     const value = options[flag.key];

@@ -137,5 +137,7 @@ describe("the one table of `run` flags", () => {
     assert.deepEqual(commanderRun([...withRo, "true"]).options.ro, ["/opt/tool"]);
     assert.equal(commanderRun([...withRo, "true"]).options.audit, "/tmp/a.jsonl");
     assert.ok("fallback" in daemonRunChoice([...withRo, "true"]));
+    // an option run has no flag for is refused, not dropped
+    assert.throws(() => runFlagsFor({ ...options, env: ["HOME"] }), /no flag for env/);
   });
 });
