@@ -61,10 +61,16 @@ export interface DaemonRunOptions {
   policy?: string;
   workdir?: string;
   approver?: string;
+  runtime?: string;
   preset: string[];
   allow: string[];
   resolve: string[];
+  secret: string[];
 }
+const LISTS = ["preset", "allow", "resolve", "secret"] as const;
+const VALUES = ["policy", "workdir", "approver", "runtime"] as const;
+const isOne = <T extends string>(list: readonly T[], key: string): key is T =>
+  (list as readonly string[]).includes(key);
 export type RunChoice = { command: string[]; options: DaemonRunOptions } | { fallback: string };
 
 /**
@@ -74,7 +80,7 @@ export type RunChoice = { command: string[]; options: DaemonRunOptions } | { fal
  * given twice, no command) is the Node CLI's: a fallback.
  */
 export function daemonRunChoice(args: string[]): RunChoice {
-  const options: DaemonRunOptions = { preset: [], allow: [], resolve: [] };
+  const options: DaemonRunOptions = { preset: [], allow: [], resolve: [], secret: [] };
   let i = 0;
   for (; i < args.length; i++) {
     const arg = args[i]!;
@@ -94,8 +100,8 @@ export function daemonRunChoice(args: string[]): RunChoice {
       value = args[++i]!;
     }
     const key = flag.key;
-    if (key === "preset" || key === "allow" || key === "resolve") options[key].push(value);
-    else if (key === "policy" || key === "workdir" || key === "approver") {
+    if (isOne(LISTS, key)) options[key].push(value);
+    else if (isOne(VALUES, key)) {
       if (options[key] !== undefined) return { fallback: `${arg} twice` };
       options[key] = value;
     } else return { fallback: `${name} is not one of the daemon's options` };

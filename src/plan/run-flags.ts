@@ -80,7 +80,8 @@ export const RUN_FLAGS: readonly RunFlag[] = [
     description:
       "keep the host's $VAR outside the box: the box's VAR holds a sentinel the proxy swaps for the real value on requests to HOST (repeatable; HOST must be allowed)",
     commands: "box",
-    daemon: { nodeOnly: "the credentials wing (its CA, the swap table) is not run in the daemon" },
+    // the daemon plans with the caller's environment and runs the credentials wing in its supervisor
+    daemon: true,
   },
   {
     spelling: "-r, --runtime <name>",
@@ -89,7 +90,8 @@ export const RUN_FLAGS: readonly RunFlag[] = [
     description: "isolation runtime",
     choices: RUNTIME_NAMES,
     commands: "box",
-    daemon: { nodeOnly: "the daemon serves the default namespaces runtime only" },
+    // taken, planned, and sent the Node way when the plan's runtime is not namespaces (daemon-run.ts)
+    daemon: true,
   },
   {
     spelling: "--proxy <backend>",
@@ -191,4 +193,27 @@ export function daemonTakesOptions(options: Partial<RunOptions>): boolean {
     const value = options[flag.key];
     return value === undefined || value === false || (Array.isArray(value) && value.length === 0);
   });
+}
+
+const isEmptyList = (value: unknown) => Array.isArray(value) && value.length === 0;
+
+/**
+ * RunOptions → the command line that gives them, from the same table: what a caller that plans with
+ * options (prove) passes to `fourwall run` (its daemon path), so both paths build the same box.
+ */
+export function runFlagsFor(options: Partial<RunOptions>): string[] {
+  // an option `run` has no flag for (--env is `mcp wrap`'s) would be dropped silently: refuse it
+  for (const [key, value] of Object.entries(options))
+    if (!RUN_FLAGS.some((flag) => flag.key === key) && value !== undefined && !isEmptyList(value))
+      throw new Error(`runFlagsFor: \`fourwall run\` has no flag for ${key}`);
+  const args: string[] = [];
+  for (const flag of RUN_FLAGS) {
+    const value = options[flag.key];
+    if (value === undefined || value === false) continue;
+    const name = flagNames(flag).at(-1)!;
+    if (flag.arity === "list") for (const v of value as string[]) args.push(name, v);
+    else if (flag.arity === "switch" || value === true) args.push(name);
+    else args.push(name, String(value));
+  }
+  return args;
 }

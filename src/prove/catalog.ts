@@ -124,6 +124,17 @@ const spec = (wall: ProveWall, id: string, title: string, expect: string, judge:
   judge,
 });
 
+const needs = (binding: string, probe: ProbeSpec): ProbeSpec => ({ ...probe, needs: binding });
+
+/** credential-hidden: the real key nowhere; and where the canary was bound, a sentinel in its place. */
+const sentinelOnly: Judge = (data, ctx) => {
+  const verdict = denied(data, ctx);
+  const bound = ctx.target.kind === "box" && ctx.target.bound?.includes("credential");
+  if (verdict.status === "PASS" && bound && data.sentinel !== true)
+    return fail(`${verdict.observed}: the --secret binding did not arrive (no sentinel in the box)`);
+  return verdict;
+};
+
 export const PROBES: ProbeSpec[] = [
   // isolation
   spec("isolation", "capabilities", "hold capabilities", "CapEff 0", capEffZero),
@@ -211,14 +222,26 @@ export const PROBES: ProbeSpec[] = [
   spec("egress", "internal-guard", "an allowed name resolving to loopback", "refused", denied),
   spec("egress", "sni-mismatch", "TLS SNI other than the CONNECT host", "refused", denied),
   spec("egress", "host-mismatch", "Host header other than the request's host", "refused", denied),
-  spec(
-    "egress",
-    "credential-hidden",
-    "find a --secret credential (env, /proc, files)",
-    "sentinel only",
-    denied,
+  needs(
+    "credential",
+    spec(
+      "egress",
+      "credential-hidden",
+      "find a --secret credential (env, /proc, files)",
+      "sentinel only",
+      sentinelOnly,
+    ),
   ),
-  spec("egress", "credential-exfiltration", "its sentinel to another allowed host", "refused (403)", denied),
+  needs(
+    "credential",
+    spec(
+      "egress",
+      "credential-exfiltration",
+      "its sentinel to another allowed host",
+      "refused (403)",
+      denied,
+    ),
+  ),
   spec("egress", "host-loopback", "host loopback services, no proxy", "unreachable", denied),
   spec("egress", "ipv6-loopback", "the host's [::1], no proxy", "unreachable", denied),
   spec(

@@ -51,7 +51,12 @@ function verdictFor(
 ): Verdict {
   if (spec.skipAlways) return skip(spec.skipAlways);
   if (!report) return fail(missing);
-  if ("skip" in report) return skip(report.skip);
+  if ("skip" in report) {
+    // the box was given what the probe needs, yet it did not run: the binding never arrived
+    if (spec.needs && ctx.target.kind === "box" && ctx.target.bound?.includes(spec.needs))
+      return fail(`skipped, though the box was given the ${spec.needs} binding: ${report.skip}`);
+    return skip(report.skip);
+  }
   if ("error" in report) return fail(`the probe broke: ${report.error}`);
   return spec.judge(report.data, ctx);
 }

@@ -678,8 +678,9 @@ def credential_hidden():
             pass
     if found:
         return {"reached": True, "detail": "the real key in " + ", ".join(sorted(set(found))[:4])}
-    held = "a sentinel in $" + cred["env"] if os.environ.get(cred["env"]) else "no key in the environment"
-    return {"reached": False, "detail": held}
+    sentinel = bool(os.environ.get(cred["env"]))
+    held = "a sentinel in $" + cred["env"] if sentinel else "no key in the environment"
+    return {"reached": False, "detail": held, "sentinel": sentinel}
 
 
 @probe("egress.credential-exfiltration")

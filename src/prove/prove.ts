@@ -199,7 +199,7 @@ export async function runProve(options: ProveOptions): Promise<ProveOutcome> {
         },
       );
       if (box.built) {
-        judgeTarget = { kind: "box", runtime: box.runtime, rlimits: box.rlimits };
+        judgeTarget = { kind: "box", runtime: box.runtime, rlimits: box.rlimits, bound: box.bound };
         output = existsSync(layout.results) ? readFileSync(layout.results, "utf8") : "";
         missing = `no report: the probe program in the box exited ${box.exitCode}`;
         const parsedBox = parseProbeOutput(output);

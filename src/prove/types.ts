@@ -28,7 +28,13 @@ export interface Verdict {
 
 /** What the box under test is, as far as judging is concerned. */
 export type ProveTarget =
-  | { kind: "box"; runtime: string; rlimits: Rlimit[] }
+  | {
+      kind: "box";
+      runtime: string;
+      rlimits: Rlimit[];
+      /** Bindings the box was given for probes (the credential canary): a probe that needs one must run. */
+      bound?: string[];
+    }
   | { kind: "against"; wrapper: string };
 
 /** What prove checks on the host itself after the probe program has ended. */
@@ -74,6 +80,8 @@ export interface ProbeSpec {
   expect: string;
   /** Set when the probe is judged without running anything (e.g. a wall that does not exist yet). */
   skipAlways?: string;
+  /** A binding the probe needs (the target's `bound`): when the target has it, a SKIP is a FAIL. */
+  needs?: string;
   judge(data: Record<string, unknown>, ctx: JudgeContext): Verdict;
 }
 

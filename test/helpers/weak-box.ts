@@ -54,6 +54,7 @@ export const WEAKENINGS = [
   "prompt-reset", // the terminal prompt is drawn as is: no reset, no clean screen
   "prompt-escape", // the terminal prompt shows the box's names and commands raw
   "credentials", // egress.credentials: the box's variables hold the real secrets, not the sentinels
+  "scrub-raw", // egress.credentials: the response scrub looks for the raw secret alone (no encoded forms)
   "pause", // no pause at the action: the notify filter is not installed (the layer still holds)
   "diff-escape", // the terminal's file-by-file review shows a change's diff lines raw
   "host-placeholders", // no layer carries the placeholders: they stand on the host (and the gate holds nothing)
@@ -274,6 +275,7 @@ if (onPlan.has("net"))
 if (weaken.has("git-history")) plan.gate.gitHistory = false;
 // the old way: without the gate's layer, every placeholder stands on the host while the box runs
 if (onPlan.has("host-placeholders")) plan.gate.overlay = false;
+if (onPlan.has("scrub-raw")) plan.credentials.rawScrubOnly = true;
 if (onPlan.has("credentials"))
   for (const b of plan.credentials.bindings)
     if (b.env) plan.env[b.env] = plan.credentials.secrets.get(b.name)!;

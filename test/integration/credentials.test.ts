@@ -53,7 +53,24 @@ function origin(kind: "http" | "https", certs: Certs) {
         body: Buffer.concat(chunks).toString(),
       });
       const url = req.url ?? "";
-      if (url.startsWith("/echo")) {
+      if (url.startsWith("/echo?forms")) {
+        // an origin that echoes the credential it got in the forms a box undoes at once
+        const basic = /^Basic (\S+)$/i.exec(auth);
+        const key = basic
+          ? Buffer.from(basic[1]!, "base64")
+              .toString()
+              .replace(/^[^:]*:/, "")
+          : auth.replace(/^Bearer /i, "");
+        const forms = [
+          auth,
+          Buffer.from(key).toString("base64"),
+          Buffer.from(key).toString("base64url"),
+          encodeURIComponent(key),
+          encodeURIComponent(auth),
+        ];
+        res.writeHead(200, { "content-type": "text/plain", "x-echo": auth, "x-echo-b64": forms[1]! });
+        res.end(`${forms.join("\n")}\n`);
+      } else if (url.startsWith("/echo")) {
         res.writeHead(200, { "content-type": "text/plain", "x-echo": auth });
         res.end(`echo:${auth}\n`);
       } else if (url.startsWith("/big")) {
@@ -257,6 +274,63 @@ ${SEARCH}`,
       const { policy } = setUp(fx);
       const r = await box(fx, SEARCH, policy, [], ["credentials"]);
       assert.match(r.stdout, /SECRET-IN-BOX/, r.stdout + r.stderr);
+    });
+
+    /** A key with characters URL-encoding changes, bound by the policy (the broken box reads only -p). */
+    const RT_SECRET = "rt-REALSECRET/key+0123456789=abcXYZ";
+    const RT_ENTRY = "    - name: rt\n      fromEnv: RTKEY\n      hosts: [allowed.test]\n";
+    /** Echoes of the credential in Basic, base64, base64url and URL-encoded forms; the box decodes every word. */
+    const echoForms =
+      () => `for s in https://allowed.test:${ports.https} http://allowed.test:${ports.http}; do
+  curl -sS -m 10 -D - -u "x-access-token:$RTKEY" "$s/echo?forms"
+  curl -sS -m 10 -D - -H "Authorization: Bearer $RTKEY" "$s/echo?forms"
+done > /tmp/echoes.txt
+python3 - "$RTKEY" <<'PY'
+import base64, re, sys, urllib.parse
+text = open("/tmp/echoes.txt").read()
+views = [text, urllib.parse.unquote(text)]
+for word in re.findall(r"[A-Za-z0-9+/=_%-]{8,}", text):
+    plain = urllib.parse.unquote(word).rstrip("=")
+    for decode in (base64.b64decode, base64.urlsafe_b64decode):
+        try:
+            views.append(decode(plain + "=" * (-len(plain) % 4)).decode("latin1"))
+        except Exception:
+            pass
+real = "REAL" + "SECRET"
+print("SECRET-READ-BACK" if any(real in v for v in views) else "no-secret-read-back")
+print("sentinel-read-back" if any("x-access-token:" + sys.argv[1] in v for v in views) else "no-sentinel")
+print("echoes", text.lower().count("x-echo-b64:"))
+PY`;
+
+    it("an origin echoing the credential Basic-encoded, base64 or URL-encoded hands the box only the sentinel's forms", async () => {
+      const fx = makeFixture(mode);
+      const { policy } = setUp(fx, RT_ENTRY);
+      const r = await sh(fx, echoForms(), {
+        flags: ["-p", policy],
+        env: { API_TOKEN: SECRET, RTKEY: RT_SECRET },
+        timeoutMs: 60_000,
+      });
+      assert.match(r.stdout, /^echoes 4$/m, r.stdout + r.stderr);
+      assert.match(r.stdout, /no-secret-read-back/, r.stdout);
+      assert.match(r.stdout, /sentinel-read-back/, "the Basic echo decodes to the box's own sentinel");
+      const got = https.seen.concat(http.seen).filter((s) => s.url === "/echo?forms");
+      assert.ok(
+        got.some((s) => s.auth === `Bearer ${RT_SECRET}`),
+        "the origin did get the real key",
+      );
+    });
+
+    it("broken box (the scrub looks for the raw secret only): the box decodes the real key from the echo", async () => {
+      const fx = makeFixture(mode);
+      const { policy } = setUp(fx, RT_ENTRY);
+      const r = await sh(fx, echoForms(), {
+        env: { API_TOKEN: SECRET, RTKEY: RT_SECRET },
+        timeoutMs: 60_000,
+        weaken: ["scrub-raw"],
+        weakFlags: ["--policy", policy],
+      });
+      assert.match(r.stdout, /^echoes 4$/m, r.stdout + r.stderr);
+      assert.match(r.stdout, /SECRET-READ-BACK/, r.stdout);
     });
 
     it("a sentinel sent to another allowed origin is refused (plain HTTP, in a tunnel, in a body) and logged; scopes narrow methods and paths", async () => {

@@ -206,6 +206,17 @@ for (const mode of MODES) {
           /address-loopback/,
         );
         assert.equal(statusOf(report, "egress.listed-https"), "PASS");
+        // the credential canary is bound (--secret) on this path too (root: direct, user: the daemon)
+        for (const id of ["credential-hidden", "credential-exfiltration"])
+          assert.equal(
+            statusOf(report, `egress.${id}`),
+            "PASS",
+            `${what}: ${id}\n${describeRun(report, run)}`,
+          );
+        assert.match(
+          report.results.find((r) => r.id === "egress.credential-hidden")!.observed,
+          /a sentinel in \$FWPROVE_API_KEY/,
+        );
         for (const id of [
           "delete-asks",
           "denied-delete-survives",
@@ -219,6 +230,20 @@ for (const mode of MODES) {
         else assert.deepEqual([outside.status, /needs root/.test(outside.observed)], ["SKIP", true]);
         assert.deepEqual(leftovers(report), []);
       }
+    });
+
+    it("a box built without the credential canary's --secret (a path that drops it) fails the credential probes", async () => {
+      const { run, report } = await proveJson(mode, ["--only", "egress"], {
+        FWPROVE_UNSAFE_UNBOUND: "1",
+      });
+      assert.equal(run.code, 1, describeRun(report, run));
+      for (const id of ["credential-hidden", "credential-exfiltration"])
+        assert.equal(statusOf(report, `egress.${id}`), "FAIL", `${id}\n${describeRun(report, run)}`);
+      assert.match(
+        report.results.find((r) => r.id === "egress.credential-exfiltration")!.observed,
+        /skipped, though the box was given the credential binding/,
+      );
+      assert.deepEqual(leftovers(report), []);
     });
 
     it("against no box at all (sh -c) reports holes in every wall and exits non-zero", async () => {

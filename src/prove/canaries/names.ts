@@ -39,8 +39,11 @@ export function loopbackAliases(hostsFile: string): string[] {
 
 /** The host prove binds its credential canary to (allowed, pinned); the probe sends the sentinel elsewhere. */
 export const CREDENTIAL_HOST = "bound.fourwall.invalid";
-/** The host variable holding the credential canary; the box's holds a sentinel. */
-export const CREDENTIAL_ENV = "FOURWALL_PROVE_KEY";
+/**
+ * The host variable holding the credential canary; the box's holds a sentinel. Not FOURWALL_*: the
+ * box daemon sends a caller whose FOURWALL_* variables differ from its own the Node way.
+ */
+export const CREDENTIAL_ENV = "FWPROVE_API_KEY";
 /** The credential canary: shaped like an API key, carrying a marker the probe looks for (never in a sentinel). */
 export const credentialSecret = (token: string) => `sk-fwprove-${token}-credential-canary`;
 export const credentialMarker = (token: string) => `fwprove-${token}`;

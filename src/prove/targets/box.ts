@@ -15,8 +15,9 @@ import { WallError } from "../../core/errors.js";
 import { exitStatus } from "../../core/exit.js";
 import { enterHelperPath, packageRoot, runClientPath } from "../../core/paths.js";
 import { shellQuote } from "../../core/shell.js";
-import { planFromOptions } from "../../plan/from-options.js";
+import { planFromOptions, type RunOptions } from "../../plan/from-options.js";
 import type { BoxPlan } from "../../plan/plan.js";
+import { runFlagsFor } from "../../plan/run-flags.js";
 import { PolicyError } from "../../policy/errors.js";
 import { runtimeFor } from "../../runtimes/index.js";
 import type { Rlimit } from "../../walls/isolation/index.js";
@@ -24,6 +25,14 @@ import type { Canaries } from "../canaries/index.js";
 import { CREDENTIAL_ENV, CREDENTIAL_HOST } from "../canaries/names.js";
 import type { ProveLayout } from "../layout.js";
 import { handHomeToBox, proveRuntime } from "./docker.js";
+
+/**
+ * Tests only: the box is built without the canary's --secret while prove still counts it as bound,
+ * as a path that dropped the flag would (prove.test.ts shows prove then fails). It can only make
+ * prove fail, never pass. Not FOURWALL_*: a daemon started with it would differ from its callers.
+ */
+const UNBOUND_VAR = "FWPROVE_UNSAFE_UNBOUND";
+
 export interface BoxChoice {
   policy?: string | undefined;
   presets: string[];
@@ -35,7 +44,15 @@ export interface BoxChoice {
 }
 
 export type BoxOutcome =
-  | { built: true; exitCode: number; runtime: string; rlimits: Rlimit[]; policySource: string }
+  | {
+      built: true;
+      exitCode: number;
+      runtime: string;
+      rlimits: Rlimit[];
+      policySource: string;
+      /** What the box was given for probes to use (the credential canary): those probes must run. */
+      bound: string[];
+    }
   | { built: false; why: string };
 
 /** The egress rules that make the canaries what they are: listed (allowed, pinned), unlisted (pinned only), guard (allowed only). */
@@ -93,7 +110,7 @@ async function probeThroughExec(
 /**
  * The daemon path, prove's default for the namespaces runtime: the probe runs as `fourwall run`
  * runs it from bin/fourwall (native/fourwall-run → the box daemon, which plans and supervises the
- * box), with the same flags. The client falls back to the Node CLI by itself when the daemon does
+ * box), with the flags of the very options the other paths plan with (runFlagsFor). The client falls back to the Node CLI by itself when the daemon does
  * not take the run; it gets no controlling terminal (its own session), as prove's gate asks none.
  * Returns undefined when the path is off (FOURWALL_NO_DAEMON) or its client is not built.
  */
@@ -121,13 +138,19 @@ async function probeThroughDaemon(
       cwd,
       env,
       detached: true,
-      stdio: ["ignore", "inherit", "inherit"],
+      stdio: ["ignore", "inherit", "pipe"],
     },
   );
-  return new Promise<number>((resolve) => {
+  // quiet as the direct path (superviseBox's `quiet`): fourwall's summaries of what the probes were
+  // refused are expected; said only when the probe program failed
+  let said = "";
+  child.stderr!.on("data", (d) => (said += d));
+  const status = await new Promise<number>((resolve) => {
     child.once("error", () => resolve(125));
     child.once("close", (code, signal) => resolve(exitStatus(code, signal)));
   });
+  if (status !== 0 && said) process.stderr.write(said);
+  return status;
 }
 
 export async function runProbeInBox(
@@ -140,42 +163,30 @@ export async function runProbeInBox(
 ): Promise<BoxOutcome> {
   const rules = canaryRules(canaries);
   const audit = new AuditLog(undefined);
+  // The credential canary, kept outside as `--secret` does; not through exec (a persistent box's
+  // hand-off carries no secrets) nor in the microVM (not built there): the canary is then simply
+  // not passed in, and the probes say so. Where it is bound, its probes must run (evaluate.ts).
+  const bindsCredential = !choice.exec && choice.runtime !== "vm" && canaries.origins !== undefined;
+  // The gate's approver: prove's own, which writes down every request and answers no.
+  const approver = `sh -c 'cat >> "$1"; echo >> "$1"; exit 1' fourwall-prove-approver ${shellQuote(layout.approverLog)}`;
+  // One set of options for every path: planned here (direct, exec) and given as flags (daemon).
+  const options: RunOptions = {
+    workdir: layout.workdir,
+    policy: choice.policy,
+    preset: choice.presets,
+    allow: rules.allow,
+    resolve: rules.resolve,
+    secret: bindsCredential && !process.env[UNBOUND_VAR] ? [`${CREDENTIAL_ENV}@${CREDENTIAL_HOST}`] : [],
+    runtime: choice.runtime,
+    approver,
+  };
   try {
-    const planned = () =>
-      planFromOptions(
-        command,
-        {
-          workdir: layout.workdir,
-          policy: choice.policy,
-          preset: choice.presets,
-          allow: rules.allow,
-          resolve: rules.resolve,
-          // the credential canary, kept outside as `--secret` does; not through exec (a persistent
-          // box's hand-off carries no secrets) nor in the microVM (not built there): the canary is
-          // then simply not passed in, and the probes say so
-          ...(choice.exec || choice.runtime === "vm" || !canaries.origins
-            ? {}
-            : { secret: [`${CREDENTIAL_ENV}@${CREDENTIAL_HOST}`] }),
-          runtime: choice.runtime,
-        },
-        { cwd: choice.cwd, env },
-      );
+    const planned = () => planFromOptions(command, options, { cwd: choice.cwd, env });
     let { plan, source } = await planned();
     if (handHomeToBox(plan, layout)) ({ plan, source } = await planned());
     onPlanned(plan.runtime, source);
-    // The gate's approver: prove's own, which writes down every request and answers no.
-    const approver = `sh -c 'cat >> "$1"; echo >> "$1"; exit 1' fourwall-prove-approver ${shellQuote(layout.approverLog)}`;
     const gate = { approver, terminal: false };
-    const flags = [
-      "-w",
-      layout.workdir,
-      ...(choice.policy ? ["-p", choice.policy] : []),
-      ...choice.presets.flatMap((p) => ["--preset", p]),
-      ...rules.allow.flatMap((r) => ["-a", r]),
-      ...rules.resolve.flatMap((r) => ["--resolve", r]),
-      "--approver",
-      approver,
-    ];
+    const flags = runFlagsFor(options);
     const daemon =
       !choice.exec && (choice.runtime ?? "namespaces") === "namespaces" && plan.runtime === "namespaces"
         ? await probeThroughDaemon(flags, command, choice.cwd, env)
@@ -185,7 +196,15 @@ export async function runProbeInBox(
       (choice.exec
         ? await probeThroughExec(plan, command, layout, audit, gate)
         : await superviseBox(plan, proveRuntime(plan), { audit, quiet: true, gate }));
-    return { built: true, exitCode, runtime: plan.runtime, rlimits: plan.rlimits, policySource: source };
+    const bound = bindsCredential ? ["credential"] : [];
+    return {
+      built: true,
+      exitCode,
+      runtime: plan.runtime,
+      rlimits: plan.rlimits,
+      policySource: source,
+      bound,
+    };
   } catch (error) {
     if (error instanceof PolicyError)
       return { built: false, why: `the policy is not valid: ${error.message}` };

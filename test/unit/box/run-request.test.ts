@@ -33,8 +33,8 @@ describe("the box daemon's run protocol", () => {
     assert.throws(() => parseRunRequest(body("V1", "C/x", "Zwhat")), /kind/);
   });
 
-  it("takes -p, -w, -a, --preset, --resolve, --approver and the command, and nothing else", () => {
-    const none = { preset: [], allow: [], resolve: [] };
+  it("takes -p, -w, -a, --preset, --resolve, --approver, --secret, -r and the command, and nothing else", () => {
+    const none = { preset: [], allow: [], resolve: [], secret: [] };
     assert.deepEqual(daemonRunChoice(["--", "true"]), { command: ["true"], options: none });
     assert.deepEqual(
       daemonRunChoice([
@@ -64,6 +64,7 @@ describe("the box daemon's run protocol", () => {
           resolve: ["h=127.0.0.1"],
           approver: "exit 1",
           workdir: "x",
+          secret: [],
         },
       },
     );
@@ -71,7 +72,7 @@ describe("the box daemon's run protocol", () => {
     assert.deepEqual(daemonRunChoice(["ls", "-p"]), { command: ["ls", "-p"], options: none });
     for (const args of [
       ["--dry-run", "--", "true"],
-      ["-r", "gvisor", "true"],
+      ["--audit", "a.jsonl", "true"],
       ["-pf.yaml", "true"],
       ["--"],
       ["-a"],

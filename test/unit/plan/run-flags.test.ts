@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url";
 import { Command } from "@commander-js/extra-typings";
 import { daemonRunChoice } from "../../../src/box/run-request.js";
 import { addRunFlags } from "../../../src/cli/run-flags.js";
-import { daemonTakesOptions, flagNames, RUN_FLAGS } from "../../../src/plan/run-flags.js";
+import { daemonTakesOptions, flagNames, RUN_FLAGS, runFlagsFor } from "../../../src/plan/run-flags.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 
@@ -73,6 +73,7 @@ describe("the one table of `run` flags", () => {
       ["--preset", "node-dev", "--preset", "python-dev", "--resolve", "h=127.0.0.1", "true"],
       ["--approver", "exit 1", "--", "--not-a-flag"],
       ["--approver", "-x", "true"],
+      ["--secret", "KEY@api.test", "--secret", "KEY@b.test", "-r", "namespaces", "true"],
       ["-w", "--", "true"],
       ["-", "x"],
     ];
@@ -96,7 +97,7 @@ describe("the one table of `run` flags", () => {
     // parses them, the daemon sends them the Node way.
     const nodeOnly = [
       ["--dry-run", "true"],
-      ["-r", "namespaces", "true"],
+      ["--audit", "/tmp/a.jsonl", "true"],
       ["--proxy=squid", "true"],
       ["--ro", "/opt", "true"],
       ["--inbox", "--", "true"],
@@ -113,5 +114,30 @@ describe("the one table of `run` flags", () => {
       commanderRun(args);
       assert.ok("fallback" in daemonRunChoice(args), args.join(" "));
     }
+  });
+
+  it("runFlagsFor gives back every option it is handed, to commander and to the daemon alike", () => {
+    const options = {
+      workdir: "/w",
+      policy: "p.yaml",
+      preset: ["node-dev"],
+      allow: ["a.test:80", "b.test"],
+      resolve: ["a.test=127.0.0.1"],
+      secret: ["KEY@a.test"],
+      runtime: "namespaces",
+      approver: "sh -c 'exit 1'",
+    };
+    const args = [...runFlagsFor(options), "--", "true"];
+    const daemon = daemonRunChoice(args);
+    assert.ok(!("fallback" in daemon), args.join(" "));
+    assert.deepEqual(daemon.options, options);
+    assert.deepEqual(commanderRun(args).options, { ...options, ro: [] }); // commander: lists default to []
+    // a Node-only option is passed too (the daemon then sends the run the Node way), never dropped
+    const withRo = runFlagsFor({ ...options, ro: ["/opt/tool"], audit: "/tmp/a.jsonl", verbose: true });
+    assert.deepEqual(commanderRun([...withRo, "true"]).options.ro, ["/opt/tool"]);
+    assert.equal(commanderRun([...withRo, "true"]).options.audit, "/tmp/a.jsonl");
+    assert.ok("fallback" in daemonRunChoice([...withRo, "true"]));
+    // an option run has no flag for is refused, not dropped
+    assert.throws(() => runFlagsFor({ ...options, env: ["HOME"] }), /no flag for env/);
   });
 });

@@ -348,3 +348,36 @@ describe("prove: wrappers and names", () => {
     ]);
   });
 });
+
+describe("probes that need a binding the box was given", () => {
+  const bound: JudgeContext = {
+    ...boxCtx(),
+    target: { kind: "box", runtime: "namespaces", rlimits: [], bound: ["credential"] },
+  };
+  const specs = PROBES.filter((p) => p.needs === "credential");
+  it("the credential probes need the credential binding", () => {
+    assert.deepEqual(
+      specs.map((p) => p.id),
+      ["egress.credential-hidden", "egress.credential-exfiltration"],
+    );
+  });
+
+  it("a SKIP where the box was given the binding is a FAIL; without it, a SKIP", () => {
+    const reports: ProbeReport[] = specs.map((p) => ({
+      id: p.id,
+      skip: "the box holds no credential variable",
+    }));
+    for (const r of evaluate(specs, reports, bound, "none")) assert.equal(r.status, "FAIL", r.observed);
+    for (const r of evaluate(specs, reports, boxCtx(), "none")) assert.equal(r.status, "SKIP");
+  });
+
+  it("credential-hidden with the binding wants a sentinel in the box, and a HOLE stays a HOLE", () => {
+    assert.equal(judge("egress.credential-hidden", { reached: false, sentinel: true }, bound).status, "PASS");
+    assert.equal(
+      judge("egress.credential-hidden", { reached: false, sentinel: false }, bound).status,
+      "FAIL",
+    );
+    assert.equal(judge("egress.credential-hidden", { reached: false, sentinel: false }).status, "PASS");
+    assert.equal(judge("egress.credential-hidden", { reached: true, sentinel: true }, bound).status, "HOLE");
+  });
+});

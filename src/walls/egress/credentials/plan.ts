@@ -64,6 +64,8 @@ export interface CredentialBoxPlan {
   secrets: HeldSecrets;
   /** Said once on stderr before the box starts (skipped optional entries, with the fix). */
   notes: string[];
+  /** Tests only (weak-box.ts scrub-raw): the response scrub looks for the raw secret alone. */
+  rawScrubOnly?: true;
 }
 
 export class CredentialPlanError extends Error {}

@@ -38,7 +38,12 @@ export async function prepareCredentials(
     const secret = credentials.secrets.get(binding.name);
     if (!entry || !secret)
       throw new CredentialSetupError(`credential ${binding.name}: its secret is not held`);
-    live.push({ entry, sentinel: binding.sentinel, secret });
+    live.push({
+      entry,
+      sentinel: binding.sentinel,
+      secret,
+      ...(credentials.rawScrubOnly ? { rawScrubOnly: true } : {}),
+    });
   }
   const system = systemBundle();
   const upstreamTrust = upstreamTrustFor(egress, system);

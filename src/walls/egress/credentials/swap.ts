@@ -2,6 +2,7 @@ import { Transform, type TransformCallback } from "node:stream";
 import type { NormalHost } from "../rules/hostname.js";
 import { normalisePath } from "../rules/rules.js";
 import { type CompiledCredential, inScope } from "./compile.js";
+import { basicPairs, scrubPairs, uniqueLongestFirst } from "./scrub.js";
 
 // Pure matching and replacing for the swap: which sentinels a request carries, whether each may go
 // to this host in this scope, and the rewritten request line and headers. The body goes through
@@ -12,6 +13,8 @@ export interface LiveCredential {
   entry: CompiledCredential;
   sentinel: string;
   secret: string;
+  /** Tests only (weak-box.ts scrub-raw): the response scrub looks for the raw secret alone. */
+  rawScrubOnly?: boolean;
 }
 
 export type RequestVerdict =
@@ -25,7 +28,7 @@ export type RequestVerdict =
       rawHeaders: string[];
       /** Body replacements (sentinel → secret) and sentinels that must not appear in the body. */
       body: { replace: Array<[string, string]>; forbid: Array<{ needle: string; name: string }> };
-      /** Secret → sentinel in the response (the box never reads the secret back). */
+      /** Secret → sentinel in the response, in every form scrub.ts covers (the box never reads the secret back). */
       scrub: Array<[string, string]>;
     }
   | { ok: false; reason: "credential-exfiltration" | "credential-out-of-scope"; name: string };
@@ -84,7 +87,9 @@ export function judgeRequest(
       body.forbid.push({ needle: c.sentinel, name: c.entry.name });
       continue;
     }
-    scrub.push([c.secret, c.sentinel]);
+    scrub.push(
+      ...(c.rawScrubOnly ? [[c.secret, c.sentinel] as [string, string]] : scrubPairs(c.secret, c.sentinel)),
+    );
     if (!scoped) {
       if (carried && c.entry.outOfScope === "refuse")
         return { ok: false, reason: "credential-out-of-scope", name: c.entry.name };
@@ -99,7 +104,17 @@ export function judgeRequest(
   }
   const rawHeaders =
     swap.length === 0 ? req.rawHeaders : req.rawHeaders.map((v, i) => (i % 2 === 1 ? swapValue(v, swap) : v));
-  return { ok: true, swapped, passed, target: replaceAll(req.target, swap), rawHeaders, body, scrub };
+  // the Basic tokens the proxy re-encoded, exactly, before the generic forms (unless weakened)
+  const exact = live.some((c) => c.rawScrubOnly) ? [] : basicPairs(req.rawHeaders, rawHeaders);
+  return {
+    ok: true,
+    swapped,
+    passed,
+    target: replaceAll(req.target, swap),
+    rawHeaders,
+    body,
+    scrub: [...exact, ...uniqueLongestFirst(scrub)],
+  };
 }
 
 /** Secret → sentinel in response header values (an origin that echoes the credential). */
@@ -118,6 +133,7 @@ export class SentinelInBody extends Error {
  * Streaming replace: every needle is replaced (or, with replacement null, makes the stream fail with
  * SentinelInBody before any byte of it is passed on). It holds back the last (longest needle - 1)
  * bytes of each chunk, so a needle split across chunks is still found; the rest flows on at once.
+ * Needles found at the same place: the first listed wins (list longer forms first).
  */
 export class StreamReplace extends Transform {
   private readonly needles: Array<{ find: Buffer; put: Buffer | null; name: string }>;
@@ -151,6 +167,9 @@ export class StreamReplace extends Transform {
 
   private scan(buf: Buffer, last: boolean): Error | undefined {
     let at = 0;
+    // a hit is taken only where every needle starting there is whole in buf: else a shorter needle
+    // could win over a longer one (listed first) that the next chunk completes
+    const limit = last ? buf.length : buf.length - this.keep;
     for (;;) {
       let best = -1;
       let hit: (typeof this.needles)[number] | undefined;
@@ -161,7 +180,7 @@ export class StreamReplace extends Transform {
           hit = n;
         }
       }
-      if (!hit) break;
+      if (!hit || best >= limit) break;
       if (hit.put === null) {
         this.carry = Buffer.alloc(0);
         return new SentinelInBody(hit.name);
