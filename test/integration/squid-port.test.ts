@@ -10,7 +10,16 @@ import { execFileSync } from "node:child_process";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { chownToMode, MODES, type Mode, makeFixture, startInBox, USER_UID, waitFor } from "../helpers/box.js";
+import {
+  chownToMode,
+  MODES,
+  type Mode,
+  makeFixture,
+  readAudit,
+  startInBox,
+  USER_UID,
+  waitFor,
+} from "../helpers/box.js";
 import { type Origin, run, startHttpOrigin } from "../helpers/origins.js";
 
 let origin: Origin;
@@ -81,7 +90,10 @@ for (const mode of MODES) {
           : "another uid gets nothing through squid's port; the box still reaches the origin (curl, python)",
         async () => {
           const { fx, policy, script } = boxSetup(mode);
-          const box = startInBox(fx, ["--policy", policy], script, weak ? { weaken: ["squid-auth"] } : {});
+          const audit = path.join(fx.home, "audit.jsonl");
+          const box = weak
+            ? startInBox(fx, ["--policy", policy], script, { weaken: ["squid-auth"] })
+            : startInBox(fx, ["--policy", policy, "--audit", audit], script);
           try {
             assert.ok(await waitFor(() => box.out().includes("ready"), 30_000), `box started: ${box.out()}`);
             const fromBox = box
@@ -120,6 +132,10 @@ for (const mode of MODES) {
               assert.ok(!reached(tunnel), `another uid got a response through a squid tunnel: ${tunnel}`);
               assert.match(plain, /ERR_CACHE_ACCESS_DENIED/, plain); // squid's page for a missing proxy credential
               assert.equal(origin.hits, hits, "the origin saw another uid's request");
+              // the box's audit log names the attempt (squid's log is read every 200 ms)
+              const refused = () =>
+                readAudit(audit).filter((e) => e.wall === "egress" && e.reason === "proxy-auth").length;
+              assert.ok(await waitFor(() => refused() >= 1, 3000), "the attempt is in the audit log");
             }
           } finally {
             box.child.kill("SIGTERM");
