@@ -7,11 +7,12 @@
  * (one curl, many URLs), and a bulk download. Run: node --import tsx bench/credentials.ts
  */
 import { execFile, execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
+import { writeOutputFile } from "../src/core/output-file.js";
 import { planCredentials } from "../src/walls/egress/credentials/plan.js";
 import { prepareCredentials } from "../src/walls/egress/credentials/runtime.js";
 import { startProxy } from "../src/walls/egress/proxy/proxy.js";
@@ -144,7 +145,7 @@ try {
   ].join("\n");
   const note = `curl ${ROUNDS} fresh runs, ${WARM} requests on one connection, ${BULK_MIB} MiB; ${os.cpus().length} cores, shared host; ${new Date().toISOString()}`;
   process.stdout.write(`${table}\n\n${note}\n`);
-  if (process.env.BENCH_OUT) writeFileSync(process.env.BENCH_OUT, `${table}\n\n${note}\n`);
+  if (process.env.BENCH_OUT) writeOutputFile(process.env.BENCH_OUT, `${table}\n\n${note}\n`);
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

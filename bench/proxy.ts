@@ -211,6 +211,7 @@ async function startProxies(ctx: BenchContext, ports: { bulk: number; echo: numb
       label: "squid 5.7 (fourwall's config)",
       shown: squidShown,
       port: handle.port,
+      auth: handle.proxyAuthorization,
       pid: handle.pid,
       stop: () => handle.close(),
     });

@@ -17,12 +17,12 @@ import {
   readFileSync,
   rmSync,
   statSync,
-  writeFileSync,
 } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { writeOutputFile } from "../src/core/output-file.js";
 import { caches } from "./caches.js";
 import { coldstart } from "./coldstart.js";
 import { exec } from "./exec.js";
@@ -222,10 +222,10 @@ async function main(): Promise<void> {
   mkdirSync(outDir, { recursive: true });
   const markdown = path.join(outDir, "results.md");
   const json = path.join(outDir, "results.json");
-  writeFileSync(markdown, renderMarkdown(report));
-  writeFileSync(json, renderJson(report));
+  writeOutputFile(markdown, renderMarkdown(report));
+  writeOutputFile(json, renderJson(report));
   const plots = renderPlots(groups);
-  for (const plot of plots) writeFileSync(path.join(outDir, plot.file), plot.svg);
+  for (const plot of plots) writeOutputFile(path.join(outDir, plot.file), plot.svg);
   formatLikeTheRepo([markdown, json]);
   // Printed after formatting: biome aligns the table columns, which reads better in a terminal too.
   process.stdout.write(readFileSync(markdown, "utf8"));

@@ -1,4 +1,5 @@
-import { appendFileSync, closeSync, openSync } from "node:fs";
+import { appendFileSync, closeSync } from "node:fs";
+import { openOutputFile } from "../core/output-file.js";
 
 export interface AuditEvent {
   time?: string;
@@ -11,13 +12,13 @@ export interface AuditEvent {
 /**
  * The audit log: one JSON object per line, appended with O_APPEND so that several boxes can share
  * a file. Written synchronously: an audit line must not be lost when fourwall exits or is killed
- * right after a decision.
+ * right after a decision. Never through a symlink or into a file another user planted (output-file.ts).
  */
 export class AuditLog {
   private fd: number | undefined;
 
   constructor(readonly file: string | undefined) {
-    if (file) this.fd = openSync(file, "a", 0o600);
+    if (file) this.fd = openOutputFile(file, "append", 0o600);
   }
 
   write(event: AuditEvent): void {

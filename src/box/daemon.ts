@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, rmSync, unlinkSync } from "node:fs";
 import { createConnection, createServer, type Socket } from "node:net";
 import path from "node:path";
 import { AuditLog } from "../audit/log.js";
@@ -49,6 +49,17 @@ async function sweepDeadSockets(): Promise<void> {
     });
     if (refused) rmSync(file, { force: true });
   }
+}
+
+/** The socket files this daemon listens on, with their inodes: it removes only those, never a successor's. */
+const ownSockets = new Map<string, number>();
+function removeOwnSockets(): void {
+  for (const [file, ino] of ownSockets) {
+    try {
+      if (lstatSync(file).ino === ino) unlinkSync(file);
+    } catch {}
+  }
+  ownSockets.clear();
 }
 
 export type DaemonRequest =
@@ -204,6 +215,7 @@ export async function runDaemon(options: { forRun?: boolean } = {}): Promise<voi
     rmSync(daemonSocket(), { force: true });
   }
   chmodSync(daemonSocket(), 0o600);
+  ownSockets.set(daemonSocket(), lstatSync(daemonSocket()).ino);
   // This daemon owns daemon-KEY.sock, so a run-KEY.sock here is a killed daemon's: replace it.
   rmSync(runSocket(), { force: true });
   await new Promise<void>((resolve, reject) => {
@@ -211,8 +223,15 @@ export async function runDaemon(options: { forRun?: boolean } = {}): Promise<voi
     runServer.listen(runSocket(), () => resolve());
   });
   chmodSync(runSocket(), 0o600);
+  ownSockets.set(runSocket(), lstatSync(runSocket()).ino);
+  // process.exit() skips the servers' close, which is what unlinks a socket file: do it ourselves,
+  // first thing on a signal (no new client finds a daemon on its way out) and on any exit.
+  process.on("exit", removeOwnSockets);
   for (const sig of ["SIGTERM", "SIGINT", "SIGHUP"] as const) {
     process.on(sig, async () => {
+      runServer.close();
+      server.close();
+      removeOwnSockets();
       await Promise.all([...boxes.keys()].map(down));
       process.exit(0);
     });

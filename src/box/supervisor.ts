@@ -54,6 +54,7 @@ async function startEgressProxy(
   ask?: AskHook,
   credentials?: ProxyCredentialOptions,
   squidDir?: string,
+  openSquidPortForTests?: boolean,
 ): Promise<ProxyHandle> {
   const { startEgressBackend } = await import("../walls/egress/proxy/backend.js");
   // Transparent mode says what it cannot capture (wildcards, address rules, wide port ranges).
@@ -70,6 +71,7 @@ async function startEgressProxy(
       onDecision,
       ask,
       credentials,
+      ...(openSquidPortForTests ? { openSquidPortForTests } : {}),
     });
   } catch (error) {
     const squid = plan.egress.proxy === "squid";
@@ -169,6 +171,8 @@ export interface SuperviseOptions {
   gate?: GateOptions;
   /** Tests only (weak-box.ts host-placeholders): placeholders outside the workdir on the host, no write-through overlay. */
   hostPlaceholders?: boolean;
+  /** Tests only (weak-box.ts squid-auth): squid's 127.0.0.1 port without its proxy credential. */
+  openSquidPortForTests?: boolean;
   /**
    * After a terminating signal (SIGTERM, SIGINT, SIGHUP) is passed on, how long the command has to
    * end before the box is killed (MCP clients expect a stdio server to go within a grace period).
@@ -476,6 +480,7 @@ export async function superviseBox(
             askNet,
             credentials,
             squidDir,
+            options.openSquidPortForTests,
           ),
         )
         .then((started) => {

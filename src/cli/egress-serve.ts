@@ -2,6 +2,7 @@ import { spawn } from "node:child_process";
 import pc from "picocolors";
 import { AuditLog } from "../audit/log.js";
 import { EXIT_BOX_FAILED } from "../core/errors.js";
+import { OutputFileError } from "../core/output-file.js";
 import type { EgressPlan, ListenSpec, ProxyCredentialOptions } from "../walls/egress/index.js";
 
 // `fourwall egress serve` loads only the proxy: the policy is compiled by a short-lived child
@@ -141,6 +142,10 @@ export async function egressServeCommand(options: ServeOptions): Promise<number>
     if (error instanceof ServeError) {
       if (error.message) process.stderr.write(`${pc.red(`fourwall egress serve: ${error.message}`)}\n`);
       return error.exitCode;
+    }
+    if (error instanceof OutputFileError) {
+      process.stderr.write(`${pc.red(`fourwall egress serve: --audit: ${error.message}`)}\n`);
+      return EXIT_BOX_FAILED;
     }
     throw error;
   }

@@ -1,8 +1,9 @@
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import pc from "picocolors";
 import { stringify } from "yaml";
 import { EXIT_BOX_FAILED } from "../core/errors.js";
+import { OutputFileError, writeOutputFile } from "../core/output-file.js";
 import { fillCredentials } from "../k8s/credentials.js";
 import {
   checkOptions,
@@ -116,7 +117,7 @@ function renderWithPlan(flags: K8sFlags, command?: string[]) {
 
 /** One message, exit 125: the manifests were not made. */
 export function k8sFailure(error: unknown): number {
-  if (error instanceof PolicyError || error instanceof K8sOptionError) {
+  if (error instanceof PolicyError || error instanceof K8sOptionError || error instanceof OutputFileError) {
     process.stderr.write(`${pc.red(`fourwall k8s: ${error.message}`)}\n`);
     return EXIT_BOX_FAILED;
   }
@@ -136,7 +137,7 @@ export function k8sRenderCommand(flags: K8sFlags): number {
       if (flags.out) {
         const target = path.join(flags.out, file.path);
         mkdirSync(path.dirname(target), { recursive: true });
-        writeFileSync(target, file.content);
+        writeOutputFile(target, file.content);
         process.stderr.write(`fourwall k8s: wrote ${target} (${file.why})\n`);
       } else if (!flags.json)
         process.stderr.write(

@@ -114,7 +114,7 @@ const backupOf = (file: string) => `${file}.fourwall-backup`;
 function replaceFile(file: string, text: string): void {
   const mode = statSync(file).mode & 0o7777;
   const tmp = `${file}.fourwall-${process.pid}`;
-  writeFileSync(tmp, text, { mode });
+  writeFileSync(tmp, text, { mode, flag: "wx" }); // never through a planted link
   chmodSync(tmp, mode);
   renameSync(tmp, file);
 }
@@ -159,7 +159,8 @@ export function mcpInstallCommand(options: InstallOptions): number {
       report(file, before, result, options.dryRun === true);
       if (options.dryRun || result.text === before) continue;
       // The copy from before fourwall: kept from the first install (a later one wraps new servers only).
-      if (!existsSync(backupOf(file.path))) writeFileSync(backupOf(file.path), before, { mode: 0o600 });
+      if (!existsSync(backupOf(file.path)))
+        writeFileSync(backupOf(file.path), before, { mode: 0o600, flag: "wx" });
       replaceFile(file.path, result.text);
       process.stdout.write(
         `  backup ${backupOf(file.path)}; undo: fourwall mcp uninstall --config ${file.path}\n`,

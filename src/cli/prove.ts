@@ -1,5 +1,5 @@
-import { writeFileSync } from "node:fs";
 import pc from "picocolors";
+import { writeOutputFile } from "../core/output-file.js";
 import { runProve } from "../prove/prove.js";
 import { renderJson } from "../prove/render/json.js";
 import { renderJUnit } from "../prove/render/junit.js";
@@ -65,7 +65,14 @@ export async function proveCommand(options: ProveCommandOptions): Promise<number
     if (options.json) process.stdout.write(renderJson(report));
     return exitCode;
   }
-  if (options.junit) writeFileSync(options.junit, renderJUnit(report));
+  if (options.junit) {
+    try {
+      writeOutputFile(options.junit, renderJUnit(report));
+    } catch (error) {
+      process.stderr.write(`${pc.red(`fourwall prove: --junit: ${(error as Error).message}`)}\n`);
+      return EXIT_PROVE_ERROR;
+    }
+  }
   process.stdout.write(
     options.json
       ? renderJson(report)

@@ -114,7 +114,7 @@ export const RUN_FLAGS: readonly RunFlag[] = [
     spelling: "--audit <file>",
     key: "audit",
     arity: "value",
-    description: "append every decision as JSON Lines to this file",
+    description: "append every decision as JSON Lines to this file (never through a symlink)",
     commands: "box",
     daemon: {
       nodeOnly: "the log is opened by the process that runs the box: the caller's, not the daemon's",

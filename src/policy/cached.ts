@@ -64,7 +64,7 @@ export async function loadPolicyCached(options: LoadOptions): Promise<LoadedPoli
   try {
     mkdirSync(path.dirname(entry), { recursive: true, mode: 0o700 });
     const tmp = `${entry}.${process.pid}.tmp`;
-    writeFileSync(tmp, JSON.stringify(loaded), { mode: 0o600 });
+    writeFileSync(tmp, JSON.stringify(loaded), { mode: 0o600, flag: "wx" }); // never through a planted link
     renameSync(tmp, entry);
   } catch {
     // a read-only or missing home: run without the cache

@@ -58,6 +58,7 @@ export const WEAKENINGS = [
   "pause", // no pause at the action: the notify filter is not installed (the layer still holds)
   "diff-escape", // the terminal's file-by-file review shows a change's diff lines raw
   "host-placeholders", // no layer carries the placeholders: they stand on the host (and the gate holds nothing)
+  "squid-auth", // --proxy squid: squid's 127.0.0.1 port takes requests without the per-run proxy credential
 ] as const;
 type Weakening = (typeof WEAKENINGS)[number];
 
@@ -380,4 +381,5 @@ process.exitCode = await superviseBox(plan, runtime, {
   gate: approver ? { approver, terminal: false } : undefined,
   // no write-through overlay either: its read-only cover of .git/info/exclude would pin .git again
   ...(onPlan.has("host-placeholders") || onPlan.has("git") ? { hostPlaceholders: true } : {}),
+  ...(weaken.has("squid-auth") ? { openSquidPortForTests: true } : {}),
 });

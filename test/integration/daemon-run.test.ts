@@ -260,6 +260,20 @@ for (const mode of MODES) {
       );
     });
 
+    it("a daemon ended by SIGTERM, SIGINT or SIGHUP removes its sockets", async (t) => {
+      for (const sig of ["SIGTERM", "SIGINT", "SIGHUP"] as const) {
+        if (!ours) return t.skip("another daemon serves this user's runs");
+        assert.equal(client(fx, ["true"]).code, 0);
+        const pid = daemonPid(fx);
+        assert.ok(pid, "the daemon listens");
+        process.kill(pid, sig);
+        for (let i = 0; i < 100 && existsSync(`/proc/${pid}`); i++) await sleep(50);
+        assert.equal(existsSync(`/proc/${pid}`), false, `the daemon ended on ${sig}`);
+        assert.deepEqual(sockets(fx), [], `no socket left after ${sig}`);
+        ours = await startDaemon(fx);
+      }
+    });
+
     it("two builds do not share a daemon; a daemon whose build changed leaves", async (t) => {
       if (!ours) return t.skip("another daemon serves this user's runs");
       // build B: a copy of this one (its own files: another key), in a dir the mode's user can read

@@ -21,6 +21,7 @@ import {
   startHttpsOrigin,
   testLookup,
 } from "../helpers/origins.js";
+import { tcpToUnix } from "../helpers/unix-relay.js";
 
 // The squid backend and fourwall's own proxy, given the same policy, must refuse the same probes for
 // the same reasons (squid's config is generated from the same EgressPlan). A third, deliberately
@@ -36,6 +37,7 @@ let https: Origin;
 let dir: string;
 let builtin: ProxyHandle;
 let squid: SquidHandle;
+const relays: Partial<Record<"squid" | "leaky", Awaited<ReturnType<typeof tcpToUnix>>>> = {};
 let leaky: SquidHandle;
 const events: Record<"builtin" | "squid", EgressEvent[]> = { builtin: [], squid: [] };
 
@@ -107,9 +109,12 @@ before(async () => {
           `http_access allow all\nssl_bump splice all\non_unsupported_protocol tunnel all\ntls_outgoing_options cafile=${ca}`,
         ),
   });
+  relays.squid = await tcpToUnix(path.join(dir, "squid.sock"));
+  relays.leaky = await tcpToUnix(path.join(dir, "leaky.sock"));
 });
 
 after(async () => {
+  await Promise.all([relays.squid?.close(), relays.leaky?.close()]);
   await Promise.all([builtin?.close(), squid?.close(), leaky?.close()]);
   await Promise.all([http?.close(), http2?.close(), http6?.close(), https?.close()]);
   certs?.cleanup();
@@ -225,10 +230,12 @@ const ALLOWED = [
   },
 ];
 
+// squid's own port wants the per-run proxy credential: both squids are reached through their box-side
+// sockets (the forwarder adds it), like a box reaches them.
 const target = () => ({
   builtin: { url: builtin.url!, port: Number(new URL(builtin.url!).port) },
-  squid: { url: `http://127.0.0.1:${squid.port}`, port: squid.port },
-  leaky: { url: `http://127.0.0.1:${leaky.port}`, port: leaky.port },
+  squid: { url: `http://127.0.0.1:${relays.squid!.port}`, port: relays.squid!.port },
+  leaky: { url: `http://127.0.0.1:${relays.leaky!.port}`, port: relays.leaky!.port },
 });
 
 describe("squid and the builtin proxy refuse the same probes for the same reasons", () => {

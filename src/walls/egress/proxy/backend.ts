@@ -19,6 +19,8 @@ export interface BackendOptions {
   ask?: ((request: AskRequest) => Promise<boolean>) | undefined;
   /** Credentials and the input gate (builtin only; the plan refuses them with squid). */
   credentials?: ProxyCredentialOptions | undefined;
+  /** Tests only (the deliberately broken box): squid without its proxy credential. */
+  openSquidPortForTests?: boolean;
 }
 
 export async function startEgressBackend(options: BackendOptions): Promise<ProxyHandle> {
@@ -32,6 +34,7 @@ export async function startEgressBackend(options: BackendOptions): Promise<Proxy
       socketMode: options.socketMode,
       dir: options.stateDir,
       onDecision: options.onDecision,
+      ...(options.openSquidPortForTests ? { unsafeNoAuthForTests: true } : {}),
     };
     return startSquid(squid);
   }

@@ -65,6 +65,8 @@ export function why(r: Refusal): string {
       return `resolving ${r.host} timed out (DNS): unreachable, not blocked`;
     case "ask-denied":
       return `${target} was asked about and refused`;
+    case "proxy-auth":
+      return `a request for ${target} reached squid's host port without the box's proxy credential: another local process, not the box`;
     default:
       return `${target} refused (${r.reason})`;
   }

@@ -36,6 +36,11 @@ export interface SquidRenderOptions {
    * the paste-elsewhere form (`fourwall egress render`), which keeps squid's default paths.
    */
   dir?: string;
+  /**
+   * Proxy authentication every request must carry (fourwall's forwarder adds it; squid's 127.0.0.1 port is
+   * reachable by every local user, the box's socket is not). Absent: none (the paste-elsewhere form, k8s).
+   */
+  auth?: { helper: string; passwordFile: string };
   /** squid's own name for the box, in comments. */
   box?: string;
 }
@@ -56,6 +61,8 @@ export const squidFiles = (dir: string) => ({
   bumpKey: `${dir}/bump.key`,
   /** The external ACL helper that says whether a ClientHello carried no SNI. */
   sniHelper: `${dir}/no-sni.sh`,
+  /** The per-run proxy credential's hash (basic_ncsa_auth's file, 0600). */
+  passwd: `${dir}/passwd`,
 });
 
 /** The helper's program: squid sends "<sni or -> <acl data>" per line and reads OK (no SNI) or ERR. */
@@ -368,6 +375,16 @@ export function renderSquidConfig(plan: EgressPlan, options: SquidRenderOptions)
       ...pinned.flatMap((name) => plan.pins[name]!.map((a) => `#   ${a} ${name}`)),
     );
   }
+  if (options.auth)
+    out.push(
+      "# Only fourwall's forwarder knows the per-run secret: another local user reaching the port gets 407.",
+      "# One request per connection, so the forwarder's header covers every request on it.",
+      `auth_param basic program ${options.auth.helper} ${options.auth.passwordFile}`,
+      "auth_param basic children 2 startup=0 idle=1",
+      "auth_param basic realm fourwall",
+      "auth_param basic credentialsttl 1 hour",
+      "client_persistent_connections off",
+    );
   out.push(
     "",
     "# Helpers used below.",
@@ -400,6 +417,7 @@ export function renderSquidConfig(plan: EgressPlan, options: SquidRenderOptions)
     ...L.acls,
     "",
     "# Deny first; the last line denies the rest.",
+    ...(options.auth ? ["acl fw_auth proxy_auth REQUIRED", "http_access deny !fw_auth"] : []),
     ...L.access,
     "",
     "# Inside allowed tunnels: TLS whose SNI the same rule allows, or (tcp:// rules) anything; else terminate.",

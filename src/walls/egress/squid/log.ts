@@ -36,7 +36,16 @@ export function parseSquidLogLine(line: string, box: string): EgressEvent | unde
   const code = errCode && errCode !== "-" ? errCode : undefined;
   // Squid refusing a request it could not parse logs NONE_NONE/4xx: a denial without a rule.
   const malformed = status.startsWith("NONE") && /^4\d\d$/.test(httpStatus ?? "");
-  const reason = note && note !== "-" ? note : malformed ? (ERRORS[code ?? ""] ?? "bad-request") : undefined;
+  // 407: no or a wrong proxy credential, i.e. not through the box's socket (another local process).
+  const unauthenticated = httpStatus === "407" && status.startsWith("TCP_DENIED");
+  const reason =
+    note && note !== "-"
+      ? note
+      : unauthenticated
+        ? "proxy-auth"
+        : malformed
+          ? (ERRORS[code ?? ""] ?? "bad-request")
+          : undefined;
   const denied = reason !== undefined || status.startsWith("TCP_DENIED");
   // A peeked tunnel is logged twice: the CONNECT when squid decides to splice (no bytes yet), then the
   // tunnel itself (TCP_TUNNEL, with its bytes). The first is not a connection of its own.

@@ -11,8 +11,14 @@
  * Start-up is verified: squid's own
  * listening socket must be bound at the chosen address (it keeps running when a listener fails).
  * Every access-log line becomes an EgressEvent, read as it is written and once more at close.
+ *
+ * Squid's port is reachable by every local user, so squid demands a per-run random proxy credential
+ * that only the forwarder knows: it adds the header to each request head (squid takes one request per
+ * connection), so the box needs none and another user gets 407. The secret is in fourwall's memory
+ * and, hashed, in squid's private dir; never in an argv or the box.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import {
   chmodSync,
   chownSync,
@@ -42,6 +48,7 @@ import {
   squidFiles,
 } from "./config.js";
 import { parseSquidLogLine } from "./log.js";
+import { MAX_REQUEST_HEAD, requestHeadEnd, withProxyAuthorization } from "./request-head.js";
 
 /** The forwarder hands a connection to the splice helper after this many bytes (as the builtin proxy does). */
 const SPLICE_AFTER_BYTES = 256 * 1024;
@@ -66,12 +73,16 @@ export interface SquidOptions {
    * probe notices the hole); nothing else may set it.
    */
   unsafeConfigForTests?: (config: string) => string;
+  /** Tests only (the deliberately broken box): squid's port without the proxy credential, open to any local user. */
+  unsafeNoAuthForTests?: boolean;
 }
 
 export interface SquidHandle extends ProxyHandle {
   pid: number;
   /** squid's own listener on 127.0.0.1. */
   port: number;
+  /** The Proxy-Authorization value squid's port demands (the forwarder adds it; tests and the bench use it directly). */
+  proxyAuthorization: string;
   service: string;
 }
 
@@ -158,10 +169,36 @@ function lastErrors(file: string): string {
   }
 }
 
+/** Squid's own basic-auth helper (Debian's squid package ships it). */
+export function findAuthHelper(squid: string): string | undefined {
+  const near = path.join(path.dirname(path.dirname(squid)), "lib", "squid", "basic_ncsa_auth");
+  return [near, "/usr/lib/squid/basic_ncsa_auth", "/usr/lib64/squid/basic_ncsa_auth"].find((p) =>
+    existsSync(p),
+  );
+}
+
+/** The proxy credential's user name; the secret is the random part. */
+const AUTH_USER = "fourwall";
+
+/** The basic_ncsa_auth line for `secret`: SHA-512 crypt from openssl, the secret on its stdin (never in an argv). */
+function passwordLine(secret: string): string {
+  const hash = execFileSync("openssl", ["passwd", "-6", "-stdin"], { input: secret, timeout: 10_000 })
+    .toString()
+    .trim();
+  if (!hash.startsWith("$6$")) throw new Error("openssl passwd -6 gave no SHA-512 crypt hash");
+  return `${AUTH_USER}:${hash}\n`;
+}
+
+interface SquidAuth {
+  helper: string;
+  secret: string;
+}
+
 function writeFiles(
   options: SquidOptions,
   port: number,
   owner: { uid: number; gid: number } | undefined,
+  auth: SquidAuth | undefined,
 ): void {
   const files = squidFiles(options.dir);
   mkdirSync(options.dir, { recursive: true, mode: 0o700 });
@@ -180,10 +217,12 @@ function writeFiles(
   writeFileSync(files.hosts, renderSquidHosts(options.plan, etcHosts), { mode: 0o644 });
   writePeekCertificate(files);
   writeFileSync(files.sniHelper, SQUID_SNI_HELPER, { mode: 0o755 });
+  if (auth) writeFileSync(files.passwd, passwordLine(auth.secret), { mode: 0o600, flag: "wx" });
   const config = renderSquidConfig(options.plan, {
     listen: { host: "127.0.0.1", port },
     dir: options.dir,
     box: options.box,
+    ...(auth ? { auth: { helper: auth.helper, passwordFile: files.passwd } } : {}),
   });
   writeFileSync(files.conf, options.unsafeConfigForTests ? options.unsafeConfigForTests(config) : config, {
     mode: 0o644,
@@ -198,6 +237,7 @@ function writeFiles(
       files.bumpCert,
       files.bumpKey,
       files.sniHelper,
+      ...(auth ? [files.passwd] : []),
     ])
       chownSync(p, owner.uid, owner.gid);
   }
@@ -330,6 +370,19 @@ export async function startSquid(options: SquidOptions): Promise<SquidHandle> {
   const squid = options.squid ?? findSquid();
   if (!squid) throw new Error("squid is not installed");
   const owner = squidUser();
+  let auth: SquidAuth | undefined;
+  if (!options.unsafeNoAuthForTests) {
+    const helper = findAuthHelper(squid);
+    // fail closed: without the helper squid's port would be open to every local user
+    if (!helper)
+      throw new Error(
+        "squid's basic_ncsa_auth helper is missing (it ships with Debian's squid package): it guards squid's port from other local users",
+      );
+    auth = { helper, secret: randomBytes(24).toString("base64url") };
+  }
+  const proxyAuthorization = auth
+    ? `Basic ${Buffer.from(`${AUTH_USER}:${auth.secret}`).toString("base64")}`
+    : "";
   // Service names become /dev/shm/<service>-* segment names: unique per box, so boxes never share them.
   // (squid accepts only letters and digits there)
   const service = `fourwall${options.box.replace(/[^A-Za-z0-9]/g, "")}x${process.pid}`;
@@ -340,7 +393,7 @@ export async function startSquid(options: SquidOptions): Promise<SquidHandle> {
   for (let attempt = 0; attempt < 3 && !started; attempt++) {
     port = await freePort();
     rmSync(options.dir, { recursive: true, force: true });
-    writeFiles(options, port, owner);
+    writeFiles(options, port, owner, auth);
     try {
       started = await launch(options, squid, port, service, owner);
     } catch (error) {
@@ -398,11 +451,11 @@ export async function startSquid(options: SquidOptions): Promise<SquidHandle> {
     s.on("error", () => s.destroy());
   };
   const splicer = Splicer.create(SQUID_IDLE_MS);
-  const forwarder: Server = createServer({ allowHalfOpen: true }, (client) => {
-    track(client);
+  const relay = (client: Socket, first: Buffer) => {
     const upstream = connect({ host: "127.0.0.1", port, allowHalfOpen: true, noDelay: true });
     track(upstream);
     client.setNoDelay(true);
+    if (first.length > 0) upstream.write(first);
     client.pipe(upstream);
     upstream.pipe(client);
     const endClient = () => client.destroy();
@@ -431,6 +484,33 @@ export async function startSquid(options: SquidOptions): Promise<SquidHandle> {
     };
     client.on("data", watchBulk);
     upstream.on("data", watchBulk);
+  };
+  const forwarder: Server = createServer({ allowHalfOpen: true }, (client) => {
+    track(client);
+    if (!auth) return relay(client, Buffer.alloc(0));
+    // Wait for the whole first request head, add the credential, then relay byte for byte.
+    let head = Buffer.alloc(0);
+    const onEnd = () => client.destroy();
+    const onData = (data: Buffer) => {
+      head = Buffer.concat([head, data]);
+      const end = requestHeadEnd(head);
+      if (end < 0) {
+        if (head.length > MAX_REQUEST_HEAD) client.destroy();
+        return;
+      }
+      client.removeListener("data", onData);
+      client.removeListener("end", onEnd);
+      client.pause();
+      relay(
+        client,
+        Buffer.concat([
+          withProxyAuthorization(head.subarray(0, end), proxyAuthorization),
+          head.subarray(end),
+        ]),
+      );
+    };
+    client.on("data", onData);
+    client.once("end", onEnd);
   });
   forwarder.on("error", () => {});
   removeStaleSocket(options.socketPath);
@@ -452,6 +532,7 @@ export async function startSquid(options: SquidOptions): Promise<SquidHandle> {
     pid,
     port,
     service,
+    proxyAuthorization,
     listeners: [{ path: options.socketPath }],
     openSockets: () => sockets.size + 2 * (splicer?.live() ?? 0),
     splicedTunnels: () => splicer?.adopted() ?? 0,

@@ -97,6 +97,11 @@ describe("refusal messages", () => {
       /fix: for another protocol on that port: -a tcp:\/\/git\.example:22/,
     );
   });
+  test("squid's port used without the box's credential: another local process, and no rule to add", () => {
+    const r = { host: "127.0.0.1", port: 8080, reason: "proxy-auth" };
+    assert.match(refusalText("GET", r), /without the box's proxy credential: another local process/);
+    assert.equal(summaryRow(r), "127.0.0.1:8080 (proxy-auth)");
+  });
 });
 
 describe("the box's NO_PROXY", () => {

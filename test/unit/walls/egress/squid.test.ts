@@ -242,6 +242,20 @@ describe("renderSquidConfig", () => {
   test("the denial reason reaches the client as X-Fourwall-Denied", () => {
     assert.match(render(full), /^reply_header_add X-Fourwall-Denied "%note\{fw_reason\}" fw_denied$/m);
   });
+
+  test("with auth: every request needs the proxy credential, checked before any rule; one request per connection", () => {
+    const conf = renderSquidConfig(plan(full), {
+      listen: { host: "127.0.0.1", port: 40123 },
+      dir: "/run/x",
+      auth: { helper: "/usr/lib/squid/basic_ncsa_auth", passwordFile: "/run/x/passwd" },
+    });
+    assert.match(conf, /^auth_param basic program \/usr\/lib\/squid\/basic_ncsa_auth \/run\/x\/passwd$/m);
+    assert.match(conf, /^client_persistent_connections off$/m);
+    assert.equal(lines(conf, "http_access")[0], "http_access deny !fw_auth");
+    assert.deepEqual(acl(conf, "fw_auth"), ["REQUIRED"]);
+    // without it (the paste-elsewhere form, k8s) none of this
+    assert.doesNotMatch(render(full), /auth_param|fw_auth|client_persistent/);
+  });
 });
 
 describe("renderSquidHosts", () => {
@@ -288,6 +302,15 @@ describe("parseSquidLogLine", () => {
     assert.equal(e.method, "GET");
     assert.equal(e.path, "/a b");
     assert.equal(e.address, undefined);
+  });
+
+  test("a request without the proxy credential (not through the box's socket) is a proxy-auth denial", () => {
+    const e = parseSquidLogLine(
+      "1795720046.7 TCP_DENIED 407 GET 127.0.0.1 8080 - 134 402 0 - ERR_CACHE_ACCESS_DENIED /",
+      "b1",
+    )!;
+    assert.equal(e.decision, "deny");
+    assert.equal(e.reason, "proxy-auth");
   });
 
   test("an allowed request that failed upstream keeps decision allow and names the error", () => {
