@@ -17,6 +17,7 @@ import {
   unlinkSync,
 } from "node:fs";
 import type { AuditLog } from "../../audit/log.js";
+import { isToolConfigName, toolConfigWhy } from "../filesystem/index.js";
 import { appliedMode, isWhiteout, mergedKind, symlinkEscapes } from "./changeset.js";
 import { at, copyFd, inDir, openDir, openDirAt, openFileAt, splitRel, tempName } from "./fsat.js";
 
@@ -77,9 +78,22 @@ function lstatBig(p: string): BigIntStats | undefined {
   }
 }
 
-/** A path the live loop never lets through: git's (history and new repositories) and fourwall's own. */
+/**
+ * A path the live loop never lets through: git's (history and new repositories), fourwall's own,
+ * tool config that runs code on the host (asked at the end), and the names without which no
+ * directory is a git dir (HEAD, commondir: a bare repository the box makes stays inert on the host
+ * until the end review asks about it).
+ */
 export function heldUntilEnd(rel: string, hidden: ReadonlySet<string>): boolean {
-  return rel.split("/").includes(".git") || hidden.has(rel);
+  const parts = rel.split("/");
+  const name = parts.at(-1)!;
+  return (
+    parts.includes(".git") ||
+    hidden.has(rel) ||
+    name === "HEAD" ||
+    name === "commondir" ||
+    (isToolConfigName(name) && toolConfigWhy(rel) !== undefined)
+  );
 }
 
 export interface LiveOptions {

@@ -99,6 +99,17 @@ describe("live layer", () => {
     assert.ok(!existsSync(path.join(lower, ".mcp.json")));
     assert.equal(heldUntilEnd(".git/refs/heads/main", new Set()), true);
     assert.equal(heldUntilEnd("a/.gitignore", new Set()), false);
+    // tool config that runs code on the host, and the names that make a directory a git dir
+    for (const rel of [
+      ".npmrc",
+      "pkg/.cargo/config.toml",
+      "a/lefthook-local.yml",
+      "docs/HEAD",
+      "wt/commondir",
+    ])
+      assert.equal(heldUntilEnd(rel, new Set()), true, rel);
+    for (const rel of ["docs/objects/ab", "docs/refs/heads/main", "node_modules/x/.npmrc", "src/config.toml"])
+      assert.equal(heldUntilEnd(rel, new Set()), false, rel);
   });
 
   it("what the box removes again goes from the host, unless a host user changed it meanwhile", () => {
