@@ -18,7 +18,12 @@ import {
   symlinkSync,
 } from "node:fs";
 import path from "node:path";
-import { GIT_DIR_SHAPE_NAMES, looksLikeGitDir, toolConfigWhy } from "../filesystem/index.js";
+import {
+  GIT_DIR_SHAPE_NAMES,
+  isToolConfigName,
+  looksLikeGitDir,
+  toolConfigWhy,
+} from "../filesystem/index.js";
 import {
   at,
   chmodNoFollow,
@@ -232,7 +237,7 @@ export function readChangeSet(
     }
     // Tool config that makes a host tool run a program (`.npmrc` script-shell, `.cargo/config.toml`
     // rustc-wrapper, ...), anywhere: the wall guards those that exist; a new one is asked about.
-    const tool = s.isDirectory() ? undefined : toolConfigWhy(rel);
+    const tool = s.isDirectory() || !isToolConfigName(name) ? undefined : toolConfigWhy(rel);
     if (tool) {
       heldNew.add(rel);
       raw.push({

@@ -230,9 +230,15 @@ export class LiveSync {
     } catch (error) {
       return void t.result.failures.push(`${rel || "."}: ${(error as Error).message}`);
     }
+    // a directory with a HEAD (the box's or the host's): its objects/ and refs/ wait too, or the
+    // host's directory would be a git dir while the box runs (and no longer new at the end)
+    const shaped =
+      names.some((n) => n === "objects" || n === "refs") &&
+      (names.includes("HEAD") || lstatBig(at(wFd, "HEAD")) !== undefined);
     for (const name of names) {
       const r = rel ? `${rel}/${name}` : name;
       if (heldUntilEnd(r, this.hidden)) continue;
+      if (shaped && (name === "objects" || name === "refs")) continue;
       try {
         this.entry(uFd, wFd, name, r, t);
       } catch (error) {

@@ -112,6 +112,24 @@ describe("live layer", () => {
       assert.equal(heldUntilEnd(rel, new Set()), false, rel);
   });
 
+  it("holds a bare repository's shape and new tool config: the host's directory never becomes a git dir while the box runs", () => {
+    const { lower, upper, live } = fixture((l, u) => {
+      mkdirSync(path.join(l, "docs"));
+      writeFileSync(path.join(l, "docs", "HEAD"), "a file the project had\n");
+      for (const d of ["docs/objects", "docs/refs/heads", "fresh/objects", "fresh/refs", "pkg/.cargo"])
+        mkdirSync(path.join(u, d), { recursive: true });
+      writeFileSync(path.join(u, "docs", "config"), "[core]\n\tpager = touch /tmp/x\n");
+      writeFileSync(path.join(u, "fresh", "HEAD"), "ref: refs/heads/main\n");
+      writeFileSync(path.join(u, "pkg", ".cargo", "config.toml"), "[build]\n");
+      writeFileSync(path.join(u, "pkg", ".npmrc"), "script-shell=/tmp/x\n");
+    });
+    const r = live.tick();
+    assert.deepEqual(r.failures, []);
+    assert.deepEqual(r.applied.sort(), ["docs/config", "fresh", "pkg", "pkg/.cargo"]);
+    for (const p of ["docs/objects", "docs/refs", "fresh/HEAD", "fresh/objects", "pkg/.npmrc"])
+      assert.ok(!existsSync(path.join(lower, p)), p);
+  });
+
   it("what the box removes again goes from the host, unless a host user changed it meanwhile", () => {
     const { lower, upper, live } = fixture();
     mkdirSync(path.join(upper, "build"));
