@@ -281,10 +281,12 @@ export function readChangeSet(
 
   const walk = (uFd: number, lFd: number, rel: string) => {
     const entries: Dirent[] = readdirSync(at(uFd), { withFileTypes: true });
-    const lowerNames = readdirSync(at(lFd));
+    // the host directory's names, read only when needed (an opaque directory, a git dir's shape)
+    let lower: string[] | undefined;
+    const lowerNames = () => (lower ??= readdirSync(at(lFd)));
     if (rel && opaque.has(rel)) {
       const kept = new Set(entries.map((e) => e.name));
-      for (const name of lowerNames)
+      for (const name of lowerNames())
         if (!kept.has(name)) raw.push({ op: "delete", path: `${rel}/${name}`, how: "delete" });
     }
     const madeRepo = newShapeEntries(uFd, rel, entries, lowerNames, opaque);
@@ -468,10 +470,11 @@ function newShapeEntries(
   uFd: number,
   rel: string,
   upper: readonly Dirent[],
-  lowerNames: readonly string[],
+  readLower: () => readonly string[],
   opaque: ReadonlySet<string>,
 ): string[] {
   if (!upper.some((e) => (GIT_DIR_SHAPE_NAMES as readonly string[]).includes(e.name))) return [];
+  const lowerNames = readLower();
   const after = new Set(rel && opaque.has(rel) ? [] : lowerNames);
   const added: string[] = [];
   for (const e of upper) {
