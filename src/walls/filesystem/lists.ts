@@ -166,14 +166,14 @@ export const PERSISTENCE_PATHS: readonly {
     gitOnly: true,
   },
   // tool config at the project's root that makes an ordinary command run a program it names
-  // (TOOL_CONFIG below; nested copies and the rarer names are asked about by the gate instead)
+  // (TOOL_CONFIG below; nested copies and the rarer names are asked about by the gate instead).
+  // Not here: names whose empty placeholder changes what the box's tools do (an empty
+  // rust-toolchain.toml is an error to rustup; a .pnpmfile.cjs adds pnpmfileChecksum to the lockfile).
   { path: ".npmrc", kind: "file", why: "npm: script-shell, node-options run on `npm test`" },
   { path: ".yarnrc", kind: "file", why: "yarn 1: yarn-path runs on every `yarn`" },
   { path: ".yarnrc.yml", kind: "file", why: "yarn: yarnPath and plugins run on every `yarn`" },
-  { path: ".pnpmfile.cjs", kind: "file", why: "pnpm runs its hooks on `pnpm install`" },
   { path: "bunfig.toml", kind: "file", why: "bun: preload scripts run on `bun run`/`bun test`" },
   { path: ".cargo", kind: "dir", why: "cargo config: rustc-wrapper, runners run on `cargo build`" },
-  { path: "rust-toolchain.toml", kind: "file", why: "rustup: a toolchain path runs its cargo/rustc" },
   { path: "mise.toml", kind: "file", why: "mise: env scripts, hooks and tool paths run on cd" },
   { path: ".mise.toml", kind: "file", why: "mise: env scripts, hooks and tool paths run on cd" },
   { path: ".tool-versions", kind: "file", why: "asdf/mise: a `path:` version runs on `node`, `python`" },

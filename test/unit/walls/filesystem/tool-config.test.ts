@@ -46,7 +46,7 @@ describe("tool config that runs code on the host", () => {
       ".npmrc",
       ".yarnrc",
       ".yarnrc.yml",
-      ".pnpmfile.cjs",
+      ".tool-versions",
       "bunfig.toml",
       "mise.toml",
       ".mise.toml",
