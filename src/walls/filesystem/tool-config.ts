@@ -42,3 +42,21 @@ const wildNames = [...new Set(compiled.map((e) => e.parts.at(-1)!).filter((re) =
 /** Names that can end a tool-config path (a cheap first test: walks call it for every entry). */
 export const isToolConfigName = (name: string): boolean =>
   literalNames.has(name) || wildNames.some((re) => re.test(name));
+
+/**
+ * The reason a symlink at `p` would lead a tool to config: its last components are the directory
+ * part of a pattern (`pkg/.cargo` → a `.cargo/config.toml` wherever the link points), or undefined.
+ */
+export function toolConfigDirWhy(p: string): string | undefined {
+  const parts = p.split("/").filter((s) => s !== "" && s !== ".");
+  if (parts.some((s) => DEPENDENCY_DIRS.has(s))) return undefined;
+  for (const entry of compiled) {
+    const dirs = entry.parts.slice(0, -1);
+    for (let n = dirs.length; n >= 1; n--) {
+      if (parts.length < n) continue;
+      const tail = parts.slice(-n);
+      if (dirs.slice(0, n).every((re, i) => re.test(tail[i]!))) return entry.why;
+    }
+  }
+  return undefined;
+}

@@ -22,6 +22,7 @@ import {
   GIT_DIR_SHAPE_NAMES,
   isToolConfigName,
   looksLikeGitDir,
+  toolConfigDirWhy,
   toolConfigWhy,
 } from "../filesystem/index.js";
 import {
@@ -237,7 +238,10 @@ export function readChangeSet(
     }
     // Tool config that makes a host tool run a program (`.npmrc` script-shell, `.cargo/config.toml`
     // rustc-wrapper, ...), anywhere: the wall guards those that exist; a new one is asked about.
-    const tool = s.isDirectory() || !isToolConfigName(name) ? undefined : toolConfigWhy(rel);
+    const tool = s.isDirectory()
+      ? undefined
+      : ((isToolConfigName(name) ? toolConfigWhy(rel) : undefined) ??
+        (s.isSymbolicLink() ? toolConfigDirWhy(rel) : undefined));
     if (tool) {
       heldNew.add(rel);
       raw.push({

@@ -17,7 +17,7 @@ import {
   unlinkSync,
 } from "node:fs";
 import type { AuditLog } from "../../audit/log.js";
-import { isToolConfigName, toolConfigWhy } from "../filesystem/index.js";
+import { isToolConfigName, toolConfigDirWhy, toolConfigWhy } from "../filesystem/index.js";
 import { appliedMode, isWhiteout, mergedKind, symlinkEscapes } from "./changeset.js";
 import { at, copyFd, inDir, openDir, openDirAt, openFileAt, splitRel, tempName } from "./fsat.js";
 
@@ -263,6 +263,7 @@ export class LiveSync {
     }
     const kind = kindOf(us);
     if (!kind) return; // fifos, sockets: nothing to keep after the box
+    if (kind === "symlink" && toolConfigDirWhy(r)) return; // `pkg/.cargo` → elsewhere: asked at the end
     if (hs && mine && mine.kind !== kind) {
       // the box replaced what it made by another type: take fourwall's copy away, then as new
       this.removeOurs(wFd, name, r, mine);

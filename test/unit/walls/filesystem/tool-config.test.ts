@@ -2,7 +2,11 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { looksLikeGitDir } from "../../../../src/walls/filesystem/git.js";
 import { PERSISTENCE_PATHS } from "../../../../src/walls/filesystem/lists.js";
-import { isToolConfigName, toolConfigWhy } from "../../../../src/walls/filesystem/tool-config.js";
+import {
+  isToolConfigName,
+  toolConfigDirWhy,
+  toolConfigWhy,
+} from "../../../../src/walls/filesystem/tool-config.js";
 
 describe("tool config that runs code on the host", () => {
   it("matches the class by its last components, at any depth, not inside dependencies", () => {
@@ -39,6 +43,13 @@ describe("tool config that runs code on the host", () => {
       "x/.mise.toml/y",
     ])
       assert.equal(toolConfigWhy(p), undefined, p);
+  });
+
+  it("a symlink named like a config's directory leads a tool to config wherever it points", () => {
+    for (const p of ["pkg/.cargo", ".mvn", "a/.config", ".config/mise", "x/.devcontainer"])
+      assert.ok(toolConfigDirWhy(p), p);
+    for (const p of ["pkg/cargo", "src", "node_modules/.cargo", ".npmrc"])
+      assert.equal(toolConfigDirWhy(p), undefined, p);
   });
 
   it("names every path a root placeholder guards in the class too (nested copies are asked)", () => {

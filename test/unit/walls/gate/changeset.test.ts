@@ -260,6 +260,7 @@ describe("apply (real directories)", () => {
       mkdirSync(path.join(u, "web"));
       symlinkSync("../.npmrc", path.join(u, "web/.yarnrc.yml"));
       writeFileSync(path.join(u, "web/index.js"), "1\n");
+      symlinkSync("../shared", path.join(u, "web/.cargo")); // cargo in web/ reads shared/config.toml
       mkdirSync(path.join(u, "node_modules/dep"), { recursive: true });
       writeFileSync(path.join(u, "node_modules/dep/.npmrc"), "x\n");
     });
@@ -267,6 +268,7 @@ describe("apply (real directories)", () => {
     assert.deepEqual(set.held.map((c) => [c.op, c.path, c.decision]).sort(), [
       ["tool-config", ".npmrc", "ask"],
       ["tool-config", "pkg/.cargo/config.toml", "ask"],
+      ["tool-config", "web/.cargo", "ask"],
       ["tool-config", "web/.yarnrc.yml", "ask"],
     ]);
     for (const p of [".npmrc", "pkg/.cargo/config.toml", "web/.yarnrc.yml"])

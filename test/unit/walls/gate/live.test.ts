@@ -122,11 +122,12 @@ describe("live layer", () => {
       writeFileSync(path.join(u, "fresh", "HEAD"), "ref: refs/heads/main\n");
       writeFileSync(path.join(u, "pkg", ".cargo", "config.toml"), "[build]\n");
       writeFileSync(path.join(u, "pkg", ".npmrc"), "script-shell=/tmp/x\n");
+      symlinkSync("../elsewhere", path.join(u, "pkg", ".mvn"));
     });
     const r = live.tick();
     assert.deepEqual(r.failures, []);
     assert.deepEqual(r.applied.sort(), ["docs/config", "fresh", "pkg", "pkg/.cargo"]);
-    for (const p of ["docs/objects", "docs/refs", "fresh/HEAD", "fresh/objects", "pkg/.npmrc"])
+    for (const p of ["docs/objects", "docs/refs", "fresh/HEAD", "fresh/objects", "pkg/.npmrc", "pkg/.mvn"])
       assert.ok(!existsSync(path.join(lower, p)), p);
   });
 
