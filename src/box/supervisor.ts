@@ -19,7 +19,7 @@ import {
   type ProxyHandle,
   summaryRow,
 } from "../walls/egress/index.js";
-import { realHost, resolveGitEntry, scanTrees } from "../walls/filesystem/index.js";
+import { realHost, resolveGitEntry, scanTrees, type TreeScan } from "../walls/filesystem/index.js";
 import type { KeptChangeSet } from "../walls/gate/index.js";
 import {
   addressSpaceHint,
@@ -206,13 +206,14 @@ const TERMINATING = new Set<NodeJS.Signals>(["SIGTERM", "SIGINT", "SIGHUP"]);
  * Returns the command's exit status; throws WallError (nothing ran) when a wall cannot be built.
  */
 /**
- * Repositories the box made (a `.git` entry the plan did not find, anywhere in the workdir; bounded
+ * Repositories the box made (a `.git` entry, or a directory shaped like a git dir, that the plan
+ * did not find, anywhere in the workdir; bounded
  * like the plan's walk): the filesystem wall cannot guard them, so name them at exit, with their
  * hooks and config, before a human runs git there.
  */
-function newRepositories(plan: BoxPlan): string[] {
-  const known = new Set(plan.filesystem.gitEntries);
-  const found = scanTrees(realHost, [plan.filesystem.cwd]).gitEntries.filter((e) => !known.has(e));
+function newRepositories(plan: BoxPlan, scan: TreeScan): string[] {
+  const known = new Set([...plan.filesystem.gitEntries, ...plan.filesystem.bareGitDirs]);
+  const found = [...scan.gitEntries, ...scan.bareGitDirs].filter((e) => !known.has(e));
   return found.flatMap((entry) => {
     const gitDir = resolveGitEntry(realHost, entry);
     if (!gitDir) return [entry];
@@ -512,12 +513,21 @@ export async function superviseBox(
     options.audit.write({ box: plan.id, wall: "isolation", event: "box-exit", code });
     const kept = await gate!.finish(); // the copy-on-write layer's change-set: new files in, destructive ones asked
     step("gate finished (change-set reviewed and applied)");
-    const made = newRepositories(plan);
+    const after = scanTrees(realHost, [plan.filesystem.cwd]);
+    const made = newRepositories(plan, after);
     step("new repositories looked for");
     if (made.length > 0) {
       options.audit.write({ box: plan.id, wall: "filesystem", event: "new-repositories", paths: made });
       say(
         `fourwall: the box created git repositories (their hooks and config are not guarded); review them before running git here:\n${made.map((h) => `  ${h}`).join("\n")}\n`,
+      );
+    }
+    const knownTools = new Set(plan.filesystem.toolConfigs);
+    const tools = after.toolConfigs.filter((f) => !knownTools.has(f));
+    if (tools.length > 0) {
+      options.audit.write({ box: plan.id, wall: "filesystem", event: "new-tool-config", paths: tools });
+      say(
+        `fourwall: the box created tool config that makes host tools run programs (npm, cargo, mise, ...); review it before running them here:\n${tools.map((h) => `  ${h}`).join("\n")}\n`,
       );
     }
     if (blocked.size > 0 && !options.quiet) say(blockedSummary(blocked));

@@ -40,6 +40,7 @@ const LOUD: Record<string, string> = {
   exec: "makes a file executable",
   "symlink-out": "a symlink leading out of the workdir",
   "new-repo": "a new git repository: its hooks and config run when you use git there",
+  "tool-config": "tool config: a host tool runs what it names (npm, cargo, mise, ...)",
   history: "rewrites git history",
 };
 

@@ -144,7 +144,7 @@ export const WALL_CHECKS: WallCheck[] = [
     ...proveCheck(["filesystem.proc-root"]),
   },
   {
-    name: "cannot plant git hooks, git config, MCP servers or editor tasks",
+    name: "cannot plant git hooks, git config, MCP servers, editor tasks or tool config",
     weaken: {
       namespaces: both(["persistence"]),
       gvisor: both(["persistence"]),
@@ -153,13 +153,15 @@ export const WALL_CHECKS: WallCheck[] = [
     sharedRun: WRITE,
     script: () =>
       "mkdir -p .git/hooks; echo evil > .git/hooks/pre-commit; echo '[core] hooksPath=/tmp' >> .git/config; " +
-      `echo '{"mcpServers":{"x":{"command":"sh"}}}' > .mcp.json; mkdir -p .vscode; echo '{}' > .vscode/tasks.json; echo evil > .envrc`,
+      `echo '{"mcpServers":{"x":{"command":"sh"}}}' > .mcp.json; mkdir -p .vscode; echo '{}' > .vscode/tasks.json; echo evil > .envrc; ` +
+      "echo script-shell=/bin/evil > .npmrc; mkdir -p .cargo; echo '[build]' > .cargo/config.toml",
     hole: (_r, fx) => {
       const w = (p: string) => path.join(fx.workdir, p);
       if (existsSync(w(".git/hooks/pre-commit"))) return "created .git/hooks/pre-commit";
       if (readFileSync(w(".git/config"), "utf8").includes("hooksPath")) return "changed .git/config";
       if (existsSync(w(".mcp.json")) || existsSync(w(".vscode")) || existsSync(w(".envrc")))
         return "created a persistence file";
+      if (existsSync(w(".npmrc")) || existsSync(w(".cargo"))) return "created tool config (.npmrc, .cargo)";
       return undefined;
     },
   },

@@ -20,11 +20,13 @@ import {
   readdirSync,
   readFileSync,
   readlinkSync,
+  rmSync,
   writeFileSync,
 } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import {
+  asMode,
   boxInTmux,
   chownToMode,
   type Fixture,
@@ -41,6 +43,49 @@ import {
   dockerFixture,
   startDockerBoxes,
 } from "../helpers/docker-box.js";
+
+/** A directory outside the workdir where a planted program leaves its mark when the host runs it. */
+function hostMarkers(fx: Fixture): string {
+  const dir = path.join(fx.base, "markers");
+  mkdirSync(dir, { recursive: true });
+  chmodSync(dir, 0o777);
+  return dir;
+}
+
+function writePackage(dir: string, fx: Fixture): void {
+  const file = path.join(dir, "package.json");
+  writeFileSync(file, '{"name":"p","version":"1.0.0","scripts":{"test":"echo tested"}}\n');
+  chownToMode(fx, file);
+}
+
+/** The workdir's owner runs `npm test` in `dir` on the host: whether a planted program ran. */
+function hostNpmTest(fx: Fixture, dir: string): boolean {
+  const marker = path.join(fx.base, "markers", "npm");
+  rmSync(marker, { force: true });
+  const [program, ...args] = asMode(fx.mode, ["npm", "test"]);
+  const r = spawnSync(program!, args, {
+    cwd: dir,
+    encoding: "utf8",
+    timeout: 120_000,
+    env: { ...fx.env, npm_config_update_notifier: "false", npm_config_cache: path.join(fx.home, ".npm") },
+  });
+  assert.match(r.stdout, /tested/, `npm test ran: ${r.stdout}${r.stderr}`);
+  return existsSync(marker);
+}
+
+/** The workdir's owner runs `git -p branch -a` in docs/ on the host (on a pty): whether a planted pager ran. */
+function hostGitPager(fx: Fixture): boolean {
+  const marker = path.join(fx.base, "markers", "git");
+  rmSync(marker, { force: true });
+  const [program, ...args] = asMode(fx.mode, ["script", "-qc", "git -p branch -a", "/dev/null"]);
+  spawnSync(program!, args, {
+    cwd: path.join(fx.workdir, "docs"),
+    stdio: ["ignore", "ignore", "ignore"],
+    timeout: 60_000,
+    env: { ...fx.env, PAGER: "cat" },
+  });
+  return existsSync(marker);
+}
 
 /** Every entry of a tree with its type, mode and content hash: "byte-for-byte unchanged" made checkable. */
 function treeDigest(dir: string): string {
@@ -210,6 +255,76 @@ for (const mode of MODES) {
         true,
         "without the gate the hook lands: the check can fail",
       );
+    });
+
+    it("tool config that makes host tools run programs cannot be planted at the root (.npmrc script-shell, .yarnrc.yml, .cargo, mise.toml): `npm test` on the host runs nothing planted; without the persistence guard it does", async () => {
+      const plant = (fx: Fixture) => {
+        const markers = hostMarkers(fx);
+        writeFileSync(
+          path.join(fx.workdir, "fourwall.yaml"),
+          "gate:\n  fs:\n    default: allow\n    rules: []\n",
+        );
+        writePackage(fx.workdir, fx);
+        return (
+          `mkdir -p .cache-x && printf '#!/bin/sh\\ntouch ${markers}/npm\\nexec /bin/sh "$@"\\n' > .cache-x/sh && chmod +x .cache-x/sh\n` +
+          `for f in .npmrc .yarnrc.yml .cargo/config.toml mise.toml .mise.toml .tool-versions; do\n` +
+          `  (mkdir -p "$(dirname "$f")" && echo "script-shell=$PWD/.cache-x/sh" > "$f") 2>/dev/null && echo "WROTE $f"\n` +
+          "done\necho planted"
+        );
+      };
+      const whole = makeFixture(mode);
+      const r = await sh(whole, plant(whole), { timeoutMs: 60_000 });
+      assert.match(r.stdout, /planted/, r.stderr);
+      assert.doesNotMatch(r.stdout, /WROTE/, "every root tool config is read-only in the box");
+      for (const f of [".npmrc", ".yarnrc.yml", ".cargo", "mise.toml", ".mise.toml", ".tool-versions"])
+        assert.equal(existsSync(path.join(whole.workdir, f)), false, `${f} not on the host`);
+      assert.equal(hostNpmTest(whole, whole.workdir), false, "npm test on the host ran nothing planted");
+      // The broken box: no persistence guard (the same allow-all gate): .npmrc lands and npm runs it.
+      const weak = makeFixture(mode);
+      const w = await sh(weak, plant(weak), { timeoutMs: 60_000, weaken: ["persistence"] });
+      assert.match(w.stdout, /WROTE \.npmrc/, w.stderr);
+      assert.equal(hostNpmTest(weak, weak.workdir), true, "without the guard npm runs the planted shell");
+    });
+
+    it("a nested tool config and a bare git repository the box makes (no .git in the path) are held: refused, npm test and git on the host run nothing planted; with the gate open they would, and fourwall names them", async () => {
+      const plant = (fx: Fixture) => {
+        const markers = hostMarkers(fx);
+        mkdirSync(path.join(fx.workdir, "pkg"));
+        writePackage(path.join(fx.workdir, "pkg"), fx);
+        mkdirSync(path.join(fx.workdir, "docs"));
+        writeFileSync(path.join(fx.workdir, "docs", "index.md"), "# docs\n");
+        chownToMode(fx, path.join(fx.workdir, "pkg"));
+        chownToMode(fx, path.join(fx.workdir, "docs"));
+        chownToMode(fx, path.join(fx.workdir, "docs", "index.md"));
+        return (
+          `mkdir -p .cache-x && printf '#!/bin/sh\\ntouch ${markers}/npm\\nexec /bin/sh "$@"\\n' > .cache-x/sh && chmod +x .cache-x/sh && ` +
+          `echo "script-shell=$PWD/.cache-x/sh" > pkg/.npmrc && mkdir -p pkg/.cargo && echo '[build]' > pkg/.cargo/config.toml && ` +
+          "mkdir -p docs/objects docs/refs/heads && echo 'ref: refs/heads/main' > docs/HEAD && " +
+          `printf '[core]\\n\\tbare = true\\n\\tpager = touch ${markers}/git; cat\\n' > docs/config && echo planted`
+        );
+      };
+      const held = makeFixture(mode);
+      const r = await sh(held, plant(held), { flags: ["--approver", "exit 1"], timeoutMs: 60_000 });
+      assert.match(r.stdout, /planted/, r.stderr);
+      for (const f of ["pkg/.npmrc", "pkg/.cargo/config.toml", "docs/HEAD"])
+        assert.equal(existsSync(path.join(held.workdir, f)), false, `${f} held`);
+      assert.equal(hostNpmTest(held, path.join(held.workdir, "pkg")), false, "npm test ran nothing planted");
+      assert.equal(hostGitPager(held), false, "git in docs/ is the workdir's repository, not the box's");
+      const open = makeFixture(mode);
+      writeFileSync(
+        path.join(open.workdir, "fourwall.yaml"),
+        "gate:\n  fs:\n    default: allow\n    rules: []\n",
+      );
+      const leak = await sh(open, plant(open), { timeoutMs: 60_000 });
+      assert.match(leak.stdout, /planted/, leak.stderr);
+      assert.equal(hostNpmTest(open, path.join(open.workdir, "pkg")), true, "with the gate open npm runs it");
+      assert.equal(hostGitPager(open), true, "with the gate open git runs the box's pager");
+      assert.match(
+        leak.stderr,
+        /created git repositories[\s\S]*docs/,
+        "the host-facing warning names the bare repository",
+      );
+      assert.match(leak.stderr, /created tool config[\s\S]*pkg\/\.npmrc/, "and the tool config");
     });
 
     it("CI mode (no terminal, no approver): gated actions are denied with a clear message and the run continues", async () => {

@@ -1,6 +1,6 @@
 /**
  * The filesystem wall beyond the workdir's top level, attacked from inside a real box in both
- * launch modes (issue 13): git dirs the box can reach (commondir, core.hooksPath/husky, nested
+ * launch modes (issue 13): git dirs the box can reach (commondir, core.hooksPath/husky, nested and bare
  * repositories, submodules, worktree pointer files, renaming .git away), .env files at any depth,
  * credentials no deny list names, the box's own passwd, a monorepo subdir, shell start-up files.
  * Each persistence attack is judged by a real git command ON THE HOST after the box is gone: a
@@ -114,6 +114,26 @@ const checks: Check[] = [
       `printf '${hook(fx).replace(/\n/g, "\\n")}' > lib/.git/hooks/pre-commit; chmod +x lib/.git/hooks/pre-commit`,
     hole: (_r, fx) => {
       hostGit(fx, path.join(fx.workdir, "lib"), ["commit", "-q", "--allow-empty", "-m", "host"]);
+      return ran(fx);
+    },
+  },
+  {
+    name: "a bare repository that existed before the run (no .git in its path) gets no config of the box's",
+    weaken: both(["git"]),
+    prepare: (fx) => {
+      prep("init", "-q", "--bare", path.join(fx.workdir, "docs"));
+    },
+    script: (fx) =>
+      `printf '[core]\\n\\tpager = touch ${marker(fx)}; cat\\n' >> docs/config; printf '${hook(fx).replace(/\n/g, "\\n")}' > docs/hooks/post-update; chmod +x docs/hooks/post-update`,
+    hole: (_r, fx) => {
+      // git pages only on a terminal: `script` gives it one
+      const [program, ...rest] = asMode(fx.mode, ["script", "-qc", "git -p branch -a", "/dev/null"]);
+      spawnSync(program!, rest, {
+        cwd: path.join(fx.workdir, "docs"),
+        env: { PATH: fx.env.PATH!, HOME: fx.home, GIT_CONFIG_NOSYSTEM: "1" },
+        stdio: "ignore",
+        timeout: 60_000,
+      });
       return ran(fx);
     },
   },

@@ -62,6 +62,19 @@ export const GIT_WORKTREE_PROTECTED: readonly { name: string; kind: "file" | "di
 /** Hook directories by convention (husky, plain .githooks): guarded when they exist, hooksPath set or not. */
 export const HOOK_DIR_NAMES = [".husky", ".githooks"] as const;
 
+/**
+ * Whether a directory holding these names is a git dir by its shape, as git's own discovery
+ * accepts one (setup.c is_git_directory): HEAD, and objects/ and refs/ here or in the git dir a
+ * `commondir` names. Git takes such a directory as a bare repository, with its `config` (core.pager,
+ * core.fsmonitor), wherever it is, no `.git` in the path. Judged by names only (what a readdir
+ * gives): HEAD's content and the entries' types are not checked, so it errs towards "a repository".
+ */
+export const GIT_DIR_SHAPE_NAMES = ["HEAD", "objects", "refs", "commondir"] as const;
+export function looksLikeGitDir(names: Iterable<string>): boolean {
+  const has = new Set(names);
+  return has.has("HEAD") && ((has.has("objects") && has.has("refs")) || has.has("commondir"));
+}
+
 const MAX_POINTER_BYTES = 4096;
 const MAX_CONFIG_BYTES = 256 * 1024;
 /** Git dirs followed through modules/, worktrees/ and commondir, in all: a cap on a planted maze. */
@@ -88,7 +101,12 @@ function commonDirOf(host: HostView, gitDir: string): string | undefined {
  * its commondir names, and, recursively, the git dirs under its modules/ (submodules, nested
  * submodules) and worktrees/. Bounded by MAX_GIT_DIRS; `truncated` says when the cap was hit.
  */
-export function discoverGitDirs(host: HostView, entries: string[]): { repos: GitRepo[]; truncated: boolean } {
+export function discoverGitDirs(
+  host: HostView,
+  entries: string[],
+  /** Directories that are git dirs by their shape (bare repositories, looksLikeGitDir). */
+  bare: readonly string[] = [],
+): { repos: GitRepo[]; truncated: boolean } {
   const repos = new Map<string, GitRepo>();
   const queue: GitRepo[] = [];
   const add = (gitDir: string | undefined, worktree: string | undefined) => {
@@ -103,6 +121,7 @@ export function discoverGitDirs(host: HostView, entries: string[]): { repos: Git
     queue.push(repo);
   };
   for (const entry of entries) add(resolveGitEntry(host, entry), path.dirname(entry));
+  for (const dir of bare) add(dir, undefined);
   let truncated = false;
   while (queue.length > 0) {
     if (repos.size > MAX_GIT_DIRS) {

@@ -31,6 +31,10 @@ export function sanitiseGitConfig(text: string): string {
  * The git config the box sees as ~/.gitconfig: the sanitised user config, then `safe.directory=*`
  * (in root mode a repository outside the idmapped paths belongs to another uid than the box's;
  * inside the box git's ownership check protects nothing: everything there runs boxed anyway).
+ * No `safe.bareRepository = explicit` either, for the same reason: a bare repository the box makes
+ * is a danger to the host's git, which this file does not configure (the gate holds such a
+ * directory as a new repository; docs/gate.md), and in the box it would only break `git clone
+ * --bare` work.
  */
 export const boxGitConfig = (text: string) =>
   `${sanitiseGitConfig(text).trimEnd()}\n# fourwall: credential helpers, includes and tokens removed\n[safe]\n\tdirectory = *\n`;

@@ -9,5 +9,6 @@ export * from "./passwd.js";
 export * from "./plan.js";
 export * from "./schema.js";
 export * from "./state.js";
+export * from "./tool-config.js";
 export * from "./visibility.js";
 export * from "./walk.js";

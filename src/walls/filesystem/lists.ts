@@ -165,6 +165,77 @@ export const PERSISTENCE_PATHS: readonly {
     why: "pre-commit runs its hooks on the host",
     gitOnly: true,
   },
+  // tool config at the project's root that makes an ordinary command run a program it names
+  // (TOOL_CONFIG below; nested copies and the rarer names are asked about by the gate instead).
+  // Not here: names whose empty placeholder changes what the box's tools do (an empty
+  // rust-toolchain.toml is an error to rustup; a .pnpmfile.cjs adds pnpmfileChecksum to the lockfile).
+  { path: ".npmrc", kind: "file", why: "npm: script-shell, node-options run on `npm test`" },
+  { path: ".yarnrc", kind: "file", why: "yarn 1: yarn-path runs on every `yarn`" },
+  { path: ".yarnrc.yml", kind: "file", why: "yarn: yarnPath and plugins run on every `yarn`" },
+  { path: "bunfig.toml", kind: "file", why: "bun: preload scripts run on `bun run`/`bun test`" },
+  { path: ".cargo", kind: "dir", why: "cargo config: rustc-wrapper, runners run on `cargo build`" },
+  { path: "mise.toml", kind: "file", why: "mise: env scripts, hooks and tool paths run on cd" },
+  { path: ".mise.toml", kind: "file", why: "mise: env scripts, hooks and tool paths run on cd" },
+  { path: ".tool-versions", kind: "file", why: "asdf/mise: a `path:` version runs on `node`, `python`" },
+  { path: ".devcontainer.json", kind: "file", why: "initializeCommand runs on the host" },
+];
+
+/**
+ * Project-local tool config that makes a host tool run a program of its choosing on its own, when
+ * the user runs an ordinary command in the project (`npm test`, `cargo build`, `cd`, opening the
+ * editor): the class, as name patterns matched against a path's last components (`*` within one
+ * name). Anywhere in a tree the box writes, because most of these tools also read them from
+ * subdirectories or parent directories (cargo, rustup, mise, asdf: every parent; npm, yarn, pnpm,
+ * bun: a nested package's root). Existing ones are read-only in the box wherever the plan's walk
+ * finds them; the gate asks about new ones (never applied unasked, never let through early). The
+ * root-level PERSISTENCE_PATHS above are the same names with a placeholder, so they cannot be
+ * created at all. Not here, on purpose: code the user runs by asking for it (`package.json`
+ * scripts, Makefile, setup.py, conftest.py), version pins that name no path (.nvmrc,
+ * .python-version), configs their tool will not load until trusted (.envrc needs `direnv allow`,
+ * nvim's .nvim.lua and vim's exrc, gdb/lldb init files in the cwd).
+ */
+export const TOOL_CONFIG: readonly { pattern: string; why: string }[] = [
+  { pattern: ".npmrc", why: "npm: script-shell, node-options run on `npm test`" },
+  { pattern: ".yarnrc", why: "yarn 1: yarn-path runs on every `yarn`" },
+  { pattern: ".yarnrc.yml", why: "yarn: yarnPath and plugins run on every `yarn`" },
+  { pattern: ".pnpmfile.cjs", why: "pnpm runs its hooks on `pnpm install`" },
+  { pattern: ".pnpmfile.mjs", why: "pnpm runs its hooks on `pnpm install`" },
+  { pattern: "bunfig.toml", why: "bun: preload scripts run on `bun run`/`bun test`" },
+  { pattern: ".cargo/config", why: "cargo (every parent dir): rustc-wrapper, runners, aliases" },
+  { pattern: ".cargo/config.toml", why: "cargo (every parent dir): rustc-wrapper, runners, aliases" },
+  { pattern: "rust-toolchain", why: "rustup (every parent dir): a toolchain path runs its cargo/rustc" },
+  { pattern: "rust-toolchain.toml", why: "rustup (every parent dir): a toolchain path runs its cargo/rustc" },
+  { pattern: "mise.toml", why: "mise (every parent dir): env scripts, hooks, tool paths" },
+  { pattern: "mise.*.toml", why: "mise (every parent dir): env scripts, hooks, tool paths" },
+  { pattern: ".mise.toml", why: "mise (every parent dir): env scripts, hooks, tool paths" },
+  { pattern: ".mise.*.toml", why: "mise (every parent dir): env scripts, hooks, tool paths" },
+  { pattern: ".mise/config*.toml", why: "mise (every parent dir): env scripts, hooks, tool paths" },
+  { pattern: "mise/config*.toml", why: "mise (every parent dir): env scripts, hooks, tool paths" },
+  { pattern: ".config/mise.toml", why: "mise (every parent dir): env scripts, hooks, tool paths" },
+  { pattern: ".config/mise.*.toml", why: "mise (every parent dir): env scripts, hooks, tool paths" },
+  { pattern: ".config/mise/config*.toml", why: "mise (every parent dir): env scripts, hooks, tool paths" },
+  { pattern: ".tool-versions", why: "asdf/mise (every parent dir): a `path:` version runs as `node`" },
+  { pattern: ".devcontainer.json", why: "dev containers: initializeCommand runs on the host" },
+  { pattern: ".devcontainer/devcontainer.json", why: "dev containers: initializeCommand runs on the host" },
+  { pattern: "lefthook*.yml", why: "lefthook's git hooks run its commands on the next commit" },
+  { pattern: "lefthook*.yaml", why: "lefthook's git hooks run its commands on the next commit" },
+  { pattern: "lefthook*.toml", why: "lefthook's git hooks run its commands on the next commit" },
+  { pattern: "lefthook*.json", why: "lefthook's git hooks run its commands on the next commit" },
+  { pattern: ".lefthook*.yml", why: "lefthook's git hooks run its commands on the next commit" },
+  { pattern: ".lefthook*.yaml", why: "lefthook's git hooks run its commands on the next commit" },
+  { pattern: ".lefthook*.toml", why: "lefthook's git hooks run its commands on the next commit" },
+  { pattern: ".lefthook*.json", why: "lefthook's git hooks run its commands on the next commit" },
+  { pattern: ".bazelrc", why: "bazel: --workspace_status_command, --run_under run on `bazel build`" },
+  { pattern: ".mvn/extensions.xml", why: "maven loads these extensions' code on every `mvn`" },
+  { pattern: ".mvn/jvm.config", why: "maven: JVM options (-javaagent) on every `mvn`" },
+  { pattern: ".mvn/maven.config", why: "maven: options on every `mvn`" },
+  { pattern: ".irbrc", why: "irb loads ./.irbrc at start" },
+  { pattern: ".pryrc", why: "pry loads ./.pryrc at start" },
+  { pattern: ".Rprofile", why: "R runs ./.Rprofile at start" },
+  { pattern: ".zed/settings.json", why: "Zed: language server commands run when the project opens" },
+  { pattern: ".helix/languages.toml", why: "Helix: language server commands run when a file opens" },
+  { pattern: ".cursor/mcp.json", why: "Cursor starts these MCP servers" },
+  { pattern: ".gemini/settings.json", why: "Gemini CLI: MCP servers and hooks" },
 ];
 
 /** Directories that hold host sockets (docker.sock, D-Bus, ssh-agent, X11): replaced by empty tmpfs. */

@@ -42,6 +42,10 @@ export interface FilesystemPlan {
    * the supervisor names it at exit.
    */
   gitEntries: string[];
+  /** Git dirs by their shape (bare repositories, no `.git` in the path) the plan found and guards. */
+  bareGitDirs: string[];
+  /** Tool config that runs code on the host (lists.ts TOOL_CONFIG) the plan found: read-only. */
+  toolConfigs: string[];
   /** Things the plan chose not to do, for --verbose and the audit log (never a security hole). */
   notes: string[];
 }

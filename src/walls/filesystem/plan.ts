@@ -25,6 +25,7 @@ import {
 import type { FilesystemPlan, Mount, Placeholder } from "./mounts.js";
 import type { FilesystemPolicy } from "./schema.js";
 import { loginPlaceholder } from "./startup.js";
+import { toolConfigWhy } from "./tool-config.js";
 import { boxSight } from "./visibility.js";
 import { scanTrees } from "./walk.js";
 
@@ -361,6 +362,13 @@ export function planFilesystem(policy: FilesystemPolicy, ctx: FilesystemContext)
   // (HOME writable), missing ones too, with the session autostart places
   for (const file of scan.startupFiles)
     protect(file, "file", "filesystem (persistence)", "shell start-up file");
+  // tool config that runs code on the host, wherever it already is (the gate asks about new ones)
+  for (const file of scan.toolConfigs) {
+    const rel = path.relative(workdir, file);
+    if (policy.allowPersistence.includes(rel) || policy.allowPersistence.includes(path.basename(file)))
+      continue;
+    protect(file, "file", "filesystem (persistence)", `tool config: ${toolConfigWhy(file)}`);
+  }
   if (inWritable(home) && !policy.allowPersistence.includes("shell")) {
     for (const name of SHELL_STARTUP_FILES) {
       const file = path.join(home, name);
@@ -399,7 +407,17 @@ export function planFilesystem(policy: FilesystemPolicy, ctx: FilesystemContext)
     else mounts.push({ type: "empty-file", target, why: "secret hidden" });
   }
 
-  return { mounts, placeholders, writable, home, cwd: workdir, notes, gitEntries: scan.gitEntries };
+  return {
+    mounts,
+    placeholders,
+    writable,
+    home,
+    cwd: workdir,
+    notes,
+    gitEntries: scan.gitEntries,
+    bareGitDirs: scan.bareGitDirs,
+    toolConfigs: scan.toolConfigs,
+  };
 }
 
 interface Where {
@@ -469,7 +487,7 @@ function protectGit(
   g: {
     host: HostView;
     home: string;
-    scan: { gitEntries: string[] };
+    scan: { gitEntries: string[]; bareGitDirs: string[] };
     inWritable: (p: string) => boolean;
     protect: (p: string, kind: "file" | "dir", field: string, why: string, content?: string) => void;
     pin: (dir: string) => void;
@@ -479,7 +497,7 @@ function protectGit(
   const { host, home, inWritable, protect } = g;
   const field = "filesystem (git)";
   const allowed = (name: string) => policy.allowPersistence.includes(`.git/${name}`);
-  const { repos, truncated } = discoverGitDirs(host, g.scan.gitEntries);
+  const { repos, truncated } = discoverGitDirs(host, g.scan.gitEntries, g.scan.bareGitDirs);
   if (truncated)
     throw new FilesystemPlanError(
       field,

@@ -1,6 +1,8 @@
 import path from "node:path";
+import { looksLikeGitDir } from "./git.js";
 import type { HostView } from "./host-view.js";
 import { SHELL_STARTUP_FILES } from "./lists.js";
+import { isToolConfigName, toolConfigWhy } from "./tool-config.js";
 
 /**
  * A bounded walk of a tree the box may write (the workdir, or the repository around it): the
@@ -13,6 +15,10 @@ export interface TreeScan {
   envFiles: string[];
   /** Shell start-up files (`.bashrc`, `.zshenv`, ...). */
   startupFiles: string[];
+  /** Tool config that runs code on the host (lists.ts TOOL_CONFIG), wherever it is. */
+  toolConfigs: string[];
+  /** Directories that are git dirs by their shape, no `.git` in the path (bare repositories). */
+  bareGitDirs: string[];
   /** Set when a bound was hit: what was not looked at. */
   truncated?: string;
 }
@@ -44,7 +50,7 @@ export function scanTrees(
   roots: string[],
   limits: ScanLimits = DEFAULT_SCAN_LIMITS,
 ): TreeScan {
-  const scan: TreeScan = { gitEntries: [], envFiles: [], startupFiles: [] };
+  const scan: TreeScan = { gitEntries: [], envFiles: [], startupFiles: [], toolConfigs: [], bareGitDirs: [] };
   const startup = new Set<string>(SHELL_STARTUP_FILES);
   const skip = new Set<string>(SCAN_SKIP_DIRS);
   let seen = 0;
@@ -52,7 +58,9 @@ export function scanTrees(
   while (queue.length > 0) {
     const next: typeof queue = [];
     for (const { dir, depth } of queue) {
-      for (const name of host.readdir(dir)) {
+      const names = host.readdir(dir);
+      if (looksLikeGitDir(names)) scan.bareGitDirs.push(dir);
+      for (const name of names) {
         if (++seen > limits.entries) {
           scan.truncated = `more than ${limits.entries} entries under ${roots.join(", ")}`;
           return scan;
@@ -74,6 +82,7 @@ export function scanTrees(
         }
         if (isEnvFileName(name)) scan.envFiles.push(entry);
         if (startup.has(name)) scan.startupFiles.push(entry);
+        if (isToolConfigName(name) && toolConfigWhy(entry)) scan.toolConfigs.push(entry);
       }
     }
     queue = next;

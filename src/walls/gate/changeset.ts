@@ -19,6 +19,13 @@ import {
 } from "node:fs";
 import path from "node:path";
 import {
+  GIT_DIR_SHAPE_NAMES,
+  isToolConfigName,
+  looksLikeGitDir,
+  toolConfigDirWhy,
+  toolConfigWhy,
+} from "../filesystem/index.js";
+import {
   at,
   chmodNoFollow,
   copyFd,
@@ -229,6 +236,23 @@ export function readChangeSet(
       });
       return;
     }
+    // Tool config that makes a host tool run a program (`.npmrc` script-shell, `.cargo/config.toml`
+    // rustc-wrapper, ...), anywhere: the wall guards those that exist; a new one is asked about.
+    const tool = s.isDirectory()
+      ? undefined
+      : ((isToolConfigName(name) ? toolConfigWhy(rel) : undefined) ??
+        (s.isSymbolicLink() ? toolConfigDirWhy(rel) : undefined));
+    if (tool) {
+      heldNew.add(rel);
+      raw.push({
+        op: "tool-config",
+        path: rel,
+        detail: `new tool config: ${tool}`,
+        how: "copy",
+        alwaysAsk: true,
+      });
+      return;
+    }
     if (s.isSymbolicLink()) {
       const target = readlinkSync(at(dirFd, name));
       if (escapes(rel, target)) {
@@ -246,8 +270,14 @@ export function readChangeSet(
     if (!s.isDirectory()) return;
     const fd = openDirAt(dirFd, name);
     try {
-      for (const child of readdirSync(at(fd)))
-        scanNew(fd, child, `${rel}/${child}`, lstatSync(at(fd, child)));
+      const children = readdirSync(at(fd));
+      // a new bare repository (HEAD, objects/, refs/: no `.git` in its path) is a new repository too
+      if (looksLikeGitDir(children)) {
+        heldNew.add(rel);
+        raw.push({ op: "new-repo", path: rel, detail: bareDetail(rel), how: "copy", alwaysAsk: true });
+        return;
+      }
+      for (const child of children) scanNew(fd, child, `${rel}/${child}`, lstatSync(at(fd, child)));
     } finally {
       closeSync(fd);
     }
@@ -255,14 +285,30 @@ export function readChangeSet(
 
   const walk = (uFd: number, lFd: number, rel: string) => {
     const entries: Dirent[] = readdirSync(at(uFd), { withFileTypes: true });
+    // the host directory's names, read only when needed (an opaque directory, a git dir's shape)
+    let lower: string[] | undefined;
+    const lowerNames = () => (lower ??= readdirSync(at(lFd)));
     if (rel && opaque.has(rel)) {
       const kept = new Set(entries.map((e) => e.name));
-      for (const name of readdirSync(at(lFd)))
+      for (const name of lowerNames())
         if (!kept.has(name)) raw.push({ op: "delete", path: `${rel}/${name}`, how: "delete" });
+    }
+    const madeRepo = newShapeEntries(uFd, rel, entries, lowerNames, opaque);
+    if (madeRepo.length > 0) {
+      // an existing directory the box turns into a git dir: the names that complete the shape wait
+      for (const name of madeRepo) {
+        const r = rel ? `${rel}/${name}` : name;
+        heldNew.add(r);
+        raw.push({ op: "new-repo", path: r, detail: bareDetail(rel), how: "copy", alwaysAsk: true });
+      }
     }
     for (const entry of entries) {
       const name = entry.name;
       const r = rel ? `${rel}/${name}` : name;
+      if (madeRepo.includes(name)) {
+        creates.push(r);
+        continue;
+      }
       try {
         const us = lstatSync(at(uFd, name));
         const ls = lstatOrNull(at(lFd, name));
@@ -404,7 +450,7 @@ export function readChangeSet(
       const op: FsOp | undefined = base ?? (c.op === "replace" ? "delete" : (c.op as FsOp));
       // a new symlink out or repository has no policy op: it is asked (only a deny rule is stricter)
       const fromPolicy =
-        (c.op === "symlink-out" || c.op === "new-repo") && !base
+        (c.op === "symlink-out" || c.op === "new-repo" || c.op === "tool-config") && !base
           ? "ask"
           : decideFs(policy.rules, policy.default, c.path, op!).decision;
       return { ...c, decision: alwaysAsk ? strictest([fromPolicy, "ask"], "ask") : fromPolicy };
@@ -414,6 +460,38 @@ export function readChangeSet(
     closeSync(upperRoot);
     closeSync(lowerRoot);
   }
+}
+
+const bareDetail = (dir: string) =>
+  `${dir ? `${dir}/` : "the workdir"} becomes a git repository (bare: HEAD, objects/, refs/): git there runs its config (core.pager, core.fsmonitor) on the host`;
+
+/**
+ * The entries of an existing directory that make it a git dir by its shape (looksLikeGitDir) now
+ * when it was none on the host: the shape's names (HEAD, objects, refs, commondir) the box added.
+ * Empty when the directory is no git dir after the apply, or was one before.
+ */
+function newShapeEntries(
+  uFd: number,
+  rel: string,
+  upper: readonly Dirent[],
+  readLower: () => readonly string[],
+  opaque: ReadonlySet<string>,
+): string[] {
+  if (!upper.some((e) => (GIT_DIR_SHAPE_NAMES as readonly string[]).includes(e.name))) return [];
+  const lowerNames = readLower();
+  const after = new Set(rel && opaque.has(rel) ? [] : lowerNames);
+  const added: string[] = [];
+  for (const e of upper) {
+    const s = lstatSync(at(uFd, e.name));
+    if (isWhiteout(s)) {
+      after.delete(e.name);
+      continue;
+    }
+    if (!lowerNames.includes(e.name) && (GIT_DIR_SHAPE_NAMES as readonly string[]).includes(e.name))
+      added.push(e.name);
+    after.add(e.name);
+  }
+  return added.length > 0 && looksLikeGitDir(after) && !looksLikeGitDir(lowerNames) ? added : [];
 }
 
 export function summarise(changes: readonly FsChange[]): string {
@@ -544,7 +622,8 @@ export class Applier {
 
   apply(change: HeldChange): void {
     const rel = change.path;
-    if (change.op === "symlink-out" || change.op === "new-repo") this.skip.delete(rel);
+    if (change.op === "symlink-out" || change.op === "new-repo" || change.op === "tool-config")
+      this.skip.delete(rel);
     this.attempt(`${change.op} ${rel}`, () =>
       this.inParents(rel, (u, w, name) => {
         switch (change.how) {

@@ -17,6 +17,7 @@ import {
   unlinkSync,
 } from "node:fs";
 import type { AuditLog } from "../../audit/log.js";
+import { isToolConfigName, toolConfigDirWhy, toolConfigWhy } from "../filesystem/index.js";
 import { appliedMode, isWhiteout, mergedKind, symlinkEscapes } from "./changeset.js";
 import { at, copyFd, inDir, openDir, openDirAt, openFileAt, splitRel, tempName } from "./fsat.js";
 
@@ -77,9 +78,22 @@ function lstatBig(p: string): BigIntStats | undefined {
   }
 }
 
-/** A path the live loop never lets through: git's (history and new repositories) and fourwall's own. */
+/**
+ * A path the live loop never lets through: git's (history and new repositories), fourwall's own,
+ * tool config that runs code on the host (asked at the end), and the names without which no
+ * directory is a git dir (HEAD, commondir: a bare repository the box makes stays inert on the host
+ * until the end review asks about it).
+ */
 export function heldUntilEnd(rel: string, hidden: ReadonlySet<string>): boolean {
-  return rel.split("/").includes(".git") || hidden.has(rel);
+  const parts = rel.split("/");
+  const name = parts.at(-1)!;
+  return (
+    parts.includes(".git") ||
+    hidden.has(rel) ||
+    name === "HEAD" ||
+    name === "commondir" ||
+    (isToolConfigName(name) && toolConfigWhy(rel) !== undefined)
+  );
 }
 
 export interface LiveOptions {
@@ -216,9 +230,15 @@ export class LiveSync {
     } catch (error) {
       return void t.result.failures.push(`${rel || "."}: ${(error as Error).message}`);
     }
+    // a directory with a HEAD (the box's or the host's): its objects/ and refs/ wait too, or the
+    // host's directory would be a git dir while the box runs (and no longer new at the end)
+    const shaped =
+      names.some((n) => n === "objects" || n === "refs") &&
+      (names.includes("HEAD") || lstatBig(at(wFd, "HEAD")) !== undefined);
     for (const name of names) {
       const r = rel ? `${rel}/${name}` : name;
       if (heldUntilEnd(r, this.hidden)) continue;
+      if (shaped && (name === "objects" || name === "refs")) continue;
       try {
         this.entry(uFd, wFd, name, r, t);
       } catch (error) {
@@ -243,6 +263,7 @@ export class LiveSync {
     }
     const kind = kindOf(us);
     if (!kind) return; // fifos, sockets: nothing to keep after the box
+    if (kind === "symlink" && toolConfigDirWhy(r)) return; // `pkg/.cargo` → elsewhere: asked at the end
     if (hs && mine && mine.kind !== kind) {
       // the box replaced what it made by another type: take fourwall's copy away, then as new
       this.removeOurs(wFd, name, r, mine);

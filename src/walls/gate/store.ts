@@ -240,7 +240,8 @@ export function applyKept(
     kept.changes
       .filter(
         (c) =>
-          (c.op === "symlink-out" || c.op === "new-repo") && kept.creates.some((n) => selects(n, c.path)),
+          (c.op === "symlink-out" || c.op === "new-repo" || c.op === "tool-config") &&
+          kept.creates.some((n) => selects(n, c.path)),
       )
       .map((c) => c.path),
   );

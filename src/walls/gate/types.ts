@@ -12,9 +12,10 @@ export interface FsChange {
    * create: a new file held because it carries history; history: a ref move or reflog rewrite
    * (history.ts); exec: a file made executable; symlink-out: a new symlink leading out of the workdir;
    * new-repo: a new git repository (`.git` dir or pointer file), whose hooks and config would run
-   * when the user works there.
+   * when the user works there (a `.git`, or a directory shaped like a git dir: a bare repository);
+   * tool-config: a new file a host tool reads as config that runs a program (`.npmrc`, ...).
    */
-  op: FsOp | "replace" | "create" | "history" | "exec" | "symlink-out" | "new-repo";
+  op: FsOp | "replace" | "create" | "history" | "exec" | "symlink-out" | "new-repo" | "tool-config";
   /** Relative to the workdir. */
   path: string;
   /** For a rename: where the content went (paired by content). */

@@ -160,6 +160,46 @@ describe("filesystem plan", () => {
     assert.equal(new Set(placeholders).size, placeholders.length, "no placeholder twice");
   });
 
+  it("stands placeholders on the root's tool config and keeps nested existing ones read-only", () => {
+    const host = [
+      ...baseHost,
+      `${WORK}/crates/a/.cargo/config.toml`,
+      `${WORK}/pkgs/web/.npmrc`,
+      `${WORK}/pkgs/web/lefthook.yml`,
+      `${WORK}/node_modules/x/.npmrc`,
+      `${WORK}/src/notes.toml`,
+    ];
+    const result = plan({}, host);
+    const placeholders = result.placeholders.map((p) => p.path);
+    for (const name of [".npmrc", ".yarnrc.yml", ".cargo", "mise.toml", ".mise.toml", ".devcontainer.json"])
+      assert.ok(placeholders.includes(`${WORK}/${name}`), name);
+    const ro = bindsOf(result.mounts)
+      .filter((b) => !b.writable)
+      .map((b) => b.target);
+    for (const rel of ["crates/a/.cargo/config.toml", "pkgs/web/.npmrc", "pkgs/web/lefthook.yml"])
+      assert.ok(ro.includes(`${WORK}/${rel}`), `${rel} read-only`);
+    assert.ok(!ro.includes(`${WORK}/node_modules/x/.npmrc`), "dependencies are not walked");
+    assert.ok(!ro.includes(`${WORK}/src/notes.toml`));
+    assert.deepEqual(result.toolConfigs.sort(), [
+      `${WORK}/crates/a/.cargo/config.toml`,
+      `${WORK}/pkgs/web/.npmrc`,
+      `${WORK}/pkgs/web/lefthook.yml`,
+    ]);
+  });
+
+  it("guards a bare git dir (HEAD, objects/, refs/: no .git in its path) like a repository's", () => {
+    const host = [...baseHost, `${WORK}/docs/HEAD`, `${WORK}/docs/objects/`, `${WORK}/docs/refs/`];
+    const result = plan({}, host);
+    assert.deepEqual(result.bareGitDirs, [`${WORK}/docs`]);
+    const placeholders = result.placeholders.map((p) => p.path);
+    assert.ok(placeholders.includes(`${WORK}/docs/config`), "its config cannot be created");
+    assert.ok(placeholders.includes(`${WORK}/docs/hooks`));
+    assert.ok(
+      bindsOf(result.mounts).some((b) => b.target === `${WORK}/docs` && b.writable),
+      "pinned",
+    );
+  });
+
   it("lets the policy opt a persistence path back in", () => {
     const result = plan({ allowPersistence: [".vscode"] });
     assert.ok(!result.placeholders.some((p) => p.path.endsWith(".vscode")));

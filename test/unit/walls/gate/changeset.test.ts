@@ -208,6 +208,86 @@ describe("apply (real directories)", () => {
     );
   });
 
+  it("a directory shaped like a git dir (bare: HEAD, objects/, refs/ or commondir) is a new repository too, new or made in an old directory", () => {
+    const { lower, upper } = pair((l, u) => {
+      mkdirSync(path.join(l, "docs"));
+      writeFileSync(path.join(l, "docs/index.md"), "# docs\n");
+      mkdirSync(path.join(u, "docs/objects"), { recursive: true });
+      mkdirSync(path.join(u, "docs/refs/heads"), { recursive: true });
+      writeFileSync(path.join(u, "docs/HEAD"), "ref: refs/heads/main\n");
+      writeFileSync(path.join(u, "docs/config"), "[core]\n\tpager = touch /tmp/pwned; cat\n");
+      writeFileSync(path.join(u, "docs/guide.md"), "new page\n");
+      for (const dir of ["fresh/objects", "fresh/refs"]) mkdirSync(path.join(u, dir), { recursive: true });
+      writeFileSync(path.join(u, "fresh/HEAD"), "ref: refs/heads/main\n");
+      mkdirSync(path.join(l, "wt"));
+      mkdirSync(path.join(u, "wt"));
+      writeFileSync(path.join(u, "wt/HEAD"), "0000000000000000000000000000000000000000\n");
+      writeFileSync(path.join(u, "wt/commondir"), "../.git\n");
+      // HEAD alone, or objects/ and refs/ alone, make no repository
+      mkdirSync(path.join(u, "notes/refs"), { recursive: true });
+      writeFileSync(path.join(u, "notes/HEAD"), "x\n");
+    });
+    const { set } = review(lower, upper, false);
+    assert.deepEqual(set.held.map((c) => [c.op, c.path, c.decision]).sort(), [
+      ["new-repo", "docs/HEAD", "ask"],
+      ["new-repo", "docs/objects", "ask"],
+      ["new-repo", "docs/refs", "ask"],
+      ["new-repo", "fresh", "ask"],
+      ["new-repo", "wt/HEAD", "ask"],
+      ["new-repo", "wt/commondir", "ask"],
+    ]);
+    for (const p of ["docs/HEAD", "docs/objects", "fresh", "wt/HEAD", "wt/commondir"])
+      assert.equal(lstatOrNull(path.join(lower, p)), null, `${p} left out`);
+    assert.equal(readFileSync(path.join(lower, "docs/guide.md"), "utf8"), "new page\n", "the rest lands");
+    assert.equal(readFileSync(path.join(lower, "notes/HEAD"), "utf8"), "x\n", "no repository: lands");
+    // git itself agrees: on the host, docs/ is no repository while the shape is held
+    const git = spawnSync("git", ["-C", path.join(lower, "docs"), "rev-parse", "--git-dir"], {
+      encoding: "utf8",
+      env: { ...process.env, GIT_CEILING_DIRECTORIES: lower },
+    });
+    assert.notEqual(git.status, 0, git.stdout);
+    review(lower, upper, true);
+    assert.equal(readFileSync(path.join(lower, "fresh/HEAD"), "utf8"), "ref: refs/heads/main\n", "approved");
+    assert.equal(readFileSync(path.join(lower, "docs/HEAD"), "utf8"), "ref: refs/heads/main\n", "approved");
+  });
+
+  it("new tool config that runs code on the host (.npmrc, .cargo/config.toml, ...) is asked about at any depth and left out unless approved", () => {
+    const { lower, upper } = pair((l, u) => {
+      mkdirSync(path.join(l, "pkg"));
+      mkdirSync(path.join(u, "pkg/.cargo"), { recursive: true });
+      writeFileSync(path.join(u, "pkg/.cargo/config.toml"), '[build]\nrustc-wrapper = "/tmp/x"\n');
+      writeFileSync(path.join(u, ".npmrc"), "script-shell=/tmp/x\n");
+      mkdirSync(path.join(u, "web"));
+      symlinkSync("../.npmrc", path.join(u, "web/.yarnrc.yml"));
+      writeFileSync(path.join(u, "web/index.js"), "1\n");
+      symlinkSync("../shared", path.join(u, "web/.cargo")); // cargo in web/ reads shared/config.toml
+      mkdirSync(path.join(u, "node_modules/dep"), { recursive: true });
+      writeFileSync(path.join(u, "node_modules/dep/.npmrc"), "x\n");
+    });
+    const { set } = review(lower, upper, false);
+    assert.deepEqual(set.held.map((c) => [c.op, c.path, c.decision]).sort(), [
+      ["tool-config", ".npmrc", "ask"],
+      ["tool-config", "pkg/.cargo/config.toml", "ask"],
+      ["tool-config", "web/.cargo", "ask"],
+      ["tool-config", "web/.yarnrc.yml", "ask"],
+    ]);
+    for (const p of [".npmrc", "pkg/.cargo/config.toml", "web/.yarnrc.yml"])
+      assert.equal(lstatOrNull(path.join(lower, p)), null, `${p} left out`);
+    assert.ok(lstatOrNull(path.join(lower, "pkg/.cargo"))?.isDirectory(), "its directory lands");
+    assert.equal(readFileSync(path.join(lower, "web/index.js"), "utf8"), "1\n");
+    assert.equal(
+      readFileSync(path.join(lower, "node_modules/dep/.npmrc"), "utf8"),
+      "x\n",
+      "dependencies' own",
+    );
+    review(lower, upper, true);
+    assert.equal(
+      readFileSync(path.join(lower, ".npmrc"), "utf8"),
+      "script-shell=/tmp/x\n",
+      "approved: lands",
+    );
+  });
+
   it("255-byte names and paths past PATH_MAX are applied, new and changed", () => {
     const long = "n".repeat(255);
     const deep = Array.from({ length: 250 }, () => "d".repeat(20)).join("/");

@@ -99,6 +99,36 @@ describe("live layer", () => {
     assert.ok(!existsSync(path.join(lower, ".mcp.json")));
     assert.equal(heldUntilEnd(".git/refs/heads/main", new Set()), true);
     assert.equal(heldUntilEnd("a/.gitignore", new Set()), false);
+    // tool config that runs code on the host, and the names that make a directory a git dir
+    for (const rel of [
+      ".npmrc",
+      "pkg/.cargo/config.toml",
+      "a/lefthook-local.yml",
+      "docs/HEAD",
+      "wt/commondir",
+    ])
+      assert.equal(heldUntilEnd(rel, new Set()), true, rel);
+    for (const rel of ["docs/objects/ab", "docs/refs/heads/main", "node_modules/x/.npmrc", "src/config.toml"])
+      assert.equal(heldUntilEnd(rel, new Set()), false, rel);
+  });
+
+  it("holds a bare repository's shape and new tool config: the host's directory never becomes a git dir while the box runs", () => {
+    const { lower, upper, live } = fixture((l, u) => {
+      mkdirSync(path.join(l, "docs"));
+      writeFileSync(path.join(l, "docs", "HEAD"), "a file the project had\n");
+      for (const d of ["docs/objects", "docs/refs/heads", "fresh/objects", "fresh/refs", "pkg/.cargo"])
+        mkdirSync(path.join(u, d), { recursive: true });
+      writeFileSync(path.join(u, "docs", "config"), "[core]\n\tpager = touch /tmp/x\n");
+      writeFileSync(path.join(u, "fresh", "HEAD"), "ref: refs/heads/main\n");
+      writeFileSync(path.join(u, "pkg", ".cargo", "config.toml"), "[build]\n");
+      writeFileSync(path.join(u, "pkg", ".npmrc"), "script-shell=/tmp/x\n");
+      symlinkSync("../elsewhere", path.join(u, "pkg", ".mvn"));
+    });
+    const r = live.tick();
+    assert.deepEqual(r.failures, []);
+    assert.deepEqual(r.applied.sort(), ["docs/config", "fresh", "pkg", "pkg/.cargo"]);
+    for (const p of ["docs/objects", "docs/refs", "fresh/HEAD", "fresh/objects", "pkg/.npmrc", "pkg/.mvn"])
+      assert.ok(!existsSync(path.join(lower, p)), p);
   });
 
   it("what the box removes again goes from the host, unless a host user changed it meanwhile", () => {
