@@ -7,7 +7,7 @@
  * with --runtime vm on the plan and on the guest's bwrap arguments (the QEMU box around it stays whole);
  * with --runtime gvisor on the plan (which becomes the OCI bundle) and on the OCI spec (GVISOR_WEAKENINGS).
  */
-import { readdirSync } from "node:fs";
+import { lstatSync, readdirSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { AuditLog } from "../../src/audit/log.js";
@@ -25,7 +25,15 @@ import { VmRuntime } from "../../src/runtimes/vm.js";
 import { BOX_NET_DIR } from "../../src/walls/egress/index.js";
 import { realHost } from "../../src/walls/filesystem/host-view.js";
 import { FileReview } from "../../src/walls/gate/approvers/file-review.js";
-import { PAUSE_IN_BOX, promptKeys, TerminalApprover } from "../../src/walls/gate/index.js";
+import {
+  Applier,
+  AtOnceApply,
+  isWhiteout,
+  PAUSE_IN_BOX,
+  type PauseExpect,
+  promptKeys,
+  TerminalApprover,
+} from "../../src/walls/gate/index.js";
 import type { GateRequest } from "../../src/walls/gate/types.js";
 
 export const WEAKENINGS = [
@@ -59,6 +67,7 @@ export const WEAKENINGS = [
   "diff-escape", // the terminal's file-by-file review shows a change's diff lines raw
   "host-placeholders", // no layer carries the placeholders: they stand on the host (and the gate holds nothing)
   "squid-auth", // --proxy squid: squid's 127.0.0.1 port takes requests without the per-run proxy credential
+  "pause-apply", // after a yes at the pause, whatever the layer holds at the path goes to the host (the old seen())
 ] as const;
 type Weakening = (typeof WEAKENINGS)[number];
 
@@ -311,6 +320,39 @@ function weakenBwrap(argv: string[]): string[] {
   if (weaken.has("terminal") && path.basename(out[0] ?? "") === "fourwall-pty")
     out.splice(0, out.indexOf("--") + 1);
   return out;
+}
+
+// The pause's at-once apply as it was: any entry at an approved path counts as the change (a
+// symlink, a tree) and is copied whole. It looks from 200 ms on (a loaded host's first look), so
+// the box's quick swap after the approved call is what it finds, every time.
+if (weaken.has("pause-apply")) {
+  const since = new WeakMap<object, number>();
+  AtOnceApply.prototype.tryApply = function (this: AtOnceApply) {
+    if (!since.has(this)) since.set(this, Date.now());
+    if (Date.now() - since.get(this)! < 200) return false;
+    // biome-ignore lint/suspicious/noExplicitAny: the instance's private fields, tests only
+    const self = this as any;
+    const o: { upper: string; workdir: string; owner?: { uid: number; gid: number } } = self.o;
+    const applier = new Applier(o);
+    let all = true;
+    for (const e of self.expect as PauseExpect[]) {
+      let gone = false;
+      try {
+        gone = isWhiteout(lstatSync(path.join(o.upper, e.path)));
+      } catch {
+        all = false;
+        continue;
+      }
+      if (gone !== (e.kind === "gone")) {
+        all = false;
+        continue;
+      }
+      const how = e.kind === "gone" ? "delete" : e.kind === "mode" ? "chmod" : "copy";
+      applier.apply({ op: "overwrite", path: e.path, how, decision: "allow" });
+    }
+    applier.close();
+    return all;
+  };
 }
 
 // The review's diff screen with the box's bytes as they are (no `visible`): what escaping prevents.

@@ -14,8 +14,11 @@ import { spawnSync } from "node:child_process";
 import {
   chmodSync,
   existsSync,
+  lstatSync,
   mkdirSync,
+  readdirSync,
   readFileSync,
+  readlinkSync,
   renameSync,
   rmSync,
   statSync,
@@ -200,6 +203,170 @@ for (const mode of MODES) {
       assert.equal(existsSync(path.join(fx.workdir, "victim.txt")), false, "applied at exit");
     });
   });
+}
+
+/**
+ * The reviewer's hole (one yes at the pause landed whatever was at the path): the box renames a
+ * pre-existing file (the one question, approved), then removes the new name (new in the layer: not
+ * paused) and puts a symlink out, or a directory with a new repository and a symlink out, there.
+ * The approval covers the rename of that file only: nothing of the rest reaches the host while the
+ * box runs, and the review at exit asks about it (no: kept as a change-set). A plain rename still
+ * lands at once.
+ */
+const SWAP = (what: "symlink" | "repo" | "plain") => String.raw`
+import os, sys, time
+os.rename("notes.txt", "notes.md")
+try:
+    if "${what}" != "plain":
+        os.unlink("notes.md")
+    if "${what}" == "symlink":
+        os.symlink("/root/.ssh/authorized_keys", "notes.md")
+    if "${what}" == "repo":
+        os.makedirs("notes.md/.git/hooks")
+        os.makedirs("notes.md/.git/objects")
+        os.makedirs("notes.md/.git/refs/heads")
+        open("notes.md/.git/HEAD", "w").write("ref: refs/heads/main\n")
+        open("notes.md/.git/config", "w").write("[core]\n\tfsmonitor = touch /tmp/fourwall-fsmonitor-ran\n")
+        with open("notes.md/.git/hooks/pre-commit", "w") as f:
+            f.write("#!/bin/sh\ntouch /tmp/fourwall-hook-ran\n")
+        os.chmod("notes.md/.git/hooks/pre-commit", 0o755)
+        os.symlink("/root/.ssh", "notes.md/keys")
+    print("planted", flush=True)
+except PermissionError:
+    # the approved rename was on the host already: notes.md is the host's now, its unlink is asked (no)
+    print("planted refused", flush=True)
+time.sleep(3)
+`;
+/** yes to a question holding a rename (the one at the pause), no to anything else (the review). */
+const YES_TO_RENAME = `grep -q '"op":"rename"'`;
+
+/** What the host's notes.md is: missing, a symlink, or a directory and what it holds. */
+function notesOnHost(fx: Fixture): string {
+  const p = path.join(fx.workdir, "notes.md");
+  try {
+    const s = lstatSync(p);
+    if (s.isSymbolicLink()) return `symlink → ${readlinkSync(p)}`;
+    if (s.isDirectory()) return `dir [${readdirSync(p).sort().join(",")}]`;
+    return `file ${readFileSync(p, "utf8").trim()}`;
+  } catch {
+    return "missing";
+  }
+}
+
+/** Runs SWAP(what); returns every state the host's notes.md was in while the box ran, and at the end. */
+async function swapAfterRename(fx: Fixture, what: "symlink" | "repo" | "plain", weaken?: string[]) {
+  writeFileSync(path.join(fx.workdir, "notes.txt"), "notes\n", { mode: 0o644 });
+  chownToMode(fx, path.join(fx.workdir, "notes.txt"));
+  writeFileSync(path.join(fx.workdir, "swap.py"), SWAP(what));
+  chownToMode(fx, path.join(fx.workdir, "swap.py"));
+  const audit = path.join(fx.home, `audit-swap-${goes++}.jsonl`);
+  const flags = ["--approver", YES_TO_RENAME, ...(weaken ? [] : ["--audit", audit])];
+  const box = startInBox(fx, flags, "python3 swap.py", { weaken });
+  const states = new Set<string>();
+  try {
+    assert.ok(await waitFor(() => box.out().includes("planted"), 60_000), `the box ran: ${box.out()}`);
+    let closed = false;
+    void box.closed.then(() => (closed = true));
+    while (!closed) {
+      states.add(notesOnHost(fx));
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const code = await box.closed;
+    return {
+      states: [...states],
+      code,
+      end: notesOnHost(fx),
+      out: box.out(),
+      audit: weaken ? [] : readAudit(audit),
+    };
+  } finally {
+    box.child.kill("SIGKILL");
+  }
+}
+
+/**
+ * Whatever the timing, the host only ever has the approved rename (notes.md holding notes.txt's
+ * file) or nothing at notes.md, never the symlink or the tree. Either the at-once apply saw the
+ * rename before the box's swap (then the host has notes.md, and the box's unlink of it is asked and
+ * refused, "planted refused"; or the swap raced the apply and stays in the layer), or it saw the
+ * swap and applied nothing. What the box put there is held for the review, which asks (no: kept).
+ */
+function heldForReview(
+  fx: Fixture,
+  r: { states: string[]; end: string; out: string },
+  allowed: string[],
+  kinds: string[],
+): void {
+  const kept = keptOf(fx);
+  try {
+    for (const s of [...r.states, r.end])
+      assert.ok([...allowed, "file notes"].includes(s), `host states: ${r.states.join(" | ")}`);
+    if (r.end === "file notes") assert.equal(existsSync(path.join(fx.workdir, "notes.txt")), false);
+    else
+      assert.equal(readFileSync(path.join(fx.workdir, "notes.txt"), "utf8"), "notes\n", "the original stays");
+    if (r.out.includes("planted refused")) return;
+    assert.match(r.out, /^planted$/m);
+    const text = JSON.stringify(kept);
+    for (const kind of kinds) assert.ok(text.includes(kind), `kept as a change-set: ${text}`);
+  } finally {
+    for (const k of kept) fw(fx, ["changes", "drop", k.id]);
+  }
+}
+
+for (const mode of MODES) {
+  describe(`gate pause: an approval covers the asked change only (${mode})`, () => {
+    it("an approved rename, then a symlink out at its new name: nothing lands at once, the review asks, no keeps it", async () => {
+      const fx = makeFixture(mode);
+      const r = await swapAfterRename(fx, "symlink");
+      assert.equal(r.code, 0);
+      heldForReview(fx, r, ["missing"], ["symlink-out"]);
+    });
+
+    it("an approved rename, then a new repository and a symlink out at its new name: neither lands", async () => {
+      const fx = makeFixture(mode);
+      const r = await swapAfterRename(fx, "repo");
+      assert.equal(r.code, 0);
+      // the live layer may make the new directory itself (new work flows); never what it holds here
+      heldForReview(fx, r, ["missing", "dir []"], ["new-repo", "symlink-out"]);
+    });
+
+    it("a plain approved rename still lands at once, and is not asked again", async () => {
+      const fx = makeFixture(mode);
+      const r = await swapAfterRename(fx, "plain");
+      assert.equal(r.code, 0);
+      assert.ok(r.states.includes("file notes"), r.states.join(" | "));
+      assert.equal(r.end, "file notes");
+      assert.equal(existsSync(path.join(fx.workdir, "notes.txt")), false);
+      const set = r.audit.find((e) => e.event === "change-set");
+      assert.deepEqual(set?.applied ?? [], [], "the review at exit asked nothing more");
+      assert.deepEqual(keptOf(fx), []);
+    });
+
+    it("with the old at-once apply (weak box) the symlink out lands on the host while the box runs", async () => {
+      const fx = makeFixture(mode);
+      const r = await swapAfterRename(fx, "symlink", ["pause-apply"]);
+      assert.ok(r.states.includes("symlink → /root/.ssh/authorized_keys"), r.states.join(" | "));
+      for (const k of keptOf(fx)) fw(fx, ["changes", "drop", k.id]);
+    });
+
+    it("with the old at-once apply (weak box) the new repository lands too", async () => {
+      const fx = makeFixture(mode);
+      const r = await swapAfterRename(fx, "repo", ["pause-apply"]);
+      assert.ok(
+        r.states.some((s) => s.includes(".git") && s.includes("keys")),
+        r.states.join(" | "),
+      );
+      for (const k of keptOf(fx)) fw(fx, ["changes", "drop", k.id]);
+    });
+  });
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: the --json output, checked field by field
+function keptOf(fx: Fixture): any[] {
+  const r = fw(fx, ["changes", "ls", "--json"]);
+  assert.equal(r.code, 0, r.stderr);
+  // biome-ignore lint/suspicious/noExplicitAny: as above
+  return JSON.parse(r.stdout).filter((k: any) => k.workdir === fx.workdir);
 }
 
 const FS_SERVER = path.join(

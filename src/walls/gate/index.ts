@@ -11,6 +11,7 @@ export * from "./layer.js";
 export * from "./live.js";
 export * from "./paths.js";
 export * from "./pause.js";
+export * from "./pause-apply.js";
 export * from "./pause-filter.js";
 export * from "./pause-supervisor.js";
 export * from "./placeholders.js";

@@ -1,15 +1,15 @@
 // The pause at the action, host side: starts native/fourwall-pause's supervisor, answers the
-// syscalls it reports (policy, then a human through the broker), and after a yes applies that one
-// path from the copy-on-write layer to the host at once.
+// syscalls it reports (policy, then a human through the broker), and after a yes applies exactly
+// the approved change from the copy-on-write layer to the host at once (pause-apply.ts).
 import { spawn } from "node:child_process";
-import { closeSync, lstatSync, readdirSync, type Stats, writeFileSync } from "node:fs";
+import { readdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import type { AuditLog } from "../../audit/log.js";
 import type { Broker } from "./broker.js";
-import { Applier, type HeldChange, sameContent, summarise } from "./changeset.js";
-import { at, inDir, openDir, splitRel } from "./fsat.js";
+import { summarise } from "./changeset.js";
 import {
+  type EntryFacts,
   isAtOrUnder,
   judgePause,
   type PauseExpect,
@@ -17,7 +17,9 @@ import {
   parsePauseLine,
   pauseGroupOf,
   pauseSyscallName,
+  reviewKeysOf,
 } from "./pause.js";
+import { AtOnceApply, recordAsked } from "./pause-apply.js";
 import { buildPauseFilter } from "./pause-filter.js";
 import type { GatePolicy } from "./schema.js";
 
@@ -69,8 +71,8 @@ export interface PauseOptions {
 }
 
 export interface PauseSession {
-  /** (op, path) of every change a human approved at the action: the review at exit does not ask again. */
-  approved: { op: string; path: string }[];
+  /** (op, path[, to]) of every change a human approved at the action: the review at exit does not ask again. */
+  approved: { op: string; path: string; to?: string }[];
   /** After the box has exited: ends the supervisor, withdraws open questions, waits for the applies. */
   close(): Promise<void>;
 }
@@ -89,7 +91,7 @@ export async function startPause(o: PauseOptions): Promise<PauseSession> {
     stdio: ["pipe", "pipe", "inherit"],
   });
   child.stdin!.on("error", () => {}); // the supervisor gone: the exit path says so
-  const approved: { op: string; path: string }[] = [];
+  const approved: { op: string; path: string; to?: string }[] = [];
   const inFlight = new Set<Promise<void>>();
   const withdraw = new AbortController();
   const exited = new Promise<void>((resolve) => {
@@ -155,6 +157,8 @@ export async function startPause(o: PauseOptions): Promise<PauseSession> {
       return answer(n.id, true);
     const verdict = judgePause(n, o.policy);
     if (verdict.decision === "allow") return answer(n.id, true);
+    // the host entries as asked about, before the call can continue: what an approval covers
+    const recorded = verdict.decision === "ask" ? recordAsked(o.workdir, o.upper, verdict.expect) : new Map();
     // A tree being removed (rm -r) is asked about once, as a whole (groups, below).
     const tree = verdict.decision === "ask" ? treeAnswer(n) : undefined;
     if (tree) {
@@ -170,8 +174,8 @@ export async function startPause(o: PauseOptions): Promise<PauseSession> {
           decision: yes ? "allow" : "deny",
         });
       if (!yes) return;
-      for (const c of verdict.changes) approved.push({ op: c.op, path: c.path });
-      return applyWhenSeen(o, verdict.expect);
+      approved.push(...reviewKeysOf(verdict));
+      return applyWhenSeen(o, verdict.expect, recorded);
     }
     const asked = verdict.changes.filter((c) => c.decision !== "allow");
     const result = await o.broker.decide(
@@ -192,11 +196,8 @@ export async function startPause(o: PauseOptions): Promise<PauseSession> {
     const yes = result.decision === "allow";
     answer(n.id, yes);
     if (!yes || verdict.decision !== "ask") return;
-    for (const c of verdict.changes) {
-      approved.push({ op: c.op, path: c.path });
-      if (c.op === "rename") approved.push({ op: "delete", path: c.path });
-    }
-    await applyWhenSeen(o, verdict.expect);
+    approved.push(...reviewKeysOf(verdict));
+    await applyWhenSeen(o, verdict.expect, recorded);
   };
   let done = false; // every box process has exited: the supervisor ends on its own
   const lines = createInterface({ input: child.stdout! });
@@ -244,71 +245,34 @@ export async function startPause(o: PauseOptions): Promise<PauseSession> {
   };
 }
 
-const isWhiteout = (s: Stats) => s.isCharacterDevice() && s.rdev === 0;
-
-/** The entry at `rel` below an open directory, never through a symlink; null when absent. */
-function entryAt(root: number, rel: string): Stats | null {
-  try {
-    const parts = splitRel(rel);
-    return inDir(root, parts.slice(0, -1), (d) => lstatSync(at(d, parts.at(-1)!)));
-  } catch {
-    return null;
-  }
-}
-
-/** Whether the layer shows what a human approved for this path (so it can go to the host). */
-function seen(e: PauseExpect, upper: number, lower: number): boolean {
-  const u = entryAt(upper, e.path);
-  if (!u) return false;
-  if (e.kind === "gone") return isWhiteout(u);
-  if (isWhiteout(u)) return false;
-  if (e.kind === "mode") return (u.mode & 0o7777) === e.mode;
-  const l = entryAt(lower, e.path);
-  if (!l || !u.isFile() || !l.isFile()) return true;
-  if (u.size !== l.size || (u.mode & 0o7777) !== (l.mode & 0o7777)) return true;
-  const parts = splitRel(e.path);
-  try {
-    return !inDir(upper, parts.slice(0, -1), (ud) =>
-      inDir(lower, parts.slice(0, -1), (ld) => sameContent(ud, ld, parts.at(-1)!, u, l)),
-    );
-  } catch {
-    return false;
-  }
-}
-
-const HOW: Record<PauseExpect["kind"], HeldChange["how"]> = {
-  gone: "delete",
-  changed: "copy",
-  mode: "chmod",
-};
-
 /**
- * The syscall runs after the yes, in the layer: look for its effect there for a short while, then
- * apply exactly that path to the host (the Applier: by fd, no symlink followed, modes masked). A
- * change not seen in time (the call failed, or the box raced it) stays in the layer for the review.
+ * The syscall runs after the yes, in the layer: look for its effect there for a short while, and
+ * apply it to the host only if the layer shows exactly the approved change on the object asked
+ * about (AtOnceApply). Anything else — not seen in time, a symlink or a tree in its place, another
+ * file, more mode bits — stays in the layer for the review at exit, classified like any change.
  */
-async function applyWhenSeen(o: PauseOptions, expect: readonly PauseExpect[]): Promise<void> {
-  let pending = [...expect];
+async function applyWhenSeen(
+  o: PauseOptions,
+  expect: readonly PauseExpect[],
+  asked: ReadonlyMap<string, EntryFacts>,
+): Promise<void> {
+  if (expect.length === 0) return;
+  const once = new AtOnceApply({ upper: o.upper, workdir: o.workdir, owner: o.owner }, expect, asked);
   const end = Date.now() + APPLY_WITHIN_MS;
-  while (pending.length > 0 && Date.now() < end) {
-    const upper = openDir(o.upper);
-    const lower = openDir(o.workdir);
+  let failure: string | undefined;
+  while (Date.now() < end) {
     try {
-      const ready = pending.filter((e) => seen(e, upper, lower));
-      if (ready.length > 0) {
-        const applier = new Applier({ upper: o.upper, workdir: o.workdir, owner: o.owner });
-        for (const e of ready)
-          applier.apply({ op: "overwrite", path: e.path, how: HOW[e.kind], decision: "allow" });
-        applier.close();
-        for (const f of applier.failures) o.notify(`fourwall gate: could not apply ${f} at once`);
-        pending = pending.filter((e) => !ready.includes(e));
-      }
-    } finally {
-      closeSync(upper);
-      closeSync(lower);
+      if (once.tryApply()) return;
+      failure = undefined;
+    } catch (error) {
+      failure = (error as Error).message;
     }
-    if (pending.length > 0) await new Promise((r) => setTimeout(r, POLL_MS));
+    await new Promise((r) => setTimeout(r, POLL_MS));
   }
+  if (failure)
+    o.notify(
+      `fourwall gate: could not apply ${expect[0]!.path} at once (${failure}); it waits for the review`,
+    );
 }
 
 /** "N files" under a workdir directory, for the question (a display count: capped, never followed through symlinks). */

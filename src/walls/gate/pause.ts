@@ -86,14 +86,102 @@ export function parsePauseLine(line: string): PauseLine | undefined {
   };
 }
 
-/** What the layer must show for a path before an approved change of it is applied to the host. */
+/**
+ * What an approval at the pause covers, path by path: the one change asked about, on the object
+ * asked about. Only when the layer shows exactly that (coveredAtOnce) does it reach the host at
+ * once; anything else at the path stays in the layer for the review at exit.
+ */
 export type PauseExpect =
-  /** deleted (a whiteout in the upper layer) */
+  /** deleted (a whiteout in the upper layer); the host entry is still the one asked about */
   | { path: string; kind: "gone" }
-  /** written: an entry in the upper layer that differs from the host's */
-  | { path: string; kind: "changed" }
-  /** chmod-ed to exactly this mode */
+  /**
+   * a rename's destination: a regular file holding exactly what `from` held when asked — the host's
+   * file, or (`fromLayer`: a file of this run, not on the host) the layer's
+   */
+  | { path: string; kind: "moved"; from: string; fromLayer?: boolean }
+  /** opened with O_TRUNC: still a regular file of the mode asked about, its content written anew */
+  | { path: string; kind: "rewritten" }
+  /** truncate(2): the content asked about, cut (or zero-padded) to `length`, the same mode */
+  | { path: string; kind: "truncated"; length: number }
+  /** chmod-ed to exactly this mode, the same kind of entry as asked about */
   | { path: string; kind: "mode"; mode: number };
+
+/** One entry as fourwall saw it (host or layer); sha256 and size of a regular file's content. */
+export interface EntryFacts {
+  kind: "file" | "dir" | "symlink" | "whiteout" | "other";
+  mode: number;
+  ino: number;
+  size: number;
+  sha256?: string;
+  /** truncate(2) asked: the sha256 of the content cut or padded to the asked length */
+  cutSha256?: string;
+}
+
+/**
+ * Whether the layer now shows exactly what a human approved at the pause for this path (pure).
+ * `asked(rel)`: the host entry as recorded when asking; `upper`: the layer's entry now (a regular
+ * file's sha256 is of the very bytes that would be copied: "content" when not read yet); `host`:
+ * the host entry now. A symlink, a directory tree, another kind of file, a mode with more bits, or
+ * a host entry replaced meanwhile is never covered.
+ */
+export function coveredAtOnce(
+  e: PauseExpect,
+  asked: (rel: string) => EntryFacts | undefined,
+  upper: EntryFacts | undefined,
+  host: EntryFacts | undefined,
+): boolean | "content" {
+  const was = asked(e.path);
+  const hostUnchanged = was ? host?.ino === was.ino && host.kind === was.kind : host === undefined;
+  if (!upper || !hostUnchanged) return false;
+  const sameMode = (a: EntryFacts, b: EntryFacts) => (a.mode & 0o7777) === (b.mode & 0o7777);
+  switch (e.kind) {
+    case "gone":
+      return was !== undefined && upper.kind === "whiteout";
+    case "mode":
+      return (
+        was !== undefined &&
+        (was.kind === "file" || was.kind === "dir") &&
+        upper.kind === was.kind &&
+        (upper.mode & 0o7777) === e.mode
+      );
+    case "moved": {
+      const from = asked(e.from);
+      if (from?.kind !== "file" || from.sha256 === undefined || upper.kind !== "file") return false;
+      if (upper.size !== from.size || !sameMode(upper, from)) return false;
+      return upper.sha256 === undefined ? "content" : upper.sha256 === from.sha256;
+    }
+    case "rewritten":
+      if (was?.kind !== "file" || upper.kind !== "file" || !sameMode(upper, was)) return false;
+      if (upper.size !== was.size) return true;
+      return upper.sha256 === undefined ? "content" : upper.sha256 !== was.sha256;
+    case "truncated":
+      if (was?.kind !== "file" || was.cutSha256 === undefined) return false;
+      if (upper.kind !== "file" || !sameMode(upper, was) || upper.size !== e.length) return false;
+      return upper.sha256 === undefined ? "content" : upper.sha256 === was.cutSha256;
+  }
+}
+
+/** The host paths whose facts are recorded when asking (pure): each expectation's path and source. */
+export const askedPaths = (expect: readonly PauseExpect[]): string[] => [
+  ...new Set(expect.flatMap((e) => (e.kind === "moved" ? [e.path, e.from] : [e.path]))),
+];
+
+/**
+ * What an approval at the pause settles for the review at exit (pure): the review does not ask
+ * again about exactly these (op, path[, to]). A rename inside the workdir covers that rename only,
+ * not a bare delete of its source (whose content never reached the new name), nor what the box
+ * later put at the destination; a rename out of the workdir is the source's delete.
+ */
+export function reviewKeysOf(v: PauseVerdict): { op: string; path: string; to?: string }[] {
+  return v.changes.flatMap((c): { op: string; path: string; to?: string }[] => {
+    if (c.op === "rename")
+      return c.to?.endsWith(OUTSIDE)
+        ? [{ op: "delete", path: c.path }]
+        : [{ op: "rename", path: c.path, to: c.to }];
+    if (c.op === "overwrite" && c.detail?.startsWith("replaced by ")) return [];
+    return [{ op: c.op, path: c.path }];
+  });
+}
 
 export interface PausedChange extends FsChange {
   decision: Decision;
@@ -115,7 +203,8 @@ const RENAME_NOREPLACE = 1;
 const RENAME_EXCHANGE = 2;
 
 /** How a change is shown: a workdir path as is, anything else as the box's absolute path. */
-const shown = (t: PauseTarget) => (t.inWorkdir ? t.path : `${t.path} (outside the workdir)`);
+const OUTSIDE = " (outside the workdir)";
+const shown = (t: PauseTarget) => (t.inWorkdir ? t.path : `${t.path}${OUTSIDE}`);
 
 /**
  * The verdict on one paused syscall (pure). Only pre-existing workdir entries count (the supervisor
@@ -154,12 +243,21 @@ export function judgePause(n: PauseNotice, policy: GatePolicy["fs"]): PauseVerdi
           { op: "rename", path: from.path, to: shown(to), detail: exchange ? "exchanged" : undefined },
           "rename",
         );
-        expect.push(exchange ? { path: from.path, kind: "changed" } : { path: from.path, kind: "gone" });
+        expect.push(
+          exchange && to.inWorkdir
+            ? { path: from.path, kind: "moved", from: to.path, ...(to.exists ? {} : { fromLayer: true }) }
+            : { path: from.path, kind: "gone" },
+        );
       }
       if (to.exists && to.inWorkdir && replaces)
         add({ op: "overwrite", path: to.path, detail: `replaced by ${shown(from)}` }, "overwrite");
-      // the destination gets the source's content: applied with the rename or the overwrite
-      if (to.inWorkdir && changes.length > 0) expect.push({ path: to.path, kind: "changed" });
+      // the destination gets the source's file: applied at once only if it holds exactly that
+      if (to.inWorkdir && changes.length > 0)
+        expect.push(
+          from.inWorkdir
+            ? { path: to.path, kind: "moved", from: from.path, ...(from.exists ? {} : { fromLayer: true }) }
+            : { path: to.path, kind: "rewritten" },
+        );
       break;
     }
     case "truncate":
@@ -171,7 +269,11 @@ export function judgePause(n: PauseNotice, policy: GatePolicy["fs"]): PauseVerdi
             ? `truncated to ${n.length} bytes`
             : "opened with O_TRUNC: its content is thrown away and written anew";
         add({ op: "overwrite", path: target.path, detail }, "overwrite");
-        expect.push({ path: target.path, kind: "changed" });
+        expect.push(
+          n.sys === "truncate"
+            ? { path: target.path, kind: "truncated", length: n.length }
+            : { path: target.path, kind: "rewritten" },
+        );
       }
       break;
     case "chmod":

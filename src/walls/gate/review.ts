@@ -84,7 +84,7 @@ export interface ReviewOptions {
    * (op, path) a human approved while the box ran (the pause at the action, pause-supervisor.ts):
    * not asked again; what the box did to that path afterwards (the rest of an overwrite) applies.
    */
-  approvedAtAction?: readonly { op: string; path: string }[];
+  approvedAtAction?: readonly { op: string; path: string; to?: string }[];
   /**
    * false: the layer only carried the box's placeholders (plan.ts `holds`): the policy allows
    * every change, and what is otherwise always asked (exec, symlink-out, new-repo) applies too,
@@ -140,8 +140,11 @@ export async function reviewChangeSet(o: ReviewOptions): Promise<ReviewResult> {
   const allowed = held.filter((c) => c.decision === "allow");
   const denied = held.filter((c) => c.decision === "deny");
   // (op, path) a human approved at the action (the pause) is not asked again
-  const atAction = new Set((o.approvedAtAction ?? []).map((a) => `${a.op}\0${a.path}`));
-  const earlier = (c: HeldChange) => c.decision === "ask" && atAction.has(`${c.op}\0${c.path}`);
+  // (a rename only to the very name approved)
+  const key = (c: { op: string; path: string; to?: string }) =>
+    `${c.op}\0${c.path}${c.op === "rename" ? `\0${c.to ?? ""}` : ""}`;
+  const atAction = new Set((o.approvedAtAction ?? []).map(key));
+  const earlier = (c: HeldChange) => c.decision === "ask" && atAction.has(key(c));
   const unasked = (c: HeldChange) => c.decision === "ask" && (earlier(c) || o.holds === false);
   const asked = held.filter((c) => c.decision === "ask" && !unasked(c));
   const auditNote = "all of them in the --audit log's change-set line";

@@ -181,7 +181,7 @@ describe("the verdict on a paused call", () => {
     );
     assert.deepEqual(away.expect, [
       { path: "notes.txt", kind: "gone" },
-      { path: "notes.bak", kind: "changed" },
+      { path: "notes.bak", kind: "moved", from: "notes.txt" },
     ]);
     // a new file over a pre-existing one: the one replaced is an overwrite
     const over = judgePause(
@@ -212,6 +212,10 @@ describe("the verdict on a paused call", () => {
       exchange.changes.map((c) => c.op),
       ["rename", "overwrite"],
     );
+    assert.deepEqual(exchange.expect, [
+      { path: "a", kind: "moved", from: "b" },
+      { path: "b", kind: "moved", from: "a" },
+    ]);
     // out of the workdir: the destination is named as the box sees it, and not applied
     const out = judgePause(
       notice("rename", [from, file("/tmp/x", { role: "to", inWorkdir: false, exists: false })]),
@@ -223,10 +227,14 @@ describe("the verdict on a paused call", () => {
 
   it("a truncation (truncate, ftruncate, open with O_TRUNC, creat) is an overwrite; a symlink or directory is not judged here", () => {
     for (const sys of ["truncate", "open", "creat"] as const) {
-      const v = judgePause(notice(sys, [file("data.csv")]), fsPolicy());
+      const v = judgePause(notice(sys, [file("data.csv")], { length: 3 }), fsPolicy());
       assert.equal(v.decision, "ask", sys);
       assert.equal(v.changes[0]!.op, "overwrite");
-      assert.deepEqual(v.expect, [{ path: "data.csv", kind: "changed" }]);
+      assert.deepEqual(v.expect, [
+        sys === "truncate"
+          ? { path: "data.csv", kind: "truncated", length: 3 }
+          : { path: "data.csv", kind: "rewritten" },
+      ]);
     }
     assert.equal(
       judgePause(notice("open", [file("link", { mode: 0o120777 })]), fsPolicy()).decision,

@@ -4,7 +4,8 @@
  * a second question; one not approved still asks; a change already applied early is no change.
  */
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, describe, it } from "node:test";
@@ -83,5 +84,51 @@ describe("the review after the pause", () => {
     const { approver, workdir } = await review([{ op: "delete", path: "approved.txt" }]);
     assert.equal(readFileSync(path.join(workdir, "approved.txt"), "utf8"), "before\n");
     assert.equal(approver.asked[0]!.changes!.length, 2);
+  });
+
+  it("an approved rename covers that rename to that name only, never a bare delete of its source", {
+    skip: process.getuid?.() !== 0 && "whiteouts (mknod 0:0) need root",
+  }, async () => {
+    const run = async (atNewName: (p: string) => void) => {
+      const dir = mkdtempSync(path.join(base, "rename-"));
+      const upper = path.join(dir, "upper");
+      const workdir = path.join(dir, "work");
+      mkdirSync(upper);
+      mkdirSync(workdir);
+      writeFileSync(path.join(workdir, "notes.txt"), "notes\n");
+      spawnSync("mknod", [path.join(upper, "notes.txt"), "c", "0", "0"]);
+      atNewName(path.join(upper, "notes.md"));
+      const approver = recorder();
+      await reviewChangeSet({
+        box: "b1",
+        upper,
+        workdir,
+        helper: overlayHelperPath(),
+        policy: gateSchema.parse({}).fs,
+        broker: new Broker({
+          box: "b1",
+          audit: new AuditLog(undefined),
+          approvers: [approver],
+          timeoutMs: 5000,
+          always: "off",
+        }),
+        audit: new AuditLog(undefined),
+        gitHistory: false,
+        notify: () => {},
+        approvedAtAction: [{ op: "rename", path: "notes.txt", to: "notes.md" }],
+      });
+      return { approver, workdir };
+    };
+    // the file reached its new name: the rename, not asked again
+    const moved = await run((p) => writeFileSync(p, "notes\n"));
+    assert.deepEqual(moved.approver.asked, []);
+    assert.equal(readFileSync(path.join(moved.workdir, "notes.md"), "utf8"), "notes\n");
+    // a symlink out in its place: the source's delete and the symlink are asked (no: both kept)
+    const swapped = await run((p) => symlinkSync("/root/.ssh/authorized_keys", p));
+    assert.deepEqual(
+      swapped.approver.asked.flatMap((r) => r.changes!.map((c) => `${c.op} ${c.path}`)).sort(),
+      ["delete notes.txt", "symlink-out notes.md"],
+    );
+    assert.equal(readFileSync(path.join(swapped.workdir, "notes.txt"), "utf8"), "notes\n");
   });
 });
