@@ -113,7 +113,7 @@ describe("live layer", () => {
   });
 
   it("holds a bare repository's shape and new tool config: the host's directory never becomes a git dir while the box runs", () => {
-    const { lower, upper, live } = fixture((l, u) => {
+    const { lower, live } = fixture((l, u) => {
       mkdirSync(path.join(l, "docs"));
       writeFileSync(path.join(l, "docs", "HEAD"), "a file the project had\n");
       for (const d of ["docs/objects", "docs/refs/heads", "fresh/objects", "fresh/refs", "pkg/.cargo"])
