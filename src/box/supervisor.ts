@@ -322,7 +322,7 @@ export async function superviseBox(
   let grace: NodeJS.Timeout | undefined;
   // With the gate's layer over the workdir, the placeholders inside it stand in the layer (no
   // trace on the host: walls/gate/placeholders.ts, placeholdersInLayer). The others go, where the
-  // runtime can (throughCarrier: namespaces and gvisor, both modes; docker), into write-through
+  // runtime can (throughCarrier: namespaces, gvisor and vm, both modes; docker), into write-through
   // overlays over their writable directories (box/through.ts): the box's writes land in the real
   // directory, the placeholder exists in its mount namespace only. So do the mount points of the
   // gate's agent settings the agent does not have yet (~/.codex/hooks.json); not carried, bwrap

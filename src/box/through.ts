@@ -34,12 +34,14 @@ import type { Identity, RuntimeName } from "../walls/isolation/index.js";
  * namespace (user mode; namespaces, and gvisor whose runsc starts inside it); "drop", fourwall-drop
  * as root in the box's private mount namespace, over an idmapped clone (root mode, same runtimes);
  * "host", fourwall on the host under its run dir, the overlay then being the bind source (docker,
- * root only: the daemon binds from the host's namespace). None: the microVM (its guest mounts
- * 9p exports of the outer box's view; not carried yet), and the rest stand on the host.
+ * root only: the daemon binds from the host's namespace). The microVM as namespaces: its QEMU runs
+ * in a namespaces box (the same launcher, `vmLaunchSpec`), whose view of the directory 9p exports
+ * to the guest, where the guest's bwrap binds the placeholder read-only. The rest stand on the host.
  */
 export type ThroughCarrier = "overlay" | "drop" | "host";
 export function throughCarrier(runtime: RuntimeName, mode: Identity["mode"]): ThroughCarrier | undefined {
-  if (runtime === "namespaces" || runtime === "gvisor") return mode === "user" ? "overlay" : "drop";
+  if (runtime === "namespaces" || runtime === "gvisor" || runtime === "vm")
+    return mode === "user" ? "overlay" : "drop";
   if (runtime === "docker" && mode === "root") return "host";
   return undefined;
 }

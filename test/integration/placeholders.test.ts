@@ -7,7 +7,8 @@
  * .git never have them (listings and `git status --ignored` unchanged while the box runs), and
  * nothing is left after the run, nor after fourwall is SIGKILLed. Each check also runs against a
  * box that stands them on the host the old way (weak-box.ts --weaken host-placeholders) and sees
- * the hole; a box without the persistence guard writes .mcp.json through.
+ * the hole; a box without the persistence guard writes .mcp.json through. Runtimes: namespaces,
+ * gVisor and the microVM in both modes, docker as root.
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -15,6 +16,7 @@ import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, writeFileS
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { which } from "../../src/core/paths.js";
+import { vmImage } from "../../src/runtimes/vm.js";
 import {
   type Fixture,
   layersOf,
@@ -102,7 +104,7 @@ async function duringRun(
   const w = fx.workdir;
   const before = hostView(w, flowed);
   const box = startInBox(fx, flags, `${TRY_WRITES}${script}\necho ready\nsleep 30`, weaken ? { weaken } : {});
-  assert.ok(await waitFor(() => box.out().includes("ready"), 60_000), box.out());
+  assert.ok(await waitFor(() => box.out().includes("ready"), 120_000), box.out());
   return { box, before, during: hostView(w, flowed), traces: tracesOn(w) };
 }
 
@@ -127,6 +129,15 @@ const RUNTIMES: Rt[] = [
     run: () => ["-r", "gvisor"],
     weak: () => ["--runtime", "gvisor"],
     skip: RUNSC ? false : "runsc is not installed",
+    modes: MODES,
+  },
+  // the microVM (TCG here: a boot takes seconds): its outer namespaces box carries the overlay, 9p
+  // exports that view to the guest, whose bwrap binds the placeholder read-only there
+  {
+    name: "vm",
+    run: () => ["-r", "vm"],
+    weak: () => ["--runtime", "vm"],
+    skip: existsSync(vmImage().kernel) && which("qemu-system-x86_64") ? false : "the microVM is not built",
     modes: MODES,
   },
   {
