@@ -32,20 +32,10 @@ function recorder(): Approver & { asked: GateRequest[] } {
   };
 }
 
-async function review(approvedAtAction: { op: string; path: string }[]) {
-  const dir = mkdtempSync(path.join(base, "case-"));
-  const upper = path.join(dir, "upper");
-  const workdir = path.join(dir, "work");
-  mkdirSync(upper);
-  mkdirSync(workdir);
-  // the box rewrote both files after the run started; one was approved at the action
-  for (const name of ["approved.txt", "other.txt"]) {
-    writeFileSync(path.join(workdir, name), "before\n");
-    writeFileSync(path.join(upper, name), "after\n");
-  }
-  // applied early by the pause: identical in the layer and on the host, so no change at all
-  writeFileSync(path.join(workdir, "synced.txt"), "same\n");
-  writeFileSync(path.join(upper, "synced.txt"), "same\n");
+type AtAction = { op: string; path: string; to?: string }[];
+
+/** The review at exit of `upper` over `workdir`, with a recording approver that says no. */
+async function reviewAt(upper: string, workdir: string, approvedAtAction: AtAction) {
   const approver = recorder();
   const result = await reviewChangeSet({
     box: "b1",
@@ -65,6 +55,24 @@ async function review(approvedAtAction: { op: string; path: string }[]) {
     notify: () => {},
     approvedAtAction,
   });
+  return { result, approver };
+}
+
+async function review(approvedAtAction: AtAction) {
+  const dir = mkdtempSync(path.join(base, "case-"));
+  const upper = path.join(dir, "upper");
+  const workdir = path.join(dir, "work");
+  mkdirSync(upper);
+  mkdirSync(workdir);
+  // the box rewrote both files after the run started; one was approved at the action
+  for (const name of ["approved.txt", "other.txt"]) {
+    writeFileSync(path.join(workdir, name), "before\n");
+    writeFileSync(path.join(upper, name), "after\n");
+  }
+  // applied early by the pause: identical in the layer and on the host, so no change at all
+  writeFileSync(path.join(workdir, "synced.txt"), "same\n");
+  writeFileSync(path.join(upper, "synced.txt"), "same\n");
+  const { result, approver } = await reviewAt(upper, workdir, approvedAtAction);
   return { result, approver, workdir };
 }
 
@@ -98,25 +106,9 @@ describe("the review after the pause", () => {
       writeFileSync(path.join(workdir, "notes.txt"), "notes\n");
       spawnSync("mknod", [path.join(upper, "notes.txt"), "c", "0", "0"]);
       atNewName(path.join(upper, "notes.md"));
-      const approver = recorder();
-      await reviewChangeSet({
-        box: "b1",
-        upper,
-        workdir,
-        helper: overlayHelperPath(),
-        policy: gateSchema.parse({}).fs,
-        broker: new Broker({
-          box: "b1",
-          audit: new AuditLog(undefined),
-          approvers: [approver],
-          timeoutMs: 5000,
-          always: "off",
-        }),
-        audit: new AuditLog(undefined),
-        gitHistory: false,
-        notify: () => {},
-        approvedAtAction: [{ op: "rename", path: "notes.txt", to: "notes.md" }],
-      });
+      const { approver } = await reviewAt(upper, workdir, [
+        { op: "rename", path: "notes.txt", to: "notes.md" },
+      ]);
       return { approver, workdir };
     };
     // the file reached its new name: the rename, not asked again
