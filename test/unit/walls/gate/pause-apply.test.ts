@@ -27,11 +27,11 @@ import {
   type EntryFacts,
   judgePause,
   type PauseExpect,
-  type PauseNotice,
   reviewKeysOf,
 } from "../../../../src/walls/gate/pause.js";
 import { AtOnceApply, recordAsked } from "../../../../src/walls/gate/pause-apply.js";
 import { gateSchema } from "../../../../src/walls/gate/schema.js";
+import { pauseNotice } from "../../../helpers/pause-notice.js";
 
 const file = (sha256: string, extra: Partial<EntryFacts> = {}): EntryFacts => ({
   kind: "file",
@@ -113,15 +113,7 @@ describe("reviewKeysOf: what the review at exit does not ask again", () => {
     inWorkdir,
     mode: 0o100644,
   });
-  const n = (sys: PauseNotice["sys"], paths: PauseNotice["paths"]): PauseNotice => ({
-    id: "1",
-    pid: 1,
-    sys,
-    flags: 0,
-    mode: 0,
-    length: 0,
-    paths,
-  });
+  const n = pauseNotice;
 
   it("a rename covers that rename to that name, not a bare delete of its source nor its destination", () => {
     const v = judgePause(n("rename", [t("notes.txt", "from"), t("notes.md", "to", false)]), policy);

@@ -23,6 +23,7 @@ import {
 import { gateSchema } from "../../../../src/walls/gate/schema.js";
 import { AUDIT_ARCH, X32_SYSCALL_BIT } from "../../../../src/walls/isolation/index.js";
 import { run, validate } from "../../../helpers/bpf.js";
+import { pauseNotice } from "../../../helpers/pause-notice.js";
 
 const ALLOW = 0x7fff0000;
 const nr = (name: string, arch: "x64" | "arm64" = "x64") =>
@@ -135,20 +136,7 @@ const file = (p: string, extra: Partial<PauseTarget> = {}): PauseTarget => ({
   mode: 0o100644,
   ...extra,
 });
-const notice = (
-  sys: PauseNotice["sys"],
-  paths: PauseTarget[],
-  extra: Partial<PauseNotice> = {},
-): PauseNotice => ({
-  id: "1",
-  pid: 1,
-  sys,
-  flags: 0,
-  mode: 0,
-  length: 0,
-  paths,
-  ...extra,
-});
+const notice = pauseNotice;
 
 describe("the verdict on a paused call", () => {
   it("a delete of a pre-existing file asks (default), and after a yes its whiteout is looked for", () => {
