@@ -9,7 +9,6 @@ import { describe, it } from "node:test";
 import {
   isAtOrUnder,
   judgePause,
-  type PauseNotice,
   type PauseTarget,
   parsePauseLine,
   pauseGroupOf,
